@@ -1,0 +1,260 @@
+/* Route handlers: decode, one manager call, encode or one error exit. */
+#include "internal.h"
+#include "problem.h"
+
+#include "../daemon/codec.h"
+#include "../daemon/manager.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void api_fail_status(struct api_ctx *x, unsigned status, const char *detail)
+{
+        x->status = status;
+        json_decref(x->out);
+        x->out = elvis_problem_new(status, detail);
+}
+
+void api_fail(struct api_ctx *x, int err, const char *detail)
+{
+        api_fail_status(x, elvis_http_status_for_errno(err), detail && *detail ? detail : strerror(abs(err)));
+}
+
+void api_ok(struct api_ctx *x, unsigned status, json_t *doc)
+{
+        x->status = status;
+        x->out = doc;
+}
+
+static bool query_flag(struct api_ctx *x, const char *name, bool *ret)
+{
+        const char *v = MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
+
+        *ret = false;
+        if (!v)
+                return true;
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !*v)
+                *ret = true;
+        else if (strcmp(v, "0") && strcmp(v, "false")) {
+                char detail[128];
+                snprintf(detail, sizeof(detail), "query parameter %s must be true or false", name);
+                api_fail_status(x, 400, detail);
+                return false;
+        }
+        return true;
+}
+
+static struct elvis_vm *vm_from_path(struct api_ctx *x)
+{
+        struct elvis_vm *vm = elvis_manager_find_vm(x->m, x->id);
+        char detail[160];
+
+        if (!vm) {
+                snprintf(detail, sizeof(detail), "no VM with id or name '%.64s'", x->id);
+                api_fail_status(x, 404, detail);
+        }
+        return vm;
+}
+
+static bool sidecore_id(struct api_ctx *x, uint32_t *ret)
+{
+        char *end;
+        unsigned long v;
+
+        if (x->id[0] < '1' || x->id[0] > '9' || strlen(x->id) > 10)
+                goto bad;
+        v = strtoul(x->id, &end, 10);
+        if (*end || v > UINT32_MAX)
+                goto bad;
+        *ret = (uint32_t)v;
+        return true;
+bad:
+        api_fail_status(x, 404, "sidecore ids are positive integers");
+        return false;
+}
+
+static void h_health(struct api_ctx *x)
+{
+        api_ok(x, 200, elvis_manager_health(x->m));
+}
+
+static void h_topology(struct api_ctx *x)
+{
+        api_ok(x, 200, elvis_manager_topology(x->m));
+}
+
+static void h_vms_list(struct api_ctx *x)
+{
+        json_t *a = json_array();
+
+        for (unsigned i = 0; i < x->m->state.nvms; i++)
+                json_array_append_new(a, elvis_vm_to_json(&x->m->state.vms[i]));
+        api_ok(x, 200, json_pack("{s:o}", "vms", a));
+}
+
+static void h_vms_create(struct api_ctx *x)
+{
+        struct elvis_err e = { 0 };
+        struct elvis_vm vm;
+        bool dry_run;
+        int r;
+
+        if (!query_flag(x, "dry_run", &dry_run))
+                return;
+        memset(&vm, 0, sizeof(vm));
+        r = elvis_vm_from_json(x->body, ELVIS_DECODE_CREATE, &vm, &e);
+        if (r == 0)
+                r = elvis_manager_vm_add(x->m, &vm, dry_run, &e);
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        if (dry_run) {
+                json_t *doc = elvis_vm_to_json(&vm);
+                json_object_set_new(doc, "dry_run", json_true());
+                { api_ok(x, 200, doc); return; }
+        }
+        snprintf(x->location, sizeof(x->location), "/v1/vms/%u", vm.id);
+        api_ok(x, 201, elvis_vm_to_json(&vm));
+}
+
+static void h_vm_get(struct api_ctx *x)
+{
+        struct elvis_vm *vm = vm_from_path(x);
+
+        if (vm)
+                api_ok(x, 200, elvis_vm_to_json(vm));
+}
+
+static void h_vm_patch(struct api_ctx *x)
+{
+        struct elvis_vm *vm = vm_from_path(x), out;
+        struct elvis_err e = { 0 };
+        int r;
+
+        if (!vm)
+                return;
+        r = elvis_manager_vm_patch(x->m, vm->id, x->body, &out, &e);
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        api_ok(x, 200, elvis_vm_to_json(&out));
+}
+
+static void h_vm_delete(struct api_ctx *x)
+{
+        struct elvis_vm *vm = vm_from_path(x);
+        struct elvis_err e = { 0 };
+        int r;
+
+        if (!vm)
+                return;
+        r = elvis_manager_vm_remove(x->m, vm->id, &e);
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        api_ok(x, 200, json_pack("{s:b}", "removed", 1));
+}
+
+static void h_sidecores_list(struct api_ctx *x)
+{
+        json_t *a = json_array();
+
+        for (unsigned i = 0; i < x->m->state.nsidecores; i++)
+                json_array_append_new(a, elvis_sidecore_to_json(&x->m->state, &x->m->state.sidecores[i]));
+        api_ok(x, 200, json_pack("{s:o}", "sidecores", a));
+}
+
+static void h_sidecores_create(struct api_ctx *x)
+{
+        struct elvis_sidecore req = { .cpu = -1 }, sc;
+        struct elvis_err e = { 0 };
+        int r = 0;
+
+        if (x->body)
+                r = elvis_sidecore_from_json(x->body, ELVIS_DECODE_CREATE, &req, &e);
+        if (r == 0)
+                r = elvis_manager_sidecore_add(x->m, req.cpu, &sc, &e);
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        snprintf(x->location, sizeof(x->location), "/v1/sidecores/%u", sc.id);
+        api_ok(x, 201, elvis_sidecore_to_json(&x->m->state, elvis_state_sidecore(&x->m->state, sc.id)));
+}
+
+static void h_sidecore_get(struct api_ctx *x)
+{
+        struct elvis_sidecore *sc;
+        uint32_t id;
+
+        if (!sidecore_id(x, &id))
+                return;
+        sc = elvis_state_sidecore(&x->m->state, id);
+        if (!sc)
+                { api_fail_status(x, 404, "no such sidecore"); return; }
+        api_ok(x, 200, elvis_sidecore_to_json(&x->m->state, sc));
+}
+
+static void h_sidecore_delete(struct api_ctx *x)
+{
+        struct elvis_err e = { 0 };
+        uint32_t id;
+        int r;
+
+        if (!sidecore_id(x, &id))
+                return;
+        r = elvis_manager_sidecore_remove(x->m, id, &e);
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        api_ok(x, 200, json_pack("{s:b}", "removed", 1));
+}
+
+static void h_policy_get(struct api_ctx *x)
+{
+        api_ok(x, 200, elvis_policy_to_json(&x->m->state.policy));
+}
+
+static void h_policy_put(struct api_ctx *x)
+{
+        struct elvis_err e = { 0 };
+        int r = elvis_manager_policy_set(x->m, x->body, &e);
+
+        if (r < 0)
+                { api_fail(x, r, e.detail); return; }
+        api_ok(x, 200, elvis_policy_to_json(&x->m->state.policy));
+}
+
+static void h_stats(struct api_ctx *x)
+{
+        api_ok(x, 200, elvis_manager_stats(x->m));
+}
+
+static void h_metrics(struct api_ctx *x)
+{
+        json_t *stats = elvis_manager_stats(x->m);
+
+        x->text = elvis_metrics_render(x->m, stats);
+        json_decref(stats);
+        if (!x->text)
+                { api_fail(x, -ENOMEM, "cannot render metrics"); return; }
+        x->status = 200;
+        x->text_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+const struct api_route elvis_api_route_table[] = {
+        { "GET", "/v1/health", h_health, false, false },
+        { "GET", "/v1/topology", h_topology, false, false },
+        { "GET", "/v1/vms", h_vms_list, false, false },
+        { "POST", "/v1/vms", h_vms_create, true, false },
+        { "GET", "/v1/vms/{id}", h_vm_get, false, false },
+        { "PATCH", "/v1/vms/{id}", h_vm_patch, true, false },
+        { "DELETE", "/v1/vms/{id}", h_vm_delete, false, false },
+        { "GET", "/v1/sidecores", h_sidecores_list, false, false },
+        { "POST", "/v1/sidecores", h_sidecores_create, true, true },
+        { "GET", "/v1/sidecores/{id}", h_sidecore_get, false, false },
+        { "DELETE", "/v1/sidecores/{id}", h_sidecore_delete, false, false },
+        { "GET", "/v1/policy", h_policy_get, false, false },
+        { "PUT", "/v1/policy", h_policy_put, true, false },
+        { "PATCH", "/v1/policy", h_policy_put, true, false },
+        { "GET", "/v1/stats", h_stats, false, false },
+        { "GET", "/metrics", h_metrics, false, false },
+};
+const size_t elvis_api_route_count = sizeof(elvis_api_route_table) / sizeof(elvis_api_route_table[0]);

@@ -1,0 +1,588 @@
+/* libmicrohttpd front end driven by the manager's epoll loop: unix socket listener,
+ * optional TLS+token TCP listener, body limits, content types, routing. */
+#include "api.h"
+#include "internal.h"
+#include "problem.h"
+
+#include "../daemon/log.h"
+#include "../daemon/manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct listener {
+        struct elvis_api *api;
+        struct MHD_Daemon *mhd;
+        struct elvis_loop_source *src;
+        bool tcp;
+        bool quiesced;
+};
+
+struct elvis_api {
+        struct elvis_manager *m;
+        struct listener ul, tl;
+        char *socket_path;
+        char *token;
+        char *cert, *key;
+};
+
+struct request {
+        char *body;
+        size_t len;
+        bool too_large;
+        bool started;
+};
+
+static void json_response(struct MHD_Connection *c, unsigned status, const char *type, char *text,
+                          const struct api_ctx *x)
+{
+        struct MHD_Response *rs = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+
+        if (!rs) {
+                free(text);
+                return;
+        }
+        MHD_add_response_header(rs, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(rs, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (x && x->location[0])
+                MHD_add_response_header(rs, MHD_HTTP_HEADER_LOCATION, x->location);
+        if (status == 401)
+                MHD_add_response_header(rs, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"elvis\"");
+        MHD_queue_response(c, status, rs);
+        MHD_destroy_response(rs);
+}
+
+static enum MHD_Result send_doc(struct MHD_Connection *c, unsigned status, json_t *doc, const struct api_ctx *x,
+                                const char *allow)
+{
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
+        const char *type = status >= 400 ? "application/problem+json" : "application/json";
+        struct MHD_Response *rs;
+
+        json_decref(doc);
+        if (!text)
+                return MHD_NO;
+        if (!allow) {
+                size_t n = strlen(text);
+                char *t = realloc(text, n + 2);
+                if (t) {
+                        text = t;
+                        memcpy(text + n, "\n", 2);
+                }
+                json_response(c, status, type, text, x);
+                return MHD_YES;
+        }
+        rs = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!rs) {
+                free(text);
+                return MHD_NO;
+        }
+        MHD_add_response_header(rs, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(rs, MHD_HTTP_HEADER_ALLOW, allow);
+        MHD_queue_response(c, status, rs);
+        MHD_destroy_response(rs);
+        return MHD_YES;
+}
+
+static enum MHD_Result send_problem(struct MHD_Connection *c, unsigned status, const char *detail)
+{
+        return send_doc(c, status, elvis_problem_new(status, detail), NULL, NULL);
+}
+
+/* "/v1/vms/12" against "/v1/vms/{id}"; sets *id to the matched segment (in buf). */
+static bool match(const char *pattern, const char *path, char *buf, size_t size, const char **id)
+{
+        while (*pattern && *path) {
+                if (strncmp(pattern, "{id}", 4) == 0) {
+                        size_t n = strcspn(path, "/");
+                        if (n == 0 || n >= size)
+                                return false;
+                        memcpy(buf, path, n);
+                        buf[n] = '\0';
+                        *id = buf;
+                        path += n;
+                        pattern += 4;
+                        continue;
+                }
+                if (*pattern != *path)
+                        return false;
+                pattern++;
+                path++;
+        }
+        return *pattern == '\0' && *path == '\0';
+}
+
+static bool content_type_json(struct MHD_Connection *c)
+{
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        size_t n;
+
+        if (!ct)
+                return false;
+        n = strcspn(ct, ";");
+        while (n && ct[n - 1] == ' ')
+                n--;
+        return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+               (n == 28 && strncasecmp(ct, "application/merge-patch+json", 28) == 0);
+}
+
+static enum MHD_Result dispatch(struct elvis_api *api, struct MHD_Connection *c, const char *url,
+                                const char *method, struct request *rq)
+{
+        const struct api_route *route = NULL;
+        struct api_ctx x = { .m = api->m, .conn = c, .method = method };
+        char idbuf[256], allow[128] = "";
+        json_t *body = NULL;
+        bool path_known = false;
+
+        if (strcmp(method, "HEAD") == 0)
+                method = "GET";
+        for (size_t i = 0; i < elvis_api_route_count; i++) {
+                const char *id = NULL;
+                if (!match(elvis_api_route_table[i].path, url, idbuf, sizeof(idbuf), &id))
+                        continue;
+                path_known = true;
+                if (!strstr(allow, elvis_api_route_table[i].method)) {
+                        if (allow[0])
+                                strcat(allow, ", ");
+                        strcat(allow, elvis_api_route_table[i].method);
+                }
+                if (strcmp(elvis_api_route_table[i].method, method) == 0) {
+                        route = &elvis_api_route_table[i];
+                        x.id = id;
+                }
+        }
+        if (!path_known)
+                return send_problem(c, 404, "no such resource");
+        if (!route) {
+                char detail[200];
+                if (strstr(allow, "GET"))
+                        strcat(allow, ", HEAD");
+                snprintf(detail, sizeof(detail), "method %.16s is not allowed here; allowed: %s", method, allow);
+                return send_doc(c, 405, elvis_problem_new(405, detail), NULL, allow);
+        }
+        if (rq->len && !route->body)
+                return send_problem(c, 400, "this request takes no body");
+        if (route->body && rq->len) {
+                json_error_t jerr;
+                char detail[300];
+                if (!content_type_json(c))
+                        return send_problem(c, 415, "the body must be application/json");
+                body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
+                if (!body) {
+                        snprintf(detail, sizeof(detail), "malformed JSON at line %d column %d: %s", jerr.line,
+                                 jerr.column, jerr.text);
+                        return send_problem(c, 400, detail);
+                }
+        } else if (route->body && !route->body_optional) {
+                return send_problem(c, 400, "a JSON body is required");
+        }
+        x.body = body;
+        route->handler(&x);
+        json_decref(body);
+        if (x.text) {
+                json_response(c, x.status, x.text_type, x.text, &x);
+                return MHD_YES;
+        }
+        if (!x.out)
+                return send_problem(c, 500, "handler produced no response");
+        return send_doc(c, x.status, x.out, &x, NULL);
+}
+
+static bool token_ok(struct elvis_api *api, struct MHD_Connection *c)
+{
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        size_t n = strlen(api->token);
+        unsigned char diff = 0;
+
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return false;
+        h += 7;
+        if (strlen(h) != n)
+                return false;
+        for (size_t i = 0; i < n; i++)          /* constant time */
+                diff |= (unsigned char)(h[i] ^ api->token[i]);
+        return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+        struct listener *l = cls;
+        struct elvis_api *api = l->api;
+        struct request *rq = *con_cls;
+
+        if (!rq) {
+                const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                rq = calloc(1, sizeof(*rq));
+                if (!rq)
+                        return MHD_NO;
+                *con_cls = rq;
+                if (l->tcp && !token_ok(api, c))
+                        return send_problem(c, 401, "a valid bearer token is required");
+                if (cl && strtoull(cl, NULL, 10) > ELVIS_API_MAX_BODY)
+                        return send_problem(c, 413, "request body is larger than 1 MiB");
+                return MHD_YES;
+        }
+        if (*upload_size) {
+                if (!rq->too_large && rq->len + *upload_size <= ELVIS_API_MAX_BODY) {
+                        char *b = realloc(rq->body, rq->len + *upload_size + 1);
+                        if (!b)
+                                return MHD_NO;
+                        rq->body = b;
+                        memcpy(rq->body + rq->len, upload_data, *upload_size);
+                        rq->len += *upload_size;
+                        rq->body[rq->len] = '\0';
+                } else {
+                        rq->too_large = true;
+                }
+                *upload_size = 0;
+                return MHD_YES;
+        }
+        if (rq->too_large)
+                return send_problem(c, 413, "request body is larger than 1 MiB");
+        return dispatch(api, c, url, method, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+        struct request *rq = *con_cls;
+
+        if (rq) {
+                free(rq->body);
+                free(rq);
+                *con_cls = NULL;
+        }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        char buf[512];
+
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        elvis_log(LOG_DEBUG, "http: %s", buf);
+}
+
+static void on_mhd_ready(struct elvis_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+        struct listener *l = userdata;
+        MHD_run(l->mhd);
+}
+
+static int mhd_timeout(void *userdata)
+{
+        struct listener *l = userdata;
+        MHD_UNSIGNED_LONG_LONG t;
+
+        if (!l->mhd || MHD_get_timeout(l->mhd, &t) != MHD_YES)
+                return -1;
+        if (t == 0)
+                MHD_run(l->mhd);        /* work left over from the last run */
+        return t > 1000 ? 1000 : (int)t;
+}
+
+static int start_listener(struct elvis_api *api, struct listener *l, int fd, bool tls)
+{
+        const union MHD_DaemonInfo *info;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        int r;
+
+        l->api = api;
+        l->tcp = tls;
+        if (tls)
+                flags |= MHD_USE_TLS;
+        l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+                                  MHD_OPTION_LISTEN_SOCKET, fd,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)0,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                  tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, api->key,
+                                  MHD_OPTION_HTTPS_MEM_CERT, api->cert,
+                                  MHD_OPTION_END);
+        if (!l->mhd) {
+                close(fd);
+                return elvis_log_errno(LOG_ERR, EINVAL, "cannot start the HTTP server%s", tls ? " (TLS)" : "");
+        }
+        info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info) {
+                MHD_stop_daemon(l->mhd);
+                l->mhd = NULL;
+                return -EINVAL;
+        }
+        r = elvis_loop_add_fd(api->m->loop, info->epoll_fd, EPOLLIN, on_mhd_ready, l, &l->src);
+        if (r < 0)
+                return r;
+        return elvis_loop_add_prepare(api->m->loop, mhd_timeout, l);
+}
+
+/* A socket file nobody listens on is stale and may be replaced; a live one means
+ * another manager runs with the same configuration. */
+static int check_stale(const char *path)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int fd, r;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -EEXIST;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+        if (r == 0)
+                return -EADDRINUSE;
+        unlink(path);
+        return 0;
+}
+
+static int bind_unix(struct elvis_api *api, const char *path, const char *group)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char dir[sizeof(sa.sun_path)];
+        mode_t old;
+        int fd, r;
+
+        snprintf(dir, sizeof(dir), "%s", path);
+        if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
+                *strrchr(dir, '/') = '\0';
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return elvis_log_errno(LOG_ERR, errno, "cannot create %s: %m", dir);
+        }
+        r = check_stale(path);
+        if (r == -EADDRINUSE)
+                return elvis_log_errno(LOG_ERR, r, "another elvis-manager is already listening on %s", path);
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "%s exists and is not a stale socket: %s", path, strerror(-r));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        old = umask(0117);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r < 0) {
+                r = elvis_log_errno(LOG_ERR, errno, "cannot bind %s: %m", path);
+                close(fd);
+                return r;
+        }
+        if (group && *group) {
+                struct group *g = getgrnam(group);
+                if (!g || chown(path, (uid_t)-1, g->gr_gid) < 0) {
+                        r = elvis_log_errno(LOG_ERR, g ? errno : ENOENT, "cannot give %s to group '%s'%s", path, group,
+                                            g ? "" : ": no such group");
+                        close(fd);
+                        unlink(path);
+                        return r;
+                }
+        }
+        if (chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
+                r = elvis_log_errno(LOG_ERR, errno, "cannot listen on %s: %m", path);
+                close(fd);
+                unlink(path);
+                return r;
+        }
+        api->socket_path = strdup(path);
+        return fd;
+}
+
+static int bind_tcp(const char *addr)
+{
+        char host[256], *port;
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE }, *ai = NULL;
+        int fd = -1, r, one = 1;
+
+        snprintf(host, sizeof(host), "%s", addr);
+        port = strrchr(host, ':');
+        if (!port)
+                return -EINVAL;
+        *port++ = '\0';
+        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+                memmove(host, host + 1, strlen(host));
+                host[strlen(host) - 1] = '\0';
+        }
+        r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+        if (r != 0) {
+                log_error("cannot resolve listen address %s: %s", addr, gai_strerror(r));
+                return -EINVAL;
+        }
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+                r = elvis_log_errno(LOG_ERR, errno, "cannot listen on %s: %m", addr);
+                if (fd >= 0)
+                        close(fd);
+                freeaddrinfo(ai);
+                return r;
+        }
+        freeaddrinfo(ai);
+        return fd;
+}
+
+static char *read_file(const char *path, size_t max)
+{
+        FILE *f = fopen(path, "re");
+        char *buf;
+        size_t n;
+
+        if (!f)
+                return NULL;
+        buf = calloc(1, max + 1);
+        n = buf ? fread(buf, 1, max + 1, f) : 0;
+        fclose(f);
+        if (!buf || n == 0 || n > max) {
+                free(buf);
+                errno = n > max ? EFBIG : errno ? errno : EINVAL;
+                return NULL;
+        }
+        return buf;
+}
+
+static int load_tls(struct elvis_api *api, const struct elvis_config *cfg)
+{
+        char *t;
+
+        api->cert = read_file(cfg->tls_cert, 1 << 20);
+        if (!api->cert)
+                return elvis_log_errno(LOG_ERR, errno, "cannot read tls-cert %s: %m", cfg->tls_cert);
+        api->key = read_file(cfg->tls_key, 1 << 20);
+        if (!api->key)
+                return elvis_log_errno(LOG_ERR, errno, "cannot read tls-key %s: %m", cfg->tls_key);
+        api->token = read_file(cfg->token_file, 4096);
+        if (!api->token)
+                return elvis_log_errno(LOG_ERR, errno, "cannot read token-file %s: %m", cfg->token_file);
+        for (t = api->token + strlen(api->token); t > api->token && strchr(" \t\r\n", t[-1]); t--)
+                t[-1] = '\0';
+        if (strlen(api->token) < 16)
+                return elvis_log_errno(LOG_ERR, EINVAL, "token in %s is shorter than 16 characters", cfg->token_file);
+        return 0;
+}
+
+int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
+{
+        struct elvis_api *api = calloc(1, sizeof(*api));
+        int fd, r;
+
+        if (!api)
+                return -ENOMEM;
+        api->m = m;
+        fd = bind_unix(api, m->cfg.socket, m->cfg.socket_group);
+        if (fd < 0) {
+                r = fd;
+                goto fail;
+        }
+        r = start_listener(api, &api->ul, fd, false);
+        if (r < 0)
+                goto fail;
+        if (m->cfg.listen[0]) {
+                r = load_tls(api, &m->cfg);
+                if (r < 0)
+                        goto fail;
+                fd = bind_tcp(m->cfg.listen);
+                if (fd < 0) {
+                        r = fd;
+                        goto fail;
+                }
+                r = start_listener(api, &api->tl, fd, true);
+                if (r < 0)
+                        goto fail;
+                log_info("API also listening on %s (TLS, bearer token)", m->cfg.listen);
+        }
+        *ret = api;
+        return 0;
+fail:
+        elvis_api_stop(api);
+        return r;
+}
+
+static void quiesce(struct listener *l)
+{
+        MHD_socket fd;
+
+        if (!l->mhd || l->quiesced)
+                return;
+        fd = MHD_quiesce_daemon(l->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+                close(fd);
+        l->quiesced = true;
+}
+
+void elvis_api_quiesce(struct elvis_api *api)
+{
+        if (!api)
+                return;
+        quiesce(&api->ul);
+        quiesce(&api->tl);
+        if (api->socket_path)
+                unlink(api->socket_path);
+}
+
+static unsigned connections(const struct listener *l)
+{
+        const union MHD_DaemonInfo *info;
+
+        if (!l->mhd)
+                return 0;
+        info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return info ? info->num_connections : 0;
+}
+
+unsigned elvis_api_connections(const struct elvis_api *api)
+{
+        return api ? connections(&api->ul) + connections(&api->tl) : 0;
+}
+
+static void stop_listener(struct listener *l)
+{
+        if (l->api)
+                elvis_loop_remove_prepare(l->api->m->loop, mhd_timeout, l);
+        elvis_loop_source_free(l->src);
+        l->src = NULL;
+        if (l->mhd)
+                MHD_stop_daemon(l->mhd);
+        l->mhd = NULL;
+}
+
+void elvis_api_stop(struct elvis_api *api)
+{
+        if (!api)
+                return;
+        stop_listener(&api->ul);
+        stop_listener(&api->tl);
+        if (api->socket_path)
+                unlink(api->socket_path);
+        free(api->socket_path);
+        free(api->token);
+        free(api->cert);
+        free(api->key);
+        free(api);
+}
+
+const struct elvis_api_route_info *elvis_api_routes(size_t *ret_n)
+{
+        static struct elvis_api_route_info infos[64];
+        size_t n = elvis_api_route_count < 64 ? elvis_api_route_count : 64;
+
+        for (size_t i = 0; i < n; i++)
+                infos[i] = (struct elvis_api_route_info){ elvis_api_route_table[i].method,
+                                                          elvis_api_route_table[i].path };
+        *ret_n = n;
+        return infos;
+}

@@ -1,0 +1,394 @@
+/* elvis-manager process life cycle: configuration, startup, signals, systemd
+ * notification, graceful shutdown. */
+#include "manager.h"
+
+#include <elvis/version.h>
+
+#include "../api/api.h"
+#include "log.h"
+#include "topology_hwloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define DRAIN_TIMEOUT_NS (10ull * 1000000000ull)
+
+int elvis_manager_new(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes,
+                      struct elvis_manager **ret)
+{
+        struct elvis_manager *m = calloc(1, sizeof(*m));
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        m->argc = argc;
+        m->argv = argv;
+        m->dataplanes = dataplanes;
+        m->store.dirfd = -1;
+        r = elvis_state_init(&m->state);
+        if (r == 0)
+                r = elvis_loop_new(&m->loop);
+        if (r < 0) {
+                elvis_manager_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void elvis_manager_free(struct elvis_manager *m)
+{
+        if (!m)
+                return;
+        elvis_api_stop(m->api);
+        if (m->dp_ops && m->dp)
+                m->dp_ops->close(m->dp);
+        elvis_loop_free(m->loop);
+        elvis_state_fini(&m->state);
+        if (m->store.dirfd >= 0)
+                elvis_store_close(&m->store);
+        elvis_topology_free(&m->topo);
+        elvis_config_fini(&m->cfg);
+        free(m);
+}
+
+static void compute_allowed(struct elvis_manager *m)
+{
+        m->allowed = m->topo.online;
+        if (!m->cfg.cpus_all) {
+                elvis_cpuset missing = m->cfg.cpus;
+                char buf[256];
+                elvis_cpuset_andnot(&missing, &m->topo.online);
+                if (!elvis_cpuset_empty(&missing)) {
+                        elvis_cpuset_format(&missing, buf, sizeof(buf));
+                        log_warning("cpus lists CPUs %s that this host does not have; ignoring them", buf);
+                }
+                elvis_cpuset_and(&m->allowed, &m->cfg.cpus);
+        }
+        elvis_cpuset_andnot(&m->allowed, &m->cfg.reserved_cpus);
+}
+
+static const struct elvis_dataplane_ops *find_dataplane(struct elvis_manager *m, const char *kind)
+{
+        for (const struct elvis_dataplane_entry *d = m->dataplanes; d && d->kind; d++)
+                if (strcmp(d->kind, kind) == 0)
+                        return d->ops;
+        return NULL;
+}
+
+static void dataplane_open(struct elvis_manager *m)
+{
+        const struct elvis_dataplane_ops *ops;
+        struct elvis_dp_config cfg = { .run_dir = m->cfg.run_dir };
+        const char *kind = m->cfg.dataplane;
+        int r;
+
+        if (strcmp(kind, "auto") == 0) {
+                ops = find_dataplane(m, "kernel");
+                kind = ops && ops->available && ops->available() ? "kernel" : "user";
+        }
+        snprintf(m->dp_kind, sizeof(m->dp_kind), "%s", kind);
+        ops = find_dataplane(m, kind);
+        if (!ops) {
+                m->dp_status = ELVIS_DP_ABSENT;
+                snprintf(m->dp_detail, sizeof(m->dp_detail), "this build has no %s data plane", kind);
+                log_warning("no %s data plane in this build: VMs and sidecores are recorded but no I/O is served",
+                            kind);
+                return;
+        }
+        if (ops->available && !ops->available()) {
+                m->dp_status = ELVIS_DP_ABSENT;
+                snprintf(m->dp_detail, sizeof(m->dp_detail), "%s data plane is not available on this host", kind);
+                log_warning("%s", m->dp_detail);
+                return;
+        }
+        r = ops->open(&cfg, &m->dp);
+        if (r < 0) {
+                m->dp_status = ELVIS_DP_FAILED;
+                snprintf(m->dp_detail, sizeof(m->dp_detail), "%s data plane failed to start: %s", kind, strerror(-r));
+                log_error("%s", m->dp_detail);
+                return;
+        }
+        m->dp_ops = ops;
+        m->dp_status = ELVIS_DP_RUNNING;
+        snprintf(m->dp_detail, sizeof(m->dp_detail), "%s data plane (%s) running", kind, ops->kind);
+}
+
+/* Replays the restored state into a fresh data plane; failures are logged, the state is kept. */
+static void dataplane_restore(struct elvis_manager *m)
+{
+        struct elvis_state empty;
+        struct elvis_err e = { 0 };
+        struct elvis_dp_params p = {
+                .budget_packets = m->state.policy.budget_packets,
+                .budget_bytes = m->state.policy.budget_bytes,
+                .poll_start_rate = m->state.policy.poll_start_rate,
+                .poll_stop_idle_ms = m->state.policy.poll_stop_idle_ms,
+        };
+
+        if (m->dp_status != ELVIS_DP_RUNNING)
+                return;
+        if (m->dp_ops->set_params(m->dp, &p) < 0)
+                log_warning("data plane rejected the policy parameters");
+        if (elvis_state_init(&empty) < 0)
+                return;
+        empty.policy = m->state.policy;
+        if (elvis_manager_reconcile(m, &empty, &m->state, &e) < 0)
+                log_error("restoring the data plane from the saved state: %s", e.detail);
+        elvis_state_fini(&empty);
+}
+
+
+static void on_drain(struct elvis_loop_source *src, void *userdata)
+{
+        struct elvis_manager *m = userdata;
+        static uint64_t deadline;
+
+        if (!deadline)
+                deadline = elvis_now_ns() + DRAIN_TIMEOUT_NS;
+        if (elvis_api_connections(m->api) == 0 || elvis_now_ns() > deadline) {
+                if (elvis_api_connections(m->api))
+                        log_warning("shutting down with %u API connection(s) still open",
+                                    elvis_api_connections(m->api));
+                elvis_loop_exit(m->loop, 0);
+        }
+}
+
+static void reload(struct elvis_manager *m);
+
+static void on_signal(struct elvis_loop_source *src, int signo, void *userdata)
+{
+        struct elvis_manager *m = userdata;
+
+        if (signo == SIGHUP) {
+                reload(m);
+                return;
+        }
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        log_notice("received %s: finishing in-flight requests and stopping", strsignal(signo));
+        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+        elvis_api_quiesce(m->api);
+        if (elvis_loop_add_timer(m->loop, 20000, true, on_drain, m, NULL) < 0)
+                elvis_loop_exit(m->loop, 0);
+}
+
+static void on_watchdog(struct elvis_loop_source *src, void *userdata)
+{
+        sd_notify(0, "WATCHDOG=1");
+}
+
+struct diff_ctx {
+        struct elvis_manager *m;
+        struct elvis_config *next;
+};
+
+static void on_diff(const char *name, bool live, void *userdata)
+{
+        struct diff_ctx *d = userdata;
+
+        if (!live) {
+                log_warning("config: '%s' changed; it takes effect when elvis-manager restarts", name);
+                return;
+        }
+        log_notice("config: applying new '%s'", name);
+        if (!strcmp(name, "log-level")) {
+                d->m->cfg.log_level = d->next->log_level;
+                elvis_log_set_level(d->next->log_level);
+        } else if (!strcmp(name, "cpus")) {
+                d->m->cfg.cpus = d->next->cpus;
+                d->m->cfg.cpus_all = d->next->cpus_all;
+        } else if (!strcmp(name, "reserved-cpus")) {
+                d->m->cfg.reserved_cpus = d->next->reserved_cpus;
+        }
+}
+
+static void reload(struct elvis_manager *m)
+{
+        struct elvis_config next = { 0 };
+        struct elvis_config_errors errors = { 0 };
+        struct diff_ctx d = { m, &next };
+
+        log_notice("received SIGHUP: reloading %s", m->cfg.config_file);
+        sd_notify(0, "RELOADING=1");
+        if (elvis_config_reload(m->argc, m->argv, &next, &errors) < 0) {
+                for (size_t i = 0; i < errors.n; i++)
+                        log_error("config: %s", errors.lines[i]);
+                log_error("configuration not reloaded; the previous one stays in effect");
+        } else {
+                elvis_config_diff(&m->cfg, &next, on_diff, &d);
+                compute_allowed(m);
+                elvis_config_fini(&next);
+        }
+        elvis_config_errors_fini(&errors);
+        sd_notify(0, "READY=1");
+        elvis_manager_changed(m);
+}
+
+int elvis_manager_start(struct elvis_manager *m)
+{
+        char err[256], moved[512];
+        uint64_t wd_usec = 0;
+        int r;
+
+        if (m->cfg.topology_xml && m->cfg.topology_xml[0])
+                r = elvis_topology_load(ELVIS_TOPOLOGY_XML, m->cfg.topology_xml, &m->topo, err, sizeof(err));
+        else
+                r = elvis_topology_load(ELVIS_TOPOLOGY_LIVE, NULL, &m->topo, err, sizeof(err));
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "topology: %s", err);
+        compute_allowed(m);
+        log_info("topology from %s: %zu CPUs, %zu cores, %zu NUMA nodes, %zu NICs", m->topo.source, m->topo.npus,
+                 m->topo.ncores, m->topo.nnuma, m->topo.nnics);
+        r = elvis_store_open(m->cfg.state_dir, &m->store);
+        if (r < 0)
+                return r;
+        r = elvis_store_load(&m->store, &m->state, moved, sizeof(moved));
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "cannot read state from %s: %s", m->store.path, strerror(-r));
+        log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores, m->store.path);
+        if (mkdir(m->cfg.run_dir, 0755) < 0 && errno != EEXIST)
+                return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
+        dataplane_open(m);
+        dataplane_restore(m);
+        r = elvis_loop_add_signal(m->loop, SIGTERM, on_signal, m, NULL);
+        if (r == 0)
+                r = elvis_loop_add_signal(m->loop, SIGINT, on_signal, m, NULL);
+        if (r == 0)
+                r = elvis_loop_add_signal(m->loop, SIGHUP, on_signal, m, NULL);
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "cannot set up signal handling: %s", strerror(-r));
+        signal(SIGPIPE, SIG_IGN);
+        r = elvis_api_start(m, &m->api);
+        if (r < 0)
+                return r;
+        if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
+                r = elvis_loop_add_timer(m->loop, wd_usec / 2, true, on_watchdog, m, &m->watchdog);
+                if (r < 0)
+                        return elvis_log_errno(LOG_ERR, r, "cannot start the watchdog timer");
+        }
+        m->start_ns = elvis_now_ns();
+        m->start_wall = time(NULL);
+        log_notice("elvis-manager %s ready: API on %s, %s data plane %s", ELVIS_VERSION, m->cfg.socket, m->dp_kind,
+                   m->dp_status == ELVIS_DP_RUNNING ? "running" : "NOT running");
+        return 0;
+}
+
+
+/* Forks; the parent exits once the child reports readiness (or failure) on a pipe, so
+ * "elvis-manager" returning 0 means the API is up. */
+static int daemonize(int *ret_ready_fd)
+{
+        int p[2];
+        pid_t pid;
+        char c;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid > 0) {
+                close(p[1]);
+                exit(read(p[0], &c, 1) == 1 && c == '1' ? 0 : 1);
+        }
+        close(p[0]);
+        if (setsid() < 0)
+                return -errno;
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, STDIN_FILENO);
+                close(null);
+        }
+        if (chdir("/") < 0)
+                return -errno;
+        *ret_ready_fd = p[1];
+        return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+        FILE *f = fopen(path, "we");
+
+        if (!f)
+                return elvis_log_errno(LOG_ERR, errno, "cannot write pid file %s: %m", path);
+        fprintf(f, "%d\n", (int)getpid());
+        return fclose(f) == 0 ? 0 : -errno;
+}
+
+int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes)
+{
+        struct elvis_config_errors errors = { 0 };
+        enum elvis_config_action action;
+        struct elvis_manager *m = NULL;
+        struct elvis_config cfg;
+        int ready_fd = -1, r;
+
+        r = elvis_config_load(argc, argv, &cfg, &action, &errors);
+        if (r < 0) {
+                elvis_config_errors_print(&errors, stderr);
+                if (r == -E2BIG)
+                        fprintf(stderr, "Try 'elvis-manager --help'.\n");
+                elvis_config_errors_fini(&errors);
+                return r == -E2BIG ? 2 : 1;
+        }
+        elvis_config_errors_fini(&errors);
+        if (action == ELVIS_CONFIG_EXIT_OK)
+                return 0;
+        if (cfg.check_config) {
+                printf("configuration OK\n");
+                elvis_config_fini(&cfg);
+                return 0;
+        }
+        elvis_log_set_level(cfg.log_level);
+        if (!cfg.foreground && !getenv("NOTIFY_SOCKET") && !getenv("INVOCATION_ID")) {
+                r = daemonize(&ready_fd);
+                if (r < 0) {
+                        fprintf(stderr, "cannot daemonize: %s\n", strerror(-r));
+                        return 1;
+                }
+        }
+        r = elvis_manager_new(argc, argv, dataplanes, &m);
+        if (r < 0) {
+                elvis_config_fini(&cfg);
+                log_error("out of memory");
+                return 1;
+        }
+        m->cfg = cfg;
+        r = elvis_manager_start(m);
+        if (r < 0) {
+                sd_notifyf(0, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
+                elvis_manager_free(m);
+                return 1;
+        }
+        if (cfg.pid_file && cfg.pid_file[0] && write_pid_file(cfg.pid_file) < 0) {
+                elvis_manager_free(m);
+                return 1;
+        }
+        sd_notify(0, "READY=1");
+        elvis_manager_changed(m);
+        if (ready_fd >= 0) {
+                if (write(ready_fd, "1", 1) != 1)
+                        log_warning("cannot tell the parent process that the daemon is ready");
+                close(ready_fd);
+        }
+        r = elvis_loop_run(m->loop);
+        if (r < 0)
+                log_error("event loop failed: %s", strerror(-r));
+        r = r < 0 ? 1 : 0;
+        if (elvis_store_save(&m->store, &m->state) < 0)
+                r = 1;
+        if (m->cfg.pid_file && m->cfg.pid_file[0])
+                unlink(m->cfg.pid_file);
+        log_notice("elvis-manager stopped");
+        elvis_manager_free(m);
+        return r;
+}

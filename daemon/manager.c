@@ -1,0 +1,585 @@
+/* Manager core: startup, transactions over the state, data-plane reconciliation. */
+#include "manager.h"
+
+#include <elvis/placement.h>
+#include <elvis/version.h>
+
+#include "log.h"
+#include "topology_hwloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+/* Static placement packs at most this many queue pairs on a sidecore before opening
+ * another one (IBM's ELVIS served devices_per_worker=7 devices per worker). */
+#define QUEUES_PER_SIDECORE 8
+
+void elvis_dp_stats_fini(struct elvis_dp_stats *st)
+{
+        if (!st)
+                return;
+        free(st->sidecores);
+        free(st->queues);
+        st->sidecores = NULL;
+        st->queues = NULL;
+        st->nsidecores = st->nqueues = 0;
+}
+
+static bool dp_ready(const struct elvis_manager *m)
+{
+        return m->dp_status == ELVIS_DP_RUNNING && m->dp;
+}
+
+/* ---- reconciliation: bring the data plane from state a to state b ---- */
+
+static const struct elvis_device *find_device(const struct elvis_state *s, uint32_t vm, const char *dev,
+                                              const struct elvis_vm **ret_vm)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (s->vms[i].id == vm)
+                        for (unsigned d = 0; d < s->vms[i].ndevices; d++)
+                                if (strcmp(s->vms[i].devices[d].id, dev) == 0) {
+                                        if (ret_vm)
+                                                *ret_vm = &s->vms[i];
+                                        return &s->vms[i].devices[d];
+                                }
+        return NULL;
+}
+
+static bool has_sidecore(const struct elvis_state *s, uint32_t id)
+{
+        for (unsigned i = 0; i < s->nsidecores; i++)
+                if (s->sidecores[i].id == id)
+                        return true;
+        return false;
+}
+
+static void dp_device_from(const struct elvis_state *s, const struct elvis_vm *vm, const struct elvis_device *d,
+                           struct elvis_dp_device *out)
+{
+        *out = (struct elvis_dp_device){
+                .vm_id = vm->id,
+                .vm_name = vm->name,
+                .device_id = d->id,
+                .backend = d->backend,
+                .tap = d->tap,
+                .queues = d->queues,
+                .socket_path = d->socket,
+                .weight = vm->policy.weight,
+                .exitless = elvis_effective_exitless(&s->policy, vm),
+        };
+}
+
+struct step {
+        struct elvis_manager *m;
+        bool best_effort;
+        int r;
+        struct elvis_err *e;
+};
+
+/* Records the first failure; in best-effort mode (rollback) only logs it. */
+static bool step_ok(struct step *st, int r, const char *what, uint32_t a, const char *b, unsigned c)
+{
+        if (r >= 0)
+                return true;
+        if (st->r == 0) {
+                st->r = r;
+                elvis_err_set(st->e, r, "data plane refused to %s (%u %s %u): %s", what, a, b ? b : "", c,
+                              strerror(-r));
+        }
+        if (st->best_effort) {
+                log_warning("data plane failed to %s (%u %s %u): %s", what, a, b ? b : "", c, strerror(-r));
+                return true;
+        }
+        return false;
+}
+
+static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const struct elvis_state *b,
+                     bool best_effort, struct elvis_err *e)
+{
+        const struct elvis_dataplane_ops *ops = m->dp_ops;
+        struct step st = { .m = m, .best_effort = best_effort, .e = e };
+        void *dp = m->dp;
+
+        if (!dp_ready(m))
+                return 0;
+        for (unsigned i = 0; i < b->nsidecores; i++) {
+                const struct elvis_sidecore *sc = &b->sidecores[i];
+                if (!has_sidecore(a, sc->id) &&
+                    !step_ok(&st, ops->sidecore_create(dp, sc->id, sc->cpu), "create sidecore", sc->id, "on CPU",
+                             (unsigned)sc->cpu))
+                        return st.r;
+        }
+        for (unsigned i = 0; i < b->nvms; i++) {
+                const struct elvis_vm *vm = &b->vms[i];
+                for (unsigned d = 0; d < vm->ndevices; d++) {
+                        const struct elvis_device *dev = &vm->devices[d];
+                        const struct elvis_vm *old_vm = NULL;
+                        const struct elvis_device *old = find_device(a, vm->id, dev->id, &old_vm);
+                        struct elvis_dp_device cfg;
+
+                        dp_device_from(b, vm, dev, &cfg);
+                        if (!old) {
+                                if (!step_ok(&st, ops->device_attach(dp, &cfg), "attach device", vm->id, dev->id, 0))
+                                        return st.r;
+                        } else if (old_vm->policy.weight != vm->policy.weight ||
+                                   elvis_effective_exitless(&a->policy, old_vm) != cfg.exitless) {
+                                if (!step_ok(&st, ops->device_set_policy(dp, vm->id, dev->id, cfg.weight, cfg.exitless),
+                                             "set policy of", vm->id, dev->id, 0))
+                                        return st.r;
+                        }
+                        for (unsigned q = 0; q < dev->queues; q++) {
+                                uint32_t was = old ? old->sidecore[q] : ELVIS_SIDECORE_NONE;
+                                if (was != dev->sidecore[q] &&
+                                    !step_ok(&st, ops->queue_assign(dp, vm->id, dev->id, q, dev->sidecore[q]),
+                                             "assign queue of", vm->id, dev->id, q))
+                                        return st.r;
+                        }
+                }
+        }
+        for (unsigned i = 0; i < a->nvms; i++) {
+                const struct elvis_vm *vm = &a->vms[i];
+                for (unsigned d = 0; d < vm->ndevices; d++) {
+                        const struct elvis_device *dev = &vm->devices[d];
+                        if (find_device(b, vm->id, dev->id, NULL))
+                                continue;
+                        for (unsigned q = 0; q < dev->queues; q++)
+                                if (dev->sidecore[q] &&
+                                    !step_ok(&st, ops->queue_assign(dp, vm->id, dev->id, q, ELVIS_SIDECORE_NONE),
+                                             "unassign queue of", vm->id, dev->id, q))
+                                        return st.r;
+                        if (!step_ok(&st, ops->device_detach(dp, vm->id, dev->id), "detach device", vm->id, dev->id,
+                                     0))
+                                return st.r;
+                }
+        }
+        for (unsigned i = 0; i < a->nsidecores; i++) {
+                const struct elvis_sidecore *sc = &a->sidecores[i];
+                if (!has_sidecore(b, sc->id) &&
+                    !step_ok(&st, ops->sidecore_destroy(dp, sc->id), "destroy sidecore", sc->id, NULL, 0))
+                        return st.r;
+        }
+        if (a->policy.budget_packets != b->policy.budget_packets || a->policy.budget_bytes != b->policy.budget_bytes ||
+            a->policy.poll_start_rate != b->policy.poll_start_rate ||
+            a->policy.poll_stop_idle_ms != b->policy.poll_stop_idle_ms) {
+                struct elvis_dp_params p = {
+                        .budget_packets = b->policy.budget_packets,
+                        .budget_bytes = b->policy.budget_bytes,
+                        .poll_start_rate = b->policy.poll_start_rate,
+                        .poll_stop_idle_ms = b->policy.poll_stop_idle_ms,
+                };
+                if (!step_ok(&st, ops->set_params(dp, &p), "set parameters", 0, NULL, 0))
+                        return st.r;
+        }
+        return st.r;
+}
+
+/* ---- placement helpers over a scratch state ---- */
+
+static elvis_cpuset busy_cpus(const struct elvis_state *s)
+{
+        return elvis_state_used_cpus(s);
+}
+
+static int new_sidecore(struct elvis_manager *m, struct elvis_state *s, int cpu, bool automatic,
+                        struct elvis_sidecore **ret)
+{
+        struct elvis_sidecore *sc;
+
+        if (s->nsidecores >= ELVIS_MAX_SIDECORES)
+                return -ENOSPC;
+        sc = &s->sidecores[s->nsidecores++];
+        *sc = (struct elvis_sidecore){
+                .id = s->next_sidecore_id++,
+                .cpu = cpu,
+                .numa = elvis_topology_cpu_numa(&m->topo, cpu),
+                .automatic = automatic,
+                .created = time(NULL),
+        };
+        if (ret)
+                *ret = sc;
+        return 0;
+}
+
+/* Gives every unserved queue of an exitless device a sidecore (creating automatic ones
+ * while the policy and free cores allow) and takes queues of vanilla devices off them. */
+static void assign_queues(struct elvis_manager *m, struct elvis_state *s, bool may_create)
+{
+        for (unsigned i = 0; i < s->nvms; i++) {
+                struct elvis_vm *vm = &s->vms[i];
+                bool vanilla = elvis_effective_exitless(&s->policy, vm) == ELVIS_EXITLESS_NEVER;
+
+                for (unsigned d = 0; d < vm->ndevices; d++) {
+                        struct elvis_device *dev = &vm->devices[d];
+                        for (unsigned q = 0; q < dev->queues; q++) {
+                                uint32_t sc;
+                                if (vanilla) {
+                                        dev->sidecore[q] = ELVIS_SIDECORE_NONE;
+                                        continue;
+                                }
+                                if (dev->sidecore[q] && elvis_state_sidecore(s, dev->sidecore[q]))
+                                        continue;
+                                dev->sidecore[q] = ELVIS_SIDECORE_NONE;
+                                sc = elvis_pick_sidecore(s, vm->numa, QUEUES_PER_SIDECORE);
+                                if (!sc && may_create && s->nsidecores < s->policy.max_sidecores) {
+                                        elvis_cpuset busy = busy_cpus(s);
+                                        struct elvis_sidecore *nsc;
+                                        char reason[160];
+                                        int cpu;
+                                        if (elvis_place_sidecore(&m->topo, &m->allowed, &busy, vm->numa, &cpu, reason,
+                                                                 sizeof(reason)) == 0 &&
+                                            new_sidecore(m, s, cpu, true, &nsc) == 0)
+                                                sc = nsc->id;
+                                }
+                                if (!sc)        /* over the soft limit rather than unserved */
+                                        sc = elvis_pick_sidecore(s, vm->numa, UINT32_MAX);
+                                dev->sidecore[q] = sc;
+                        }
+                }
+        }
+}
+
+/* Automatic sidecores that serve nothing are released. */
+static void drop_idle_automatic(struct elvis_state *s)
+{
+        for (unsigned i = 0; i < s->nsidecores;) {
+                if (s->sidecores[i].automatic && elvis_state_sidecore_load(s, s->sidecores[i].id) == 0) {
+                        memmove(&s->sidecores[i], &s->sidecores[i + 1],
+                                (s->nsidecores - i - 1) * sizeof(s->sidecores[0]));
+                        s->nsidecores--;
+                } else {
+                        i++;
+                }
+        }
+}
+
+static unsigned unserved_queues(const struct elvis_state *s)
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < s->nvms; i++) {
+                if (elvis_effective_exitless(&s->policy, &s->vms[i]) == ELVIS_EXITLESS_NEVER)
+                        continue;
+                for (unsigned d = 0; d < s->vms[i].ndevices; d++)
+                        for (unsigned q = 0; q < s->vms[i].devices[d].queues; q++)
+                                n += s->vms[i].devices[d].sidecore[q] == ELVIS_SIDECORE_NONE;
+        }
+        return n;
+}
+
+/* ---- transactions ---- */
+
+void elvis_manager_changed(struct elvis_manager *m)
+{
+        sd_notifyf(0, "STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
+                   m->dp_status == ELVIS_DP_RUNNING ? "running" : "not running");
+}
+
+static int scratch(struct elvis_manager *m, struct elvis_state *next)
+{
+        int r = elvis_state_init(next);
+        if (r < 0)
+                return r;
+        elvis_state_copy(next, &m->state);
+        return 0;
+}
+
+/* Applies next to the data plane, persists it, and makes it current; on failure
+ * nothing changes (the data plane is rolled back). Consumes next. */
+static int commit(struct elvis_manager *m, struct elvis_state *next, struct elvis_err *e)
+{
+        int r;
+
+        r = reconcile(m, &m->state, next, false, e);
+        if (r < 0) {
+                reconcile(m, next, &m->state, true, NULL);
+                elvis_state_fini(next);
+                return r;
+        }
+        r = elvis_store_save(&m->store, next);
+        if (r < 0) {
+                reconcile(m, next, &m->state, true, NULL);
+                elvis_state_fini(next);
+                return elvis_err_set(e, r, "cannot persist the state: %s", strerror(-r));
+        }
+        elvis_state_copy(&m->state, next);
+        elvis_state_fini(next);
+        elvis_manager_changed(m);
+        return 0;
+}
+
+int elvis_manager_reconcile(struct elvis_manager *m, const struct elvis_state *from, const struct elvis_state *to,
+                            struct elvis_err *e)
+{
+        return reconcile(m, from, to, true, e);
+}
+
+struct elvis_vm *elvis_manager_find_vm(struct elvis_manager *m, const char *key)
+{
+        char *end;
+        unsigned long id;
+
+        if (key[0] >= '0' && key[0] <= '9') {
+                id = strtoul(key, &end, 10);
+                if (*end || id == 0 || id > UINT32_MAX || (key[0] == '0'))
+                        return NULL;
+                return elvis_state_vm(&m->state, (uint32_t)id);
+        }
+        return elvis_state_vm_by_name(&m->state, key);
+}
+
+static bool tap_taken(const struct elvis_state *s, const char *tap, uint32_t except_vm)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (s->vms[i].id != except_vm)
+                        for (unsigned d = 0; d < s->vms[i].ndevices; d++)
+                                if (s->vms[i].devices[d].backend == ELVIS_BACKEND_TAP &&
+                                    strcmp(s->vms[i].devices[d].tap, tap) == 0)
+                                        return true;
+        return false;
+}
+
+int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_run, struct elvis_err *e)
+{
+        struct elvis_state next;
+        struct elvis_vm *nvm;
+        elvis_cpuset busy;
+        char reason[256];
+        int r;
+
+        if (m->state.nvms >= ELVIS_MAX_VMS)
+                return elvis_err_set(e, -ENOSPC, "at most %d VMs can be managed", ELVIS_MAX_VMS);
+        if (elvis_state_vm_by_name(&m->state, vm->name))
+                return elvis_err_set(e, -EEXIST, "a VM named '%s' already exists", vm->name);
+        for (unsigned i = 0; vm->domain[0] && i < m->state.nvms; i++)
+                if (strcmp(m->state.vms[i].domain, vm->domain) == 0)
+                        return elvis_err_set(e, -EEXIST, "libvirt domain '%s' is already managed as VM '%s'",
+                                             vm->domain, m->state.vms[i].name);
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        nvm = &next.vms[next.nvms];
+        *nvm = *vm;
+        nvm->id = next.next_vm_id;
+        nvm->created = time(NULL);
+        busy = busy_cpus(&next);
+        r = elvis_place_vcpus(&m->topo, &m->allowed, &busy, vm->vcpus, &nvm->cpus, &nvm->numa, reason, sizeof(reason));
+        if (r < 0) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, r, "cannot place VM '%s': %s", vm->name, reason);
+        }
+        for (unsigned d = 0; d < nvm->ndevices; d++) {
+                struct elvis_device *dev = &nvm->devices[d];
+                if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap[0])
+                        snprintf(dev->tap, sizeof(dev->tap), "elvis%u-%u", nvm->id % 100000u, d % ELVIS_MAX_DEVICES);
+                if (dev->backend == ELVIS_BACKEND_TAP && tap_taken(&next, dev->tap, 0)) {
+                        elvis_state_fini(&next);
+                        return elvis_err_set(e, -EEXIST, "tap '%s' is already used by another VM", dev->tap);
+                }
+                for (unsigned k = 0; k < d; k++)
+                        if (dev->backend == ELVIS_BACKEND_TAP && nvm->devices[k].backend == ELVIS_BACKEND_TAP &&
+                            strcmp(nvm->devices[k].tap, dev->tap) == 0) {
+                                elvis_state_fini(&next);
+                                return elvis_err_set(e, -EINVAL, "devices %s and %s use the same tap '%s'",
+                                                     nvm->devices[k].id, dev->id, dev->tap);
+                        }
+                memset(dev->sidecore, 0, sizeof(dev->sidecore));
+                dev->socket[0] = '\0';
+                if (strcmp(m->dp_kind, "user") == 0) {
+                        char path[512];
+                        snprintf(path, sizeof(path), "%s/vm%u-%s.sock", m->cfg.run_dir, nvm->id, dev->id);
+                        if (strlen(path) >= sizeof(dev->socket)) {
+                                elvis_state_fini(&next);
+                                return elvis_err_set(e, -ENAMETOOLONG, "vhost-user socket path %s is too long", path);
+                        }
+                        memcpy(dev->socket, path, strlen(path) + 1);
+                }
+        }
+        next.nvms++;
+        next.next_vm_id++;
+        assign_queues(m, &next, true);
+        if (unserved_queues(&next))
+                log_warning("VM '%s': %u queue(s) have no sidecore: no free core for one (add a sidecore or free a core)",
+                            nvm->name, unserved_queues(&next));
+        *vm = *nvm;
+        if (dry_run) {
+                elvis_state_fini(&next);
+                return 0;
+        }
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)", vm->id, vm->name, vm->vcpus,
+                           vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-",
+                           vm->ndevices);
+        return r;
+}
+
+int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,
+                           struct elvis_err *e)
+{
+        struct elvis_state next;
+        struct elvis_vm *vm, *other;
+        int r;
+
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        vm = elvis_state_vm(&next, id);
+        if (!vm) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+        }
+        r = elvis_vm_from_json(patch, ELVIS_DECODE_PATCH, vm, e);
+        if (r < 0) {
+                elvis_state_fini(&next);
+                return r;
+        }
+        other = elvis_state_vm_by_name(&next, vm->name);
+        if (other && other != vm) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -EEXIST, "a VM named '%s' already exists", vm->name);
+        }
+        assign_queues(m, &next, true);
+        drop_idle_automatic(&next);
+        *ret = *vm;
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("VM %u '%s' updated: weight %u, exitless %s", ret->id, ret->name, ret->policy.weight,
+                           elvis_exitless_name(ret->policy.exitless));
+        return r;
+}
+
+int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e)
+{
+        struct elvis_state next;
+        char name[ELVIS_VM_NAME_MAX];
+        unsigned i;
+        int r;
+
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        for (i = 0; i < next.nvms && next.vms[i].id != id; i++)
+                ;
+        if (i == next.nvms) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+        }
+        snprintf(name, sizeof(name), "%s", next.vms[i].name);
+        memmove(&next.vms[i], &next.vms[i + 1], (next.nvms - i - 1) * sizeof(next.vms[0]));
+        next.nvms--;
+        drop_idle_automatic(&next);
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("VM %u '%s' removed", id, name);
+        return r;
+}
+
+int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_sidecore *ret, struct elvis_err *e)
+{
+        struct elvis_state next;
+        struct elvis_sidecore *sc;
+        elvis_cpuset busy = busy_cpus(&m->state);
+        char reason[200];
+        int r;
+
+        if (m->state.nsidecores >= m->state.policy.max_sidecores)
+                return elvis_err_set(e, -ENOSPC, "policy max_sidecores (%u) reached", m->state.policy.max_sidecores);
+        if (cpu >= 0) {
+                struct elvis_sidecore *there = elvis_state_sidecore_on_cpu(&m->state, cpu);
+                elvis_cpuset sib;
+                if (!elvis_topology_pu(&m->topo, cpu))
+                        return elvis_err_set(e, -EINVAL, "CPU %d does not exist on this host", cpu);
+                if (elvis_cpuset_has(&m->cfg.reserved_cpus, cpu))
+                        return elvis_err_set(e, -EBUSY, "CPU %d is reserved for housekeeping", cpu);
+                if (!elvis_cpuset_has(&m->allowed, cpu))
+                        return elvis_err_set(e, -EBUSY, "CPU %d is not in the CPUs ELVIS may use (--cpus)", cpu);
+                if (there)
+                        return elvis_err_set(e, -EEXIST, "CPU %d already runs sidecore %u", cpu, there->id);
+                sib = elvis_topology_siblings(&m->topo, cpu);
+                if (elvis_cpuset_intersects(&sib, &busy))
+                        return elvis_err_set(e, -EBUSY, "CPU %d (or an SMT sibling) is already used by a VM or sidecore",
+                                             cpu);
+        } else {
+                r = elvis_place_sidecore(&m->topo, &m->allowed, &busy, -1, &cpu, reason, sizeof(reason));
+                if (r < 0)
+                        return elvis_err_set(e, r, "%s", reason);
+        }
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        r = new_sidecore(m, &next, cpu, false, &sc);
+        if (r < 0) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, r, "too many sidecores");
+        }
+        *ret = *sc;
+        assign_queues(m, &next, false);
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("sidecore %u added on CPU %d", ret->id, ret->cpu);
+        return r;
+}
+
+int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e)
+{
+        struct elvis_state next;
+        unsigned i, load;
+        int r;
+
+        for (i = 0; i < m->state.nsidecores && m->state.sidecores[i].id != id; i++)
+                ;
+        if (i == m->state.nsidecores)
+                return elvis_err_set(e, -ENOENT, "no sidecore with id %u", id);
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        load = elvis_state_sidecore_load(&next, id);
+        memmove(&next.sidecores[i], &next.sidecores[i + 1], (next.nsidecores - i - 1) * sizeof(next.sidecores[0]));
+        next.nsidecores--;
+        assign_queues(m, &next, false);         /* its queues move to the remaining sidecores */
+        if (unserved_queues(&next) > unserved_queues(&m->state)) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -EBUSY,
+                                     "sidecore %u serves %u queue(s) and no other sidecore can take them; add a sidecore first",
+                                     id, load);
+        }
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("sidecore %u removed; %u queue(s) moved to other sidecores", id, load);
+        return r;
+}
+
+int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struct elvis_err *e)
+{
+        struct elvis_state next;
+        int r;
+
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        r = elvis_policy_from_json(patch, ELVIS_DECODE_PATCH, &next.policy, e);
+        if (r < 0) {
+                elvis_state_fini(&next);
+                return r;
+        }
+        if (next.nsidecores > next.policy.max_sidecores) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -EBUSY, "max_sidecores %u is below the %u sidecores running; remove some first",
+                                     next.policy.max_sidecores, next.nsidecores);
+        }
+        assign_queues(m, &next, true);
+        drop_idle_automatic(&next);
+        r = commit(m, &next, e);
+        if (r == 0)
+                log_notice("policy updated (mode %s, exitless %s)", elvis_mode_name(m->state.policy.mode),
+                           elvis_exitless_name(m->state.policy.exitless));
+        return r;
+}

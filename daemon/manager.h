@@ -1,0 +1,79 @@
+/* The manager: owns configuration, topology, state and the data plane, and performs every
+ * change the API asks for as one transaction (validate, apply to the data plane, persist,
+ * then answer). Everything here runs on the event-loop thread. */
+#pragma once
+#include <elvis/dataplane.h>
+#include <elvis/model.h>
+#include <elvis/topology.h>
+
+#include "codec.h"
+#include "config.h"
+#include "loop.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <time.h>
+
+struct elvis_api;
+
+enum elvis_dp_status {
+        ELVIS_DP_ABSENT,        /* no data plane of the configured kind in this build/host */
+        ELVIS_DP_FAILED,        /* present but failed to start */
+        ELVIS_DP_RUNNING,
+};
+
+struct elvis_manager {
+        int argc;
+        char **argv;
+        struct elvis_config cfg;
+        struct elvis_loop *loop;
+        struct elvis_topology topo;
+        elvis_cpuset allowed;           /* cpus (or online) minus reserved-cpus */
+        struct elvis_state state;
+        struct elvis_store store;
+        const struct elvis_dataplane_entry *dataplanes;    /* NULL-terminated registry */
+        const struct elvis_dataplane_ops *dp_ops;
+        void *dp;
+        char dp_kind[16];
+        enum elvis_dp_status dp_status;
+        char dp_detail[256];
+        struct elvis_api *api;
+        uint64_t start_ns;
+        time_t start_wall;
+        struct elvis_loop_source *watchdog;
+        bool stopping;
+};
+
+int elvis_manager_new(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes,
+                      struct elvis_manager **ret);
+void elvis_manager_free(struct elvis_manager *m);
+/* Loads config, topology and state, starts the data plane and the API, runs the loop. Exit code. */
+int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes);
+
+/* Startup pieces, exposed for tests that drive a manager without the API. */
+int elvis_manager_start(struct elvis_manager *m);
+
+/* Transactions: 0 on success (the change is durable), else -errno with a reason in e. */
+int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_run, struct elvis_err *e);
+int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,
+                           struct elvis_err *e);
+int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);
+/* cpu < 0: choose one. */
+int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_sidecore *ret, struct elvis_err *e);
+int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);
+int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struct elvis_err *e);
+
+/* Brings the data plane from state `from` to `to`, continuing past failures (each is
+ * logged); returns the first error. Used to restore a saved state at startup. */
+int elvis_manager_reconcile(struct elvis_manager *m, const struct elvis_state *from, const struct elvis_state *to,
+                            struct elvis_err *e);
+/* Called after every committed change (systemd STATUS=). */
+void elvis_manager_changed(struct elvis_manager *m);
+
+/* Lookup by decimal id or by name. */
+struct elvis_vm *elvis_manager_find_vm(struct elvis_manager *m, const char *key);
+
+json_t *elvis_manager_health(struct elvis_manager *m);
+json_t *elvis_manager_topology(struct elvis_manager *m);
+/* Stats from the data plane joined with the state (names, CPUs). */
+json_t *elvis_manager_stats(struct elvis_manager *m);

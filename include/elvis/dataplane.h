@@ -1,0 +1,107 @@
+/* The data-plane interface: what elvis-manager asks of a data plane (the user-space
+ * vhost-user engine, the elvis.ko kernel module, or a test fake). Every operation
+ * returns 0 or a negative errno and is called from the daemon's event-loop thread only.
+ * Identifiers are the daemon's: VM ids, device ids, queue-pair indexes, sidecore ids. */
+#pragma once
+#include <elvis/model.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct elvis_dp_config {
+        const char *run_dir;            /* where vhost-user sockets live */
+};
+
+struct elvis_dp_device {
+        uint32_t vm_id;
+        const char *vm_name;
+        const char *device_id;
+        enum elvis_backend backend;
+        const char *tap;                /* tap backend: interface name */
+        unsigned queues;                /* queue pairs */
+        const char *socket_path;        /* user data plane: vhost-user socket to listen on */
+        unsigned weight;
+        enum elvis_exitless exitless;   /* effective policy */
+};
+
+struct elvis_dp_params {
+        unsigned budget_packets;        /* per turn at the default weight */
+        unsigned budget_bytes;
+        unsigned poll_start_rate;       /* kicks/s */
+        unsigned poll_stop_idle_ms;
+};
+
+struct elvis_dp_sidecore_stats {
+        uint32_t id;
+        int cpu;
+        unsigned nqueues;
+        bool sleeping;                  /* every queue in notification mode */
+        uint64_t polls, empty_polls;
+        uint64_t busy_ns, idle_ns;
+        uint64_t packets, bytes;
+        uint64_t wakeups;               /* returns from sleep */
+};
+
+enum elvis_dp_queue_state {
+        ELVIS_QUEUE_DISCONNECTED,       /* no front end yet */
+        ELVIS_QUEUE_READY,
+        ELVIS_QUEUE_ERROR,              /* stopped after a bad ring */
+        __ELVIS_QUEUE_STATE_MAX
+};
+
+struct elvis_dp_queue_stats {
+        uint32_t vm_id;
+        char device[ELVIS_DEVICE_ID_MAX];
+        unsigned queue;                 /* queue pair */
+        uint32_t sidecore;              /* ELVIS_SIDECORE_NONE: vanilla thread or unserved */
+        enum elvis_dp_queue_state state;
+        bool polling;                   /* guest notifications suppressed */
+        uint64_t rx_packets, rx_bytes;  /* towards the guest */
+        uint64_t tx_packets, tx_bytes;  /* from the guest */
+        uint64_t kicks;                 /* guest->host notifications received (exits) */
+        uint64_t interrupts;            /* host->guest notifications sent */
+        uint64_t polls, empty_polls;
+        uint64_t busy_ns;               /* time the data plane spent on this queue */
+        uint64_t wait_ns, wait_samples; /* buffers' wait before pickup, sum and count */
+        uint64_t errors;
+};
+
+struct elvis_dp_stats {
+        uint64_t timestamp_ns;          /* CLOCK_MONOTONIC when read */
+        unsigned nsidecores, nqueues;
+        struct elvis_dp_sidecore_stats *sidecores;
+        struct elvis_dp_queue_stats *queues;
+};
+
+void elvis_dp_stats_fini(struct elvis_dp_stats *st);
+
+struct elvis_dataplane_ops;
+
+/* A registry entry: the data plane that serves a configured kind ("user", "kernel"). */
+struct elvis_dataplane_entry {
+        const char *kind;
+        const struct elvis_dataplane_ops *ops;
+};
+
+struct elvis_dataplane_ops {
+        const char *kind;               /* implementation name shown in health ("user", "kernel", ...) */
+        /* Whether this data plane can run on this host (e.g. the module's device exists). */
+        bool (*available)(void);
+        int (*open)(const struct elvis_dp_config *cfg, void **ret_dp);
+        void (*close)(void *dp);
+        /* 0 when healthy; a short human-readable state in detail either way. */
+        int (*health)(void *dp, char *detail, size_t len);
+        int (*sidecore_create)(void *dp, uint32_t id, int cpu);
+        /* -EBUSY while queues are assigned to it. */
+        int (*sidecore_destroy)(void *dp, uint32_t id);
+        int (*device_attach)(void *dp, const struct elvis_dp_device *dev);
+        int (*device_detach)(void *dp, uint32_t vm_id, const char *device);
+        int (*device_set_policy)(void *dp, uint32_t vm_id, const char *device, unsigned weight,
+                                 enum elvis_exitless exitless);
+        /* Serve a queue pair from a sidecore (ELVIS_SIDECORE_NONE: unassign); moves are live. */
+        int (*queue_assign)(void *dp, uint32_t vm_id, const char *device, unsigned queue,
+                            uint32_t sidecore);
+        int (*set_params)(void *dp, const struct elvis_dp_params *params);
+        /* Fills ret with arrays the caller releases with elvis_dp_stats_fini(). */
+        int (*stats_read)(void *dp, struct elvis_dp_stats *ret);
+};

@@ -1,0 +1,138 @@
+/* The managed state: VMs, their devices and policy, sidecores and queue assignments,
+ * and the global policy. Plain values with no pointers into each other, so a whole
+ * state can be copied for undo and handed to pure policy code as a snapshot. */
+#pragma once
+#include <elvis/cpuset.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ELVIS_VM_NAME_MAX 64            /* including NUL */
+#define ELVIS_DOMAIN_MAX 128            /* libvirt domain name or UUID, including NUL */
+#define ELVIS_DEVICE_ID_MAX 16          /* including NUL */
+#define ELVIS_IFNAME_MAX 16             /* IFNAMSIZ */
+#define ELVIS_PATH_MAX 108              /* sun_path */
+#define ELVIS_MAX_DEVICES 8             /* per VM */
+#define ELVIS_MAX_QUEUES 16             /* queue pairs per device */
+#define ELVIS_MAX_VCPUS 256             /* per VM */
+#define ELVIS_MAX_VMS 1024
+#define ELVIS_MAX_SIDECORES 256
+#define ELVIS_WEIGHT_MIN 1
+#define ELVIS_WEIGHT_MAX 1000
+#define ELVIS_WEIGHT_DEFAULT 100
+
+enum elvis_exitless {
+        ELVIS_EXITLESS_AUTO,    /* poll while busy, notifications while idle */
+        ELVIS_EXITLESS_ALWAYS,  /* always served by a polling sidecore */
+        ELVIS_EXITLESS_NEVER,   /* vanilla: a notification-driven thread per device */
+        __ELVIS_EXITLESS_MAX
+};
+
+enum elvis_backend {
+        ELVIS_BACKEND_TAP,
+        ELVIS_BACKEND_LOOPBACK,
+        __ELVIS_BACKEND_MAX
+};
+
+enum elvis_policy_mode {
+        ELVIS_MODE_STATIC,
+        ELVIS_MODE_DYNAMIC,
+        __ELVIS_MODE_MAX
+};
+
+#define ELVIS_SIDECORE_NONE 0u          /* sidecore ids start at 1 */
+
+struct elvis_device {
+        char id[ELVIS_DEVICE_ID_MAX];
+        enum elvis_backend backend;
+        char tap[ELVIS_IFNAME_MAX];     /* tap backend only */
+        unsigned queues;                /* queue pairs, 1..ELVIS_MAX_QUEUES */
+        uint32_t sidecore[ELVIS_MAX_QUEUES];    /* per queue pair, ELVIS_SIDECORE_NONE if unserved */
+        char socket[ELVIS_PATH_MAX];    /* vhost-user socket (user data plane), derived */
+};
+
+struct elvis_vm_policy {
+        unsigned weight;                /* ELVIS_WEIGHT_MIN..MAX */
+        enum elvis_exitless exitless;
+};
+
+struct elvis_vm {
+        uint32_t id;                    /* server-assigned, never reused */
+        char name[ELVIS_VM_NAME_MAX];
+        char domain[ELVIS_DOMAIN_MAX];  /* empty: no libvirt domain */
+        unsigned vcpus;                 /* dedicated cores requested, 0 = none */
+        elvis_cpuset cpus;              /* the CPUs reserved for the vCPUs */
+        int numa;                       /* node the VM was placed on, -1 if none */
+        struct elvis_vm_policy policy;
+        unsigned ndevices;
+        struct elvis_device devices[ELVIS_MAX_DEVICES];
+        int64_t created;                /* unix seconds */
+};
+
+struct elvis_sidecore {
+        uint32_t id;
+        int cpu;
+        int numa;
+        bool automatic;                 /* created by a policy, not by an operator */
+        int64_t created;
+};
+
+/* Global policy: data-plane defaults and the control loop's parameters. */
+struct elvis_policy {
+        enum elvis_policy_mode mode;
+        enum elvis_exitless exitless;   /* global switch; a VM's own setting wins unless this is never */
+        unsigned min_sidecores;
+        unsigned max_sidecores;
+        unsigned interval_ms;           /* control loop period */
+        unsigned budget_packets;        /* per queue per turn (times VM weight / default weight) */
+        unsigned budget_bytes;
+        unsigned poll_start_rate;       /* kicks/s that switch a queue to polling */
+        unsigned poll_stop_idle_ms;     /* idle time that switches a queue back to notifications */
+        double scale_up_idle;           /* add a sidecore when pool idle ratio stays below */
+        double scale_down_idle;         /* remove one when the rest would stay above */
+        double improvement_threshold;   /* minimum relative gain for a rebalance */
+        unsigned rebalance_interval_ms;
+        unsigned cooldown_ms;           /* after any change */
+        unsigned max_wait_us;           /* latency signal: split when buffers wait longer */
+};
+
+struct elvis_state {
+        uint32_t next_vm_id;
+        uint32_t next_sidecore_id;
+        unsigned nvms;
+        unsigned nsidecores;
+        struct elvis_vm *vms;                   /* capacity ELVIS_MAX_VMS once allocated */
+        struct elvis_sidecore *sidecores;       /* capacity ELVIS_MAX_SIDECORES */
+        struct elvis_policy policy;
+};
+
+void elvis_policy_defaults(struct elvis_policy *p);
+/* Validates bounds and relations; returns 0 or -EINVAL with a message in err. */
+int elvis_policy_validate(const struct elvis_policy *p, char *err, size_t errlen);
+
+int elvis_state_init(struct elvis_state *s);
+void elvis_state_fini(struct elvis_state *s);
+/* dst must be initialised; copies everything. */
+void elvis_state_copy(struct elvis_state *dst, const struct elvis_state *src);
+
+struct elvis_vm *elvis_state_vm(struct elvis_state *s, uint32_t id);
+struct elvis_vm *elvis_state_vm_by_name(struct elvis_state *s, const char *name);
+struct elvis_sidecore *elvis_state_sidecore(struct elvis_state *s, uint32_t id);
+struct elvis_sidecore *elvis_state_sidecore_on_cpu(struct elvis_state *s, int cpu);
+struct elvis_device *elvis_vm_device(struct elvis_vm *vm, const char *id);
+/* Number of queue pairs assigned to a sidecore. */
+unsigned elvis_state_sidecore_load(const struct elvis_state *s, uint32_t sidecore);
+/* CPUs in use by VMs and sidecores. */
+elvis_cpuset elvis_state_used_cpus(const struct elvis_state *s);
+/* The exitless policy that applies to a VM under the global switch. */
+enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const struct elvis_vm *vm);
+
+const char *elvis_exitless_name(enum elvis_exitless e);
+int elvis_exitless_parse(const char *s);        /* enum value or -EINVAL */
+const char *elvis_backend_name(enum elvis_backend b);
+int elvis_backend_parse(const char *s);
+const char *elvis_mode_name(enum elvis_policy_mode m);
+int elvis_mode_parse(const char *s);
+bool elvis_vm_name_valid(const char *name);
+bool elvis_device_id_valid(const char *id);
+bool elvis_ifname_valid(const char *name);

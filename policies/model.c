@@ -1,0 +1,237 @@
+/* The managed-state model: defaults, validation, lookups and copies. */
+#include <elvis/model.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void elvis_policy_defaults(struct elvis_policy *p)
+{
+        *p = (struct elvis_policy){
+                .mode = ELVIS_MODE_STATIC,
+                .exitless = ELVIS_EXITLESS_AUTO,
+                .min_sidecores = 0,
+                .max_sidecores = 64,
+                .interval_ms = 100,             /* IOcm's epoch */
+                .budget_packets = 128,
+                .budget_bytes = 128 * 1024,
+                .poll_start_rate = 1000,
+                .poll_stop_idle_ms = 1000,
+                .scale_up_idle = 0.12,          /* IOcm: add below 12% idle */
+                .scale_down_idle = 0.80,        /* IOcm: remove above 80% idle */
+                .improvement_threshold = 0.25,  /* OVS auto-lb */
+                .rebalance_interval_ms = 10000,
+                .cooldown_ms = 1000,
+                .max_wait_us = 200,
+        };
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) { snprintf(err, errlen, __VA_ARGS__); return -EINVAL; } } while (0)
+
+int elvis_policy_validate(const struct elvis_policy *p, char *err, size_t errlen)
+{
+        CHECK(p->mode < __ELVIS_MODE_MAX, "mode must be static or dynamic");
+        CHECK(p->exitless < __ELVIS_EXITLESS_MAX, "exitless must be auto, always or never");
+        CHECK(p->max_sidecores >= 1 && p->max_sidecores <= ELVIS_MAX_SIDECORES,
+              "max_sidecores must be between 1 and %d", ELVIS_MAX_SIDECORES);
+        CHECK(p->min_sidecores <= p->max_sidecores, "min_sidecores (%u) exceeds max_sidecores (%u)",
+              p->min_sidecores, p->max_sidecores);
+        CHECK(p->interval_ms >= 10 && p->interval_ms <= 60000, "interval_ms must be between 10 and 60000");
+        CHECK(p->budget_packets >= 1 && p->budget_packets <= 65536, "budget_packets must be between 1 and 65536");
+        CHECK(p->budget_bytes >= 1500 && p->budget_bytes <= 64u << 20,
+              "budget_bytes must be between 1500 and 67108864");
+        CHECK(p->poll_start_rate <= 10000000, "poll_start_rate must be at most 10000000 kicks/s");
+        CHECK(p->poll_stop_idle_ms >= 1 && p->poll_stop_idle_ms <= 600000,
+              "poll_stop_idle_ms must be between 1 and 600000");
+        CHECK(p->scale_up_idle >= 0.0 && p->scale_up_idle < 1.0, "scale_up_idle must be in [0, 1)");
+        CHECK(p->scale_down_idle > 0.0 && p->scale_down_idle <= 1.0, "scale_down_idle must be in (0, 1]");
+        CHECK(p->scale_up_idle < p->scale_down_idle, "scale_up_idle (%g) must be below scale_down_idle (%g)",
+              p->scale_up_idle, p->scale_down_idle);
+        CHECK(p->improvement_threshold >= 0.0 && p->improvement_threshold <= 1.0,
+              "improvement_threshold must be in [0, 1]");
+        CHECK(p->rebalance_interval_ms <= 3600000, "rebalance_interval_ms must be at most 3600000");
+        CHECK(p->cooldown_ms <= 3600000, "cooldown_ms must be at most 3600000");
+        CHECK(p->max_wait_us >= 1 && p->max_wait_us <= 10000000, "max_wait_us must be between 1 and 10000000");
+        return 0;
+}
+
+int elvis_state_init(struct elvis_state *s)
+{
+        memset(s, 0, sizeof(*s));
+        s->vms = calloc(ELVIS_MAX_VMS, sizeof(*s->vms));
+        s->sidecores = calloc(ELVIS_MAX_SIDECORES, sizeof(*s->sidecores));
+        if (!s->vms || !s->sidecores) {
+                elvis_state_fini(s);
+                return -ENOMEM;
+        }
+        s->next_vm_id = 1;
+        s->next_sidecore_id = 1;
+        elvis_policy_defaults(&s->policy);
+        return 0;
+}
+
+void elvis_state_fini(struct elvis_state *s)
+{
+        if (!s)
+                return;
+        free(s->vms);
+        free(s->sidecores);
+        memset(s, 0, sizeof(*s));
+}
+
+void elvis_state_copy(struct elvis_state *dst, const struct elvis_state *src)
+{
+        struct elvis_vm *vms = dst->vms;
+        struct elvis_sidecore *scs = dst->sidecores;
+
+        memcpy(vms, src->vms, src->nvms * sizeof(*vms));
+        memcpy(scs, src->sidecores, src->nsidecores * sizeof(*scs));
+        *dst = *src;
+        dst->vms = vms;
+        dst->sidecores = scs;
+}
+
+struct elvis_vm *elvis_state_vm(struct elvis_state *s, uint32_t id)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (s->vms[i].id == id)
+                        return &s->vms[i];
+        return NULL;
+}
+
+struct elvis_vm *elvis_state_vm_by_name(struct elvis_state *s, const char *name)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (strcmp(s->vms[i].name, name) == 0)
+                        return &s->vms[i];
+        return NULL;
+}
+
+struct elvis_sidecore *elvis_state_sidecore(struct elvis_state *s, uint32_t id)
+{
+        for (unsigned i = 0; i < s->nsidecores; i++)
+                if (s->sidecores[i].id == id)
+                        return &s->sidecores[i];
+        return NULL;
+}
+
+struct elvis_sidecore *elvis_state_sidecore_on_cpu(struct elvis_state *s, int cpu)
+{
+        for (unsigned i = 0; i < s->nsidecores; i++)
+                if (s->sidecores[i].cpu == cpu)
+                        return &s->sidecores[i];
+        return NULL;
+}
+
+struct elvis_device *elvis_vm_device(struct elvis_vm *vm, const char *id)
+{
+        for (unsigned i = 0; i < vm->ndevices; i++)
+                if (strcmp(vm->devices[i].id, id) == 0)
+                        return &vm->devices[i];
+        return NULL;
+}
+
+unsigned elvis_state_sidecore_load(const struct elvis_state *s, uint32_t sidecore)
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < s->nvms; i++)
+                for (unsigned d = 0; d < s->vms[i].ndevices; d++)
+                        for (unsigned q = 0; q < s->vms[i].devices[d].queues; q++)
+                                n += s->vms[i].devices[d].sidecore[q] == sidecore;
+        return n;
+}
+
+elvis_cpuset elvis_state_used_cpus(const struct elvis_state *s)
+{
+        elvis_cpuset used;
+
+        elvis_cpuset_zero(&used);
+        for (unsigned i = 0; i < s->nvms; i++)
+                elvis_cpuset_or(&used, &s->vms[i].cpus);
+        for (unsigned i = 0; i < s->nsidecores; i++)
+                elvis_cpuset_set(&used, s->sidecores[i].cpu);
+        return used;
+}
+
+enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const struct elvis_vm *vm)
+{
+        if (p->exitless == ELVIS_EXITLESS_NEVER)
+                return ELVIS_EXITLESS_NEVER;
+        if (vm->policy.exitless == ELVIS_EXITLESS_AUTO)
+                return p->exitless;
+        return vm->policy.exitless;
+}
+
+static const char *const exitless_names[] = { "auto", "always", "never" };
+static const char *const backend_names[] = { "tap", "loopback" };
+static const char *const mode_names[] = { "static", "dynamic" };
+
+static int parse_name(const char *const *names, int n, const char *s)
+{
+        for (int i = 0; i < n; i++)
+                if (s && strcmp(names[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+const char *elvis_exitless_name(enum elvis_exitless e)
+{
+        return e < __ELVIS_EXITLESS_MAX ? exitless_names[e] : "invalid";
+}
+
+int elvis_exitless_parse(const char *s) { return parse_name(exitless_names, __ELVIS_EXITLESS_MAX, s); }
+
+const char *elvis_backend_name(enum elvis_backend b)
+{
+        return b < __ELVIS_BACKEND_MAX ? backend_names[b] : "invalid";
+}
+
+int elvis_backend_parse(const char *s) { return parse_name(backend_names, __ELVIS_BACKEND_MAX, s); }
+
+const char *elvis_mode_name(enum elvis_policy_mode m)
+{
+        return m < __ELVIS_MODE_MAX ? mode_names[m] : "invalid";
+}
+
+int elvis_mode_parse(const char *s) { return parse_name(mode_names, __ELVIS_MODE_MAX, s); }
+
+/* Names start with a letter so they never look like numeric ids in a URL. */
+bool elvis_vm_name_valid(const char *name)
+{
+        size_t n = strlen(name);
+
+        if (n == 0 || n >= ELVIS_VM_NAME_MAX || !isalpha((unsigned char)name[0]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
+                        return false;
+        return true;
+}
+
+bool elvis_device_id_valid(const char *id)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n >= ELVIS_DEVICE_ID_MAX || !isalpha((unsigned char)id[0]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
+                        return false;
+        return true;
+}
+
+bool elvis_ifname_valid(const char *name)
+{
+        size_t n = strlen(name);
+
+        if (n == 0 || n >= ELVIS_IFNAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (name[i] == '/' || name[i] == ':' || isspace((unsigned char)name[i]) ||
+                    !isprint((unsigned char)name[i]))
+                        return false;
+        return true;
+}

@@ -1,0 +1,281 @@
+/* Unit tests: strict JSON codecs for VMs, sidecores, policy and the whole state. */
+#include <criterion/criterion.h>
+
+#include "../../daemon/codec.h"
+
+#include <errno.h>
+
+static int decode_vm(const char *text, enum elvis_decode_mode mode, struct elvis_vm *vm, struct elvis_err *e)
+{
+        json_error_t jerr;
+        json_t *j = json_loads(text, JSON_ALLOW_NUL, &jerr);
+        int r;
+
+        cr_assert_not_null(j, "test JSON is valid: %s", jerr.text);
+        r = elvis_vm_from_json(j, mode, vm, e);
+        json_decref(j);
+        return r;
+}
+
+static void expect_bad(const char *text, enum elvis_decode_mode mode, const char *needle)
+{
+        struct elvis_vm vm = { 0 };
+        struct elvis_err e = { 0 };
+
+        cr_assert_eq(decode_vm(text, mode, &vm, &e), -EINVAL, "accepted: %s", text);
+        cr_assert(strstr(e.detail, needle), "detail '%s' lacks '%s' for %s", e.detail, needle, text);
+}
+
+Test(codec, vm_create_defaults)
+{
+        struct elvis_vm vm;
+        struct elvis_err e = { 0 };
+
+        cr_assert_eq(decode_vm("{\"name\":\"web1\",\"devices\":[{},{\"backend\":\"loopback\",\"queues\":4}]}",
+                               ELVIS_DECODE_CREATE, &vm, &e), 0, "%s", e.detail);
+        cr_assert_str_eq(vm.name, "web1");
+        cr_assert_eq(vm.policy.weight, 100);
+        cr_assert_eq(vm.policy.exitless, ELVIS_EXITLESS_AUTO);
+        cr_assert_eq(vm.ndevices, 2);
+        cr_assert_str_eq(vm.devices[0].id, "net0");
+        cr_assert_eq(vm.devices[0].backend, ELVIS_BACKEND_TAP);
+        cr_assert_eq(vm.devices[0].queues, 1);
+        cr_assert_str_eq(vm.devices[1].id, "net1");
+        cr_assert_eq(vm.devices[1].queues, 4);
+        cr_assert_eq(vm.numa, -1);
+}
+
+Test(codec, vm_create_rejects_bad_input)
+{
+        expect_bad("{}", ELVIS_DECODE_CREATE, "'name' is required");
+        expect_bad("[]", ELVIS_DECODE_CREATE, "must be a JSON object");
+        expect_bad("{\"name\":\"a\",\"colour\":1}", ELVIS_DECODE_CREATE, "unknown field 'colour'");
+        expect_bad("{\"name\":\"a\",\"id\":4}", ELVIS_DECODE_CREATE, "'id' is read-only");
+        expect_bad("{\"name\":\"a\",\"cpus\":\"1\"}", ELVIS_DECODE_CREATE, "'cpus' is read-only");
+        expect_bad("{\"name\":7}", ELVIS_DECODE_CREATE, "must be a string");
+        expect_bad("{\"name\":\"1abc\"}", ELVIS_DECODE_CREATE, "must start with a letter");
+        expect_bad("{\"name\":\"a/b\"}", ELVIS_DECODE_CREATE, "must start with a letter");
+        expect_bad("{\"name\":\"a\",\"vcpus\":-1}", ELVIS_DECODE_CREATE, "between 0 and 256");
+        expect_bad("{\"name\":\"a\",\"vcpus\":1.5}", ELVIS_DECODE_CREATE, "must be an integer");
+        expect_bad("{\"name\":\"a\",\"vcpus\":\"2\"}", ELVIS_DECODE_CREATE, "must be an integer");
+        expect_bad("{\"name\":\"a\",\"policy\":{\"weight\":0}}", ELVIS_DECODE_CREATE, "between 1 and 1000");
+        expect_bad("{\"name\":\"a\",\"policy\":{\"weight\":1001}}", ELVIS_DECODE_CREATE, "between 1 and 1000");
+        expect_bad("{\"name\":\"a\",\"policy\":{\"exitless\":\"sometimes\"}}", ELVIS_DECODE_CREATE,
+                   "one of auto, always, never");
+        expect_bad("{\"name\":\"a\",\"policy\":{\"nice\":1}}", ELVIS_DECODE_CREATE, "unknown field 'nice'");
+        expect_bad("{\"name\":\"a\",\"devices\":{}}", ELVIS_DECODE_CREATE, "must be an array");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"queues\":0}]}", ELVIS_DECODE_CREATE, "between 1 and 16");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"queues\":17}]}", ELVIS_DECODE_CREATE, "between 1 and 16");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\"}]}", ELVIS_DECODE_CREATE, "type must be \"net\"");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"loopback\",\"tap\":\"t0\"}]}", ELVIS_DECODE_CREATE,
+                   "only valid with backend");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"tap\":\"a/b\"}]}", ELVIS_DECODE_CREATE, "not a valid interface");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"tap\":\"0123456789abcdef\"}]}", ELVIS_DECODE_CREATE,
+                   "longer than 15");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"id\":\"x\"},{\"id\":\"x\"}]}", ELVIS_DECODE_CREATE,
+                   "duplicate device id");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"socket\":\"/tmp/x\"}]}", ELVIS_DECODE_CREATE, "read-only");
+        expect_bad("{\"name\":\"a\",\"devices\":[{},{},{},{},{},{},{},{},{}]}", ELVIS_DECODE_CREATE, "at most 8");
+        expect_bad("{\"name\":\"a\",\"domain\":\"x/y\"}", ELVIS_DECODE_CREATE, "control character or '/'");
+        expect_bad("{\"name\":\"a\\u0000b\"}", ELVIS_DECODE_CREATE, "NUL");
+}
+
+Test(codec, vm_patch_keeps_other_fields)
+{
+        struct elvis_vm vm = { 0 };
+        struct elvis_err e = { 0 };
+
+        cr_assert_eq(decode_vm("{\"name\":\"a\",\"vcpus\":2,\"policy\":{\"weight\":5}}", ELVIS_DECODE_CREATE, &vm, &e),
+                     0);
+        vm.id = 9;
+        cr_assert_eq(decode_vm("{\"policy\":{\"exitless\":\"never\"}}", ELVIS_DECODE_PATCH, &vm, &e), 0, "%s",
+                     e.detail);
+        cr_assert_eq(vm.policy.weight, 5);
+        cr_assert_eq(vm.policy.exitless, ELVIS_EXITLESS_NEVER);
+        cr_assert_eq(vm.vcpus, 2);
+        cr_assert_eq(vm.id, 9);
+        expect_bad("{\"vcpus\":4}", ELVIS_DECODE_PATCH, "cannot be changed");
+        expect_bad("{\"devices\":[]}", ELVIS_DECODE_PATCH, "cannot be changed");
+}
+
+static void sample_state(struct elvis_state *s)
+{
+        struct elvis_vm *vm;
+
+        cr_assert_eq(elvis_state_init(s), 0);
+        s->sidecores[0] = (struct elvis_sidecore){ .id = 1, .cpu = 7, .numa = 0, .automatic = true, .created = 5 };
+        s->nsidecores = 1;
+        vm = &s->vms[0];
+        *vm = (struct elvis_vm){ .id = 3, .vcpus = 2, .numa = 0, .created = 100 };
+        snprintf(vm->name, sizeof(vm->name), "db");
+        snprintf(vm->domain, sizeof(vm->domain), "db-domain");
+        elvis_cpuset_parse("2-3", &vm->cpus);
+        vm->policy = (struct elvis_vm_policy){ 250, ELVIS_EXITLESS_ALWAYS };
+        vm->ndevices = 1;
+        vm->devices[0] = (struct elvis_device){ .backend = ELVIS_BACKEND_TAP, .queues = 2, .sidecore = { 1, 0 } };
+        snprintf(vm->devices[0].id, sizeof(vm->devices[0].id), "net0");
+        snprintf(vm->devices[0].tap, sizeof(vm->devices[0].tap), "tap0");
+        snprintf(vm->devices[0].socket, sizeof(vm->devices[0].socket), "/run/elvis/vm3-net0.sock");
+        s->nvms = 1;
+        s->next_vm_id = 4;
+        s->next_sidecore_id = 2;
+        s->policy.budget_packets = 77;
+        s->policy.scale_up_idle = 0.2;
+}
+
+Test(codec, state_roundtrip)
+{
+        struct elvis_state s, back;
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        sample_state(&s);
+        j = elvis_state_to_json(&s);
+        cr_assert_eq(elvis_state_init(&back), 0);
+        cr_assert_eq(elvis_state_from_json(j, &back, &e), 0, "%s", e.detail);
+        cr_assert_eq(back.nvms, 1);
+        cr_assert_eq(back.nsidecores, 1);
+        cr_assert_eq(back.next_vm_id, 4);
+        cr_assert_eq(back.vms[0].id, 3);
+        cr_assert_str_eq(back.vms[0].domain, "db-domain");
+        cr_assert(elvis_cpuset_equal(&back.vms[0].cpus, &s.vms[0].cpus));
+        cr_assert_eq(back.vms[0].policy.weight, 250);
+        cr_assert_eq(back.vms[0].devices[0].sidecore[0], 1);
+        cr_assert_eq(back.vms[0].devices[0].sidecore[1], 0);
+        cr_assert_str_eq(back.vms[0].devices[0].socket, "/run/elvis/vm3-net0.sock");
+        cr_assert(back.sidecores[0].automatic);
+        cr_assert_eq(back.sidecores[0].cpu, 7);
+        cr_assert_eq(back.policy.budget_packets, 77);
+        cr_assert_float_eq(back.policy.scale_up_idle, 0.2, 1e-12);
+        json_decref(j);
+        elvis_state_fini(&s);
+        elvis_state_fini(&back);
+}
+
+static void expect_state_rejected(void (*mutate)(json_t *j), const char *needle)
+{
+        struct elvis_state s, back;
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        sample_state(&s);
+        j = elvis_state_to_json(&s);
+        mutate(j);
+        cr_assert_eq(elvis_state_init(&back), 0);
+        back.nvms = 0;
+        cr_assert_lt(elvis_state_from_json(j, &back, &e), 0);
+        cr_assert(strstr(e.detail, needle), "'%s' lacks '%s'", e.detail, needle);
+        cr_assert_eq(back.next_vm_id, 1, "target unchanged on failure");
+        json_decref(j);
+        elvis_state_fini(&s);
+        elvis_state_fini(&back);
+}
+
+static void m_missing_sidecore(json_t *j)
+{
+        json_array_clear(json_object_get(j, "sidecores"));
+}
+
+static void m_dup_vm(json_t *j)
+{
+        json_t *vms = json_object_get(j, "vms");
+        json_t *copy = json_deep_copy(json_array_get(vms, 0));
+        json_object_set_new(copy, "name", json_string("other"));
+        json_object_set_new(copy, "cpus", json_string(""));
+        json_object_set_new(copy, "vcpus", json_integer(0));
+        json_array_append_new(vms, copy);
+}
+
+static void m_cpu_twice(json_t *j)
+{
+        json_t *sc = json_array_get(json_object_get(j, "sidecores"), 0);
+        json_object_set_new(sc, "cpu", json_integer(2));
+}
+
+static void m_version(json_t *j)
+{
+        json_object_set_new(j, "version", json_integer(99));
+}
+
+static void m_format(json_t *j)
+{
+        json_object_del(j, "format");
+}
+
+static void m_next_id(json_t *j)
+{
+        json_object_set_new(j, "next_vm_id", json_integer(2));
+}
+
+static void m_vcpus_mismatch(json_t *j)
+{
+        json_object_set_new(json_array_get(json_object_get(j, "vms"), 0), "vcpus", json_integer(5));
+}
+
+static void m_bad_policy(json_t *j)
+{
+        json_object_set_new(json_object_get(j, "policy"), "min_sidecores", json_integer(500));
+}
+
+Test(codec, state_cross_checks)
+{
+        expect_state_rejected(m_missing_sidecore, "missing sidecore 1");
+        expect_state_rejected(m_dup_vm, "duplicate VM id 3");
+        expect_state_rejected(m_cpu_twice, "already taken");
+        expect_state_rejected(m_version, "version 99 is not supported");
+        expect_state_rejected(m_format, "not an ELVIS state file");
+        expect_state_rejected(m_next_id, "not below next_vm_id");
+        expect_state_rejected(m_vcpus_mismatch, "5 vcpus but cpus lists 2");
+        expect_state_rejected(m_bad_policy, "exceeds max_sidecores");
+}
+
+Test(codec, policy_patch_and_validation)
+{
+        struct elvis_policy p;
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        elvis_policy_defaults(&p);
+        j = json_pack("{s:s, s:f, s:i}", "mode", "dynamic", "scale_up_idle", 0.05, "max_sidecores", 4);
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), 0, "%s", e.detail);
+        cr_assert_eq(p.mode, ELVIS_MODE_DYNAMIC);
+        cr_assert_eq(p.max_sidecores, 4);
+        cr_assert_eq(p.interval_ms, 100, "untouched fields keep their values");
+        json_decref(j);
+
+        j = json_pack("{s:f}", "scale_up_idle", 0.9);
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), -EINVAL);
+        cr_assert(strstr(e.detail, "must be below scale_down_idle"), "%s", e.detail);
+        cr_assert_float_eq(p.scale_up_idle, 0.05, 1e-12, "nothing applied on error");
+        json_decref(j);
+
+        j = json_pack("{s:i}", "interval_ms", 5);
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), -EINVAL);
+        json_decref(j);
+        j = json_pack("{s:s}", "mode", "turbo");
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), -EINVAL);
+        json_decref(j);
+        j = json_pack("{s:i}", "budget_packets", -3);
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), -EINVAL);
+        json_decref(j);
+        j = json_pack("{s:b}", "budget_bytes", 1);
+        cr_assert_eq(elvis_policy_from_json(j, ELVIS_DECODE_PATCH, &p, &e), -EINVAL);
+        json_decref(j);
+}
+
+Test(codec, sidecore_create)
+{
+        struct elvis_sidecore sc;
+        struct elvis_err e = { 0 };
+        json_t *j = json_pack("{s:i}", "cpu", 3);
+
+        cr_assert_eq(elvis_sidecore_from_json(j, ELVIS_DECODE_CREATE, &sc, &e), 0);
+        cr_assert_eq(sc.cpu, 3);
+        json_decref(j);
+        j = json_pack("{s:i}", "id", 3);
+        cr_assert_eq(elvis_sidecore_from_json(j, ELVIS_DECODE_CREATE, &sc, &e), -EINVAL);
+        json_decref(j);
+        j = json_pack("{s:i}", "cpu", 4096);
+        cr_assert_eq(elvis_sidecore_from_json(j, ELVIS_DECODE_CREATE, &sc, &e), -EINVAL);
+        json_decref(j);
+}
