@@ -81,11 +81,23 @@ static const char *slug(unsigned status)
         }
 }
 
+/* Details may quote client input (an id from the URL): keep them printable ASCII so
+ * the document always encodes. */
+static void sanitize(char *dst, size_t size, const char *src)
+{
+        size_t n = 0;
+
+        for (; *src && n + 1 < size; src++)
+                dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+        dst[n] = '\0';
+}
+
 json_t *elvis_problem_new(unsigned status, const char *detail)
 {
-        char type[64];
+        char type[64], clean[1024];
 
         snprintf(type, sizeof(type), "urn:elvis:problem:%s", slug(status));
+        sanitize(clean, sizeof(clean), detail ? detail : elvis_http_reason(status));
         return json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", elvis_http_reason(status), "status",
-                         (int)status, "detail", detail ? detail : elvis_http_reason(status));
+                         (int)status, "detail", clean);
 }

@@ -372,23 +372,26 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         busy = busy_cpus(&next);
         r = elvis_place_vcpus(&m->topo, &m->allowed, &busy, vm->vcpus, &nvm->cpus, &nvm->numa, reason, sizeof(reason));
         if (r < 0) {
+                r = elvis_err_set(e, r, "cannot place VM '%s': %s", vm->name, reason);
                 elvis_state_fini(&next);
-                return elvis_err_set(e, r, "cannot place VM '%s': %s", vm->name, reason);
+                return r;
         }
         for (unsigned d = 0; d < nvm->ndevices; d++) {
                 struct elvis_device *dev = &nvm->devices[d];
                 if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap[0])
                         snprintf(dev->tap, sizeof(dev->tap), "elvis%u-%u", nvm->id % 100000u, d % ELVIS_MAX_DEVICES);
                 if (dev->backend == ELVIS_BACKEND_TAP && tap_taken(&next, dev->tap, 0)) {
+                        r = elvis_err_set(e, -EEXIST, "tap '%s' is already used by another VM", dev->tap);
                         elvis_state_fini(&next);
-                        return elvis_err_set(e, -EEXIST, "tap '%s' is already used by another VM", dev->tap);
+                        return r;
                 }
                 for (unsigned k = 0; k < d; k++)
                         if (dev->backend == ELVIS_BACKEND_TAP && nvm->devices[k].backend == ELVIS_BACKEND_TAP &&
                             strcmp(nvm->devices[k].tap, dev->tap) == 0) {
-                                elvis_state_fini(&next);
-                                return elvis_err_set(e, -EINVAL, "devices %s and %s use the same tap '%s'",
+                                r = elvis_err_set(e, -EINVAL, "devices %s and %s use the same tap '%s'",
                                                      nvm->devices[k].id, dev->id, dev->tap);
+                                elvis_state_fini(&next);
+                                return r;
                         }
                 memset(dev->sidecore, 0, sizeof(dev->sidecore));
                 dev->socket[0] = '\0';
@@ -396,8 +399,9 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                         char path[512];
                         snprintf(path, sizeof(path), "%s/vm%u-%s.sock", m->cfg.run_dir, nvm->id, dev->id);
                         if (strlen(path) >= sizeof(dev->socket)) {
+                                r = elvis_err_set(e, -ENAMETOOLONG, "vhost-user socket path %s is too long", path);
                                 elvis_state_fini(&next);
-                                return elvis_err_set(e, -ENAMETOOLONG, "vhost-user socket path %s is too long", path);
+                                return r;
                         }
                         memcpy(dev->socket, path, strlen(path) + 1);
                 }
@@ -433,18 +437,23 @@ int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *p
                 return elvis_err_set(e, r, "out of memory");
         vm = elvis_state_vm(&next, id);
         if (!vm) {
+                r = elvis_err_set(e, -ENOENT, "no VM with id %u", id);
                 elvis_state_fini(&next);
-                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+                return r;
         }
         r = elvis_vm_from_json(patch, ELVIS_DECODE_PATCH, vm, e);
         if (r < 0) {
                 elvis_state_fini(&next);
                 return r;
         }
-        other = elvis_state_vm_by_name(&next, vm->name);
-        if (other && other != vm) {
+        other = NULL;
+        for (unsigned i = 0; i < next.nvms && !other; i++)
+                if (&next.vms[i] != vm && strcmp(next.vms[i].name, vm->name) == 0)
+                        other = &next.vms[i];
+        if (other) {
+                r = elvis_err_set(e, -EEXIST, "a VM named '%s' already exists", vm->name);
                 elvis_state_fini(&next);
-                return elvis_err_set(e, -EEXIST, "a VM named '%s' already exists", vm->name);
+                return r;
         }
         assign_queues(m, &next, true);
         drop_idle_automatic(&next);
@@ -469,8 +478,9 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
         for (i = 0; i < next.nvms && next.vms[i].id != id; i++)
                 ;
         if (i == next.nvms) {
+                r = elvis_err_set(e, -ENOENT, "no VM with id %u", id);
                 elvis_state_fini(&next);
-                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+                return r;
         }
         snprintf(name, sizeof(name), "%s", next.vms[i].name);
         memmove(&next.vms[i], &next.vms[i + 1], (next.nvms - i - 1) * sizeof(next.vms[0]));
@@ -517,8 +527,9 @@ int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_si
                 return elvis_err_set(e, r, "out of memory");
         r = new_sidecore(m, &next, cpu, false, &sc);
         if (r < 0) {
+                r = elvis_err_set(e, r, "too many sidecores");
                 elvis_state_fini(&next);
-                return elvis_err_set(e, r, "too many sidecores");
+                return r;
         }
         *ret = *sc;
         assign_queues(m, &next, false);
@@ -571,9 +582,10 @@ int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struc
                 return r;
         }
         if (next.nsidecores > next.policy.max_sidecores) {
+                r = elvis_err_set(e, -EBUSY, "max_sidecores %u is below the %u sidecores running; remove some first",
+                                  next.policy.max_sidecores, next.nsidecores);
                 elvis_state_fini(&next);
-                return elvis_err_set(e, -EBUSY, "max_sidecores %u is below the %u sidecores running; remove some first",
-                                     next.policy.max_sidecores, next.nsidecores);
+                return r;
         }
         assign_queues(m, &next, true);
         drop_idle_automatic(&next);

@@ -95,7 +95,7 @@ json_t *elvis_manager_topology(struct elvis_manager *m)
                                       "package", pu->package, "numa_node", node_or_null(pu->numa), "l3",
                                       pu->l3 >= 0 ? json_integer(pu->l3) : json_null(), "siblings",
                                       elvis_cpuset_to_json(&sib));
-                json_object_update(c, cpu_role(m, pu->os_index));
+                json_object_update_new(c, cpu_role(m, pu->os_index));
                 json_array_append_new(cpus, c);
         }
         for (size_t i = 0; i < t->nnics; i++) {

@@ -1,0 +1,303 @@
+/* Functional tests of the elvis-manager process: sd_notify protocol, signals, SIGHUP
+ * reload, --check-config goldens, usage errors, single instance, TLS listener,
+ * daemonizing. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "../lib/harness.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CONFDIR ELVIS_SOURCE_DIR "/tests/data/config"
+
+static struct daemon d;
+
+static void setup(void)
+{
+        daemon_init(&d, ELVIS_MANAGER_FAKE);
+}
+
+static void teardown(void)
+{
+        daemon_cleanup(&d);
+}
+
+TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 90);
+
+Test(daemon, notify_ready_status_stopping)
+{
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert(daemon_wait_notify(&d, "STATUS=0 VMs, 0 sidecores, user data plane running", 5000), "%s",
+                  d.notify_log);
+        {
+                struct resp r;
+                cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"a\",\"devices\":[{\"backend\":\"loopback\"}]}",
+                                       &r), 0);
+                cr_assert_eq(r.status, 201);
+                resp_free(&r);
+        }
+        cr_assert(daemon_wait_notify(&d, "STATUS=1 VMs, 1 sidecores", 5000), "%s", d.notify_log);
+        cr_assert_eq(daemon_stop(&d), 0);
+        cr_assert(strstr(d.notify_log, "STOPPING=1"), "%s", d.notify_log);
+        cr_assert_lt(strstr(d.notify_log, "READY=1") - d.notify_log, strstr(d.notify_log, "STOPPING=1") - d.notify_log);
+}
+
+Test(daemon, watchdog_pings)
+{
+        daemon_env(&d, "WATCHDOG_USEC=200000");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert(daemon_wait_notify(&d, "WATCHDOG=1", 3000), "no WATCHDOG=1 within 3 s: %s", d.notify_log);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, no_watchdog_without_watchdog_usec)
+{
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_not(daemon_wait_notify(&d, "WATCHDOG=1", 500));
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, sigint_is_graceful_too)
+{
+        int status;
+
+        cr_assert_eq(daemon_start(&d), 0);
+        kill(d.pid, SIGINT);
+        cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
+        d.pid = -1;
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert_neq(access(d.sock, F_OK), 0, "socket removed on exit");
+}
+
+Test(daemon, sighup_reloads_config)
+{
+        char conf[160], arg[200], *log;
+        FILE *f;
+
+        snprintf(conf, sizeof(conf), "%s/elvis.conf", d.dir);
+        f = fopen(conf, "w");
+        fputs("log-level = info\n", f);
+        fclose(f);
+        /* the harness passes --config ""; a later flag wins */
+        snprintf(arg, sizeof(arg), "--config=%s", conf);
+        daemon_arg(&d, arg);
+        cr_assert_eq(daemon_start(&d), 0);
+        f = fopen(conf, "w");
+        fputs("reserved-cpus = 0\npid-file = /tmp/elsewhere.pid\n", f);
+        fclose(f);
+        d.notify_log[0] = '\0';
+        kill(d.pid, SIGHUP);
+        cr_assert(daemon_wait_notify(&d, "RELOADING=1", 5000));
+        cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
+        f = fopen(conf, "w");
+        fputs("cpus = banana\n", f);
+        fclose(f);
+        d.notify_log[0] = '\0';
+        kill(d.pid, SIGHUP);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
+        cr_assert(daemon_alive(&d), "a bad config on reload does not kill the daemon");
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "'pid-file' changed; it takes effect when elvis-manager restarts"), "%s", log);
+        cr_assert(strstr(log, "cpus: invalid CPU list 'banana'"), "%s", log);
+        cr_assert(strstr(log, "configuration not reloaded"), "%s", log);
+        free(log);
+}
+
+Test(daemon, second_instance_refuses_the_socket)
+{
+        struct daemon two;
+        char *log;
+
+        cr_assert_eq(daemon_start(&d), 0);
+        daemon_init(&two, ELVIS_MANAGER_FAKE);
+        snprintf(two.sock, sizeof(two.sock), "%s", d.sock);
+        cr_assert_neq(daemon_start(&two), 0);
+        log = daemon_log(&two);
+        cr_assert(strstr(log, "another elvis-manager is already listening"), "%s", log);
+        free(log);
+        daemon_cleanup(&two);
+        cr_assert(daemon_alive(&d));
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, stale_socket_is_replaced)
+{
+        cr_assert_eq(daemon_start(&d), 0);
+        daemon_kill9(&d);
+        cr_assert_eq(access(d.sock, F_OK), 0, "kill -9 leaves the socket file");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+struct golden {
+        char name[32];
+        int status;
+};
+
+ParameterizedTestParameters(check_config, golden)
+{
+        static struct golden g[] = {
+                { "ok-minimal", 0 }, { "ok-full", 0 }, { "bad-unknown-key", 1 }, { "bad-cpulist", 1 },
+                { "bad-listen-no-tls", 1 }, { "bad-multiple", 1 }, { "bad-tls-missing", 1 }, { "bad-duplicate", 1 },
+        };
+        return cr_make_param_array(struct golden, g, sizeof(g) / sizeof(g[0]));
+}
+
+ParameterizedTest(struct golden *g, check_config, golden)
+{
+        char conf[256], expected[256], *out, *err, *want, *p;
+        const char *argv[] = { ELVIS_MANAGER, "--config", conf, "--check-config", NULL };
+        int st;
+
+        snprintf(conf, sizeof(conf), "%s/%s.conf", CONFDIR, g->name);
+        snprintf(expected, sizeof(expected), "%s/%s.out", CONFDIR, g->name);
+        st = run_cmd(argv, NULL, &out, &err);
+        cr_assert_eq(st, g->status, "%s: exit %d\n%s%s", g->name, st, out, err);
+        want = slurp_file(expected);
+        /* the golden files name the config directory @DIR@ */
+        while ((p = strstr(g->status ? err : out, CONFDIR))) {
+                memmove(p + 5, p + strlen(CONFDIR), strlen(p + strlen(CONFDIR)) + 1);
+                memcpy(p, "@DIR@", 5);
+        }
+        cr_assert_str_eq(g->status ? err : out, want, "%s", g->name);
+        free(out);
+        free(err);
+        free(want);
+}
+
+Test(cli_flags, version_help_usage)
+{
+        const char *v[] = { ELVIS_MANAGER, "--version", NULL };
+        const char *h[] = { ELVIS_MANAGER, "--help", NULL };
+        const char *u[] = { ELVIS_MANAGER, "--frobnicate", NULL };
+        char *out, *err;
+
+        cr_assert_eq(run_cmd(v, NULL, &out, &err), 0);
+        cr_assert(strncmp(out, "elvis-manager ", 14) == 0, "%s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(run_cmd(h, NULL, &out, &err), 0);
+        cr_assert(strstr(out, "--reserved-cpus LIST"), "%s", out);
+        cr_assert(strstr(out, "--check-config"));
+        free(out);
+        free(err);
+        cr_assert_eq(run_cmd(u, NULL, &out, &err), 2, "usage errors exit 2");
+        cr_assert(strstr(err, "unknown option '--frobnicate'"), "%s", err);
+        free(out);
+        free(err);
+}
+
+Test(daemon, daemonizes_and_returns_when_ready)
+{
+        char pidfile[160], pidarg[200], *pidtext;
+        const char *argv[] = { ELVIS_MANAGER_FAKE, "--config", "", "--socket", d.sock, "--state-dir", d.state_dir,
+                               "--run-dir", d.run_dir, "--libvirt-uri", "none", pidarg, NULL };
+        struct resp r;
+        pid_t pid;
+
+        snprintf(pidfile, sizeof(pidfile), "%s/elvis.pid", d.dir);
+        snprintf(pidarg, sizeof(pidarg), "--pid-file=%s", pidfile);
+        cr_assert_eq(run_cmd(argv, NULL, NULL, NULL), 0, "the parent exits 0 once the API is up");
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0, "API answers right after the parent returned");
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+        pidtext = slurp_file(pidfile);
+        pid = (pid_t)atoi(pidtext);
+        free(pidtext);
+        cr_assert_gt(pid, 1);
+        cr_assert_eq(kill(pid, SIGTERM), 0);
+        for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+                usleep(10000);  /* not our child: no waitpid; bounded */
+        cr_assert_neq(kill(pid, 0), 0, "daemon stopped");
+}
+
+Test(daemon, daemonize_reports_startup_failure)
+{
+        const char *argv[] = { ELVIS_MANAGER_FAKE, "--config", "", "--socket", "/proc/nonexistent/elvis.sock",
+                               "--state-dir", d.state_dir, "--run-dir", d.run_dir, "--libvirt-uri", "none", NULL };
+
+        cr_assert_eq(run_cmd(argv, NULL, NULL, NULL), 1, "the parent reports a child that failed to start");
+}
+
+static void make_tls(const char *dir, char *cert, char *key, char *token, size_t len)
+{
+        char cmd[1024];
+        FILE *f;
+
+        snprintf(cert, len, "%s/cert.pem", dir);
+        snprintf(key, len, "%s/key.pem", dir);
+        snprintf(token, len, "%s/token", dir);
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
+                 "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1", key, cert);
+        cr_assert_eq(system(cmd), 0, "openssl is needed for this test (scripts/deps installs it)");
+        f = fopen(token, "w");
+        fputs("s3cret-token-0123456789\n", f);
+        fclose(f);
+}
+
+static long tls_get(const char *url, const char *cacert, const char *auth)
+{
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = NULL;
+        long status = -1;
+
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, stderr);
+        if (auth) {
+                h = curl_slist_append(h, auth);
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        }
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        return status;
+}
+
+Test(daemon, tls_listener_requires_token)
+{
+        char cert[160], key[160], token[160], a1[200], a2[200], a3[200], url[64];
+        int port = 20000 + (getpid() % 20000);
+
+        make_tls(d.dir, cert, key, token, sizeof(cert));
+        snprintf(a1, sizeof(a1), "--tls-cert=%s", cert);
+        snprintf(a2, sizeof(a2), "--tls-key=%s", key);
+        snprintf(a3, sizeof(a3), "--token-file=%s", token);
+        snprintf(url, sizeof(url), "--listen=127.0.0.1:%d", port);
+        daemon_arg(&d, url);
+        daemon_arg(&d, a1);
+        daemon_arg(&d, a2);
+        daemon_arg(&d, a3);
+        cr_assert_eq(daemon_start(&d), 0);
+        snprintf(url, sizeof(url), "https://localhost:%d/v1/health", port);
+        cr_assert_eq(tls_get(url, cert, NULL), 401, "no token");
+        cr_assert_eq(tls_get(url, cert, "Authorization: Bearer wrong-token-0123456789"), 401);
+        cr_assert_eq(tls_get(url, cert, "Authorization: Bearer s3cret-token-0123456789"), 200);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/health", port);
+        cr_assert_neq(tls_get(url, cert, "Authorization: Bearer s3cret-token-0123456789"), 200, "plain HTTP refused");
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, tcp_without_tls_refuses_to_start)
+{
+        const char *argv[] = { ELVIS_MANAGER, "--config", "", "--foreground", "--listen", "127.0.0.1:1", "--socket",
+                               d.sock, "--state-dir", d.state_dir, "--run-dir", d.run_dir, NULL };
+        char *out, *err;
+
+        cr_assert_eq(run_cmd(argv, NULL, &out, &err), 1);
+        cr_assert(strstr(err, "listen requires tls-cert, tls-key and token-file"), "%s", err);
+        free(out);
+        free(err);
+}

@@ -1,0 +1,406 @@
+/* Functional-test harness implementation. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static long now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void daemon_init(struct daemon *d, const char *binary)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        memset(d, 0, sizeof(*d));
+        d->binary = binary;
+        d->pid = -1;
+        snprintf(d->dir, sizeof(d->dir), "/tmp/elvis-ft-XXXXXX");
+        cr_assert_not_null(mkdtemp(d->dir));
+        snprintf(d->sock, sizeof(d->sock), "%s/api.sock", d->dir);
+        snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
+        snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+        snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->dir);
+        snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir);
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(d->notify_fd, 0);
+        cr_assert_lt(strlen(d->notify_path), sizeof(sa.sun_path));
+        memcpy(sa.sun_path, d->notify_path, strlen(d->notify_path) + 1);
+        cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+void daemon_arg(struct daemon *d, const char *arg)
+{
+        size_t i = 0;
+        while (d->extra[i])
+                i++;
+        cr_assert_lt(i, 15);
+        d->extra[i] = arg;
+}
+
+void daemon_env(struct daemon *d, const char *kv)
+{
+        size_t i = 0;
+        while (d->env[i])
+                i++;
+        cr_assert_lt(i, 7);
+        d->env[i] = kv;
+}
+
+static void drain_notify(struct daemon *d, int timeout_ms)
+{
+        struct pollfd p = { .fd = d->notify_fd, .events = POLLIN };
+        char buf[4096];
+
+        while (poll(&p, 1, timeout_ms) > 0) {
+                ssize_t n = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                if (n <= 0)
+                        break;
+                buf[n] = '\0';
+                if (strlen(d->notify_log) + (size_t)n + 2 < sizeof(d->notify_log)) {
+                        strcat(d->notify_log, buf);
+                        strcat(d->notify_log, "\n");
+                }
+                timeout_ms = 0;
+        }
+}
+
+bool daemon_wait_notify(struct daemon *d, const char *needle, int ms)
+{
+        long deadline = now_ms() + ms;
+
+        for (;;) {
+                drain_notify(d, 0);
+                if (strstr(d->notify_log, needle))
+                        return true;
+                long left = deadline - now_ms();
+                if (left <= 0)
+                        return false;
+                drain_notify(d, (int)(left < 100 ? left : 100));
+                if (!daemon_alive(d) && !strstr(d->notify_log, needle)) {
+                        drain_notify(d, 0);
+                        return strstr(d->notify_log, needle) != NULL;
+                }
+        }
+}
+
+bool daemon_alive(struct daemon *d)
+{
+        int status;
+
+        if (d->pid <= 0)
+                return false;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+                d->pid = -1;
+                return false;
+        }
+        return true;
+}
+
+int daemon_start(struct daemon *d)
+{
+        const char *argv[48];
+        char *envp[256];
+        char notify_env[160];
+        size_t n = 0, e = 0;
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+
+        argv[n++] = d->binary;
+        argv[n++] = "--foreground";
+        argv[n++] = "--config";
+        argv[n++] = "";
+        argv[n++] = "--socket";
+        argv[n++] = d->sock;
+        argv[n++] = "--state-dir";
+        argv[n++] = d->state_dir;
+        argv[n++] = "--run-dir";
+        argv[n++] = d->run_dir;
+        argv[n++] = "--libvirt-uri";
+        argv[n++] = "none";
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        for (size_t i = 0; d->extra[i]; i++)
+                argv[n++] = d->extra[i];
+        argv[n] = NULL;
+        snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", d->notify_path);
+        for (char **v = environ; *v && e < 200; v++)
+                if (strncmp(*v, "NOTIFY_SOCKET=", 14) && strncmp(*v, "WATCHDOG_", 9) && strncmp(*v, "ELVIS_", 6))
+                        envp[e++] = *v;
+        envp[e++] = notify_env;
+        for (size_t i = 0; d->env[i]; i++)
+                envp[e++] = (char *)d->env[i];
+        envp[e] = NULL;
+        d->notify_log[0] = '\0';
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (posix_spawn(&pid, d->binary, &fa, NULL, (char **)argv, envp) != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -1;
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        d->pid = pid;
+        if (!daemon_wait_notify(d, "READY=1", 15000)) {
+                char *log = daemon_log(d);
+                fprintf(stderr, "daemon did not become ready; log:\n%s", log);
+                free(log);
+                if (daemon_alive(d))
+                        daemon_kill9(d);
+                return -1;
+        }
+        return 0;
+}
+
+static int wait_exit(struct daemon *d, int ms)
+{
+        long deadline = now_ms() + ms;
+        int status;
+
+        while (now_ms() < deadline) {
+                pid_t r = waitpid(d->pid, &status, WNOHANG);
+                if (r == d->pid) {
+                        d->pid = -1;
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                }
+                drain_notify(d, 20);    /* waits on the notify socket, bounded */
+        }
+        return -1;
+}
+
+int daemon_stop(struct daemon *d)
+{
+        int r;
+
+        if (d->pid <= 0)
+                return -1;
+        kill(d->pid, SIGTERM);
+        r = wait_exit(d, 15000);
+        if (r < 0)
+                daemon_kill9(d);
+        return r;
+}
+
+void daemon_kill9(struct daemon *d)
+{
+        if (d->pid <= 0)
+                return;
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = -1;
+}
+
+void daemon_cleanup(struct daemon *d)
+{
+        char cmd[128];
+
+        daemon_kill9(d);
+        if (d->notify_fd > 0)
+                close(d->notify_fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+        if (d->dir[0] && system(cmd) != 0)
+                cr_log_warn("cannot remove %s", d->dir);
+}
+
+char *slurp_file(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t n = 0;
+
+        if (!f)
+                return strdup("");
+        if (getdelim(&buf, &n, '\0', f) < 0) {
+                free(buf);
+                buf = strdup("");
+        }
+        fclose(f);
+        return buf;
+}
+
+char *daemon_log(struct daemon *d)
+{
+        return slurp_file(d->log_path);
+}
+
+struct buf {
+        char *data;
+        size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        struct buf *b = userdata;
+        size_t n = size * nmemb;
+        char *p = realloc(b->data, b->len + n + 1);
+
+        if (!p)
+                return 0;
+        b->data = p;
+        memcpy(b->data + b->len, ptr, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return n;
+}
+
+static void copy_header(const char *line, size_t n, const char *name, char *dst, size_t size)
+{
+        size_t k = strlen(name);
+
+        if (n > k && strncasecmp(line, name, k) == 0) {
+                size_t len = n - k;
+                while (len && (line[k + len - 1] == '\r' || line[k + len - 1] == '\n'))
+                        len--;
+                snprintf(dst, size, "%.*s", (int)len, line + k);
+        }
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        struct resp *r = userdata;
+        size_t n = size * nmemb;
+
+        copy_header(ptr, n, "Content-Type: ", r->content_type, sizeof(r->content_type));
+        copy_header(ptr, n, "Location: ", r->location, sizeof(r->location));
+        copy_header(ptr, n, "Allow: ", r->allow, sizeof(r->allow));
+        return n;
+}
+
+int http(struct daemon *d, const char *method, const char *path, const char *content_type, const char *body,
+         size_t len, struct resp *r)
+{
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = NULL;
+        struct buf b = { 0 };
+        char url[4096], ct[160];
+        CURLcode rc;
+
+        memset(r, 0, sizeof(*r));
+        snprintf(url, sizeof(url), "http://localhost%s", path);
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, d->sock);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+        if (strcmp(method, "HEAD") == 0)
+                curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        /* small bodies go at once; big ones wait for 100-continue so an early 413 arrives cleanly */
+        if (len < 65536)
+                h = curl_slist_append(h, "Expect:");
+        if (content_type) {
+                snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+                h = curl_slist_append(h, ct);
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        }
+        rc = curl_easy_perform(c);
+        /* a server may answer (413) and close before the whole body is sent: the answer counts */
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        if (rc != CURLE_OK && r->status > 0)
+                rc = CURLE_OK;
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        r->body = b.data ? b.data : strdup("");
+        if (strstr(r->content_type, "json"))
+                r->json = json_loads(r->body, 0, NULL);
+        return rc == CURLE_OK ? 0 : -1;
+}
+
+int http_json(struct daemon *d, const char *method, const char *path, const char *body, struct resp *r)
+{
+        return http(d, method, path, body ? "application/json" : NULL, body, body ? strlen(body) : 0, r);
+}
+
+void resp_free(struct resp *r)
+{
+        free(r->body);
+        json_decref(r->json);
+        memset(r, 0, sizeof(*r));
+}
+
+static char *read_all(int fd)
+{
+        struct buf b = { 0 };
+        char tmp[4096];
+        ssize_t n;
+
+        while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+                on_data(tmp, 1, (size_t)n, &b);
+        return b.data ? b.data : strdup("");
+}
+
+int run_cmd(const char *const *argv, const char *const *env, char **out, char **err)
+{
+        char opath[] = "/tmp/elvis-cmd-out-XXXXXX", epath[] = "/tmp/elvis-cmd-err-XXXXXX";
+        int ofd = mkstemp(opath), efd = mkstemp(epath), status = -1;
+        posix_spawn_file_actions_t fa;
+        char *envp[256];
+        size_t e = 0;
+        pid_t pid;
+
+        cr_assert(ofd >= 0 && efd >= 0);
+        for (char **v = environ; *v && e < 200; v++)
+                envp[e++] = *v;
+        for (size_t i = 0; env && env[i]; i++)
+                envp[e++] = (char *)env[i];
+        envp[e] = NULL;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, ofd, STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, efd, STDERR_FILENO);
+        if (posix_spawn(&pid, argv[0], &fa, NULL, (char **)argv, envp) == 0 && waitpid(pid, &status, 0) == pid)
+                status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        posix_spawn_file_actions_destroy(&fa);
+        lseek(ofd, 0, SEEK_SET);
+        lseek(efd, 0, SEEK_SET);
+        if (out)
+                *out = read_all(ofd);
+        if (err)
+                *err = read_all(efd);
+        close(ofd);
+        close(efd);
+        unlink(opath);
+        unlink(epath);
+        return status;
+}
+
+int run_cli(struct daemon *d, char **out, char **err, const char *const *args)
+{
+        const char *argv[64];
+        size_t n = 0;
+
+        argv[n++] = ELVISCTL;
+        argv[n++] = "--socket";
+        argv[n++] = d->sock;
+        for (size_t i = 0; args[i] && n < 62; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        return run_cmd(argv, NULL, out, err);
+}

@@ -1,0 +1,65 @@
+/* Functional-test harness: runs the real elvis-manager on temp dirs, waits for its
+ * sd_notify READY=1 (no sleeps), talks HTTP over its unix socket and runs elvisctl. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct daemon {
+        char dir[64];           /* temp root, kept across restarts */
+        char sock[128];
+        char state_dir[128];
+        char run_dir[128];
+        char log_path[128];
+        char notify_path[128];
+        int notify_fd;
+        char notify_log[8192];  /* every sd_notify datagram received, newline separated */
+        pid_t pid;
+        const char *binary;     /* path of the daemon binary */
+        const char *extra[16];  /* extra arguments, NULL terminated */
+        const char *env[8];     /* extra environment "K=V", NULL terminated */
+};
+
+struct resp {
+        long status;
+        char *body;
+        char content_type[128];
+        char location[128];
+        char allow[128];
+        json_t *json;           /* parsed body when it is JSON */
+};
+
+#define ELVIS_MANAGER ELVIS_BIN_DIR "/elvis-manager"
+#define ELVIS_MANAGER_FAKE ELVIS_SOURCE_BUILD_TESTS "/elvis-manager-fake"
+#define ELVISCTL ELVIS_BIN_DIR "/elvisctl"
+
+/* Prepares d (temp dirs) for binary; call once, then daemon_start (again after stops). */
+void daemon_init(struct daemon *d, const char *binary);
+void daemon_arg(struct daemon *d, const char *arg);
+void daemon_env(struct daemon *d, const char *kv);
+/* Starts and waits for READY=1 (10 s limit); returns 0 or -1 if it exited/never got ready. */
+int daemon_start(struct daemon *d);
+/* SIGTERM, wait; returns the exit status (or -1). */
+int daemon_stop(struct daemon *d);
+void daemon_kill9(struct daemon *d);
+/* Waits up to ms for a notify message containing needle (already received ones count). */
+bool daemon_wait_notify(struct daemon *d, const char *needle, int ms);
+bool daemon_alive(struct daemon *d);
+void daemon_cleanup(struct daemon *d);
+/* Returns the daemon's log so far (caller frees). */
+char *daemon_log(struct daemon *d);
+
+/* HTTP over the daemon's socket. body may be NULL. Returns 0 when a response arrived. */
+int http(struct daemon *d, const char *method, const char *path, const char *content_type, const char *body,
+         size_t len, struct resp *r);
+/* JSON request with Content-Type application/json. */
+int http_json(struct daemon *d, const char *method, const char *path, const char *body, struct resp *r);
+void resp_free(struct resp *r);
+
+/* Runs elvisctl --socket SOCK ARGS; returns its exit status, output in out and err (caller frees). */
+int run_cli(struct daemon *d, char **out, char **err, const char *const *args);
+/* Runs any command, returns exit status; output captured. */
+int run_cmd(const char *const *argv, const char *const *env, char **out, char **err);
+
+char *slurp_file(const char *path);
