@@ -224,7 +224,7 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
         r = get_string(j, "type", what, type, sizeof(type), false, false, e);
         if (r < 0 || (r && strcmp(type, "net") != 0))
                 return elvis_err_set(e, -EINVAL, "%s: type must be \"net\"", what);
-        r = get_enum(j, "backend", what, elvis_backend_parse, "tap, loopback", &x, e);
+        r = get_enum(j, "backend", what, elvis_backend_parse, "tap, loopback, null", &x, e);
         if (r < 0)
                 return r;
         if (r)

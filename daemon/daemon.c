@@ -86,7 +86,8 @@ static const struct elvis_dataplane_ops *find_dataplane(struct elvis_manager *m,
 static void dataplane_open(struct elvis_manager *m)
 {
         const struct elvis_dataplane_ops *ops;
-        struct elvis_dp_config cfg = { .run_dir = m->cfg.run_dir };
+        struct elvis_dp_config cfg = { .run_dir = m->cfg.run_dir,
+                                       .pin = !(m->cfg.topology_xml && m->cfg.topology_xml[0]) };
         const char *kind = m->cfg.dataplane;
         int r;
 

@@ -166,7 +166,7 @@ enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const
 }
 
 static const char *const exitless_names[] = { "auto", "always", "never" };
-static const char *const backend_names[] = { "tap", "loopback" };
+static const char *const backend_names[] = { "tap", "loopback", "null" };
 static const char *const mode_names[] = { "static", "dynamic" };
 
 static int parse_name(const char *const *names, int n, const char *s)

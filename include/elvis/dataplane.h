@@ -10,6 +10,7 @@
 
 struct elvis_dp_config {
         const char *run_dir;            /* where vhost-user sockets live */
+        bool pin;                       /* pin sidecore threads (false when the topology is not the live host) */
 };
 
 struct elvis_dp_device {

@@ -30,7 +30,8 @@ enum elvis_exitless {
 
 enum elvis_backend {
         ELVIS_BACKEND_TAP,
-        ELVIS_BACKEND_LOOPBACK,
+        ELVIS_BACKEND_LOOPBACK,         /* transmit reflected to receive, losslessly */
+        ELVIS_BACKEND_NULL,             /* transmit consumed and discarded (a sink for benchmarks) */
         __ELVIS_BACKEND_MAX
 };
 

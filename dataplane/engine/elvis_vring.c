@@ -1,0 +1,386 @@
+/* Split-virtqueue engine: validation-first descriptor walking, used ring publication,
+ * notification suppression (VRING_USED_F_NO_NOTIFY / EVENT_IDX). */
+#include "elvis_vring.h"
+
+#define AVAIL_FLAGS 0
+#define AVAIL_IDX 2
+#define AVAIL_RING 4
+#define USED_FLAGS 0
+#define USED_IDX 2
+#define USED_RING 4
+
+int elvis_vring_fail(struct elvis_vring *vr, int err, const char *what)
+{
+        if (!vr->error) {
+                vr->error = err;
+                vr->error_what = what;
+        }
+        return vr->error;
+}
+
+int elvis_mem_validate(const struct elvis_vring_mem *mem, const char **why)
+{
+        if (mem->nregions == 0 || mem->nregions > ELVIS_MEM_MAX_REGIONS) {
+                *why = "memory table must have 1 to 8 regions";
+                return -EINVAL;
+        }
+        for (u32 i = 0; i < mem->nregions; i++) {
+                const struct elvis_mem_region *r = &mem->r[i];
+                if (r->size == 0 || r->gpa + r->size < r->gpa || r->vmm_addr + r->size < r->vmm_addr) {
+                        *why = "memory region is empty or wraps around";
+                        return -EINVAL;
+                }
+                for (u32 k = 0; k < i; k++) {
+                        const struct elvis_mem_region *o = &mem->r[k];
+                        if (r->gpa < o->gpa + o->size && o->gpa < r->gpa + r->size) {
+                                *why = "memory regions overlap in guest physical space";
+                                return -EINVAL;
+                        }
+                }
+        }
+        return 0;
+}
+
+static const struct elvis_mem_region *find_gpa(const struct elvis_vring_mem *mem, u64 gpa)
+{
+        for (u32 i = 0; i < mem->nregions; i++)
+                if (gpa >= mem->r[i].gpa && gpa - mem->r[i].gpa < mem->r[i].size)
+                        return &mem->r[i];
+        return NULL;
+}
+
+int elvis_mem_map(const struct elvis_vring_mem *mem, u64 gpa, u64 len, struct elvis_iov *iov, u32 max, u32 *ret_n)
+{
+        u32 n = 0;
+
+        if (gpa + len < gpa)
+                return -EFAULT;
+        while (len) {
+                const struct elvis_mem_region *r = find_gpa(mem, gpa);
+                u64 off, chunk;
+
+                if (!r)
+                        return -EFAULT;
+                if (n == max)
+                        return -E2BIG;
+                off = gpa - r->gpa;
+                chunk = r->size - off;
+                if (chunk > len)
+                        chunk = len;
+                if (chunk > 0xffffffffu)
+                        chunk = 0xffffffffu;
+                iov[n].base = ev_uptr_add(r->base, off);
+                iov[n].len = (u32)chunk;
+                n++;
+                gpa += chunk;
+                len -= chunk;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+int elvis_mem_map_vmm(const struct elvis_vring_mem *mem, u64 vmm_addr, u64 len, ev_uptr *ret)
+{
+        if (vmm_addr + len < vmm_addr)
+                return -EFAULT;
+        for (u32 i = 0; i < mem->nregions; i++) {
+                const struct elvis_mem_region *r = &mem->r[i];
+                if (vmm_addr >= r->vmm_addr && vmm_addr - r->vmm_addr <= r->size &&
+                    len <= r->size - (vmm_addr - r->vmm_addr)) {
+                        *ret = ev_uptr_add(r->base, vmm_addr - r->vmm_addr);
+                        return 0;
+                }
+        }
+        return -EFAULT;
+}
+
+int elvis_vring_init(struct elvis_vring *vr, const struct elvis_vring_mem *mem, u32 num, u64 desc, u64 avail,
+                     u64 used, u16 base, bool event_idx, bool indirect, const char **why)
+{
+        struct elvis_vring v;
+        u16 used_idx;
+
+        memset(&v, 0, sizeof(v));
+        if (num == 0 || num > ELVIS_VRING_MAX_NUM || (num & (num - 1))) {
+                *why = "ring size must be a power of two between 1 and 32768";
+                return -EINVAL;
+        }
+        if ((desc & 15) || (avail & 1) || (used & 3)) {
+                *why = "ring addresses are misaligned";
+                return -EINVAL;
+        }
+        if (elvis_mem_map_vmm(mem, desc, 16ull * num, &v.desc) ||
+            elvis_mem_map_vmm(mem, avail, 6ull + 2ull * num, &v.avail) ||
+            elvis_mem_map_vmm(mem, used, 6ull + 8ull * num, &v.used)) {
+                *why = "ring addresses are outside guest memory";
+                return -EFAULT;
+        }
+        if (ev_load16(ev_uptr_add(v.used, USED_IDX), &used_idx)) {
+                *why = "cannot read the used ring";
+                return -EFAULT;
+        }
+        v.num = (u16)(num == 32768 ? 32768 : num);
+        v.mem = mem;
+        v.last_avail_idx = base;
+        v.avail_idx = base;
+        v.used_idx = used_idx;
+        v.published_used = used_idx;
+        v.event_idx = event_idx;
+        v.indirect = indirect;
+        v.notify_enabled = true;
+        *vr = v;
+        return 0;
+}
+
+/* num is a power of two up to 32768; as u16 32768 is 0x8000 and the mask still works. */
+static inline u16 slot(const struct elvis_vring *vr, u16 idx)
+{
+        return (u16)(idx & (u16)(vr->num - 1));
+}
+
+int elvis_vring_pending(struct elvis_vring *vr)
+{
+        u16 idx, n;
+
+        if (ev_unlikely(vr->error))
+                return vr->error;
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_IDX), &idx))
+                return elvis_vring_fail(vr, -EFAULT, "cannot read avail index");
+        n = (u16)(idx - vr->last_avail_idx);
+        if (ev_unlikely(n > vr->num))
+                return elvis_vring_fail(vr, -EPROTO, "avail index moved by more than the ring size");
+        vr->avail_idx = idx;
+        return n;
+}
+
+static int add_buffer(struct elvis_vring *vr, struct elvis_chain *c, const struct elvis_vring_desc *d,
+                      enum elvis_chain_dir dir)
+{
+        u64 addr = ev_le64(d->addr);
+        u32 len = ev_le32(d->len);
+        bool writable = ev_le16(d->flags) & ELVIS_VRING_DESC_F_WRITE;
+        u32 n, room = ELVIS_CHAIN_MAX_IOV - c->nout - c->nin;
+        int r;
+
+        if (writable && dir == ELVIS_CHAIN_READ)
+                return elvis_vring_fail(vr, -EPROTO, "device-writable buffer in a transmit chain");
+        if (!writable && dir == ELVIS_CHAIN_WRITE)
+                return elvis_vring_fail(vr, -EPROTO, "read-only buffer in a receive chain");
+        if (!writable && c->nin)
+                return elvis_vring_fail(vr, -EPROTO, "readable buffer after a writable one");
+        if (len == 0)
+                return 0;
+        if (addr + len < addr)
+                return elvis_vring_fail(vr, -EFAULT, "buffer address plus length wraps around");
+        r = elvis_mem_map(vr->mem, addr, len, &c->iov[c->nout + c->nin], room, &n);
+        if (r == -E2BIG)
+                return elvis_vring_fail(vr, -E2BIG, "descriptor chain has too many segments");
+        if (r < 0)
+                return elvis_vring_fail(vr, -EFAULT, "buffer is outside guest memory");
+        if (writable) {
+                c->nin += n;
+                c->in_len += len;
+        } else {
+                c->nout += n;
+                c->out_len += len;
+        }
+        return 0;
+}
+
+static int walk_indirect(struct elvis_vring *vr, struct elvis_chain *c, const struct elvis_vring_desc *ind,
+                         enum elvis_chain_dir dir)
+{
+        u64 addr = ev_le64(ind->addr);
+        u32 len = ev_le32(ind->len), count, i = 0, seen = 0;
+        struct elvis_iov seg;
+        u32 nseg;
+
+        if (!vr->indirect)
+                return elvis_vring_fail(vr, -EPROTO, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
+        if (ev_le16(ind->flags) & ELVIS_VRING_DESC_F_NEXT)
+                return elvis_vring_fail(vr, -EPROTO, "indirect descriptor with NEXT set");
+        if (len == 0 || len % sizeof(struct elvis_vring_desc))
+                return elvis_vring_fail(vr, -EPROTO, "indirect table length is not a multiple of 16");
+        count = len / sizeof(struct elvis_vring_desc);
+        if (count > ELVIS_CHAIN_MAX_IOV)
+                return elvis_vring_fail(vr, -E2BIG, "indirect table is too large");
+        /* the table must be contiguous in our view: one segment */
+        if (elvis_mem_map(vr->mem, addr, len, &seg, 1, &nseg))
+                return elvis_vring_fail(vr, -EFAULT, "indirect table is outside guest memory");
+        for (;;) {
+                struct elvis_vring_desc d;
+                u16 flags;
+                int r;
+
+                if (++seen > count)
+                        return elvis_vring_fail(vr, -ELOOP, "indirect descriptor chain loops");
+                if (ev_copy_from(&d, ev_uptr_add(seg.base, (u64)i * sizeof(d)), sizeof(d)))
+                        return elvis_vring_fail(vr, -EFAULT, "cannot read indirect descriptor");
+                flags = ev_le16(d.flags);
+                if (flags & ELVIS_VRING_DESC_F_INDIRECT)
+                        return elvis_vring_fail(vr, -EPROTO, "nested indirect descriptor");
+                r = add_buffer(vr, c, &d, dir);
+                if (r < 0)
+                        return r;
+                if (!(flags & ELVIS_VRING_DESC_F_NEXT))
+                        return 0;
+                i = ev_le16(d.next);
+                if (i >= count)
+                        return elvis_vring_fail(vr, -EPROTO, "indirect descriptor next is out of the table");
+        }
+}
+
+int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_chain_dir dir)
+{
+        u16 head, i;
+        u32 seen = 0;
+        int r;
+
+        if (ev_unlikely(vr->error))
+                return vr->error;
+        if (vr->last_avail_idx == vr->avail_idx) {
+                r = elvis_vring_pending(vr);
+                if (r <= 0)
+                        return r;
+        }
+        /* the avail index was read before the ring entry it covers */
+        ev_rmb();
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, vr->last_avail_idx)), &head))
+                return elvis_vring_fail(vr, -EFAULT, "cannot read avail ring");
+        if (head >= vr->num)
+                return elvis_vring_fail(vr, -EPROTO, "avail ring entry is out of the ring");
+        c->head = head;
+        c->nout = c->nin = 0;
+        c->out_len = c->in_len = 0;
+        i = head;
+        for (;;) {
+                struct elvis_vring_desc d;
+                u16 flags;
+
+                if (++seen > vr->num)
+                        return elvis_vring_fail(vr, -ELOOP, "descriptor chain loops or is longer than the ring");
+                if (ev_copy_from(&d, ev_uptr_add(vr->desc, (u64)i * sizeof(d)), sizeof(d)))
+                        return elvis_vring_fail(vr, -EFAULT, "cannot read descriptor");
+                flags = ev_le16(d.flags);
+                if (flags & ELVIS_VRING_DESC_F_INDIRECT) {
+                        if (seen > 1 || (flags & ELVIS_VRING_DESC_F_NEXT))
+                                return elvis_vring_fail(vr, -EPROTO, "indirect descriptor inside a chain");
+                        r = walk_indirect(vr, c, &d, dir);
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                r = add_buffer(vr, c, &d, dir);
+                if (r < 0)
+                        return r;
+                if (!(flags & ELVIS_VRING_DESC_F_NEXT))
+                        break;
+                i = ev_le16(d.next);
+                if (i >= vr->num)
+                        return elvis_vring_fail(vr, -EPROTO, "descriptor next is out of the ring");
+        }
+        vr->last_avail_idx++;
+        return 1;
+}
+
+void elvis_vring_unpop(struct elvis_vring *vr, u16 n)
+{
+        vr->last_avail_idx = (u16)(vr->last_avail_idx - n);
+}
+
+int elvis_vring_push(struct elvis_vring *vr, u16 head, u32 len)
+{
+        struct {
+                ev_le32_t id;
+                ev_le32_t len;
+        } elem;
+        u64 off = USED_RING + 8ull * slot(vr, vr->used_idx);
+
+        if (ev_unlikely(vr->error))
+                return vr->error;
+#ifdef __KERNEL__
+        elem.id = cpu_to_le32(head);
+        elem.len = cpu_to_le32(len);
+#else
+        elem.id = htole32(head);
+        elem.len = htole32(len);
+#endif
+        if (ev_copy_to(ev_uptr_add(vr->used, off), &elem, sizeof(elem)))
+                return elvis_vring_fail(vr, -EFAULT, "cannot write used ring");
+        vr->used_idx++;
+        return 0;
+}
+
+int elvis_vring_publish(struct elvis_vring *vr)
+{
+        if (vr->used_idx == vr->published_used)
+                return 0;
+        /* used elements are visible before the index that covers them */
+        ev_wmb();
+        if (ev_store16(ev_uptr_add(vr->used, USED_IDX), vr->used_idx))
+                return elvis_vring_fail(vr, -EFAULT, "cannot write used index");
+        vr->published_used = vr->used_idx;
+        return 0;
+}
+
+bool elvis_vring_need_signal(struct elvis_vring *vr)
+{
+        u16 old, event, flags;
+
+        /* the used index store is ordered before reading the guest's suppression state */
+        ev_mb();
+        if (vr->event_idx) {
+                old = vr->signalled_used;
+                if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * vr->num), &event))
+                        return true;
+                if (vr->signalled_valid && old == vr->published_used)
+                        return false;
+                vr->signalled_used = vr->published_used;
+                if (!vr->signalled_valid) {
+                        vr->signalled_valid = true;
+                        return true;
+                }
+                return elvis_need_event(event, vr->published_used, old);
+        }
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_FLAGS), &flags))
+                return true;
+        return !(flags & ELVIS_VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+static void write_avail_event(struct elvis_vring *vr, u16 v)
+{
+        if (ev_store16(ev_uptr_add(vr->used, USED_RING + 8ull * vr->num), v))
+                elvis_vring_fail(vr, -EFAULT, "cannot write avail event");
+}
+
+static void write_used_flags(struct elvis_vring *vr, u16 v)
+{
+        if (ev_store16(ev_uptr_add(vr->used, USED_FLAGS), v))
+                elvis_vring_fail(vr, -EFAULT, "cannot write used flags");
+}
+
+void elvis_vring_notify_disable(struct elvis_vring *vr)
+{
+        if (vr->event_idx)
+                /* just behind what we consumed: the guest's next additions never cross it */
+                write_avail_event(vr, (u16)(vr->last_avail_idx - 1));
+        else if (vr->notify_enabled)
+                write_used_flags(vr, ELVIS_VRING_USED_F_NO_NOTIFY);
+        vr->notify_enabled = false;
+}
+
+bool elvis_vring_notify_enable(struct elvis_vring *vr)
+{
+        u16 idx;
+
+        if (vr->event_idx)
+                write_avail_event(vr, vr->last_avail_idx);
+        else
+                write_used_flags(vr, 0);
+        vr->notify_enabled = true;
+        /* the guest may have added buffers before it saw notifications back on */
+        ev_mb();
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_IDX), &idx))
+                return false;
+        return idx != vr->last_avail_idx;
+}

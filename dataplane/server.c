@@ -1,0 +1,494 @@
+/* Server threads: sidecores (pinned, many queue pairs of many VMs, adaptive polling,
+ * deficit round robin by VM weight) and vanilla threads (one per device, notification
+ * driven, like stock vhost-net). Both run the same loop; a vanilla server never polls. */
+#include "dp.h"
+
+#include "../daemon/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KICK_WINDOW_NS 10000000ull      /* kick rate is measured over 10 ms windows */
+#define EVENT_CHECK_ROUNDS 64           /* while awake, look at kicks every so many rounds */
+#define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
+#define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
+#define APPLY_TIMEOUT_S 10
+
+enum reg_kind { REG_TX_KICK, REG_RX_KICK, REG_TAP, REG_MAX };
+
+struct dp_slot;
+
+struct reg {
+        struct dp_slot *slot;
+        enum reg_kind kind;
+        int fd;                 /* our dup, registered in the server's epoll */
+        uint32_t events;
+};
+
+struct dp_slot {
+        struct dp_qp *qp;
+        uint32_t reg_gen;
+        struct reg regs[REG_MAX];
+        int64_t deficit_packets, deficit_bytes;
+        bool want_poll;
+};
+
+static void reg_drop(struct dp_server *s, struct reg *g)
+{
+        if (g->fd >= 0) {
+                epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->fd, NULL);
+                close(g->fd);
+        }
+        g->fd = -1;
+        g->events = 0;
+}
+
+static void reg_set(struct dp_server *s, struct reg *g, int fd, uint32_t events)
+{
+        struct epoll_event ev = { .events = events, .data.ptr = g };
+
+        reg_drop(s, g);
+        if (fd < 0)
+                return;
+        g->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (g->fd < 0)
+                return;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, g->fd, &ev) < 0) {
+                close(g->fd);
+                g->fd = -1;
+                return;
+        }
+        g->events = events;
+}
+
+static void reg_events(struct dp_server *s, struct reg *g, uint32_t events)
+{
+        struct epoll_event ev = { .events = events, .data.ptr = g };
+
+        if (g->fd < 0 || g->events == events)
+                return;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, g->fd, &ev) == 0)
+                g->events = events;
+}
+
+/* qp->lock held: follow the queue pair's current fds (dups keep numbers stable). */
+static void sync_fds(struct dp_server *s, struct dp_slot *sl)
+{
+        struct dp_qp *qp = sl->qp;
+        uint32_t gen = atomic_load(&qp->gen);
+
+        if (gen == sl->reg_gen)
+                return;
+        reg_set(s, &sl->regs[REG_TX_KICK], qp->tx.live ? qp->tx.kick_fd : -1, EPOLLIN);
+        reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.live ? qp->rx.kick_fd : -1, EPOLLIN);
+        reg_set(s, &sl->regs[REG_TAP], qp->rx.live ? qp->tap_fd : -1, EPOLLIN);
+        sl->reg_gen = gen;
+}
+
+static void slot_free(struct dp_server *s, struct dp_slot *sl)
+{
+        for (int k = 0; k < REG_MAX; k++)
+                reg_drop(s, &sl->regs[k]);
+        free(sl);
+}
+
+static struct dp_slot *slot_new(struct dp_qp *qp)
+{
+        struct dp_slot *sl = calloc(1, sizeof(*sl));
+
+        if (!sl)
+                return NULL;
+        sl->qp = qp;
+        for (int k = 0; k < REG_MAX; k++)
+                sl->regs[k] = (struct reg){ .slot = sl, .kind = (enum reg_kind)k, .fd = -1 };
+        return sl;
+}
+
+/* Server thread: adopt the list the daemon asked for. */
+static void apply_pending(struct dp_server *s)
+{
+        struct dp_slot *keep[DP_MAX_SLOTS];
+        unsigned nkeep = 0;
+
+        if (atomic_load(&s->pending_gen) == s->applied_gen)
+                return;
+        pthread_mutex_lock(&s->lock);
+        for (unsigned i = 0; i < s->nslots; i++) {
+                bool wanted = false;
+                for (unsigned k = 0; k < s->npending && !wanted; k++)
+                        wanted = s->pending[k] == s->slots[i]->qp;
+                if (wanted)
+                        keep[nkeep++] = s->slots[i];
+                else
+                        slot_free(s, s->slots[i]);
+        }
+        for (unsigned k = 0; k < s->npending; k++) {
+                bool have = false;
+                for (unsigned i = 0; i < nkeep && !have; i++)
+                        have = keep[i]->qp == s->pending[k];
+                if (!have && nkeep < DP_MAX_SLOTS) {
+                        struct dp_slot *sl = slot_new(s->pending[k]);
+                        if (sl)
+                                keep[nkeep++] = sl;
+                }
+        }
+        memcpy(s->slots, keep, nkeep * sizeof(keep[0]));
+        s->nslots = nkeep;
+        s->applied_gen = atomic_load(&s->pending_gen);
+        pthread_cond_broadcast(&s->applied);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static enum elvis_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
+{
+        return s->vanilla ? ELVIS_EXITLESS_NEVER : qp->dev->exitless;
+}
+
+static void set_mode(struct dp_qp *qp, enum dp_qp_mode mode)
+{
+        if (qp->mode == mode)
+                return;
+        qp->mode = mode;
+        if (mode == QP_POLL) {
+                if (qp->tx.live)
+                        elvis_vring_notify_disable(&qp->tx.vr);
+                if (qp->rx.live)
+                        elvis_vring_notify_disable(&qp->rx.vr);
+        }
+}
+
+/* One turn on a slot; qp->lock held. Returns packets moved. */
+static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
+{
+        struct dp_qp *qp = sl->qp;
+        struct dp_params *p = &s->dp->params;
+        enum elvis_exitless ex = effective(s, qp);
+        uint64_t t0, t1;
+        unsigned n;
+
+        if (ex == ELVIS_EXITLESS_ALWAYS || sl->want_poll)
+                set_mode(qp, QP_POLL);
+        sl->want_poll = false;
+        if (ex == ELVIS_EXITLESS_NEVER)
+                set_mode(qp, QP_NOTIFY);
+        /* while a turn runs the guest need not kick: the ring is being looked at */
+        if (qp->tx.live && qp->tx.vr.notify_enabled)
+                elvis_vring_notify_disable(&qp->tx.vr);
+        if (qp->rx.live && qp->rx.vr.notify_enabled)
+                elvis_vring_notify_disable(&qp->rx.vr);
+        if (qp->mode == QP_POLL) {
+                /* refresh the event index so a stale one is never crossed */
+                if (qp->tx.live)
+                        elvis_vring_notify_disable(&qp->tx.vr);
+                if (qp->rx.live)
+                        elvis_vring_notify_disable(&qp->rx.vr);
+        }
+        if (s->vanilla) {
+                sl->deficit_packets = VANILLA_PACKETS;
+                sl->deficit_bytes = VANILLA_BYTES;
+        } else {
+                unsigned w = qp->dev->weight ? qp->dev->weight : ELVIS_WEIGHT_DEFAULT;
+                int64_t qp_pkts = (int64_t)atomic_load(&p->budget_packets) * w / ELVIS_WEIGHT_DEFAULT;
+                int64_t qb = (int64_t)atomic_load(&p->budget_bytes) * w / ELVIS_WEIGHT_DEFAULT;
+                sl->deficit_packets += qp_pkts > 0 ? qp_pkts : 1;
+                sl->deficit_bytes += qb > 1500 ? qb : 1500;
+        }
+        t0 = now;
+        n = dp_qp_process(qp, &sl->deficit_packets, &sl->deficit_bytes);
+        t1 = dp_now_ns();
+        STAT_ADD(qp->st.polls, 1);
+        STAT_ADD(s->st.polls, 1);
+        if (n) {
+                STAT_ADD(qp->st.busy_ns, t1 - t0);
+                if (qp->last_poll_ns) {
+                        STAT_ADD(qp->st.wait_ns, t0 - qp->last_poll_ns);
+                        STAT_ADD(qp->st.wait_samples, 1);
+                }
+                qp->last_work_ns = t1;
+                STAT_ADD(s->st.packets, n);
+        } else {
+                STAT_ADD(qp->st.empty_polls, 1);
+                STAT_ADD(s->st.empty_polls, 1);
+        }
+        /* deficit round robin: a queue that ran dry forfeits what it did not use */
+        if (sl->deficit_packets > 0 && sl->deficit_bytes > 0)
+                sl->deficit_packets = sl->deficit_bytes = 0;
+        qp->last_poll_ns = t1;
+        if (ex == ELVIS_EXITLESS_AUTO && qp->mode == QP_POLL &&
+            t1 - qp->last_work_ns > (uint64_t)atomic_load(&p->poll_stop_idle_ms) * 1000000ull)
+                set_mode(qp, QP_NOTIFY);
+        return n;
+}
+
+static void on_kick(struct dp_server *s, struct dp_slot *sl, int fd, bool rx, uint64_t now)
+{
+        struct dp_qp *qp = sl->qp;
+        unsigned rate = atomic_load(&s->dp->params.poll_start_rate);
+        uint64_t v = 0;
+
+        if (eventfd_read(fd, &v) < 0 || v == 0)
+                return;
+        STAT_ADD(qp->st.kicks, v);
+        (void)rx;
+        if (s->vanilla || qp->dev->exitless != ELVIS_EXITLESS_AUTO)
+                return;
+        if (now - qp->window_start_ns > KICK_WINDOW_NS) {
+                qp->window_start_ns = now;
+                qp->window_kicks = 0;
+        }
+        qp->window_kicks += v;
+        if (qp->window_kicks * 100 >= rate)     /* kicks per 10 ms window vs kicks/s */
+                sl->want_poll = true;
+}
+
+static void handle_events(struct dp_server *s, struct epoll_event *ev, int n, uint64_t now)
+{
+        for (int i = 0; i < n; i++) {
+                struct reg *g = ev[i].data.ptr;
+                uint64_t v;
+
+                if (!g) {
+                        eventfd_read(s->wake_fd, &v);
+                        continue;
+                }
+                if (g->kind == REG_TAP) {
+                        /* data waits in the tap: the next round reads it */
+                        continue;
+                }
+                on_kick(s, g->slot, g->fd, g->kind == REG_RX_KICK, now);
+        }
+}
+
+/* Before sleeping: every queue back to notifications. False if work showed up. */
+static bool prepare_sleep(struct dp_server *s)
+{
+        bool pending = false;
+
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct dp_slot *sl = s->slots[i];
+                struct dp_qp *qp = sl->qp;
+
+                if (pthread_mutex_trylock(&qp->lock))
+                        return false;
+                sync_fds(s, sl);
+                /* loopback transmit waits for receive buffers, not for itself */
+                if (qp->tx.live && elvis_vring_notify_enable(&qp->tx.vr) && !(qp->tap_fd < 0 && qp->rx_blocked))
+                        pending = true;
+                if (qp->rx.live && elvis_vring_notify_enable(&qp->rx.vr) && qp->rx_blocked)
+                        pending = true;
+                /* tap data without guest buffers would wake us forever: wait for an RX kick */
+                reg_events(s, &sl->regs[REG_TAP], qp->rx_blocked || !qp->rx.live ? 0 : EPOLLIN);
+                pthread_mutex_unlock(&qp->lock);
+        }
+        return !pending;
+}
+
+static void *server_main(void *arg)
+{
+        struct dp_server *s = arg;
+        struct epoll_event ev[64];
+        unsigned rounds = 0;
+
+        if (s->cpu >= 0 && s->dp->pin) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(s->cpu, &set);
+                if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+                        log_warning("sidecore %u: cannot pin to CPU %d", s->id, s->cpu);
+        }
+        while (!atomic_load(&s->stop)) {
+                uint64_t start = dp_now_ns(), end;
+                unsigned progress = 0;
+                bool all_notify = true, tx_blocked = false;
+
+                apply_pending(s);
+                for (unsigned k = 0; k < s->nslots; k++) {
+                        struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
+                        struct dp_qp *qp = sl->qp;
+
+                        if (pthread_mutex_trylock(&qp->lock)) {
+                                all_notify = false;     /* the control thread is reconfiguring it */
+                                continue;
+                        }
+                        sync_fds(s, sl);
+                        if (dp_qp_live(qp)) {
+                                progress += turn(s, sl, dp_now_ns());
+                                if (qp->mode == QP_POLL)
+                                        all_notify = false;
+                                tx_blocked |= qp->tx_blocked;
+                        }
+                        pthread_mutex_unlock(&qp->lock);
+                        if (s->vanilla && sl->deficit_packets <= 0)
+                                sched_yield();  /* the budget ran out: let the other device threads run */
+                }
+                s->rr++;
+                end = dp_now_ns();
+                if (progress) {
+                        STAT_ADD(s->st.busy_ns, end - start);
+                        if (++rounds % EVENT_CHECK_ROUNDS == 0) {
+                                int n = epoll_wait(s->epfd, ev, 64, 0);
+                                handle_events(s, ev, n, end);
+                        }
+                        continue;
+                }
+                STAT_ADD(s->st.idle_ns, end - start);
+                if (!all_notify || !s->nslots) {
+                        int n;
+                        if (!s->nslots) {
+                                /* nothing to serve: sleep until the daemon changes the list */
+                                atomic_store(&s->sleeping, true);
+                                n = epoll_wait(s->epfd, ev, 64, -1);
+                                atomic_store(&s->sleeping, false);
+                        } else {
+                                n = epoll_wait(s->epfd, ev, 64, 0);
+                        }
+                        handle_events(s, ev, n, dp_now_ns());
+                        STAT_ADD(s->st.idle_ns, dp_now_ns() - end);
+                        continue;
+                }
+                if (!prepare_sleep(s))
+                        continue;
+                atomic_store(&s->sleeping, true);
+                {
+                        int n = epoll_wait(s->epfd, ev, 64, tx_blocked ? 1 : -1);
+                        uint64_t woke = dp_now_ns();
+                        atomic_store(&s->sleeping, false);
+                        STAT_ADD(s->st.wakeups, 1);
+                        handle_events(s, ev, n, woke);
+                        STAT_ADD(s->st.idle_ns, woke - end);
+                }
+        }
+        for (unsigned i = 0; i < s->nslots; i++)
+                slot_free(s, s->slots[i]);
+        s->nslots = 0;
+        return NULL;
+}
+
+int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, struct dp_server **ret)
+{
+        struct dp_server *s = calloc(1, sizeof(*s));
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->dp = dp;
+        s->id = id;
+        s->cpu = cpu;
+        s->vanilla = vanilla;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->applied, NULL);
+        s->epfd = epoll_create1(EPOLL_CLOEXEC);
+        s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (s->epfd < 0 || s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = -pthread_create(&s->thread, NULL, server_main, s);
+        if (r < 0)
+                goto fail;
+        {
+                char name[16];
+                snprintf(name, sizeof(name), vanilla ? "elvis-vanilla" : "elvis-sc%u", id);
+                pthread_setname_np(s->thread, name);
+        }
+        *ret = s;
+        return 0;
+fail:
+        if (s->epfd >= 0)
+                close(s->epfd);
+        if (s->wake_fd >= 0)
+                close(s->wake_fd);
+        free(s);
+        return r;
+}
+
+static void wake(struct dp_server *s)
+{
+        eventfd_write(s->wake_fd, 1);
+}
+
+void dp_server_stop(struct dp_server *s)
+{
+        if (!s)
+                return;
+        atomic_store(&s->stop, true);
+        wake(s);
+        pthread_join(s->thread, NULL);
+        close(s->epfd);
+        close(s->wake_fd);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->applied);
+        free(s);
+}
+
+static int list_change(struct dp_server *s, struct dp_qp *qp, bool add)
+{
+        struct timespec deadline;
+        uint32_t gen;
+        int r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        if (add) {
+                if (s->npending == DP_MAX_SLOTS) {
+                        pthread_mutex_unlock(&s->lock);
+                        return -ENOSPC;
+                }
+                s->pending[s->npending++] = qp;
+        } else {
+                for (unsigned i = 0; i < s->npending; i++)
+                        if (s->pending[i] == qp) {
+                                s->pending[i] = s->pending[--s->npending];
+                                break;
+                        }
+        }
+        gen = atomic_fetch_add(&s->pending_gen, 1) + 1;
+        wake(s);
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += APPLY_TIMEOUT_S;
+        while ((int32_t)(s->applied_gen - gen) < 0 && r == 0)
+                r = -pthread_cond_timedwait(&s->applied, &s->lock, &deadline);
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                log_error("server %u did not take its new queue list within %d s", s->id, APPLY_TIMEOUT_S);
+        return r;
+}
+
+int dp_qp_set_server(struct dp_qp *qp, struct dp_server *s)
+{
+        struct dp_server *old = atomic_load(&qp->server);
+        int r;
+
+        if (old == s)
+                return 0;
+        if (s) {
+                r = list_change(s, qp, true);
+                if (r < 0)
+                        return r;
+        }
+        atomic_store(&qp->server, s);
+        if (old) {
+                /* after this returns the old server no longer looks at qp */
+                r = list_change(old, qp, false);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void dp_qp_kick_server(struct dp_qp *qp)
+{
+        struct dp_server *s = atomic_load(&qp->server);
+
+        if (s)
+                wake(s);
+}

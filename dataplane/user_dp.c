@@ -1,0 +1,413 @@
+/* The user-space data plane behind the data-plane interface: vhost-user devices,
+ * sidecore threads and vanilla (thread per device) threads. */
+#include "user_dp.h"
+
+#include "dp.h"
+
+#include "../daemon/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool user_available(void)
+{
+        return access("/dev/net/tun", F_OK) == 0 || true;     /* loopback devices work everywhere */
+}
+
+static int user_open(const struct elvis_dp_config *cfg, void **ret)
+{
+        struct dp_user *dp = calloc(1, sizeof(*dp));
+        int r;
+
+        if (!dp)
+                return -ENOMEM;
+        pthread_mutex_init(&dp->lock, NULL);
+        snprintf(dp->run_dir, sizeof(dp->run_dir), "%s", cfg->run_dir);
+        dp->pin = cfg->pin;
+        atomic_store(&dp->params.budget_packets, 128);
+        atomic_store(&dp->params.budget_bytes, 128 * 1024);
+        atomic_store(&dp->params.poll_start_rate, 1000);
+        atomic_store(&dp->params.poll_stop_idle_ms, 1000);
+        r = dp_ctl_start(dp);
+        if (r < 0) {
+                free(dp);
+                return r;
+        }
+        *ret = dp;
+        return 0;
+}
+
+static struct dp_server *find_server(struct dp_user *dp, uint32_t id)
+{
+        for (struct dp_server *s = dp->servers; s; s = s->next)
+                if (s->id == id)
+                        return s;
+        return NULL;
+}
+
+static struct dp_device *find_device(struct dp_user *dp, uint32_t vm, const char *id)
+{
+        for (struct dp_device *d = dp->devices; d; d = d->next)
+                if (d->vm_id == vm && strcmp(d->id, id) == 0)
+                        return d;
+        return NULL;
+}
+
+static void qp_fini(struct dp_qp *qp)
+{
+        dp_vq_reset(&qp->rx);
+        dp_vq_reset(&qp->tx);
+        free(qp->rxbuf);
+        qp->rxbuf = NULL;
+        pthread_mutex_destroy(&qp->lock);
+}
+
+static void device_free(struct dp_user *dp, struct dp_device *dev)
+{
+        for (unsigned i = 0; i < dev->nqp; i++)
+                dp_qp_set_server(&dev->qp[i], NULL);
+        if (dev->vanilla)
+                dp_server_stop(dev->vanilla);
+        dev->vanilla = NULL;
+        dp_device_close_control(dp, dev);
+        dp_tap_close(dev);
+        for (unsigned i = 0; i < dev->nqp; i++)
+                qp_fini(&dev->qp[i]);
+        free(dev);
+}
+
+static void user_close(void *p)
+{
+        struct dp_user *dp = p;
+
+        pthread_mutex_lock(&dp->lock);
+        while (dp->devices) {
+                struct dp_device *d = dp->devices;
+                dp->devices = d->next;
+                device_free(dp, d);
+        }
+        while (dp->servers) {
+                struct dp_server *s = dp->servers;
+                dp->servers = s->next;
+                dp_server_stop(s);
+        }
+        pthread_mutex_unlock(&dp->lock);
+        dp_ctl_stop(dp);
+        pthread_mutex_destroy(&dp->lock);
+        free(dp);
+}
+
+static int user_health(void *p, char *detail, size_t len)
+{
+        struct dp_user *dp = p;
+        unsigned ns = 0, nd = 0, nc = 0;
+
+        pthread_mutex_lock(&dp->lock);
+        for (struct dp_server *s = dp->servers; s; s = s->next)
+                ns++;
+        for (struct dp_device *d = dp->devices; d; d = d->next) {
+                nd++;
+                nc += d->conn != NULL;
+        }
+        pthread_mutex_unlock(&dp->lock);
+        snprintf(detail, len, "user-space vhost-user data plane: %u sidecores, %u devices, %u connected", ns, nd, nc);
+        return 0;
+}
+
+static int user_sidecore_create(void *p, uint32_t id, int cpu)
+{
+        struct dp_user *dp = p;
+        struct dp_server *s;
+        int r;
+
+        pthread_mutex_lock(&dp->lock);
+        if (find_server(dp, id)) {
+                pthread_mutex_unlock(&dp->lock);
+                return -EEXIST;
+        }
+        r = dp_server_start(dp, id, cpu, false, &s);
+        if (r == 0) {
+                s->next = dp->servers;
+                dp->servers = s;
+        }
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int user_sidecore_destroy(void *p, uint32_t id)
+{
+        struct dp_user *dp = p;
+        struct dp_server **pp, *s;
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&dp->lock);
+        for (pp = &dp->servers; (s = *pp); pp = &s->next)
+                if (s->id == id) {
+                        pthread_mutex_lock(&s->lock);
+                        r = s->npending ? -EBUSY : 0;
+                        pthread_mutex_unlock(&s->lock);
+                        if (r == 0) {
+                                *pp = s->next;
+                                dp_server_stop(s);
+                        }
+                        break;
+                }
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int start_vanilla(struct dp_user *dp, struct dp_device *dev)
+{
+        int r = dp_server_start(dp, 0, -1, true, &dev->vanilla);
+
+        for (unsigned i = 0; r == 0 && i < dev->nqp; i++)
+                r = dp_qp_set_server(&dev->qp[i], dev->vanilla);
+        return r;
+}
+
+static void stop_vanilla(struct dp_device *dev)
+{
+        if (!dev->vanilla)
+                return;
+        for (unsigned i = 0; i < dev->nqp; i++)
+                if (atomic_load(&dev->qp[i].server) == dev->vanilla)
+                        dp_qp_set_server(&dev->qp[i], NULL);
+        dp_server_stop(dev->vanilla);
+        dev->vanilla = NULL;
+}
+
+static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
+{
+        struct dp_user *dp = p;
+        struct dp_device *dev;
+        int r;
+
+        if (!cfg->socket_path || !cfg->socket_path[0] || cfg->queues < 1 || cfg->queues > ELVIS_MAX_QUEUES)
+                return -EINVAL;
+        dev = calloc(1, sizeof(*dev));
+        if (!dev)
+                return -ENOMEM;
+        dev->dp = dp;
+        dev->vm_id = cfg->vm_id;
+        snprintf(dev->id, sizeof(dev->id), "%s", cfg->device_id);
+        snprintf(dev->vm_name, sizeof(dev->vm_name), "%s", cfg->vm_name);
+        dev->backend = cfg->backend;
+        snprintf(dev->tap, sizeof(dev->tap), "%s", cfg->tap ? cfg->tap : "");
+        dev->nqp = cfg->queues;
+        snprintf(dev->socket_path, sizeof(dev->socket_path), "%s", cfg->socket_path);
+        dev->weight = cfg->weight;
+        dev->exitless = cfg->exitless;
+        dev->listen_fd = -1;
+        dev->backend_req_fd = -1;
+        for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++) {
+                struct dp_qp *qp = &dev->qp[i];
+                qp->dev = dev;
+                qp->index = i;
+                qp->tap_fd = -1;
+                atomic_store(&qp->gen, 1);
+                dp_vq_reset(&qp->rx);
+                dp_vq_reset(&qp->tx);
+                pthread_mutex_init(&qp->lock, NULL);
+        }
+        pthread_mutex_lock(&dp->lock);
+        if (find_device(dp, cfg->vm_id, cfg->device_id)) {
+                r = -EEXIST;
+                goto fail;
+        }
+        if (dev->backend == ELVIS_BACKEND_TAP && (r = dp_tap_open(dev)) < 0)
+                goto fail;
+        r = dp_device_listen(dp, dev);
+        if (r < 0)
+                goto fail;
+        if (dev->exitless == ELVIS_EXITLESS_NEVER && (r = start_vanilla(dp, dev)) < 0)
+                goto fail;
+        dev->next = dp->devices;
+        dp->devices = dev;
+        pthread_mutex_unlock(&dp->lock);
+        log_info("VM %u device %s: vhost-user socket %s (%s backend%s%s, %u queue pair%s)", dev->vm_id, dev->id,
+                 dev->socket_path, elvis_backend_name(dev->backend), dev->tap[0] ? " " : "", dev->tap, dev->nqp,
+                 dev->nqp > 1 ? "s" : "");
+        return 0;
+fail:
+        device_free(dp, dev);
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int user_device_detach(void *p, uint32_t vm, const char *id)
+{
+        struct dp_user *dp = p;
+        struct dp_device **pp, *d;
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&dp->lock);
+        for (pp = &dp->devices; (d = *pp); pp = &d->next)
+                if (d->vm_id == vm && strcmp(d->id, id) == 0) {
+                        r = 0;
+                        for (unsigned i = 0; i < d->nqp; i++) {
+                                struct dp_server *s = atomic_load(&d->qp[i].server);
+                                if (s && s != d->vanilla)
+                                        r = -EBUSY;     /* still on a sidecore */
+                        }
+                        if (r == 0) {
+                                *pp = d->next;
+                                device_free(dp, d);
+                        }
+                        break;
+                }
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int user_device_set_policy(void *p, uint32_t vm, const char *id, unsigned weight, enum elvis_exitless ex)
+{
+        struct dp_user *dp = p;
+        struct dp_device *d;
+        int r = 0;
+
+        pthread_mutex_lock(&dp->lock);
+        d = find_device(dp, vm, id);
+        if (!d) {
+                pthread_mutex_unlock(&dp->lock);
+                return -ENOENT;
+        }
+        d->weight = weight;
+        if (ex != d->exitless) {
+                bool was_vanilla = d->exitless == ELVIS_EXITLESS_NEVER;
+                d->exitless = ex;
+                if (ex == ELVIS_EXITLESS_NEVER && !was_vanilla)
+                        r = start_vanilla(dp, d);
+                else if (ex != ELVIS_EXITLESS_NEVER && was_vanilla)
+                        stop_vanilla(d);
+        }
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int user_queue_assign(void *p, uint32_t vm, const char *id, unsigned queue, uint32_t sidecore)
+{
+        struct dp_user *dp = p;
+        struct dp_device *d;
+        struct dp_server *s = NULL;
+        int r;
+
+        pthread_mutex_lock(&dp->lock);
+        d = find_device(dp, vm, id);
+        if (!d || queue >= d->nqp || (sidecore && !(s = find_server(dp, sidecore)))) {
+                pthread_mutex_unlock(&dp->lock);
+                return -ENOENT;
+        }
+        if (!sidecore && d->vanilla)
+                s = d->vanilla;         /* a vanilla device keeps its own thread */
+        d->qp[queue].sidecore = sidecore;
+        r = dp_qp_set_server(&d->qp[queue], s);
+        pthread_mutex_unlock(&dp->lock);
+        return r;
+}
+
+static int user_set_params(void *p, const struct elvis_dp_params *params)
+{
+        struct dp_user *dp = p;
+
+        atomic_store(&dp->params.budget_packets, params->budget_packets);
+        atomic_store(&dp->params.budget_bytes, params->budget_bytes);
+        atomic_store(&dp->params.poll_start_rate, params->poll_start_rate);
+        atomic_store(&dp->params.poll_stop_idle_ms, params->poll_stop_idle_ms);
+        return 0;
+}
+
+static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
+{
+        struct dp_device *d = qp->dev;
+
+        q->vm_id = d->vm_id;
+        snprintf(q->device, sizeof(q->device), "%s", d->id);
+        q->queue = qp->index;
+        q->sidecore = qp->sidecore;
+        pthread_mutex_lock(&qp->lock);
+        if (qp->rx.vr.error || qp->tx.vr.error)
+                q->state = ELVIS_QUEUE_ERROR;
+        else if (d->conn && dp_qp_live(qp))
+                q->state = ELVIS_QUEUE_READY;
+        else
+                q->state = ELVIS_QUEUE_DISCONNECTED;
+        q->polling = qp->mode == QP_POLL || (qp->tx.live && !qp->tx.vr.notify_enabled);
+        pthread_mutex_unlock(&qp->lock);
+        q->rx_packets = STAT_GET(qp->st.rx_packets);
+        q->rx_bytes = STAT_GET(qp->st.rx_bytes);
+        q->tx_packets = STAT_GET(qp->st.tx_packets);
+        q->tx_bytes = STAT_GET(qp->st.tx_bytes);
+        q->kicks = STAT_GET(qp->st.kicks);
+        q->interrupts = STAT_GET(qp->st.interrupts);
+        q->polls = STAT_GET(qp->st.polls);
+        q->empty_polls = STAT_GET(qp->st.empty_polls);
+        q->busy_ns = STAT_GET(qp->st.busy_ns);
+        q->wait_ns = STAT_GET(qp->st.wait_ns);
+        q->wait_samples = STAT_GET(qp->st.wait_samples);
+        q->errors = STAT_GET(qp->st.errors) + STAT_GET(qp->st.drops);
+}
+
+static int user_stats_read(void *p, struct elvis_dp_stats *st)
+{
+        struct dp_user *dp = p;
+        unsigned ns = 0, nq = 0;
+
+        memset(st, 0, sizeof(*st));
+        pthread_mutex_lock(&dp->lock);
+        for (struct dp_server *s = dp->servers; s; s = s->next)
+                ns++;
+        for (struct dp_device *d = dp->devices; d; d = d->next)
+                nq += d->nqp;
+        st->sidecores = calloc(ns ? ns : 1, sizeof(*st->sidecores));
+        st->queues = calloc(nq ? nq : 1, sizeof(*st->queues));
+        if (!st->sidecores || !st->queues) {
+                pthread_mutex_unlock(&dp->lock);
+                elvis_dp_stats_fini(st);
+                return -ENOMEM;
+        }
+        st->timestamp_ns = dp_now_ns();
+        for (struct dp_server *s = dp->servers; s; s = s->next) {
+                struct elvis_dp_sidecore_stats *o = &st->sidecores[st->nsidecores++];
+                o->id = s->id;
+                o->cpu = s->cpu;
+                pthread_mutex_lock(&s->lock);
+                o->nqueues = s->npending;
+                pthread_mutex_unlock(&s->lock);
+                o->sleeping = atomic_load(&s->sleeping);
+                o->polls = STAT_GET(s->st.polls);
+                o->empty_polls = STAT_GET(s->st.empty_polls);
+                o->busy_ns = STAT_GET(s->st.busy_ns);
+                o->idle_ns = STAT_GET(s->st.idle_ns);
+                o->packets = STAT_GET(s->st.packets);
+                o->wakeups = STAT_GET(s->st.wakeups);
+        }
+        for (struct dp_device *d = dp->devices; d; d = d->next)
+                for (unsigned i = 0; i < d->nqp; i++) {
+                        struct elvis_dp_queue_stats *q = &st->queues[st->nqueues++];
+                        qp_stats(&d->qp[i], q);
+                        for (unsigned k = 0; k < st->nsidecores; k++)
+                                if (st->sidecores[k].id == q->sidecore && q->sidecore)
+                                        st->sidecores[k].bytes += q->rx_bytes + q->tx_bytes;
+                }
+        pthread_mutex_unlock(&dp->lock);
+        return 0;
+}
+
+const struct elvis_dataplane_ops elvis_user_dataplane = {
+        .kind = "user",
+        .available = user_available,
+        .open = user_open,
+        .close = user_close,
+        .health = user_health,
+        .sidecore_create = user_sidecore_create,
+        .sidecore_destroy = user_sidecore_destroy,
+        .device_attach = user_device_attach,
+        .device_detach = user_device_detach,
+        .device_set_policy = user_device_set_policy,
+        .queue_assign = user_queue_assign,
+        .set_params = user_set_params,
+        .stats_read = user_stats_read,
+};

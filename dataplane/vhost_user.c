@@ -1,0 +1,792 @@
+/* vhost-user back end: one listening socket per device, one control thread for all
+ * connections. Reads are non-blocking and per connection, so a front end that sends
+ * half a message stalls nobody else. Every message is checked (size, index, fds)
+ * before it touches a ring; anything wrong gets an error on that connection only. */
+#include "dp.h"
+
+#include "../daemon/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum {
+        GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, RESET_OWNER = 4, SET_MEM_TABLE = 5, SET_LOG_BASE = 6,
+        SET_LOG_FD = 7, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10, GET_VRING_BASE = 11,
+        SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14, GET_PROTOCOL_FEATURES = 15,
+        SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18, SET_BACKEND_REQ_FD = 21,
+        RESET_DEVICE = 34, SET_STATUS = 39, GET_STATUS = 40,
+};
+
+#define HDR_SIZE 12
+#define MAX_PAYLOAD 4096
+#define MAX_FDS 8
+#define FLAG_VERSION 0x1
+#define FLAG_REPLY 0x4
+#define FLAG_NEED_REPLY 0x8
+#define VRING_NOFD 0x100
+#define VRING_IDX_MASK 0xff
+
+#define OFFERED_FEATURES (BIT(F_VERSION_1) | BIT(F_EVENT_IDX) | BIT(F_INDIRECT_DESC) | BIT(F_MRG_RXBUF) | \
+                          BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_GUEST_TSO4) | BIT(F_GUEST_TSO6) |       \
+                          BIT(F_GUEST_ECN) | BIT(F_HOST_TSO4) | BIT(F_HOST_TSO6) | BIT(F_HOST_ECN) |      \
+                          BIT(F_PROTOCOL_FEATURES))
+#define OFFERED_PROTOCOL (BIT(PF_MQ) | BIT(PF_REPLY_ACK) | BIT(PF_BACKEND_REQ) | BIT(PF_STATUS))
+
+struct dp_conn {
+        struct dp_device *dev;
+        int fd;
+        uint64_t id;
+        uint8_t buf[HDR_SIZE + MAX_PAYLOAD];
+        size_t have;
+        int fds[MAX_FDS];
+        unsigned nfds;
+};
+
+struct msg {
+        uint32_t request, flags, size;
+        const uint8_t *payload;
+        int *fds;
+        unsigned nfds;
+};
+
+static uint64_t next_id = 1;    /* epoll tags; never reused, so a stale event finds nothing */
+
+static uint64_t offered_features(const struct dp_device *dev)
+{
+        return OFFERED_FEATURES | (dev->nqp > 1 ? BIT(F_MQ) : 0);
+}
+
+static const char *request_name(uint32_t r)
+{
+        static const char *const names[] = {
+                [GET_FEATURES] = "GET_FEATURES", [SET_FEATURES] = "SET_FEATURES", [SET_OWNER] = "SET_OWNER",
+                [RESET_OWNER] = "RESET_OWNER", [SET_MEM_TABLE] = "SET_MEM_TABLE", [SET_LOG_BASE] = "SET_LOG_BASE",
+                [SET_LOG_FD] = "SET_LOG_FD", [SET_VRING_NUM] = "SET_VRING_NUM", [SET_VRING_ADDR] = "SET_VRING_ADDR",
+                [SET_VRING_BASE] = "SET_VRING_BASE", [GET_VRING_BASE] = "GET_VRING_BASE",
+                [SET_VRING_KICK] = "SET_VRING_KICK", [SET_VRING_CALL] = "SET_VRING_CALL",
+                [SET_VRING_ERR] = "SET_VRING_ERR", [GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
+                [SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES", [GET_QUEUE_NUM] = "GET_QUEUE_NUM",
+                [SET_VRING_ENABLE] = "SET_VRING_ENABLE", [SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
+                [RESET_DEVICE] = "RESET_DEVICE", [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
+        };
+        return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown request";
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+        for (unsigned i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+/* ---- memory ---- */
+
+static void unmap_memory(struct dp_device *dev)
+{
+        for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
+                if (dev->maps[i].addr) {
+                        munmap(dev->maps[i].addr, dev->maps[i].len);
+                        dev->maps[i] = (struct dp_region_map){ 0 };
+                }
+        memset(&dev->mem, 0, sizeof(dev->mem));
+}
+
+static void lock_all(struct dp_device *dev)
+{
+        for (unsigned i = 0; i < dev->nqp; i++)
+                pthread_mutex_lock(&dev->qp[i].lock);
+}
+
+static void unlock_all(struct dp_device *dev)
+{
+        for (unsigned i = dev->nqp; i-- > 0;) {
+                dp_qp_kick_server(&dev->qp[i]);
+                pthread_mutex_unlock(&dev->qp[i].lock);
+        }
+}
+
+/* Stops every ring and forgets the front end's memory and features. */
+static void reset_device(struct dp_device *dev)
+{
+        lock_all(dev);
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                struct dp_qp *qp = &dev->qp[i];
+                dp_vq_reset(&qp->rx);
+                dp_vq_reset(&qp->tx);
+                qp->rxlen = 0;
+                qp->mode = QP_NOTIFY;
+                atomic_fetch_add(&qp->gen, 1);
+        }
+        unmap_memory(dev);
+        unlock_all(dev);
+        dev->features = 0;
+        dev->features_set = false;
+        dev->protocol_features = 0;
+        dev->status = 0;
+        if (dev->backend_req_fd >= 0)
+                close(dev->backend_req_fd);
+        dev->backend_req_fd = -1;
+}
+
+struct region_msg {
+        uint64_t gpa, size, uaddr, mmap_offset;
+};
+
+static int set_mem_table(struct dp_device *dev, const struct msg *m, const char **why)
+{
+        struct elvis_vring_mem mem = { 0 };
+        struct dp_region_map maps[ELVIS_MEM_MAX_REGIONS] = { { 0 } }, old[ELVIS_MEM_MAX_REGIONS];
+        uint32_t n;
+        int r = 0;
+
+        if (m->size < 8) {
+                *why = "payload too short";
+                return -EINVAL;
+        }
+        memcpy(&n, m->payload, 4);
+        if (n == 0 || n > ELVIS_MEM_MAX_REGIONS || m->size != 8 + n * sizeof(struct region_msg)) {
+                *why = "region count does not match the payload";
+                return -EINVAL;
+        }
+        if (m->nfds != n) {
+                *why = "one file descriptor per region is required";
+                return -EINVAL;
+        }
+        for (uint32_t i = 0; i < n && r == 0; i++) {
+                struct region_msg rm;
+                struct stat st;
+                long page = sysconf(_SC_PAGESIZE);
+                uint64_t align, map_off, lead;
+
+                memcpy(&rm, m->payload + 8 + i * sizeof(rm), sizeof(rm));
+                if (fstat(m->fds[i], &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+                        *why = "region fd is not a memory file";
+                        r = -EINVAL;
+                        break;
+                }
+                /* a mapping past the end of the file would fault (SIGBUS) on first access */
+                if (rm.size == 0 || rm.mmap_offset + rm.size < rm.mmap_offset ||
+                    rm.mmap_offset + rm.size > (uint64_t)st.st_size) {
+                        *why = "region is larger than its file or its offset lies beyond the end";
+                        r = -EINVAL;
+                        break;
+                }
+                align = st.st_blksize > page ? (uint64_t)st.st_blksize : (uint64_t)page;
+                map_off = rm.mmap_offset & ~(align - 1);
+                lead = rm.mmap_offset - map_off;
+                maps[i].len = rm.size + lead;
+                maps[i].addr = mmap(NULL, maps[i].len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i],
+                                    (off_t)map_off);
+                if (maps[i].addr == MAP_FAILED) {
+                        maps[i].addr = NULL;
+                        *why = "cannot map region";
+                        r = -errno;
+                        break;
+                }
+                mem.r[i] = (struct elvis_mem_region){ .gpa = rm.gpa, .size = rm.size, .vmm_addr = rm.uaddr,
+                                                      .base = (char *)maps[i].addr + lead };
+                mem.nregions = i + 1;
+        }
+        if (r == 0)
+                r = elvis_mem_validate(&mem, why);
+        if (r < 0) {
+                for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
+                        if (maps[i].addr)
+                                munmap(maps[i].addr, maps[i].len);
+                return r;
+        }
+        lock_all(dev);
+        memcpy(old, dev->maps, sizeof(old));
+        dev->mem = mem;
+        memcpy(dev->maps, maps, sizeof(maps));
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
+                dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
+        }
+        unlock_all(dev);
+        for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
+                if (old[i].addr)
+                        munmap(old[i].addr, old[i].len);
+        return 0;
+}
+
+/* ---- replies ---- */
+
+static int send_reply(struct dp_conn *c, const struct msg *m, const void *payload, uint32_t size)
+{
+        uint8_t buf[HDR_SIZE + 64];
+        uint32_t flags = FLAG_VERSION | FLAG_REPLY;
+        ssize_t w;
+
+        memcpy(buf, &m->request, 4);
+        memcpy(buf + 4, &flags, 4);
+        memcpy(buf + 8, &size, 4);
+        memcpy(buf + HDR_SIZE, payload, size);
+        w = send(c->fd, buf, HDR_SIZE + size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return w == (ssize_t)(HDR_SIZE + size) ? 0 : -EPIPE;
+}
+
+static int reply_u64(struct dp_conn *c, const struct msg *m, uint64_t v)
+{
+        return send_reply(c, m, &v, 8);
+}
+
+/* ---- vring messages ---- */
+
+static int vq_of(struct dp_device *dev, uint32_t index, struct dp_qp **qp, struct dp_vq **vq, const char **why)
+{
+        if (index >= 2 * dev->nqp) {
+                *why = "vring index out of range";
+                return -EINVAL;
+        }
+        *qp = &dev->qp[index / 2];
+        *vq = index % 2 ? &(*qp)->tx : &(*qp)->rx;
+        return 0;
+}
+
+static int need_size(const struct msg *m, uint32_t size, const char **why)
+{
+        if (m->size != size) {
+                *why = "payload size is wrong for this request";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why)
+{
+        uint64_t v;
+        struct dp_qp *qp;
+        struct dp_vq *vq;
+        int fd = -1, *slot, r;
+
+        if ((r = need_size(m, 8, why)) < 0)
+                return r;
+        memcpy(&v, m->payload, 8);
+        if (v & ~(uint64_t)(VRING_IDX_MASK | VRING_NOFD)) {
+                *why = "unknown flags in vring file message";
+                return -EINVAL;
+        }
+        if ((r = vq_of(dev, (uint32_t)(v & VRING_IDX_MASK), &qp, &vq, why)) < 0)
+                return r;
+        if (v & VRING_NOFD) {
+                if (m->nfds) {
+                        *why = "file descriptor sent with the no-fd flag";
+                        return -EINVAL;
+                }
+        } else {
+                if (m->nfds != 1) {
+                        *why = "exactly one file descriptor expected";
+                        return -EINVAL;
+                }
+                fd = m->fds[0];
+                m->fds[0] = -1;         /* ours now */
+        }
+        pthread_mutex_lock(&qp->lock);
+        slot = m->request == SET_VRING_KICK ? &vq->kick_fd : m->request == SET_VRING_CALL ? &vq->call_fd : &vq->err_fd;
+        if (*slot >= 0)
+                close(*slot);
+        *slot = fd;
+        if (m->request == SET_VRING_KICK) {
+                vq->started = true;
+                if (!(dev->features & BIT(F_PROTOCOL_FEATURES)))
+                        vq->enabled = true;
+        }
+        dp_vq_refresh(qp, vq);
+        dp_qp_kick_server(qp);
+        pthread_mutex_unlock(&qp->lock);
+        return 0;
+}
+
+static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct msg *m, const char **why)
+{
+        struct { uint32_t index, num; } s;
+        struct dp_qp *qp;
+        struct dp_vq *vq;
+        int r;
+
+        if ((r = need_size(m, 8, why)) < 0)
+                return r;
+        memcpy(&s, m->payload, 8);
+        if ((r = vq_of(dev, s.index, &qp, &vq, why)) < 0)
+                return r;
+        pthread_mutex_lock(&qp->lock);
+        switch (m->request) {
+        case SET_VRING_NUM:
+                if (s.num == 0 || s.num > ELVIS_VRING_MAX_NUM || (s.num & (s.num - 1))) {
+                        *why = "ring size must be a power of two between 1 and 32768";
+                        r = -EINVAL;
+                        break;
+                }
+                vq->num = s.num;
+                dp_vq_refresh(qp, vq);
+                break;
+        case SET_VRING_BASE:
+                if (s.num > 0xffff) {
+                        *why = "ring base beyond 16 bits";
+                        r = -EINVAL;
+                        break;
+                }
+                vq->base = (uint16_t)s.num;
+                if (vq->live) {
+                        vq->live = false;       /* restart from the new base */
+                        dp_vq_refresh(qp, vq);
+                }
+                break;
+        case SET_VRING_ENABLE:
+                if (s.num > 1) {
+                        *why = "enable must be 0 or 1";
+                        r = -EINVAL;
+                        break;
+                }
+                vq->enabled = s.num;
+                dp_vq_refresh(qp, vq);
+                break;
+        case GET_VRING_BASE:
+                s.num = vq->live ? vq->vr.last_avail_idx : vq->base;
+                /* the ring stops: no more processing, no kicks watched */
+                vq->started = false;
+                dp_vq_refresh(qp, vq);
+                vq->base = (uint16_t)s.num;
+                if (vq->kick_fd >= 0)
+                        close(vq->kick_fd);
+                vq->kick_fd = -1;
+                atomic_fetch_add(&qp->gen, 1);
+                r = send_reply(c, m, &s, 8);
+                break;
+        }
+        dp_qp_kick_server(qp);
+        pthread_mutex_unlock(&qp->lock);
+        return r;
+}
+
+static int vring_addr(struct dp_device *dev, const struct msg *m, const char **why)
+{
+        struct {
+                uint32_t index, flags;
+                uint64_t desc, used, avail, log;
+        } a;
+        struct dp_qp *qp;
+        struct dp_vq *vq;
+        int r;
+
+        if ((r = need_size(m, sizeof(a), why)) < 0)
+                return r;
+        memcpy(&a, m->payload, sizeof(a));
+        if ((r = vq_of(dev, a.index, &qp, &vq, why)) < 0)
+                return r;
+        pthread_mutex_lock(&qp->lock);
+        vq->desc_addr = a.desc;
+        vq->avail_addr = a.avail;
+        vq->used_addr = a.used;
+        vq->addr_set = true;
+        dp_vq_refresh(qp, vq);
+        dp_qp_kick_server(qp);
+        pthread_mutex_unlock(&qp->lock);
+        return 0;
+}
+
+static int set_features(struct dp_device *dev, const struct msg *m, const char **why)
+{
+        uint64_t f;
+        int r;
+
+        if ((r = need_size(m, 8, why)) < 0)
+                return r;
+        memcpy(&f, m->payload, 8);
+        if (f & ~offered_features(dev)) {
+                *why = "features that were not offered";
+                return -EINVAL;
+        }
+        lock_all(dev);
+        dev->features = f;
+        dev->features_set = true;
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                if (dev->qp[i].rx.live)
+                        dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
+                if (dev->qp[i].tx.live)
+                        dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
+        }
+        unlock_all(dev);
+        dp_tap_configure(dev);
+        return 0;
+}
+
+/* Handles one complete message; returns 0, or -errno with why set (the caller answers). */
+static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **why)
+{
+        struct dp_device *dev = c->dev;
+        uint64_t v;
+        int r;
+
+        *replied = false;
+        switch (m->request) {
+        case GET_FEATURES:
+                *replied = true;
+                return reply_u64(c, m, offered_features(dev));
+        case SET_FEATURES:
+                return set_features(dev, m, why);
+        case SET_OWNER:
+                return 0;
+        case RESET_OWNER:
+        case RESET_DEVICE:
+                reset_device(dev);
+                return 0;
+        case SET_MEM_TABLE:
+                return set_mem_table(dev, m, why);
+        case SET_VRING_NUM:
+        case SET_VRING_BASE:
+        case SET_VRING_ENABLE:
+                return vring_state(dev, c, m, why);
+        case GET_VRING_BASE:
+                *replied = true;
+                r = vring_state(dev, c, m, why);
+                *replied = r == 0;
+                return r;
+        case SET_VRING_ADDR:
+                return vring_addr(dev, m, why);
+        case SET_VRING_KICK:
+        case SET_VRING_CALL:
+        case SET_VRING_ERR:
+                return vring_fd(dev, m, why);
+        case GET_PROTOCOL_FEATURES:
+                *replied = true;
+                return reply_u64(c, m, OFFERED_PROTOCOL);
+        case SET_PROTOCOL_FEATURES:
+                if ((r = need_size(m, 8, why)) < 0)
+                        return r;
+                memcpy(&v, m->payload, 8);
+                if (v & ~OFFERED_PROTOCOL) {
+                        *why = "protocol features that were not offered";
+                        return -EINVAL;
+                }
+                dev->protocol_features = v;
+                return 0;
+        case GET_QUEUE_NUM:
+                *replied = true;
+                return reply_u64(c, m, dev->nqp);
+        case SET_BACKEND_REQ_FD:
+                if (m->nfds != 1) {
+                        *why = "exactly one file descriptor expected";
+                        return -EINVAL;
+                }
+                if (dev->backend_req_fd >= 0)
+                        close(dev->backend_req_fd);
+                dev->backend_req_fd = m->fds[0];
+                m->fds[0] = -1;
+                return 0;
+        case SET_STATUS:
+                if ((r = need_size(m, 8, why)) < 0)
+                        return r;
+                memcpy(&v, m->payload, 8);
+                if (v > 0xff) {
+                        *why = "status beyond 8 bits";
+                        return -EINVAL;
+                }
+                dev->status = (uint8_t)v;
+                return 0;
+        case GET_STATUS:
+                *replied = true;
+                return reply_u64(c, m, dev->status);
+        default:
+                *why = "request not supported by this back end";
+                return -EOPNOTSUPP;
+        }
+}
+
+static bool request_has_reply(uint32_t request)
+{
+        return request == GET_FEATURES || request == GET_PROTOCOL_FEATURES || request == GET_VRING_BASE ||
+               request == GET_QUEUE_NUM || request == GET_STATUS;
+}
+
+static void conn_free(struct dp_user *dp, struct dp_conn *c)
+{
+        epoll_ctl(dp->ctl_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        close_fds(c->fds, c->nfds);
+        free(c);
+}
+
+static void disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason)
+{
+        struct dp_conn *c = dev->conn;
+
+        if (!c)
+                return;
+        log_info("VM %u device %s: front end disconnected (%s); rings stopped, waiting for a reconnect", dev->vm_id,
+                 dev->id, reason);
+        dev->conn = NULL;
+        reset_device(dev);
+        conn_free(dp, c);
+}
+
+/* Processes complete messages in the buffer. False when the connection must close. */
+static bool process(struct dp_user *dp, struct dp_conn *c)
+{
+        struct dp_device *dev = c->dev;
+        struct msg m;
+        const char *why = NULL;
+        bool replied;
+        int r;
+
+        memcpy(&m.request, c->buf, 4);
+        memcpy(&m.flags, c->buf + 4, 4);
+        memcpy(&m.size, c->buf + 8, 4);
+        m.payload = c->buf + HDR_SIZE;
+        m.fds = c->fds;
+        m.nfds = c->nfds;
+        if ((m.flags & 0x3) != FLAG_VERSION) {
+                log_warning("VM %u device %s: vhost-user message with version %u; closing the connection", dev->vm_id,
+                            dev->id, m.flags & 0x3);
+                return false;
+        }
+        r = handle(c, &m, &replied, &why);
+        close_fds(c->fds, c->nfds);     /* whatever the handler did not keep */
+        c->nfds = 0;
+        if (r == -EPIPE)
+                return false;
+        if (r < 0)
+                log_warning("VM %u device %s: %s (%u) rejected: %s", dev->vm_id, dev->id, request_name(m.request),
+                            m.request, why ? why : strerror(-r));
+        else
+                log_debug("VM %u device %s: %s", dev->vm_id, dev->id, request_name(m.request));
+        if (!replied && (m.flags & FLAG_NEED_REPLY) && (dev->protocol_features & BIT(PF_REPLY_ACK)))
+                return reply_u64(c, &m, r < 0 ? 1 : 0) == 0;
+        /* a failed request the front end waits an answer for cannot be answered properly */
+        if (r < 0 && request_has_reply(m.request) && !replied)
+                return false;
+        return true;
+}
+
+static void on_readable(struct dp_user *dp, struct dp_conn *c)
+{
+        struct dp_device *dev = c->dev;
+
+        for (;;) {
+                char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS * 2)];
+                struct msghdr mh = { 0 };
+                struct iovec iov;
+                size_t want;
+                uint32_t size = 0;
+                ssize_t n;
+
+                if (c->have < HDR_SIZE) {
+                        want = HDR_SIZE - c->have;
+                } else {
+                        memcpy(&size, c->buf + 8, 4);
+                        if (size > MAX_PAYLOAD) {
+                                log_warning("VM %u device %s: vhost-user payload of %u bytes is over the %u limit; closing",
+                                            dev->vm_id, dev->id, size, MAX_PAYLOAD);
+                                disconnect(dp, dev, "oversized message");
+                                return;
+                        }
+                        want = HDR_SIZE + size - c->have;
+                }
+                if (want == 0)
+                        goto complete;
+                iov = (struct iovec){ c->buf + c->have, want };
+                mh.msg_iov = &iov;
+                mh.msg_iovlen = 1;
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n <= 0) {
+                        disconnect(dp, dev, n == 0 ? "closed" : strerror(errno));
+                        return;
+                }
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                                continue;
+                        unsigned k = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                        int *fds = (int *)CMSG_DATA(cm);
+                        for (unsigned i = 0; i < k; i++) {
+                                if (c->nfds < MAX_FDS)
+                                        c->fds[c->nfds++] = fds[i];
+                                else
+                                        close(fds[i]);
+                        }
+                        if (c->nfds == MAX_FDS && k > MAX_FDS)
+                                goto flood;
+                }
+                if (mh.msg_flags & MSG_CTRUNC)
+                        goto flood;
+                c->have += (size_t)n;
+                if (c->have < HDR_SIZE)
+                        continue;
+                memcpy(&size, c->buf + 8, 4);
+                if (size <= MAX_PAYLOAD && c->have < HDR_SIZE + size)
+                        continue;
+                if (size > MAX_PAYLOAD)
+                        continue;       /* reported at the top of the loop */
+complete:
+                if (!process(dp, c)) {
+                        disconnect(dp, dev, "protocol error");
+                        return;
+                }
+                c->have = 0;
+        }
+flood:
+        log_warning("VM %u device %s: too many file descriptors in one message; closing", dev->vm_id, dev->id);
+        disconnect(dp, dev, "file descriptor flood");
+}
+
+static void on_accept(struct dp_user *dp, struct dp_device *dev)
+{
+        struct epoll_event ev = { .events = EPOLLIN };
+        struct dp_conn *c;
+        int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        if (dev->conn) {
+                log_warning("VM %u device %s: refusing a second front end on %s", dev->vm_id, dev->id,
+                            dev->socket_path);
+                close(fd);
+                return;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return;
+        }
+        c->dev = dev;
+        c->fd = fd;
+        c->id = next_id++;
+        ev.data.u64 = c->id;
+        if (epoll_ctl(dp->ctl_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                close(fd);
+                free(c);
+                return;
+        }
+        dev->conn = c;
+        log_info("VM %u device %s: front end connected on %s", dev->vm_id, dev->id, dev->socket_path);
+}
+
+static void *ctl_main(void *arg)
+{
+        struct dp_user *dp = arg;
+        struct epoll_event ev[32];
+
+        while (!atomic_load(&dp->ctl_stop)) {
+                int n = epoll_wait(dp->ctl_epfd, ev, 32, -1);
+
+                for (int i = 0; i < n; i++) {
+                        uint64_t id = ev[i].data.u64, v;
+
+                        if (id == 0) {
+                                eventfd_read(dp->ctl_wake_fd, &v);
+                                continue;
+                        }
+                        pthread_mutex_lock(&dp->lock);
+                        for (struct dp_device *d = dp->devices; d; d = d->next) {
+                                if (d->conn && d->conn->id == id) {
+                                        on_readable(dp, d->conn);
+                                        break;
+                                }
+                                if (d->listen_fd >= 0 && d->listen_id == id) {
+                                        on_accept(dp, d);
+                                        break;
+                                }
+                        }
+                        pthread_mutex_unlock(&dp->lock);
+                }
+        }
+        return NULL;
+}
+
+int dp_ctl_start(struct dp_user *dp)
+{
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
+
+        dp->ctl_epfd = epoll_create1(EPOLL_CLOEXEC);
+        dp->ctl_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (dp->ctl_epfd < 0 || dp->ctl_wake_fd < 0 || epoll_ctl(dp->ctl_epfd, EPOLL_CTL_ADD, dp->ctl_wake_fd, &ev) < 0)
+                return -errno;
+        return -pthread_create(&dp->ctl_thread, NULL, ctl_main, dp);
+}
+
+void dp_ctl_stop(struct dp_user *dp)
+{
+        atomic_store(&dp->ctl_stop, true);
+        eventfd_write(dp->ctl_wake_fd, 1);
+        pthread_join(dp->ctl_thread, NULL);
+        close(dp->ctl_epfd);
+        close(dp->ctl_wake_fd);
+}
+
+/* vhost-user sockets must be reachable by the VMM: libvirt runs QEMU as libvirt-qemu. */
+static void give_socket_to_vmm(const char *path)
+{
+        static const char *const groups[] = { "libvirt-qemu", "kvm" };
+
+        for (size_t i = 0; i < 2; i++) {
+                struct group *g = getgrnam(groups[i]);
+                if (g && chown(path, (uid_t)-1, g->gr_gid) == 0)
+                        return;
+        }
+}
+
+int dp_device_listen(struct dp_user *dp, struct dp_device *dev)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct epoll_event ev = { .events = EPOLLIN };
+        mode_t old;
+        int fd, r;
+
+        if (strlen(dev->socket_path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        memcpy(sa.sun_path, dev->socket_path, strlen(dev->socket_path) + 1);
+        unlink(dev->socket_path);
+        old = umask(0117);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r < 0 || listen(fd, 4) < 0) {
+                r = -errno;
+                log_error("VM %u device %s: cannot listen on %s: %s", dev->vm_id, dev->id, dev->socket_path,
+                          strerror(-r));
+                close(fd);
+                return r;
+        }
+        give_socket_to_vmm(dev->socket_path);
+        dev->listen_fd = fd;
+        dev->listen_id = next_id++;
+        ev.data.u64 = dev->listen_id;
+        if (epoll_ctl(dp->ctl_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                r = -errno;
+                close(fd);
+                unlink(dev->socket_path);
+                dev->listen_fd = -1;
+                return r;
+        }
+        return 0;
+}
+
+void dp_device_close_control(struct dp_user *dp, struct dp_device *dev)
+{
+        disconnect(dp, dev, "device removed");
+        if (dev->listen_fd >= 0) {
+                epoll_ctl(dp->ctl_epfd, EPOLL_CTL_DEL, dev->listen_fd, NULL);
+                close(dev->listen_fd);
+                unlink(dev->socket_path);
+                dev->listen_fd = -1;
+        }
+}
