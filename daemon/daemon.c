@@ -350,6 +350,17 @@ int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry
                 return 0;
         }
         elvis_log_set_level(cfg.log_level);
+        {
+                /* blocked before any thread exists, so data-plane threads inherit the mask
+                 * and only the event loop's signalfd ever sees these */
+                sigset_t mask;
+                sigemptyset(&mask);
+                sigaddset(&mask, SIGTERM);
+                sigaddset(&mask, SIGINT);
+                sigaddset(&mask, SIGHUP);
+                sigprocmask(SIG_BLOCK, &mask, NULL);
+                signal(SIGPIPE, SIG_IGN);
+        }
         if (!cfg.foreground && !getenv("NOTIFY_SOCKET") && !getenv("INVOCATION_ID")) {
                 r = daemonize(&ready_fd);
                 if (r < 0) {

@@ -361,10 +361,15 @@ static void write_used_flags(struct elvis_vring *vr, u16 v)
 
 void elvis_vring_notify_disable(struct elvis_vring *vr)
 {
-        if (vr->event_idx)
-                /* just behind what we consumed: the guest's next additions never cross it */
-                write_avail_event(vr, (u16)(vr->last_avail_idx - 1));
-        else if (vr->notify_enabled)
+        if (vr->event_idx) {
+                /* Just behind what we consumed: the guest's next additions never cross it.
+                 * Rewritten only every quarter of the index space, so the cache line the
+                 * guest reads on every addition is not bounced by each poll. */
+                if (vr->notify_enabled || (u16)(vr->last_avail_idx - vr->event_written) > 0x4000) {
+                        vr->event_written = vr->last_avail_idx;
+                        write_avail_event(vr, (u16)(vr->last_avail_idx - 1));
+                }
+        } else if (vr->notify_enabled)
                 write_used_flags(vr, ELVIS_VRING_USED_F_NO_NOTIFY);
         vr->notify_enabled = false;
 }

@@ -71,6 +71,7 @@ struct elvis_vring {
         bool event_idx;
         bool indirect;
         bool notify_enabled;    /* guest kicks wanted */
+        u16 event_written;      /* last avail_event stored while kicks are off */
         int error;              /* 0, or the first error: the ring is stopped */
         const char *error_what;
 };

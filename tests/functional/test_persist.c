@@ -230,9 +230,9 @@ Test(persist, kill9_during_writes_never_tears_state)
                         free(log);
                 }
                 for (int i = 0; i < nacked; i++) {
-                        char path[64];
+                        char path[96];
                         struct resp r;
-                        snprintf(path, sizeof(path), "/v1/vms/%s", acked[i]);
+                        snprintf(path, sizeof(path), "/v1/vms/%.31s", acked[i]);
                         cr_assert_eq(http_json(&d, "GET", path, NULL, &r), 0);
                         cr_assert_eq(r.status, 200, "round %d: acknowledged VM %s lost", round, acked[i]);
                         resp_free(&r);
