@@ -333,6 +333,10 @@ int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry
         struct elvis_config cfg;
         int ready_fd = -1, r;
 
+        /* 0-2 must be open: a socket that landed on them would get stray output */
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+                        return 1;
         r = elvis_config_load(argc, argv, &cfg, &action, &errors);
         if (r < 0) {
                 elvis_config_errors_print(&errors, stderr);

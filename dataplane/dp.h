@@ -189,6 +189,8 @@ void dp_tap_configure(struct dp_device *dev);
 unsigned dp_qp_process(struct dp_qp *qp, int64_t *budget_packets, int64_t *budget_bytes);
 /* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. */
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq);
+/* init: a fresh vq with no fds; reset: closes the vq's fds and returns it to init. */
+void dp_vq_init(struct dp_vq *vq);
 void dp_vq_reset(struct dp_vq *vq);
 bool dp_qp_live(const struct dp_qp *qp);
 void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq);

@@ -92,6 +92,12 @@ void dp_tap_configure(struct dp_device *dev)
         }
 }
 
+void dp_vq_init(struct dp_vq *vq)
+{
+        memset(vq, 0, sizeof(*vq));
+        vq->kick_fd = vq->call_fd = vq->err_fd = -1;
+}
+
 void dp_vq_reset(struct dp_vq *vq)
 {
         int fds[3] = { vq->kick_fd, vq->call_fd, vq->err_fd };
@@ -99,8 +105,7 @@ void dp_vq_reset(struct dp_vq *vq)
         for (int i = 0; i < 3; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
-        memset(vq, 0, sizeof(*vq));
-        vq->kick_fd = vq->call_fd = vq->err_fd = -1;
+        dp_vq_init(vq);
 }
 
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)

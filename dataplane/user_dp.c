@@ -208,8 +208,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
                 qp->index = i;
                 qp->tap_fd = -1;
                 atomic_store(&qp->gen, 1);
-                dp_vq_reset(&qp->rx);
-                dp_vq_reset(&qp->tx);
+                dp_vq_init(&qp->rx);
+                dp_vq_init(&qp->tx);
                 pthread_mutex_init(&qp->lock, NULL);
         }
         pthread_mutex_lock(&dp->lock);

@@ -1,0 +1,205 @@
+/* Functional tests of elvisctl against the real daemon: every command, both output
+ * formats, exit codes, the unreachable-daemon hint and completion. */
+#include <criterion/criterion.h>
+
+#include "../lib/harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOPO ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml"
+
+static struct daemon d;
+
+static void setup(void)
+{
+        daemon_init(&d, ELVIS_MANAGER_FAKE);
+        daemon_arg(&d, "--topology-xml");
+        daemon_arg(&d, TOPO);
+        cr_assert_eq(daemon_start(&d), 0);
+}
+
+static void teardown(void)
+{
+        cr_expect_eq(daemon_stop(&d), 0);
+        daemon_cleanup(&d);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+static int cli(char **out, char **err, const char *const *args)
+{
+        int r = run_cli(&d, out, err, args);
+        return r;
+}
+
+#define CLI(out, err, ...) cli(out, err, (const char *const[]){ __VA_ARGS__, NULL })
+
+Test(cli, status_and_topology)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
+        cr_assert(strstr(out, "status:     ok"), "%s", out);
+        cr_assert(strstr(out, "data plane: user (running)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "topology"), 0);
+        cr_assert(strstr(out, "0    0     0     0-1       reserved"), "%s", out);
+        cr_assert(strstr(out, "ens2f0  0000:80:00.0  2"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "topology"), 0);
+        {
+                json_t *j = json_loads(out, 0, NULL);
+                cr_assert_eq(json_array_size(json_object_get(j, "cpus")), 32);
+                json_decref(j);
+        }
+        free(out), free(err);
+}
+
+Test(cli, vm_lifecycle)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "web1", "--vcpus", "2", "--weight", "300", "--device",
+                         "backend=loopback,queues=2", "--device", "id=mgmt,backend=tap,tap=tapm"), 0, "%s", err);
+        cr_assert(strstr(out, "VM 1 'web1'"), "%s", out);
+        cr_assert(strstr(out, "vCPUs:    2 on CPUs 2-3 (NUMA node 0)"), "%s", out);
+        cr_assert(strstr(out, "device mgmt: tap tapm, 1 queue pair(s)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "probe", "--vcpus", "4", "--dry-run"), 0);
+        cr_assert(strstr(out, "(dry run: not created)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "list"), 0);
+        cr_assert(strstr(out, "1   web1  2-3   300     auto      net0:loopback  2       "), "%s", out);
+        cr_assert_null(strstr(out, "probe"), "dry run created nothing");
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "set", "web1", "weight=42", "exitless=always", "name=web2"), 0, "%s", err);
+        cr_assert(strstr(out, "weight 42, exitless always"));
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "show", "web2"), 0);
+        {
+                json_t *j = json_loads(out, 0, NULL);
+                cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "policy"), "weight")), 42);
+                json_decref(j);
+        }
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "remove", "1"), 0);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "show", "web2"), 1);
+        cr_assert(strstr(err, "elvisctl: no VM with id or name 'web2' (HTTP 404)"), "%s", err);
+        free(out), free(err);
+}
+
+Test(cli, api_errors_exit_1_with_the_detail)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "a"), 0);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "a"), 1);
+        cr_assert(strstr(err, "a VM named 'a' already exists (HTTP 409)"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "b", "--weight", "5000"), 1);
+        cr_assert(strstr(err, "between 1 and 1000"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "huge", "--vcpus", "64"), 1);
+        cr_assert(strstr(err, "(HTTP 507)"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "policy", "set", "max_sidecores=0"), 1);
+        free(out), free(err);
+}
+
+Test(cli, usage_errors_exit_2)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "frobnicate"), 2);
+        cr_assert(strstr(err, "unknown command 'frobnicate'"));
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm"), 2);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add"), 2);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "x", "--device", "backend"), 2);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "policy", "set", "speed=11"), 2);
+        cr_assert(strstr(err, "valid keys: mode exitless"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "policy", "set", "budget_packets=lots"), 2);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "yaml", "status"), 2);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "sidecore", "remove", "x"), 2);
+        free(out), free(err);
+}
+
+Test(cli, sidecores_policy_stats_top_metrics)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "sidecore", "add", "--cpu", "9"), 0, "%s", err);
+        cr_assert(strstr(out, "sidecore 1 on CPU 9"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "a", "--device", "backend=null"), 0);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "sidecore", "list"), 0);
+        cr_assert(strstr(out, "1   9    1     operator  a/net0/0"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "policy", "set", "budget_packets=64", "scale_down_idle=0.7", "mode=dynamic"), 0,
+                     "%s", err);
+        cr_assert(strstr(out, "budget_packets         64"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "policy", "show"), 0);
+        cr_assert(strstr(out, "mode                   dynamic"));
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "stats"), 0);
+        cr_assert(strstr(out, "SIDECORE  CPU  QUEUES"), "%s", out);
+        cr_assert(strstr(out, "a   net0    0  1         ready  yes"), "%s", out);
+        free(out), free(err);
+        /* no terminal here: one frame over one interval, then exit 0 */
+        cr_assert_eq(CLI(&out, &err, "top", "--interval", "0.2"), 0, "%s", err);
+        cr_assert(strstr(out, "elvisctl top: rates over the last"), "%s", out);
+        cr_assert(strstr(out, "KICKS/S"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "top", "--once", "--interval", "0.1"), 0);
+        {
+                json_t *j = json_loads(out, 0, NULL);
+                cr_assert_not_null(j, "%s", out);
+                cr_assert_gt(json_real_value(json_object_get(json_array_get(json_object_get(j, "queues"), 0), "pps")), 0,
+                             "the fake data plane's counters move between samples");
+                json_decref(j);
+        }
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "metrics"), 0);
+        cr_assert(strstr(out, "# TYPE elvis_queue_kicks_total counter"));
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "sidecore", "remove", "1"), 1, "its queue has nowhere to go");
+        free(out), free(err);
+}
+
+Test(cli, help_lists_every_command_and_completion_matches)
+{
+        char *out, *err, *comp, *e2;
+
+        cr_assert_eq(CLI(&out, &err, "--help"), 0);
+        cr_assert_eq(CLI(&comp, &e2, "__complete"), 0);
+        for (char *save = NULL, *w = strtok_r(comp, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+                char needle[64];
+                snprintf(needle, sizeof(needle), "\n  %s", w);
+                cr_assert(strstr(out, needle), "completion offers '%s' which --help does not list", w);
+        }
+        cr_assert_null(strstr(out, "__complete"), "hidden helper stays hidden");
+        free(out), free(err), free(comp), free(e2);
+}
+
+Test(cli_down, unreachable_daemon_gives_one_line)
+{
+        const char *argv[] = { ELVISCTL, "--socket", "/nonexistent/elvis.sock", "vm", "list", NULL };
+        char *out, *err;
+
+        cr_assert_eq(run_cmd(argv, NULL, &out, &err), 1);
+        cr_assert_str_eq(err, "elvisctl: cannot reach elvis-manager at /nonexistent/elvis.sock: is it running? "
+                              "(systemctl status elvis-manager)\n");
+        free(out), free(err);
+}
