@@ -5,6 +5,7 @@
 #include <elvis/version.h>
 
 #include "log.h"
+#include "notify.h"
 #include "topology_hwloc.h"
 
 #include <errno.h>
@@ -278,7 +279,7 @@ static unsigned unserved_queues(const struct elvis_state *s)
 
 void elvis_manager_changed(struct elvis_manager *m)
 {
-        sd_notifyf(0, "STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
+        elvis_notify("STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
                    m->dp_status == ELVIS_DP_RUNNING ? "running" : "not running");
 }
 

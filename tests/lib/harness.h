@@ -33,6 +33,7 @@ struct resp {
 #define ELVIS_MANAGER ELVIS_BIN_DIR "/elvis-manager"
 #define ELVIS_MANAGER_FAKE ELVIS_SOURCE_BUILD_TESTS "/elvis-manager-fake"
 #define ELVISCTL ELVIS_BIN_DIR "/elvisctl"
+#define ELVIS_BUILD_DIR ELVIS_SOURCE_BUILD_TESTS "/.."
 
 /* Prepares d (temp dirs) for binary; call once, then daemon_start (again after stops). */
 void daemon_init(struct daemon *d, const char *binary);

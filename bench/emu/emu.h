@@ -1,0 +1,89 @@
+/* A guest emulator over vhost-user: plays the VMM (memory, rings, eventfds) and a
+ * virtio-net driver, for tests and benchmarks on machines without KVM. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EMU_MAX_QP 8
+#define EMU_BUF 2048                    /* per descriptor buffer */
+#define EMU_HDR 12
+#define EMU_GPA_BASE 0x100000ull        /* guest physical base, deliberately not our VA */
+
+struct emu_vq {
+        uint16_t num;
+        struct emu_desc *desc;
+        uint16_t *avail;                /* flags, idx, ring[num], used_event */
+        uint16_t *used;                 /* flags, idx, ring (as u32 pairs), avail_event */
+        uint64_t desc_off, avail_off, used_off, buf_off;
+        uint16_t avail_idx;             /* next avail index to publish */
+        uint16_t used_last;             /* next used entry to consume */
+        uint16_t kicked_idx;            /* avail idx at the last kick decision */
+        uint16_t free[32768];
+        uint16_t nfree;
+        int kick_fd, call_fd, err_fd;
+        uint64_t kicks, interrupts;
+};
+
+struct emu_desc {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags;
+        uint16_t next;
+};
+
+struct emu_qp {
+        struct emu_vq rx, tx;
+        uint64_t tx_seq, rx_expect;
+        uint64_t tx_packets, rx_packets, lost, dup_or_reordered;
+};
+
+struct emu_opts {
+        const char *socket;
+        unsigned queues;
+        unsigned ring;
+        unsigned mem_mb;
+        bool no_event_idx, no_mrg, no_indirect;
+        uint64_t exit_cost_ns;          /* modelled cost of an exit, 0 = none */
+        int timeout_ms;                 /* per control reply */
+};
+
+struct emu {
+        struct emu_opts o;
+        int sock, memfd;
+        uint8_t *mem;
+        size_t mem_size;
+        uint64_t features, protocol_features;
+        unsigned nqp;
+        struct emu_qp qp[EMU_MAX_QP];
+        char error[256];
+};
+
+/* Connect, negotiate and start all rings; returns 0 or -1 with e->error set. */
+int emu_open(struct emu *e, const struct emu_opts *o);
+/* Stops the rings (GET_VRING_BASE) and disconnects. */
+void emu_close(struct emu *e);
+
+/* Low-level protocol access (hostile modes). */
+int emu_connect(struct emu *e);
+int emu_send(struct emu *e, uint32_t request, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+             unsigned nfds);
+/* Reads one reply: 0 with the payload, -ETIMEDOUT, -EPIPE (closed), -EPROTO. */
+int emu_recv(struct emu *e, uint32_t *request, void *payload, uint32_t max, uint32_t *size);
+
+/* Driver. All of these are bounded: they never wait without a deadline. */
+unsigned emu_tx(struct emu *e, unsigned qp, unsigned count, unsigned size);    /* posts up to count packets */
+unsigned emu_tx_reclaim(struct emu *e, unsigned qp);
+unsigned emu_rx(struct emu *e, unsigned qp);                                    /* consumes and reposts */
+void emu_rx_post_all(struct emu *e, unsigned qp);
+/* Interrupt control for a vq: wanted = the device should signal the next completion. */
+void emu_irq(struct emu *e, struct emu_vq *vq, bool wanted);
+/* Waits for the call eventfd of vq up to ms; true if an interrupt came (counted). */
+bool emu_wait_irq(struct emu *e, struct emu_vq *vq, int ms);
+void emu_drain_irqs(struct emu *e, struct emu_vq *vq);
+bool emu_has_event_idx(const struct emu *e);
+uint64_t emu_now_ns(void);
+
+/* Runs one hostile kind against a fresh connection and prints a JSON verdict; 0 when
+ * the back end reacted as a careful one must (error eventfd, NACK or close), else 1. */
+int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsigned settle_ms);

@@ -1,0 +1,200 @@
+/* elvis-guest: command-line front end of the guest emulator.
+ *   elvis-guest --socket PATH [--mode stream|rr|rx|hostile] [options]
+ * Prints one JSON line with what it measured; exits non-zero on failure. */
+#include "emu.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+static double cpu_seconds(void)
+{
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void usage(void)
+{
+        fprintf(stderr,
+                "usage: elvis-guest --socket PATH [--mode stream|rr|rx|hostile] [--kind K] [--seconds S] [--count N]\n"
+                "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
+                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N]\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "socket", 1, 0, 's' }, { "mode", 1, 0, 'm' }, { "seconds", 1, 0, 'S' }, { "count", 1, 0, 'n' },
+                { "size", 1, 0, 'z' }, { "queues", 1, 0, 'q' }, { "ring", 1, 0, 'r' }, { "mem-mb", 1, 0, 'M' },
+                { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
+                { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
+                { "batch", 1, 0, 'b' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        };
+        struct emu_opts o = { .queues = 1, .ring = 256 };
+        const char *mode = "stream", *wait = "interrupt", *kind = NULL;
+        double seconds = 2.0;
+        unsigned long long count = 0;
+        unsigned size = 64, batch = 32;
+        int cpu = -1, c;
+        static struct emu e;
+        uint64_t start, end, *lat = NULL;
+        size_t nlat = 0;
+        double cpu0;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 's': o.socket = optarg; break;
+                case 'm': mode = optarg; break;
+                case 'S': seconds = atof(optarg); break;
+                case 'n': count = strtoull(optarg, NULL, 10); break;
+                case 'z': size = (unsigned)atoi(optarg); break;
+                case 'q': o.queues = (unsigned)atoi(optarg); break;
+                case 'r': o.ring = (unsigned)atoi(optarg); break;
+                case 'M': o.mem_mb = (unsigned)atoi(optarg); break;
+                case 'c': cpu = atoi(optarg); break;
+                case 'w': wait = optarg; break;
+                case 'x': o.exit_cost_ns = strtoull(optarg, NULL, 10); break;
+                case 'k': kind = optarg; break;
+                case 'E': o.no_event_idx = true; break;
+                case 'G': o.no_mrg = true; break;
+                case 'I': o.no_indirect = true; break;
+                case 'b': batch = (unsigned)atoi(optarg); break;
+                default: usage(); return 2;
+                }
+        }
+        if (!o.socket || seconds <= 0 || seconds > 3600 || !batch) {
+                usage();
+                return 2;
+        }
+        if (cpu >= 0) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(cpu, &set);
+                sched_setaffinity(0, sizeof(set), &set);
+        }
+        if (!strcmp(mode, "hostile")) {
+                if (!kind) {
+                        usage();
+                        return 2;
+                }
+                return emu_hostile(&e, &o, kind, 2000);
+        }
+        if (emu_open(&e, &o) < 0) {
+                printf("{\"error\": \"%s\"}\n", e.error);
+                emu_close(&e);
+                return 1;
+        }
+        cpu0 = cpu_seconds();
+        start = emu_now_ns();
+        end = start + (uint64_t)(seconds * 1e9);
+        if (!strcmp(mode, "stream") || !strcmp(mode, "rx")) {
+                bool tx = !strcmp(mode, "stream");
+                unsigned long long sent = 0;
+                /* a busy guest polls its rings (NAPI): no interrupts wanted */
+                for (unsigned i = 0; i < e.nqp; i++) {
+                        emu_irq(&e, &e.qp[i].rx, false);
+                        emu_irq(&e, &e.qp[i].tx, false);
+                }
+                while (emu_now_ns() < end && (!count || sent < count)) {
+                        for (unsigned i = 0; i < e.nqp; i++) {
+                                if (tx) {
+                                        unsigned want = batch;
+                                        if (count && count - sent < want)
+                                                want = (unsigned)(count - sent);
+                                        sent += emu_tx(&e, i, want, size);
+                                        emu_tx_reclaim(&e, i);
+                                }
+                                emu_rx(&e, i);
+                        }
+                }
+                /* collect what is still in flight (bounded) */
+                for (uint64_t stop = emu_now_ns() + 1000000000ull; emu_now_ns() < stop;) {
+                        bool done = true;
+                        for (unsigned i = 0; i < e.nqp; i++) {
+                                emu_tx_reclaim(&e, i);
+                                emu_rx(&e, i);
+                                done &= e.qp[i].tx.nfree == e.qp[i].tx.num;
+                        }
+                        if (done && tx)
+                                break;
+                        if (!tx)
+                                break;
+                }
+        } else if (!strcmp(mode, "rr")) {
+                bool poll_wait = !strcmp(wait, "poll");
+                size_t cap = 1 << 20;
+                lat = malloc(cap * sizeof(*lat));
+                while (emu_now_ns() < end && (!count || nlat < count) && nlat < cap) {
+                        uint64_t t0 = emu_now_ns(), deadline = t0 + 2000000000ull;
+                        emu_irq(&e, &e.qp[0].rx, !poll_wait);
+                        if (!emu_tx(&e, 0, 1, size)) {
+                                emu_tx_reclaim(&e, 0);
+                                continue;
+                        }
+                        while (!emu_rx(&e, 0) && emu_now_ns() < deadline)
+                                if (!poll_wait)
+                                        emu_wait_irq(&e, &e.qp[0].rx, 100);
+                        if (emu_now_ns() >= deadline) {
+                                fprintf(stderr, "elvis-guest: no reply within 2 s\n");
+                                break;
+                        }
+                        lat[nlat++] = emu_now_ns() - t0;
+                        emu_tx_reclaim(&e, 0);
+                }
+                qsort(lat, nlat, sizeof(*lat), cmp_u64);
+        } else {
+                usage();
+                emu_close(&e);
+                return 2;
+        }
+        {
+                double secs = (double)(emu_now_ns() - start) / 1e9, cpus = cpu_seconds() - cpu0;
+                uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0;
+                for (unsigned i = 0; i < e.nqp; i++) {
+                        emu_drain_irqs(&e, &e.qp[i].rx);
+                        emu_drain_irqs(&e, &e.qp[i].tx);
+                        tx += e.qp[i].tx_packets;
+                        rx += e.qp[i].rx_packets;
+                        kicks += e.qp[i].tx.kicks + e.qp[i].rx.kicks;
+                        irqs += e.qp[i].tx.interrupts + e.qp[i].rx.interrupts;
+                        lost += e.qp[i].lost;
+                        dup += e.qp[i].dup_or_reordered;
+                }
+                printf("{\"mode\": \"%s\", \"seconds\": %.3f, \"tx_packets\": %llu, \"rx_packets\": %llu, "
+                       "\"tx_pps\": %.0f, \"rx_pps\": %.0f, \"kicks\": %llu, \"interrupts\": %llu, "
+                       "\"kicks_per_1000_packets\": %.3f, \"interrupts_per_1000_packets\": %.3f, \"lost\": %llu, "
+                       "\"dup_or_reordered\": %llu, \"in_flight\": %llu, \"event_idx\": %s, \"mrg_rxbuf\": %s, "
+                       "\"cpu_seconds\": %.3f, \"exit_cost_ns\": %llu",
+                       mode, secs, (unsigned long long)tx, (unsigned long long)rx, (double)tx / secs, (double)rx / secs,
+                       (unsigned long long)kicks, (unsigned long long)irqs,
+                       tx + rx ? 1000.0 * (double)kicks / (double)(tx + rx) : 0.0,
+                       tx + rx ? 1000.0 * (double)irqs / (double)(tx + rx) : 0.0, (unsigned long long)lost,
+                       (unsigned long long)dup, (unsigned long long)(e.qp[0].tx_seq - e.qp[0].rx_expect),
+                       emu_has_event_idx(&e) ? "true" : "false", (e.features & (1ull << 15)) ? "true" : "false", cpus,
+                       (unsigned long long)o.exit_cost_ns);
+                if (nlat)
+                        printf(", \"rr_count\": %zu, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu", nlat,
+                               (unsigned long long)lat[nlat / 2], (unsigned long long)lat[nlat * 99 / 100],
+                               (unsigned long long)lat[nlat * 999 / 1000]);
+                printf("}\n");
+        }
+        free(lat);
+        emu_close(&e);
+        return 0;
+}

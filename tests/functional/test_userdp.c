@@ -1,0 +1,327 @@
+/* Functional tests of the user-space data plane with the guest emulator: lossless
+ * loopback, every hostile ring and control message while another VM keeps streaming on
+ * the same sidecore, stalled control connections, live queue moves under sequence
+ * numbered traffic, adaptive polling and sleep, vanilla mode, multiqueue, reconnects. */
+#include <criterion/criterion.h>
+
+#include "../lib/harness.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GUEST ELVIS_BUILD_DIR "/bench/elvis-guest"
+#define TOPO ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml"
+
+static struct daemon d;
+
+static void start(bool xml)
+{
+        daemon_init(&d, ELVIS_MANAGER);
+        daemon_arg(&d, "--dataplane");
+        daemon_arg(&d, "user");
+        if (xml) {
+                /* more CPUs than the host has: sidecores run unpinned, placement has room */
+                daemon_arg(&d, "--topology-xml");
+                daemon_arg(&d, TOPO);
+        }
+        cr_assert_eq(daemon_start(&d), 0);
+}
+
+static void setup(void) { start(false); }
+static void setup_xml(void) { start(true); }
+
+static void teardown(void)
+{
+        if (daemon_alive(&d))
+                cr_expect_eq(daemon_stop(&d), 0, "clean exit (and no leaks under ASan)");
+        daemon_cleanup(&d);
+}
+
+TestSuite(userdp, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(userdp_xml, .init = setup_xml, .fini = teardown, .timeout = 180);
+
+static char *add_vm(const char *name, const char *device, const char *exitless)
+{
+        char body[256], *sock;
+        struct resp r;
+
+        snprintf(body, sizeof(body), "{\"name\":\"%s\",\"devices\":[%s],\"policy\":{\"exitless\":\"%s\"}}", name,
+                 device, exitless);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", body, &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        sock = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "devices"), 0),
+                                                        "socket")));
+        resp_free(&r);
+        return sock;
+}
+
+/* Runs the emulator and returns its JSON verdict. */
+static json_t *guest(const char *sock, const char *const *args, int *status)
+{
+        const char *argv[32] = { GUEST, "--socket", sock };
+        char *out, *err;
+        size_t n = 3;
+        json_t *j;
+        int st;
+
+        for (size_t i = 0; args[i] && n < 31; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        st = run_cmd(argv, NULL, &out, &err);
+        j = json_loads(out, 0, NULL);
+        if (!j)
+                cr_log_error("elvis-guest printed no JSON (exit %d):\n%s%s", st, out, err);
+        free(out);
+        free(err);
+        if (status)
+                *status = st;
+        return j;
+}
+
+#define GUEST_RUN(sock, st, ...) guest(sock, (const char *const[]){ __VA_ARGS__, NULL }, st)
+
+static long long n(json_t *j, const char *k)
+{
+        return (long long)json_integer_value(json_object_get(j, k));
+}
+
+static json_t *queue(unsigned index)
+{
+        struct resp r;
+        json_t *q;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        q = json_incref(json_array_get(json_object_get(r.json, "queues"), index));
+        resp_free(&r);
+        return q;
+}
+
+static int count_fds(pid_t pid)
+{
+        char path[64];
+        DIR *dir;
+        int c = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+        dir = opendir(path);
+        if (!dir)
+                return -1;
+        while (readdir(dir))
+                c++;
+        closedir(dir);
+        return c;
+}
+
+Test(userdp, lossless_loopback_stream)
+{
+        char *sock = add_vm("a", "{\"backend\":\"loopback\"}", "always");
+        int st;
+        json_t *j = GUEST_RUN(sock, &st, "--mode", "stream", "--count", "300000", "--seconds", "30");
+
+        cr_assert_eq(st, 0);
+        cr_assert_eq(n(j, "tx_packets"), 300000);
+        cr_assert_eq(n(j, "rx_packets"), 300000, "every packet came back");
+        cr_assert_eq(n(j, "lost"), 0);
+        cr_assert_eq(n(j, "dup_or_reordered"), 0);
+        cr_assert(json_is_true(json_object_get(j, "event_idx")));
+        cr_assert_lt(n(j, "kicks"), 10, "polled: the guest stops kicking (%lld kicks)", n(j, "kicks"));
+        json_decref(j);
+        free(sock);
+}
+
+Test(userdp, multiqueue_and_reconnect)
+{
+        char *sock = add_vm("mq", "{\"backend\":\"loopback\",\"queues\":2}", "always");
+        json_t *j, *q0, *q1;
+        int st;
+
+        for (int round = 0; round < 3; round++) {       /* the front end may come back */
+                j = GUEST_RUN(sock, &st, "--mode", "stream", "--queues", "2", "--count", "50000", "--seconds", "20");
+                cr_assert_eq(st, 0, "round %d", round);
+                cr_assert_eq(n(j, "rx_packets"), 50000, "round %d: the count is over both queue pairs", round);
+                cr_assert_eq(n(j, "lost"), 0);
+                json_decref(j);
+        }
+        q0 = queue(0);
+        q1 = queue(1);
+        cr_assert_gt(n(q0, "tx_packets"), 60000, "both queue pairs carried traffic");
+        cr_assert_gt(n(q1, "tx_packets"), 60000, "both queue pairs carried traffic");
+        cr_assert_eq(n(q0, "tx_packets") + n(q1, "tx_packets"), 150000);
+        json_decref(q0);
+        json_decref(q1);
+        free(sock);
+}
+
+Test(userdp, vanilla_takes_kicks_and_no_sidecore)
+{
+        char *sock = add_vm("v", "{\"backend\":\"loopback\"}", "never");
+        int st;
+        json_t *j = GUEST_RUN(sock, &st, "--mode", "stream", "--count", "100000", "--seconds", "20"), *q;
+
+        cr_assert_eq(st, 0);
+        cr_assert_eq(n(j, "lost"), 0);
+        q = queue(0);
+        cr_assert(json_is_null(json_object_get(q, "sidecore")));
+        cr_assert_gt(n(q, "kicks"), 10, "notification driven: %lld kicks", n(q, "kicks"));
+        json_decref(q);
+        json_decref(j);
+        free(sock);
+}
+
+Test(userdp, adaptive_polling_sleeps_when_idle)
+{
+        char *sock = add_vm("auto", "{\"backend\":\"loopback\"}", "auto");
+        struct resp r;
+        json_t *j;
+        int st;
+
+        cr_assert_eq(http_json(&d, "PUT", "/v1/policy", "{\"poll_stop_idle_ms\":50,\"poll_start_rate\":100}", &r), 0);
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+        j = GUEST_RUN(sock, &st, "--mode", "stream", "--seconds", "1");
+        cr_assert_eq(st, 0);
+        cr_assert_gt(n(j, "rx_packets"), 1000);
+        cr_assert_eq(n(j, "lost"), 0);
+        /* busy: the guest kicked only until the queue switched to polling */
+        cr_assert_lt(n(j, "kicks") * 1000, n(j, "tx_packets"), "%lld kicks for %lld packets", n(j, "kicks"),
+                     n(j, "tx_packets"));
+        json_decref(j);
+        /* idle: back to notifications, and the sidecore sleeps (bounded wait on a state) */
+        for (int i = 0; i < 200; i++) {
+                cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+                if (json_is_true(json_object_get(json_array_get(json_object_get(r.json, "sidecores"), 0), "sleeping"))) {
+                        resp_free(&r);
+                        break;
+                }
+                resp_free(&r);
+                cr_assert_lt(i, 199, "the sidecore never went to sleep");
+                usleep(10000);
+        }
+        json_decref(j = queue(0));
+        free(sock);
+}
+
+static const char *const kinds[] = { "desc-loop", "chain-too-long", "indirect-oob", "indirect-nested", "indirect-bad-len",
+                                     "desc-oob", "len-overflow", "avail-idx-jump", "head-oob", "rx-readonly", "ring-oob",
+                                     "mem-bigger-than-fd", "mem-offset-past-eof", "bad-num", "unknown-request",
+                                     "oversized-payload", "fd-flood", NULL };
+
+/* Each hostile kind hits VM "evil" while VM "good" streams on the same sidecore. */
+Test(userdp, hostile_rings_hurt_nobody_else)
+{
+        char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
+        char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
+        int fds0 = -1;
+
+        for (const char *const *k = kinds; *k; k++) {
+                pid_t pid = fork();
+                int st, wst;
+                json_t *h, *g;
+
+                if (pid == 0) {
+                        const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--count", "200000",
+                                               "--seconds", "20", NULL };
+                        char *out;
+                        int rc = run_cmd(argv, NULL, &out, NULL);
+                        json_t *j = json_loads(out, 0, NULL);
+                        _exit(rc == 0 && j && n(j, "lost") == 0 && n(j, "rx_packets") == 200000 ? 0 : 3);
+                }
+                h = GUEST_RUN(evil, &st, "--mode", "hostile", "--kind", *k);
+                cr_assert_not_null(h, "%s", *k);
+                cr_assert_eq(st, 0, "%s: the back end did not react as it must: %s", *k, json_dumps(h, 0));
+                cr_assert_eq(waitpid(pid, &wst, 0), pid);
+                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "%s: the good VM lost traffic meanwhile", *k);
+                json_decref(h);
+                cr_assert(daemon_alive(&d), "%s killed the daemon", *k);
+                g = queue(1);
+                cr_assert_neq(strcmp(json_string_value(json_object_get(g, "state")), "error"), 0);
+                json_decref(g);
+                if (k == kinds)
+                        fds0 = count_fds(d.pid);
+        }
+        cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
+        free(evil);
+        free(good);
+}
+
+Test(userdp, stalled_control_connection_blocks_nobody)
+{
+        char *evil = add_vm("staller", "{\"backend\":\"loopback\"}", "always");
+        char *good = add_vm("other", "{\"backend\":\"loopback\"}", "always");
+        pid_t pid = fork();
+        json_t *j;
+        int st;
+
+        if (pid == 0) {
+                const char *argv[] = { GUEST, "--socket", evil, "--mode", "hostile", "--kind", "half-message", NULL };
+                _exit(run_cmd(argv, NULL, NULL, NULL));
+        }
+        usleep(200000);         /* let it connect and stall (it holds for 2 s) */
+        j = GUEST_RUN(good, &st, "--mode", "stream", "--count", "50000", "--seconds", "10");
+        cr_assert_eq(st, 0, "another VM negotiates and streams while one connection is stalled");
+        cr_assert_eq(n(j, "rx_packets"), 50000);
+        json_decref(j);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        free(evil);
+        free(good);
+}
+
+/* Sidecores are added and removed while a stream runs: each removal moves the queue
+ * live to another sidecore. Nothing may be lost, duplicated or reordered. */
+Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
+{
+        char *sock = add_vm("mover", "{\"backend\":\"loopback\"}", "always");
+        pid_t pid;
+        int wst, moves = 0;
+        char path[64];
+        int pipefd[2];
+
+        cr_assert_eq(pipe(pipefd), 0);
+        pid = fork();
+        if (pid == 0) {
+                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--count", "3000000", "--seconds",
+                                       "60", NULL };
+                char *out;
+                int rc = run_cmd(argv, NULL, &out, NULL);
+                if (write(pipefd[1], out, strlen(out)) < 0)
+                        rc = 9;
+                _exit(rc);
+        }
+        close(pipefd[1]);
+        for (uint32_t id = 1; id < 60 && waitpid(pid, &wst, WNOHANG) == 0; id++) {
+                struct resp r;
+                /* a new sidecore, then the old one goes: its queue moves */
+                cr_assert_eq(http_json(&d, "POST", "/v1/sidecores", "{}", &r), 0);
+                cr_assert_eq(r.status, 201, "%s", r.body);
+                resp_free(&r);
+                snprintf(path, sizeof(path), "/v1/sidecores/%u", id);
+                cr_assert_eq(http_json(&d, "DELETE", path, NULL, &r), 0);
+                cr_assert_eq(r.status, 200, "%s", r.body);
+                resp_free(&r);
+                moves++;
+                usleep(20000);
+        }
+        if (waitpid(pid, &wst, 0) == pid) {
+                char out[4096] = "";
+                ssize_t got = read(pipefd[0], out, sizeof(out) - 1);
+                json_t *j;
+                out[got > 0 ? got : 0] = '\0';
+                j = json_loads(out, 0, NULL);
+                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "emulator failed: %s", out);
+                cr_log_info("%d live moves during %lld packets", moves, n(j, "rx_packets"));
+                cr_assert_geq(moves, 3, "the stream ended before the queue moved");
+                cr_assert_eq(n(j, "rx_packets"), 3000000, "%s", out);
+                cr_assert_eq(n(j, "lost"), 0);
+                cr_assert_eq(n(j, "dup_or_reordered"), 0);
+                json_decref(j);
+        }
+        close(pipefd[0]);
+        free(sock);
+}
