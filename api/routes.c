@@ -3,6 +3,8 @@
 #include "problem.h"
 
 #include "../daemon/codec.h"
+#include "../daemon/domxml.h"
+#include "../daemon/libvirt.h"
 #include "../daemon/manager.h"
 
 #include <errno.h>
@@ -95,19 +97,54 @@ static void h_vms_list(struct api_ctx *x)
         api_ok(x, 200, json_pack("{s:o}", "vms", a));
 }
 
+/* The qemu hook posts the domain XML itself: libvirtd is busy starting the domain and
+ * must not be called back. Name, domain, policy come from it unless the body says. */
+static int from_domain_xml(json_t *body, struct elvis_domain_info *info, struct elvis_err *e)
+{
+        json_t *dx = json_object_get(body, "domain_xml");
+        char err[256], name[ELVIS_VM_NAME_MAX];
+        int r;
+
+        if (!json_is_string(dx))
+                return elvis_err_set(e, -EINVAL, "VM: field 'domain_xml' must be a string");
+        r = elvis_domxml_parse(json_string_value(dx), json_string_length(dx), info, err, sizeof(err));
+        if (r < 0)
+                return elvis_err_set(e, r, "%s", err);
+        json_object_del(body, "domain_xml");
+        if (!json_object_get(body, "name")) {
+                elvis_domxml_vm_name(info->name, name, sizeof(name));
+                json_object_set_new(body, "name", json_string(name));
+        }
+        if (!json_object_get(body, "domain"))
+                json_object_set_new(body, "domain", json_string(info->uuid[0] ? info->uuid : info->name));
+        if (!json_object_get(body, "policy") && info->has_policy)
+                json_object_set_new(body, "policy", json_pack("{s:i, s:s}", "weight", (int)info->policy.weight,
+                                                              "exitless", elvis_exitless_name(info->policy.exitless)));
+        return 0;
+}
+
 static void h_vms_create(struct api_ctx *x)
 {
+        struct elvis_domain_info info;
         struct elvis_err e = { 0 };
         struct elvis_vm vm;
-        bool dry_run;
-        int r;
+        json_t *body = NULL;
+        bool dry_run, have_info = false;
+        int r = 0;
 
         if (!query_flag(x, "dry_run", &dry_run))
                 return;
         memset(&vm, 0, sizeof(vm));
-        r = elvis_vm_from_json(x->body, ELVIS_DECODE_CREATE, &vm, &e);
+        if (json_object_get(x->body, "domain_xml")) {
+                body = json_deep_copy(x->body);
+                r = from_domain_xml(body, &info, &e);
+                have_info = r == 0;
+        }
         if (r == 0)
-                r = elvis_manager_vm_add(x->m, &vm, dry_run, &e);
+                r = elvis_vm_from_json(body ? body : x->body, ELVIS_DECODE_CREATE, &vm, &e);
+        json_decref(body);
+        if (r == 0)
+                r = elvis_manager_vm_add_domain(x->m, &vm, have_info ? &info : NULL, dry_run, &e);
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         if (dry_run) {
@@ -122,9 +159,14 @@ static void h_vms_create(struct api_ctx *x)
 static void h_vm_get(struct api_ctx *x)
 {
         struct elvis_vm *vm = vm_from_path(x);
+        json_t *j;
 
-        if (vm)
-                api_ok(x, 200, elvis_vm_to_json(vm));
+        if (!vm)
+                return;
+        j = elvis_vm_to_json(vm);
+        /* live view from libvirt: a pin that drifted shows here */
+        json_object_set_new(j, "libvirt", elvis_libvirt_vm_info(x->m, vm));
+        api_ok(x, 200, j);
 }
 
 static void h_vm_patch(struct api_ctx *x)

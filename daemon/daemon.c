@@ -5,6 +5,7 @@
 #include <elvis/version.h>
 
 #include "../api/api.h"
+#include "libvirt.h"
 #include "log.h"
 #include "notify.h"
 #include "topology_hwloc.h"
@@ -49,6 +50,7 @@ void elvis_manager_free(struct elvis_manager *m)
         if (!m)
                 return;
         elvis_api_stop(m->api);
+        elvis_libvirt_stop(m);
         if (m->dp_ops && m->dp)
                 m->dp_ops->close(m->dp);
         elvis_loop_free(m->loop);
@@ -272,6 +274,9 @@ int elvis_manager_start(struct elvis_manager *m)
         r = elvis_api_start(m, &m->api);
         if (r < 0)
                 return r;
+        r = elvis_libvirt_start(m);
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "cannot set up libvirt: %s", strerror(-r));
         if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
                 r = elvis_loop_add_timer(m->loop, wd_usec / 2, true, on_watchdog, m, &m->watchdog);
                 if (r < 0)

@@ -4,6 +4,7 @@
 #include <elvis/placement.h>
 #include <elvis/version.h>
 
+#include "libvirt.h"
 #include "log.h"
 #include "notify.h"
 #include "topology_hwloc.h"
@@ -234,7 +235,8 @@ static void assign_queues(struct elvis_manager *m, struct elvis_state *s, bool m
                                         struct elvis_sidecore *nsc;
                                         char reason[160];
                                         int cpu;
-                                        if (elvis_place_sidecore(&m->topo, &m->allowed, &busy, vm->numa, &cpu, reason,
+                                        int near = vm->numa >= 0 ? vm->numa : elvis_placement_nic_node(&m->topo);
+                                        if (elvis_place_sidecore(&m->topo, &m->allowed, &busy, near, &cpu, reason,
                                                                  sizeof(reason)) == 0 &&
                                             new_sidecore(m, s, cpu, true, &nsc) == 0)
                                                 sc = nsc->id;
@@ -347,6 +349,49 @@ static bool tap_taken(const struct elvis_state *s, const char *tap, uint32_t exc
         return false;
 }
 
+/* A VM named by a libvirt domain takes its vCPU count and vhost-user interfaces from
+ * the domain when the request does not give them. */
+static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *given,
+                            struct elvis_err *e)
+{
+        struct elvis_domain_info info;
+        char err[256];
+        int r;
+
+        if (!vm->domain[0] || (vm->vcpus && vm->ndevices))
+                return 0;
+        if (given) {
+                info = *given;
+        } else {
+                r = elvis_libvirt_domain(m, vm->domain, &info, err, sizeof(err));
+                if (r == -ENOTCONN && vm->vcpus)
+                        return 0;       /* nothing more to learn; pins follow when libvirt is back */
+                if (r < 0)
+                        return elvis_err_set(e, r == -ENOTCONN ? -EAGAIN : r, "%s", err);
+        }
+        if (!vm->vcpus)
+                vm->vcpus = info.vcpus;
+        if (!vm->ndevices) {
+                vm->ndevices = info.nifaces;
+                for (unsigned i = 0; i < info.nifaces; i++) {
+                        struct elvis_device *d = &vm->devices[i];
+                        memset(d, 0, sizeof(*d));
+                        snprintf(d->id, sizeof(d->id), "net%u", i);
+                        d->backend = ELVIS_BACKEND_TAP;
+                        d->queues = 1;
+                        snprintf(d->socket, sizeof(d->socket), "%s", info.sockets[i]);
+                }
+        }
+        return 0;
+}
+
+int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *info,
+                                bool dry_run, struct elvis_err *e)
+{
+        int r = fill_from_domain(m, vm, info, e);
+        return r < 0 ? r : elvis_manager_vm_add(m, vm, dry_run, e);
+}
+
 int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_run, struct elvis_err *e)
 {
         struct elvis_state next;
@@ -395,8 +440,17 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                                 return r;
                         }
                 memset(dev->sidecore, 0, sizeof(dev->sidecore));
-                dev->socket[0] = '\0';
-                if (strcmp(m->dp_kind, "user") == 0) {
+                /* a socket path only comes from the libvirt domain (the VMM connects there) */
+                if (strcmp(m->dp_kind, "user") == 0 && dev->socket[0]) {
+                        for (unsigned i = 0; i < next.nvms; i++)
+                                for (unsigned k = 0; k < next.vms[i].ndevices; k++)
+                                        if (strcmp(next.vms[i].devices[k].socket, dev->socket) == 0) {
+                                                r = elvis_err_set(e, -EEXIST, "vhost-user socket %s is already used by VM '%s'",
+                                                                  dev->socket, next.vms[i].name);
+                                                elvis_state_fini(&next);
+                                                return r;
+                                        }
+                } else if (strcmp(m->dp_kind, "user") == 0) {
                         char path[512];
                         snprintf(path, sizeof(path), "%s/vm%u-%s.sock", m->cfg.run_dir, nvm->id, dev->id);
                         if (strlen(path) >= sizeof(dev->socket)) {
@@ -405,6 +459,8 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                                 return r;
                         }
                         memcpy(dev->socket, path, strlen(path) + 1);
+                } else {
+                        dev->socket[0] = '\0';
                 }
         }
         next.nvms++;
@@ -419,6 +475,8 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                 return 0;
         }
         r = commit(m, &next, e);
+        if (r == 0 && vm->domain[0])
+                elvis_libvirt_schedule_pin(m, vm->id);
         if (r == 0)
                 log_notice("VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)", vm->id, vm->name, vm->vcpus,
                            vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-",

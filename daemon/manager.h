@@ -15,6 +15,7 @@
 #include <time.h>
 
 struct elvis_api;
+struct elvis_libvirt;
 
 enum elvis_dp_status {
         ELVIS_DP_ABSENT,        /* no data plane of the configured kind in this build/host */
@@ -38,6 +39,7 @@ struct elvis_manager {
         enum elvis_dp_status dp_status;
         char dp_detail[256];
         struct elvis_api *api;
+        struct elvis_libvirt *libvirt;
         uint64_t start_ns;
         time_t start_wall;
         struct elvis_loop_source *watchdog;
@@ -55,6 +57,11 @@ int elvis_manager_start(struct elvis_manager *m);
 
 /* Transactions: 0 on success (the change is durable), else -errno with a reason in e. */
 int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_run, struct elvis_err *e);
+/* Same, completing vCPUs and devices from the libvirt domain: from info when given (the
+ * qemu hook sends the XML), else by asking libvirt. */
+struct elvis_domain_info;
+int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *info,
+                                bool dry_run, struct elvis_err *e);
 int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,
                            struct elvis_err *e);
 int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);
@@ -75,5 +82,8 @@ struct elvis_vm *elvis_manager_find_vm(struct elvis_manager *m, const char *key)
 
 json_t *elvis_manager_health(struct elvis_manager *m);
 json_t *elvis_manager_topology(struct elvis_manager *m);
+/* Posted interrupts (APICv/AVIC), halt polling, isolcpus and nohz_full of the sidecores'
+ * CPUs, from sysfs; "unknown" where the host does not say. */
+json_t *elvis_manager_exitless_probe(struct elvis_manager *m);
 /* Stats from the data plane joined with the state (names, CPUs). */
 json_t *elvis_manager_stats(struct elvis_manager *m);

@@ -3,10 +3,12 @@
 
 #include <elvis/version.h>
 
+#include "libvirt.h"
 #include "loop.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *dp_status_name(enum elvis_dp_status s)
@@ -32,10 +34,10 @@ json_t *elvis_manager_health(struct elvis_manager *m)
                 healthy = false;
         dp = json_pack("{s:s, s:s, s:s, s:o}", "kind", m->dp_kind, "state", dp_status_name(m->dp_status), "detail",
                        detail, "implementation", m->dp_ops ? json_string(m->dp_ops->kind) : json_null());
-        return json_pack("{s:s, s:s, s:I, s:I, s:o, s:i, s:i, s:s}", "status", healthy ? "ok" : "degraded",
+        return json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s}", "status", healthy ? "ok" : "degraded",
                          "version", ELVIS_VERSION,
                          "uptime_s", (json_int_t)((elvis_now_ns() - m->start_ns) / 1000000000u),
-                         "started", (json_int_t)m->start_wall, "dataplane", dp,
+                         "started", (json_int_t)m->start_wall, "dataplane", dp, "libvirt", elvis_libvirt_status(m),
                          "vms", (int)m->state.nvms, "sidecores", (int)m->state.nsidecores,
                          "topology", m->topo.source);
 }
@@ -113,6 +115,7 @@ json_t *elvis_manager_topology(struct elvis_manager *m)
         json_object_set_new(j, "nics", nics);
         json_object_set_new(j, "allowed_cpus", elvis_cpuset_to_json(&m->allowed));
         json_object_set_new(j, "reserved_cpus", elvis_cpuset_to_json(&m->cfg.reserved_cpus));
+        json_object_set_new(j, "exitless", elvis_manager_exitless_probe(m));
         return j;
 }
 
@@ -180,5 +183,85 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
         json_object_set_new(j, "queues", qs);
         json_object_set_new(j, "vms", vms);
         elvis_dp_stats_fini(&st);
+        return j;
+}
+
+/* ---- exit-less capability probe: facts from sysfs, "unknown" when absent ---- */
+
+static const char *sysfs_root(void)
+{
+        const char *r = getenv("ELVIS_SYSFS");     /* tests point this at a fake tree */
+        return r && *r ? r : "/sys";
+}
+
+static bool read_sys(const char *rel, char *buf, size_t size)
+{
+        char path[512];
+        FILE *f;
+        size_t n;
+
+        snprintf(path, sizeof(path), "%s/%s", sysfs_root(), rel);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        n = fread(buf, 1, size - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+                buf[--n] = '\0';
+        return true;
+}
+
+static json_t *bool_param(const char *v)
+{
+        if (!strcmp(v, "Y") || !strcmp(v, "y") || !strcmp(v, "1"))
+                return json_string("yes");
+        if (!strcmp(v, "N") || !strcmp(v, "n") || !strcmp(v, "0"))
+                return json_string("no");
+        return json_string("unknown");
+}
+
+json_t *elvis_manager_exitless_probe(struct elvis_manager *m)
+{
+        char v[4096];
+        json_t *j = json_object(), *pi = NULL, *scs = json_array();
+        elvis_cpuset iso, nohz;
+        bool have_iso = false, have_nohz = false;
+
+        if (read_sys("module/kvm_intel/parameters/enable_apicv", v, sizeof(v))) {
+                pi = bool_param(v);
+                json_object_set_new(j, "posted_interrupts_source", json_string("kvm_intel.enable_apicv"));
+        } else if (read_sys("module/kvm_amd/parameters/avic", v, sizeof(v))) {
+                pi = bool_param(v);
+                json_object_set_new(j, "posted_interrupts_source", json_string("kvm_amd.avic"));
+        } else {
+                pi = json_string("unknown");
+                json_object_set_new(j, "posted_interrupts_source", json_null());
+        }
+        json_object_set_new(j, "posted_interrupts", pi);
+        if (read_sys("module/kvm/parameters/halt_poll_ns", v, sizeof(v)))
+                json_object_set_new(j, "halt_poll_ns", json_integer(strtoll(v, NULL, 10)));
+        else
+                json_object_set_new(j, "halt_poll_ns", json_string("unknown"));
+        if ((have_iso = read_sys("devices/system/cpu/isolated", v, sizeof(v))) && elvis_cpuset_parse(v, &iso) < 0)
+                have_iso = false;
+        json_object_set_new(j, "isolated_cpus", have_iso ? elvis_cpuset_to_json(&iso) : json_string("unknown"));
+        if ((have_nohz = read_sys("devices/system/cpu/nohz_full", v, sizeof(v)))) {
+                /* "(null)" when nohz_full is off */
+                if (!strcmp(v, "(null)"))
+                        v[0] = '\0';
+                if (elvis_cpuset_parse(v, &nohz) < 0)
+                        have_nohz = false;
+        }
+        json_object_set_new(j, "nohz_full_cpus", have_nohz ? elvis_cpuset_to_json(&nohz) : json_string("unknown"));
+        for (unsigned i = 0; i < m->state.nsidecores; i++) {
+                int cpu = m->state.sidecores[i].cpu;
+                json_array_append_new(scs, json_pack("{s:i, s:i, s:o, s:o}", "sidecore", (int)m->state.sidecores[i].id,
+                                                     "cpu", cpu, "isolated",
+                                                     have_iso ? json_boolean(elvis_cpuset_has(&iso, cpu)) : json_null(),
+                                                     "nohz_full",
+                                                     have_nohz ? json_boolean(elvis_cpuset_has(&nohz, cpu)) : json_null()));
+        }
+        json_object_set_new(j, "sidecores", scs);
         return j;
 }

@@ -87,11 +87,11 @@ int elvis_place_vcpus(const struct elvis_topology *t, const elvis_cpuset *allowe
                 if (total < nvcpus) {
                         if (t->nnuma > 1)
                                 snprintf(reason, len,
-                                         "needs %u CPUs on whole free cores, %u free on the host (largest free: %u on node %d)",
-                                         nvcpus, total, largest, largest_node);
+                                         "needs %u CPU%s on whole free cores, %u free on the host (largest free: %u on node %d)",
+                                         nvcpus, nvcpus == 1 ? "" : "s", total, largest, largest_node);
                         else
-                                snprintf(reason, len, "needs %u CPUs on whole free cores, %u free on the host",
-                                         nvcpus, total);
+                                snprintf(reason, len, "needs %u CPU%s on whole free cores, %u free on the host",
+                                         nvcpus, nvcpus == 1 ? "" : "s", total);
                         return -ENOSPC;
                 }
                 best = -1;      /* spans nodes */
@@ -127,6 +127,14 @@ int elvis_place_sidecore(const struct elvis_topology *t, const elvis_cpuset *all
         snprintf(reason, len, "no whole free core for a sidecore (%u CPUs free, all on partly used cores or none)",
                  elvis_cpuset_count(&free));
         return -ENOSPC;
+}
+
+int elvis_placement_nic_node(const struct elvis_topology *t)
+{
+        for (size_t i = 0; i < t->nnics; i++)
+                if (t->nics[i].numa >= 0)
+                        return t->nics[i].numa;
+        return -1;
 }
 
 uint32_t elvis_pick_sidecore(const struct elvis_state *s, int numa, unsigned limit)

@@ -22,6 +22,10 @@ int elvis_place_vcpus(const struct elvis_topology *t, const elvis_cpuset *allowe
 int elvis_place_sidecore(const struct elvis_topology *t, const elvis_cpuset *allowed, const elvis_cpuset *busy,
                          int numa_pref, int *ret_cpu, char *reason, size_t len);
 
+/* NUMA node of the host's (first) NIC with a known locality, or -1: where sidecores for
+ * guests without a node of their own should go. */
+int elvis_placement_nic_node(const struct elvis_topology *t);
+
 /* The sidecore that should serve a new queue: fewest queues among those on numa
  * (any node if numa < 0 or none there) with fewer than limit queues; 0 if none. */
 uint32_t elvis_pick_sidecore(const struct elvis_state *s, int numa, unsigned limit);

@@ -1,0 +1,161 @@
+/* libvirt domain XML parsing with libxml2 (no network, no entities, bounded size). */
+#include "domxml.h"
+
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_XML (4u << 20)
+
+static char *xpath_string(xmlXPathContextPtr ctx, const char *expr)
+{
+        xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+        char *s = NULL;
+
+        if (o && o->type == XPATH_STRING && o->stringval && o->stringval[0])
+                s = strdup((const char *)o->stringval);
+        xmlXPathFreeObject(o);
+        return s;
+}
+
+static int copy(char *dst, size_t size, const char *src, const char *what, char *err, size_t errlen)
+{
+        if (strlen(src) >= size) {
+                snprintf(err, errlen, "domain XML: %s is longer than %zu characters", what, size - 1);
+                return -EINVAL;
+        }
+        memcpy(dst, src, strlen(src) + 1);
+        return 0;
+}
+
+void elvis_domxml_vm_name(const char *domain, char *out, size_t size)
+{
+        size_t n = 0;
+
+        if (!((domain[0] >= 'a' && domain[0] <= 'z') || (domain[0] >= 'A' && domain[0] <= 'Z')))
+                n = (size_t)snprintf(out, size, "vm-");
+        for (const char *c = domain; *c && n + 1 < size; c++)
+                out[n++] = (strchr("-_.", *c) || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+                            (*c >= 'A' && *c <= 'Z')) ? *c : '-';
+        out[n] = '\0';
+}
+
+int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *ret, char *err, size_t errlen)
+{
+        struct elvis_domain_info info = { .policy = { ELVIS_WEIGHT_DEFAULT, ELVIS_EXITLESS_AUTO } };
+        xmlDocPtr doc;
+        xmlXPathContextPtr ctx = NULL;
+        xmlXPathObjectPtr ifs = NULL;
+        char *s;
+        int r = -EINVAL;
+
+        if (len > MAX_XML) {
+                snprintf(err, errlen, "domain XML is larger than %u bytes", MAX_XML);
+                return -EINVAL;
+        }
+        doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc) {
+                snprintf(err, errlen, "domain XML is not well-formed");
+                return -EINVAL;
+        }
+        ctx = xmlXPathNewContext(doc);
+        if (!ctx || xmlXPathRegisterNs(ctx, (const xmlChar *)"elvis", (const xmlChar *)ELVIS_XMLNS) != 0) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+        }
+        s = xpath_string(ctx, "string(/domain/name)");
+        if (!s) {
+                snprintf(err, errlen, "domain XML has no <name>");
+                goto out;
+        }
+        r = copy(info.name, sizeof(info.name), s, "name", err, errlen);
+        free(s);
+        if (r < 0)
+                goto out;
+        r = -EINVAL;
+        if ((s = xpath_string(ctx, "string(/domain/uuid)"))) {
+                int c = copy(info.uuid, sizeof(info.uuid), s, "uuid", err, errlen);
+                free(s);
+                if (c < 0)
+                        goto out;
+        }
+        /* the current vCPU count: <vcpu current='N'>MAX</vcpu> or <vcpu>N</vcpu> */
+        s = xpath_string(ctx, "string(/domain/vcpu/@current)");
+        if (!s)
+                s = xpath_string(ctx, "string(/domain/vcpu)");
+        if (s) {
+                char *end;
+                unsigned long v = strtoul(s, &end, 10);
+                if (*end || v == 0 || v > ELVIS_MAX_VCPUS) {
+                        snprintf(err, errlen, "domain XML: vcpu count '%.16s' is not between 1 and %d", s,
+                                 ELVIS_MAX_VCPUS);
+                        free(s);
+                        goto out;
+                }
+                info.vcpus = (unsigned)v;
+                free(s);
+        }
+        {
+                xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/elvis:policy", ctx);
+                info.has_policy = o && o->nodesetval && o->nodesetval->nodeNr > 0;
+                xmlXPathFreeObject(o);
+        }
+        if (info.has_policy) {
+                char *w = xpath_string(ctx, "string(/domain/metadata/elvis:policy/@weight)");
+                char *x = xpath_string(ctx, "string(/domain/metadata/elvis:policy/@exitless)");
+                if (w) {
+                        char *end;
+                        unsigned long v = strtoul(w, &end, 10);
+                        if (*end || v < ELVIS_WEIGHT_MIN || v > ELVIS_WEIGHT_MAX) {
+                                snprintf(err, errlen, "domain metadata: weight '%.16s' is not between %d and %d", w,
+                                         ELVIS_WEIGHT_MIN, ELVIS_WEIGHT_MAX);
+                                free(w);
+                                free(x);
+                                goto out;
+                        }
+                        info.policy.weight = (unsigned)v;
+                        free(w);
+                }
+                if (x) {
+                        int e = elvis_exitless_parse(x);
+                        if (e < 0) {
+                                snprintf(err, errlen, "domain metadata: exitless '%.16s' is not auto, always or never", x);
+                                free(x);
+                                goto out;
+                        }
+                        info.policy.exitless = (enum elvis_exitless)e;
+                        free(x);
+                }
+        }
+        ifs = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface[@type='vhostuser']/source/@path", ctx);
+        if (ifs && ifs->nodesetval) {
+                for (int i = 0; i < ifs->nodesetval->nodeNr; i++) {
+                        xmlChar *path = xmlNodeGetContent(ifs->nodesetval->nodeTab[i]);
+                        int c = 0;
+                        if (info.nifaces == ELVIS_MAX_DEVICES) {
+                                snprintf(err, errlen, "domain XML: more than %d vhost-user interfaces", ELVIS_MAX_DEVICES);
+                                c = -EINVAL;
+                        } else if (!path || path[0] != '/') {
+                                snprintf(err, errlen, "domain XML: a vhost-user source path is not absolute");
+                                c = -EINVAL;
+                        } else {
+                                c = copy(info.sockets[info.nifaces++], ELVIS_PATH_MAX, (const char *)path,
+                                         "vhost-user socket path", err, errlen);
+                        }
+                        xmlFree(path);
+                        if (c < 0)
+                                goto out;
+                }
+        }
+        *ret = info;
+        r = 0;
+out:
+        xmlXPathFreeObject(ifs);
+        xmlXPathFreeContext(ctx);
+        xmlFreeDoc(doc);
+        return r;
+}

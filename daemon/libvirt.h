@@ -1,0 +1,26 @@
+/* libvirt integration: vCPU/emulator/iothread pinning, lifecycle events (a stopped or
+ * undefined domain releases its VM), adoption of domains that carry ELVIS metadata,
+ * re-pinning after a restart. libvirt's event loop runs on the manager's loop. */
+#pragma once
+#include <elvis/model.h>
+
+#include <jansson.h>
+
+#include "domxml.h"
+
+struct elvis_manager;
+
+/* Connects (or keeps retrying in the background); never fails the daemon's start for an
+ * unreachable libvirtd. Does nothing with --libvirt-uri none. */
+int elvis_libvirt_start(struct elvis_manager *m);
+void elvis_libvirt_stop(struct elvis_manager *m);
+bool elvis_libvirt_enabled(const struct elvis_manager *m);
+/* Reads a domain by name or UUID: 0, -ENOENT, -ENOTCONN (libvirt unreachable). */
+int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elvis_domain_info *ret, char *err,
+                         size_t errlen);
+/* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs;
+ * deferred to the next loop turn (safe from an API request). */
+void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id);
+json_t *elvis_libvirt_status(struct elvis_manager *m);
+/* {"state", "vcpu_pins": [cpu lists], "emulator_pin"} from libvirt, null without a domain. */
+json_t *elvis_libvirt_vm_info(struct elvis_manager *m, const struct elvis_vm *vm);

@@ -1,0 +1,219 @@
+/* Functional tests of the libvirt integration against libvirt's test driver
+ * (test:///default, shared by every connection of one process): a manager runs in this
+ * process, the test drives libvirt from its own connection and checks what libvirt
+ * reports. Quirks: pin calls take flags=0 only, at most 8 host CPUs, no NUMA cells. */
+#include <criterion/criterion.h>
+
+#include "../../daemon/libvirt.h"
+#include "../../daemon/log.h"
+#include "../../daemon/manager.h"
+#include "../fakes/fake_dataplane.h"
+
+#include <errno.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct elvis_dataplane_entry dataplanes[] = { { "user", &elvis_fake_dataplane }, { NULL, NULL } };
+static struct elvis_manager *m;
+static virConnectPtr conn;
+static char dir[64];
+
+static void quiet(void *u, virErrorPtr e) {}
+
+static void setup(void)
+{
+        char sock[128], state[128], run[128];
+        char *argv[] = { "elvis-manager", "--config", "", "--socket", sock, "--state-dir", state, "--run-dir", run,
+                         "--libvirt-uri", "test:///default", "--topology-xml", ELVIS_SOURCE_DIR "/tests/data/topo-2x4.xml",
+                         "--reserved-cpus", "0", "--log-level", "warning", NULL };
+        struct elvis_config_errors errs = { 0 };
+        enum elvis_config_action action;
+
+        snprintf(dir, sizeof(dir), "/tmp/elvis-lv-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+        snprintf(state, sizeof(state), "%s/state", dir);
+        snprintf(run, sizeof(run), "%s/run", dir);
+        cr_assert_eq(elvis_manager_new(17, argv, dataplanes, &m), 0);
+        cr_assert_eq(elvis_config_load(17, argv, &m->cfg, &action, &errs), 0);
+        elvis_log_set_level(LOG_WARNING);
+        cr_assert_eq(elvis_manager_start(m), 0);
+        virSetErrorFunc(NULL, quiet);
+        conn = virConnectOpen("test:///default");
+        cr_assert_not_null(conn);
+}
+
+static void teardown(void)
+{
+        char cmd[128];
+
+        virConnectClose(conn);
+        elvis_manager_free(m);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(libvirt, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Runs the manager's loop until cond holds (events are delivered there), at most 5 s. */
+static bool run_until(bool (*cond)(void))
+{
+        for (int i = 0; i < 500; i++) {
+                if (cond())
+                        return true;
+                elvis_loop_iterate(m->loop, 10);
+        }
+        return cond();
+}
+
+static char *pin_of(virDomainPtr dom, unsigned vcpu)
+{
+        static char buf[64];
+        unsigned char maps[8];
+        elvis_cpuset s;
+
+        cr_assert_geq(virDomainGetVcpuPinInfo(dom, 2, maps, 1, 0), 0);
+        elvis_cpuset_zero(&s);
+        for (int c = 0; c < 8; c++)
+                if (VIR_CPU_USABLE(maps, 1, vcpu, c))
+                        elvis_cpuset_set(&s, c);
+        elvis_cpuset_format(&s, buf, sizeof(buf));
+        return buf;
+}
+
+static bool no_vms(void) { return m->state.nvms == 0; }
+
+/* A few loop turns: deferred work (pins) runs. */
+static void settle(void)
+{
+        for (int i = 0; i < 5; i++)
+                elvis_loop_iterate(m->loop, 10);
+}
+static bool one_vm(void) { return m->state.nvms == 1; }
+
+Test(libvirt, add_by_name_reads_vcpus_and_pins)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        char want[16];
+
+        snprintf(vm.name, sizeof(vm.name), "t1");
+        snprintf(vm.domain, sizeof(vm.domain), "test");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(vm.vcpus, 2, "the vCPU count came from the domain");
+        settle();               /* the pin is deferred to the next loop turns */
+        for (unsigned i = 0; i < 2; i++) {
+                snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&vm.cpus, 0) + (int)i);
+                cr_assert_str_eq(pin_of(dom, i), want, "vCPU %u", i);
+        }
+        {
+                json_t *info = elvis_libvirt_vm_info(m, elvis_state_vm(&m->state, vm.id));
+                cr_assert_str_eq(json_string_value(json_object_get(info, "state")), "running");
+                cr_assert_eq(json_array_size(json_object_get(info, "vcpu_pins")), 2);
+                cr_assert_str_eq(json_string_value(json_object_get(info, "emulator_pin")), "0",
+                                 "emulator on the reserved CPU");
+                json_decref(info);
+        }
+        virDomainFree(dom);
+}
+
+Test(libvirt, add_by_uuid_and_unknown_domains)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+
+        snprintf(vm.name, sizeof(vm.name), "byuuid");
+        snprintf(vm.domain, sizeof(vm.domain), "6695eb01-f6a4-8304-79aa-97f2502e193f");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(vm.vcpus, 2);
+        memset(&vm, 0, sizeof(vm));
+        vm.policy = (struct elvis_vm_policy){ 100, ELVIS_EXITLESS_AUTO };
+        snprintf(vm.name, sizeof(vm.name), "ghost");
+        snprintf(vm.domain, sizeof(vm.domain), "no-such-domain");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), -ENOENT);
+        cr_assert(strstr(e.detail, "libvirt has no domain 'no-such-domain'"), "%s", e.detail);
+}
+
+Test(libvirt, stopping_the_domain_releases_the_vm)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+
+        snprintf(vm.name, sizeof(vm.name), "t1");
+        snprintf(vm.domain, sizeof(vm.domain), "test");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(m->state.nvms, 1);
+        cr_assert_eq(virDomainDestroy(dom), 0);
+        cr_assert(run_until(no_vms), "the lifecycle event released the VM");
+        cr_assert(elvis_cpuset_empty(&(elvis_cpuset){ 0 }));
+        virDomainFree(dom);
+}
+
+Test(libvirt, domains_with_elvis_metadata_are_adopted)
+{
+        const char *xml = "<domain type='test'><name>meta1</name><memory>65536</memory><vcpu>1</vcpu>"
+                          "<os><type>hvm</type></os>"
+                          "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='300' exitless='always'/>"
+                          "</metadata></domain>";
+        virDomainPtr dom = virDomainDefineXML(conn, xml);
+
+        cr_assert_not_null(dom, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainCreate(dom), 0);
+        cr_assert(run_until(one_vm), "the STARTED event adopted the domain");
+        cr_assert_str_eq(m->state.vms[0].name, "meta1");
+        cr_assert_eq(m->state.vms[0].policy.weight, 300);
+        cr_assert_eq(m->state.vms[0].policy.exitless, ELVIS_EXITLESS_ALWAYS);
+        cr_assert_eq(m->state.vms[0].vcpus, 1);
+        cr_assert_eq(virDomainUndefineFlags(dom, 0) == 0 || virDomainDestroy(dom) == 0, 1);
+        virDomainDestroy(dom);
+        cr_assert(run_until(no_vms), "stop/undefine released it again");
+        virDomainFree(dom);
+}
+
+Test(libvirt, restart_repins_drifted_vcpus)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        unsigned char all = 0xff;
+        char want[16];
+
+        snprintf(vm.name, sizeof(vm.name), "t1");
+        snprintf(vm.domain, sizeof(vm.domain), "test");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        settle();
+        /* someone re-pins vCPU 1 behind our back */
+        cr_assert_eq(virDomainPinVcpu(dom, 1, &all, 1), 0);
+        cr_assert_str_eq(pin_of(dom, 1), "0-7");
+        /* what a restart does: reconnect and reconcile */
+        elvis_libvirt_stop(m);
+        cr_assert_eq(elvis_libvirt_start(m), 0);
+        snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&vm.cpus, 0) + 1);
+        cr_assert_str_eq(pin_of(dom, 1), want, "the drifted pin was corrected");
+        virDomainFree(dom);
+}
+
+Test(libvirt, domain_xml_from_the_hook)
+{
+        struct elvis_domain_info info;
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+        char err[256];
+        const char *xml = "<domain><name>hooked</name><vcpu>2</vcpu><devices><interface type='vhostuser'>"
+                          "<source type='unix' path='/tmp/elvis-hooked.sock' mode='client'/></interface></devices>"
+                          "</domain>";
+
+        cr_assert_eq(elvis_domxml_parse(xml, strlen(xml), &info, err, sizeof(err)), 0);
+        snprintf(vm.name, sizeof(vm.name), "hooked");
+        snprintf(vm.domain, sizeof(vm.domain), "hooked");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(vm.vcpus, 2);
+        cr_assert_eq(vm.ndevices, 1);
+        cr_assert_str_eq(vm.devices[0].socket, "/tmp/elvis-hooked.sock", "QEMU connects where the XML says");
+}

@@ -1,0 +1,80 @@
+/* Unit tests: libvirt domain XML parsing (vCPUs, vhost-user interfaces, ELVIS metadata). */
+#include <criterion/criterion.h>
+
+#include "../../daemon/domxml.h"
+
+#include <string.h>
+
+static const char *dom =
+        "<domain type='kvm'><name>web-01</name><uuid>c7a5fdbd-cdaf-9455-926a-d65c16db1809</uuid>"
+        "<vcpu placement='static' current='3'>8</vcpu>"
+        "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='250' exitless='always'/>"
+        "<other:thing xmlns:other='urn:x'/></metadata>"
+        "<devices><interface type='vhostuser'><source type='unix' path='/run/elvis/a.sock' mode='client'/>"
+        "<model type='virtio'/></interface><interface type='network'><source network='default'/></interface>"
+        "<interface type='vhostuser'><source type='unix' path='/run/elvis/b.sock' mode='client'/></interface>"
+        "</devices></domain>";
+
+Test(domxml, full_domain)
+{
+        struct elvis_domain_info i;
+        char err[256];
+
+        cr_assert_eq(elvis_domxml_parse(dom, strlen(dom), &i, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(i.name, "web-01");
+        cr_assert_str_eq(i.uuid, "c7a5fdbd-cdaf-9455-926a-d65c16db1809");
+        cr_assert_eq(i.vcpus, 3, "the current count, not the maximum");
+        cr_assert(i.has_policy);
+        cr_assert_eq(i.policy.weight, 250);
+        cr_assert_eq(i.policy.exitless, ELVIS_EXITLESS_ALWAYS);
+        cr_assert_eq(i.nifaces, 2, "only vhost-user interfaces");
+        cr_assert_str_eq(i.sockets[1], "/run/elvis/b.sock");
+}
+
+Test(domxml, minimal_domain_without_metadata)
+{
+        const char *x = "<domain><name>x</name><vcpu>2</vcpu></domain>";
+        struct elvis_domain_info i;
+        char err[256];
+
+        cr_assert_eq(elvis_domxml_parse(x, strlen(x), &i, err, sizeof(err)), 0);
+        cr_assert_eq(i.vcpus, 2);
+        cr_assert_not(i.has_policy);
+        cr_assert_eq(i.policy.weight, ELVIS_WEIGHT_DEFAULT);
+        cr_assert_eq(i.nifaces, 0);
+}
+
+static void bad(const char *x, const char *needle)
+{
+        struct elvis_domain_info i;
+        char err[256] = "";
+
+        cr_assert_lt(elvis_domxml_parse(x, strlen(x), &i, err, sizeof(err)), 0, "accepted %s", x);
+        cr_assert(strstr(err, needle), "'%s' lacks '%s'", err, needle);
+}
+
+Test(domxml, rejects_bad_documents)
+{
+        bad("<domain><name>x</name>", "not well-formed");
+        bad("<domain><vcpu>2</vcpu></domain>", "no <name>");
+        bad("<domain><name>x</name><vcpu>0</vcpu></domain>", "vcpu count");
+        bad("<domain><name>x</name><vcpu>lots</vcpu></domain>", "vcpu count");
+        bad("<domain><name>x</name><metadata><e:policy xmlns:e='https://elvis.dev/xmlns/1' weight='0'/></metadata>"
+            "</domain>", "weight");
+        bad("<domain><name>x</name><metadata><e:policy xmlns:e='https://elvis.dev/xmlns/1' exitless='maybe'/>"
+            "</metadata></domain>", "exitless");
+        bad("<domain><name>x</name><devices><interface type='vhostuser'><source path='rel.sock'/></interface>"
+            "</devices></domain>", "not absolute");
+        /* entities are not expanded and nothing is fetched */
+        bad("<!DOCTYPE d [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><domain><name>&e;</name></domain>", "no <name>");
+}
+
+Test(domxml, vm_names_from_domain_names)
+{
+        char out[64];
+
+        elvis_domxml_vm_name("web-01", out, sizeof(out));
+        cr_assert_str_eq(out, "web-01");
+        elvis_domxml_vm_name("01 db/primary", out, sizeof(out));
+        cr_assert_str_eq(out, "vm-01-db-primary");
+}
