@@ -14,6 +14,8 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret);
 /* Stops accepting new connections; in-flight requests continue. */
 void elvis_api_quiesce(struct elvis_api *api);
 unsigned elvis_api_connections(const struct elvis_api *api);
+/* Something changed (a journal event): resume requests waiting for it. NULL is fine. */
+void elvis_api_wake(struct elvis_api *api);
 void elvis_api_stop(struct elvis_api *api);
 
 /* The route table, for documentation checks: method and path pattern ("{id}" segments). */

@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api.h"
 
@@ -21,7 +22,14 @@ struct api_ctx {
         char *text;                     /* or a plain-text body (metrics) */
         const char *text_type;
         char location[128];
+        /* long polls */
+        bool waited_out;                /* a previous suspension reached its deadline */
+        bool suspended;                 /* set by api_suspend: no response now */
+        uint64_t *deadline_ns;          /* the request's own deadline, kept across resumes */
 };
+
+/* Parks the request until elvis_api_wake() or its deadline; the handler runs again then. */
+void api_suspend(struct api_ctx *x, uint64_t deadline_ns);
 
 typedef void (*api_handler)(struct api_ctx *x);
 

@@ -4,7 +4,10 @@
 
 #include "../daemon/codec.h"
 #include "../daemon/domxml.h"
+#include "../daemon/control.h"
 #include "../daemon/libvirt.h"
+#include "../daemon/log.h"
+#include "../daemon/loop.h"
 #include "../daemon/manager.h"
 
 #include <errno.h>
@@ -29,6 +32,12 @@ void api_ok(struct api_ctx *x, unsigned status, json_t *doc)
 {
         x->status = status;
         x->out = doc;
+}
+
+/* Changes made through the API go to the journal too, next to the policies' own. */
+static void journal(struct api_ctx *x, const char *event, uint32_t id, const char *name)
+{
+        elvis_journal_add(x->m, "api", json_pack("{s:s, s:i, s:s?}", "event", event, "id", (int)id, "name", name));
 }
 
 static bool query_flag(struct api_ctx *x, const char *name, bool *ret)
@@ -153,6 +162,7 @@ static void h_vms_create(struct api_ctx *x)
                 { api_ok(x, 200, doc); return; }
         }
         snprintf(x->location, sizeof(x->location), "/v1/vms/%u", vm.id);
+        journal(x, "vm_added", vm.id, vm.name);
         api_ok(x, 201, elvis_vm_to_json(&vm));
 }
 
@@ -191,7 +201,14 @@ static void h_vm_delete(struct api_ctx *x)
 
         if (!vm)
                 return;
-        r = elvis_manager_vm_remove(x->m, vm->id, &e);
+        {
+                uint32_t id = vm->id;
+                char name[ELVIS_VM_NAME_MAX];
+                snprintf(name, sizeof(name), "%s", vm->name);
+                r = elvis_manager_vm_remove(x->m, id, &e);
+                if (r == 0)
+                        journal(x, "vm_removed", id, name);
+        }
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         api_ok(x, 200, json_pack("{s:b}", "removed", 1));
@@ -219,6 +236,7 @@ static void h_sidecores_create(struct api_ctx *x)
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         snprintf(x->location, sizeof(x->location), "/v1/sidecores/%u", sc.id);
+        journal(x, "sidecore_added", sc.id, NULL);
         api_ok(x, 201, elvis_sidecore_to_json(&x->m->state, elvis_state_sidecore(&x->m->state, sc.id)));
 }
 
@@ -244,6 +262,8 @@ static void h_sidecore_delete(struct api_ctx *x)
         if (!sidecore_id(x, &id))
                 return;
         r = elvis_manager_sidecore_remove(x->m, id, &e);
+        if (r == 0)
+                journal(x, "sidecore_removed", id, NULL);
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         api_ok(x, 200, json_pack("{s:b}", "removed", 1));
@@ -259,6 +279,8 @@ static void h_policy_put(struct api_ctx *x)
         struct elvis_err e = { 0 };
         int r = elvis_manager_policy_set(x->m, x->body, &e);
 
+        if (r == 0)
+                elvis_journal_add(x->m, "api", json_pack("{s:s, s:O}", "event", "policy_changed", "changes", x->body));
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         api_ok(x, 200, elvis_policy_to_json(&x->m->state.policy));
@@ -281,6 +303,51 @@ static void h_metrics(struct api_ctx *x)
         x->text_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+static bool query_uint(struct api_ctx *x, const char *name, unsigned long long max, unsigned long long *ret)
+{
+        const char *v = MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
+        char *end, detail[128];
+
+        if (!v)
+                return true;
+        errno = 0;
+        *ret = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *ret > max || v[0] == '-') {
+                snprintf(detail, sizeof(detail), "query parameter %s must be an integer up to %llu", name, max);
+                api_fail_status(x, 400, detail);
+                return false;
+        }
+        return true;
+}
+
+/* The journal; ?since=SEQ returns what came after; ?wait=S holds the request up to S
+ * seconds until something does (long poll, for elvisctl events --follow). */
+static void h_events(struct api_ctx *x)
+{
+        unsigned long long since = 0, wait = 0;
+        uint64_t last;
+        json_t *events;
+
+        if (!query_uint(x, "since", UINT64_MAX / 2, &since) || !query_uint(x, "wait", 60, &wait))
+                return;
+        events = elvis_journal_since(x->m, since, 500, &last);
+        if (!json_array_size(events) && wait && !x->waited_out) {
+                if (!*x->deadline_ns)
+                        *x->deadline_ns = elvis_now_ns() + wait * 1000000000ull;
+                json_decref(events);
+                api_suspend(x, *x->deadline_ns);
+                if (x->suspended)
+                        return;
+                events = elvis_journal_since(x->m, since, 500, &last);
+        }
+        api_ok(x, 200, json_pack("{s:o, s:I}", "events", events, "last", (json_int_t)last));
+}
+
+static void h_plan(struct api_ctx *x)
+{
+        api_ok(x, 200, elvis_control_plan(x->m));
+}
+
 const struct api_route elvis_api_route_table[] = {
         { "GET", "/v1/health", h_health, false, false },
         { "GET", "/v1/topology", h_topology, false, false },
@@ -297,6 +364,8 @@ const struct api_route elvis_api_route_table[] = {
         { "PUT", "/v1/policy", h_policy_put, true, false },
         { "PATCH", "/v1/policy", h_policy_put, true, false },
         { "GET", "/v1/stats", h_stats, false, false },
+        { "GET", "/v1/events", h_events, false, false },
+        { "GET", "/v1/plan", h_plan, false, false },
         { "GET", "/metrics", h_metrics, false, false },
 };
 const size_t elvis_api_route_count = sizeof(elvis_api_route_table) / sizeof(elvis_api_route_table[0]);

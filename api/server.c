@@ -29,9 +29,20 @@ struct listener {
         bool quiesced;
 };
 
+#define MAX_WAITERS 64
+
+struct waiter {
+        struct MHD_Connection *conn;
+        struct listener *l;
+};
+
 struct elvis_api {
         struct elvis_manager *m;
         struct listener ul, tl;
+        struct waiter waiters[MAX_WAITERS];
+        unsigned nwaiters;
+        bool in_run;                    /* inside MHD_run: resumed connections are picked up there */
+        struct elvis_loop_source *wait_timer;
         char *socket_path;
         char *token;
         char *cert, *key;
@@ -42,6 +53,7 @@ struct request {
         size_t len;
         bool too_large;
         bool started;
+        uint64_t deadline_ns;           /* long poll: 0 when not waiting */
 };
 
 static void json_response(struct MHD_Connection *c, unsigned status, const char *type, char *text,
@@ -137,11 +149,73 @@ static bool content_type_json(struct MHD_Connection *c)
                (n == 28 && strncasecmp(ct, "application/merge-patch+json", 28) == 0);
 }
 
+static struct listener *listener_of(struct elvis_api *api, struct MHD_Connection *c);
+
+void api_suspend(struct api_ctx *x, uint64_t deadline_ns)
+{
+        struct elvis_api *api = x->m->api;
+
+        if (!api || api->nwaiters == MAX_WAITERS)
+                return;         /* no room: the handler answers at once */
+        *x->deadline_ns = deadline_ns;
+        api->waiters[api->nwaiters++] = (struct waiter){ x->conn, listener_of(api, x->conn) };
+        MHD_suspend_connection(x->conn);
+        x->suspended = true;
+}
+
+/* Waiters run their handler again: it answers if there is news or its deadline passed,
+ * and suspends again otherwise. */
+static void run_listener(struct elvis_api *api, struct listener *l)
+{
+        bool nested = api->in_run;
+
+        api->in_run = true;
+        MHD_run(l->mhd);
+        api->in_run = nested;
+}
+
+/* Outside MHD_run nothing makes the daemon's epoll descriptor readable after a resume (there is
+ * no inter-thread channel in external-epoll mode), so the listeners are run here. */
+static void resume_all(struct elvis_api *api)
+{
+        bool ul = false, tl = false;
+
+        while (api->nwaiters) {
+                struct waiter *w = &api->waiters[--api->nwaiters];
+                MHD_resume_connection(w->conn);
+                if (w->l == &api->tl)
+                        tl = true;
+                else
+                        ul = true;
+        }
+        if (api->in_run)
+                return;
+        if (ul && api->ul.mhd)
+                run_listener(api, &api->ul);
+        if (tl && api->tl.mhd)
+                run_listener(api, &api->tl);
+}
+
+void elvis_api_wake(struct elvis_api *api)
+{
+        if (api)
+                resume_all(api);
+}
+
+static void on_wait_timer(struct elvis_loop_source *src, void *userdata)
+{
+        struct elvis_api *api = userdata;
+
+        if (api->nwaiters)
+                resume_all(api);
+}
+
 static enum MHD_Result dispatch(struct elvis_api *api, struct MHD_Connection *c, const char *url,
                                 const char *method, struct request *rq)
 {
         const struct api_route *route = NULL;
-        struct api_ctx x = { .m = api->m, .conn = c, .method = method };
+        struct api_ctx x = { .m = api->m, .conn = c, .method = method, .deadline_ns = &rq->deadline_ns,
+                             .waited_out = rq->deadline_ns && elvis_now_ns() >= rq->deadline_ns };
         char idbuf[256], allow[128] = "";
         json_t *body = NULL;
         bool path_known = false;
@@ -191,6 +265,8 @@ static enum MHD_Result dispatch(struct elvis_api *api, struct MHD_Connection *c,
         x.body = body;
         route->handler(&x);
         json_decref(body);
+        if (x.suspended)
+                return MHD_YES;         /* answered when it runs again after a wake-up or its deadline */
         if (x.text) {
                 json_response(c, x.status, x.text_type, x.text, &x);
                 return MHD_YES;
@@ -277,7 +353,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static void on_mhd_ready(struct elvis_loop_source *src, int fd, uint32_t events, void *userdata)
 {
         struct listener *l = userdata;
-        MHD_run(l->mhd);
+        run_listener(l->api, l);
 }
 
 static int mhd_timeout(void *userdata)
@@ -288,7 +364,7 @@ static int mhd_timeout(void *userdata)
         if (!l->mhd || MHD_get_timeout(l->mhd, &t) != MHD_YES)
                 return -1;
         if (t == 0)
-                MHD_run(l->mhd);        /* work left over from the last run */
+                run_listener(l->api, l);        /* work left over from the last run */
         return t > 1000 ? 1000 : (int)t;
 }
 
@@ -475,6 +551,13 @@ static int load_tls(struct elvis_api *api, const struct elvis_config *cfg)
         return 0;
 }
 
+static struct listener *listener_of(struct elvis_api *api, struct MHD_Connection *c)
+{
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+
+        return ci && ci->daemon == api->tl.mhd ? &api->tl : &api->ul;
+}
+
 int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
 {
         struct elvis_api *api = calloc(1, sizeof(*api));
@@ -483,6 +566,12 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
         if (!api)
                 return -ENOMEM;
         api->m = m;
+        /* long polls are re-checked twice a second for their deadlines */
+        r = elvis_loop_add_timer(m->loop, 500000, true, on_wait_timer, api, &api->wait_timer);
+        if (r < 0) {
+                free(api);
+                return r;
+        }
         fd = bind_unix(api, m->cfg.socket, m->cfg.socket_group);
         if (fd < 0) {
                 r = fd;
@@ -564,6 +653,10 @@ void elvis_api_stop(struct elvis_api *api)
 {
         if (!api)
                 return;
+        /* suspended connections must be resumed before MHD stops */
+        while (api->nwaiters)
+                MHD_resume_connection(api->waiters[--api->nwaiters].conn);
+        elvis_loop_source_free(api->wait_timer);
         stop_listener(&api->ul);
         stop_listener(&api->tl);
         if (api->socket_path)

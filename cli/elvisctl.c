@@ -1,15 +1,17 @@
 /* elvisctl: command-line client of elvis-manager. Every command comes from one table,
- * from which usage and shell completion are generated. */
+ * from which the usage text and the shell completion are generated. */
+#include "args.h"
 #include "client.h"
 #include "table.h"
 #include "top.h"
 
 #include <elvis/version.h>
 
+#include <curl/curl.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,20 @@
 #include <time.h>
 #include <unistd.h>
 
+enum {
+        EXIT_OK = 0,
+        EXIT_API = 1,           /* the daemon refused, or cannot be reached */
+        EXIT_USAGE = 2,
+};
+
 enum output { OUT_TABLE, OUT_JSON };
 
+struct command;
+
 struct ctx {
-        struct client c;
+        struct elvis_client c;
         enum output out;
+        const struct command *cmd;      /* the one running, for its usage line */
 };
 
 struct command {
@@ -29,13 +40,34 @@ struct command {
         const char *sub;
         int (*fn)(struct ctx *x, int argc, char **argv);
         const char *args;
+        const char *help;               /* NULL: hidden */
+};
+
+/* Global options: parsing, usage and completion all read this. */
+struct global_option {
+        const char *shrt;
+        const char *name;
+        const char *arg;
         const char *help;
+};
+
+static const struct global_option global_options[] = {
+        { "-o", "--output", "table|json", "table (default), or json: the API's documents" },
+        { NULL, "--socket", "PATH", "default $ELVIS_SOCKET, else /run/elvis/elvis.sock" },
+        { NULL, "--url", "URL", "the TCP listener instead, e.g. https://host:8443" },
+        { NULL, "--token-file", "FILE", "bearer token for --url (default $ELVIS_TOKEN)" },
+        { NULL, "--cacert", "FILE", "CA that signed the daemon's TLS certificate" },
+        { "-h", "--help", NULL, "show this help (one command's: COMMAND --help)" },
+        { NULL, "--version", NULL, "print the version" },
+        { NULL, NULL, NULL, NULL },
 };
 
 static const struct command commands[];
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+static void command_usage(const struct command *c, FILE *f);
+
+static int usage_error(const struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct ctx *x, const char *fmt, ...)
 {
         va_list ap;
 
@@ -43,13 +75,87 @@ static int usage_error(const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fputs("\nTry 'elvisctl --help'.\n", stderr);
+        fputc('\n', stderr);
+        if (x && x->cmd)
+                command_usage(x->cmd, stderr);
+        else
+                fputs("Try 'elvisctl --help'.\n", stderr);
         return EXIT_USAGE;
+}
+
+static bool has_control(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+static char *scrubbed(const char *s)
+{
+        char *copy = strdup(s);
+
+        for (char *p = copy; p && *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        return copy;
+}
+
+/* Replaces control characters in every string and key of doc with '?'. Text output prints
+ * names that libvirt or a hostile client chose; an escape sequence in one must not drive
+ * the terminal. (JSON output needs nothing: the encoder escapes them.) */
+static void scrub(json_t *doc)
+{
+        const char *k;
+        json_t *v;
+        void *tmp;
+        size_t i;
+
+        if (json_is_string(doc) && has_control(json_string_value(doc))) {
+                char *clean = scrubbed(json_string_value(doc));
+                if (clean)
+                        json_string_set(doc, clean);
+                free(clean);
+        } else if (json_is_array(doc)) {
+                json_array_foreach(doc, i, v)
+                        scrub(v);
+        } else if (json_is_object(doc)) {
+                json_object_foreach_safe(doc, tmp, k, v) {
+                        scrub(v);
+                        if (has_control(k)) {
+                                char *clean = scrubbed(k);
+                                if (clean)
+                                        json_object_set(doc, clean, v); /* clean keys are never visited twice */
+                                json_object_del(doc, k);
+                                free(clean);
+                        }
+                }
+        }
+}
+
+/* One request; a failure is printed as one line and becomes exit status 1. */
+static int call(struct ctx *x, const char *method, const char *path, const json_t *body, json_t **ret)
+{
+        int r = elvis_client_call(&x->c, method, path, body, ret);
+
+        if (r < 0) {
+                fprintf(stderr, "elvisctl: %s\n", x->c.error);
+                return EXIT_API;
+        }
+        if (ret && x->out == OUT_TABLE)
+                scrub(*ret);
+        return EXIT_OK;
+}
+
+static int get(struct ctx *x, const char *path, json_t **ret)
+{
+        return call(x, "GET", path, NULL, ret);
 }
 
 static void print_json(const json_t *j)
 {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+
         if (s)
                 puts(s);
         free(s);
@@ -58,6 +164,7 @@ static void print_json(const json_t *j)
 static const char *str(const json_t *o, const char *k)
 {
         const char *s = json_string_value(json_object_get(o, k));
+
         return s ? s : "-";
 }
 
@@ -66,7 +173,17 @@ static long long num(const json_t *o, const char *k)
         return (long long)json_integer_value(json_object_get(o, k));
 }
 
-/* "-" for null, else the integer */
+static double real(const json_t *o, const char *k)
+{
+        return json_number_value(json_object_get(o, k));
+}
+
+static const char *yesno(const json_t *o, const char *k)
+{
+        return json_is_true(json_object_get(o, k)) ? "yes" : "no";
+}
+
+/* The integer v, or "-" for null (an unplaced queue, a CPU without NUMA information). */
 static const char *opt_int(const json_t *v, char *buf, size_t size)
 {
         if (!json_is_integer(v))
@@ -75,12 +192,57 @@ static const char *opt_int(const json_t *v, char *buf, size_t size)
         return buf;
 }
 
-static int get(struct ctx *x, const char *path, json_t **ret)
+#define OPT_INT(v) opt_int((v), (char[24]){ 0 }, 24)
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 {
-        return client_call(&x->c, "GET", path, NULL, ret);
+        char *end;
+        unsigned long v;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (*end || errno || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Matches argv[*i] as "--name VALUE" or "--name=VALUE". Returns 1 and the value (moving *i
+ * past it), 0 when argv[*i] is another word, -1 when the value is missing. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **ret)
+{
+        size_t n = strlen(name);
+
+        if (strncmp(argv[*i], name, n))
+                return 0;
+        if (argv[*i][n] == '=') {
+                *ret = argv[*i] + n + 1;
+                return 1;
+        }
+        if (argv[*i][n])
+                return 0;
+        if (*i + 1 >= argc)
+                return -1;
+        *ret = argv[++*i];
+        return 1;
 }
 
 /* ---- status ---- */
+
+static void print_libvirt_health(const json_t *lv)
+{
+        const char *uri = str(lv, "uri"), *err = json_string_value(json_object_get(lv, "error"));
+
+        if (!json_is_object(lv))
+                return;
+        if (!strcmp(uri, "none"))
+                printf("libvirt:    not used (libvirt-uri none)\n");
+        else
+                printf("libvirt:    %s, %s%s%s\n", uri, json_is_true(json_object_get(lv, "connected")) ? "connected" :
+                       "not connected", err ? ": " : "", err ? err : "");
+}
 
 static int cmd_status(struct ctx *x, int argc, char **argv)
 {
@@ -88,7 +250,7 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
         int r;
 
         if (argc)
-                return usage_error("status takes no arguments");
+                return usage_error(x, "status takes no arguments");
         if ((r = get(x, "/v1/health", &h)))
                 return r;
         if (x->out == OUT_JSON) {
@@ -99,6 +261,7 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
                        "VMs:        %lld\nsidecores:  %lld\ntopology:   %s\n",
                        str(h, "status"), str(h, "version"), num(h, "uptime_s"), str(dp, "kind"), str(dp, "state"),
                        str(dp, "detail"), num(h, "vms"), num(h, "sidecores"), str(h, "topology"));
+                print_libvirt_health(json_object_get(h, "libvirt"));
         }
         json_decref(h);
         return EXIT_OK;
@@ -106,17 +269,58 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
 
 /* ---- topology ---- */
 
+static void cpu_role(const json_t *cpu, char *buf, size_t size)
+{
+        const char *role = str(cpu, "role");
+
+        if (!strcmp(role, "vcpu"))
+                snprintf(buf, size, "vcpu of %s (VM %lld)", str(cpu, "vm_name"), num(cpu, "vm"));
+        else if (!strcmp(role, "sidecore"))
+                snprintf(buf, size, "sidecore %lld", num(cpu, "sidecore"));
+        else
+                snprintf(buf, size, "%s", role);
+}
+
+/* What the host offers for exit-less operation; sidecores on CPUs the scheduler still
+ * uses for other tasks are named, since their polling competes with them. */
+static void print_exitless(const json_t *ex)
+{
+        const json_t *hp = json_object_get(ex, "halt_poll_ns"), *sc;
+        const char *src = json_string_value(json_object_get(ex, "posted_interrupts_source"));
+        char shared[256] = "";
+        size_t i, n = 0;
+
+        if (!json_is_object(ex))
+                return;
+        printf("exit-less support: posted interrupts %s%s%s%s, halt_poll_ns %s, isolated CPUs %s, nohz_full CPUs %s\n",
+               str(ex, "posted_interrupts"), src ? " (" : "", src ? src : "", src ? ")" : "",
+               json_is_integer(hp) ? OPT_INT(hp) : str(ex, "halt_poll_ns"),
+               str(ex, "isolated_cpus")[0] ? str(ex, "isolated_cpus") : "none",
+               str(ex, "nohz_full_cpus")[0] ? str(ex, "nohz_full_cpus") : "none");
+        json_array_foreach(json_object_get(ex, "sidecores"), i, sc) {
+                int k;
+                if (!json_is_false(json_object_get(sc, "isolated")))
+                        continue;
+                k = snprintf(shared + n, sizeof(shared) - n, "%s%lld", n ? "," : "", num(sc, "cpu"));
+                if (k < 0 || (size_t)k >= sizeof(shared) - n)
+                        break;
+                n += (size_t)k;
+        }
+        if (n)
+                printf("sidecores on CPUs not isolated from the scheduler: %s\n", shared);
+}
+
 static int cmd_topology(struct ctx *x, int argc, char **argv)
 {
-        static const char *const h[] = { "CPU", "CORE", "NODE", "SIBLINGS", "ROLE", NULL };
-        static const char *const hn[] = { "NIC", "PCI", "NODE", NULL };
+        static const char *const hc[] = { "CPU", "CORE", "NODE", "SIBLINGS", "ROLE", NULL };
+        static const char *const hn[] = { "NIC", "PCI", "NODE", "ID", NULL };
+        struct elvis_table *tb;
         json_t *t, *o;
-        struct table *tb;
         size_t i;
         int r;
 
         if (argc)
-                return usage_error("topology takes no arguments");
+                return usage_error(x, "topology takes no arguments");
         if ((r = get(x, "/v1/topology", &t)))
                 return r;
         if (x->out == OUT_JSON) {
@@ -124,242 +328,40 @@ static int cmd_topology(struct ctx *x, int argc, char **argv)
                 json_decref(t);
                 return EXIT_OK;
         }
-        printf("source %s, %lld package(s), %zu NUMA node(s); ELVIS may use CPUs %s, reserved %s\n\n", str(t, "source"),
-               num(t, "packages"), json_array_size(json_object_get(t, "numa_nodes")), str(t, "allowed_cpus"),
-               str(t, "reserved_cpus"));
-        tb = table_new(h);
+        printf("source %s, %lld package(s), %zu NUMA node(s); ELVIS may use CPUs %s, reserved %s\n",
+               str(t, "source"), num(t, "packages"), json_array_size(json_object_get(t, "numa_nodes")),
+               str(t, "allowed_cpus"), str(t, "reserved_cpus"));
+        print_exitless(json_object_get(t, "exitless"));
+        putchar('\n');
+        tb = elvis_table_new(hc);
         json_array_foreach(json_object_get(t, "cpus"), i, o) {
-                char role[128], nb[16];
-                const char *rl = str(o, "role");
-                if (!strcmp(rl, "vcpu"))
-                        snprintf(role, sizeof(role), "vcpu of %s (VM %lld)", str(o, "vm_name"), num(o, "vm"));
-                else if (!strcmp(rl, "sidecore"))
-                        snprintf(role, sizeof(role), "sidecore %lld", num(o, "sidecore"));
-                else
-                        snprintf(role, sizeof(role), "%s", rl);
-                table_row(tb, "%lld|%lld|%s|%s|%s", num(o, "cpu"), num(o, "core"),
-                          opt_int(json_object_get(o, "numa_node"), nb, sizeof(nb)), str(o, "siblings"), role);
+                char role[128];
+                cpu_role(o, role, sizeof(role));
+                elvis_table_add(tb, "%lld", num(o, "cpu"));
+                elvis_table_add(tb, "%lld", num(o, "core"));
+                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "numa_node")));
+                elvis_table_add(tb, "%s", str(o, "siblings"));
+                elvis_table_add(tb, "%s", role);
         }
-        table_print(tb, stdout);
-        table_free(tb);
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
         if (json_array_size(json_object_get(t, "nics"))) {
                 putchar('\n');
-                tb = table_new(hn);
+                tb = elvis_table_new(hn);
                 json_array_foreach(json_object_get(t, "nics"), i, o) {
-                        char nb[16];
-                        table_row(tb, "%s|%s|%s", str(o, "name"), str(o, "pci"),
-                                  opt_int(json_object_get(o, "numa_node"), nb, sizeof(nb)));
+                        elvis_table_add(tb, "%s", str(o, "name"));
+                        elvis_table_add(tb, "%s", str(o, "pci"));
+                        elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "numa_node")));
+                        elvis_table_add(tb, "%s:%s", str(o, "vendor"), str(o, "device"));
                 }
-                table_print(tb, stdout);
-                table_free(tb);
+                elvis_table_print(tb, stdout);
+                elvis_table_free(tb);
         }
         json_decref(t);
         return EXIT_OK;
 }
 
 /* ---- VMs ---- */
-
-/* "1,2,-" for the sidecores serving a device's queue pairs */
-static void sidecore_list(const json_t *dev, char *buf, size_t size)
-{
-        size_t q, n = 0;
-        json_t *s;
-
-        buf[0] = '\0';
-        json_array_foreach(json_object_get(dev, "sidecores"), q, s) {
-                char one[24];
-                snprintf(one, sizeof(one), "%s%s", q ? "," : "", opt_int(s, (char[16]){ 0 }, 16));
-                if (n + strlen(one) < size) {
-                        memcpy(buf + n, one, strlen(one) + 1);
-                        n += strlen(one);
-                }
-        }
-}
-
-static void vm_rows(struct table *tb, const json_t *vm)
-{
-        const json_t *pol = json_object_get(vm, "policy");
-        const char *cpus = str(vm, "cpus")[0] ? str(vm, "cpus") : "-";
-        json_t *d;
-        size_t i;
-
-        if (!json_array_size(json_object_get(vm, "devices")))
-                table_row(tb, "%lld|%s|%s|%lld|%s|-|-|-", num(vm, "id"), str(vm, "name"), cpus, num(pol, "weight"),
-                          str(pol, "exitless"));
-        json_array_foreach(json_object_get(vm, "devices"), i, d) {
-                char scs[256], id[24] = "", w[24] = "";
-                sidecore_list(d, scs, sizeof(scs));
-                if (i == 0) {
-                        snprintf(id, sizeof(id), "%lld", num(vm, "id"));
-                        snprintf(w, sizeof(w), "%lld", num(pol, "weight"));
-                }
-                table_row(tb, "%s|%s|%s|%s|%s|%s:%s|%lld|%s", id, i ? "" : str(vm, "name"), i ? "" : cpus, w,
-                          i ? "" : str(pol, "exitless"), str(d, "id"), str(d, "backend"), num(d, "queues"), scs);
-        }
-}
-
-static const char *const vm_headers[] = { "ID", "NAME", "CPUS", "WEIGHT", "EXITLESS", "DEVICE", "QUEUES", "SIDECORES",
-                                          NULL };
-
-static int cmd_vm_list(struct ctx *x, int argc, char **argv)
-{
-        json_t *j, *vm;
-        struct table *tb;
-        size_t i;
-        int r;
-
-        if (argc)
-                return usage_error("vm list takes no arguments");
-        if ((r = get(x, "/v1/vms", &j)))
-                return r;
-        if (x->out == OUT_JSON) {
-                print_json(j);
-        } else {
-                tb = table_new(vm_headers);
-                json_array_foreach(json_object_get(j, "vms"), i, vm)
-                        vm_rows(tb, vm);
-                table_print(tb, stdout);
-                table_free(tb);
-        }
-        json_decref(j);
-        return EXIT_OK;
-}
-
-static int print_vm(struct ctx *x, json_t *vm)
-{
-        size_t i;
-        json_t *d;
-
-        if (x->out == OUT_JSON) {
-                print_json(vm);
-                return EXIT_OK;
-        }
-        printf("VM %lld '%s'%s\n  domain:   %s\n  vCPUs:    %lld on CPUs %s (NUMA node %s)\n  policy:   weight %lld, exitless %s\n",
-               num(vm, "id"), str(vm, "name"), json_is_true(json_object_get(vm, "dry_run")) ? " (dry run: not created)" : "",
-               json_is_string(json_object_get(vm, "domain")) ? str(vm, "domain") : "-", num(vm, "vcpus"),
-               str(vm, "cpus")[0] ? str(vm, "cpus") : "-", opt_int(json_object_get(vm, "numa_node"), (char[16]){ 0 }, 16),
-               num(json_object_get(vm, "policy"), "weight"), str(json_object_get(vm, "policy"), "exitless"));
-        json_array_foreach(json_object_get(vm, "devices"), i, d) {
-                size_t q;
-                json_t *s;
-                printf("  device %s: %s%s%s, %lld queue pair(s)\n    socket: %s\n    sidecores:", str(d, "id"),
-                       str(d, "backend"), json_is_string(json_object_get(d, "tap")) ? " " : "",
-                       json_is_string(json_object_get(d, "tap")) ? str(d, "tap") : "", num(d, "queues"),
-                       json_is_string(json_object_get(d, "socket")) ? str(d, "socket") : "-");
-                json_array_foreach(json_object_get(d, "sidecores"), q, s)
-                        printf(" %s", opt_int(s, (char[16]){ 0 }, 16));
-                putchar('\n');
-        }
-        return EXIT_OK;
-}
-
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
-{
-        char *end;
-        unsigned long v;
-
-        if (!*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (*end || errno || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-/* "id=net0,backend=tap,tap=t0,queues=2" */
-static int parse_device(const char *spec, json_t *dev)
-{
-        char *copy = strdup(spec), *save = copy, *kv;
-        int r = 0;
-
-        while (r == 0 && (kv = strsep(&save, ","))) {
-                char *eq = strchr(kv, '=');
-                unsigned long v;
-                if (!eq) {
-                        r = usage_error("--device: expected key=value, got '%s'", kv);
-                        break;
-                }
-                *eq++ = '\0';
-                if (!strcmp(kv, "queues")) {
-                        if (parse_uint(eq, 1000, &v) < 0)
-                                r = usage_error("--device: queues must be a number");
-                        else
-                                json_object_set_new(dev, "queues", json_integer((json_int_t)v));
-                } else if (!strcmp(kv, "id") || !strcmp(kv, "backend") || !strcmp(kv, "tap")) {
-                        json_object_set_new(dev, kv, json_string(eq));
-                } else {
-                        r = usage_error("--device: unknown key '%s' (id, backend, tap, queues)", kv);
-                }
-        }
-        free(copy);
-        return r;
-}
-
-static int cmd_vm_add(struct ctx *x, int argc, char **argv)
-{
-        json_t *body = json_object(), *devs = json_array(), *pol = json_object(), *vm;
-        bool dry = false;
-        unsigned long v;
-        int r = 0;
-
-        if (argc < 1 || argv[0][0] == '-') {
-                r = usage_error("vm add needs a NAME");
-                goto out;
-        }
-        json_object_set_new(body, "name", json_string(argv[0]));
-        for (int i = 1; i < argc && r == 0; i++) {
-                const char *a = argv[i];
-                const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-                bool takes = strcmp(a, "--dry-run") != 0;
-                if (takes && !val) {
-                        r = usage_error("%s needs a value", a);
-                        break;
-                }
-                if (!strcmp(a, "--dry-run")) {
-                        dry = true;
-                } else if (!strcmp(a, "--vcpus")) {
-                        if (parse_uint(val, 100000, &v) < 0)
-                                r = usage_error("--vcpus must be a number");
-                        else
-                                json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
-                } else if (!strcmp(a, "--domain")) {
-                        json_object_set_new(body, "domain", json_string(val));
-                } else if (!strcmp(a, "--weight")) {
-                        if (parse_uint(val, 1000000, &v) < 0)
-                                r = usage_error("--weight must be a number");
-                        else
-                                json_object_set_new(pol, "weight", json_integer((json_int_t)v));
-                } else if (!strcmp(a, "--exitless")) {
-                        json_object_set_new(pol, "exitless", json_string(val));
-                } else if (!strcmp(a, "--device")) {
-                        json_t *dev = json_object();
-                        r = parse_device(val, dev);
-                        json_array_append_new(devs, dev);
-                } else {
-                        r = usage_error("vm add: unknown option '%s'", a);
-                }
-                if (takes)
-                        i++;
-        }
-        if (r)
-                goto out;
-        if (json_array_size(devs))
-                json_object_set(body, "devices", devs);
-        if (json_object_size(pol))
-                json_object_set(body, "policy", pol);
-        r = client_call(&x->c, "POST", dry ? "/v1/vms?dry_run=true" : "/v1/vms", body, &vm);
-        if (r == 0) {
-                print_vm(x, vm);
-                json_decref(vm);
-        }
-out:
-        json_decref(body);
-        json_decref(devs);
-        json_decref(pol);
-        return r;
-}
 
 /* /v1/vms/KEY with anything but unreserved characters percent-encoded */
 static void vm_path(const char *key, char *buf, size_t size)
@@ -368,12 +370,208 @@ static void vm_path(const char *key, char *buf, size_t size)
 
         for (; *key && n + 4 < size; key++) {
                 unsigned char ch = (unsigned char)*key;
-                if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch))
+                if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                    strchr("-._~", ch))
                         buf[n++] = (char)ch;
                 else
                         n += (size_t)snprintf(buf + n, size - n, "%%%02X", ch);
         }
         buf[n] = '\0';
+}
+
+/* "1,2,-": the sidecores serving a device's queue pairs */
+static void device_sidecores(const json_t *dev, char *buf, size_t size)
+{
+        size_t q, n = 0;
+        json_t *s;
+
+        buf[0] = '\0';
+        json_array_foreach(json_object_get(dev, "sidecores"), q, s) {
+                int k = snprintf(buf + n, size - n, "%s%s", q ? "," : "", OPT_INT(s));
+                if (k < 0 || (size_t)k >= size - n)
+                        break;
+                n += (size_t)k;
+        }
+}
+
+static const char *vm_cpus(const json_t *vm)
+{
+        const char *cpus = str(vm, "cpus");
+
+        return cpus[0] ? cpus : "-";
+}
+
+/* One row per device; the VM's own columns only on its first row. */
+static void vm_rows(struct elvis_table *tb, const json_t *vm)
+{
+        const json_t *pol = json_object_get(vm, "policy");
+        size_t i, ndev = json_array_size(json_object_get(vm, "devices"));
+        json_t *d;
+
+        for (i = 0; i < (ndev ? ndev : 1); i++) {
+                char scs[256];
+                d = json_array_get(json_object_get(vm, "devices"), i);
+                if (i == 0) {
+                        elvis_table_add(tb, "%lld", num(vm, "id"));
+                        elvis_table_add(tb, "%s", str(vm, "name"));
+                        elvis_table_add(tb, "%s", vm_cpus(vm));
+                        elvis_table_add(tb, "%lld", num(pol, "weight"));
+                        elvis_table_add(tb, "%s", str(pol, "exitless"));
+                } else {
+                        for (int c = 0; c < 5; c++)
+                                elvis_table_add(tb, "%s", "");
+                }
+                if (!d) {
+                        elvis_table_add(tb, "-");
+                        elvis_table_add(tb, "-");
+                        elvis_table_add(tb, "-");
+                        continue;
+                }
+                device_sidecores(d, scs, sizeof(scs));
+                elvis_table_add(tb, "%s:%s", str(d, "id"), str(d, "backend"));
+                elvis_table_add(tb, "%lld", num(d, "queues"));
+                elvis_table_add(tb, "%s", scs[0] ? scs : "-");
+        }
+}
+
+static int cmd_vm_list(struct ctx *x, int argc, char **argv)
+{
+        static const char *const h[] = { "ID", "NAME", "CPUS", "WEIGHT", "EXITLESS", "DEVICE", "QUEUES", "SIDECORES",
+                                         NULL };
+        struct elvis_table *tb;
+        json_t *j, *vm;
+        size_t i;
+        int r;
+
+        if (argc)
+                return usage_error(x, "vm list takes no arguments");
+        if ((r = get(x, "/v1/vms", &j)))
+                return r;
+        if (x->out == OUT_JSON) {
+                print_json(j);
+        } else {
+                tb = elvis_table_new(h);
+                json_array_foreach(json_object_get(j, "vms"), i, vm)
+                        vm_rows(tb, vm);
+                elvis_table_print(tb, stdout);
+                elvis_table_free(tb);
+        }
+        json_decref(j);
+        return EXIT_OK;
+}
+
+/* GET /v1/vms/{id} adds the live libvirt view: a pin that drifted shows here. */
+static void print_libvirt(const json_t *lv)
+{
+        const char *state = str(lv, "state");
+        json_t *pin;
+        size_t i;
+
+        if (!json_is_object(lv))
+                return;
+        if (!strcmp(state, "absent")) {
+                printf("  libvirt:  domain not defined\n");
+                return;
+        }
+        printf("  libvirt:  %s, vCPU pins", state);
+        json_array_foreach(json_object_get(lv, "vcpu_pins"), i, pin)
+                printf(" %s", json_string_value(pin) ? json_string_value(pin) : "-");
+        if (!json_array_size(json_object_get(lv, "vcpu_pins")))
+                printf(" -");
+        if (json_is_string(json_object_get(lv, "emulator_pin")))
+                printf(", emulator %s", str(lv, "emulator_pin"));
+        putchar('\n');
+}
+
+static void print_vm(struct ctx *x, const json_t *vm)
+{
+        const json_t *pol = json_object_get(vm, "policy");
+        json_t *d, *tap;
+        size_t i;
+
+        if (x->out == OUT_JSON) {
+                print_json(vm);
+                return;
+        }
+        printf("VM %lld '%s'%s\n", num(vm, "id"), str(vm, "name"),
+               json_is_true(json_object_get(vm, "dry_run")) ? " (dry run: not created)" : "");
+        printf("  domain:   %s\n", str(vm, "domain"));
+        if (num(vm, "vcpus"))
+                printf("  vCPUs:    %lld on CPUs %s (NUMA node %s)\n", num(vm, "vcpus"), vm_cpus(vm),
+                       OPT_INT(json_object_get(vm, "numa_node")));
+        else
+                printf("  vCPUs:    no dedicated cores\n");
+        printf("  policy:   weight %lld, exitless %s\n", num(pol, "weight"), str(pol, "exitless"));
+        print_libvirt(json_object_get(vm, "libvirt"));
+        json_array_foreach(json_object_get(vm, "devices"), i, d) {
+                char scs[256];
+                tap = json_object_get(d, "tap");
+                device_sidecores(d, scs, sizeof(scs));
+                printf("  device %s: %s%s%s, %lld queue pair(s)\n", str(d, "id"), str(d, "backend"),
+                       json_is_string(tap) ? " " : "", json_is_string(tap) ? json_string_value(tap) : "",
+                       num(d, "queues"));
+                printf("    socket:    %s\n    sidecores: %s\n", str(d, "socket"), scs[0] ? scs : "-");
+        }
+}
+
+static int cmd_vm_add(struct ctx *x, int argc, char **argv)
+{
+        json_t *body = json_object(), *devs = json_array(), *dev, *vm;
+        const struct elvis_arg_key *k;
+        const char *name = NULL, *val;
+        char err[512];
+        bool dry = false;
+        int r = EXIT_OK;
+
+        if (!body || !devs) {
+                r = usage_error(x, "out of memory");
+                goto out;
+        }
+        for (int i = 0; i < argc && r == EXIT_OK; i++) {
+                const char *a = argv[i];
+                size_t n = strcspn(a, "=");
+                if (!strcmp(a, "--dry-run")) {
+                        dry = true;
+                } else if (a[0] != '-') {
+                        if (name)
+                                r = usage_error(x, "vm add takes one NAME; '%s' is a second one", a);
+                        name = a;
+                } else if (opt_value(argc, argv, &i, "--device", &val) == 1) {
+                        if (elvis_arg_parse_device(val, &dev, err, sizeof(err)) < 0)
+                                r = usage_error(x, "%s", err);
+                        else
+                                json_array_append_new(devs, dev);
+                } else if (n > 2 && a[1] == '-' && (k = elvis_arg_find(elvis_arg_vm_add_keys, a + 2, n - 2))) {
+                        char opt[32];
+                        snprintf(opt, sizeof(opt), "--%s", k->name);
+                        if (opt_value(argc, argv, &i, opt, &val) < 0)
+                                r = usage_error(x, "%s needs a value", opt);
+                        else if (elvis_arg_parse_value(k, val, body, err, sizeof(err)) < 0)
+                                r = usage_error(x, "%s", err);
+                } else if (!strcmp(a, "--device")) {
+                        r = usage_error(x, "--device needs a SPEC");
+                } else {
+                        r = usage_error(x, "vm add: unknown option '%s'", a);
+                }
+        }
+        if (r)
+                goto out;
+        if (!name) {
+                r = usage_error(x, "vm add needs a NAME");
+                goto out;
+        }
+        json_object_set_new(body, "name", json_string(name));
+        if (json_array_size(devs))
+                json_object_set(body, "devices", devs);
+        r = call(x, "POST", dry ? "/v1/vms?dry_run=true" : "/v1/vms", body, &vm);
+        if (r == EXIT_OK) {
+                print_vm(x, vm);
+                json_decref(vm);
+        }
+out:
+        json_decref(body);
+        json_decref(devs);
+        return r;
 }
 
 static int cmd_vm_show(struct ctx *x, int argc, char **argv)
@@ -383,7 +581,7 @@ static int cmd_vm_show(struct ctx *x, int argc, char **argv)
         int r;
 
         if (argc != 1)
-                return usage_error("vm show needs one ID or NAME");
+                return usage_error(x, "vm show needs one ID or NAME");
         vm_path(argv[0], path, sizeof(path));
         if ((r = get(x, path, &vm)))
                 return r;
@@ -394,74 +592,126 @@ static int cmd_vm_show(struct ctx *x, int argc, char **argv)
 
 static int cmd_vm_set(struct ctx *x, int argc, char **argv)
 {
-        json_t *body = json_object(), *pol = json_object(), *vm;
-        char path[512];
-        int r = 0;
+        json_t *body, *vm;
+        char path[512], err[512];
+        int r = EXIT_OK;
 
-        if (argc < 2)
-                r = usage_error("vm set needs an ID or NAME and key=value pairs (name, weight, exitless)");
-        for (int i = 1; i < argc && r == 0; i++) {
-                char *eq = strchr(argv[i], '=');
-                unsigned long v;
-                if (!eq) {
-                        r = usage_error("expected key=value, got '%s'", argv[i]);
-                        break;
-                }
-                *eq++ = '\0';
-                if (!strcmp(argv[i], "name"))
-                        json_object_set_new(body, "name", json_string(eq));
-                else if (!strcmp(argv[i], "exitless"))
-                        json_object_set_new(pol, "exitless", json_string(eq));
-                else if (!strcmp(argv[i], "weight") && parse_uint(eq, 1000000, &v) == 0)
-                        json_object_set_new(pol, "weight", json_integer((json_int_t)v));
-                else if (!strcmp(argv[i], "weight"))
-                        r = usage_error("weight must be a number");
-                else
-                        r = usage_error("vm set: unknown key '%s' (name, weight, exitless)", argv[i]);
-        }
-        if (r == 0) {
-                if (json_object_size(pol))
-                        json_object_set(body, "policy", pol);
+        if (argc < 2 || strchr(argv[0], '='))
+                return usage_error(x, "vm set needs an ID or NAME, then key=value pairs");
+        body = json_object();
+        for (int i = 1; i < argc && r == EXIT_OK; i++)
+                if (elvis_arg_parse_pair(elvis_arg_vm_set_keys, "vm set", argv[i], body, err, sizeof(err)) < 0)
+                        r = usage_error(x, "%s", err);
+        if (r == EXIT_OK) {
                 vm_path(argv[0], path, sizeof(path));
-                r = client_call(&x->c, "PATCH", path, body, &vm);
-                if (r == 0) {
+                r = call(x, "PATCH", path, body, &vm);
+                if (r == EXIT_OK) {
                         print_vm(x, vm);
                         json_decref(vm);
                 }
         }
         json_decref(body);
-        json_decref(pol);
         return r;
+}
+
+/* The libvirt domain XML pieces that connect a domain to ELVIS's data plane. */
+static int cmd_vm_xml(struct ctx *x, int argc, char **argv)
+{
+        json_t *vm, *h, *d, *pol;
+        char path[512];
+        const char *kind;
+        size_t i;
+        int r;
+
+        if (argc != 1)
+                return usage_error(x, "vm xml needs one ID or NAME");
+        vm_path(argv[0], path, sizeof(path));
+        if ((r = get(x, path, &vm)))
+                return r;
+        if ((r = get(x, "/v1/health", &h))) {
+                json_decref(vm);
+                return r;
+        }
+        kind = str(json_object_get(h, "dataplane"), "kind");
+        pol = json_object_get(vm, "policy");
+        printf("<!-- ELVIS: VM %lld '%s', %s data plane; paste into the domain XML -->\n", num(vm, "id"),
+               str(vm, "name"), kind);
+        if (num(vm, "vcpus"))
+                printf("<!-- elvis-manager pins its %lld vCPU(s) to CPUs %s and its emulator threads to the "
+                       "reserved CPUs -->\n", num(vm, "vcpus"), str(vm, "cpus"));
+        printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'/>\n"
+               "</metadata>\n", num(pol, "weight"), str(pol, "exitless"));
+        if (!strcmp(kind, "user"))
+                printf("<memoryBacking>\n  <source type='memfd'/>\n  <access mode='shared'/>\n</memoryBacking>\n");
+        printf("<devices>\n");
+        json_array_foreach(json_object_get(vm, "devices"), i, d) {
+                if (!strcmp(kind, "user")) {
+                        printf("  <interface type='vhostuser'>\n    <source type='unix' path='%s' mode='client'/>\n"
+                               "    <model type='virtio'/>\n", str(d, "socket"));
+                        if (num(d, "queues") > 1)
+                                printf("    <driver queues='%lld'/>\n", num(d, "queues"));
+                } else {
+                        printf("  <interface type='ethernet'>\n    <target dev='%s' managed='no'/>\n"
+                               "    <model type='virtio'/>\n    <driver name='vhost' queues='%lld'/>\n"
+                               "    <backend vhost='/dev/elvis-net'/>\n", str(d, "tap"), num(d, "queues"));
+                }
+                printf("  </interface>\n");
+        }
+        printf("</devices>\n");
+        json_decref(vm);
+        json_decref(h);
+        return EXIT_OK;
 }
 
 static int cmd_vm_remove(struct ctx *x, int argc, char **argv)
 {
         char path[512];
+        json_t *res;
         int r;
 
         if (argc != 1)
-                return usage_error("vm remove needs one ID or NAME");
+                return usage_error(x, "vm remove needs one ID or NAME");
         vm_path(argv[0], path, sizeof(path));
-        r = client_call(&x->c, "DELETE", path, NULL, NULL);
-        if (r == 0 && x->out == OUT_TABLE)
+        if ((r = call(x, "DELETE", path, NULL, &res)))
+                return r;
+        if (x->out == OUT_JSON)
+                print_json(res);
+        else
                 printf("VM %s removed\n", argv[0]);
-        else if (r == 0)
-                puts("{\"removed\": true}");
-        return r;
+        json_decref(res);
+        return EXIT_OK;
 }
 
 /* ---- sidecores ---- */
 
+/* "web1/net0/0 web1/net0/1": the queues a sidecore serves */
+static void sidecore_queues(const json_t *sc, char *buf, size_t size)
+{
+        size_t k, n = 0;
+        json_t *q;
+
+        buf[0] = '\0';
+        json_array_foreach(json_object_get(sc, "queues"), k, q) {
+                int w = snprintf(buf + n, size - n, "%s%s/%s/%lld", k ? " " : "", str(q, "vm_name"), str(q, "device"),
+                                 num(q, "queue"));
+                if (w < 0 || (size_t)w >= size - n) {
+                        snprintf(buf + n, size - n, " ...");
+                        break;
+                }
+                n += (size_t)w;
+        }
+}
+
 static int cmd_sidecore_list(struct ctx *x, int argc, char **argv)
 {
         static const char *const h[] = { "ID", "CPU", "NODE", "ORIGIN", "QUEUES", NULL };
-        json_t *j, *s, *q;
-        struct table *tb;
-        size_t i, k;
+        struct elvis_table *tb;
+        json_t *j, *s;
+        size_t i;
         int r;
 
         if (argc)
-                return usage_error("sidecore list takes no arguments");
+                return usage_error(x, "sidecore list takes no arguments");
         if ((r = get(x, "/v1/sidecores", &j)))
                 return r;
         if (x->out == OUT_JSON) {
@@ -469,48 +719,83 @@ static int cmd_sidecore_list(struct ctx *x, int argc, char **argv)
                 json_decref(j);
                 return EXIT_OK;
         }
-        tb = table_new(h);
+        tb = elvis_table_new(h);
         json_array_foreach(json_object_get(j, "sidecores"), i, s) {
-                char qs[1024] = "";
-                size_t n = 0;
-                json_array_foreach(json_object_get(s, "queues"), k, q)
-                        if (n < sizeof(qs))
-                                n += (size_t)snprintf(qs + n, sizeof(qs) - n, "%s%s/%s/%lld", k ? " " : "",
-                                                      str(q, "vm_name"), str(q, "device"), num(q, "queue"));
-                table_row(tb, "%lld|%lld|%s|%s|%s", num(s, "id"), num(s, "cpu"),
-                          opt_int(json_object_get(s, "numa_node"), (char[16]){ 0 }, 16),
-                          json_is_true(json_object_get(s, "automatic")) ? "automatic" : "operator", n ? qs : "-");
+                char qs[1024];
+                sidecore_queues(s, qs, sizeof(qs));
+                elvis_table_add(tb, "%lld", num(s, "id"));
+                elvis_table_add(tb, "%lld", num(s, "cpu"));
+                elvis_table_add(tb, "%s", OPT_INT(json_object_get(s, "numa_node")));
+                elvis_table_add(tb, "%s", json_is_true(json_object_get(s, "automatic")) ? "automatic" : "operator");
+                elvis_table_add(tb, "%s", qs[0] ? qs : "-");
         }
-        table_print(tb, stdout);
-        table_free(tb);
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
         json_decref(j);
         return EXIT_OK;
+}
+
+static void print_sidecore(struct ctx *x, const json_t *sc)
+{
+        char qs[4096];
+
+        if (x->out == OUT_JSON) {
+                print_json(sc);
+                return;
+        }
+        sidecore_queues(sc, qs, sizeof(qs));
+        printf("sidecore %lld on CPU %lld\n  NUMA node: %s\n  origin:    %s\n  queues:    %s\n", num(sc, "id"),
+               num(sc, "cpu"), OPT_INT(json_object_get(sc, "numa_node")),
+               json_is_true(json_object_get(sc, "automatic")) ? "automatic" : "operator", qs[0] ? qs : "-");
 }
 
 static int cmd_sidecore_add(struct ctx *x, int argc, char **argv)
 {
         json_t *body = json_object(), *sc;
         unsigned long cpu;
-        int r;
+        const char *val;
+        int r = EXIT_OK;
 
-        if (argc == 2 && !strcmp(argv[0], "--cpu")) {
-                if (parse_uint(argv[1], 1 << 20, &cpu) < 0) {
-                        json_decref(body);
-                        return usage_error("--cpu must be a CPU number");
-                }
-                json_object_set_new(body, "cpu", json_integer((json_int_t)cpu));
-        } else if (argc) {
-                json_decref(body);
-                return usage_error("sidecore add takes only --cpu N");
+        for (int i = 0; i < argc && r == EXIT_OK; i++) {
+                int m = opt_value(argc, argv, &i, "--cpu", &val);
+                if (m < 0)
+                        r = usage_error(x, "--cpu needs a CPU number");
+                else if (m == 0)
+                        r = usage_error(x, "sidecore add: unexpected argument '%s'", argv[i]);
+                else if (parse_uint(val, 1u << 20, &cpu) < 0)
+                        r = usage_error(x, "--cpu must be a CPU number, got '%s'", val);
+                else
+                        json_object_set_new(body, "cpu", json_integer((json_int_t)cpu));
         }
-        r = client_call(&x->c, "POST", "/v1/sidecores", body, &sc);
+        if (r == EXIT_OK)
+                r = call(x, "POST", "/v1/sidecores", body, &sc);
         json_decref(body);
         if (r)
                 return r;
-        if (x->out == OUT_JSON)
-                print_json(sc);
-        else
-                printf("sidecore %lld on CPU %lld\n", num(sc, "id"), num(sc, "cpu"));
+        print_sidecore(x, sc);
+        json_decref(sc);
+        return EXIT_OK;
+}
+
+static int sidecore_path(struct ctx *x, int argc, char **argv, char *path, size_t size)
+{
+        unsigned long id;
+
+        if (argc != 1 || parse_uint(argv[0], 0xffffffffu, &id) < 0 || id == 0)
+                return usage_error(x, "sidecore %s needs one sidecore ID (a positive number)", x->cmd->sub);
+        snprintf(path, size, "/v1/sidecores/%lu", id);
+        return EXIT_OK;
+}
+
+static int cmd_sidecore_show(struct ctx *x, int argc, char **argv)
+{
+        char path[64];
+        json_t *sc;
+        int r;
+
+        if ((r = sidecore_path(x, argc, argv, path, sizeof(path))) || (r = get(x, path, &sc)))
+                return r;
+        print_sidecore(x, sc);
         json_decref(sc);
         return EXIT_OK;
 }
@@ -518,35 +803,22 @@ static int cmd_sidecore_add(struct ctx *x, int argc, char **argv)
 static int cmd_sidecore_remove(struct ctx *x, int argc, char **argv)
 {
         char path[64];
-        unsigned long id;
+        json_t *res;
         int r;
 
-        if (argc != 1 || parse_uint(argv[0], 0xffffffffu, &id) < 0)
-                return usage_error("sidecore remove needs one sidecore ID");
-        snprintf(path, sizeof(path), "/v1/sidecores/%lu", id);
-        r = client_call(&x->c, "DELETE", path, NULL, NULL);
-        if (r == 0)
-                printf(x->out == OUT_JSON ? "{\"removed\": true}\n" : "sidecore %lu removed\n", id);
-        return r;
+        if ((r = sidecore_path(x, argc, argv, path, sizeof(path))) || (r = call(x, "DELETE", path, NULL, &res)))
+                return r;
+        if (x->out == OUT_JSON)
+                print_json(res);
+        else
+                printf("sidecore %s removed\n", argv[0]);
+        json_decref(res);
+        return EXIT_OK;
 }
 
 /* ---- policy ---- */
 
-static const char *const policy_ints[] = { "min_sidecores", "max_sidecores", "interval_ms", "budget_packets",
-                                           "budget_bytes", "poll_start_rate", "poll_stop_idle_ms",
-                                           "rebalance_interval_ms", "cooldown_ms", "max_wait_us", NULL };
-static const char *const policy_reals[] = { "scale_up_idle", "scale_down_idle", "improvement_threshold", NULL };
-static const char *const policy_enums[] = { "mode", "exitless", NULL };
-
-static bool in(const char *const *list, const char *s)
-{
-        for (; *list; list++)
-                if (!strcmp(*list, s))
-                        return true;
-        return false;
-}
-
-static void print_policy(struct ctx *x, json_t *p)
+static void print_policy(struct ctx *x, const json_t *p)
 {
         const char *k;
         json_t *v;
@@ -555,13 +827,17 @@ static void print_policy(struct ctx *x, json_t *p)
                 print_json(p);
                 return;
         }
-        json_object_foreach(p, k, v) {
+        json_object_foreach((json_t *)p, k, v) {
                 if (json_is_string(v))
                         printf("%-22s %s\n", k, json_string_value(v));
                 else if (json_is_real(v))
                         printf("%-22s %g\n", k, json_real_value(v));
-                else
+                else if (json_is_integer(v))
                         printf("%-22s %lld\n", k, (long long)json_integer_value(v));
+                else if (json_is_boolean(v))
+                        printf("%-22s %s\n", k, json_is_true(v) ? "true" : "false");
+                else
+                        printf("%-22s -\n", k);
         }
 }
 
@@ -571,7 +847,7 @@ static int cmd_policy_show(struct ctx *x, int argc, char **argv)
         int r;
 
         if (argc)
-                return usage_error("policy show takes no arguments");
+                return usage_error(x, "policy show takes no arguments");
         if ((r = get(x, "/v1/policy", &p)))
                 return r;
         print_policy(x, p);
@@ -581,45 +857,17 @@ static int cmd_policy_show(struct ctx *x, int argc, char **argv)
 
 static int cmd_policy_set(struct ctx *x, int argc, char **argv)
 {
-        json_t *body = json_object(), *p;
-        int r = 0;
+        json_t *body, *p;
+        char err[512];
+        int r = EXIT_OK;
 
         if (!argc)
-                r = usage_error("policy set needs key=value pairs");
-        for (int i = 0; i < argc && r == 0; i++) {
-                char *eq = strchr(argv[i], '='), *end;
-                if (!eq) {
-                        r = usage_error("expected key=value, got '%s'", argv[i]);
-                        break;
-                }
-                *eq++ = '\0';
-                if (in(policy_enums, argv[i])) {
-                        json_object_set_new(body, argv[i], json_string(eq));
-                } else if (in(policy_ints, argv[i])) {
-                        long long v = strtoll(eq, &end, 10);
-                        if (!*eq || *end)
-                                r = usage_error("%s must be an integer", argv[i]);
-                        else
-                                json_object_set_new(body, argv[i], json_integer(v));
-                } else if (in(policy_reals, argv[i])) {
-                        double v = strtod(eq, &end);
-                        if (!*eq || *end)
-                                r = usage_error("%s must be a number", argv[i]);
-                        else
-                                json_object_set_new(body, argv[i], json_real(v));
-                } else {
-                        fprintf(stderr, "elvisctl: unknown policy key '%s'; valid keys:", argv[i]);
-                        for (const char *const *l = policy_enums; *l; l++)
-                                fprintf(stderr, " %s", *l);
-                        for (const char *const *l = policy_ints; *l; l++)
-                                fprintf(stderr, " %s", *l);
-                        for (const char *const *l = policy_reals; *l; l++)
-                                fprintf(stderr, " %s", *l);
-                        fputc('\n', stderr);
-                        r = EXIT_USAGE;
-                }
-        }
-        if (r == 0 && (r = client_call(&x->c, "PUT", "/v1/policy", body, &p)) == 0) {
+                return usage_error(x, "policy set needs key=value pairs");
+        body = json_object();
+        for (int i = 0; i < argc && r == EXIT_OK; i++)
+                if (elvis_arg_parse_pair(elvis_arg_policy_keys, "policy", argv[i], body, err, sizeof(err)) < 0)
+                        r = usage_error(x, "%s", err);
+        if (r == EXIT_OK && (r = call(x, "PUT", "/v1/policy", body, &p)) == EXIT_OK) {
                 print_policy(x, p);
                 json_decref(p);
         }
@@ -629,20 +877,19 @@ static int cmd_policy_set(struct ctx *x, int argc, char **argv)
 
 /* ---- stats and top ---- */
 
-static const char *const queue_headers[] = { "VM", "DEVICE", "Q", "SIDECORE", "STATE", "POLLING", "TX PKTS",
-                                             "RX PKTS", "KICKS", "IRQS", "ERRORS", NULL };
-
 static int cmd_stats(struct ctx *x, int argc, char **argv)
 {
-        static const char *const h[] = { "SIDECORE", "CPU", "QUEUES", "LOAD", "PACKETS", "POLLS", "EMPTY", "WAKEUPS",
-                                         NULL };
+        static const char *const hs[] = { "SIDECORE", "CPU", "QUEUES", "LOAD", "PACKETS", "POLLS", "EMPTY", "WAKEUPS",
+                                          NULL };
+        static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "STATE", "POLLING", "TX PKTS", "RX PKTS",
+                                          "KICKS", "IRQS", "ERRORS", NULL };
+        struct elvis_table *tb;
         json_t *s, *o;
-        struct table *tb;
         size_t i;
         int r;
 
         if (argc)
-                return usage_error("stats takes no arguments");
+                return usage_error(x, "stats takes no arguments");
         if ((r = get(x, "/v1/stats", &s)))
                 return r;
         if (x->out == OUT_JSON) {
@@ -651,167 +898,481 @@ static int cmd_stats(struct ctx *x, int argc, char **argv)
                 return EXIT_OK;
         }
         if (!json_is_true(json_object_get(s, "available")))
-                printf("the %s data plane is not running: no counters\n", str(s, "dataplane"));
-        tb = table_new(h);
-        json_array_foreach(json_object_get(s, "sidecores"), i, o)
-                table_row(tb, "%lld|%lld|%lld|%.1f%%|%lld|%lld|%lld|%lld", num(o, "id"), num(o, "cpu"), num(o, "queues"),
-                          100.0 * json_number_value(json_object_get(o, "load")), num(o, "packets"), num(o, "polls"),
-                          num(o, "empty_polls"), num(o, "wakeups"));
-        table_print(tb, stdout);
-        table_free(tb);
+                printf("the %s data plane is not running: no counters\n\n", str(s, "dataplane"));
+        tb = elvis_table_new(hs);
+        json_array_foreach(json_object_get(s, "sidecores"), i, o) {
+                elvis_table_add(tb, "%lld", num(o, "id"));
+                elvis_table_add(tb, "%lld", num(o, "cpu"));
+                elvis_table_add(tb, "%lld", num(o, "queues"));
+                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
+                elvis_table_add(tb, "%lld", num(o, "packets"));
+                elvis_table_add(tb, "%lld", num(o, "polls"));
+                elvis_table_add(tb, "%lld", num(o, "empty_polls"));
+                elvis_table_add(tb, "%lld", num(o, "wakeups"));
+        }
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
         putchar('\n');
-        tb = table_new(queue_headers);
-        json_array_foreach(json_object_get(s, "queues"), i, o)
-                table_row(tb, "%s|%s|%lld|%s|%s|%s|%lld|%lld|%lld|%lld|%lld", str(o, "vm_name"), str(o, "device"),
-                          num(o, "queue"), opt_int(json_object_get(o, "sidecore"), (char[16]){ 0 }, 16),
-                          str(o, "state"), json_is_true(json_object_get(o, "polling")) ? "yes" : "no",
-                          num(o, "tx_packets"), num(o, "rx_packets"), num(o, "kicks"), num(o, "interrupts"),
-                          num(o, "errors"));
-        table_print(tb, stdout);
-        table_free(tb);
+        tb = elvis_table_new(hq);
+        json_array_foreach(json_object_get(s, "queues"), i, o) {
+                elvis_table_add(tb, "%s", str(o, "vm_name"));
+                elvis_table_add(tb, "%s", str(o, "device"));
+                elvis_table_add(tb, "%lld", num(o, "queue"));
+                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
+                elvis_table_add(tb, "%s", str(o, "state"));
+                elvis_table_add(tb, "%s", yesno(o, "polling"));
+                elvis_table_add(tb, "%lld", num(o, "tx_packets"));
+                elvis_table_add(tb, "%lld", num(o, "rx_packets"));
+                elvis_table_add(tb, "%lld", num(o, "kicks"));
+                elvis_table_add(tb, "%lld", num(o, "interrupts"));
+                elvis_table_add(tb, "%lld", num(o, "errors"));
+        }
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
         json_decref(s);
         return EXIT_OK;
 }
 
-static void render_top(struct ctx *x, json_t *rates, bool tty)
+static void render_top(const json_t *rates, bool keys, FILE *f)
 {
         static const char *const hs[] = { "SIDECORE", "CPU", "QUEUES", "LOAD", "PKTS/S", "STATE", NULL };
         static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "PKTS/S", "KICKS/S", "IRQS/S", "POLLING",
                                           "STATE", NULL };
-        struct table *tb;
+        struct elvis_table *tb;
         json_t *o;
         size_t i;
 
-        if (x->out == OUT_JSON) {
-                print_json(rates);
-                return;
+        fprintf(f, "elvisctl top: rates over the last %.2f s%s\n", real(rates, "interval_s"),
+                keys ? " (q quits)" : "");
+        if (!json_is_true(json_object_get(rates, "available")))
+                fprintf(f, "the %s data plane is not running: no counters\n", str(rates, "dataplane"));
+        fputc('\n', f);
+        tb = elvis_table_new(hs);
+        json_array_foreach(json_object_get(rates, "sidecores"), i, o) {
+                elvis_table_add(tb, "%lld", num(o, "id"));
+                elvis_table_add(tb, "%lld", num(o, "cpu"));
+                elvis_table_add(tb, "%lld", num(o, "queues"));
+                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
+                elvis_table_add(tb, "%.0f", real(o, "pps"));
+                elvis_table_add(tb, "%s", json_is_true(json_object_get(o, "sleeping")) ? "sleeping" : "polling");
         }
-        if (tty)
-                fputs("\033[H\033[2J", stdout);
-        printf("elvisctl top: rates over the last %.2f s%s\n\n",
-               json_real_value(json_object_get(rates, "interval_s")), tty ? " (q quits)" : "");
-        tb = table_new(hs);
-        json_array_foreach(json_object_get(rates, "sidecores"), i, o)
-                table_row(tb, "%lld|%lld|%lld|%.1f%%|%.0f|%s", num(o, "id"), num(o, "cpu"), num(o, "queues"),
-                          100.0 * json_real_value(json_object_get(o, "load")), json_real_value(json_object_get(o, "pps")),
-                          json_is_true(json_object_get(o, "sleeping")) ? "sleeping" : "polling");
-        table_print(tb, stdout);
-        table_free(tb);
-        putchar('\n');
-        tb = table_new(hq);
-        json_array_foreach(json_object_get(rates, "queues"), i, o)
-                table_row(tb, "%s|%s|%lld|%s|%.0f|%.0f|%.0f|%s|%s", str(o, "vm_name"), str(o, "device"),
-                          num(o, "queue"), opt_int(json_object_get(o, "sidecore"), (char[16]){ 0 }, 16),
-                          json_real_value(json_object_get(o, "pps")), json_real_value(json_object_get(o, "kicks_ps")),
-                          json_real_value(json_object_get(o, "interrupts_ps")),
-                          json_is_true(json_object_get(o, "polling")) ? "yes" : "no", str(o, "state"));
-        table_print(tb, stdout);
-        table_free(tb);
-        fflush(stdout);
+        elvis_table_print(tb, f);
+        elvis_table_free(tb);
+        fputc('\n', f);
+        tb = elvis_table_new(hq);
+        json_array_foreach(json_object_get(rates, "queues"), i, o) {
+                elvis_table_add(tb, "%s", str(o, "vm_name"));
+                elvis_table_add(tb, "%s", str(o, "device"));
+                elvis_table_add(tb, "%lld", num(o, "queue"));
+                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
+                elvis_table_add(tb, "%.0f", real(o, "pps"));
+                elvis_table_add(tb, "%.0f", real(o, "kicks_ps"));
+                elvis_table_add(tb, "%.0f", real(o, "interrupts_ps"));
+                elvis_table_add(tb, "%s", yesno(o, "polling"));
+                elvis_table_add(tb, "%s", str(o, "state"));
+        }
+        elvis_table_print(tb, f);
+        elvis_table_free(tb);
 }
 
-static struct termios saved_tty;
-static bool tty_raw;
+/* The terminal is in non-canonical mode only while top reads keys. Every way out restores
+ * it: the normal return, exit() (atexit), and the signals that end or stop the process. */
+static struct termios tty_saved, tty_keys;
+static volatile sig_atomic_t tty_raw;
 
-static void restore_tty(void)
+static void tty_restore(void)
 {
         if (tty_raw)
-                tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
-        tty_raw = false;
+                tcsetattr(STDIN_FILENO, TCSANOW, &tty_saved);
+        tty_raw = 0;
 }
 
-static void on_term(int sig)
+static void on_fatal_signal(int sig)
 {
-        restore_tty();
+        tty_restore();
         signal(sig, SIG_DFL);
         raise(sig);
 }
 
-/* Waits up to ms for the interval to pass; true if the user pressed q. */
-static bool wait_or_quit(int ms)
-{
-        struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
-        char ch;
+static void on_continue(int sig);
 
-        if (!tty_raw) {
-                struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-                nanosleep(&ts, NULL);
+/* Ctrl-Z: hand the shell a sane terminal, stop, and take it back on SIGCONT. */
+static void on_stop(int sig)
+{
+        int saved = errno;
+        bool was_raw = tty_raw;
+
+        tty_restore();
+        tty_raw = was_raw ? -1 : 0;     /* -1: to be restored on SIGCONT */
+        signal(SIGTSTP, SIG_DFL);
+        raise(SIGTSTP);                 /* blocked until we return, then stops us */
+        errno = saved;
+}
+
+static void on_continue(int sig)
+{
+        int saved = errno;
+        struct sigaction sa = { .sa_handler = on_stop };
+
+        if (tty_raw == -1 && tcsetattr(STDIN_FILENO, TCSANOW, &tty_keys) == 0)
+                tty_raw = 1;
+        sigaction(SIGTSTP, &sa, NULL);
+        errno = saved;
+}
+
+static bool tty_enter(void)
+{
+        static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+        struct sigaction sa = { .sa_handler = on_fatal_signal };
+
+        /* a background job touching the terminal would be stopped with SIGTTOU */
+        if (tcgetpgrp(STDIN_FILENO) != getpgrp() || tcgetattr(STDIN_FILENO, &tty_saved) < 0)
                 return false;
+        tty_keys = tty_saved;
+        tty_keys.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        tty_keys.c_cc[VMIN] = 0;
+        tty_keys.c_cc[VTIME] = 0;
+        for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+                sigaction(fatal[i], &sa, NULL);
+        sa.sa_handler = on_stop;
+        sigaction(SIGTSTP, &sa, NULL);
+        sa.sa_handler = on_continue;
+        sigaction(SIGCONT, &sa, NULL);
+        atexit(tty_restore);
+        if (tcsetattr(STDIN_FILENO, TCSANOW, &tty_keys) < 0)
+                return false;
+        tty_raw = 1;
+        return true;
+}
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits ms; true when the user asked to quit (q, or the terminal went away). */
+static bool wait_or_quit(long long ms, bool keys)
+{
+        long long deadline = now_ms() + ms, left;
+
+        while ((left = deadline - now_ms()) > 0) {
+                struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+                char ch;
+                int n;
+
+                if (!keys) {
+                        struct timespec ts = { (time_t)(left / 1000), (long)(left % 1000) * 1000000 };
+                        nanosleep(&ts, NULL);   /* EINTR: the loop sleeps the rest */
+                        continue;
+                }
+                n = poll(&p, 1, (int)left);
+                if (n <= 0)
+                        continue;
+                if (p.revents & (POLLHUP | POLLERR))
+                        return true;
+                n = (int)read(STDIN_FILENO, &ch, 1);
+                if (n == 0 || (n == 1 && (ch == 'q' || ch == 'Q')))
+                        return true;
         }
-        if (poll(&p, 1, ms) > 0 && read(STDIN_FILENO, &ch, 1) == 1 && (ch == 'q' || ch == 'Q'))
-                return true;
         return false;
 }
 
 static int cmd_top(struct ctx *x, int argc, char **argv)
 {
-        bool once = false, tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+        bool once = false, interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO), keys = false;
         double interval = 1.0;
         unsigned long count = 0, frames = 0;
         json_t *prev = NULL, *cur, *rates;
-        int r;
+        const char *val;
+        int r, m;
 
         for (int i = 0; i < argc; i++) {
                 if (!strcmp(argv[i], "--once")) {
                         once = true;
-                } else if (!strcmp(argv[i], "--interval") && i + 1 < argc) {
+                } else if ((m = opt_value(argc, argv, &i, "--interval", &val))) {
                         char *end;
-                        interval = strtod(argv[++i], &end);
-                        if (*end || interval < 0.05 || interval > 3600)
-                                return usage_error("--interval must be between 0.05 and 3600 seconds");
-                } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-                        if (parse_uint(argv[++i], 1000000, &count) < 0 || !count)
-                                return usage_error("--count must be a positive number");
+                        if (m < 0)
+                                return usage_error(x, "--interval needs a number of seconds");
+                        interval = strtod(val, &end);
+                        if (!*val || *end || !(interval >= 0.05 && interval <= 3600))
+                                return usage_error(x, "--interval must be between 0.05 and 3600 seconds");
+                } else if ((m = opt_value(argc, argv, &i, "--count", &val))) {
+                        if (m < 0 || parse_uint(val, 1000000, &count) < 0 || !count)
+                                return usage_error(x, "--count needs a positive number");
                 } else {
-                        return usage_error("top: unknown option '%s'", argv[i]);
+                        return usage_error(x, "top: unknown option '%s'", argv[i]);
                 }
         }
         if (once)
                 count = 1;
-        if (!tty && !count)
-                count = 1;      /* without a terminal nobody can press q */
+        if (!interactive && !count)
+                count = 1;      /* nobody can press q: one frame, like --once */
         if ((r = get(x, "/v1/stats", &prev)))
                 return r;
-        if (tty && !once) {
-                struct termios raw;
-                if (tcgetattr(STDIN_FILENO, &saved_tty) == 0) {
-                        raw = saved_tty;
-                        raw.c_lflag &= ~(unsigned)(ICANON | ECHO);
-                        raw.c_cc[VMIN] = 0;
-                        raw.c_cc[VTIME] = 0;
-                        tty_raw = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-                        signal(SIGINT, on_term);
-                        signal(SIGTERM, on_term);
-                        atexit(restore_tty);
-                }
+        if (interactive && !once) {
+                /* a frame goes out in one write, so the screen never shows half of one */
+                setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+                keys = tty_enter();
         }
         for (;;) {
-                if (wait_or_quit((int)(interval * 1000)))
+                char *frame = NULL;
+                size_t len = 0;
+                FILE *f;
+
+                if (wait_or_quit((long long)(interval * 1000), keys))
                         break;
                 if ((r = get(x, "/v1/stats", &cur)))
                         break;
                 rates = elvis_top_rates(prev, cur);
-                render_top(x, rates, tty && !once);
-                json_decref(rates);
                 json_decref(prev);
                 prev = cur;
+                if (!rates) {
+                        fprintf(stderr, "elvisctl: out of memory\n");
+                        r = EXIT_API;
+                        break;
+                }
+                if (x->out == OUT_JSON) {
+                        print_json(rates);
+                } else if ((f = open_memstream(&frame, &len))) {
+                        if (interactive && !once)
+                                fputs("\033[H\033[2J", f);   /* home, clear */
+                        else if (frames)
+                                fputc('\n', f);
+                        render_top(rates, keys, f);
+                        fclose(f);
+                        fwrite(frame, 1, len, stdout);
+                        free(frame);
+                }
+                fflush(stdout);
+                json_decref(rates);
                 if (count && ++frames >= count)
                         break;
         }
         json_decref(prev);
-        restore_tty();
+        tty_restore();
         return r;
+}
+
+/* ---- events and plan ---- */
+
+static void describe_action(const json_t *a, char *buf, size_t size)
+{
+        const char *kind = str(a, "action");
+        long long to = num(a, "to_sidecore");
+
+        if (!strcmp(kind, "add_sidecore"))
+                snprintf(buf, size, "add a sidecore on CPU %lld", num(a, "cpu"));
+        else if (!strcmp(kind, "remove_sidecore"))
+                snprintf(buf, size, "remove sidecore %lld", num(a, "sidecore"));
+        else if (!strcmp(kind, "move_queue") && to > 0)
+                snprintf(buf, size, "move VM %lld %s queue %lld to sidecore %lld", num(a, "vm"), str(a, "device"),
+                         num(a, "queue"), to);
+        else if (!strcmp(kind, "move_queue"))   /* -1 - n: the n-th sidecore this plan adds */
+                snprintf(buf, size, "move VM %lld %s queue %lld to new sidecore #%lld", num(a, "vm"), str(a, "device"),
+                         num(a, "queue"), -to);
+        else
+                snprintf(buf, size, "%s", kind);
+}
+
+/* "reason; max load 92% -> 61%, sidecores 1 -> 2" for a plan or a control event */
+static void print_plan_summary(const json_t *p, const char *indent)
+{
+        const json_t *b = json_object_get(p, "before"), *a = json_object_get(p, "after"), *act;
+        char line[256];
+        size_t i;
+
+        printf("%s: %s; max load %.0f%% -> %.0f%%, sidecores %lld -> %lld\n", str(p, "policy"), str(p, "reason"),
+               100.0 * real(b, "max_load"), 100.0 * real(a, "max_load"), num(b, "sidecores"), num(a, "sidecores"));
+        json_array_foreach(json_object_get(p, "actions"), i, act) {
+                describe_action(act, line, sizeof(line));
+                printf("%s%s\n", indent, line);
+        }
+}
+
+/* " key=value" for the scalars of o, one level into objects (policy_changed's changes) */
+static void print_fields(const json_t *o, bool top)
+{
+        static const char *const skip[] = { "seq", "time", "source", "event", NULL };
+        const char *k;
+        json_t *v;
+
+        json_object_foreach((json_t *)o, k, v) {
+                bool skipped = false;
+                for (const char *const *s = skip; top && *s; s++)
+                        skipped = skipped || !strcmp(*s, k);
+                if (skipped)
+                        continue;
+                if (json_is_object(v) && top) {
+                        print_fields(v, false);
+                } else if (json_is_string(v)) {
+                        printf(" %s=%s", k, json_string_value(v));
+                } else {
+                        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+                        printf(" %s=%s", k, text ? text : "?");
+                        free(text);
+                }
+        }
+}
+
+#define EVENT_INDENT "                                      "     /* under the EVENT column */
+
+static void print_event(const json_t *ev)
+{
+        time_t t = (time_t)num(ev, "time");
+        char when[32];
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
+                snprintf(when, sizeof(when), "%lld", (long long)t);
+        printf("%6lld  %-19s  %-7s  ", num(ev, "seq"), when, str(ev, "source"));
+        if (json_is_string(json_object_get(ev, "policy"))) {
+                print_plan_summary(ev, EVENT_INDENT "  ");
+                if (json_is_false(json_object_get(ev, "applied")))
+                        printf(EVENT_INDENT "not applied: %s\n", str(ev, "error"));
+                return;
+        }
+        printf("%s", str(ev, "event"));
+        print_fields(ev, true);
+        putchar('\n');
+}
+
+static int cmd_events(struct ctx *x, int argc, char **argv)
+{
+        unsigned long long since = 0;
+        bool follow = false, header = false;
+        const char *val;
+        json_t *doc, *ev;
+        char path[96];
+        size_t i;
+        int r, m;
+
+        for (int k = 0; k < argc; k++) {
+                unsigned long v;
+                if (!strcmp(argv[k], "--follow"))
+                        follow = true;
+                else if ((m = opt_value(argc, argv, &k, "--since", &val)) && m > 0 && parse_uint(val, ~0ul, &v) == 0)
+                        since = v;
+                else if (m)
+                        return usage_error(x, "--since needs an event number");
+                else
+                        return usage_error(x, "events: unknown option '%s'", argv[k]);
+        }
+        for (bool first = true;; first = false) {
+                /* after the first answer, hold each request until something happens (long poll) */
+                if (first) {
+                        snprintf(path, sizeof(path), "/v1/events?since=%llu", since);
+                } else {
+                        snprintf(path, sizeof(path), "/v1/events?since=%llu&wait=25", since);
+                        x->c.timeout_s = 40;
+                }
+                if ((r = get(x, path, &doc)))
+                        return r;
+                if (x->out == OUT_JSON && !follow)
+                        print_json(doc);
+                if (x->out == OUT_TABLE && !header && (!follow || json_array_size(json_object_get(doc, "events")))) {
+                        printf("%6s  %-19s  %-7s  %s\n", "SEQ", "TIME", "SOURCE", "EVENT");
+                        header = true;
+                }
+                json_array_foreach(json_object_get(doc, "events"), i, ev) {
+                        if (x->out == OUT_TABLE) {
+                                print_event(ev);
+                        } else if (follow) {
+                                char *line = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
+                                if (line)
+                                        puts(line);     /* JSON lines: one event each */
+                                free(line);
+                        }
+                        since = (unsigned long long)num(ev, "seq");
+                }
+                /* a daemon restarted in between numbers its journal from 1 again */
+                if ((unsigned long long)num(doc, "last") < since)
+                        since = 0;
+                json_decref(doc);
+                fflush(stdout);
+                if (!follow)
+                        return EXIT_OK;
+        }
+}
+
+static int cmd_plan(struct ctx *x, int argc, char **argv)
+{
+        static const char *const hs[] = { "SIDECORE", "CPU", "LOAD", "WAIT(us)", NULL };
+        static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "PKTS/S", "KICKS/S", "COST", "WAIT(us)",
+                                          NULL };
+        const json_t *snap, *plan;
+        struct elvis_table *tb;
+        json_t *doc, *o;
+        size_t i;
+        int r;
+
+        if (argc)
+                return usage_error(x, "plan takes no arguments");
+        if ((r = get(x, "/v1/plan", &doc)))
+                return r;
+        if (x->out == OUT_JSON) {
+                print_json(doc);
+                json_decref(doc);
+                return EXIT_OK;
+        }
+        snap = json_object_get(doc, "snapshot");
+        plan = json_object_get(doc, "plan");
+        if (!json_is_object(snap)) {
+                printf("no plan: %s\n", str(doc, "note"));
+                json_decref(doc);
+                return EXIT_OK;
+        }
+        printf("mode %s; the last sample, over %.2f s, with %lld free core(s):\n\n", str(doc, "mode"),
+               real(snap, "interval_s"), num(snap, "free_cores"));
+        tb = elvis_table_new(hs);
+        json_array_foreach(json_object_get(snap, "sidecores"), i, o) {
+                elvis_table_add(tb, "%lld", num(o, "id"));
+                elvis_table_add(tb, "%lld", num(o, "cpu"));
+                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
+                elvis_table_add(tb, "%.1f", real(o, "wait_us"));
+        }
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
+        putchar('\n');
+        tb = elvis_table_new(hq);
+        json_array_foreach(json_object_get(snap, "queues"), i, o) {
+                elvis_table_add(tb, "%lld", num(o, "vm"));
+                elvis_table_add(tb, "%s", str(o, "device"));
+                elvis_table_add(tb, "%lld", num(o, "queue"));
+                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
+                elvis_table_add(tb, "%.0f", real(o, "pps"));
+                elvis_table_add(tb, "%.0f", real(o, "kicks_ps"));
+                elvis_table_add(tb, "%.4f", real(o, "cost"));
+                elvis_table_add(tb, "%.1f", real(o, "wait_us"));
+        }
+        elvis_table_print(tb, stdout);
+        elvis_table_free(tb);
+        putchar('\n');
+        if (json_is_object(plan)) {
+                printf("plan: ");
+                print_plan_summary(plan, "  ");
+        } else {
+                printf("plan: nothing to change\n");
+        }
+        if (strcmp(str(doc, "mode"), "dynamic"))
+                printf("(mode %s: the control loop applies nothing; elvisctl policy set mode=dynamic)\n",
+                       str(doc, "mode"));
+        json_decref(doc);
+        return EXIT_OK;
 }
 
 static int cmd_metrics(struct ctx *x, int argc, char **argv)
 {
         char *text;
-        int r;
 
         if (argc)
-                return usage_error("metrics takes no arguments");
-        if ((r = client_text(&x->c, "/metrics", &text)))
-                return r;
+                return usage_error(x, "metrics takes no arguments");
+        if (elvis_client_text(&x->c, "/metrics", &text) < 0) {
+                fprintf(stderr, "elvisctl: %s\n", x->c.error);
+                return EXIT_API;
+        }
         fputs(text, stdout);
         free(text);
         return EXIT_OK;
@@ -821,68 +1382,256 @@ static int cmd_complete(struct ctx *x, int argc, char **argv);
 
 static const struct command commands[] = {
         { "status", NULL, cmd_status, "", "daemon health, version and data-plane state" },
-        { "topology", NULL, cmd_topology, "", "CPUs with their roles, NUMA nodes and NICs" },
-        { "vm", "list", cmd_vm_list, "", "list VMs" },
+        { "topology", NULL, cmd_topology, "", "each CPU's core, NUMA node, siblings and role; NICs" },
+        { "vm", "list", cmd_vm_list, "", "VMs with their CPUs, policy, devices and sidecores" },
         { "vm", "add", cmd_vm_add,
           "NAME [--vcpus N] [--domain D] [--weight W] [--exitless auto|always|never] [--device SPEC]... [--dry-run]",
-          "add a VM; SPEC is key=value,... with id, backend (tap|loopback|null), tap, queues" },
+          "add a VM; SPEC is key=value,... with keys id, backend (tap|loopback|null), tap, queues" },
         { "vm", "show", cmd_vm_show, "ID|NAME", "show a VM" },
-        { "vm", "set", cmd_vm_set, "ID|NAME key=value...", "change name, weight or exitless" },
-        { "vm", "remove", cmd_vm_remove, "ID|NAME", "remove a VM" },
+        { "vm", "set", cmd_vm_set, "ID|NAME key=value...", "change a VM's name, weight or exitless" },
+        { "vm", "remove", cmd_vm_remove, "ID|NAME", "remove a VM, releasing its CPUs and queues" },
+        { "vm", "xml", cmd_vm_xml, "ID|NAME", "libvirt domain XML that connects the VM to ELVIS" },
         { "sidecore", "list", cmd_sidecore_list, "", "list sidecores and the queues they serve" },
         { "sidecore", "add", cmd_sidecore_add, "[--cpu N]", "add a sidecore (on a free core unless --cpu)" },
+        { "sidecore", "show", cmd_sidecore_show, "ID", "show a sidecore" },
         { "sidecore", "remove", cmd_sidecore_remove, "ID", "remove a sidecore; its queues move to the others" },
         { "policy", "show", cmd_policy_show, "", "show the global policy" },
-        { "policy", "set", cmd_policy_set, "key=value...", "change policy parameters" },
+        { "policy", "set", cmd_policy_set, "key=value...", "change global policy parameters" },
         { "stats", NULL, cmd_stats, "", "data-plane counters per sidecore and queue" },
         { "top", NULL, cmd_top, "[--interval SEC] [--count N] [--once]",
-          "refreshing view of load, packets/s, kicks/s, interrupts/s (q quits)" },
+          "refreshing load, packets/s, kicks/s, interrupts/s" },
+        { "events", NULL, cmd_events, "[--since SEQ] [--follow]", "journal of control decisions and changes" },
+        { "plan", NULL, cmd_plan, "", "what the dynamic policies would change now (dry run)" },
         { "metrics", NULL, cmd_metrics, "", "Prometheus metrics as served on /metrics" },
-        { "__complete", NULL, cmd_complete, NULL, NULL },
+        { "__complete", NULL, cmd_complete, "[WORD...]", NULL },
         { NULL, NULL, NULL, NULL, NULL },
 };
 
-static int cmd_complete(struct ctx *x, int argc, char **argv)
+/* ---- usage and completion, generated from the tables above ---- */
+
+#define HELP_COLUMN 25
+#define LINE_WIDTH 79
+
+/* Prints text's words from column col (after a blank when space_first), breaking lines
+ * before LINE_WIDTH and indenting continuations; returns the column it ends in. */
+static int wrap(FILE *f, int col, int indent, const char *text, bool space_first)
 {
-        /* __complete            -> commands;  __complete CMD -> its subcommands */
-        for (const struct command *c = commands; c->name; c++) {
-                if (!c->help)
-                        continue;
-                if (argc == 0 && (c == commands || strcmp(c->name, c[-1].name)))
-                        printf("%s\n", c->name);
-                else if (argc >= 1 && !strcmp(c->name, argv[0]) && c->sub)
-                        printf("%s\n", c->sub);
+        bool fresh = !space_first;
+
+        text += strspn(text, " ");
+        while (*text) {
+                /* "[--exitless auto|always|never]..." stays on one line */
+                const char *close = *text == '[' ? strchr(text, ']') : NULL;
+                int n = close ? (int)(close - text) + (int)strcspn(close, " ") : (int)strcspn(text, " ");
+                if (!fresh && col + 1 + n > LINE_WIDTH) {
+                        fprintf(f, "\n%*s", indent, "");
+                        col = indent;
+                        fresh = true;
+                }
+                if (!fresh)
+                        col += fprintf(f, " ");
+                col += fprintf(f, "%.*s", n, text);
+                fresh = false;
+                text += n;
+                text += strspn(text, " ");
         }
-        return EXIT_OK;
+        return col;
+}
+
+/* The help text in its column, on the next line when the left part is too wide. */
+static void help_line(FILE *f, int col, const char *help)
+{
+        if (col + 2 > HELP_COLUMN) {
+                fprintf(f, "\n%*s", HELP_COLUMN, "");
+                col = HELP_COLUMN;
+        } else {
+                col += fprintf(f, "%*s", HELP_COLUMN - col, "");
+        }
+        wrap(f, col, HELP_COLUMN, help, false);
+        fputc('\n', f);
+}
+
+static void command_line(const struct command *c, FILE *f)
+{
+        int col = fprintf(f, "  %s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "");
+
+        help_line(f, wrap(f, col, 8, c->args, true), c->help);
+}
+
+/* The short hint after a usage error inside a command. */
+static void command_usage(const struct command *c, FILE *f)
+{
+        int col = fprintf(f, "usage: elvisctl %s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "");
+
+        wrap(f, col, 8, c->args, true);
+        fputc('\n', f);
+}
+
+/* Every command of a group ("vm ..."), for "elvisctl vm" and "elvisctl vm --help". */
+static void group_usage(const char *name, FILE *f)
+{
+        fprintf(f, "Usage: elvisctl [OPTIONS] COMMAND [ARGS]\n\n");
+        for (const struct command *c = commands; c->name; c++)
+                if (c->help && !strcmp(c->name, name))
+                        command_line(c, f);
 }
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: elvisctl [-o table|json] [--socket PATH | --url URL [--token-file FILE] [--cacert FILE]] "
-                   "COMMAND [ARGS]\n\nCommands:\n");
-        for (const struct command *c = commands; c->name; c++) {
-                char left[160];
-                if (!c->help)
+        fprintf(f, "Usage: elvisctl [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
+        for (const struct command *c = commands; c->name; c++)
+                if (c->help)
+                        command_line(c, f);
+        fprintf(f, "\nOptions:\n");
+        for (const struct global_option *o = global_options; o->name; o++)
+                help_line(f, fprintf(f, "  %s%s%s%s%s", o->shrt ? o->shrt : "", o->shrt ? ", " : "", o->name,
+                                     o->arg ? " " : "", o->arg ? o->arg : ""), o->help);
+        fprintf(f, "\nExit status: 0 success, 1 the daemon refused or cannot be reached, 2 usage\n"
+                   "error. See elvisctl(1).\n");
+}
+
+/* An option of a command's synopsis: "[--exitless auto|always|never]" gives name
+ * "--exitless" and value "auto|always|never"; flags have an empty value. */
+struct synopsis_option {
+        char name[32];
+        char value[64];
+};
+
+static size_t synopsis_options(const char *args, struct synopsis_option *opts, size_t max)
+{
+        char copy[256], *save = NULL, *tok;
+        size_t n = 0;
+
+        snprintf(copy, sizeof(copy), "%s", args);
+        for (tok = strtok_r(copy, " ", &save); tok && n < max; tok = strtok_r(NULL, " ", &save)) {
+                bool flag;
+                tok += strspn(tok, "[");
+                if (strncmp(tok, "--", 2))
                         continue;
-                snprintf(left, sizeof(left), "%s%s%s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "",
-                         c->args[0] ? " " : "", c->args);
-                if (strlen(left) > 34)
-                        fprintf(f, "  %s\n  %-34s %s\n", left, "", c->help);
-                else
-                        fprintf(f, "  %-34s %s\n", left, c->help);
+                flag = strchr(tok, ']') != NULL;
+                snprintf(opts[n].name, sizeof(opts[n].name), "%.*s", (int)strcspn(tok, "]"), tok);
+                opts[n].value[0] = '\0';
+                if (!flag && (tok = strtok_r(NULL, " ", &save)))
+                        snprintf(opts[n].value, sizeof(opts[n].value), "%.*s", (int)strcspn(tok, "]"), tok);
+                n++;
         }
-        fprintf(f, "\nEnvironment: ELVIS_SOCKET (default /run/elvis/elvis.sock), ELVIS_TOKEN.\n"
-                   "Exit status: 0 success, 1 the daemon refused or is unreachable, 2 usage error.\n");
+        return n;
+}
+
+/* "auto|always|never" -> one word a line; placeholders (N, SEC) have no candidates. */
+static void print_choices(const char *value)
+{
+        char copy[64], *save = NULL, *w;
+
+        if (!value[0] || strpbrk(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+                return;
+        snprintf(copy, sizeof(copy), "%s", value);
+        for (w = strtok_r(copy, "|", &save); w; w = strtok_r(NULL, "|", &save))
+                puts(w);
+}
+
+static void print_keys(const struct elvis_arg_key *keys)
+{
+        for (const struct elvis_arg_key *k = keys; k->name; k++) {
+                if (k->type != ELVIS_ARG_ENUM)
+                        printf("%s=\n", k->name);
+                else
+                        for (const char *const *c = k->choices; *c; c++)
+                                printf("%s=%s\n", k->name, *c);
+        }
+}
+
+/* Names from a list the daemon serves; silent when it cannot be reached (a shell is waiting). */
+static void print_names(struct ctx *x, const char *path, const char *array, const char *field)
+{
+        json_t *j = NULL, *o;
+        size_t i;
+
+        x->c.timeout_s = 2;
+        if (elvis_client_call(&x->c, "GET", path, NULL, &j) < 0)
+                return;
+        json_array_foreach(json_object_get(j, array), i, o) {
+                json_t *v = json_object_get(o, field);
+                if (json_is_string(v))
+                        puts(json_string_value(v));
+                else if (json_is_integer(v))
+                        printf("%lld\n", (long long)json_integer_value(v));
+        }
+        json_decref(j);
+}
+
+/* Hidden helper of the bash completion: given the words before the cursor (global options
+ * removed), prints the candidates for the next word, one a line. "__complete --options"
+ * lists the global options. Everything comes from the tables, so completion cannot drift
+ * from the binary. */
+static int cmd_complete(struct ctx *x, int argc, char **argv)
+{
+        struct synopsis_option opts[16];
+        const struct command *c = NULL;
+        bool positional = false;
+        size_t nopts;
+        int first;
+
+        if (argc == 1 && !strcmp(argv[0], "--options")) {
+                for (const struct global_option *o = global_options; o->name; o++)
+                        printf("%s%s%s\n", o->shrt ? o->shrt : "", o->shrt ? "\n" : "", o->name);
+                return EXIT_OK;
+        }
+        for (const struct command *k = commands; k->name; k++) {
+                if (!k->help)
+                        continue;
+                if (argc == 0 && (k == commands || strcmp(k->name, k[-1].name)))
+                        puts(k->name);
+                else if (argc == 1 && !strcmp(k->name, argv[0]) && k->sub)
+                        puts(k->sub);
+                else if (argc >= 1 && !strcmp(k->name, argv[0]) && (!k->sub || (argc >= 2 && !strcmp(k->sub, argv[1]))))
+                        c = k;
+        }
+        if (!c || (c->sub && argc < 2))
+                return EXIT_OK;
+        first = c->sub ? 2 : 1;
+        nopts = synopsis_options(c->args, opts, 16);
+        for (int i = first; i < argc; i++) {
+                bool value_next = false;
+                for (size_t o = 0; o < nopts; o++)
+                        if (!strcmp(argv[i], opts[o].name) && opts[o].value[0])
+                                value_next = true;
+                if (value_next && i + 1 == argc) {      /* the cursor is on this option's value */
+                        if (!strcmp(argv[i], "--device"))
+                                print_keys(elvis_arg_device_keys);
+                        for (size_t o = 0; o < nopts; o++)
+                                if (!strcmp(argv[i], opts[o].name))
+                                        print_choices(opts[o].value);
+                        return EXIT_OK;
+                }
+                if (value_next)
+                        i++;
+                else if (argv[i][0] != '-')
+                        positional = true;
+        }
+        for (size_t o = 0; o < nopts; o++)
+                puts(opts[o].name);
+        if (!positional && !strncmp(c->args, "ID|NAME", 7))
+                print_names(x, "/v1/vms", "vms", "name");
+        else if (!positional && !strcmp(c->args, "ID"))
+                print_names(x, "/v1/sidecores", "sidecores", "id");
+        else if (positional && !strcmp(c->name, "vm") && !strcmp(c->sub, "set"))
+                print_keys(elvis_arg_vm_set_keys);
+        else if (!strcmp(c->name, "policy") && !strcmp(c->sub, "set"))
+                print_keys(elvis_arg_policy_keys);
+        return EXIT_OK;
 }
 
 static char *read_token(const char *path)
 {
-        FILE *f = fopen(path, "re");
-        char buf[4096];
+        char buf[4097];
         size_t n;
+        FILE *f = fopen(path, "re");
 
-        if (!f)
+        if (!f) {
+                fprintf(stderr, "elvisctl: cannot read token file %s: %s\n", path, strerror(errno));
                 return NULL;
+        }
         n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
         buf[n] = '\0';
@@ -891,68 +1640,160 @@ static char *read_token(const char *path)
         return strdup(buf);
 }
 
+/* A token goes into an HTTP header: a line break in it would add headers of its own. */
+static bool token_ok(const char *token, const char *origin)
+{
+        for (const char *p = token; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                        fprintf(stderr, "elvisctl: the token in %s contains control characters\n", origin);
+                        return false;
+                }
+        if (!*token) {
+                fprintf(stderr, "elvisctl: the token in %s is empty\n", origin);
+                return false;
+        }
+        return true;
+}
+
+/* Parses the global options before the command; returns the index of the command word,
+ * or -exit status when the program is done (help, version, errors). */
+static int parse_globals(struct ctx *x, int argc, char **argv, const char **ret_token_file)
+{
+        int i;
+
+        for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+                const char *a = argv[i], *v = NULL;
+                int m;
+
+                if (!strcmp(a, "--"))
+                        return i + 1;
+                if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+                        usage(stdout);
+                        return -EXIT_OK;
+                }
+                if (!strcmp(a, "--version")) {
+                        printf("elvisctl %s\n", ELVIS_VERSION);
+                        return -EXIT_OK;
+                }
+                if (!strncmp(a, "-o", 2) && a[2] && a[2] != '=') {
+                        v = a + 2;      /* -ojson */
+                        m = 1;
+                } else if (!(m = opt_value(argc, argv, &i, "-o", &v))) {
+                        m = opt_value(argc, argv, &i, "--output", &v);
+                }
+                if (m) {
+                        if (m < 0 || (strcmp(v, "table") && strcmp(v, "json")))
+                                return -usage_error(NULL, "-o takes table or json");
+                        x->out = strcmp(v, "json") ? OUT_TABLE : OUT_JSON;
+                } else if ((m = opt_value(argc, argv, &i, "--socket", &v))) {
+                        if (m < 0 || !*v)
+                                return -usage_error(NULL, "--socket needs a PATH");
+                        x->c.socket = v;
+                } else if ((m = opt_value(argc, argv, &i, "--url", &v))) {
+                        if (m < 0 || (strncmp(v, "https://", 8) && strncmp(v, "http://", 7)))
+                                return -usage_error(NULL, "--url needs an http:// or https:// URL");
+                        x->c.url = v;
+                } else if ((m = opt_value(argc, argv, &i, "--token-file", &v))) {
+                        if (m < 0)
+                                return -usage_error(NULL, "--token-file needs a FILE");
+                        *ret_token_file = v;
+                } else if ((m = opt_value(argc, argv, &i, "--cacert", &v))) {
+                        if (m < 0)
+                                return -usage_error(NULL, "--cacert needs a FILE");
+                        x->c.cacert = v;
+                } else {
+                        return -usage_error(NULL, "unknown option '%s'", a);
+                }
+        }
+        return i;
+}
+
+static bool is_help(const char *a)
+{
+        return !strcmp(a, "-h") || !strcmp(a, "--help");
+}
+
+/* Finds the command argv[0] names and runs it; returns the exit status. */
+static int dispatch(struct ctx *x, int argc, char **argv)
+{
+        const struct command *group = NULL, *c = NULL;
+        int skip;
+
+        for (const struct command *k = commands; k->name && !group; k++)
+                if (!strcmp(k->name, argv[0]))
+                        group = k;
+        if (!group)
+                return usage_error(NULL, "unknown command '%s'", argv[0]);
+        if (group->sub && (argc < 2 || is_help(argv[1]))) {
+                if (argc >= 2) {
+                        group_usage(group->name, stdout);
+                        return EXIT_OK;
+                }
+                fprintf(stderr, "elvisctl: %s needs a subcommand\n", group->name);
+                group_usage(group->name, stderr);
+                return EXIT_USAGE;
+        }
+        for (c = group; c->name && !strcmp(c->name, group->name); c++)
+                if (!c->sub || !strcmp(c->sub, argv[1]))
+                        break;
+        if (!c->name || strcmp(c->name, group->name)) {
+                fprintf(stderr, "elvisctl: unknown %s subcommand '%s'\n", group->name, argv[1]);
+                group_usage(group->name, stderr);
+                return EXIT_USAGE;
+        }
+        skip = c->sub ? 2 : 1;
+        for (int i = skip; i < argc && c->help; i++) {
+                if (is_help(argv[i])) {
+                        command_line(c, stdout);
+                        return EXIT_OK;
+                }
+                /* "elvisctl vm list -o json": say where it goes rather than "unknown option" */
+                for (const struct global_option *o = global_options; o->name; o++)
+                        if (o->arg && (!strcmp(argv[i], o->name) || (o->shrt && !strcmp(argv[i], o->shrt)) ||
+                                       (!strncmp(argv[i], o->name, strlen(o->name)) &&
+                                        argv[i][strlen(o->name)] == '=')))
+                                return usage_error(NULL, "%s is a global option and goes before the command: "
+                                                   "elvisctl [OPTIONS] COMMAND [ARGS]", o->name);
+        }
+        x->cmd = c;
+        return c->fn(x, argc - skip, argv + skip);
+}
+
 int main(int argc, char **argv)
 {
         struct ctx x = { .c = { .socket = getenv("ELVIS_SOCKET"), .token = getenv("ELVIS_TOKEN") } };
+        const char *token_file = NULL;
         char *token = NULL;
-        int i = 1, r;
+        int i, r;
 
         if (!x.c.socket || !*x.c.socket)
                 x.c.socket = "/run/elvis/elvis.sock";
-        for (; i < argc && argv[i][0] == '-'; i++) {
-                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-                if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-                        usage(stdout);
-                        return EXIT_OK;
-                } else if (!strcmp(a, "--version")) {
-                        printf("elvisctl %s\n", ELVIS_VERSION);
-                        return EXIT_OK;
-                } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-                        if (!v || (strcmp(v, "table") && strcmp(v, "json")))
-                                return usage_error("-o takes table or json");
-                        x.out = strcmp(v, "json") ? OUT_TABLE : OUT_JSON;
-                        i++;
-                } else if (!strcmp(a, "--socket") && v) {
-                        x.c.socket = v;
-                        i++;
-                } else if (!strcmp(a, "--url") && v) {
-                        x.c.url = v;
-                        i++;
-                } else if (!strcmp(a, "--token-file") && v) {
-                        free(token);
-                        token = read_token(v);
-                        if (!token)
-                                return usage_error("cannot read token file %s: %s", v, strerror(errno));
-                        x.c.token = token;
-                        i++;
-                } else if (!strcmp(a, "--cacert") && v) {
-                        x.c.cacert = v;
-                        i++;
-                } else {
-                        return usage_error("unknown option '%s'", a);
-                }
-        }
+        if (x.c.token && !*x.c.token)
+                x.c.token = NULL;
+        i = parse_globals(&x, argc, argv, &token_file);
+        if (i <= 0)
+                return -i;
         if (i == argc) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        for (const struct command *c = commands; c->name; c++) {
-                if (strcmp(c->name, argv[i]))
-                        continue;
-                if (!c->sub) {
-                        r = c->fn(&x, argc - i - 1, argv + i + 1);
+        if (token_file) {
+                token = read_token(token_file);
+                if (!token || !token_ok(token, token_file)) {
                         free(token);
-                        return r;
+                        return EXIT_API;
                 }
-                if (i + 1 < argc && !strcmp(c->sub, argv[i + 1])) {
-                        r = c->fn(&x, argc - i - 2, argv + i + 2);
-                        free(token);
-                        return r;
-                }
+                x.c.token = token;
+        } else if (x.c.token && !token_ok(x.c.token, "ELVIS_TOKEN")) {
+                return EXIT_API;
         }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                fprintf(stderr, "elvisctl: cannot initialise libcurl\n");
+                free(token);
+                return EXIT_API;
+        }
+        r = dispatch(&x, argc - i, argv + i);
+        curl_global_cleanup();
         free(token);
-        for (const struct command *c = commands; c->name; c++)
-                if (!strcmp(c->name, argv[i]) && c->sub)
-                        return usage_error("'%s' needs a subcommand (see --help)", argv[i]);
-        return usage_error("unknown command '%s'", argv[i]);
+        return r;
 }

@@ -1,91 +1,113 @@
-/* Column-aligned tables: rows are kept as strings, widths computed at print time. */
+/* Column-aligned tables: cells are kept as strings, widths computed at print time. */
 #include "table.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_COLS 16
 
-struct table {
-        unsigned ncols, nrows, cap;
-        char **cells;           /* nrows * ncols, row 0 is the header */
+struct elvis_table {
+        size_t ncols, ncells, cap;
+        char **cells;           /* row-major, the first ncols are the header */
+        bool failed;            /* a cell was lost: the columns no longer line up */
 };
 
-struct table *table_new(const char *const *headers)
+static bool push(struct elvis_table *t, char *cell)
 {
-        struct table *t = calloc(1, sizeof(*t));
+        if (!cell) {
+                t->failed = true;
+                return false;
+        }
+        if (t->ncells == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 64;
+                char **cells = realloc(t->cells, cap * sizeof(*cells));
+                if (!cells) {
+                        free(cell);
+                        t->failed = true;
+                        return false;
+                }
+                t->cells = cells;
+                t->cap = cap;
+        }
+        for (char *p = cell; *p; p++)   /* a name must not move the cursor or the columns */
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        t->cells[t->ncells++] = cell;
+        return true;
+}
+
+struct elvis_table *elvis_table_new(const char *const *headers)
+{
+        struct elvis_table *t = calloc(1, sizeof(*t));
 
         if (!t)
                 return NULL;
         while (headers[t->ncols] && t->ncols < MAX_COLS)
                 t->ncols++;
-        t->cap = 16;
-        t->cells = calloc((size_t)t->cap * t->ncols, sizeof(char *));
-        for (unsigned i = 0; i < t->ncols; i++)
-                t->cells[i] = strdup(headers[i]);
-        t->nrows = 1;
+        for (size_t i = 0; i < t->ncols; i++)
+                if (!push(t, strdup(headers[i]))) {
+                        elvis_table_free(t);
+                        return NULL;
+                }
         return t;
 }
 
-void table_row(struct table *t, const char *fmt, ...)
+void elvis_table_add(struct elvis_table *t, const char *fmt, ...)
 {
-        char *line = NULL, *save = NULL, *tok;
+        char *cell = NULL;
         va_list ap;
-        unsigned c = 0;
 
-        va_start(ap, fmt);
-        if (vasprintf(&line, fmt, ap) < 0)
-                line = NULL;
-        va_end(ap);
-        if (!line)
+        if (!t)
                 return;
-        if (t->nrows == t->cap) {
-                char **cells = realloc(t->cells, (size_t)t->cap * 2 * t->ncols * sizeof(char *));
-                if (!cells) {
-                        free(line);
-                        return;
-                }
-                t->cells = cells;
-                t->cap *= 2;
-        }
-        /* strsep keeps empty fields */
-        save = line;
-        while ((tok = strsep(&save, "|")) && c < t->ncols)
-                t->cells[t->nrows * t->ncols + c++] = strdup(tok);
-        while (c < t->ncols)
-                t->cells[t->nrows * t->ncols + c++] = strdup("");
-        t->nrows++;
-        free(line);
+        va_start(ap, fmt);
+        if (vasprintf(&cell, fmt, ap) < 0)
+                cell = NULL;
+        va_end(ap);
+        push(t, cell);
 }
 
-void table_print(struct table *t, FILE *f)
+/* True when the cells after i up to the end of its row are all empty. */
+static bool rest_empty(const struct elvis_table *t, size_t i)
+{
+        for (size_t j = i + 1; j < t->ncells && j % t->ncols; j++)
+                if (t->cells[j][0])
+                        return false;
+        return true;
+}
+
+void elvis_table_print(const struct elvis_table *t, FILE *f)
 {
         size_t w[MAX_COLS] = { 0 };
 
-        for (unsigned r = 0; r < t->nrows; r++)
-                for (unsigned c = 0; c < t->ncols; c++) {
-                        size_t n = strlen(t->cells[r * t->ncols + c]);
-                        if (n > w[c])
-                                w[c] = n;
-                }
-        for (unsigned r = 0; r < t->nrows; r++) {
-                for (unsigned c = 0; c < t->ncols; c++) {
-                        const char *cell = t->cells[r * t->ncols + c];
-                        if (c + 1 == t->ncols)
-                                fprintf(f, "%s", cell);
-                        else
-                                fprintf(f, "%-*s  ", (int)w[c], cell);
-                }
-                fputc('\n', f);
+        if (!t || !t->ncols)
+                return;
+        if (t->failed) {
+                fputs("(out of memory)\n", f);
+                return;
+        }
+        for (size_t i = 0; i < t->ncells; i++) {
+                size_t n = strlen(t->cells[i]);
+                if (n > w[i % t->ncols])
+                        w[i % t->ncols] = n;
+        }
+        for (size_t i = 0; i < t->ncells; i++) {
+                size_t c = i % t->ncols;
+                if (c && !t->cells[i][0] && rest_empty(t, i - 1))
+                        continue;
+                if (rest_empty(t, i))
+                        fprintf(f, "%s\n", t->cells[i]);
+                else
+                        fprintf(f, "%-*s  ", (int)w[c], t->cells[i]);
         }
 }
 
-void table_free(struct table *t)
+void elvis_table_free(struct elvis_table *t)
 {
         if (!t)
                 return;
-        for (unsigned i = 0; i < t->nrows * t->ncols; i++)
+        for (size_t i = 0; i < t->ncells; i++)
                 free(t->cells[i]);
         free(t->cells);
         free(t);

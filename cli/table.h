@@ -2,11 +2,13 @@
 #pragma once
 #include <stdio.h>
 
-struct table;
+struct elvis_table;
 
-struct table *table_new(const char *const *headers);
-/* Adds a row; the values are formatted with printf-style formats, one per column,
- * separated by '|' in fmt (e.g. "%u|%s|%.1f"). */
-void table_row(struct table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void table_print(struct table *t, FILE *f);
-void table_free(struct table *t);
+/* headers is NULL-terminated (at most 16 columns). Returns NULL when out of memory. */
+struct elvis_table *elvis_table_new(const char *const *headers);
+/* Appends the next cell, printf-style; after the last column the next cell starts a new
+ * row. Control characters in cells are shown as '?'. Accepts a NULL table. */
+void elvis_table_add(struct elvis_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the header and the rows, columns two spaces apart, no trailing blanks. */
+void elvis_table_print(const struct elvis_table *t, FILE *f);
+void elvis_table_free(struct elvis_table *t);

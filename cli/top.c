@@ -1,4 +1,4 @@
-/* Rate computation for elvisctl top. */
+/* Rate computation for elvisctl top: pure functions of two stats documents. */
 #include "top.h"
 
 #include <stdbool.h>
@@ -12,6 +12,7 @@ static double delta(const json_t *a, const json_t *b, const char *key)
         return y >= x ? (double)(y - x) : 0.0;
 }
 
+/* The object of array whose keys all equal obj's: sidecores by id, queues by VM, device, queue. */
 static const json_t *find(const json_t *array, const json_t *obj, const char *const *keys)
 {
         size_t i;
@@ -27,6 +28,53 @@ static const json_t *find(const json_t *array, const json_t *obj, const char *co
         return NULL;
 }
 
+static void copy(json_t *dst, const json_t *src, const char *key)
+{
+        json_t *v = json_object_get(src, key);
+
+        json_object_set_new(dst, key, v ? json_incref(v) : json_null());
+}
+
+static double rate(const json_t *p, const json_t *o, const char *key, double secs)
+{
+        return p && secs > 0 ? delta(p, o, key) / secs : 0.0;
+}
+
+static json_t *sidecore_rates(const json_t *p, const json_t *o, double secs)
+{
+        double busy = p ? delta(p, o, "busy_ns") : 0, idle = p ? delta(p, o, "idle_ns") : 0;
+        json_t *r = json_object();
+
+        if (!r)
+                return NULL;
+        copy(r, o, "id");
+        copy(r, o, "cpu");
+        copy(r, o, "queues");
+        copy(r, o, "sleeping");
+        json_object_set_new(r, "load", json_real(busy + idle > 0 ? busy / (busy + idle) : 0.0));
+        json_object_set_new(r, "pps", json_real(rate(p, o, "packets", secs)));
+        return r;
+}
+
+static json_t *queue_rates(const json_t *p, const json_t *o, double secs)
+{
+        json_t *r = json_object();
+
+        if (!r)
+                return NULL;
+        copy(r, o, "vm");
+        copy(r, o, "vm_name");
+        copy(r, o, "device");
+        copy(r, o, "queue");
+        copy(r, o, "sidecore");
+        copy(r, o, "state");
+        copy(r, o, "polling");
+        json_object_set_new(r, "pps", json_real(rate(p, o, "rx_packets", secs) + rate(p, o, "tx_packets", secs)));
+        json_object_set_new(r, "kicks_ps", json_real(rate(p, o, "kicks", secs)));
+        json_object_set_new(r, "interrupts_ps", json_real(rate(p, o, "interrupts", secs)));
+        return r;
+}
+
 json_t *elvis_top_rates(const json_t *prev, const json_t *cur)
 {
         static const char *const sc_keys[] = { "id", NULL };
@@ -35,30 +83,20 @@ json_t *elvis_top_rates(const json_t *prev, const json_t *cur)
         json_t *out = json_object(), *scs = json_array(), *qs = json_array(), *o;
         size_t i;
 
-        if (secs <= 0)
-                secs = 1e-9;
-        json_array_foreach(json_object_get(cur, "sidecores"), i, o) {
-                const json_t *p = find(json_object_get(prev, "sidecores"), o, sc_keys);
-                double busy = p ? delta(p, o, "busy_ns") : 0, idle = p ? delta(p, o, "idle_ns") : 0;
-                json_array_append_new(scs, json_pack("{s:O?, s:O?, s:f, s:f, s:O?, s:O?}", "id", json_object_get(o, "id"),
-                                                     "cpu", json_object_get(o, "cpu"), "load",
-                                                     busy + idle > 0 ? busy / (busy + idle) : 0.0, "pps",
-                                                     p ? delta(p, o, "packets") / secs : 0.0, "queues",
-                                                     json_object_get(o, "queues"), "sleeping",
-                                                     json_object_get(o, "sleeping")));
+        if (!out || !scs || !qs) {
+                json_decref(out);
+                json_decref(scs);
+                json_decref(qs);
+                return NULL;
         }
-        json_array_foreach(json_object_get(cur, "queues"), i, o) {
-                const json_t *p = find(json_object_get(prev, "queues"), o, q_keys);
-                double pkts = p ? delta(p, o, "rx_packets") + delta(p, o, "tx_packets") : 0;
-                json_array_append_new(qs, json_pack("{s:O?, s:O?, s:O?, s:O?, s:f, s:f, s:f, s:O?, s:O?}", "vm_name",
-                                                    json_object_get(o, "vm_name"), "device", json_object_get(o, "device"),
-                                                    "queue", json_object_get(o, "queue"), "sidecore",
-                                                    json_object_get(o, "sidecore"), "pps", pkts / secs, "kicks_ps",
-                                                    p ? delta(p, o, "kicks") / secs : 0.0, "interrupts_ps",
-                                                    p ? delta(p, o, "interrupts") / secs : 0.0, "polling",
-                                                    json_object_get(o, "polling"), "state", json_object_get(o, "state")));
-        }
+        json_array_foreach(json_object_get(cur, "sidecores"), i, o)
+                json_array_append_new(scs, sidecore_rates(find(json_object_get(prev, "sidecores"), o, sc_keys), o,
+                                                          secs));
+        json_array_foreach(json_object_get(cur, "queues"), i, o)
+                json_array_append_new(qs, queue_rates(find(json_object_get(prev, "queues"), o, q_keys), o, secs));
         json_object_set_new(out, "interval_s", json_real(secs));
+        json_object_set_new(out, "available", json_boolean(json_is_true(json_object_get(cur, "available"))));
+        copy(out, cur, "dataplane");
         json_object_set_new(out, "sidecores", scs);
         json_object_set_new(out, "queues", qs);
         return out;

@@ -5,6 +5,7 @@
 #include <elvis/version.h>
 
 #include "../api/api.h"
+#include "control.h"
 #include "libvirt.h"
 #include "log.h"
 #include "notify.h"
@@ -50,7 +51,9 @@ void elvis_manager_free(struct elvis_manager *m)
         if (!m)
                 return;
         elvis_api_stop(m->api);
+        m->api = NULL;
         elvis_libvirt_stop(m);
+        elvis_control_stop(m);
         if (m->dp_ops && m->dp)
                 m->dp_ops->close(m->dp);
         elvis_loop_free(m->loop);
@@ -274,6 +277,9 @@ int elvis_manager_start(struct elvis_manager *m)
         r = elvis_api_start(m, &m->api);
         if (r < 0)
                 return r;
+        r = elvis_control_start(m);
+        if (r < 0)
+                return elvis_log_errno(LOG_ERR, r, "cannot start the control loop: %s", strerror(-r));
         r = elvis_libvirt_start(m);
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot set up libvirt: %s", strerror(-r));

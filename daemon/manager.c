@@ -2,8 +2,10 @@
 #include "manager.h"
 
 #include <elvis/placement.h>
+#include <elvis/policy.h>
 #include <elvis/version.h>
 
+#include "control.h"
 #include "libvirt.h"
 #include "log.h"
 #include "notify.h"
@@ -358,8 +360,8 @@ static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const 
         char err[256];
         int r;
 
-        if (!vm->domain[0] || (vm->vcpus && vm->ndevices))
-                return 0;
+        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || (!given && !elvis_libvirt_enabled(m)))
+                return 0;       /* without libvirt a domain name is a label */
         if (given) {
                 info = *given;
         } else {
@@ -627,6 +629,66 @@ int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct e
         return r;
 }
 
+int elvis_manager_apply_plan(struct elvis_manager *m, const struct elvis_plan *plan, struct elvis_err *e)
+{
+        struct elvis_state next;
+        uint32_t added[ELVIS_PLAN_MAX];
+        unsigned before, nadded = 0;
+        int r;
+
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        before = unserved_queues(&next);
+        for (unsigned i = 0; i < plan->nactions; i++) {
+                const struct elvis_action *a = &plan->actions[i];
+                if (a->kind == ELVIS_ACT_ADD_SIDECORE) {
+                        elvis_cpuset busy = busy_cpus(&next), sib = elvis_topology_siblings(&m->topo, a->cpu);
+                        struct elvis_sidecore *sc;
+                        if (!elvis_cpuset_has(&m->allowed, a->cpu) || elvis_cpuset_intersects(&sib, &busy) ||
+                            next.nsidecores >= next.policy.max_sidecores) {
+                                r = elvis_err_set(e, -EBUSY, "CPU %d is no longer free for a sidecore", a->cpu);
+                                goto fail;
+                        }
+                        if ((r = new_sidecore(m, &next, a->cpu, true, &sc)) < 0) {
+                                elvis_err_set(e, r, "too many sidecores");
+                                goto fail;
+                        }
+                        added[nadded++] = sc->id;
+                } else if (a->kind == ELVIS_ACT_MOVE_QUEUE) {
+                        struct elvis_vm *vm = elvis_state_vm(&next, a->vm);
+                        struct elvis_device *d = vm ? elvis_vm_device(vm, a->device) : NULL;
+                        uint32_t to = a->sidecore ? a->sidecore : a->new_index < nadded ? added[a->new_index] : 0;
+                        if (!d || a->queue >= d->queues || !to || !elvis_state_sidecore(&next, to)) {
+                                r = elvis_err_set(e, -ENOENT, "queue %u of VM %u device %s or sidecore %u is gone",
+                                                  a->queue, a->vm, a->device, to);
+                                goto fail;
+                        }
+                        d->sidecore[a->queue] = to;
+                } else {
+                        unsigned k;
+                        for (k = 0; k < next.nsidecores && next.sidecores[k].id != a->sidecore; k++)
+                                ;
+                        if (k == next.nsidecores) {
+                                r = elvis_err_set(e, -ENOENT, "sidecore %u is gone", a->sidecore);
+                                goto fail;
+                        }
+                        memmove(&next.sidecores[k], &next.sidecores[k + 1],
+                                (next.nsidecores - k - 1) * sizeof(next.sidecores[0]));
+                        next.nsidecores--;
+                }
+        }
+        assign_queues(m, &next, false);
+        if (unserved_queues(&next) > before) {
+                r = elvis_err_set(e, -EBUSY, "the plan would leave queues without a sidecore");
+                goto fail;
+        }
+        return commit(m, &next, e);
+fail:
+        elvis_state_fini(&next);
+        return r;
+}
+
 int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struct elvis_err *e)
 {
         struct elvis_state next;
@@ -649,6 +711,8 @@ int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struc
         assign_queues(m, &next, true);
         drop_idle_automatic(&next);
         r = commit(m, &next, e);
+        if (r == 0)
+                elvis_control_reschedule(m);
         if (r == 0)
                 log_notice("policy updated (mode %s, exitless %s)", elvis_mode_name(m->state.policy.mode),
                            elvis_exitless_name(m->state.policy.exitless));

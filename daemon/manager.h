@@ -16,6 +16,8 @@
 
 struct elvis_api;
 struct elvis_libvirt;
+struct elvis_control;
+struct elvis_plan;
 
 enum elvis_dp_status {
         ELVIS_DP_ABSENT,        /* no data plane of the configured kind in this build/host */
@@ -40,6 +42,7 @@ struct elvis_manager {
         char dp_detail[256];
         struct elvis_api *api;
         struct elvis_libvirt *libvirt;
+        struct elvis_control *control;
         uint64_t start_ns;
         time_t start_wall;
         struct elvis_loop_source *watchdog;
@@ -69,6 +72,8 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
 int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_sidecore *ret, struct elvis_err *e);
 int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);
 int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struct elvis_err *e);
+/* Applies a policy plan (add sidecores, move queues, remove sidecores) as one transaction. */
+int elvis_manager_apply_plan(struct elvis_manager *m, const struct elvis_plan *plan, struct elvis_err *e);
 
 /* Brings the data plane from state `from` to `to`, continuing past failures (each is
  * logged); returns the first error. Used to restore a saved state at startup. */

@@ -86,6 +86,8 @@ struct dp_qp {
         enum dp_qp_mode mode;
         uint64_t last_work_ns, last_poll_ns;
         uint64_t window_start_ns, window_kicks;
+        unsigned poll_start_rate;       /* 0: the data plane's global threshold */
+        unsigned poll_stop_idle_ms;
         bool rx_blocked;                /* tap data waits for guest RX buffers */
         bool tx_blocked;                /* tap refused writes (EAGAIN) */
         /* a packet read from the tap that could not be delivered yet */

@@ -225,7 +225,8 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
                 sl->deficit_packets = sl->deficit_bytes = 0;
         qp->last_poll_ns = t1;
         if (ex == ELVIS_EXITLESS_AUTO && qp->mode == QP_POLL &&
-            t1 - qp->last_work_ns > (uint64_t)atomic_load(&p->poll_stop_idle_ms) * 1000000ull)
+            t1 - qp->last_work_ns >
+                    (uint64_t)(qp->poll_stop_idle_ms ? qp->poll_stop_idle_ms : atomic_load(&p->poll_stop_idle_ms)) * 1000000ull)
                 set_mode(qp, QP_NOTIFY);
         return n;
 }
@@ -233,7 +234,7 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
 static void on_kick(struct dp_server *s, struct dp_slot *sl, int fd, bool rx, uint64_t now)
 {
         struct dp_qp *qp = sl->qp;
-        unsigned rate = atomic_load(&s->dp->params.poll_start_rate);
+        unsigned rate = qp->poll_start_rate ? qp->poll_start_rate : atomic_load(&s->dp->params.poll_start_rate);
         uint64_t v = 0;
 
         if (eventfd_read(fd, &v) < 0 || v == 0)

@@ -319,6 +319,26 @@ static int user_set_params(void *p, const struct elvis_dp_params *params)
         return 0;
 }
 
+static int user_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned queue, unsigned start_rate,
+                               unsigned stop_idle_ms)
+{
+        struct dp_user *dp = p;
+        struct dp_device *d;
+
+        pthread_mutex_lock(&dp->lock);
+        d = find_device(dp, vm, id);
+        if (!d || queue >= d->nqp) {
+                pthread_mutex_unlock(&dp->lock);
+                return -ENOENT;
+        }
+        pthread_mutex_lock(&d->qp[queue].lock);
+        d->qp[queue].poll_start_rate = start_rate;
+        d->qp[queue].poll_stop_idle_ms = stop_idle_ms;
+        pthread_mutex_unlock(&d->qp[queue].lock);
+        pthread_mutex_unlock(&dp->lock);
+        return 0;
+}
+
 static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
 {
         struct dp_device *d = qp->dev;
@@ -409,5 +429,6 @@ const struct elvis_dataplane_ops elvis_user_dataplane = {
         .device_set_policy = user_device_set_policy,
         .queue_assign = user_queue_assign,
         .set_params = user_set_params,
+        .queue_set_poll = user_queue_set_poll,
         .stats_read = user_stats_read,
 };

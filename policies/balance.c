@@ -1,7 +1,7 @@
-/* Balancing: queues onto sidecores by measured cost (largest first onto the least
- * loaded, NUMA-local), applied only when the busiest sidecore gets lighter by at least
- * improvement_threshold, and not more often than rebalance_interval_ms (OVS auto-lb's
- * dry run, without its one-minute sampling). */
+/* Balancing: queues onto sidecores by measured cost, NUMA-local, moving one queue at a
+ * time from the busiest sidecore while that helps; applied only when the busiest
+ * sidecore gets lighter by at least improvement_threshold, and not more often than
+ * rebalance_interval_ms (OVS auto-lb's dry run, with fewer moves). */
 #include <elvis/policy.h>
 
 #include <stdio.h>
@@ -12,14 +12,12 @@
 bool elvis_policy_balance(const struct elvis_snapshot *s, const struct elvis_policy *p, struct elvis_controller *ctl,
                           struct elvis_plan *plan)
 {
-        uint32_t ids[ELVIS_MAX_SIDECORES], assign[ELVIS_SNAP_MAX_QUEUES] = { 0 };
+        uint32_t ids[ELVIS_MAX_SIDECORES], assign[ELVIS_SNAP_MAX_QUEUES];
         int numas[ELVIS_MAX_SIDECORES];
         double loads[ELVIS_MAX_SIDECORES], before = 0, after;
         unsigned moves = 0;
 
         if (s->nsidecores < 2)
-                return false;
-        if (ctl->last_rebalance_ms && s->now_ms - ctl->last_rebalance_ms < p->rebalance_interval_ms)
                 return false;
         for (unsigned i = 0; i < s->nsidecores; i++) {
                 ids[i] = s->sidecores[i].id;
@@ -27,11 +25,18 @@ bool elvis_policy_balance(const struct elvis_snapshot *s, const struct elvis_pol
                 if (s->sidecores[i].load > before)
                         before = s->sidecores[i].load;
         }
+        /* the interval limits churn; an overloaded sidecore is worth fixing at once */
+        if (ctl->last_rebalance_ms && s->now_ms - ctl->last_rebalance_ms < p->rebalance_interval_ms &&
+            before <= 1.0 - p->scale_up_idle)
+                return false;
         if (before < MIN_BUSY)
                 return false;
-        after = elvis_policy_pack(s, ids, numas, s->nsidecores, assign, loads);
-        /* a packing from measured costs predicts the busiest load; the current one is measured */
-        if (after > before * (1.0 - p->improvement_threshold))
+        for (unsigned i = 0; i < s->nqueues; i++)
+                assign[i] = s->queues[i].sidecore;
+        after = elvis_policy_spread(s, ids, numas, s->nsidecores, assign, loads, s->nqueues);
+        /* a saturated sidecore reads 100% however much it is short: any real relief counts */
+        if (after > before * (1.0 - p->improvement_threshold) &&
+            !(before > 1.0 - p->scale_up_idle && after < before - 0.05))
                 return false;
         plan->before_max_load = before;
         plan->after_max_load = after;

@@ -16,11 +16,11 @@ void elvis_policy_decide(const struct elvis_snapshot *s, const struct elvis_poli
                         ctl->watch_epochs = 0;
                         ctl->watched_kind = plan->actions[0].kind == ELVIS_ACT_ADD_SIDECORE ? ELVIS_ACT_ADD_SIDECORE
                                                                                          : ELVIS_ACT_REMOVE_SIDECORE;
-                        ctl->eff_before = elvis_snapshot_efficiency(s);
+                        ctl->pps_before = elvis_snapshot_pps(s);
                         ctl->watched_cpu = -1;
                         ctl->watched_sidecore = 0;
                         for (unsigned i = 0; i < plan->nactions; i++) {
-                                if (plan->actions[i].kind == ELVIS_ACT_ADD_SIDECORE)
+                                if (plan->actions[i].kind == ELVIS_ACT_ADD_SIDECORE && ctl->watched_cpu < 0)
                                         ctl->watched_cpu = plan->actions[i].cpu;
                                 if (plan->actions[i].kind == ELVIS_ACT_REMOVE_SIDECORE) {
                                         ctl->watched_sidecore = plan->actions[i].sidecore;

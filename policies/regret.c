@@ -1,7 +1,7 @@
-/* Regret (after IOcm): a scaling change is watched for a grace period; if packets per busy
- * core-second did not improve, it is undone and the same kind of change is banned for a
- * while, ten times longer at each repeat (capped at fifty times). A removal that made a
- * sidecore overloaded is always undone. */
+/* Regret (after IOcm): a scaling change is watched for a grace period. An added sidecore
+ * that neither raised the packets served by 5% nor relieved an overload is undone, and
+ * additions are banned for a while, ten times longer at each repeat (capped at fifty
+ * times). A removal that left a sidecore overloaded is undone the same way. */
 #include <elvis/policy.h>
 
 #include <stdio.h>
@@ -22,7 +22,7 @@ static unsigned ban_length(unsigned strikes)
 bool elvis_policy_regret(const struct elvis_snapshot *s, const struct elvis_policy *p, struct elvis_controller *ctl,
                          struct elvis_plan *plan)
 {
-        double eff, hot = 0;
+        double pps, hot = 0;
 
         if (ctl->ban_add_epochs)
                 ctl->ban_add_epochs--;
@@ -31,24 +31,33 @@ bool elvis_policy_regret(const struct elvis_snapshot *s, const struct elvis_poli
         if (!ctl->watching || ++ctl->watch_epochs < GRACE_EPOCHS)
                 return false;
         ctl->watching = false;
-        eff = elvis_snapshot_efficiency(s);
+        pps = elvis_snapshot_pps(s);
         for (unsigned i = 0; i < s->nsidecores; i++)
                 if (s->sidecores[i].load > hot)
                         hot = s->sidecores[i].load;
         if (ctl->watched_kind == ELVIS_ACT_ADD_SIDECORE) {
-                /* an added core must have made work cheaper or relieved overload */
-                if (eff >= ctl->eff_before * (1 + MIN_GAIN) || hot > 1.0 - p->scale_up_idle)
+                double busy = 0, own = 0;
+                for (unsigned i = 0; i < s->nsidecores; i++) {
+                        busy += s->sidecores[i].load;
+                        if (s->sidecores[i].cpu == ctl->watched_cpu)
+                                own = s->sidecores[i].load;
+                }
+                /* an added core must have served more, or be needed: doing work, and without
+                 * it the rest would be hot */
+                if (pps >= ctl->pps_before * (1 + MIN_GAIN) || s->nsidecores < 2 ||
+                    (own > 0.1 && busy / (s->nsidecores - 1) > (1.0 - p->scale_up_idle) * 0.8))
                         return false;
                 for (unsigned i = 0; i < s->nsidecores; i++)
-                        if (s->sidecores[i].id == ctl->watched_sidecore) {
+                        if (s->sidecores[i].cpu == ctl->watched_cpu) {
+                                ctl->watched_sidecore = s->sidecores[i].id;
                                 plan->actions[plan->nactions++] = (struct elvis_action){
                                         .kind = ELVIS_ACT_REMOVE_SIDECORE, .sidecore = ctl->watched_sidecore };
                                 ctl->ban_add_epochs = ban_length(++ctl->add_strikes);
                                 snprintf(plan->policy, sizeof(plan->policy), "regret");
                                 snprintf(plan->reason, sizeof(plan->reason),
-                                         "sidecore %u did not pay off (%.0f -> %.0f packets per busy core-second): "
+                                         "sidecore %u did not pay off (%.0f -> %.0f packets/s served, busiest at %.0f%%): "
                                          "undone, no additions for %u intervals",
-                                         ctl->watched_sidecore, ctl->eff_before, eff, ctl->ban_add_epochs);
+                                         ctl->watched_sidecore, ctl->pps_before, pps, 100 * hot, ctl->ban_add_epochs);
                                 plan->before_sidecores = s->nsidecores;
                                 plan->after_sidecores = s->nsidecores - 1;
                                 return true;

@@ -103,6 +103,9 @@ struct elvis_dataplane_ops {
         int (*queue_assign)(void *dp, uint32_t vm_id, const char *device, unsigned queue,
                             uint32_t sidecore);
         int (*set_params)(void *dp, const struct elvis_dp_params *params);
+        /* Optional: polling thresholds of one queue pair (0 = the global ones). */
+        int (*queue_set_poll)(void *dp, uint32_t vm_id, const char *device, unsigned queue, unsigned start_rate,
+                              unsigned stop_idle_ms);
         /* Fills ret with arrays the caller releases with elvis_dp_stats_fini(). */
         int (*stats_read)(void *dp, struct elvis_dp_stats *ret);
 };

@@ -49,12 +49,14 @@ struct elvis_snapshot {
 enum elvis_action_kind {
         ELVIS_ACT_ADD_SIDECORE,         /* on cpu */
         ELVIS_ACT_REMOVE_SIDECORE,      /* id; its queues are moved by MOVE actions first */
-        ELVIS_ACT_MOVE_QUEUE,           /* vm/device/queue to sidecore (0 = the sidecore this plan adds) */
+        ELVIS_ACT_MOVE_QUEUE,           /* vm/device/queue to sidecore, or (sidecore 0) to the
+                                         * new_index-th sidecore this plan adds */
 };
 
 struct elvis_action {
         enum elvis_action_kind kind;
         uint32_t sidecore;
+        unsigned new_index;
         int cpu;
         uint32_t vm;
         char device[ELVIS_DEVICE_ID_MAX];
@@ -81,7 +83,7 @@ struct elvis_controller {
         uint32_t watched_sidecore;
         int watched_cpu;
         unsigned watch_epochs;
-        double eff_before;                      /* packets per busy core-second before the change */
+        double pps_before;                      /* packets per second served before the change */
         unsigned ban_add_epochs, ban_remove_epochs;
         unsigned add_strikes, remove_strikes;
 };
@@ -105,7 +107,15 @@ void elvis_policy_polling(const struct elvis_snap_queue *q, const struct elvis_p
 
 /* Helpers shared by the policies and the simulator. */
 double elvis_snapshot_efficiency(const struct elvis_snapshot *s);
+/* Packets per second served by sidecores. */
+double elvis_snapshot_pps(const struct elvis_snapshot *s);
 /* Assigns queues (largest cost first, onto the least loaded sidecore of the same node)
  * to the given sidecores; fills loads[]; returns the resulting maximum load. */
 double elvis_policy_pack(const struct elvis_snapshot *s, const uint32_t *ids, const int *numas, unsigned n,
                          uint32_t *ret_assign, double *ret_loads);
+/* Few-moves balancing: starting from assign[] (queue -> sidecore id, 0 for a queue that
+ * must go somewhere), moves one queue at a time from the busiest sidecore to the least
+ * loaded one on the same node while that lowers the busier of the two; at most max_moves.
+ * Returns the resulting maximum load; loads[] follows ids[]. */
+double elvis_policy_spread(const struct elvis_snapshot *s, const uint32_t *ids, const int *numas, unsigned n,
+                           uint32_t *assign, double *loads, unsigned max_moves);
