@@ -248,8 +248,12 @@ static void h_sidecore_get(struct api_ctx *x)
         if (!sidecore_id(x, &id))
                 return;
         sc = elvis_state_sidecore(&x->m->state, id);
-        if (!sc)
-                { api_fail_status(x, 404, "no such sidecore"); return; }
+        if (!sc) {
+                char detail[64];
+                snprintf(detail, sizeof(detail), "no sidecore with id %u", id);
+                api_fail_status(x, 404, detail);
+                return;
+        }
         api_ok(x, 200, elvis_sidecore_to_json(&x->m->state, sc));
 }
 
@@ -340,7 +344,8 @@ static void h_events(struct api_ctx *x)
                         return;
                 events = elvis_journal_since(x->m, since, 500, &last);
         }
-        api_ok(x, 200, json_pack("{s:o, s:I}", "events", events, "last", (json_int_t)last));
+        api_ok(x, 200, json_pack("{s:o, s:I, s:s}", "events", events, "last", (json_int_t)last, "boot",
+                                 elvis_journal_boot(x->m)));
 }
 
 static void h_plan(struct api_ctx *x)

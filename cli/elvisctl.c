@@ -1243,6 +1243,7 @@ static int cmd_events(struct ctx *x, int argc, char **argv)
 {
         unsigned long long since = 0;
         bool follow = false, header = false;
+        char boot[40] = "";
         const char *val;
         json_t *doc, *ev;
         char path[96];
@@ -1270,6 +1271,18 @@ static int cmd_events(struct ctx *x, int argc, char **argv)
                 }
                 if ((r = get(x, path, &doc)))
                         return r;
+                {
+                        /* a restarted daemon numbers its journal from 1 again: start over */
+                        const char *b = json_string_value(json_object_get(doc, "boot"));
+                        if (b && boot[0] && strcmp(b, boot) != 0 && since) {
+                                json_decref(doc);
+                                since = 0;
+                                boot[0] = '\0';
+                                continue;
+                        }
+                        if (b)
+                                snprintf(boot, sizeof(boot), "%s", b);
+                }
                 if (x->out == OUT_JSON && !follow)
                         print_json(doc);
                 if (x->out == OUT_TABLE && !header && (!follow || json_array_size(json_object_get(doc, "events")))) {
@@ -1287,7 +1300,7 @@ static int cmd_events(struct ctx *x, int argc, char **argv)
                         }
                         since = (unsigned long long)num(ev, "seq");
                 }
-                /* a daemon restarted in between numbers its journal from 1 again */
+                /* same, from a daemon that does not say which run it is */
                 if ((unsigned long long)num(doc, "last") < since)
                         since = 0;
                 json_decref(doc);

@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,6 +43,7 @@ struct elvis_control {
         /* journal */
         json_t *ring[JOURNAL_SIZE];
         uint64_t next_seq;
+        char boot[17];          /* this daemon run: sequence numbers restart with it */
 };
 
 static uint64_t mono_ms(void)
@@ -69,6 +72,11 @@ void elvis_journal_add(struct elvis_manager *m, const char *source, json_t *even
         json_decref(c->ring[seq % JOURNAL_SIZE]);
         c->ring[seq % JOURNAL_SIZE] = event;
         elvis_api_wake(m->api);
+}
+
+const char *elvis_journal_boot(struct elvis_manager *m)
+{
+        return m->control ? m->control->boot : "";
 }
 
 json_t *elvis_journal_since(struct elvis_manager *m, uint64_t since, unsigned max, uint64_t *ret_last)
@@ -321,6 +329,12 @@ int elvis_control_start(struct elvis_manager *m)
         if (!c)
                 return -ENOMEM;
         m->control = c;
+        {
+                uint64_t id = 0;
+                if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id))
+                        id = elvis_now_ns() ^ ((uint64_t)getpid() << 32);
+                snprintf(c->boot, sizeof(c->boot), "%016llx", (unsigned long long)id);
+        }
         c->interval_ms = m->state.policy.interval_ms;
         r = elvis_loop_add_timer(m->loop, (uint64_t)c->interval_ms * 1000u, true, on_tick, m, &c->timer);
         return r;
@@ -356,7 +370,8 @@ json_t *elvis_control_plan(struct elvis_manager *m)
         struct elvis_plan plan;
 
         if (!c || !c->have_last)
-                return json_pack("{s:n, s:n, s:s}", "snapshot", "plan", "note",
+                return json_pack("{s:s, s:n, s:n, s:s}", "mode", elvis_mode_name(m->state.policy.mode), "snapshot",
+                                 "plan", "note",
                                  "no sample yet: the data plane is not running or the first interval has not passed");
         ctl = c->ctl;   /* a dry run must not move the real controller's memory */
         elvis_policy_decide(&c->last, &m->state.policy, &ctl, &plan);

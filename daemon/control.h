@@ -22,3 +22,5 @@ void elvis_control_tick(struct elvis_manager *m);
 void elvis_journal_add(struct elvis_manager *m, const char *source, json_t *event);
 /* Events with seq > since (at most max); the newest seq in *ret_last. */
 json_t *elvis_journal_since(struct elvis_manager *m, uint64_t since, unsigned max, uint64_t *ret_last);
+/* Identifies this daemon run; a client that sees it change starts again from since=0. */
+const char *elvis_journal_boot(struct elvis_manager *m);

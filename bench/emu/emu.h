@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #define EMU_MAX_QP 8
+#define EMU_MAX_DEVICES 64
 #define EMU_BUF 2048                    /* per descriptor buffer */
 #define EMU_HDR 12
 #define EMU_GPA_BASE 0x100000ull        /* guest physical base, deliberately not our VA */

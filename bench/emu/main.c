@@ -1,6 +1,8 @@
 /* elvis-guest: command-line front end of the guest emulator.
- *   elvis-guest --socket PATH [--mode stream|rr|rx|hostile] [options]
- * Prints one JSON line with what it measured; exits non-zero on failure. */
+ *   elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [options]
+ * Prints one JSON line per device with what it measured; exits non-zero on failure.
+ * Several sockets (stream and rx modes) are driven round robin by this one process, as
+ * if each guest had a vCPU of its own: no ring waits for a time slice of its guest. */
 #include "emu.h"
 
 #include <errno.h>
@@ -29,12 +31,48 @@ static double cpu_seconds(void)
                ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* One JSON line for device e; cpus is its share of this process's CPU time. */
+static void print_result(struct emu *e, const char *mode, double secs, double cpus, const struct emu_opts *o,
+                         const uint64_t *lat, size_t nlat)
+{
+        uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0;
+
+        for (unsigned i = 0; i < e->nqp; i++) {
+                emu_drain_irqs(e, &e->qp[i].rx);
+                emu_drain_irqs(e, &e->qp[i].tx);
+                tx += e->qp[i].tx_packets;
+                rx += e->qp[i].rx_packets;
+                kicks += e->qp[i].tx.kicks + e->qp[i].rx.kicks;
+                irqs += e->qp[i].tx.interrupts + e->qp[i].rx.interrupts;
+                lost += e->qp[i].lost;
+                dup += e->qp[i].dup_or_reordered;
+        }
+        printf("{\"mode\": \"%s\", \"socket\": \"%s\", \"seconds\": %.3f, \"tx_packets\": %llu, \"rx_packets\": %llu, "
+               "\"tx_pps\": %.0f, \"rx_pps\": %.0f, \"kicks\": %llu, \"interrupts\": %llu, "
+               "\"kicks_per_1000_packets\": %.3f, \"interrupts_per_1000_packets\": %.3f, \"lost\": %llu, "
+               "\"dup_or_reordered\": %llu, \"in_flight\": %llu, \"event_idx\": %s, \"mrg_rxbuf\": %s, "
+               "\"cpu_seconds\": %.3f, \"exit_cost_ns\": %llu",
+               mode, e->o.socket, secs, (unsigned long long)tx, (unsigned long long)rx, (double)tx / secs,
+               (double)rx / secs, (unsigned long long)kicks, (unsigned long long)irqs,
+               tx + rx ? 1000.0 * (double)kicks / (double)(tx + rx) : 0.0,
+               tx + rx ? 1000.0 * (double)irqs / (double)(tx + rx) : 0.0, (unsigned long long)lost,
+               (unsigned long long)dup, (unsigned long long)(e->qp[0].tx_seq - e->qp[0].rx_expect),
+               emu_has_event_idx(e) ? "true" : "false", (e->features & (1ull << 15)) ? "true" : "false", cpus,
+               (unsigned long long)o->exit_cost_ns);
+        if (nlat)
+                printf(", \"rr_count\": %zu, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu", nlat,
+                       (unsigned long long)lat[nlat / 2], (unsigned long long)lat[nlat * 99 / 100],
+                       (unsigned long long)lat[nlat * 999 / 1000]);
+        printf("}\n");
+}
+
 static void usage(void)
 {
         fprintf(stderr,
-                "usage: elvis-guest --socket PATH [--mode stream|rr|rx|hostile] [--kind K] [--seconds S] [--count N]\n"
+                "usage: elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [--kind K]\n"
+                "       [--seconds S] [--count N]\n"
                 "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
-                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N]\n");
+                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n");
 }
 
 int main(int argc, char **argv)
@@ -44,22 +82,32 @@ int main(int argc, char **argv)
                 { "size", 1, 0, 'z' }, { "queues", 1, 0, 'q' }, { "ring", 1, 0, 'r' }, { "mem-mb", 1, 0, 'M' },
                 { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
                 { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
-                { "batch", 1, 0, 'b' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+                { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
         };
         struct emu_opts o = { .queues = 1, .ring = 256 };
         const char *mode = "stream", *wait = "interrupt", *kind = NULL;
         double seconds = 2.0;
-        unsigned long long count = 0;
+        unsigned long long count = 0, work_ns = 0;
         unsigned size = 64, batch = 32;
         int cpu = -1, c;
-        static struct emu e;
+        static struct emu devs[EMU_MAX_DEVICES];
+        const char *sockets[EMU_MAX_DEVICES];
+        unsigned ndev = 0;
+        struct emu *ep = &devs[0];
         uint64_t start, end, *lat = NULL;
         size_t nlat = 0;
-        double cpu0;
+        double cpu0, secs, cpus;
+        int rc = 0;
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
-                case 's': o.socket = optarg; break;
+                case 's':
+                        if (ndev == EMU_MAX_DEVICES) {
+                                fprintf(stderr, "elvis-guest: at most %u sockets\n", EMU_MAX_DEVICES);
+                                return 2;
+                        }
+                        sockets[ndev++] = optarg;
+                        break;
                 case 'm': mode = optarg; break;
                 case 'S': seconds = atof(optarg); break;
                 case 'n': count = strtoull(optarg, NULL, 10); break;
@@ -75,10 +123,12 @@ int main(int argc, char **argv)
                 case 'G': o.no_mrg = true; break;
                 case 'I': o.no_indirect = true; break;
                 case 'b': batch = (unsigned)atoi(optarg); break;
+                case 'W': work_ns = strtoull(optarg, NULL, 10); break;
                 default: usage(); return 2;
                 }
         }
-        if (!o.socket || seconds <= 0 || seconds > 3600 || !batch) {
+        if (!ndev || seconds <= 0 || seconds > 3600 || !batch ||
+            (ndev > 1 && strcmp(mode, "stream") && strcmp(mode, "rx"))) {
                 usage();
                 return 2;
         }
@@ -93,12 +143,17 @@ int main(int argc, char **argv)
                         usage();
                         return 2;
                 }
-                return emu_hostile(&e, &o, kind, 2000);
+                o.socket = sockets[0];
+                return emu_hostile(ep, &o, kind, 2000);
         }
-        if (emu_open(&e, &o) < 0) {
-                printf("{\"error\": \"%s\"}\n", e.error);
-                emu_close(&e);
-                return 1;
+        for (unsigned d = 0; d < ndev; d++) {
+                o.socket = sockets[d];
+                if (emu_open(&devs[d], &o) < 0) {
+                        printf("{\"error\": \"%s: %s\"}\n", sockets[d], devs[d].error);
+                        for (unsigned k = 0; k <= d; k++)
+                                emu_close(&devs[k]);
+                        return 1;
+                }
         }
         cpu0 = cpu_seconds();
         start = emu_now_ns();
@@ -107,33 +162,40 @@ int main(int argc, char **argv)
                 bool tx = !strcmp(mode, "stream");
                 unsigned long long sent = 0;
                 /* a busy guest polls its rings (NAPI): no interrupts wanted */
-                for (unsigned i = 0; i < e.nqp; i++) {
-                        emu_irq(&e, &e.qp[i].rx, false);
-                        emu_irq(&e, &e.qp[i].tx, false);
-                }
+                for (unsigned d = 0; d < ndev; d++)
+                        for (unsigned i = 0; i < devs[d].nqp; i++) {
+                                emu_irq(&devs[d], &devs[d].qp[i].rx, false);
+                                emu_irq(&devs[d], &devs[d].qp[i].tx, false);
+                        }
                 while (emu_now_ns() < end && (!count || sent < count)) {
-                        for (unsigned i = 0; i < e.nqp; i++) {
-                                if (tx) {
-                                        unsigned want = batch;
-                                        if (count && count - sent < want)
-                                                want = (unsigned)(count - sent);
-                                        sent += emu_tx(&e, i, want, size);
-                                        emu_tx_reclaim(&e, i);
+                        for (unsigned d = 0; d < ndev; d++) {
+                                struct emu *e = &devs[d];
+                                for (unsigned i = 0; i < e->nqp; i++) {
+                                        if (tx) {
+                                                unsigned want = batch;
+                                                if (count && count - sent < want)
+                                                        want = (unsigned)(count - sent);
+                                                unsigned n = emu_tx(e, i, want, size);
+                                                sent += n;
+                                                /* the guest stack's own cost of each send (modelled) */
+                                                for (uint64_t t = emu_now_ns() + n * work_ns; work_ns && emu_now_ns() < t;)
+                                                        ;
+                                                emu_tx_reclaim(e, i);
+                                        }
+                                        emu_rx(e, i);
                                 }
-                                emu_rx(&e, i);
                         }
                 }
                 /* collect what is still in flight (bounded) */
                 for (uint64_t stop = emu_now_ns() + 1000000000ull; emu_now_ns() < stop;) {
                         bool done = true;
-                        for (unsigned i = 0; i < e.nqp; i++) {
-                                emu_tx_reclaim(&e, i);
-                                emu_rx(&e, i);
-                                done &= e.qp[i].tx.nfree == e.qp[i].tx.num;
-                        }
-                        if (done && tx)
-                                break;
-                        if (!tx)
+                        for (unsigned d = 0; d < ndev; d++)
+                                for (unsigned i = 0; i < devs[d].nqp; i++) {
+                                        emu_tx_reclaim(&devs[d], i);
+                                        emu_rx(&devs[d], i);
+                                        done &= devs[d].qp[i].tx.nfree == devs[d].qp[i].tx.num;
+                                }
+                        if (done || !tx)
                                 break;
                 }
         } else if (!strcmp(mode, "rr")) {
@@ -142,59 +204,32 @@ int main(int argc, char **argv)
                 lat = malloc(cap * sizeof(*lat));
                 while (emu_now_ns() < end && (!count || nlat < count) && nlat < cap) {
                         uint64_t t0 = emu_now_ns(), deadline = t0 + 2000000000ull;
-                        emu_irq(&e, &e.qp[0].rx, !poll_wait);
-                        if (!emu_tx(&e, 0, 1, size)) {
-                                emu_tx_reclaim(&e, 0);
+                        emu_irq(ep, &ep->qp[0].rx, !poll_wait);
+                        if (!emu_tx(ep, 0, 1, size)) {
+                                emu_tx_reclaim(ep, 0);
                                 continue;
                         }
-                        while (!emu_rx(&e, 0) && emu_now_ns() < deadline)
+                        while (!emu_rx(ep, 0) && emu_now_ns() < deadline)
                                 if (!poll_wait)
-                                        emu_wait_irq(&e, &e.qp[0].rx, 100);
+                                        emu_wait_irq(ep, &ep->qp[0].rx, 100);
                         if (emu_now_ns() >= deadline) {
                                 fprintf(stderr, "elvis-guest: no reply within 2 s\n");
                                 break;
                         }
                         lat[nlat++] = emu_now_ns() - t0;
-                        emu_tx_reclaim(&e, 0);
+                        emu_tx_reclaim(ep, 0);
                 }
                 qsort(lat, nlat, sizeof(*lat), cmp_u64);
         } else {
                 usage();
-                emu_close(&e);
-                return 2;
+                rc = 2;
         }
-        {
-                double secs = (double)(emu_now_ns() - start) / 1e9, cpus = cpu_seconds() - cpu0;
-                uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0;
-                for (unsigned i = 0; i < e.nqp; i++) {
-                        emu_drain_irqs(&e, &e.qp[i].rx);
-                        emu_drain_irqs(&e, &e.qp[i].tx);
-                        tx += e.qp[i].tx_packets;
-                        rx += e.qp[i].rx_packets;
-                        kicks += e.qp[i].tx.kicks + e.qp[i].rx.kicks;
-                        irqs += e.qp[i].tx.interrupts + e.qp[i].rx.interrupts;
-                        lost += e.qp[i].lost;
-                        dup += e.qp[i].dup_or_reordered;
-                }
-                printf("{\"mode\": \"%s\", \"seconds\": %.3f, \"tx_packets\": %llu, \"rx_packets\": %llu, "
-                       "\"tx_pps\": %.0f, \"rx_pps\": %.0f, \"kicks\": %llu, \"interrupts\": %llu, "
-                       "\"kicks_per_1000_packets\": %.3f, \"interrupts_per_1000_packets\": %.3f, \"lost\": %llu, "
-                       "\"dup_or_reordered\": %llu, \"in_flight\": %llu, \"event_idx\": %s, \"mrg_rxbuf\": %s, "
-                       "\"cpu_seconds\": %.3f, \"exit_cost_ns\": %llu",
-                       mode, secs, (unsigned long long)tx, (unsigned long long)rx, (double)tx / secs, (double)rx / secs,
-                       (unsigned long long)kicks, (unsigned long long)irqs,
-                       tx + rx ? 1000.0 * (double)kicks / (double)(tx + rx) : 0.0,
-                       tx + rx ? 1000.0 * (double)irqs / (double)(tx + rx) : 0.0, (unsigned long long)lost,
-                       (unsigned long long)dup, (unsigned long long)(e.qp[0].tx_seq - e.qp[0].rx_expect),
-                       emu_has_event_idx(&e) ? "true" : "false", (e.features & (1ull << 15)) ? "true" : "false", cpus,
-                       (unsigned long long)o.exit_cost_ns);
-                if (nlat)
-                        printf(", \"rr_count\": %zu, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu", nlat,
-                               (unsigned long long)lat[nlat / 2], (unsigned long long)lat[nlat * 99 / 100],
-                               (unsigned long long)lat[nlat * 999 / 1000]);
-                printf("}\n");
-        }
+        secs = (double)(emu_now_ns() - start) / 1e9;
+        cpus = cpu_seconds() - cpu0;
+        for (unsigned d = 0; rc == 0 && d < ndev; d++)
+                print_result(&devs[d], mode, secs, cpus / ndev, &o, lat, nlat);
         free(lat);
-        emu_close(&e);
-        return 0;
+        for (unsigned d = 0; d < ndev; d++)
+                emu_close(&devs[d]);
+        return rc;
 }

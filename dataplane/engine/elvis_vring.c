@@ -342,9 +342,16 @@ bool elvis_vring_need_signal(struct elvis_vring *vr)
                 }
                 return elvis_need_event(event, vr->published_used, old);
         }
+        /* nothing published since the last signal: nothing to signal */
+        if (vr->signalled_valid && vr->signalled_used == vr->published_used)
+                return false;
         if (ev_load16(ev_uptr_add(vr->avail, AVAIL_FLAGS), &flags))
                 return true;
-        return !(flags & ELVIS_VRING_AVAIL_F_NO_INTERRUPT);
+        if (flags & ELVIS_VRING_AVAIL_F_NO_INTERRUPT)
+                return false;
+        vr->signalled_used = vr->published_used;
+        vr->signalled_valid = true;
+        return true;
 }
 
 static void write_avail_event(struct elvis_vring *vr, u16 v)

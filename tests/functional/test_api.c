@@ -119,6 +119,15 @@ Test(api, unknown_paths_are_404)
         cr_assert_eq(req("GET", "/v1/vms/007", NULL, NULL), 404);
         cr_assert_eq(req("GET", "/v1/sidecores/abc", NULL, NULL), 404);
         cr_assert_eq(req("GET", "/v1/sidecores/99999999999", NULL, NULL), 404);
+        {
+                json_t *p = NULL;
+                cr_assert_eq(req("GET", "/v1/sidecores/4242", NULL, &p), 404);
+                cr_assert_str_eq(detail(p), "no sidecore with id 4242", "GET and DELETE say the same");
+                json_decref(p);
+                cr_assert_eq(req("DELETE", "/v1/sidecores/4242", NULL, &p), 404);
+                cr_assert_str_eq(detail(p), "no sidecore with id 4242");
+                json_decref(p);
+        }
 }
 
 Test(api, topology_roles)

@@ -205,6 +205,9 @@ Test(dynamic, events_long_poll)
 
         cr_assert_eq(http_json(&d, "GET", "/v1/events", NULL, &r), 0);
         last = (long long)json_integer_value(json_object_get(r.json, "last"));
+        cr_assert(json_is_string(json_object_get(r.json, "boot")));
+        cr_assert_eq(strlen(json_string_value(json_object_get(r.json, "boot"))), 16,
+                     "events name the daemon run they number");
         resp_free(&r);
         pid = fork();
         if (pid == 0) {

@@ -185,6 +185,8 @@ Test(vring, flag_notifications_without_event_idx)
         cr_assert_not(elvis_vring_need_signal(&vr));
         *avail_flags() = 0;
         cr_assert(elvis_vring_need_signal(&vr));
+        elvis_vring_publish(&vr);
+        cr_assert_not(elvis_vring_need_signal(&vr), "nothing new was published: no interrupt");
         /* indirect descriptors were not negotiated */
         set_desc(1, GPA + 0x8000, 32, ELVIS_VRING_DESC_F_INDIRECT, 0);
         offer(1);

@@ -1,0 +1,2299 @@
+/* elvis-vtest: runs inside a QEMU test guest and plays both VMM and virtio-net guest
+ * (like the kernel's tools/virtio/virtio_test) against /dev/vhost-net, the stock
+ * oracle, and /dev/elvis-net: memory, split rings and a tap per device. Each scenario
+ * produces a transcript (frames seen on the tap, guest receive buffers, notification
+ * decisions); the elvis transcript must equal the vhost one byte for byte.
+ * Scenarios that only make sense for elvis.ko (sidecores, moves) check invariants.
+ * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
+ *        elvis-vtest --list   (the devices /dev/elvis lists, one per line)
+ * Scenarios: abi tx rx offload qemu restart notify hostile poll auto ndev weights move move-rx churn leak kill soak bench.
+ * Exit status 0 only if all selected scenarios pass. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/vhost.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "uapi/elvis.h"
+
+#define VHOST_PATH "/dev/vhost-net"
+#define ELVIS_PATH "/dev/elvis-net"
+#define NUM 256
+#define BUFSZ 2048
+#define MEMSZ (4u << 20)
+#define GPA_BASE 0x40000000ull
+#define ETHERTYPE 0x88b5        /* IEEE local experimental: nothing in the stack answers it */
+#define MAXFRAME 1514
+
+static int failures;
+static const char *scenario = "";
+
+#define CHECK(cond, ...)                                                                                  \
+	do {                                                                                              \
+		if (!(cond)) {                                                                            \
+			fail_at(__LINE__, #cond, __VA_ARGS__);                                           \
+			return -1;                                                                        \
+		}                                                                                         \
+	} while (0)
+
+static void fail_at(int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "FAIL [%s] line %d (%s): ", scenario, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (errno %s)\n", strerror(errno));
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void msleep(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the guest side of one split ring ---- */
+struct gring {
+	struct vring vr;
+	uint64_t ring_off;      /* offset of the ring in the device memory */
+	uint64_t buf_off;       /* NUM buffers of BUFSZ */
+	uint16_t avail_idx, last_used;
+	bool event_idx;
+};
+
+struct dev {
+	const char *path;
+	int fd, tap_fd, cap_fd, tx_fd, ifindex;
+	char tap[IFNAMSIZ];
+	int kick[2], call[2], err[2];
+	uint8_t *mem;
+	uint64_t features;
+	struct gring rx, tx;    /* vq 0, vq 1 */
+	uint32_t id;            /* elvis device id */
+	unsigned kicks_sent;
+	int hl;                 /* virtio-net header length: 12 with VERSION_1 or MRG_RXBUF, else 10 */
+};
+
+static uint64_t off_gpa(uint64_t off)
+{
+	return GPA_BASE + off;
+}
+
+static void ring_setup(struct dev *d, struct gring *g, uint64_t ring_off, uint64_t buf_off)
+{
+	g->ring_off = ring_off;
+	g->buf_off = buf_off;
+	vring_init(&g->vr, NUM, d->mem + ring_off, 4096);
+	g->avail_idx = g->last_used = 0;
+	g->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+	/* used_event far away by default is not what a guest does: ask for every interrupt */
+	vring_used_event(&g->vr) = 0;
+}
+
+static int vioctl(struct dev *d, unsigned long cmd, void *arg)
+{
+	return ioctl(d->fd, cmd, arg);
+}
+
+static int tap_open(struct dev *d, const char *name)
+{
+	struct ifreq ifr = { 0 };
+	int hdr = d->hl, s, one = 1;
+	struct sockaddr_ll sll = { 0 };
+	int rcv = 4 << 20;
+
+	d->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (d->tap_fd < 0)
+		return -1;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (ioctl(d->tap_fd, TUNSETIFF, &ifr) < 0 || ioctl(d->tap_fd, TUNSETVNETHDRSZ, &hdr) < 0)
+		return -1;
+	snprintf(d->tap, IFNAMSIZ, "%s", ifr.ifr_name);
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 || ioctl(s, SIOCGIFINDEX, &ifr) < 0)
+		return -1;
+	close(s);
+	d->ifindex = ifr.ifr_ifindex;
+	/* capture what the tap delivers to the host (guest TX), send what the host
+	 * transmits on the tap (guest RX) */
+	/* protocol 0 until bound: an ETH_P_ALL socket would queue every interface's frames
+	 * (another device's traffic) between socket() and bind() */
+	d->cap_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	d->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (d->cap_fd < 0 || d->tx_fd < 0)
+		return -1;
+	setsockopt(d->cap_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETH_P_ALL);
+	sll.sll_ifindex = d->ifindex;
+	if (bind(d->cap_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
+	    bind(d->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		return -1;
+	(void)one;
+	return 0;
+}
+
+/* Opens and configures a device the way QEMU does. want: feature bits to ack. */
+static int dev_open(struct dev *d, const char *path, const char *tapname, uint64_t want)
+{
+	struct vhost_memory *m = calloc(1, sizeof(*m) + sizeof(m->regions[0]));
+	uint64_t have, zero = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->path = path;
+	d->fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(d->fd >= 0, "open %s", path);
+	CHECK(vioctl(d, VHOST_SET_OWNER, NULL) == 0, "SET_OWNER");
+	CHECK(vioctl(d, VHOST_GET_FEATURES, &have) == 0, "GET_FEATURES");
+	CHECK((have & want) == want, "%s lacks features %#llx", path, (unsigned long long)(want & ~have));
+	d->features = want;
+	d->hl = want & ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
+	CHECK(vioctl(d, VHOST_SET_FEATURES, &d->features) == 0, "SET_FEATURES");
+	if (strcmp(path, ELVIS_PATH) == 0) {
+		CHECK(vioctl(d, VHOST_SET_BACKEND_FEATURES, &zero) == 0, "SET_BACKEND_FEATURES");
+		CHECK(ioctl(d->fd, ELVIS_NET_IOC_GET_ID, &d->id) == 0 && d->id, "GET_ID");
+	}
+	d->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(d->mem != MAP_FAILED, "mmap");
+	m->nregions = 1;
+	m->regions[0].guest_phys_addr = GPA_BASE;
+	m->regions[0].memory_size = MEMSZ;
+	m->regions[0].userspace_addr = (uintptr_t)d->mem;
+	CHECK(vioctl(d, VHOST_SET_MEM_TABLE, m) == 0, "SET_MEM_TABLE");
+	free(m);
+	ring_setup(d, &d->rx, 0, 64 << 10);
+	ring_setup(d, &d->tx, 32 << 10, (64 << 10) + NUM * BUFSZ);
+	for (unsigned i = 0; i < 2; i++) {
+		struct gring *g = i ? &d->tx : &d->rx;
+		struct vhost_vring_state s = { i, NUM };
+		struct vhost_vring_addr a = { .index = i };
+		struct vhost_vring_file f = { .index = i };
+
+		CHECK(vioctl(d, VHOST_SET_VRING_NUM, &s) == 0, "SET_VRING_NUM");
+		s.num = 0;
+		CHECK(vioctl(d, VHOST_SET_VRING_BASE, &s) == 0, "SET_VRING_BASE");
+		a.desc_user_addr = (uintptr_t)g->vr.desc;
+		a.avail_user_addr = (uintptr_t)g->vr.avail;
+		a.used_user_addr = (uintptr_t)g->vr.used;
+		CHECK(vioctl(d, VHOST_SET_VRING_ADDR, &a) == 0, "SET_VRING_ADDR");
+		d->kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		d->call[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		d->err[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		f.fd = d->kick[i];
+		CHECK(vioctl(d, VHOST_SET_VRING_KICK, &f) == 0, "SET_VRING_KICK");
+		f.fd = d->call[i];
+		CHECK(vioctl(d, VHOST_SET_VRING_CALL, &f) == 0, "SET_VRING_CALL");
+		f.fd = d->err[i];
+		CHECK(vioctl(d, VHOST_SET_VRING_ERR, &f) == 0, "SET_VRING_ERR");
+	}
+	CHECK(tap_open(d, tapname) == 0, "tap %s", tapname);
+	for (unsigned i = 0; i < 2; i++) {
+		struct vhost_vring_file f = { i, d->tap_fd };
+
+		CHECK(vioctl(d, VHOST_NET_SET_BACKEND, &f) == 0, "SET_BACKEND");
+	}
+	return 0;
+}
+
+static void dev_close(struct dev *d)
+{
+	if (d->fd > 0)
+		close(d->fd);
+	for (int i = 0; i < 2; i++) {
+		if (d->kick[i] > 0)
+			close(d->kick[i]);
+		if (d->call[i] > 0)
+			close(d->call[i]);
+		if (d->err[i] > 0)
+			close(d->err[i]);
+	}
+	if (d->tap_fd > 0)
+		close(d->tap_fd);
+	if (d->cap_fd > 0)
+		close(d->cap_fd);
+	if (d->tx_fd > 0)
+		close(d->tx_fd);
+	if (d->mem && d->mem != MAP_FAILED)
+		munmap(d->mem, MEMSZ);
+	memset(d, 0, sizeof(*d));
+}
+
+static uint64_t efd_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+/* Guest publishes new avail entries and kicks when the device wants it. */
+static void guest_publish(struct dev *d, struct gring *g, unsigned vq, uint16_t new_idx)
+{
+	uint16_t old = g->avail_idx;
+	bool kick;
+
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	g->vr.avail->idx = new_idx;
+	g->avail_idx = new_idx;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (g->event_idx)
+		kick = vring_need_event(vring_avail_event(&g->vr), new_idx, old);
+	else
+		kick = !(g->vr.used->flags & VRING_USED_F_NO_NOTIFY);
+	if (kick) {
+		eventfd_write(d->kick[vq], 1);
+		d->kicks_sent++;
+	}
+}
+
+/* Waits until the device used everything the guest made available. */
+static int wait_used(struct gring *g, uint16_t idx, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while ((uint16_t)(__atomic_load_n(&g->vr.used->idx, __ATOMIC_ACQUIRE) - idx) > 0x8000 ||
+	       __atomic_load_n(&g->vr.used->idx, __ATOMIC_ACQUIRE) != idx) {
+		if (now_ms() > end)
+			return -1;
+		usleep(200);
+	}
+	return 0;
+}
+
+/* A test frame: broadcast to a local ethertype, tagged with (flow, seq), sized len. */
+static size_t make_frame(uint8_t *p, size_t len, uint32_t flow, uint32_t seq)
+{
+	memset(p, 0xff, 6);
+	memcpy(p + 6, "\x52\x54\x00\xe1\x51\x01", 6);
+	p[12] = ETHERTYPE >> 8;
+	p[13] = ETHERTYPE & 0xff;
+	memcpy(p + 14, &flow, 4);
+	memcpy(p + 18, &seq, 4);
+	for (size_t i = 22; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + seq);
+	return len;
+}
+
+/* Queues one TX frame in slot (avail_idx % NUM): layout 0 one buffer, 1 header and
+ * frame in two chained descriptors, 2 the same through an indirect table. */
+static void tx_add(struct dev *d, const uint8_t *frame, size_t len, const struct virtio_net_hdr_v1 *hdr,
+		   int layout)
+{
+	struct gring *g = &d->tx;
+	uint16_t slot = g->avail_idx % NUM;
+	uint64_t buf = g->buf_off + (uint64_t)slot * BUFSZ;
+	struct vring_desc *desc = &g->vr.desc[slot];
+	struct virtio_net_hdr_v1 h = { 0 };
+
+	if (hdr)
+		h = *hdr;
+	memcpy(d->mem + buf, &h, d->hl);
+	memcpy(d->mem + buf + 64, frame, len);
+	if (layout == 0) {
+		memmove(d->mem + buf + d->hl, d->mem + buf + 64, len);
+		*desc = (struct vring_desc){ off_gpa(buf), (uint32_t)(d->hl + len), 0, 0 };
+	} else if (layout == 1) {
+		/* two descriptors: this slot and slot + NUM/2 as its tail */
+		uint16_t tail = (uint16_t)((slot + NUM / 2) % NUM);
+		*desc = (struct vring_desc){ off_gpa(buf), (uint32_t)d->hl, VRING_DESC_F_NEXT, tail };
+		g->vr.desc[tail] = (struct vring_desc){ off_gpa(buf + 64), (uint32_t)len, 0, 0 };
+	} else {
+		struct vring_desc *ind = (struct vring_desc *)(d->mem + buf + 1600);
+		ind[0] = (struct vring_desc){ off_gpa(buf), (uint32_t)d->hl, VRING_DESC_F_NEXT, 1 };
+		ind[1] = (struct vring_desc){ off_gpa(buf + 64), (uint32_t)len, 0, 0 };
+		*desc = (struct vring_desc){ off_gpa(buf + 1600), 2 * sizeof(struct vring_desc), VRING_DESC_F_INDIRECT, 0 };
+	}
+	g->vr.avail->ring[slot] = slot;
+}
+
+/* Posts n receive buffers of size sz. */
+static void rx_post(struct dev *d, unsigned n, uint32_t sz)
+{
+	struct gring *g = &d->rx;
+	uint16_t idx = g->avail_idx;
+
+	for (unsigned i = 0; i < n; i++, idx++) {
+		uint16_t slot = idx % NUM;
+		uint64_t buf = g->buf_off + (uint64_t)slot * BUFSZ;
+
+		memset(d->mem + buf, 0xa5, sz);
+		g->vr.desc[slot] = (struct vring_desc){ off_gpa(buf), sz, VRING_DESC_F_WRITE, 0 };
+		g->vr.avail->ring[slot] = slot;
+	}
+	guest_publish(d, g, 0, idx);
+}
+
+/* transcripts: bytes appended as they are observed */
+struct tr {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void tr_add(struct tr *t, const void *p, size_t n)
+{
+	if (t->len + n > t->cap) {
+		t->cap = (t->len + n) * 2 + 4096;
+		t->p = realloc(t->p, t->cap);
+	}
+	memcpy(t->p + t->len, p, n);
+	t->len += n;
+}
+
+static void tr_u32(struct tr *t, uint32_t v)
+{
+	tr_add(t, &v, 4);
+}
+
+/* Reads the frames the tap handed to the host with our ethertype, waiting up to ms
+ * for want of them. */
+static int capture(struct dev *d, unsigned want, unsigned ms, struct tr *t, uint32_t *seqs)
+{
+	uint64_t end = now_ms() + ms;
+	unsigned got = 0;
+	uint8_t buf[65536];
+
+	while (got < want) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(d->cap_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+
+		if (n < 0) {
+			if (now_ms() >= end)
+				break;
+			usleep(500);
+			continue;
+		}
+		/* ours: the test ethertype, or IPv4 (the offload frames; the tap has no
+		 * address and IPv6 is off, so nothing else speaks IPv4 here) */
+		if (from.sll_pkttype == PACKET_OUTGOING || n < 22 ||
+		    !((buf[12] == ETHERTYPE >> 8 && buf[13] == (ETHERTYPE & 0xff)) || (buf[12] == 8 && buf[13] == 0)))
+			continue;
+		if (t) {
+			tr_u32(t, (uint32_t)n);
+			tr_add(t, buf, (size_t)n);
+		}
+		if (seqs)
+			memcpy(&seqs[got], buf + 18, 4);
+		got++;
+	}
+	return (int)got;
+}
+
+static int host_send(struct dev *d, const uint8_t *frame, size_t len)
+{
+	return send(d->tx_fd, frame, len, 0) == (ssize_t)len ? 0 : -1;
+}
+
+static bool is_elvis(const struct dev *d)
+{
+	return strcmp(d->path, ELVIS_PATH) == 0;
+}
+
+/* ---- /dev/elvis helpers ---- */
+static int ctl_fd = -1;
+
+static int ctl(unsigned long cmd, void *arg)
+{
+	if (ctl_fd < 0)
+		ctl_fd = open(ELVIS_CONTROL_DEVICE, O_RDWR | O_CLOEXEC);
+	return ioctl(ctl_fd, cmd, arg);
+}
+
+static int sidecore_new(int cpu, uint32_t *ret)
+{
+	struct elvis_ioc_sidecore s = { .cpu = cpu };
+
+	if (ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0)
+		return -errno;
+	*ret = s.id;
+	return 0;
+}
+
+static int sidecore_del(uint32_t id)
+{
+	struct elvis_ioc_sidecore s = { .id = id };
+
+	return ctl(ELVIS_IOC_SIDECORE_DESTROY, &s) < 0 ? -errno : 0;
+}
+
+static int queue_move(uint32_t dev, uint32_t sc)
+{
+	struct elvis_ioc_queue_move m = { .device = dev, .queue = 0, .sidecore = sc };
+
+	return ctl(ELVIS_IOC_QUEUE_MOVE, &m) < 0 ? -errno : 0;
+}
+
+static int set_exitless(uint32_t dev, uint32_t mode)
+{
+	struct elvis_ioc_poll p = { .scope = ELVIS_POLL_SCOPE_QUEUE, .device = dev, .mask = ELVIS_POLL_SET_EXITLESS,
+				    .exitless = mode };
+
+	return ctl(ELVIS_IOC_SET_POLL, &p) < 0 ? -errno : 0;
+}
+
+/* Fills *ret with the counters (or info) of device id; -ENOENT when absent. */
+static int read_array(unsigned long cmd, void *elems, uint32_t elem_size, uint32_t cap, uint32_t *count)
+{
+	struct elvis_ioc_array a = { .ptr = (uintptr_t)elems, .elem_size = elem_size, .capacity = cap };
+
+	if (ctl(cmd, &a) < 0)
+		return -errno;
+	*count = a.count;
+	return 0;
+}
+
+/* The element of a list command whose first field (device or sidecore id) is id. */
+static int find_elem(unsigned long cmd, size_t elem_size, uint32_t id, void *ret)
+{
+	static unsigned char buf[64 * 256];
+	uint32_t n = 0, key;
+
+	if (elem_size > 256 || read_array(cmd, buf, elem_size, 64, &n) < 0)
+		return -1;
+	for (uint32_t i = 0; i < n && i < 64; i++) {
+		memcpy(&key, buf + i * elem_size, sizeof(key));
+		if (key == id) {
+			memcpy(ret, buf + i * elem_size, elem_size);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int counters_of(uint32_t dev, struct elvis_queue_counters *ret)
+{
+	return find_elem(ELVIS_IOC_READ_COUNTERS, sizeof(*ret), dev, ret);
+}
+
+static int info_of(uint32_t dev, struct elvis_queue_info *ret)
+{
+	return find_elem(ELVIS_IOC_LIST_QUEUES, sizeof(*ret), dev, ret);
+}
+
+static int sidecore_info(uint32_t id, struct elvis_sidecore_info *ret)
+{
+	return find_elem(ELVIS_IOC_LIST_SIDECORES, sizeof(*ret), id, ret);
+}
+
+/* The sidecore serving device dev goes to sleep within a second: nothing left to poll
+ * must not keep a CPU busy. */
+static bool sidecore_sleeps(uint32_t dev)
+{
+	struct elvis_queue_info qi;
+	struct elvis_sidecore_info si = { 0 };
+	uint64_t end = now_ms() + 1500;
+
+	if (info_of(dev, &qi) < 0 || !qi.sidecore)
+		return false;
+	while (now_ms() < end) {
+		if (sidecore_info(qi.sidecore, &si) == 0 && (si.flags & ELVIS_SIDECORE_F_SLEEPING))
+			return true;
+		msleep(20);
+	}
+	fprintf(stderr, "  sidecore %u of device %u does not sleep (%u queues)\n", qi.sidecore, dev, si.nqueues);
+	return false;
+}
+
+/* ---- scenarios: each runs against one device path and writes a transcript ---- */
+#define F_V1 (1ull << VIRTIO_F_VERSION_1)
+#define F_EVIDX (1ull << VIRTIO_RING_F_EVENT_IDX)
+#define F_MRG (1ull << VIRTIO_NET_F_MRG_RXBUF)
+#define F_IND (1ull << VIRTIO_RING_F_INDIRECT_DESC)
+#define F_ALL (F_V1 | F_EVIDX | F_MRG | F_IND)
+
+static const size_t sizes[] = { 60, 64, 100, 128, 255, 256, 500, 1000, 1400, 1514 };
+
+/* Guest TX, every descriptor layout and several sizes, plus a header asking for a
+ * checksum offload: the tap must hand the host identical frames. */
+static int sc_tx(const char *path, uint64_t feat, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	unsigned n = 0;
+	int r = -1;
+
+	if (dev_open(&d, path, "vt0", feat) < 0)
+		goto out;
+	for (unsigned round = 0; round < 3; round++) {
+		uint16_t start = d.tx.avail_idx;
+		for (unsigned i = 0; i < 10; i++) {
+			size_t len = make_frame(f, sizes[i], 1, n++);
+			/* indirect tables only when negotiated: elvis rejects them otherwise
+			 * (a guest bug vhost-net tolerates) */
+			tx_add(&d, f, len, NULL, (int)((i + round) % (feat & F_IND ? 3 : 2)));
+			d.tx.avail_idx++;
+		}
+		d.tx.avail_idx = start;
+		guest_publish(&d, &d.tx, 1, (uint16_t)(start + 10));
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0) {
+			fail_at(__LINE__, "wait_used", "%s: TX round %u not completed (used %u avail %u)", path, round,
+				d.tx.vr.used->idx, d.tx.avail_idx);
+			goto out;
+		}
+		for (uint16_t k = start; k != d.tx.avail_idx; k++) {
+			struct vring_used_elem *u = &d.tx.vr.used->ring[k % NUM];
+			tr_u32(t, u->id);
+			tr_u32(t, u->len);
+		}
+	}
+	if (capture(&d, 30, 3000, t, NULL) != 30) {
+		fail_at(__LINE__, "capture", "%s: fewer than 30 frames on the tap", path);
+		goto out;
+	}
+	r = 0;
+out:
+	dev_close(&d);
+	return r;
+}
+
+/* Host frames into guest receive buffers: small buffers force mergeable chains. */
+static int sc_rx(const char *path, uint64_t feat, uint32_t bufsz, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	int r = -1;
+	uint16_t seen = 0;
+
+	if (dev_open(&d, path, "vt0", feat) < 0)
+		goto out;
+	rx_post(&d, 200, bufsz);
+	for (unsigned i = 0; i < 10; i++) {
+		size_t len = make_frame(f, sizes[i], 2, i);
+		if (host_send(&d, f, len) < 0) {
+			fail_at(__LINE__, "send", "%s: cannot send on the tap", path);
+			goto out;
+		}
+	}
+	{
+		uint64_t end = now_ms() + 3000;
+		unsigned frames = 0;
+		while (frames < 10 && now_ms() < end) {
+			uint16_t used = __atomic_load_n(&d.rx.vr.used->idx, __ATOMIC_ACQUIRE);
+			while (seen != used) {
+				struct vring_used_elem *u = &d.rx.vr.used->ring[seen % NUM];
+				uint8_t *b = d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ;
+				tr_u32(t, u->id);
+				tr_u32(t, u->len);
+				tr_add(t, b, u->len <= BUFSZ ? u->len : BUFSZ);
+				/* the header's num_buffers (or the first buffer's) says where frames end */
+				seen++;
+			}
+			frames = 0;
+			for (uint16_t k = 0, i = 0; k != seen; i++) {
+				struct vring_used_elem *u = &d.rx.vr.used->ring[k % NUM];
+				uint8_t *b = d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ;
+				uint16_t nb = (feat & F_MRG) ? (uint16_t)(b[10] | b[11] << 8) : 1;
+				if (!nb || (uint16_t)(seen - k) < nb)
+					break;
+				k = (uint16_t)(k + nb);
+				frames++;
+				(void)i;
+			}
+			usleep(500);
+		}
+		if (frames < 10) {
+			fail_at(__LINE__, "frames", "%s: %u of 10 frames reached the guest", path, frames);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	dev_close(&d);
+	return r;
+}
+
+static uint16_t ip_csum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* An Ethernet/IPv4/TCP frame with payload bytes, checksum left to the offload. */
+static size_t make_tcp(uint8_t *p, size_t payload, uint32_t seq)
+{
+	size_t len = 14 + 20 + 20 + payload;
+
+	memset(p, 0, 54);
+	memcpy(p, "\x52\x54\x00\xe1\x51\x02", 6);
+	memcpy(p + 6, "\x52\x54\x00\xe1\x51\x01", 6);
+	p[12] = 8;
+	p[14] = 0x45;
+	p[16] = (uint8_t)((len - 14) >> 8);
+	p[17] = (uint8_t)(len - 14);
+	p[22] = 64;
+	p[23] = 6;
+	memcpy(p + 26, "\x0a\xfd\x00\x02\x0a\xfd\x00\x01", 8);
+	{
+		uint16_t c = ip_csum(p + 14, 20);
+		p[24] = (uint8_t)(c >> 8);
+		p[25] = (uint8_t)c;
+	}
+	p[34] = 0x30;
+	p[35] = 0x39;
+	p[36] = 0x00;
+	p[37] = 0x50;
+	memcpy(p + 38, &seq, 4);
+	p[46] = 0x50;
+	p[47] = 0x18;
+	p[48] = 0xff;
+	for (size_t i = 54; i < len; i++)
+		p[i] = (uint8_t)(i + seq);
+	return len;
+}
+
+/* The virtio-net header's offloads pass through: guest TX with checksum offload and
+ * TSO, host RX of a TSO frame into mergeable buffers (tap offloads on, as QEMU sets
+ * them for a guest that acked GUEST_TSO4). */
+static int sc_offload(const char *path, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[8192];
+	struct virtio_net_hdr_v1 h = { 0 };
+	int r = -1;
+
+	if (dev_open(&d, path, "vt0", F_ALL) < 0)
+		goto out;
+	/* checksum offload */
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.csum_start = 34;
+	h.csum_offset = 16;
+	tx_add(&d, f, make_tcp(f, 300, 1), &h, 1);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	/* TSO: one 1400-byte segment train of 500-byte segments */
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.gso_size = 500;
+	h.hdr_len = 54;
+	tx_add(&d, f, make_tcp(f, 1400, 2), &h, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0) {
+		fail_at(__LINE__, "wait_used", "%s: offload frames not completed", path);
+		goto out;
+	}
+	if (capture(&d, 2, 3000, t, NULL) != 2) {
+		fail_at(__LINE__, "capture", "%s: offload frames missing on the tap", path);
+		goto out;
+	}
+	/* RX: a 4000-byte TSO frame from the host */
+	{
+		unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+		int one = 1;
+		struct virtio_net_hdr vh = { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16 };
+		size_t len;
+		uint64_t end;
+		uint16_t seen = 0;
+
+		if (ioctl(d.tap_fd, TUNSETOFFLOAD, off) < 0 ||
+		    setsockopt(d.tx_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) {
+			fail_at(__LINE__, "offload setup", "%s: tap offloads / PACKET_VNET_HDR", path);
+			goto out;
+		}
+		rx_post(&d, 64, 2048);
+		memcpy(f, &vh, sizeof(vh));
+		len = make_tcp(f + sizeof(vh), 4000, 3);
+		if (send(d.tx_fd, f, sizeof(vh) + len, 0) != (ssize_t)(sizeof(vh) + len)) {
+			fail_at(__LINE__, "send", "%s: cannot send the TSO frame", path);
+			goto out;
+		}
+		end = now_ms() + 3000;
+		while (now_ms() < end) {
+			uint16_t used = __atomic_load_n(&d.rx.vr.used->idx, __ATOMIC_ACQUIRE);
+			if (used != seen) {
+				uint8_t *b = d.mem + d.rx.buf_off + (uint64_t)(d.rx.vr.used->ring[0].id % NUM) * BUFSZ;
+				uint16_t nb = (uint16_t)(b[10] | b[11] << 8);
+				if (nb && used >= nb)
+					break;
+			}
+			usleep(500);
+		}
+		seen = d.rx.vr.used->idx;
+		if (seen < 2) {
+			fail_at(__LINE__, "rx", "%s: the TSO frame did not arrive in several buffers (%u used)", path, seen);
+			goto out;
+		}
+		for (uint16_t k = 0; k < seen; k++) {
+			struct vring_used_elem *u = &d.rx.vr.used->ring[k];
+			tr_u32(t, u->id);
+			tr_u32(t, u->len);
+			tr_add(t, d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ, u->len <= 2048 ? u->len : 2048);
+		}
+	}
+	r = 0;
+out:
+	dev_close(&d);
+	return r;
+}
+
+/* Interrupt suppression as the guest asks for it, and the device's kick requests
+ * once idle. Transcript: which completions interrupted, flags/avail_event when idle. */
+/* QEMU's stop/start (guest driver reload, migration source): back ends removed, ring
+ * positions read back, then everything configured again from those positions. Traffic
+ * before, between and after must come out once and in order. */
+/* ---- real QEMU as the VMM, driven through its qtest protocol ----
+ * QEMU runs a PC whose only firmware halts the CPU; this program plays the guest driver
+ * of a legacy virtio-net-pci device by poking I/O ports and guest memory through qtest.
+ * So QEMU itself negotiates, builds the memory table, starts vhost on the given device
+ * (vhostfd=) and configures the tap, exactly as for a real guest. */
+struct qt {
+	pid_t pid;
+	FILE *to;
+	int from;
+	char line[16384];
+	char buf[16384];
+	size_t have;
+};
+
+/* One response line, or -1 after 20 s: a hung QEMU fails the scenario, not the run. */
+static int qt_line(struct qt *q)
+{
+	uint64_t end = now_ms() + 20000;
+
+	for (;;) {
+		char *nl = memchr(q->buf, '\n', q->have);
+		struct pollfd p = { q->from, POLLIN, 0 };
+		ssize_t n;
+
+		if (nl) {
+			size_t len = (size_t)(nl - q->buf) + 1;
+			if (len >= sizeof(q->line))
+				return -1;
+			memcpy(q->line, q->buf, len);
+			q->line[len] = 0;
+			memmove(q->buf, nl + 1, q->have - len);
+			q->have -= len;
+			return 0;
+		}
+		if (q->have == sizeof(q->buf) || now_ms() > end || poll(&p, 1, 1000) < 0)
+			return -1;
+		if (!(p.revents & (POLLIN | POLLHUP)))
+			continue;
+		n = read(q->from, q->buf + q->have, sizeof(q->buf) - q->have);
+		if (n <= 0)
+			return -1;
+		q->have += (size_t)n;
+	}
+}
+
+#define QT_IO 0xc000
+#define QT_RX_PFN 0x100
+#define QT_TX_PFN 0x110
+#define QT_RX_BUF 0x400000
+#define QT_TX_BUF 0x300000
+
+static int qt_cmd(struct qt *q, uint64_t *ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(q->to, fmt, ap);
+	va_end(ap);
+	fputc('\n', q->to);
+	fflush(q->to);
+	for (;;) {
+		if (qt_line(q) < 0) {
+			fprintf(stderr, "qtest: no answer to '%s'\n", fmt);
+			return -1;
+		}
+		if (strncmp(q->line, "IRQ", 3) == 0)
+			continue;
+		if (strncmp(q->line, "OK", 2) != 0) {
+			fprintf(stderr, "qtest: %s", q->line);
+			return -1;
+		}
+		if (ret)
+			*ret = strtoull(q->line + 2, NULL, 0);
+		return 0;
+	}
+}
+
+static int qt_write(struct qt *q, uint64_t addr, const void *p, size_t n)
+{
+	char *hex = malloc(n * 2 + 1);
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		sprintf(hex + 2 * i, "%02x", ((const uint8_t *)p)[i]);
+	hex[2 * n] = 0;
+	r = qt_cmd(q, NULL, "write 0x%llx 0x%zx 0x%s", (unsigned long long)addr, n, hex);
+	free(hex);
+	return r;
+}
+
+static int qt_read(struct qt *q, uint64_t addr, void *p, size_t n)
+{
+	const char *h;
+
+	if (n * 2 + 8 > sizeof(q->line) || qt_cmd(q, NULL, "read 0x%llx 0x%zx", (unsigned long long)addr, n) < 0)
+		return -1;
+	h = strstr(q->line, "0x");
+	if (!h)
+		return -1;
+	h += 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			return -1;
+		((uint8_t *)p)[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static int qt_start(struct qt *q, const char *vhost, const char *tap)
+{
+	int in[2], out[2];
+	uint8_t *bios;
+	int fd;
+
+	/* firmware: cli; hlt; jmp at the reset vector */
+	bios = malloc(65536);
+	memset(bios, 0xf4, 65536);
+	memcpy(bios + 65536 - 16, "\xfa\xf4\xeb\xfd", 4);
+	fd = open("/tmp/elvis-halt.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, bios, 65536) != 65536)
+		return -1;
+	close(fd);
+	free(bios);
+	mkdir("/tmp/elvis-qemu-data", 0755);
+	if (pipe(in) < 0 || pipe(out) < 0)
+		return -1;
+	q->pid = fork();
+	if (q->pid == 0) {
+		char netdev[256];
+		int vfd = getenv("ELVIS_QT_NO_VHOST") ? open("/dev/null", O_RDWR) : open(vhost, O_RDWR);
+
+		/* the pipes first: one of them may be fd 3 */
+		if (vfd < 0 || dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(vfd, 3) < 0)
+			_exit(126);
+		snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,script=no,downscript=no,%s", tap,
+			 getenv("ELVIS_QT_NO_VHOST") ? "vhost=off" : "vhost=on,vhostforce=on,vhostfd=3");
+		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-L", "/tmp/elvis-qemu-data", "-M", "pc", "-accel",
+		       "tcg", "-bios", "/tmp/elvis-halt.bin", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display",
+		       "none", "-nodefaults", "-m", "64", "-netdev", netdev, "-device",
+		       "virtio-net-pci,netdev=n0,disable-modern=on,vectors=0,addr=04.0,romfile=", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	q->to = fdopen(in[1], "w");
+	q->from = out[0];
+	return q->pid > 0 && q->to ? 0 : -1;
+}
+
+static int qt_stop(struct qt *q)
+{
+	int st = 0;
+	uint64_t end = now_ms() + 10000;
+
+	/* QEMU stops vhost and exits cleanly on SIGTERM */
+	if (q->to)
+		fclose(q->to);
+	kill(q->pid, SIGTERM);
+	while (waitpid(q->pid, &st, WNOHANG) == 0) {
+		if (now_ms() > end) {
+			kill(q->pid, SIGKILL);
+			waitpid(q->pid, &st, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	if (q->from > 0)
+		close(q->from);
+	return st;
+}
+
+static uint64_t qt_ring(uint32_t pfn, unsigned num, int part)
+{
+	uint64_t desc = (uint64_t)pfn << 12, avail = desc + 16ull * num;
+
+	return part == 0 ? desc : part == 1 ? avail : (avail + 6 + 2ull * num + 4095) & ~4095ull;
+}
+
+/* Brings a tap QEMU created up and opens the capture and send sockets on it. */
+static int tap_attach(struct dev *d, const char *name)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 || ioctl(s, SIOCGIFINDEX, &ifr) < 0)
+		return -1;
+	close(s);
+	d->ifindex = ifr.ifr_ifindex;
+	/* protocol 0 until bound: an ETH_P_ALL socket would queue every interface's frames
+	 * (another device's traffic) between socket() and bind() */
+	d->cap_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	d->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	sll.sll_ifindex = d->ifindex;
+	if (d->cap_fd < 0 || d->tx_fd < 0 || bind(d->cap_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
+	    bind(d->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		return -1;
+	return 0;
+}
+
+static int qt_wait_used(struct qt *q, uint64_t used, uint16_t want, unsigned ms)
+{
+	uint64_t end = now_ms() + ms, v = 0;
+
+	while (now_ms() < end) {
+		if (qt_cmd(q, &v, "readw 0x%llx", (unsigned long long)(used + 2)) < 0)
+			return -1;
+		if ((uint16_t)v == want)
+			return 0;
+		usleep(2000);
+	}
+	return -1;
+}
+
+/* The legacy virtio-net driver's steps; then TX and RX through the device. */
+static int sc_qemu(const char *path, struct tr *t)
+{
+	struct qt q = { 0 };
+	struct dev d;
+	uint64_t v, feat, num[2];
+	uint8_t f[MAXFRAME + 12];
+	unsigned hl;
+	int r = -1;
+	const uint32_t cfg = 0x80000000u | (4u << 11);
+
+	memset(&d, 0, sizeof(d));
+	d.path = path;
+	if (qt_start(&q, path, "qq0") < 0)
+		goto out;
+	/* the device, its I/O BAR, I/O and bus mastering on */
+	if (qt_cmd(&q, NULL, "outl 0xcf8 0x%x", cfg) < 0 || qt_cmd(&q, &v, "inl 0xcfc") < 0 || v != 0x10001af4) {
+		fail_at(__LINE__, "pci", "%s: no legacy virtio-net at 00:04.0 (%#llx)", path, (unsigned long long)v);
+		goto out;
+	}
+	if (qt_cmd(&q, NULL, "outl 0xcf8 0x%x", cfg | 0x10) < 0 || qt_cmd(&q, NULL, "outl 0xcfc 0x%x", QT_IO) < 0 ||
+	    qt_cmd(&q, NULL, "outl 0xcf8 0x%x", cfg | 0x04) < 0 || qt_cmd(&q, NULL, "outl 0xcfc 0x5") < 0)
+		goto out;
+	/* reset, acknowledge, driver; features; rings; driver ok (vhost starts here) */
+	if (qt_cmd(&q, NULL, "outb 0x%x 0", QT_IO + 0x12) < 0 || qt_cmd(&q, NULL, "outb 0x%x 3", QT_IO + 0x12) < 0 ||
+	    qt_cmd(&q, &feat, "inl 0x%x", QT_IO) < 0)
+		goto out;
+	/* everything a legacy device can negotiate that both back ends offer */
+	feat &= (1u << VIRTIO_NET_F_MRG_RXBUF) | (1u << VIRTIO_RING_F_EVENT_IDX) | (1u << VIRTIO_RING_F_INDIRECT_DESC);
+	hl = feat & (1u << VIRTIO_NET_F_MRG_RXBUF) ? 12 : 10;
+	tr_u32(t, (uint32_t)feat);
+	if (qt_cmd(&q, NULL, "outl 0x%x 0x%llx", QT_IO + 4, (unsigned long long)feat) < 0)
+		goto out;
+	for (unsigned i = 0; i < 2; i++)
+		if (qt_cmd(&q, NULL, "outw 0x%x %u", QT_IO + 0x0e, i) < 0 || qt_cmd(&q, &num[i], "inw 0x%x", QT_IO + 0x0c) < 0 ||
+		    qt_cmd(&q, NULL, "outl 0x%x 0x%x", QT_IO + 0x08, i ? QT_TX_PFN : QT_RX_PFN) < 0)
+			goto out;
+	if (num[0] == 0 || num[1] == 0 || num[0] > 1024 || num[1] > 1024)
+		goto out;
+	fprintf(stderr, "  qemu %s: features %#llx, rings %llu/%llu, setting DRIVER_OK\n", path,
+		(unsigned long long)feat, (unsigned long long)num[0], (unsigned long long)num[1]);
+	if (qt_cmd(&q, NULL, "outb 0x%x 7", QT_IO + 0x12) < 0)
+		goto out;
+	if (tap_attach(&d, "qq0") < 0) {
+		fail_at(__LINE__, "tap", "%s: QEMU's tap", path);
+		goto out;
+	}
+	if (is_elvis(&d)) {
+		/* QEMU's device is live: owned, features acked, ready */
+		struct elvis_queue_info qi[16];
+		uint32_t n = 0;
+		bool ready = false;
+		if (read_array(ELVIS_IOC_LIST_QUEUES, qi, sizeof(qi[0]), 16, &n) == 0)
+			for (uint32_t i = 0; i < n && i < 16; i++)
+				ready |= qi[i].state == ELVIS_QUEUE_STATE_READY && strcmp(qi[i].tap, "qq0") == 0;
+		if (!ready) {
+			fail_at(__LINE__, "ready", "QEMU did not start the elvis-net device");
+			goto out;
+		}
+	}
+	/* TX: five frames from the guest, one kick */
+	for (unsigned i = 0; i < 5; i++) {
+		struct vring_desc desc = { QT_TX_BUF + i * 2048ull, (uint32_t)(hl + sizes[i * 2]), 0, 0 };
+		uint16_t slot = (uint16_t)i;
+		memset(f, 0, hl);
+		make_frame(f + hl, sizes[i * 2], 12, i);
+		if (qt_write(&q, QT_TX_BUF + i * 2048ull, f, hl + sizes[i * 2]) < 0 ||
+		    qt_write(&q, qt_ring(QT_TX_PFN, (unsigned)num[1], 0) + 16ull * i, &desc, sizeof(desc)) < 0 ||
+		    qt_write(&q, qt_ring(QT_TX_PFN, (unsigned)num[1], 1) + 4 + 2ull * i, &slot, 2) < 0)
+			goto out;
+	}
+	if (qt_cmd(&q, NULL, "writew 0x%llx 5", (unsigned long long)qt_ring(QT_TX_PFN, (unsigned)num[1], 1) + 2) < 0 ||
+	    qt_cmd(&q, NULL, "outw 0x%x 1", QT_IO + 0x10) < 0)
+		goto out;
+	if (qt_wait_used(&q, qt_ring(QT_TX_PFN, (unsigned)num[1], 2), 5, 5000) < 0 || capture(&d, 5, 3000, t, NULL) != 5) {
+		fail_at(__LINE__, "tx", "%s: guest frames through QEMU did not reach the tap", path);
+		goto out;
+	}
+	/* RX: eight guest buffers, three host frames */
+	for (unsigned i = 0; i < 8; i++) {
+		struct vring_desc desc = { QT_RX_BUF + i * 2048ull, 2048, VRING_DESC_F_WRITE, 0 };
+		uint16_t slot = (uint16_t)i;
+		if (qt_write(&q, qt_ring(QT_RX_PFN, (unsigned)num[0], 0) + 16ull * i, &desc, sizeof(desc)) < 0 ||
+		    qt_write(&q, qt_ring(QT_RX_PFN, (unsigned)num[0], 1) + 4 + 2ull * i, &slot, 2) < 0)
+			goto out;
+	}
+	if (qt_cmd(&q, NULL, "writew 0x%llx 8", (unsigned long long)qt_ring(QT_RX_PFN, (unsigned)num[0], 1) + 2) < 0 ||
+	    qt_cmd(&q, NULL, "outw 0x%x 0", QT_IO + 0x10) < 0)
+		goto out;
+	for (unsigned i = 0; i < 3; i++)
+		if (host_send(&d, f, make_frame(f, sizes[i * 3 + 1], 13, i)) < 0)
+			goto out;
+	if (qt_wait_used(&q, qt_ring(QT_RX_PFN, (unsigned)num[0], 2), 3, 5000) < 0) {
+		fail_at(__LINE__, "rx", "%s: host frames did not reach the guest through QEMU", path);
+		goto out;
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		struct vring_used_elem u;
+		uint8_t b[2048];
+		if (qt_read(&q, qt_ring(QT_RX_PFN, (unsigned)num[0], 2) + 4 + 8ull * i, &u, sizeof(u)) < 0 || u.len > 2048 ||
+		    qt_read(&q, QT_RX_BUF + (u.id % 8) * 2048ull, b, u.len) < 0)
+			goto out;
+		tr_u32(t, u.id);
+		tr_u32(t, u.len);
+		tr_add(t, b, u.len);
+	}
+	r = 0;
+out:
+	if (q.pid > 0) {
+		int st = qt_stop(&q);
+		if (st != 0) {
+			fprintf(stderr, "  qemu %s: exit status %#x\n", path, st);
+			if (r == 0)
+				fail_at(__LINE__, "qemu exit", "%s: QEMU did not exit cleanly", path);
+			r = -1;
+		}
+	}
+	if (d.cap_fd > 0)
+		close(d.cap_fd);
+	if (d.tx_fd > 0)
+		close(d.tx_fd);
+	return r;
+}
+
+static int sc_restart(const char *path, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	struct vhost_vring_state st[2];
+	int r = -1;
+	unsigned seq = 0;
+
+	if (dev_open(&d, path, "vt0", F_ALL) < 0)
+		goto out;
+	for (unsigned phase = 0; phase < 3; phase++) {
+		for (unsigned i = 0; i < 20; i++) {
+			tx_add(&d, f, make_frame(f, 300, 10, seq++), NULL, (int)(i % 3));
+			guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+		}
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0 || capture(&d, 20, 3000, t, NULL) != 20) {
+			fail_at(__LINE__, "traffic", "%s: phase %u traffic incomplete", path, phase);
+			goto out;
+		}
+		if (phase == 2)
+			break;
+		/* stop: as QEMU's vhost_net_stop */
+		for (unsigned i = 0; i < 2; i++) {
+			struct vhost_vring_file bf = { i, -1 };
+			st[i] = (struct vhost_vring_state){ i, 0 };
+			if (vioctl(&d, VHOST_NET_SET_BACKEND, &bf) < 0 || vioctl(&d, VHOST_GET_VRING_BASE, &st[i]) < 0) {
+				fail_at(__LINE__, "stop", "%s: stop", path);
+				goto out;
+			}
+			tr_u32(t, st[i].num);
+		}
+		if (st[1].num != d.tx.avail_idx) {
+			fail_at(__LINE__, "base", "%s: TX base %u after %u buffers", path, st[1].num, d.tx.avail_idx);
+			goto out;
+		}
+		if (is_elvis(&d) && !sidecore_sleeps(d.id)) {
+			fail_at(__LINE__, "sleep", "a stopped device keeps its sidecore busy");
+			goto out;
+		}
+		/* frames queued while stopped wait for the restart */
+		tx_add(&d, f, make_frame(f, 300, 10, seq++), NULL, 0);
+		guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+		msleep(50);
+		if (d.tx.vr.used->idx != (uint16_t)(d.tx.avail_idx - 1)) {
+			fail_at(__LINE__, "stopped", "%s: a stopped device used a buffer", path);
+			goto out;
+		}
+		/* start: as vhost_dev_start + vhost_net_start_one */
+		if (vioctl(&d, VHOST_SET_FEATURES, &d.features) < 0)
+			goto out;
+		for (unsigned i = 0; i < 2; i++) {
+			struct gring *g = i ? &d.tx : &d.rx;
+			struct vhost_vring_state n = { i, NUM };
+			struct vhost_vring_addr a = { .index = i, .desc_user_addr = (uintptr_t)g->vr.desc,
+						      .used_user_addr = (uintptr_t)g->vr.used,
+						      .avail_user_addr = (uintptr_t)g->vr.avail };
+			struct vhost_vring_file kf = { i, d.kick[i] }, cf = { i, d.call[i] };
+			if (vioctl(&d, VHOST_SET_VRING_NUM, &n) < 0 || vioctl(&d, VHOST_SET_VRING_BASE, &st[i]) < 0 ||
+			    vioctl(&d, VHOST_SET_VRING_ADDR, &a) < 0 || vioctl(&d, VHOST_SET_VRING_KICK, &kf) < 0 ||
+			    vioctl(&d, VHOST_SET_VRING_CALL, &cf) < 0) {
+				fail_at(__LINE__, "start", "%s: ring %u setup", path, i);
+				goto out;
+			}
+		}
+		for (unsigned i = 0; i < 2; i++) {
+			struct vhost_vring_file bf = { i, d.tap_fd };
+			if (vioctl(&d, VHOST_NET_SET_BACKEND, &bf) < 0) {
+				fail_at(__LINE__, "start", "%s: back end %u", path, i);
+				goto out;
+			}
+		}
+		/* a kick as QEMU gives after start; the queued frame goes first */
+		eventfd_write(d.kick[1], 1);
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0 || capture(&d, 1, 3000, t, NULL) != 1) {
+			fail_at(__LINE__, "restart", "%s: the frame queued while stopped was not sent", path);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	dev_close(&d);
+	return r;
+}
+
+static int sc_notify(const char *path, uint64_t feat, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	int r = -1;
+	bool evidx = feat & F_EVIDX;
+
+	if (dev_open(&d, path, "vt0", feat) < 0)
+		goto out;
+	if (is_elvis(&d) && set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0) {
+		fail_at(__LINE__, "set_exitless", "cannot make the queue notification driven");
+		goto out;
+	}
+	for (unsigned step = 0; step < 6; step++) {
+		/* steps 0, 2, 4 want an interrupt, 1, 3, 5 suppress it */
+		bool suppress = step & 1;
+		uint64_t calls;
+
+		if (evidx)
+			vring_used_event(&d.tx.vr) = suppress ? (uint16_t)(d.tx.avail_idx + 1000) : d.tx.avail_idx;
+		else
+			d.tx.vr.avail->flags = suppress ? VRING_AVAIL_F_NO_INTERRUPT : 0;
+		efd_read(d.call[1]);
+		tx_add(&d, f, make_frame(f, 100, 3, step), NULL, 0);
+		guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0) {
+			fail_at(__LINE__, "wait_used", "%s: step %u not completed", path, step);
+			goto out;
+		}
+		msleep(50);
+		calls = efd_read(d.call[1]);
+		tr_u32(t, step);
+		tr_u32(t, calls ? 1 : 0);
+		if ((calls != 0) == suppress) {
+			fail_at(__LINE__, "calls", "%s: step %u: %s interrupt", path, step,
+				suppress ? "unwanted" : "missing");
+			goto out;
+		}
+	}
+	/* idle: the device must want the next kick */
+	msleep(100);
+	if (evidx) {
+		uint16_t ae = vring_avail_event(&d.tx.vr);
+		tr_u32(t, ae);
+		if (ae != d.tx.avail_idx) {
+			fail_at(__LINE__, "avail_event", "%s: idle avail_event %u, expected %u", path, ae, d.tx.avail_idx);
+			goto out;
+		}
+	} else {
+		tr_u32(t, d.tx.vr.used->flags);
+		if (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) {
+			fail_at(__LINE__, "flags", "%s: idle device suppresses kicks", path);
+			goto out;
+		}
+	}
+	r = capture(&d, 6, 2000, NULL, NULL) == 6 ? 0 : -1;
+	if (r)
+		fail_at(__LINE__, "capture", "%s: frames missing on the tap", path);
+out:
+	dev_close(&d);
+	return r;
+}
+
+/* Hostile rings: each kind must signal that queue's error eventfd and leave another
+ * device (same process, same sidecore for elvis) working. */
+enum hostile { H_LOOP, H_OOB_ADDR, H_HEAD_RANGE, H_AVAIL_JUMP, H_INDIRECT_LEN, H_NEXT_RANGE, H_TX_WRITABLE,
+	       H_INDIRECT_OOB, H_ADDR_WRAP, H_RX_READONLY, H_MAX };
+static const char *const hostile_name[] = { "descriptor loop", "buffer outside memory", "head out of ring",
+					    "avail index jump", "indirect table length", "next out of ring",
+					    "writable buffer in TX", "indirect table outside memory",
+					    "address wraps around", "read-only buffer in RX" };
+
+static int sc_hostile(const char *path, enum hostile kind, struct tr *t)
+{
+	struct dev bad, good;
+	uint8_t f[MAXFRAME];
+	struct gring *g;
+	uint64_t e = 0, end;
+	int r = -1;
+
+	memset(&good, 0, sizeof(good));
+	if (dev_open(&bad, path, "vtbad", F_ALL) < 0 || dev_open(&good, path, "vtgood", F_ALL) < 0)
+		goto out;
+	g = &bad.tx;
+	tx_add(&bad, f, make_frame(f, 100, 4, 0), NULL, 0);
+	switch (kind) {
+	case H_LOOP:
+		g->vr.desc[0] = (struct vring_desc){ off_gpa(g->buf_off), 50, VRING_DESC_F_NEXT, 1 };
+		g->vr.desc[1] = (struct vring_desc){ off_gpa(g->buf_off), 50, VRING_DESC_F_NEXT, 0 };
+		break;
+	case H_OOB_ADDR:
+		g->vr.desc[0].addr = GPA_BASE + MEMSZ + 4096;
+		break;
+	case H_HEAD_RANGE:
+		g->vr.avail->ring[0] = NUM + 3;
+		break;
+	case H_AVAIL_JUMP:
+		break;
+	case H_INDIRECT_LEN:
+		g->vr.desc[0] = (struct vring_desc){ off_gpa(g->buf_off), 17, VRING_DESC_F_INDIRECT, 0 };
+		break;
+	case H_NEXT_RANGE:
+		g->vr.desc[0] = (struct vring_desc){ off_gpa(g->buf_off), 50, VRING_DESC_F_NEXT, NUM + 1 };
+		break;
+	case H_TX_WRITABLE:
+		g->vr.desc[0].flags = VRING_DESC_F_WRITE;
+		break;
+	case H_INDIRECT_OOB:
+		g->vr.desc[0] = (struct vring_desc){ GPA_BASE + MEMSZ - 16, 32, VRING_DESC_F_INDIRECT, 0 };
+		break;
+	case H_ADDR_WRAP:
+		g->vr.desc[0] = (struct vring_desc){ ~0ull - 10, 100, 0, 0 };
+		break;
+	case H_RX_READONLY:
+		/* a receive buffer the device may not write, then a frame for it */
+		rx_post(&bad, 4, 2048);
+		bad.rx.vr.desc[2].flags = 0;
+		make_frame(f, 100, 4, 1);
+		host_send(&bad, f, 100);
+		host_send(&bad, f, 100);
+		host_send(&bad, f, 100);
+		break;
+	default:
+		break;
+	}
+	if (kind != H_RX_READONLY)
+		guest_publish(&bad, g, 1, kind == H_AVAIL_JUMP ? (uint16_t)(NUM + 5) : 1);
+	end = now_ms() + 3000;
+	while (!(e = efd_read(bad.err[kind == H_RX_READONLY ? 0 : 1])) && now_ms() < end)
+		usleep(1000);
+	tr_u32(t, kind);
+	tr_u32(t, e ? 1 : 0);
+	if (!e) {
+		fail_at(__LINE__, "err eventfd", "%s: %s: no error signalled", path, hostile_name[kind]);
+		goto out;
+	}
+	if (is_elvis(&bad)) {
+		struct elvis_queue_info qi;
+		struct elvis_queue_counters c;
+		if (info_of(bad.id, &qi) < 0 || qi.state != ELVIS_QUEUE_STATE_ERROR || counters_of(bad.id, &c) < 0 ||
+		    c.errors < 1) {
+			fail_at(__LINE__, "state", "%s: queue not reported in error", hostile_name[kind]);
+			goto out;
+		}
+	}
+	/* the other device still works */
+	for (unsigned i = 0; i < 5; i++) {
+		tx_add(&good, f, make_frame(f, 200, 5, i), NULL, 0);
+		guest_publish(&good, &good.tx, 1, (uint16_t)(good.tx.avail_idx + 1));
+	}
+	if (wait_used(&good.tx, good.tx.avail_idx, 3000) < 0 || capture(&good, 5, 3000, t, NULL) != 5) {
+		fail_at(__LINE__, "good device", "%s: %s: the healthy device stopped", path, hostile_name[kind]);
+		goto out;
+	}
+	/* a kick on the broken queue must not make its sidecore spin */
+	if (is_elvis(&bad)) {
+		eventfd_write(bad.kick[1], 1);
+		eventfd_write(bad.kick[0], 1);
+		if (!sidecore_sleeps(bad.id)) {
+			fail_at(__LINE__, "sleep", "%s: a queue in error keeps its sidecore busy", hostile_name[kind]);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	dev_close(&bad);
+	dev_close(&good);
+	return r;
+}
+
+/* Sends count sequence-numbered frames as fast as the ring allows; every move_every
+ * frames calls mover(arg). Returns frames sent or -1. */
+static int blast(struct dev *d, unsigned count, unsigned move_every, void (*mover)(void *), void *arg,
+		 uint32_t *seqs, unsigned *ret_got)
+{
+	uint8_t f[MAXFRAME];
+	unsigned sent = 0, got = 0;
+	uint64_t end = now_ms() + 60000;
+
+	while ((sent < count || got < count) && now_ms() < end) {
+		uint16_t used = __atomic_load_n(&d->tx.vr.used->idx, __ATOMIC_ACQUIRE);
+		unsigned batch = 0;
+
+		while (sent < count && (uint16_t)(d->tx.avail_idx - used) < NUM / 2 && batch < 16) {
+			tx_add(d, f, make_frame(f, 120, 6, sent), NULL, 0);
+			d->tx.avail_idx++;
+			sent++;
+			batch++;
+			if (mover && sent % move_every == 0)
+				break;
+		}
+		if (batch) {
+			d->tx.avail_idx = (uint16_t)(d->tx.avail_idx - batch);
+			guest_publish(d, &d->tx, 1, (uint16_t)(d->tx.avail_idx + batch));
+		}
+		if (mover && batch && sent % move_every == 0)
+			mover(arg);
+		got += (unsigned)capture(d, count - got, batch ? 0 : 2, NULL, seqs + got);
+		if (!batch && sent == count && got < count)
+			usleep(200);
+	}
+	*ret_got = got;
+	return (int)sent;
+}
+
+struct mover_arg {
+	uint32_t dev, sc[2];
+	unsigned n;
+	int err;
+};
+
+static void mover(void *p)
+{
+	struct mover_arg *m = p;
+	int r = queue_move(m->dev, m->sc[++m->n % 2]);
+
+	if (r < 0)
+		m->err = r;
+}
+
+static int check_seqs(const uint32_t *seqs, unsigned n, unsigned count)
+{
+	if (n != count) {
+		fprintf(stderr, "FAIL [%s]: %u of %u frames arrived\n", scenario, n, count);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (seqs[i] != i) {
+			fprintf(stderr, "FAIL [%s]: frame %u carries sequence %u (loss, duplication or reordering)\n",
+				scenario, i, seqs[i]);
+			return -1;
+		}
+	return 0;
+}
+
+/* A queue moved between two sidecores every 50 frames: nothing lost, duplicated or
+ * reordered. */
+static int sc_move(void)
+{
+	struct dev d;
+	struct mover_arg m = { 0 };
+	unsigned count = 3000, got = 0;
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	int r = -1;
+
+	CHECK(sidecore_new(0, &m.sc[0]) == 0 && sidecore_new(1, &m.sc[1]) == 0, "create sidecores");
+	if (dev_open(&d, ELVIS_PATH, "vtmove", F_ALL) < 0)
+		goto out;
+	m.dev = d.id;
+	if (queue_move(d.id, m.sc[0]) < 0) {
+		fail_at(__LINE__, "move", "initial move");
+		goto out;
+	}
+	blast(&d, count, 50, mover, &m, seqs, &got);
+	if (m.err) {
+		fprintf(stderr, "FAIL [%s]: QUEUE_MOVE failed: %s\n", scenario, strerror(-m.err));
+		goto out;
+	}
+	printf("  %u moves, %u frames\n", m.n, got);
+	if (check_seqs(seqs, got, count) < 0)
+		goto out;
+	{
+		struct elvis_sidecore_info a, b;
+		if (sidecore_info(m.sc[0], &a) < 0 || sidecore_info(m.sc[1], &b) < 0 || a.nqueues + b.nqueues != 1) {
+			fprintf(stderr, "FAIL [%s]: sidecores do not list the queue once\n", scenario);
+			goto out;
+		}
+		if (sidecore_del(m.sc[0]) == -EBUSY || sidecore_del(m.sc[1]) == -EBUSY) {
+			/* one of them serves the queue: expected; the other is gone */
+		}
+	}
+	r = 0;
+out:
+	dev_close(&d);
+	/* with the device gone both must be destroyable */
+	sidecore_del(m.sc[0]);
+	sidecore_del(m.sc[1]);
+	free(seqs);
+	return r;
+}
+
+/* The receive direction under moves: the host sends sequence-numbered frames in windows
+ * (so the tap's own queue never overflows), the guest reposts buffers, and the queue
+ * moves between two sidecores every window. */
+static int sc_move_rx(void)
+{
+	struct dev d;
+	struct mover_arg m = { 0 };
+	unsigned count = 2000, got = 0, win = 32;
+	uint8_t f[MAXFRAME];
+	int r = -1;
+
+	CHECK(sidecore_new(0, &m.sc[0]) == 0 && sidecore_new(1, &m.sc[1]) == 0, "create sidecores");
+	if (dev_open(&d, ELVIS_PATH, "vtmrx", F_ALL) < 0 || queue_move(d.id, m.sc[0]) < 0)
+		goto out;
+	m.dev = d.id;
+	rx_post(&d, NUM, 2048);
+	for (unsigned sent = 0; sent < count;) {
+		uint64_t end;
+
+		for (unsigned i = 0; i < win; i++, sent++)
+			if (host_send(&d, f, make_frame(f, 200, 8, sent)) < 0) {
+				fail_at(__LINE__, "send", "host send %u", sent);
+				goto out;
+			}
+		mover(&m);
+		end = now_ms() + 5000;
+		while (got < sent && now_ms() < end) {
+			uint16_t used = __atomic_load_n(&d.rx.vr.used->idx, __ATOMIC_ACQUIRE);
+			while (d.rx.last_used != used) {
+				struct vring_used_elem *u = &d.rx.vr.used->ring[d.rx.last_used % NUM];
+				uint8_t *b = d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ;
+				uint32_t seq;
+
+				memcpy(&seq, b + d.hl + 18, 4);
+				if (u->len != (uint32_t)d.hl + 200 || seq != got) {
+					fprintf(stderr, "FAIL [%s]: frame %u: seq %u len %u\n", scenario, got, seq, u->len);
+					goto out;
+				}
+				got++;
+				d.rx.last_used++;
+				rx_post(&d, 1, 2048);
+			}
+			usleep(200);
+		}
+		if (got < sent) {
+			fprintf(stderr, "FAIL [%s]: %u of %u frames reached the guest\n", scenario, got, sent);
+			goto out;
+		}
+	}
+	if (m.err) {
+		fprintf(stderr, "FAIL [%s]: QUEUE_MOVE failed: %s\n", scenario, strerror(-m.err));
+		goto out;
+	}
+	printf("  %u moves, %u frames received in order\n", m.n, got);
+	r = 0;
+out:
+	dev_close(&d);
+	sidecore_del(m.sc[0]);
+	sidecore_del(m.sc[1]);
+	return r;
+}
+
+/* Sidecores created and destroyed under load: each step moves the queue to a fresh
+ * sidecore and destroys the one it left. */
+static void churner(void *p)
+{
+	struct mover_arg *m = p;
+	uint32_t fresh = 0;
+	int r = sidecore_new((int)(m->n % 2), &fresh);
+
+	if (r == 0)
+		r = queue_move(m->dev, fresh);
+	if (r == 0)
+		r = sidecore_del(m->sc[0]);
+	if (r < 0) {
+		if (!m->err) {
+			m->err = r;
+			fprintf(stderr, "  churn step %u: new sidecore %u, old %u: %s\n", m->n, fresh, m->sc[0],
+				strerror(-r));
+		}
+		return;
+	}
+	m->sc[0] = fresh;
+	m->n++;
+}
+
+static int sc_churn(void)
+{
+	struct dev d;
+	struct mover_arg m = { 0 };
+	unsigned count = 2000, got = 0;
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	int r = -1;
+
+	CHECK(sidecore_new(1, &m.sc[0]) == 0, "create sidecore");
+	if (dev_open(&d, ELVIS_PATH, "vtchurn", F_ALL) < 0 || queue_move(d.id, m.sc[0]) < 0)
+		goto out;
+	m.dev = d.id;
+	blast(&d, count, 40, churner, &m, seqs, &got);
+	if (m.err) {
+		fprintf(stderr, "FAIL [%s]: create/move/destroy under load failed: %s\n", scenario, strerror(-m.err));
+		goto out;
+	}
+	printf("  %u sidecores created and destroyed under load\n", m.n);
+	r = check_seqs(seqs, got, count);
+out:
+	dev_close(&d);
+	sidecore_del(m.sc[0]);
+	free(seqs);
+	return r;
+}
+
+/* N devices in N processes (N address spaces) on one sidecore. */
+static int sc_ndev(void)
+{
+	enum { N = 4 };
+	uint32_t sc;
+	int pipes[N][2], go[N][2];
+	pid_t pids[N];
+	int r = 0;
+
+	CHECK(sidecore_new(1, &sc) == 0, "create sidecore");
+	for (int i = 0; i < N; i++) {
+		if (pipe(pipes[i]) < 0 || pipe(go[i]) < 0)
+			return -1;
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct dev d;
+			char name[IFNAMSIZ], c;
+			unsigned count = 500, got = 0;
+			uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+
+			snprintf(name, sizeof(name), "vtn%d", i);
+			if (dev_open(&d, ELVIS_PATH, name, F_ALL) < 0)
+				_exit(2);
+			if (write(pipes[i][1], &d.id, 4) != 4 || read(go[i][0], &c, 1) != 1)
+				_exit(3);
+			blast(&d, count, 0, NULL, NULL, seqs, &got);
+			_exit(check_seqs(seqs, got, count) < 0 ? 4 : 0);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		uint32_t id;
+		if (read(pipes[i][0], &id, 4) != 4 || queue_move(id, sc) < 0) {
+			fprintf(stderr, "FAIL [%s]: child %d did not set up or could not be moved\n", scenario, i);
+			r = -1;
+		}
+	}
+	{
+		struct elvis_sidecore_info si;
+		if (sidecore_info(sc, &si) < 0 || si.nqueues != N) {
+			fprintf(stderr, "FAIL [%s]: sidecore serves %u queues, expected %d\n", scenario, si.nqueues, N);
+			r = -1;
+		}
+		if (sidecore_del(sc) != -EBUSY) {
+			fprintf(stderr, "FAIL [%s]: destroying a busy sidecore did not fail with EBUSY\n", scenario);
+			r = -1;
+		}
+	}
+	for (int i = 0; i < N; i++)
+		if (write(go[i][1], "g", 1) != 1)
+			r = -1;
+	for (int i = 0; i < N; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "FAIL [%s]: child %d exited with status %#x\n", scenario, i, st);
+			r = -1;
+		}
+	}
+	{
+		struct elvis_sidecore_info si;
+		if (sidecore_info(sc, &si) < 0 || si.nqueues != 0 || si.packets < N * 500) {
+			fprintf(stderr, "FAIL [%s]: after exit: %u queues, %llu packets\n", scenario, si.nqueues,
+				(unsigned long long)si.packets);
+			r = -1;
+		}
+	}
+	if (sidecore_del(sc) < 0) {
+		fprintf(stderr, "FAIL [%s]: cannot destroy the idle sidecore\n", scenario);
+		r = -1;
+	}
+	return r;
+}
+
+/* Keeps the TX ring full (polled, so no kicks) until stop. */
+static void flood(struct dev *d, uint64_t stop)
+{
+	uint8_t f[MAXFRAME];
+	unsigned seq = 0;
+
+	make_frame(f, 120, 11, 0);
+	while (now_ms() < stop) {
+		uint16_t used = __atomic_load_n(&d->tx.vr.used->idx, __ATOMIC_ACQUIRE);
+		unsigned n = 0;
+
+		while ((uint16_t)(d->tx.avail_idx + n - used) < NUM - 1) {
+			d->tx.avail_idx = (uint16_t)(d->tx.avail_idx + n);
+			memcpy(f + 18, &seq, 4);
+			seq++;
+			tx_add(d, f, 120, NULL, 0);
+			d->tx.avail_idx = (uint16_t)(d->tx.avail_idx - n);
+			n++;
+		}
+		if (n)
+			guest_publish(d, &d->tx, 1, (uint16_t)(d->tx.avail_idx + n));
+		else
+			sched_yield();
+	}
+}
+
+/* Weights: two saturated devices on one sidecore share it in proportion to their
+ * weights (deficit round robin over per-turn budgets). */
+static int sc_weights(void)
+{
+	enum { N = 2 };
+	static const uint32_t weight[N] = { 100, 300 };
+	uint32_t sc, ids[N];
+	int pipes[N][2], go[N][2];
+	pid_t pids[N];
+	struct elvis_ioc_poll gp = { .scope = ELVIS_POLL_SCOPE_GLOBAL, .mask = ELVIS_POLL_SET_BUDGET_PACKETS,
+				     .budget_packets = 8 };
+	struct elvis_queue_counters c0[N], c1[N];
+	double ratio;
+	int r = 0;
+
+	CHECK(sidecore_new(1, &sc) == 0, "create sidecore");
+	CHECK(ctl(ELVIS_IOC_SET_POLL, &gp) == 0, "budget");
+	for (int i = 0; i < N; i++) {
+		CHECK(pipe(pipes[i]) == 0 && pipe(go[i]) == 0, "pipe");
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct dev d;
+			char name[IFNAMSIZ], c;
+			cpu_set_t cpus;
+
+			CPU_ZERO(&cpus);
+			CPU_SET(0, &cpus);
+			sched_setaffinity(0, sizeof(cpus), &cpus);
+			snprintf(name, sizeof(name), "vtw%d", i);
+			if (dev_open(&d, ELVIS_PATH, name, F_V1 | F_MRG) < 0)
+				_exit(2);
+			if (write(pipes[i][1], &d.id, 4) != 4 || read(go[i][0], &c, 1) != 1)
+				_exit(3);
+			flood(&d, now_ms() + 5000);
+			_exit(0);
+		}
+		CHECK(read(pipes[i][0], &ids[i], 4) == 4, "child %d", i);
+		struct elvis_ioc_poll qp = { .scope = ELVIS_POLL_SCOPE_QUEUE, .device = ids[i],
+					     .mask = ELVIS_POLL_SET_WEIGHT | ELVIS_POLL_SET_EXITLESS, .weight = weight[i],
+					     .exitless = ELVIS_EXITLESS_MODE_ALWAYS };
+		CHECK(ctl(ELVIS_IOC_SET_POLL, &qp) == 0 && queue_move(ids[i], sc) == 0, "weight, move");
+	}
+	for (int i = 0; i < N; i++)
+		CHECK(write(go[i][1], "g", 1) == 1, "go");
+	msleep(1000);
+	for (int i = 0; i < N; i++)
+		counters_of(ids[i], &c0[i]);
+	msleep(3000);
+	for (int i = 0; i < N; i++)
+		counters_of(ids[i], &c1[i]);
+	for (int i = 0; i < N; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			r = -1;
+	}
+	gp.budget_packets = 128;
+	ctl(ELVIS_IOC_SET_POLL, &gp);
+	sidecore_del(sc);
+	ratio = (double)(c1[1].tx_packets - c0[1].tx_packets) / (double)(c1[0].tx_packets - c0[0].tx_packets + 1);
+	printf("  weights %u:%u -> %llu:%llu packets (ratio %.2f), busy %llu:%llu ms\n", weight[0], weight[1],
+	       (unsigned long long)(c1[0].tx_packets - c0[0].tx_packets),
+	       (unsigned long long)(c1[1].tx_packets - c0[1].tx_packets), ratio,
+	       (unsigned long long)(c1[0].busy_ns - c0[0].busy_ns) / 1000000,
+	       (unsigned long long)(c1[1].busy_ns - c0[1].busy_ns) / 1000000);
+	/* per-VM accounting: the heavier device consumed more sidecore time */
+	if (c1[1].busy_ns - c0[1].busy_ns <= c1[0].busy_ns - c0[0].busy_ns) {
+		fprintf(stderr, "FAIL [%s]: busy time does not follow the work done\n", scenario);
+		return -1;
+	}
+	if (r || ratio < 2.0 || ratio > 4.5) {
+		fprintf(stderr, "FAIL [%s]: packets are not shared 1:3 (children %s)\n", scenario, r ? "failed" : "ok");
+		return -1;
+	}
+	return 0;
+}
+
+/* The owner killed in the middle of traffic: the module cleans up. */
+static int sc_kill(void)
+{
+	pid_t pid = fork();
+	int st;
+	uint32_t before, after;
+
+	if (pid == 0) {
+		struct dev d;
+		unsigned got;
+		uint32_t *seqs = calloc(1 << 20, sizeof(*seqs));
+		if (dev_open(&d, ELVIS_PATH, "vtkill", F_ALL) < 0)
+			_exit(2);
+		if (set_exitless(d.id, ELVIS_EXITLESS_MODE_ALWAYS) < 0)
+			_exit(3);
+		blast(&d, 1 << 20, 0, NULL, NULL, seqs, &got);
+		_exit(0);
+	}
+	msleep(1500);
+	CHECK(read_array(ELVIS_IOC_LIST_QUEUES, NULL, sizeof(struct elvis_queue_info), 0, &before) == 0, "list");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	CHECK(WIFSIGNALED(st), "child was not killed (status %#x)", st);
+	CHECK(read_array(ELVIS_IOC_LIST_QUEUES, NULL, sizeof(struct elvis_queue_info), 0, &after) == 0, "list");
+	CHECK(before >= 1 && after == before - 1, "queues before %u after %u", before, after);
+	return 0;
+}
+
+/* Polling: with exitless always the device suppresses kicks and still serves. */
+static int sc_poll(void)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	struct elvis_queue_info qi;
+	struct elvis_queue_counters c0, c1;
+	int r = -1;
+
+	if (dev_open(&d, ELVIS_PATH, "vtpoll", F_V1 | F_MRG) < 0)
+		goto out;
+	if (info_of(d.id, &qi) < 0 || strcmp(qi.tap, d.tap) != 0 || qi.tap_ifindex != (uint32_t)d.ifindex ||
+	    qi.owner_pid != getpid() || qi.backends != 3 || qi.ring_num[0] != NUM || qi.state != ELVIS_QUEUE_STATE_READY ||
+	    qi.features != (F_V1 | F_MRG)) {
+		fprintf(stderr, "FAIL [%s]: queue info: tap '%s' ifindex %u (want '%s' %d), pid %d, backends %u, state %u\n",
+			scenario, qi.tap, qi.tap_ifindex, d.tap, d.ifindex, qi.owner_pid, qi.backends, qi.state);
+		goto out;
+	}
+	if (set_exitless(d.id, ELVIS_EXITLESS_MODE_ALWAYS) < 0)
+		goto out;
+	tx_add(&d, f, make_frame(f, 100, 7, 0), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0)
+		goto out;
+	msleep(20);
+	if (!(d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) || info_of(d.id, &qi) < 0 ||
+	    !(qi.flags & ELVIS_QUEUE_F_POLLING)) {
+		fprintf(stderr, "FAIL [%s]: polled queue does not suppress kicks\n", scenario);
+		goto out;
+	}
+	counters_of(d.id, &c0);
+	d.kicks_sent = 0;
+	for (unsigned i = 1; i <= 200; i++) {
+		tx_add(&d, f, make_frame(f, 100, 7, i), NULL, 0);
+		guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0)
+			goto out;
+	}
+	counters_of(d.id, &c1);
+	if (d.kicks_sent != 0 || c1.kicks != c0.kicks || c1.tx_packets - c0.tx_packets != 200) {
+		fprintf(stderr, "FAIL [%s]: polled: %u kicks sent, kicks %llu->%llu, tx %llu->%llu\n", scenario,
+			d.kicks_sent, (unsigned long long)c0.kicks, (unsigned long long)c1.kicks,
+			(unsigned long long)c0.tx_packets, (unsigned long long)c1.tx_packets);
+		goto out;
+	}
+	/* back to notifications: kicks are wanted again once idle */
+	if (set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0)
+		goto out;
+	msleep(100);
+	if (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) {
+		fprintf(stderr, "FAIL [%s]: notification mode still suppresses kicks\n", scenario);
+		goto out;
+	}
+	r = capture(&d, 201, 3000, NULL, NULL) == 201 ? 0 : -1;
+	if (r)
+		fprintf(stderr, "FAIL [%s]: frames missing on the tap\n", scenario);
+out:
+	dev_close(&d);
+	return r;
+}
+
+/* Full load for seconds: two processes flood TX from a polled sidecore while the
+ * queues move between two sidecores every second and counters are read all along.
+ * The guest kernel must not report a soft lockup, RCU stall or warning. */
+static int sc_soak(unsigned seconds)
+{
+	enum { N = 2 };
+	uint32_t sc[2];
+	int pipes[N][2];
+	pid_t pids[N];
+	uint32_t ids[N];
+	int r = 0;
+	uint64_t end;
+	unsigned moves = 0;
+
+	CHECK(sidecore_new(0, &sc[0]) == 0 && sidecore_new(1, &sc[1]) == 0, "create sidecores");
+	for (int i = 0; i < N; i++) {
+		CHECK(pipe(pipes[i]) == 0, "pipe");
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct dev d;
+			char name[IFNAMSIZ];
+			unsigned count = 2000, got, rounds = 0;
+			uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+			/* outlives the parent's moves, which must all find the device */
+			uint64_t stop = now_ms() + seconds * 1000ull + 2000;
+
+			snprintf(name, sizeof(name), "vts%d", i);
+			if (dev_open(&d, ELVIS_PATH, name, F_ALL) < 0 || set_exitless(d.id, ELVIS_EXITLESS_MODE_ALWAYS) < 0)
+				_exit(2);
+			if (write(pipes[i][1], &d.id, 4) != 4)
+				_exit(3);
+			while (now_ms() < stop) {
+				/* sequence numbers restart each round: the tap sees them in order */
+				got = 0;
+				blast(&d, count, 0, NULL, NULL, seqs, &got);
+				if (check_seqs(seqs, got, count) < 0)
+					_exit(4);
+				rounds++;
+			}
+			printf("  soak device %u: %u frames\n", d.id, rounds * count);
+			dev_close(&d);
+			_exit(0);
+		}
+		CHECK(read(pipes[i][0], &ids[i], 4) == 4, "child %d set up", i);
+	}
+	end = now_ms() + seconds * 1000ull;
+	while (now_ms() < end) {
+		struct elvis_queue_counters c;
+		for (int k = 0; k < 10; k++) {
+			for (int i = 0; i < N; i++)
+				counters_of(ids[i], &c);
+			msleep(100);
+		}
+		for (int i = 0; i < N; i++)
+			if (queue_move(ids[i], sc[(moves + i) % 2]) < 0) {
+				fprintf(stderr, "FAIL [%s]: moving device %u: %s\n", scenario, ids[i], strerror(errno));
+				r = -1;
+			}
+		moves++;
+	}
+	for (int i = 0; i < N; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "FAIL [%s]: child %d exited with status %#x\n", scenario, i, st);
+			r = -1;
+		}
+	}
+	printf("  soak: %u s, %u move rounds\n", seconds, moves);
+	if (sidecore_del(sc[0]) < 0 || sidecore_del(sc[1]) < 0) {
+		fprintf(stderr, "FAIL [%s]: sidecores not destroyable after the devices closed\n", scenario);
+		r = -1;
+	}
+	return r;
+}
+
+/* Relative numbers only (TCG guest, functional, not a performance claim): packets per
+ * second and guest kicks per packet for the same sequence-numbered TX flood. */
+static int sc_bench(void)
+{
+	const char *paths[] = { VHOST_PATH, ELVIS_PATH, ELVIS_PATH, ELVIS_PATH };
+	const char *modes[] = { "", "auto", "notify", "poll" };
+	unsigned count = 20000;
+
+	for (int i = 0; i < 4; i++) {
+		struct dev d;
+		unsigned got = 0;
+		uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+		uint64_t t0, t1;
+
+		if (dev_open(&d, paths[i], "vtb", F_ALL) < 0)
+			return -1;
+		if (i >= 2 && set_exitless(d.id, i == 2 ? ELVIS_EXITLESS_MODE_NEVER : ELVIS_EXITLESS_MODE_ALWAYS) < 0)
+			return -1;
+		d.kicks_sent = 0;
+		t0 = now_ms();
+		blast(&d, count, 0, NULL, NULL, seqs, &got);
+		t1 = now_ms();
+		printf("  bench %-15s %-6s %u frames of 120 bytes in %llu ms: %.0f packets/s, %.3f kicks/packet\n", paths[i],
+		       modes[i], got, (unsigned long long)(t1 - t0), got * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1),
+		       (double)d.kicks_sent / (got ? got : 1));
+		dev_close(&d);
+		if (check_seqs(seqs, got, count) < 0)
+			return -1;
+		free(seqs);
+	}
+	return 0;
+}
+
+/* Adaptive polling (exitless auto): a queue kicked faster than its start rate gets
+ * polled with kicks suppressed, and goes back to notifications after its idle time. */
+static int sc_auto(void)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	struct elvis_queue_info qi;
+	struct elvis_ioc_poll p = { .scope = ELVIS_POLL_SCOPE_QUEUE, .mask = ELVIS_POLL_SET_START_RATE |
+				    ELVIS_POLL_SET_STOP_IDLE, .poll_start_rate = 200, .poll_stop_idle_ns = 200000000 };
+	bool polled = false;
+	int r = -1;
+
+	if (dev_open(&d, ELVIS_PATH, "vtauto", F_V1 | F_MRG) < 0)
+		goto out;
+	p.device = d.id;
+	if (ctl(ELVIS_IOC_SET_POLL, &p) < 0) {
+		fail_at(__LINE__, "SET_POLL", "per-queue thresholds");
+		goto out;
+	}
+	for (unsigned i = 0; i < 200 && !polled; i++) {
+		tx_add(&d, f, make_frame(f, 100, 9, i), NULL, 0);
+		guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+		if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0)
+			goto out;
+		polled = (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) && info_of(d.id, &qi) == 0 &&
+			 (qi.flags & ELVIS_QUEUE_F_POLLING);
+	}
+	if (!polled) {
+		fprintf(stderr, "FAIL [%s]: a queue kicked at a high rate was never polled\n", scenario);
+		goto out;
+	}
+	msleep(600);
+	if ((d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) || info_of(d.id, &qi) < 0 ||
+	    (qi.flags & ELVIS_QUEUE_F_POLLING)) {
+		fprintf(stderr, "FAIL [%s]: an idle queue is still polled after its stop time\n", scenario);
+		goto out;
+	}
+	/* and it still works in notification mode */
+	tx_add(&d, f, make_frame(f, 100, 9, 999), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	r = wait_used(&d.tx, d.tx.avail_idx, 3000);
+	if (r)
+		fprintf(stderr, "FAIL [%s]: no service after returning to notifications\n", scenario);
+out:
+	dev_close(&d);
+	return r;
+}
+
+static long mem_available_kb(void)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Devices opened, used and closed many times give their memory back: a leaked device
+ * (about 100 KiB) or a leaked owner address space per cycle would show. */
+static int sc_leak(void)
+{
+	uint8_t f[MAXFRAME];
+	long before, after;
+	unsigned cycles = 300;
+
+	for (int warm = 0; warm < 2; warm++) {
+		before = mem_available_kb();
+		for (unsigned i = 0; i < cycles; i++) {
+			struct dev d;
+			if (dev_open(&d, ELVIS_PATH, "vtleak", F_ALL) < 0)
+				return -1;
+			tx_add(&d, f, make_frame(f, 100, 14, i), NULL, (int)(i % 3));
+			guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+			rx_post(&d, 4, 2048);
+			if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0) {
+				fprintf(stderr, "FAIL [%s]: cycle %u: no service\n", scenario, i);
+				dev_close(&d);
+				return -1;
+			}
+			dev_close(&d);
+		}
+		after = mem_available_kb();
+		printf("  %u open/use/close cycles: MemAvailable %ld -> %ld kB\n", cycles, before, after);
+	}
+	/* the second pass, after caches warmed up, must not lose memory */
+	if (before - after > 8 * 1024) {
+		fprintf(stderr, "FAIL [%s]: %ld kB lost over %u cycles\n", scenario, before - after, cycles);
+		return -1;
+	}
+	return 0;
+}
+
+/* The ABI's error paths. */
+static int sc_abi(void)
+{
+	struct elvis_ioc_version v;
+	struct elvis_ioc_sidecore s = { .id = 9999 };
+	struct elvis_ioc_poll p = { .scope = ELVIS_POLL_SCOPE_GLOBAL, .pad = 1 };
+	struct elvis_ioc_array a = { .elem_size = 8 };
+	int fd = open(ELVIS_PATH, O_RDWR);
+	uint64_t feat, bad = 1ull << 40;
+
+	CHECK(ctl(ELVIS_IOC_VERSION, &v) == 0 && v.abi == ELVIS_IOC_ABI_VERSION, "ABI version");
+	CHECK(ctl(ELVIS_IOC_SIDECORE_DESTROY, &s) < 0 && errno == ENOENT, "destroy unknown");
+	s = (struct elvis_ioc_sidecore){ .cpu = 4096 };
+	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0 && errno == EINVAL, "create on a missing cpu");
+	CHECK(ctl(ELVIS_IOC_SET_POLL, &p) < 0 && errno == EINVAL, "padding not zero");
+	CHECK(ctl(ELVIS_IOC_LIST_QUEUES, &a) < 0 && errno == EINVAL, "element size too small");
+	CHECK(ctl(_IO(ELVIS_IOC_MAGIC, 0x7f), NULL) < 0 && errno == ENOTTY, "unknown control ioctl");
+	CHECK(fd >= 0, "open elvis-net");
+	CHECK(ioctl(fd, VHOST_GET_FEATURES, &feat) == 0 && feat == ELVIS_NET_FEATURES, "features");
+	CHECK(ioctl(fd, VHOST_SET_MEM_TABLE, &feat) < 0 && errno == EPERM, "not owner");
+	CHECK(ioctl(fd, VHOST_SET_OWNER) == 0, "owner");
+	CHECK(ioctl(fd, VHOST_SET_OWNER) < 0 && errno == EBUSY, "owner twice");
+	CHECK(ioctl(fd, VHOST_SET_FEATURES, &bad) < 0 && errno == EOPNOTSUPP, "unknown feature");
+	CHECK(ioctl(fd, VHOST_SET_VRING_ENDIAN, &feat) < 0 && errno == ENOTTY, "unsupported vhost ioctl");
+	CHECK(ioctl(fd, _IO(0x12, 0x34)) < 0 && errno == ENOTTY, "foreign ioctl");
+	{
+		struct vhost_vring_state st = { 5, 256 };
+		CHECK(ioctl(fd, VHOST_SET_VRING_NUM, &st) < 0 && errno == ENOBUFS, "vq index");
+		st = (struct vhost_vring_state){ 0, 100 };
+		CHECK(ioctl(fd, VHOST_SET_VRING_NUM, &st) < 0 && errno == EINVAL, "ring size");
+	}
+	{
+		struct vhost_memory *m = calloc(1, sizeof(*m) + 9 * sizeof(m->regions[0]));
+		m->nregions = 0;
+		CHECK(ioctl(fd, VHOST_SET_MEM_TABLE, m) == 0, "empty memory table");
+		m->nregions = 9;
+		CHECK(ioctl(fd, VHOST_SET_MEM_TABLE, m) < 0 && errno == E2BIG, "more than 8 regions");
+		m->nregions = 2;
+		m->regions[0] = (struct vhost_memory_region){ 0, 1 << 20, 1 << 20, 0 };
+		m->regions[1] = (struct vhost_memory_region){ 4096, 1 << 20, 8 << 20, 0 };
+		CHECK(ioctl(fd, VHOST_SET_MEM_TABLE, m) < 0 && errno == EINVAL, "overlapping regions");
+		m->regions[1] = (struct vhost_memory_region){ 2 << 20, 1 << 20, ~0ull - 4096, 0 };
+		CHECK(ioctl(fd, VHOST_SET_MEM_TABLE, m) < 0 && errno == EFAULT, "region outside user space");
+		free(m);
+	}
+	CHECK(ioctl(fd, VHOST_RESET_OWNER) == 0, "reset owner");
+	CHECK(ioctl(fd, VHOST_SET_OWNER) == 0, "owner after reset");
+	close(fd);
+	return 0;
+}
+
+static int compare(const char *what, struct tr *a, struct tr *b)
+{
+	if (a->len == b->len && memcmp(a->p, b->p, a->len) == 0) {
+		printf("  %s: %zu transcript bytes identical to vhost-net\n", what, a->len);
+		return 0;
+	}
+	size_t i = 0;
+	while (i < a->len && i < b->len && a->p[i] == b->p[i])
+		i++;
+	fprintf(stderr, "FAIL [%s]: %s differs from vhost-net at byte %zu (vhost %zu bytes, elvis %zu)\n", scenario,
+		what, i, a->len, b->len);
+	return -1;
+}
+
+static void tr_free(struct tr *t)
+{
+	free(t->p);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Runs fn against both devices and compares the transcripts. */
+#define ORACLE(name, call)                                                                                \
+	do {                                                                                              \
+		struct tr tv = { 0 }, te = { 0 };                                                         \
+		const char *path = VHOST_PATH;                                                            \
+		struct tr *cur = &tv;                                                                     \
+		int rv = call;                                                                            \
+		path = ELVIS_PATH;                                                                        \
+		cur = &te;                                                                                \
+		int re = call;                                                                            \
+		if (rv < 0)                                                                               \
+			fprintf(stderr, "FAIL [%s]: the oracle (vhost-net) failed\n", scenario);          \
+		r = rv < 0 || re < 0 ? -1 : compare(name, &tv, &te);                                      \
+		tr_free(&tv);                                                                             \
+		tr_free(&te);                                                                             \
+	} while (0)
+
+/* Scenario names select; none selects all but bench. Options start with "--". */
+static bool wanted(int argc, char **argv, const char *name)
+{
+	bool any = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-')
+			continue;
+		any = true;
+		if (strcmp(argv[i], name) == 0)
+			return true;
+	}
+	return !any && strcmp(name, "bench") != 0;
+}
+
+static void run(const char *name, int r)
+{
+	printf("%s %s\n", r == 0 ? "PASS" : "FAIL", name);
+	fflush(stdout);
+	if (r)
+		failures++;
+}
+
+int main(int argc, char **argv)
+{
+	int r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		/* one line per /dev/elvis-net device, for scripts */
+		struct elvis_queue_info q[64];
+		uint32_t n = 0;
+
+		if (read_array(ELVIS_IOC_LIST_QUEUES, q, sizeof(q[0]), 64, &n) < 0)
+			return 1;
+		for (uint32_t i = 0; i < n && i < 64; i++)
+			printf("device %u pid %d state %u sidecore %u features %#llx tap '%s'\n", q[i].device,
+			       q[i].owner_pid, q[i].state, q[i].sidecore, (unsigned long long)q[i].features, q[i].tap);
+		return 0;
+	}
+	if (wanted(argc, argv, "abi")) {
+		scenario = "abi";
+		run(scenario, sc_abi());
+	}
+	if (wanted(argc, argv, "tx")) {
+		scenario = "tx";
+		ORACLE("tx all features", sc_tx(path, F_ALL, cur));
+		run(scenario, r);
+		scenario = "tx-legacy";
+		ORACLE("tx no features", sc_tx(path, 0, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "rx")) {
+		scenario = "rx-mrg";
+		ORACLE("rx mergeable 256-byte buffers", sc_rx(path, F_ALL, 256, cur));
+		run(scenario, r);
+		scenario = "rx-v1";
+		ORACLE("rx version 1 without mergeable", sc_rx(path, F_V1 | F_EVIDX, 2048, cur));
+		run(scenario, r);
+		scenario = "rx-legacy";
+		ORACLE("rx legacy header", sc_rx(path, 0, 2048, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "offload")) {
+		scenario = "offload";
+		ORACLE("checksum/TSO offloads", sc_offload(path, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "qemu")) {
+		scenario = "qemu";
+		ORACLE("QEMU as the VMM (qtest-driven legacy virtio-net-pci)", sc_qemu(path, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "restart")) {
+		scenario = "restart";
+		ORACLE("stop/start", sc_restart(path, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "notify")) {
+		scenario = "notify-event-idx";
+		ORACLE("EVENT_IDX", sc_notify(path, F_ALL, cur));
+		run(scenario, r);
+		scenario = "notify-flags";
+		ORACLE("NO_INTERRUPT/NO_NOTIFY", sc_notify(path, F_V1 | F_MRG, cur));
+		run(scenario, r);
+	}
+	if (wanted(argc, argv, "hostile")) {
+		for (int k = 0; k < H_MAX; k++) {
+			char name[64];
+			snprintf(name, sizeof(name), "hostile %s", hostile_name[k]);
+			scenario = hostile_name[k];
+			ORACLE(name, sc_hostile(path, (enum hostile)k, cur));
+			run(name, r);
+		}
+	}
+	if (wanted(argc, argv, "poll")) {
+		scenario = "poll";
+		run(scenario, sc_poll());
+	}
+	if (wanted(argc, argv, "auto")) {
+		scenario = "auto";
+		run(scenario, sc_auto());
+	}
+	if (wanted(argc, argv, "ndev")) {
+		scenario = "ndev";
+		run(scenario, sc_ndev());
+	}
+	if (wanted(argc, argv, "weights")) {
+		scenario = "weights";
+		run(scenario, sc_weights());
+	}
+	if (wanted(argc, argv, "move")) {
+		scenario = "move";
+		run(scenario, sc_move());
+	}
+	if (wanted(argc, argv, "move-rx")) {
+		scenario = "move-rx";
+		run(scenario, sc_move_rx());
+	}
+	if (wanted(argc, argv, "churn")) {
+		scenario = "churn";
+		run(scenario, sc_churn());
+	}
+	if (wanted(argc, argv, "leak")) {
+		scenario = "leak";
+		run(scenario, sc_leak());
+	}
+	if (wanted(argc, argv, "kill")) {
+		scenario = "kill";
+		run(scenario, sc_kill());
+	}
+	if (wanted(argc, argv, "soak")) {
+		unsigned secs = 60;
+		for (int i = 1; i < argc; i++)
+			if (strncmp(argv[i], "--soak-seconds=", 15) == 0)
+				secs = (unsigned)atoi(argv[i] + 15);
+		scenario = "soak";
+		run(scenario, sc_soak(secs));
+	}
+	if (wanted(argc, argv, "bench")) {
+		scenario = "bench";
+		run(scenario, sc_bench());
+	}
+	printf("elvis-vtest: %d failure%s\n", failures, failures == 1 ? "" : "s");
+	return failures ? 1 : 0;
+}
