@@ -1784,7 +1784,7 @@ static int sc_kill(void)
 {
 	pid_t pid = fork();
 	int st;
-	uint32_t before, after;
+	uint32_t before = 0, after = 0;
 
 	if (pid == 0) {
 		struct dev d;
@@ -2258,41 +2258,21 @@ int main(int argc, char **argv)
 			run(name, r);
 		}
 	}
-	if (wanted(argc, argv, "poll")) {
-		scenario = "poll";
-		run(scenario, sc_poll());
-	}
-	if (wanted(argc, argv, "auto")) {
-		scenario = "auto";
-		run(scenario, sc_auto());
-	}
-	if (wanted(argc, argv, "ndev")) {
-		scenario = "ndev";
-		run(scenario, sc_ndev());
-	}
-	if (wanted(argc, argv, "weights")) {
-		scenario = "weights";
-		run(scenario, sc_weights());
-	}
-	if (wanted(argc, argv, "move")) {
-		scenario = "move";
-		run(scenario, sc_move());
-	}
-	if (wanted(argc, argv, "move-rx")) {
-		scenario = "move-rx";
-		run(scenario, sc_move_rx());
-	}
-	if (wanted(argc, argv, "churn")) {
-		scenario = "churn";
-		run(scenario, sc_churn());
-	}
-	if (wanted(argc, argv, "leak")) {
-		scenario = "leak";
-		run(scenario, sc_leak());
-	}
-	if (wanted(argc, argv, "kill")) {
-		scenario = "kill";
-		run(scenario, sc_kill());
+	{
+		/* elvis-only scenarios, in this order */
+		static const struct {
+			const char *name;
+			int (*fn)(void);
+		} only_elvis[] = {
+			{ "poll", sc_poll },   { "auto", sc_auto },   { "ndev", sc_ndev }, { "weights", sc_weights },
+			{ "move", sc_move },   { "move-rx", sc_move_rx }, { "churn", sc_churn }, { "leak", sc_leak },
+			{ "kill", sc_kill },
+		};
+		for (size_t k = 0; k < sizeof(only_elvis) / sizeof(only_elvis[0]); k++)
+			if (wanted(argc, argv, only_elvis[k].name)) {
+				scenario = only_elvis[k].name;
+				run(scenario, only_elvis[k].fn());
+			}
 	}
 	if (wanted(argc, argv, "soak")) {
 		unsigned secs = 60;
