@@ -53,7 +53,7 @@ static int fail(struct emu *e, const char *fmt, ...)
         return -1;
 }
 
-static void spin_ns(uint64_t ns)
+void emu_spin_ns(uint64_t ns)
 {
         uint64_t end = emu_now_ns() + ns;
         while (ns && emu_now_ns() < end)
@@ -371,7 +371,7 @@ static void publish(struct emu *e, struct emu_vq *vq)
         if (kick) {
                 eventfd_write(vq->kick_fd, 1);
                 vq->kicks++;
-                spin_ns(e->o.exit_cost_ns);
+                emu_spin_ns(e->o.exit_cost_ns);
         }
 }
 
@@ -394,7 +394,7 @@ bool emu_wait_irq(struct emu *e, struct emu_vq *vq, int ms)
         if (poll(&p, 1, ms) <= 0 || eventfd_read(vq->call_fd, &v) < 0)
                 return false;
         vq->interrupts += v;
-        spin_ns(e->o.exit_cost_ns * v);
+        emu_spin_ns(e->o.exit_cost_ns * v);
         return true;
 }
 
@@ -404,7 +404,7 @@ void emu_drain_irqs(struct emu *e, struct emu_vq *vq)
 
         if (eventfd_read(vq->call_fd, &v) == 0) {
                 vq->interrupts += v;
-                spin_ns(e->o.exit_cost_ns * v);
+                emu_spin_ns(e->o.exit_cost_ns * v);
         }
 }
 

@@ -84,6 +84,8 @@ bool emu_wait_irq(struct emu *e, struct emu_vq *vq, int ms);
 void emu_drain_irqs(struct emu *e, struct emu_vq *vq);
 bool emu_has_event_idx(const struct emu *e);
 uint64_t emu_now_ns(void);
+/* Busy-waits ns nanoseconds (guest CPU spent on a modelled cost). */
+void emu_spin_ns(uint64_t ns);
 
 /* Runs one hostile kind against a fresh connection and prints a JSON verdict; 0 when
  * the back end reacted as a careful one must (error eventfd, NACK or close), else 1. */

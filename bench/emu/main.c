@@ -177,9 +177,7 @@ int main(int argc, char **argv)
                                                         want = (unsigned)(count - sent);
                                                 unsigned n = emu_tx(e, i, want, size);
                                                 sent += n;
-                                                /* the guest stack's own cost of each send (modelled) */
-                                                for (uint64_t t = emu_now_ns() + n * work_ns; work_ns && emu_now_ns() < t;)
-                                                        ;
+                                                emu_spin_ns(n * work_ns);    /* the guest stack's cost (modelled) */
                                                 emu_tx_reclaim(e, i);
                                         }
                                         emu_rx(e, i);

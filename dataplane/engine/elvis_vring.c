@@ -325,33 +325,26 @@ int elvis_vring_publish(struct elvis_vring *vr)
 
 bool elvis_vring_need_signal(struct elvis_vring *vr)
 {
-        u16 old, event, flags;
+        u16 old = vr->signalled_used, event, flags;
+        bool first = !vr->signalled_valid;
 
+        /* nothing published since the last signal: nothing to signal */
+        if (!first && old == vr->published_used)
+                return false;
         /* the used index store is ordered before reading the guest's suppression state */
         ev_mb();
         if (vr->event_idx) {
-                old = vr->signalled_used;
                 if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * vr->num), &event))
                         return true;
-                if (vr->signalled_valid && old == vr->published_used)
-                        return false;
-                vr->signalled_used = vr->published_used;
-                if (!vr->signalled_valid) {
-                        vr->signalled_valid = true;
+        } else {
+                if (ev_load16(ev_uptr_add(vr->avail, AVAIL_FLAGS), &flags))
                         return true;
-                }
-                return elvis_need_event(event, vr->published_used, old);
+                if (flags & ELVIS_VRING_AVAIL_F_NO_INTERRUPT)
+                        return false;       /* not signalled: still owed when allowed again */
         }
-        /* nothing published since the last signal: nothing to signal */
-        if (vr->signalled_valid && vr->signalled_used == vr->published_used)
-                return false;
-        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_FLAGS), &flags))
-                return true;
-        if (flags & ELVIS_VRING_AVAIL_F_NO_INTERRUPT)
-                return false;
         vr->signalled_used = vr->published_used;
         vr->signalled_valid = true;
-        return true;
+        return first || !vr->event_idx || elvis_need_event(event, vr->published_used, old);
 }
 
 static void write_avail_event(struct elvis_vring *vr, u16 v)

@@ -128,12 +128,41 @@ static int vioctl(struct dev *d, unsigned long cmd, void *arg)
 	return ioctl(d->fd, cmd, arg);
 }
 
+/* Brings a tap up and opens the capture and send sockets on it: capture what the tap
+ * delivers to the host (guest TX), send what the host transmits on it (guest RX). */
+static int tap_attach(struct dev *d, const char *name)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rcv = 4 << 20;
+
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 || ioctl(s, SIOCGIFINDEX, &ifr) < 0)
+		return -1;
+	close(s);
+	d->ifindex = ifr.ifr_ifindex;
+	/* protocol 0 until bound: an ETH_P_ALL socket would queue every interface's frames
+	 * (another device's traffic) between socket() and bind() */
+	d->cap_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	d->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (d->cap_fd < 0 || d->tx_fd < 0)
+		return -1;
+	setsockopt(d->cap_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
+	sll.sll_ifindex = d->ifindex;
+	if (bind(d->cap_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
+	    bind(d->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		return -1;
+	return 0;
+}
+
+/* Creates a tap with a virtio-net header, as QEMU does, and attaches to it. */
 static int tap_open(struct dev *d, const char *name)
 {
 	struct ifreq ifr = { 0 };
-	int hdr = d->hl, s, one = 1;
-	struct sockaddr_ll sll = { 0 };
-	int rcv = 4 << 20;
+	int hdr = d->hl;
 
 	d->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (d->tap_fd < 0)
@@ -143,31 +172,7 @@ static int tap_open(struct dev *d, const char *name)
 	if (ioctl(d->tap_fd, TUNSETIFF, &ifr) < 0 || ioctl(d->tap_fd, TUNSETVNETHDRSZ, &hdr) < 0)
 		return -1;
 	snprintf(d->tap, IFNAMSIZ, "%s", ifr.ifr_name);
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		return -1;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 || ioctl(s, SIOCGIFINDEX, &ifr) < 0)
-		return -1;
-	close(s);
-	d->ifindex = ifr.ifr_ifindex;
-	/* capture what the tap delivers to the host (guest TX), send what the host
-	 * transmits on the tap (guest RX) */
-	/* protocol 0 until bound: an ETH_P_ALL socket would queue every interface's frames
-	 * (another device's traffic) between socket() and bind() */
-	d->cap_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	d->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	if (d->cap_fd < 0 || d->tx_fd < 0)
-		return -1;
-	setsockopt(d->cap_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
-	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(ETH_P_ALL);
-	sll.sll_ifindex = d->ifindex;
-	if (bind(d->cap_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
-	    bind(d->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-		return -1;
-	(void)one;
-	return 0;
+	return tap_attach(d, d->tap);
 }
 
 /* Opens and configures a device the way QEMU does. want: feature bits to ack. */
@@ -948,32 +953,6 @@ static uint64_t qt_ring(uint32_t pfn, unsigned num, int part)
 	uint64_t desc = (uint64_t)pfn << 12, avail = desc + 16ull * num;
 
 	return part == 0 ? desc : part == 1 ? avail : (avail + 6 + 2ull * num + 4095) & ~4095ull;
-}
-
-/* Brings a tap QEMU created up and opens the capture and send sockets on it. */
-static int tap_attach(struct dev *d, const char *name)
-{
-	struct ifreq ifr = { 0 };
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		return -1;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 || ioctl(s, SIOCGIFINDEX, &ifr) < 0)
-		return -1;
-	close(s);
-	d->ifindex = ifr.ifr_ifindex;
-	/* protocol 0 until bound: an ETH_P_ALL socket would queue every interface's frames
-	 * (another device's traffic) between socket() and bind() */
-	d->cap_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	d->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	sll.sll_ifindex = d->ifindex;
-	if (d->cap_fd < 0 || d->tx_fd < 0 || bind(d->cap_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
-	    bind(d->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-		return -1;
-	return 0;
 }
 
 static int qt_wait_used(struct qt *q, uint64_t used, uint16_t want, unsigned ms)
