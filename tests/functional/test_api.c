@@ -472,3 +472,69 @@ Test(api_nodp, health_reports_missing_dataplane, .timeout = 60)
         cr_assert_eq(daemon_stop(&n), 0);
         daemon_cleanup(&n);
 }
+
+/* The exit-less capability probe reads sysfs; ELVIS_SYSFS points it at a tree made here. */
+static void start_with_sysfs(bool kvm)
+{
+        static char env[256];
+        char path[256];
+
+        daemon_init(&d, ELVIS_MANAGER_FAKE);
+        daemon_arg(&d, "--topology-xml");
+        daemon_arg(&d, TOPO);
+        snprintf(env, sizeof(env), "ELVIS_SYSFS=%s/sys", d.dir);
+        daemon_env(&d, env);
+        if (kvm) {
+                static const char *const files[][2] = {
+                        { "module/kvm_intel/parameters/enable_apicv", "Y\n" },
+                        { "module/kvm/parameters/halt_poll_ns", "200000\n" },
+                        { "devices/system/cpu/isolated", "2-3\n" },
+                        { "devices/system/cpu/nohz_full", "(null)\n" },
+                };
+                for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                        char cmd[512];
+                        FILE *f;
+                        snprintf(path, sizeof(path), "%s/sys/%s", d.dir, files[i][0]);
+                        snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
+                        cr_assert_eq(system(cmd), 0);
+                        cr_assert_not_null(f = fopen(path, "w"));
+                        fputs(files[i][1], f);
+                        fclose(f);
+                }
+        }
+        cr_assert_eq(daemon_start(&d), 0);
+}
+
+TestSuite(probe, .fini = stop, .timeout = 60);
+
+Test(probe, exitless_capabilities_from_sysfs)
+{
+        json_t *t, *x, *sc;
+
+        start_with_sysfs(true);
+        cr_assert_eq(req("POST", "/v1/sidecores", "{\"cpu\":2}", NULL), 201);
+        t = get("/v1/topology", 200);
+        x = json_object_get(t, "exitless");
+        cr_assert_str_eq(json_string_value(json_object_get(x, "posted_interrupts")), "yes");
+        cr_assert_str_eq(json_string_value(json_object_get(x, "posted_interrupts_source")), "kvm_intel.enable_apicv");
+        cr_assert_eq(json_integer_value(json_object_get(x, "halt_poll_ns")), 200000);
+        sc = json_array_get(json_object_get(x, "sidecores"), 0);
+        cr_assert_eq(json_integer_value(json_object_get(sc, "cpu")), 2);
+        cr_assert(json_is_true(json_object_get(sc, "isolated")), "CPU 2 is in isolcpus");
+        cr_assert(json_is_false(json_object_get(sc, "nohz_full")), "nohz_full is off");
+        json_decref(t);
+}
+
+Test(probe, unknown_when_sysfs_says_nothing)
+{
+        json_t *t, *x;
+
+        start_with_sysfs(false);
+        t = get("/v1/topology", 200);
+        x = json_object_get(t, "exitless");
+        cr_assert_str_eq(json_string_value(json_object_get(x, "posted_interrupts")), "unknown", "never a guess");
+        cr_assert(json_is_null(json_object_get(x, "posted_interrupts_source")));
+        cr_assert_str_eq(json_string_value(json_object_get(x, "halt_poll_ns")), "unknown");
+        cr_assert_str_eq(json_string_value(json_object_get(x, "isolated_cpus")), "unknown");
+        json_decref(t);
+}
