@@ -122,7 +122,7 @@ json_t *elvis_manager_topology(struct elvis_manager *m)
 static const char *queue_state_name(enum elvis_dp_queue_state s)
 {
         static const char *const names[] = { "disconnected", "ready", "error" };
-        return s < __ELVIS_QUEUE_STATE_MAX ? names[s] : "unknown";
+        return s < __ELVIS_DP_QUEUE_STATE_MAX ? names[s] : "unknown";
 }
 
 json_t *elvis_manager_stats(struct elvis_manager *m)

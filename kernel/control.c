@@ -97,10 +97,11 @@ static int sidecore_create(void __user *argp)
 
 	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
-	if (s.flags || s.pad || s.cpu < 0)
+	/* cpu >= 0 and no flags: bound; cpu -1 with F_DEFAULT: an unbound one */
+	if (s.pad || (s.flags & ~ELVIS_SIDECORE_F_DEFAULT) || (s.flags ? s.cpu != -1 : s.cpu < 0))
 		return -EINVAL;
 	mutex_lock(&elvis_lock);
-	r = elvis_sidecore_create(s.cpu, false, &sc);
+	r = elvis_sidecore_create(s.cpu, s.flags != 0, &sc);
 	if (!r)
 		s.id = sc->id;
 	mutex_unlock(&elvis_lock);

@@ -47,7 +47,7 @@ enum elvis_dp_queue_state {
         ELVIS_QUEUE_DISCONNECTED,       /* no front end yet */
         ELVIS_QUEUE_READY,
         ELVIS_QUEUE_ERROR,              /* stopped after a bad ring */
-        __ELVIS_QUEUE_STATE_MAX
+        __ELVIS_DP_QUEUE_STATE_MAX
 };
 
 struct elvis_dp_queue_stats {

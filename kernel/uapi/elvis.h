@@ -30,9 +30,12 @@
  * ELVIS_IOC_VERSION (read): fills struct elvis_ioc_version. abi is ELVIS_IOC_ABI_VERSION
  *     of the running module; user space refuses to drive a module with another value.
  *
- * ELVIS_IOC_SIDECORE_CREATE (read/write): starts a sidecore kthread bound to cpu
- *     (which must be online: EINVAL otherwise; only the module creates unbound ones). On return id holds the new sidecore's
- *     id. flags must be 0. ENOSPC past ELVIS_MAX_SIDECORES.
+ * ELVIS_IOC_SIDECORE_CREATE (read/write): starts a sidecore kthread bound to cpu,
+ *     which must be online (EINVAL otherwise), with flags 0; or, with flags
+ *     ELVIS_SIDECORE_F_DEFAULT and cpu -1, an unbound sidecore like the one the module
+ *     creates itself (a place to park queues no bound sidecore should serve). Any other
+ *     combination is EINVAL. On return id holds the new sidecore's id. ENOSPC past
+ *     ELVIS_MAX_SIDECORES.
  *
  * ELVIS_IOC_SIDECORE_DESTROY (write): stops sidecore id. EBUSY while it serves any
  *     queue (move them first), ENOENT if there is no such sidecore.

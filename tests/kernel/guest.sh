@@ -15,6 +15,10 @@ elvis-vtest $args || fail "elvis-vtest failed"
 if [ -z "$args" ] || echo " $args " | grep -q " qemu "; then
 	elvis-qemu-init || fail "QEMU did not take /dev/elvis-net as its vhost device"
 fi
+# elvis-manager --dataplane kernel through the REST API
+if [ -z "$args" ] || echo " $args " | grep -q " daemon "; then
+	elvis-daemon-test || fail "elvis-manager did not drive elvis.ko"
+fi
 # unloading is refused while a device is open, then works; reload and run again
 exec 3<>/dev/elvis-net
 rmmod elvis 2>/dev/null && fail "rmmod succeeded with /dev/elvis-net open"

@@ -5,7 +5,8 @@
  * decisions); the elvis transcript must equal the vhost one byte for byte.
  * Scenarios that only make sense for elvis.ko (sidecores, moves) check invariants.
  * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
- *        elvis-vtest --list   (the devices /dev/elvis lists, one per line)
+ *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
+ *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
  * Scenarios: abi tx rx offload qemu restart notify hostile poll auto ndev weights move move-rx churn leak kill soak bench.
  * Exit status 0 only if all selected scenarios pass. */
 #define _GNU_SOURCE
@@ -2067,6 +2068,20 @@ static int sc_abi(void)
 	CHECK(ctl(ELVIS_IOC_SIDECORE_DESTROY, &s) < 0 && errno == ENOENT, "destroy unknown");
 	s = (struct elvis_ioc_sidecore){ .cpu = 4096 };
 	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0 && errno == EINVAL, "create on a missing cpu");
+	s = (struct elvis_ioc_sidecore){ .cpu = -1 };
+	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0 && errno == EINVAL, "unbound without F_DEFAULT");
+	s = (struct elvis_ioc_sidecore){ .cpu = 0, .flags = ELVIS_SIDECORE_F_DEFAULT };
+	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0 && errno == EINVAL, "F_DEFAULT on a cpu");
+	s = (struct elvis_ioc_sidecore){ .cpu = -1, .flags = ELVIS_SIDECORE_F_SLEEPING };
+	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) < 0 && errno == EINVAL, "unknown create flag");
+	s = (struct elvis_ioc_sidecore){ .cpu = -1, .flags = ELVIS_SIDECORE_F_DEFAULT };
+	CHECK(ctl(ELVIS_IOC_SIDECORE_CREATE, &s) == 0 && s.id, "unbound sidecore on request");
+	{
+		struct elvis_sidecore_info si;
+		CHECK(sidecore_info(s.id, &si) == 0 && si.cpu == -1 && (si.flags & ELVIS_SIDECORE_F_DEFAULT),
+		      "the unbound sidecore lists as cpu -1, default");
+		CHECK(sidecore_del(s.id) == 0, "destroy the unbound sidecore");
+	}
 	CHECK(ctl(ELVIS_IOC_SET_POLL, &p) < 0 && errno == EINVAL, "padding not zero");
 	CHECK(ctl(ELVIS_IOC_LIST_QUEUES, &a) < 0 && errno == EINVAL, "element size too small");
 	CHECK(ctl(_IO(ELVIS_IOC_MAGIC, 0x7f), NULL) < 0 && errno == ENOTTY, "unknown control ioctl");
@@ -2102,6 +2117,45 @@ static int sc_abi(void)
 	CHECK(ioctl(fd, VHOST_SET_OWNER) == 0, "owner after reset");
 	close(fd);
 	return 0;
+}
+
+/* --vmm TAP SECONDS: a stand-in VMM for the daemon test: one /dev/elvis-net device on
+ * tap TAP sending sequence-numbered frames in rounds of 1000 until SECONDS have passed
+ * or SIGTERM arrives, while elvis-manager moves its queue; every round must arrive whole
+ * and in order. */
+static volatile sig_atomic_t vmm_stop;
+
+static void on_vmm_stop(int sig)
+{
+	(void)sig;
+	vmm_stop = 1;
+}
+
+static int vmm(const char *tap, unsigned seconds)
+{
+	struct dev d = { 0 };
+	unsigned count = 1000, rounds = 0, got = 0;
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	uint64_t end = now_ms() + seconds * 1000ull;
+	int r = -1;
+
+	scenario = "vmm";
+	if (!seqs || dev_open(&d, ELVIS_PATH, tap, F_ALL) < 0)
+		goto out;
+	signal(SIGTERM, on_vmm_stop);
+	printf("vmm: device %u on tap %s\n", d.id, d.tap);
+	while (!vmm_stop && now_ms() < end) {
+		blast(&d, count, 0, NULL, NULL, seqs, &got);
+		if (check_seqs(seqs, got, count) < 0)
+			goto out;
+		rounds++;
+	}
+	printf("vmm: %u rounds of %u frames, none lost, duplicated or reordered\n", rounds, count);
+	r = rounds ? 0 : -1;
+out:
+	dev_close(&d);
+	free(seqs);
+	return r;
 }
 
 static int compare(const char *what, struct tr *a, struct tr *b)
@@ -2177,11 +2231,26 @@ int main(int argc, char **argv)
 
 		if (read_array(ELVIS_IOC_LIST_QUEUES, q, sizeof(q[0]), 64, &n) < 0)
 			return 1;
-		for (uint32_t i = 0; i < n && i < 64; i++)
-			printf("device %u pid %d state %u sidecore %u features %#llx tap '%s'\n", q[i].device,
-			       q[i].owner_pid, q[i].state, q[i].sidecore, (unsigned long long)q[i].features, q[i].tap);
+		for (uint32_t i = 0; i < n && i < 64; i++) {
+			struct elvis_queue_counters c = { 0 };
+			counters_of(q[i].device, &c);
+			printf("device %u pid %d state %u sidecore %u features %#llx tap '%s' weight %u exitless %u "
+			       "tx_packets %llu\n",
+			       q[i].device, q[i].owner_pid, q[i].state, q[i].sidecore, (unsigned long long)q[i].features,
+			       q[i].tap, q[i].weight, q[i].exitless, (unsigned long long)c.tx_packets);
+		}
+		{
+			struct elvis_sidecore_info sc[64];
+			if (read_array(ELVIS_IOC_LIST_SIDECORES, sc, sizeof(sc[0]), 64, &n) < 0)
+				return 1;
+			for (uint32_t i = 0; i < n && i < 64; i++)
+				printf("sidecore %u cpu %d queues %u flags %#x\n", sc[i].id, sc[i].cpu, sc[i].nqueues,
+				       sc[i].flags);
+		}
 		return 0;
 	}
+	if (argc == 4 && strcmp(argv[1], "--vmm") == 0)
+		return vmm(argv[2], (unsigned)atoi(argv[3])) == 0 ? 0 : 1;
 	if (wanted(argc, argv, "abi")) {
 		scenario = "abi";
 		run(scenario, sc_abi());
