@@ -702,6 +702,8 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                                         o->polls = cs[i].polls;
                                         o->empty_polls = cs[i].empty_polls;
                                         o->busy_ns = cs[i].busy_ns;
+                                        o->wait_ns = cs[i].wait_ns;
+                                        o->wait_samples = cs[i].wait_samples;
                                         o->errors = cs[i].errors + cs[i].drops;
                                 }
                 }

@@ -31,6 +31,8 @@ enum {
 #define HDR_SIZE 12
 #define MAX_PAYLOAD 4096
 #define MAX_FDS 8
+/* regions one SET_MEM_TABLE carries (one fd each; more needs ADD_MEM_REG, not offered) */
+#define VU_MAX_REGIONS MAX_FDS
 #define FLAG_VERSION 0x1
 #define FLAG_REPLY 0x4
 #define FLAG_NEED_REPLY 0x8
@@ -157,7 +159,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
                 return -EINVAL;
         }
         memcpy(&n, m->payload, 4);
-        if (n == 0 || n > ELVIS_MEM_MAX_REGIONS || m->size != 8 + n * sizeof(struct region_msg)) {
+        if (n == 0 || n > VU_MAX_REGIONS || m->size != 8 + n * sizeof(struct region_msg)) {
                 *why = "region count does not match the payload";
                 return -EINVAL;
         }

@@ -88,6 +88,7 @@ enum elvis_net_mode { ELVIS_MODE_NOTIFY, ELVIS_MODE_POLL };
 struct elvis_net_stats {
 	u64 rx_packets, rx_bytes, tx_packets, tx_bytes;
 	u64 interrupts, polls, empty_polls, busy_ns, errors, drops;
+	u64 wait_ns, wait_samples;
 };
 
 /* Single-writer counters: the writer holds net->mutex, readers take snapshots. */
@@ -108,7 +109,7 @@ struct elvis_net {
 	struct list_head sc_node;
 	unsigned long pending;          /* bit 0: a kick or tap data since the last turn */
 	enum elvis_net_mode mode;
-	u64 last_work_ns, window_start_ns, window_kicks;
+	u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
 	s64 deficit_packets, deficit_bytes;
 	bool rx_blocked, tx_blocked;
 	/* parameters set through /dev/elvis */

@@ -434,6 +434,11 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 	ELVIS_STAT_ADD(sc->st.polls, 1);
 	if (total) {
 		ELVIS_STAT_ADD(net->st.busy_ns, t1 - now);
+		/* how long the queue waited for this turn since its last one ended */
+		if (net->last_turn_ns && now > net->last_turn_ns) {
+			ELVIS_STAT_ADD(net->st.wait_ns, now - net->last_turn_ns);
+			ELVIS_STAT_ADD(net->st.wait_samples, 1);
+		}
 		net->last_work_ns = t1;
 		ELVIS_STAT_ADD(sc->st.bytes, net->st.rx_bytes + net->st.tx_bytes - bytes0);
 		/* more may be waiting: another turn before notifications go back on */
@@ -449,6 +454,7 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 		set_mode(net, ELVIS_MODE_NOTIFY);
 	if (net->mode == ELVIS_MODE_NOTIFY && !total && enable_notify(net))
 		set_bit(ELVIS_NET_PENDING, &net->pending);
+	net->last_turn_ns = t1;
 	return total;
 }
 
@@ -924,6 +930,8 @@ void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c)
 	c->busy_ns = READ_ONCE(net->st.busy_ns);
 	c->errors = READ_ONCE(net->st.errors);
 	c->drops = READ_ONCE(net->st.drops);
+	c->wait_ns = READ_ONCE(net->st.wait_ns);
+	c->wait_samples = READ_ONCE(net->st.wait_samples);
 }
 
 static const struct file_operations net_fops = {

@@ -21,7 +21,7 @@ int elvis_vring_fail(struct elvis_vring *vr, int err, const char *what)
 int elvis_mem_validate(const struct elvis_vring_mem *mem, const char **why)
 {
         if (mem->nregions == 0 || mem->nregions > ELVIS_MEM_MAX_REGIONS) {
-                *why = "memory table must have 1 to 8 regions";
+                *why = "memory table must have 1 to 64 regions";
                 return -EINVAL;
         }
         for (u32 i = 0; i < mem->nregions; i++) {

@@ -10,7 +10,7 @@
 #include "elvis_port.h"
 
 #define ELVIS_VRING_MAX_NUM 32768u
-#define ELVIS_MEM_MAX_REGIONS 8u
+#define ELVIS_MEM_MAX_REGIONS 64u     /* vhost-net's default max_mem_regions */
 #define ELVIS_CHAIN_MAX_IOV 1024u      /* like vhost's UIO_MAXIOV */
 
 /* virtio split ring layout (virtio 1.x, little endian) */

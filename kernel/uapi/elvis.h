@@ -198,8 +198,11 @@ struct elvis_queue_counters {
 	__u64 busy_ns;                  /* sidecore time spent on this queue */
 	__u64 errors;                   /* ring errors (the ring stops) */
 	__u64 drops;                    /* packets dropped: undersized, oversized, back end refused */
+	/* added after the first release (elem_size 104 still works, without them): */
+	__u64 wait_ns;                  /* sum over turns that found work of the time since the queue's previous turn */
+	__u64 wait_samples;             /* the number of such turns (wait_ns / wait_samples: mean wait) */
 };
-ELVIS_UAPI_ASSERT_SIZE(struct elvis_queue_counters, 104);
+ELVIS_UAPI_ASSERT_SIZE(struct elvis_queue_counters, 120);
 #define ELVIS_QUEUE_COUNTERS_SIZE_V1 104
 
 enum elvis_poll_scope {

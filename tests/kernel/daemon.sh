@@ -81,6 +81,7 @@ module_tx=$(elvis-vtest --list | awk -v d="$kdev" '$1 == "device" && $2 == d { p
 { [ "$module_tx" -ge "$daemon_tx" ] && [ "$daemon_tx" -gt 0 ]; } ||
 	fail "/v1/stats tx_packets $daemon_tx vs the module's $module_tx"
 ctl -o json stats | grep -q '"dataplane": "kernel"' || fail "/v1/stats does not name the kernel data plane"
+ctl -o json stats | grep -q '"wait_samples": [1-9]' || fail "/v1/stats has no wait time from the module"
 echo "DAEMON: /v1/stats tx_packets $daemon_tx, the module's $module_tx a moment later"
 
 # a restart adopts the module sidecore: same sidecore, same queue, no new thread

@@ -16,6 +16,7 @@ AT(struct elvis_queue_info, ring_num, 56);
 AT(struct elvis_queue_info, tap, 72);
 AT(struct elvis_queue_counters, rx_packets, 16);
 AT(struct elvis_queue_counters, drops, 96);
+AT(struct elvis_queue_counters, wait_samples, 112);
 AT(struct elvis_ioc_poll, poll_stop_idle_ns, 24);
 AT(struct elvis_ioc_poll, exitless, 40);
 AT(struct elvis_ioc_queue_move, sidecore, 8);

@@ -365,4 +365,12 @@ Test(vring, memory_table_validation)
         cr_assert_eq(elvis_mem_validate(&m, &why), -EINVAL);
         m.r[1].gpa = 4096;
         cr_assert_eq(elvis_mem_validate(&m, &why), 0);
+        /* as many regions as vhost-net takes by default, not one more */
+        m.nregions = ELVIS_MEM_MAX_REGIONS;
+        for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
+                m.r[i] = (struct elvis_mem_region){ .gpa = i * 8192ull, .size = 4096, .vmm_addr = (1ull << 30) + i * 4096 };
+        cr_assert_eq(elvis_mem_validate(&m, &why), 0, "%s", why);
+        cr_assert_eq(ELVIS_MEM_MAX_REGIONS, 64u);
+        m.nregions = ELVIS_MEM_MAX_REGIONS + 1;
+        cr_assert_eq(elvis_mem_validate(&m, &why), -EINVAL);
 }
