@@ -431,8 +431,27 @@ static int kernel_health(void *p, char *detail, size_t len)
                 snprintf(detail, len, "elvis.ko control device does not answer: %s", strerror(-r));
                 return r;
         }
-        for (struct ksidecore *s = k->sidecores; s; s = s->next)
+        struct elvis_sidecore_info *sc = NULL;
+        uint32_t n = 0;
+
+        if ((r = list_sidecores(k, &sc, &n)) < 0) {
+                snprintf(detail, len, "elvis.ko does not list its sidecores: %s", strerror(-r));
+                return r;
+        }
+        for (struct ksidecore *s = k->sidecores; s; s = s->next) {
+                bool present = false;
                 ns++;
+                for (uint32_t i = 0; i < n; i++)
+                        present |= sc[i].id == s->kid;
+                if (!present && r == 0) {
+                        snprintf(detail, len, "sidecore %u (module sidecore %u on CPU %d) was destroyed behind "
+                                 "elvis-manager's back", s->id, s->kid, s->cpu);
+                        r = -ENOENT;
+                }
+        }
+        free(sc);
+        if (r < 0)
+                return r;
         for (struct kdevice *d = k->devices; d; d = d->next) {
                 nd++;
                 for (unsigned i = 0; i < d->nqp; i++)
