@@ -650,6 +650,35 @@ static enum elvis_dp_queue_state state_of(uint32_t s)
         }
 }
 
+static void sidecore_stats(struct elvis_dp_sidecore_stats *o, const struct elvis_sidecore_info *x)
+{
+        o->nqueues = x->nqueues;
+        o->sleeping = x->flags & ELVIS_SIDECORE_F_SLEEPING;
+        o->polls = x->polls;
+        o->empty_polls = x->empty_polls;
+        o->busy_ns = x->busy_ns;
+        o->idle_ns = x->idle_ns;
+        o->packets = x->packets;
+        o->bytes = x->bytes;
+        o->wakeups = x->wakeups;
+}
+
+static void queue_stats(struct elvis_dp_queue_stats *o, const struct elvis_queue_counters *x)
+{
+        o->rx_packets = x->rx_packets;
+        o->rx_bytes = x->rx_bytes;
+        o->tx_packets = x->tx_packets;
+        o->tx_bytes = x->tx_bytes;
+        o->kicks = x->kicks;
+        o->interrupts = x->interrupts;
+        o->polls = x->polls;
+        o->empty_polls = x->empty_polls;
+        o->busy_ns = x->busy_ns;
+        o->wait_ns = x->wait_ns;
+        o->wait_samples = x->wait_samples;
+        o->errors = x->errors + x->drops;       /* as the user data plane counts them */
+}
+
 static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
 {
         struct kdp *k = p;
@@ -682,17 +711,8 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                 o->id = s->id;
                 o->cpu = s->cpu;
                 for (uint32_t i = 0; i < nsc; i++)
-                        if (sc[i].id == s->kid) {
-                                o->nqueues = sc[i].nqueues;
-                                o->sleeping = sc[i].flags & ELVIS_SIDECORE_F_SLEEPING;
-                                o->polls = sc[i].polls;
-                                o->empty_polls = sc[i].empty_polls;
-                                o->busy_ns = sc[i].busy_ns;
-                                o->idle_ns = sc[i].idle_ns;
-                                o->packets = sc[i].packets;
-                                o->bytes = sc[i].bytes;
-                                o->wakeups = sc[i].wakeups;
-                        }
+                        if (sc[i].id == s->kid)
+                                sidecore_stats(o, &sc[i]);
         }
         for (struct kdevice *d = k->devices; d; d = d->next)
                 for (unsigned qi = 0; qi < d->nqp; qi++) {
@@ -711,20 +731,8 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                                         o->polling = qs[i].flags & ELVIS_QUEUE_F_POLLING;
                                 }
                         for (uint32_t i = 0; kdev && i < nc; i++)
-                                if (cs[i].device == kdev) {
-                                        o->rx_packets = cs[i].rx_packets;
-                                        o->rx_bytes = cs[i].rx_bytes;
-                                        o->tx_packets = cs[i].tx_packets;
-                                        o->tx_bytes = cs[i].tx_bytes;
-                                        o->kicks = cs[i].kicks;
-                                        o->interrupts = cs[i].interrupts;
-                                        o->polls = cs[i].polls;
-                                        o->empty_polls = cs[i].empty_polls;
-                                        o->busy_ns = cs[i].busy_ns;
-                                        o->wait_ns = cs[i].wait_ns;
-                                        o->wait_samples = cs[i].wait_samples;
-                                        o->errors = cs[i].errors + cs[i].drops;
-                                }
+                                if (cs[i].device == kdev)
+                                        queue_stats(o, &cs[i]);
                 }
         r = 0;
 out:
