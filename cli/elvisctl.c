@@ -651,7 +651,9 @@ static int cmd_vm_xml(struct ctx *x, int argc, char **argv)
                         if (num(d, "queues") > 1)
                                 printf("    <driver queues='%lld'/>\n", num(d, "queues"));
                 } else {
-                        printf("  <interface type='ethernet'>\n    <target dev='%s' managed='no'/>\n"
+                        /* libvirt creates the tap under the name elvis-manager looks for and
+                         * hands QEMU /dev/elvis-net as its vhost device */
+                        printf("  <interface type='ethernet'>\n    <target dev='%s'/>\n"
                                "    <model type='virtio'/>\n    <driver name='vhost' queues='%lld'/>\n"
                                "    <backend vhost='/dev/elvis-net'/>\n", str(d, "tap"), num(d, "queues"));
                 }

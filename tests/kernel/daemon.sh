@@ -24,8 +24,9 @@ until_ok() {
 	done
 	return 1
 }
+# start_manager DATAPLANE
 start_manager() {
-	elvis-manager --foreground --dataplane kernel --libvirt-uri none --reserved-cpus "" --log-level debug \
+	elvis-manager --foreground --dataplane "$1" --libvirt-uri none --reserved-cpus "" --log-level debug \
 		--state-dir /tmp/elvis/state --run-dir /tmp/elvis/run --socket /tmp/elvis/api.sock >>"$log" 2>&1 &
 	mpid=$!
 	until_ok 300 ctl status || fail "elvis-manager did not answer within 30 s"
@@ -50,7 +51,7 @@ until_ok 200 grep -q "^vmm: device" /tmp/vmm.out || fail "the stand-in VMM did n
 kdev=$(sed -n 's/^vmm: device \([0-9]*\) .*/\1/p' /tmp/vmm.out)
 parked "$kdev" || fail "before the daemon, module device $kdev is not on the module's default sidecore"
 
-start_manager
+start_manager kernel
 ctl status | grep -q "data plane: kernel (running)" || fail "not the kernel data plane: $(ctl status)"
 # the module's back end is a tap: other back ends are refused, and nothing is recorded
 out=$(ctl vm add lo --vcpus 0 --device id=n0,backend=loopback 2>&1) && fail "a loopback device was accepted"
@@ -84,11 +85,13 @@ ctl -o json stats | grep -q '"dataplane": "kernel"' || fail "/v1/stats does not 
 ctl -o json stats | grep -q '"wait_samples": [1-9]' || fail "/v1/stats has no wait time from the module"
 echo "DAEMON: /v1/stats tx_packets $daemon_tx, the module's $module_tx a moment later"
 
-# a restart adopts the module sidecore: same sidecore, same queue, no new thread
+# a restart (with --dataplane auto, which must pick the module) adopts the module sidecore:
+# same sidecore, same queue, no new thread
 before=$(ksidecore "$kdev")
 nbound=$(bound_sidecores)
 stop_manager
-start_manager
+start_manager auto
+ctl status | grep -q "data plane: kernel (running)" || fail "auto did not choose elvis.ko: $(ctl status)"
 [ "$(ksidecore "$kdev")" = "$before" ] || fail "the restart moved module device $kdev off sidecore $before"
 [ "$(bound_sidecores)" = "$nbound" ] || fail "the restart changed the number of bound module sidecores"
 ctl sidecore list | grep -q "web/n0/0" || fail "the restored state lost the assignment"
