@@ -76,6 +76,7 @@ struct elvis_vq {
 	bool addr_set;
 	bool live;                      /* vr is initialised and may be processed */
 	bool err_signalled;
+	u32 busyloop_us;                /* VHOST_SET_VRING_BUSYLOOP_TIMEOUT (QEMU's tap poll-us) */
 	struct file *kick;
 	struct elvis_poll kick_poll;
 	struct eventfd_ctx *call, *err;

@@ -452,8 +452,14 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 		net->deficit_packets = net->deficit_bytes = 0;
 	if (exitless == ELVIS_EXITLESS_MODE_AUTO && net->mode == ELVIS_MODE_POLL && t1 - net->last_work_ns > stop)
 		set_mode(net, ELVIS_MODE_NOTIFY);
-	if (net->mode == ELVIS_MODE_NOTIFY && !total && enable_notify(net))
-		set_bit(ELVIS_NET_PENDING, &net->pending);
+	if (net->mode == ELVIS_MODE_NOTIFY && !total) {
+		/* like vhost-net's busy loop: a queue given a timeout (QEMU's poll-us) keeps
+		 * being looked at, kicks off, that long after its last work */
+		u64 spin = (u64)max(READ_ONCE(net->vq[0].busyloop_us), READ_ONCE(net->vq[1].busyloop_us)) * 1000;
+
+		if ((spin && t1 - net->last_work_ns < spin) || enable_notify(net))
+			set_bit(ELVIS_NET_PENDING, &net->pending);
+	}
 	net->last_turn_ns = t1;
 	return total;
 }
@@ -478,6 +484,7 @@ static void vq_reset(struct elvis_net *net, struct elvis_vq *vq)
 	vq->addr_set = false;
 	vq->live = false;
 	vq->err_signalled = false;
+	vq->busyloop_us = 0;
 	vq->kick = NULL;
 	vq->call = vq->err = NULL;
 	vq->backend = NULL;
@@ -687,6 +694,15 @@ static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *ar
 		if (copy_from_user(&f, argp, sizeof(f)))
 			return -EFAULT;
 		return set_backend(net, vq, f.fd);
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+		if (copy_from_user(&s, argp, sizeof(s)))
+			return -EFAULT;
+		WRITE_ONCE(vq->busyloop_us, s.num);
+		return 0;
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		s.index = idx;
+		s.num = READ_ONCE(vq->busyloop_us);
+		return copy_to_user(argp, &s, sizeof(s)) ? -EFAULT : 0;
 	}
 	return -ENOTTY;
 }
@@ -743,6 +759,8 @@ static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __use
 	case VHOST_SET_VRING_CALL:
 	case VHOST_SET_VRING_ERR:
 	case VHOST_NET_SET_BACKEND:
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
 		return vring_ioctl(net, cmd, argp);
 	}
 	return -ENOTTY;

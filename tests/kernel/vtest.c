@@ -7,7 +7,8 @@
  * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
- * Scenarios: abi tx rx offload qemu restart notify hostile poll auto ndev weights move move-rx churn leak kill soak bench.
+ * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop auto ndev weights move move-rx churn leak
+ * kill soak bench.
  * Exit status 0 only if all selected scenarios pass. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -916,8 +917,10 @@ static int qt_start(struct qt *q, const char *vhost, const char *tap, bool moder
 		/* the pipes first: one of them may be fd 3 */
 		if (vfd < 0 || dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(vfd, 3) < 0)
 			_exit(126);
-		snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,script=no,downscript=no,%s", tap,
-			 getenv("ELVIS_QT_NO_VHOST") ? "vhost=off" : "vhost=on,vhostforce=on,vhostfd=3");
+		/* the modern run also asks for poll-us: QEMU then sets a busy-loop timeout */
+		snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,script=no,downscript=no,%s%s", tap,
+			 getenv("ELVIS_QT_NO_VHOST") ? "vhost=off" : "vhost=on,vhostforce=on,vhostfd=3",
+			 modern && !getenv("ELVIS_QT_NO_VHOST") ? ",poll-us=50" : "");
 		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-L", "/tmp/elvis-qemu-data", "-M", "pc", "-accel",
 		       "tcg", "-bios", "/tmp/elvis-halt.bin", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display",
 		       "none", "-nodefaults", "-m", "64", "-netdev", netdev, "-device", device, (char *)NULL);
@@ -2007,6 +2010,54 @@ out:
 	return r;
 }
 
+/* QEMU's poll-us on a notification-driven queue: after its last work the sidecore
+ * keeps looking at the ring, kicks off, for the busy-loop timeout, then wants kicks
+ * again. A frame published inside that window without a kick is still taken. */
+static int sc_busyloop(void)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME];
+	struct vhost_vring_state st = { 1, 400000 };    /* 400 ms, long enough to see under TCG */
+	uint64_t t0;
+	int r = -1;
+
+	if (dev_open(&d, ELVIS_PATH, "vtbusy", F_V1 | F_MRG) < 0)
+		goto out;
+	if (set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0 || vioctl(&d, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) < 0)
+		goto out;
+	tx_add(&d, f, make_frame(f, 100, 9, 0), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (wait_used(&d.tx, d.tx.avail_idx, 3000) < 0)
+		goto out;
+	t0 = now_ms();
+	msleep(50);
+	if (!(d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY)) {
+		fprintf(stderr, "FAIL [%s]: kicks wanted again 50 ms after work despite a 400 ms busy loop\n", scenario);
+		goto out;
+	}
+	/* published without a kick (the flag says none is needed) */
+	d.kicks_sent = 0;
+	tx_add(&d, f, make_frame(f, 100, 9, 1), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (d.kicks_sent || wait_used(&d.tx, d.tx.avail_idx, 300) < 0) {
+		fprintf(stderr, "FAIL [%s]: a frame published during the busy loop was not taken\n", scenario);
+		goto out;
+	}
+	while (now_ms() - t0 < 2000 && (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY))
+		msleep(20);
+	if (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) {
+		fprintf(stderr, "FAIL [%s]: kicks still suppressed 2 s after the last work\n", scenario);
+		goto out;
+	}
+	printf("  busy loop held kicks off for ~%llu ms after the last frame\n", (unsigned long long)(now_ms() - t0));
+	r = capture(&d, 2, 3000, NULL, NULL) == 2 ? 0 : -1;
+	if (r)
+		fprintf(stderr, "FAIL [%s]: frames missing on the tap\n", scenario);
+out:
+	dev_close(&d);
+	return r;
+}
+
 /* Full load for seconds: two processes flood TX from a polled sidecore while the
  * queues move between two sidecores every second and counters are read all along.
  * The guest kernel must not report a soft lockup, RCU stall or warning. */
@@ -2284,6 +2335,29 @@ static int sc_abi(void)
 	CHECK(ioctl(fd, VHOST_RESET_OWNER) == 0, "reset owner");
 	CHECK(ioctl(fd, VHOST_SET_OWNER) == 0, "owner after reset");
 	close(fd);
+	/* QEMU's tap poll-us: the busy-loop timeout answers as on vhost-net */
+	for (int k = 0; k < 2; k++) {
+		const char *path = k ? ELVIS_PATH : VHOST_PATH;
+		struct vhost_vring_state st = { 1, 50 };
+		int bfd = open(path, O_RDWR);
+
+		CHECK(bfd >= 0, "open %s", path);
+		CHECK(ioctl(bfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) < 0 && errno == EPERM, "%s: busyloop, not owner",
+		      path);
+		CHECK(ioctl(bfd, VHOST_SET_OWNER) == 0, "%s: owner", path);
+		CHECK(ioctl(bfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) == 0, "%s: set busyloop", path);
+		st = (struct vhost_vring_state){ 1, 0 };
+		CHECK(ioctl(bfd, VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &st) == 0 && st.index == 1 && st.num == 50,
+		      "%s: get busyloop (%u)", path, st.num);
+		st = (struct vhost_vring_state){ 5, 50 };
+		CHECK(ioctl(bfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) < 0 && errno == ENOBUFS, "%s: busyloop vq index",
+		      path);
+		CHECK(ioctl(bfd, VHOST_RESET_OWNER) == 0 && ioctl(bfd, VHOST_SET_OWNER) == 0, "%s: reset", path);
+		st = (struct vhost_vring_state){ 1, 7 };
+		CHECK(ioctl(bfd, VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &st) == 0 && st.num == 0, "%s: reset clears busyloop",
+		      path);
+		close(bfd);
+	}
 	return 0;
 }
 
@@ -2483,7 +2557,8 @@ int main(int argc, char **argv)
 			const char *name;
 			int (*fn)(void);
 		} only_elvis[] = {
-			{ "poll", sc_poll },   { "auto", sc_auto },   { "ndev", sc_ndev }, { "weights", sc_weights },
+			{ "poll", sc_poll },   { "busyloop", sc_busyloop }, { "auto", sc_auto },
+			{ "ndev", sc_ndev },   { "weights", sc_weights },
 			{ "move", sc_move },   { "move-rx", sc_move_rx }, { "churn", sc_churn }, { "leak", sc_leak },
 			{ "kill", sc_kill },
 		};
