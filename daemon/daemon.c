@@ -95,9 +95,10 @@ static void dataplane_open(struct elvis_manager *m)
         struct elvis_dp_config cfg = { .run_dir = m->cfg.run_dir,
                                        .pin = !(m->cfg.topology_xml && m->cfg.topology_xml[0]) };
         const char *kind = m->cfg.dataplane;
+        bool automatic = strcmp(kind, "auto") == 0;
         int r;
 
-        if (strcmp(kind, "auto") == 0) {
+        if (automatic) {
                 ops = find_dataplane(m, "kernel");
                 kind = ops && ops->available && ops->available() ? "kernel" : "user";
         }
@@ -117,6 +118,15 @@ static void dataplane_open(struct elvis_manager *m)
                 return;
         }
         r = ops->open(&cfg, &m->dp);
+        if (r < 0 && automatic && strcmp(kind, "kernel") == 0 && (ops = find_dataplane(m, "user"))) {
+                /* auto: a module that cannot be driven (permissions, another ABI) is no
+                 * reason to serve nothing */
+                log_warning("elvis.ko is loaded but cannot be driven (%s): using the user-space data plane",
+                            strerror(-r));
+                kind = "user";
+                snprintf(m->dp_kind, sizeof(m->dp_kind), "%s", kind);
+                r = ops->open(&cfg, &m->dp);
+        }
         if (r < 0) {
                 m->dp_status = ELVIS_DP_FAILED;
                 snprintf(m->dp_detail, sizeof(m->dp_detail), "%s data plane failed to start: %s", kind, strerror(-r));

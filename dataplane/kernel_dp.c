@@ -3,17 +3,20 @@
  *
  * The module's devices are opened by the VMM (QEMU's vhostfd, one /dev/elvis-net file
  * per queue pair), not by the daemon, so a daemon device is bound to module devices by
- * its tap: the served module devices whose back end is that tap, in ascending device id
- * order (the order QEMU opens them), are queue pairs 0, 1, ... The binding is refreshed
- * whenever counters are read (every control interval), so a VM started after it was
- * added, or restarted, gets its queues onto the planned sidecores within one interval.
- * Module devices no daemon device claims stay where the module put them.
+ * its tap: the served module devices whose back end is that tap are its queue pairs. A
+ * queue pair keeps its module device while that device exists; new ones go, in ascending
+ * device id (the order QEMU opens them), to the queue pairs that have none. The binding
+ * is refreshed whenever counters are read (every control interval), so a VM started
+ * after it was added, or restarted, gets its queues onto the planned sidecores within
+ * one interval.
  *
  * Daemon sidecores map to module sidecores created on the same CPU. Stopping the daemon
  * leaves the module's sidecores serving; a restarted daemon adopts the bound sidecore on
  * each of its sidecores' CPUs, and removes (after moving their queues) bound sidecores
- * it did not adopt. Queues that must leave a sidecore being destroyed and have no other
- * home are parked on an unbound sidecore (ELVIS_SIDECORE_F_DEFAULT). */
+ * it did not adopt, retrying every interval until that works. Module devices no daemon
+ * queue claims stay where the module put them until their sidecore is removed; then they
+ * move to the daemon's sidecore with the fewest queues, else to an unbound sidecore
+ * (ELVIS_SIDECORE_F_DEFAULT: the module's own default one, or one created for them). */
 #include "kernel_dp.h"
 
 #include "../daemon/log.h"
@@ -58,12 +61,13 @@ struct kdp {
         int fd;
         struct kdevice *devices;
         struct ksidecore *sidecores;
-        /* module sidecores that existed when we opened, adopted or not: those not
-         * adopted by the first sync are a previous daemon's leftovers */
+        /* bound module sidecores that existed when we opened: those not adopted by the
+         * first sync are a previous daemon's leftovers, removed (retried) from then on */
         uint32_t preexisting[ELVIS_MAX_SIDECORES];
         unsigned npreexisting;
         bool swept;
         int last_err;                   /* of the last sync, logged when it changes */
+        bool clamp_logged;
 };
 
 static int kioctl(struct kdp *k, unsigned long cmd, void *arg)
@@ -271,14 +275,18 @@ static int drain_and_destroy(struct kdp *k, uint32_t kid, uint32_t own_id)
                                 r = -EBUSY;
                                 break;
                         }
-                        if (!home && (r = other_home(k, kid, &home)) < 0)
+                        /* chosen per queue, so they spread over the least loaded */
+                        if ((r = other_home(k, kid, &home)) < 0)
                                 break;
                         r = move(k, qs[i].device, home);
-                        if (r == 0)
+                        if (r == 0) {
                                 log_info("module device %u (tap %s) moved from module sidecore %u to %u", qs[i].device,
                                          qs[i].tap, kid, home);
-                        else if (r == -ENOENT)
+                                if (q)
+                                        q->kcur = home;
+                        } else if (r == -ENOENT) {
                                 r = 0;
+                        }
                 }
                 free(qs);
                 if (r < 0)
@@ -290,8 +298,73 @@ static int drain_and_destroy(struct kdp *k, uint32_t kid, uint32_t own_id)
         return r;
 }
 
-/* Binds daemon devices to module devices and applies placements and policies; on the
- * first call also retires a previous daemon's sidecores that were not adopted. */
+static bool listed(const struct elvis_queue_info *qs, uint32_t n, uint32_t kdev, const char *tap)
+{
+        for (uint32_t i = 0; i < n; i++)
+                if (qs[i].device == kdev)
+                        return qs[i].sidecore && strcmp(qs[i].tap, tap) == 0;
+        return false;
+}
+
+/* Keeps each queue pair's module device while it is listed (served, same tap), then
+ * hands the tap's other module devices, lowest id first, to the pairs without one. */
+static void bind_device(struct kdevice *d, const struct elvis_queue_info *qs, uint32_t n)
+{
+        unsigned extra = 0;
+
+        for (unsigned i = 0; i < d->nqp; i++)
+                if (d->q[i].kdev && !listed(qs, n, d->q[i].kdev, d->tap))
+                        d->q[i].kdev = 0;
+        for (uint32_t i = 0; i < n; i++) {
+                unsigned free_qp = d->nqp, mine = d->nqp;
+                if (!qs[i].sidecore || strcmp(qs[i].tap, d->tap) != 0)
+                        continue;
+                for (unsigned q = 0; q < d->nqp; q++) {
+                        if (d->q[q].kdev == qs[i].device)
+                                mine = q;
+                        if (!d->q[q].kdev && free_qp == d->nqp)
+                                free_qp = q;
+                }
+                if (mine < d->nqp)
+                        continue;
+                if (free_qp < d->nqp)
+                        d->q[free_qp].kdev = qs[i].device;
+                else
+                        extra++;
+        }
+        if (extra && !d->warned_extra)
+                log_warning("VM %u device %s: %u more module devices use tap %s than its %u queue pair(s); "
+                            "those are not managed", d->vm_id, d->id, extra, d->tap, d->nqp);
+        d->warned_extra = extra > 0;
+}
+
+/* Retires a previous daemon's bound sidecores that nobody adopted; failures are retried
+ * at the next sync. */
+static void sweep(struct kdp *k)
+{
+        unsigned kept = 0;
+
+        for (unsigned i = 0; i < k->npreexisting; i++) {
+                uint32_t kid = k->preexisting[i];
+                int r;
+                if (find_sidecore_kid(k, kid))
+                        continue;       /* adopted: ours now */
+                r = drain_and_destroy(k, kid, 0);
+                if (r < 0) {
+                        if (!k->swept)
+                                log_warning("removing module sidecore %u left by a previous run: %s (retrying)", kid,
+                                            strerror(-r));
+                        k->preexisting[kept++] = kid;
+                } else {
+                        log_info("removed module sidecore %u left by a previous run (its queues moved)", kid);
+                }
+        }
+        k->npreexisting = kept;
+        k->swept = true;
+}
+
+/* Binds daemon devices to module devices and applies placements and policies; also
+ * retires a previous daemon's sidecores that were not adopted. */
 static int sync_module(struct kdp *k)
 {
         struct elvis_queue_info *qs = NULL;
@@ -300,43 +373,22 @@ static int sync_module(struct kdp *k)
 
         if ((r = list_queues(k, &qs, &n)) < 0)
                 return r;
-        qsort(qs, n, sizeof(*qs), cmp_device);
+        if (n)
+                qsort(qs, n, sizeof(*qs), cmp_device);
         for (struct kdevice *d = k->devices; d; d = d->next) {
-                unsigned found = 0;
-                for (unsigned i = 0; i < d->nqp; i++)
-                        d->q[i].kdev = 0;
-                for (uint32_t i = 0; i < n; i++) {
-                        if (!qs[i].sidecore || strcmp(qs[i].tap, d->tap) != 0)
-                                continue;
-                        if (found < d->nqp) {
-                                d->q[found].kdev = qs[i].device;
-                                d->q[found].kcur = qs[i].sidecore;
-                                int r2 = apply(k, d, found, &qs[i]);
-                                if (r2 < 0 && first == 0)
-                                        first = r2;
-                        }
-                        found++;
-                }
-                if (found > d->nqp && !d->warned_extra)
-                        log_warning("VM %u device %s: %u module devices use tap %s, the device has %u queue pair(s); "
-                                    "the first %u are managed", d->vm_id, d->id, found, d->tap, d->nqp, d->nqp);
-                d->warned_extra = found > d->nqp;
+                bind_device(d, qs, n);
+                for (uint32_t i = 0; i < n; i++)
+                        for (unsigned q = 0; q < d->nqp; q++)
+                                if (d->q[q].kdev == qs[i].device) {
+                                        d->q[q].kcur = qs[i].sidecore;
+                                        r = apply(k, d, q, &qs[i]);
+                                        if (r < 0 && first == 0)
+                                                first = r;
+                                }
         }
         free(qs);
-        if (!k->swept) {
-                k->swept = true;
-                for (unsigned i = 0; i < k->npreexisting; i++) {
-                        uint32_t kid = k->preexisting[i];
-                        if (find_sidecore_kid(k, kid))
-                                continue;
-                        r = drain_and_destroy(k, kid, 0);
-                        if (r < 0)
-                                log_warning("removing module sidecore %u left by a previous run: %s", kid,
-                                            strerror(-r));
-                        else
-                                log_info("removed module sidecore %u left by a previous run (its queues moved)", kid);
-                }
-        }
+        if (k->npreexisting)
+                sweep(k);
         if (first < 0 && first != k->last_err)
                 log_warning("applying placements to elvis.ko: %s (retried every control interval)", strerror(-first));
         k->last_err = first;
@@ -468,7 +520,7 @@ static int kernel_sidecore_create(void *p, uint32_t id, int cpu)
         struct elvis_sidecore_info *sc = NULL;
         struct elvis_ioc_sidecore c = { .cpu = cpu };
         struct ksidecore *s;
-        uint32_t n = 0, adopt = 0;
+        uint32_t n = 0, adopt = 0, adopt_q = 0;
         int r;
 
         if (find_sidecore(k, id))
@@ -481,11 +533,14 @@ static int kernel_sidecore_create(void *p, uint32_t id, int cpu)
         /* a sidecore a previous run left on this CPU keeps its queues: adopt it */
         if ((r = list_sidecores(k, &sc, &n)) < 0)
                 goto fail;
-        for (uint32_t i = 0; i < n && !adopt; i++)
+        /* the one serving the most queues, if a previous run left several on this CPU */
+        for (uint32_t i = 0; i < n; i++)
                 if (sc[i].cpu == cpu && !(sc[i].flags & ELVIS_SIDECORE_F_DEFAULT) && !find_sidecore_kid(k, sc[i].id))
                         for (unsigned j = 0; j < k->npreexisting; j++)
-                                if (k->preexisting[j] == sc[i].id)
+                                if (k->preexisting[j] == sc[i].id && (!adopt || sc[i].nqueues > adopt_q)) {
                                         adopt = sc[i].id;
+                                        adopt_q = sc[i].nqueues;
+                                }
         free(sc);
         if (adopt) {
                 c.id = adopt;
@@ -579,6 +634,20 @@ static int kernel_device_set_policy(void *p, uint32_t vm, const char *id, unsign
         return resync(k);
 }
 
+static bool module_has_sidecore(struct kdp *k, uint32_t kid)
+{
+        struct elvis_sidecore_info *sc = NULL;
+        uint32_t n = 0;
+        bool found = false;
+
+        if (list_sidecores(k, &sc, &n) < 0)
+                return true;    /* cannot tell: do not claim it is gone */
+        for (uint32_t i = 0; i < n; i++)
+                found |= sc[i].id == kid;
+        free(sc);
+        return found;
+}
+
 static int kernel_queue_assign(void *p, uint32_t vm, const char *id, unsigned queue, uint32_t sidecore)
 {
         struct kdp *k = p;
@@ -591,8 +660,13 @@ static int kernel_queue_assign(void *p, uint32_t vm, const char *id, unsigned qu
         if (s && d->q[queue].kdev && d->q[queue].kcur != s->kid) {
                 /* bound already: move now, so a sidecore emptied by this can be destroyed next */
                 int r = move_queue(k, d, queue, d->q[queue].kdev, s);
+                if (r == -ENOENT && !module_has_sidecore(k, s->kid)) {
+                        log_error("sidecore %u: module sidecore %u was destroyed behind elvis-manager's back", s->id,
+                                  s->kid);
+                        return -ENOENT;
+                }
                 if (r == -ENOENT)
-                        d->q[queue].kdev = 0;   /* gone; the next sync binds its successor */
+                        d->q[queue].kdev = 0;   /* the device is gone; the next sync binds its successor */
                 else if (r < 0)
                         return r;
         }
@@ -614,6 +688,11 @@ static int kernel_set_params(void *p, const struct elvis_dp_params *params)
                 .budget_bytes = params->budget_bytes > (16u << 20) ? 16u << 20 : params->budget_bytes,
         };
 
+        if (params->budget_bytes > g.budget_bytes && !k->clamp_logged) {
+                log_notice("budget_bytes %u is above elvis.ko's limit: the module uses %u", params->budget_bytes,
+                           g.budget_bytes);
+                k->clamp_logged = true;
+        }
         return kioctl(k, ELVIS_IOC_SET_POLL, &g);
 }
 
@@ -721,7 +800,8 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                         o->vm_id = d->vm_id;
                         snprintf(o->device, sizeof(o->device), "%s", d->id);
                         o->queue = qi;
-                        o->sidecore = ELVIS_SIDECORE_NONE;
+                        /* not running: its assignment, as the user data plane reports it */
+                        o->sidecore = d->q[qi].sidecore;
                         o->state = ELVIS_QUEUE_DISCONNECTED;
                         for (uint32_t i = 0; kdev && i < nq; i++)
                                 if (qs[i].device == kdev) {

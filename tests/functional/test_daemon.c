@@ -49,6 +49,40 @@ Test(daemon, notify_ready_status_stopping)
         cr_assert_lt(strstr(d.notify_log, "READY=1") - d.notify_log, strstr(d.notify_log, "STOPPING=1") - d.notify_log);
 }
 
+/* auto prefers elvis.ko, but a module the daemon cannot drive must not leave it serving
+ * nothing; asking for the kernel data plane explicitly reports the failure instead. */
+Test(daemon, auto_falls_back_to_user_when_the_module_cannot_be_driven)
+{
+        struct resp r;
+
+        daemon_env(&d, "ELVIS_FAKE_KERNEL=unusable");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert(daemon_wait_notify(&d, "user data plane running", 5000), "%s", d.notify_log);
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "kind")), "user");
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "state")), "running");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, explicit_kernel_that_cannot_be_driven_reports_it)
+{
+        struct resp r;
+        const char *detail;
+
+        daemon_env(&d, "ELVIS_FAKE_KERNEL=unusable");
+        daemon_arg(&d, "--dataplane");
+        daemon_arg(&d, "kernel");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "state")), "failed",
+                         "%s", json_dumps(r.json, 0));
+        detail = json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "detail"));
+        cr_assert(detail && strstr(detail, "Permission denied"), "%s", detail ? detail : "(none)");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
 Test(daemon, watchdog_pings)
 {
         daemon_env(&d, "WATCHDOG_USEC=200000");

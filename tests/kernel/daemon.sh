@@ -62,6 +62,7 @@ sc=$(ctl sidecore list | awk '$5 == "web/n0/0" { print $1 }')
 cpu=$(ctl sidecore list | awk '$5 == "web/n0/0" { print $2 }')
 [ -n "$sc" ] || fail "the VM's queue got no sidecore: $(ctl sidecore list)"
 until_ok 50 served_on_cpu "$cpu" "$kdev" || fail "module device $kdev did not move to a sidecore on CPU $cpu"
+[ "$(bound_sidecores)" = 1 ] || fail "expected exactly the daemon's one bound module sidecore"
 elvis-vtest --list | grep -q "^device $kdev .* weight 300 " || fail "the VM's weight did not reach the module"
 echo "DAEMON: VM web's queue (module device $kdev) is on daemon sidecore $sc, module sidecore $(ksidecore "$kdev"), CPU $cpu"
 
@@ -77,10 +78,13 @@ until_ok 30 grows || fail "/v1/stats does not show web/n0/0 transmitting: $(row)
 # shellcheck disable=SC2046 # the row's columns become $1...
 set -- $(row)
 { [ "$4" = "$sc" ] && [ "$5" = ready ]; } || fail "/v1/stats row: $*"
-daemon_tx=$7
-module_tx=$(elvis-vtest --list | awk -v d="$kdev" '$1 == "device" && $2 == d { print $18 }')
-{ [ "$module_tx" -ge "$daemon_tx" ] && [ "$daemon_tx" -gt 0 ]; } ||
-	fail "/v1/stats tx_packets $daemon_tx vs the module's $module_tx"
+mtx() { elvis-vtest --list | awk -v d="$kdev" '$1 == "device" && $2 == d { print $18 }'; }
+# the daemon's figure lies between two readings of the module's, taken before and after
+before_tx=$(mtx)
+daemon_tx=$(row | awk '{ print $7 }')
+module_tx=$(mtx)
+{ [ "$before_tx" -le "$daemon_tx" ] && [ "$daemon_tx" -le "$module_tx" ] && [ "$daemon_tx" -gt 0 ]; } ||
+	fail "/v1/stats tx_packets $daemon_tx is not between the module's $before_tx and $module_tx"
 ctl -o json stats | grep -q '"dataplane": "kernel"' || fail "/v1/stats does not name the kernel data plane"
 ctl -o json stats | grep -q '"wait_samples": [1-9]' || fail "/v1/stats has no wait time from the module"
 echo "DAEMON: /v1/stats tx_packets $daemon_tx, the module's $module_tx a moment later"
@@ -95,7 +99,11 @@ ctl status | grep -q "data plane: kernel (running)" || fail "auto did not choose
 [ "$(ksidecore "$kdev")" = "$before" ] || fail "the restart moved module device $kdev off sidecore $before"
 [ "$(bound_sidecores)" = "$nbound" ] || fail "the restart changed the number of bound module sidecores"
 ctl sidecore list | grep -q "web/n0/0" || fail "the restored state lost the assignment"
-grep -q "adopted module sidecore $before" "$log" || fail "the log does not say the sidecore was adopted"
+grep -q "adopted module sidecore $before already running" "$log" || fail "the log does not say the sidecore was adopted"
+# steady state is quiet: no log line per control tick (100 ms)
+lines=$(wc -l <"$log")
+sleep 2
+[ $(($(wc -l <"$log") - lines)) -lt 5 ] || fail "the daemon logs on every control tick: $(tail -n 5 "$log")"
 echo "DAEMON: restart adopted module sidecore $before"
 
 # removing the VM's sidecore moves its queue live to the other one
@@ -106,8 +114,15 @@ until_ok 50 served_on_cpu "$other" "$kdev" || fail "the queue did not move to th
 [ "$(bound_sidecores)" = "$nbound" ] || fail "module sidecore $before was not destroyed"
 echo "DAEMON: removing sidecore $sc moved module device $kdev to CPU $other"
 
-# a removed VM's queue keeps being served; removing its last sidecore parks it unbound
+# a removed VM's queue keeps being served; removing its last sidecore parks it on an
+# unbound sidecore, created for it once the module's default one is gone
 ctl vm remove web >/dev/null || fail "vm remove"
+a=$(mtx)
+sleep 0.5
+{ [ -n "$(ksidecore "$kdev")" ] && [ "$(mtx)" -gt "$a" ]; } || fail "the removed VM's queue is no longer served"
+for s in $(elvis-vtest --list | awk '$1 == "sidecore" && $4 == -1 && $6 == 0 { print $2 }'); do
+	elvis-vtest --del-sidecore "$s" || fail "destroying the module's empty default sidecore $s"
+done
 last=$(ctl sidecore list | awk '$2 == '"$other"' { print $1 }')
 ctl sidecore remove "$last" >/dev/null || fail "sidecore remove $last after the VM left"
 until_ok 50 parked "$kdev" || fail "module device $kdev is not parked on an unbound sidecore"
