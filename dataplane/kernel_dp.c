@@ -182,20 +182,44 @@ static uint32_t mode_of(enum elvis_exitless e)
 }
 
 /* Makes module device info->device carry the daemon queue's placement and policy. */
+/* The per-queue SET_POLL carrying daemon queue d/qi's policy to module device kdev. */
+static struct elvis_ioc_poll policy_of(const struct kdevice *d, unsigned qi, uint32_t kdev)
+{
+        return (struct elvis_ioc_poll){
+                .scope = ELVIS_POLL_SCOPE_QUEUE,
+                .device = kdev,
+                .mask = ELVIS_POLL_SET_START_RATE | ELVIS_POLL_SET_STOP_IDLE | ELVIS_POLL_SET_WEIGHT |
+                        ELVIS_POLL_SET_EXITLESS,
+                .poll_start_rate = d->q[qi].start_rate,
+                .poll_stop_idle_ns = (uint64_t)d->q[qi].stop_idle_ms * 1000000u,
+                .weight = d->weight,
+                .exitless = mode_of(d->exitless),
+        };
+}
+
+/* Sends device d's policy to its bound module devices now (a policy change through the
+ * API takes effect before the reply); a device gone meanwhile is rebound by the next sync. */
+static int push_policy(struct kdp *k, struct kdevice *d)
+{
+        for (unsigned qi = 0; qi < d->nqp; qi++) {
+                struct elvis_ioc_poll p = policy_of(d, qi, d->q[qi].kdev);
+                int r;
+                if (!d->q[qi].kdev)
+                        continue;
+                r = kioctl(k, ELVIS_IOC_SET_POLL, &p);
+                if (r == -ENOENT)
+                        d->q[qi].kdev = 0;
+                else if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int apply(struct kdp *k, struct kdevice *d, unsigned qi, const struct elvis_queue_info *info)
 {
         const struct kqueue *q = &d->q[qi];
         struct ksidecore *s = q->sidecore ? find_sidecore(k, q->sidecore) : NULL;
-        struct elvis_ioc_poll p = {
-                .scope = ELVIS_POLL_SCOPE_QUEUE,
-                .device = info->device,
-                .mask = ELVIS_POLL_SET_START_RATE | ELVIS_POLL_SET_STOP_IDLE | ELVIS_POLL_SET_WEIGHT |
-                        ELVIS_POLL_SET_EXITLESS,
-                .poll_start_rate = q->start_rate,
-                .poll_stop_idle_ns = (uint64_t)q->stop_idle_ms * 1000000u,
-                .weight = d->weight,
-                .exitless = mode_of(d->exitless),
-        };
+        struct elvis_ioc_poll p = policy_of(d, qi, info->device);
         int r = 0;
 
         /* only served devices move: one without a back end gets a sidecore from the module
@@ -363,18 +387,14 @@ static void sweep(struct kdp *k)
         k->swept = true;
 }
 
-/* Binds daemon devices to module devices and applies placements and policies; also
- * retires a previous daemon's sidecores that were not adopted. */
-static int sync_module(struct kdp *k)
+/* Binds daemon devices to the module's devices in qs (its queue list, sorted by device
+ * id) and applies placements and policies; also retires a previous daemon's sidecores
+ * that were not adopted. Failures are logged (when they change) and retried at the next
+ * sync; placements changed here are in each bound queue's kcur, not in qs. */
+static void sync_module(struct kdp *k, const struct elvis_queue_info *qs, uint32_t n)
 {
-        struct elvis_queue_info *qs = NULL;
-        uint32_t n = 0;
         int r, first = 0;
 
-        if ((r = list_queues(k, &qs, &n)) < 0)
-                return r;
-        if (n)
-                qsort(qs, n, sizeof(*qs), cmp_device);
         for (struct kdevice *d = k->devices; d; d = d->next) {
                 bind_device(d, qs, n);
                 for (uint32_t i = 0; i < n; i++)
@@ -386,20 +406,11 @@ static int sync_module(struct kdp *k)
                                                 first = r;
                                 }
         }
-        free(qs);
         if (k->npreexisting)
                 sweep(k);
         if (first < 0 && first != k->last_err)
                 log_warning("applying placements to elvis.ko: %s (retried every control interval)", strerror(-first));
         k->last_err = first;
-        return first;
-}
-
-/* Applies a change to the bound module devices now; other failures are logged and the
- * next sync (every control interval) retries them. */
-static int resync(struct kdp *k)
-{
-        return sync_module(k) == -ENOMEM ? -ENOMEM : 0;
 }
 
 static bool kernel_available(void)
@@ -603,7 +614,9 @@ static int kernel_device_attach(void *p, const struct elvis_dp_device *cfg)
         k->devices = d;
         log_info("VM %u device %s: served by elvis.ko once its VMM opens /dev/elvis-net with tap %s (%u queue pair%s)",
                  d->vm_id, d->id, d->tap, d->nqp, d->nqp > 1 ? "s" : "");
-        return resync(k);
+        /* bound by the next sync (within a control interval): syncing here would list the
+         * module once per device when a saved state with many VMs is restored */
+        return 0;
 }
 
 static int kernel_device_detach(void *p, uint32_t vm, const char *id)
@@ -631,7 +644,7 @@ static int kernel_device_set_policy(void *p, uint32_t vm, const char *id, unsign
                 return -EINVAL;
         d->weight = weight;
         d->exitless = ex;
-        return resync(k);
+        return push_policy(k, d);
 }
 
 static bool module_has_sidecore(struct kdp *k, uint32_t kid)
@@ -706,7 +719,7 @@ static int kernel_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned 
                 return -ENOENT;
         d->q[queue].start_rate = start_rate;
         d->q[queue].stop_idle_ms = stop_idle_ms;
-        return resync(k);
+        return push_policy(k, d);
 }
 
 static uint64_t mono_ns(void)
@@ -769,9 +782,12 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
         int r;
 
         memset(st, 0, sizeof(*st));
-        if ((r = resync(k)) < 0)
-                return r;
-        if ((r = list_sidecores(k, &sc, &nsc)) < 0 || (r = list_queues(k, &qs, &nq)) < 0 ||
+        if ((r = list_queues(k, &qs, &nq)) < 0)
+                goto out;
+        if (nq)
+                qsort(qs, nq, sizeof(*qs), cmp_device);
+        sync_module(k, qs, nq);
+        if ((r = list_sidecores(k, &sc, &nsc)) < 0 ||
             (r = read_array(k, ELVIS_IOC_READ_COUNTERS, sizeof(*cs), (void **)&cs, &nc)) < 0)
                 goto out;
         for (struct ksidecore *s = k->sidecores; s; s = s->next)
@@ -805,7 +821,7 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                         o->state = ELVIS_QUEUE_DISCONNECTED;
                         for (uint32_t i = 0; kdev && i < nq; i++)
                                 if (qs[i].device == kdev) {
-                                        struct ksidecore *s = find_sidecore_kid(k, qs[i].sidecore);
+                                        struct ksidecore *s = find_sidecore_kid(k, d->q[qi].kcur);
                                         o->sidecore = s ? s->id : ELVIS_SIDECORE_NONE;
                                         o->state = state_of(qs[i].state);
                                         o->polling = qs[i].flags & ELVIS_QUEUE_F_POLLING;

@@ -88,6 +88,11 @@ module_tx=$(mtx)
 ctl -o json stats | grep -q '"dataplane": "kernel"' || fail "/v1/stats does not name the kernel data plane"
 ctl -o json stats | grep -q '"wait_samples": [1-9]' || fail "/v1/stats has no wait time from the module"
 echo "DAEMON: /v1/stats tx_packets $daemon_tx, the module's $module_tx a moment later"
+# a policy change is in the module when the API answers, not a control tick later
+ctl vm set web weight=500 exitless=always >/dev/null || fail "vm set"
+elvis-vtest --list | grep -q "^device $kdev .* weight 500 exitless 1 " ||
+	fail "weight 500 / exitless always not in the module when the API answered"
+ctl vm set web weight=300 exitless=auto >/dev/null || fail "vm set back"
 
 # a restart (with --dataplane auto, which must pick the module) adopts the module sidecore:
 # same sidecore, same queue, no new thread
