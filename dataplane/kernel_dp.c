@@ -16,7 +16,8 @@
  * it did not adopt, retrying every interval until that works. Module devices no daemon
  * queue claims stay where the module put them until their sidecore is removed; then they
  * move to the daemon's sidecore with the fewest queues, else to an unbound sidecore
- * (ELVIS_SIDECORE_F_DEFAULT: the module's own default one, or one created for them). */
+ * (ELVIS_SIDECORE_F_DEFAULT: the module's own default one, or one created for them).
+ * Empty unbound sidecores are removed while the daemon has sidecores of its own. */
 #include "kernel_dp.h"
 
 #include "../daemon/log.h"
@@ -387,6 +388,24 @@ static void sweep(struct kdp *k)
         k->swept = true;
 }
 
+/* While the daemon has sidecores, empty unbound ones (the module's default, or one we
+ * created to park queues) only attract new devices onto a thread no CPU is reserved
+ * for: the module hands a new device to the sidecore with the fewest queues. */
+static void retire_empty_unbound(struct kdp *k)
+{
+        struct elvis_sidecore_info *sc = NULL;
+        uint32_t n = 0;
+
+        if (!k->sidecores || list_sidecores(k, &sc, &n) < 0)
+                return;
+        for (uint32_t i = 0; i < n; i++) {
+                struct elvis_ioc_sidecore c = { .id = sc[i].id };
+                if (sc[i].cpu == -1 && sc[i].nqueues == 0 && kioctl(k, ELVIS_IOC_SIDECORE_DESTROY, &c) == 0)
+                        log_info("removed empty unbound module sidecore %u (the daemon's sidecores serve)", sc[i].id);
+        }
+        free(sc);
+}
+
 /* Binds daemon devices to the module's devices in qs (its queue list, sorted by device
  * id) and applies placements and policies; also retires a previous daemon's sidecores
  * that were not adopted. Failures are logged (when they change) and retried at the next
@@ -408,6 +427,7 @@ static void sync_module(struct kdp *k, const struct elvis_queue_info *qs, uint32
         }
         if (k->npreexisting)
                 sweep(k);
+        retire_empty_unbound(k);
         if (first < 0 && first != k->last_err)
                 log_warning("applying placements to elvis.ko: %s (retried every control interval)", strerror(-first));
         k->last_err = first;

@@ -42,6 +42,8 @@ kcpu() { elvis-vtest --list | awk -v s="$1" '$1 == "sidecore" && $2 == s { print
 served_on_cpu() { k=$(ksidecore "$2"); [ -n "$k" ] && [ "$(kcpu "$k")" = "$1" ]; }
 parked() { k=$(ksidecore "$1"); [ -n "$k" ] && [ "$(kcpu "$k")" = -1 ]; }
 bound_sidecores() { elvis-vtest --list | awk '$1 == "sidecore" && $4 != -1' | wc -l; }
+unbound_sidecores() { elvis-vtest --list | awk '$1 == "sidecore" && $4 == -1' | wc -l; }
+no_unbound() { [ "$(unbound_sidecores)" = 0 ]; }
 
 mkdir -p /tmp/elvis
 : >"$log"
@@ -63,6 +65,8 @@ cpu=$(ctl sidecore list | awk '$5 == "web/n0/0" { print $2 }')
 [ -n "$sc" ] || fail "the VM's queue got no sidecore: $(ctl sidecore list)"
 until_ok 50 served_on_cpu "$cpu" "$kdev" || fail "module device $kdev did not move to a sidecore on CPU $cpu"
 [ "$(bound_sidecores)" = 1 ] || fail "expected exactly the daemon's one bound module sidecore"
+# the module's default sidecore, now empty, would only attract new devices: removed
+until_ok 30 no_unbound || fail "the module's empty default sidecore was not removed"
 elvis-vtest --list | grep -q "^device $kdev .* weight 300 " || fail "the VM's weight did not reach the module"
 echo "DAEMON: VM web's queue (module device $kdev) is on daemon sidecore $sc, module sidecore $(ksidecore "$kdev"), CPU $cpu"
 
@@ -120,17 +124,16 @@ until_ok 50 served_on_cpu "$other" "$kdev" || fail "the queue did not move to th
 echo "DAEMON: removing sidecore $sc moved module device $kdev to CPU $other"
 
 # a removed VM's queue keeps being served; removing its last sidecore parks it on an
-# unbound sidecore, created for it once the module's default one is gone
+# unbound sidecore created for it (the module's default one is gone)
 ctl vm remove web >/dev/null || fail "vm remove"
 a=$(mtx)
 sleep 0.5
 { [ -n "$(ksidecore "$kdev")" ] && [ "$(mtx)" -gt "$a" ]; } || fail "the removed VM's queue is no longer served"
-for s in $(elvis-vtest --list | awk '$1 == "sidecore" && $4 == -1 && $6 == 0 { print $2 }'); do
-	elvis-vtest --del-sidecore "$s" || fail "destroying the module's empty default sidecore $s"
-done
+no_unbound || fail "an unbound module sidecore exists before parking"
 last=$(ctl sidecore list | awk '$2 == '"$other"' { print $1 }')
 ctl sidecore remove "$last" >/dev/null || fail "sidecore remove $last after the VM left"
 until_ok 50 parked "$kdev" || fail "module device $kdev is not parked on an unbound sidecore"
+grep -q "created unbound module sidecore" "$log" || fail "the park was not created by the daemon"
 [ "$(bound_sidecores)" = 0 ] || fail "bound module sidecores remain after the daemon removed its last"
 echo "DAEMON: the unmanaged queue was parked on an unbound sidecore"
 

@@ -7,7 +7,6 @@
  * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
- *        elvis-vtest --del-sidecore ID   (ELVIS_IOC_SIDECORE_DESTROY, for scripts)
  * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop auto ndev weights move move-rx churn leak
  * kill soak bench.
  * Exit status 0 only if all selected scenarios pass. */
@@ -2491,12 +2490,6 @@ int main(int argc, char **argv)
 				       sc[i].flags);
 		}
 		return 0;
-	}
-	if (argc == 3 && strcmp(argv[1], "--del-sidecore") == 0) {
-		int r2 = sidecore_del((uint32_t)atoi(argv[2]));
-		if (r2 < 0)
-			fprintf(stderr, "elvis-vtest: destroying sidecore %s: %s\n", argv[2], strerror(-r2));
-		return r2 < 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "--vmm") == 0)
 		return vmm(argv[2], (unsigned)atoi(argv[3])) == 0 ? 0 : 1;
