@@ -41,6 +41,7 @@ struct dp_slot {
         struct reg regs[REG_MAX];
         int64_t deficit_packets, deficit_bytes;
         bool want_poll;
+        bool live;                      /* a ring was live when last looked at under the lock */
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -93,6 +94,8 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl)
         reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.live ? qp->rx.kick_fd : -1, EPOLLIN);
         reg_set(s, &sl->regs[REG_TAP], qp->rx.live ? qp->tap_fd : -1, EPOLLIN);
         sl->reg_gen = gen;
+        /* with reg_gen, or the round would skip a queue that became live meanwhile */
+        sl->live = dp_qp_live(qp);
 }
 
 static void slot_free(struct dp_server *s, struct dp_slot *sl)
@@ -318,12 +321,18 @@ static void *server_main(void *arg)
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;
 
+                        /* a queue pair without a live ring becomes live only with a generation
+                         * bump: until then skip it without taking its lock, so many idle or
+                         * unconnected devices cost the busy ones next to nothing */
+                        if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
+                                continue;
                         if (pthread_mutex_trylock(&qp->lock)) {
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
                         sync_fds(s, sl);
-                        if (dp_qp_live(qp)) {
+                        sl->live = dp_qp_live(qp);
+                        if (sl->live) {
                                 progress += turn(s, sl, dp_now_ns());
                                 if (qp->mode == QP_POLL)
                                         all_notify = false;

@@ -94,7 +94,7 @@ int main(int argc, char **argv)
         const char *sockets[EMU_MAX_DEVICES];
         unsigned ndev = 0;
         struct emu *ep = &devs[0];
-        uint64_t start, end, *lat = NULL;
+        uint64_t start, end, stopped = 0, *lat = NULL;
         size_t nlat = 0;
         double cpu0, secs, cpus;
         int rc = 0;
@@ -184,16 +184,28 @@ int main(int argc, char **argv)
                                 }
                         }
                 }
-                /* collect what is still in flight (bounded) */
-                for (uint64_t stop = emu_now_ns() + 1000000000ull; emu_now_ns() < stop;) {
-                        bool done = true;
+                /* the rate is over the sending time; then collect what is still in flight
+                 * (bounded): every transmit buffer back, and, from a back end that
+                 * reflects them, the frames still on their way to the receive ring (a
+                 * 200 ms lull ends the wait: a sink reflects nothing, and a loaded host
+                 * can hold a sidecore off for tens of milliseconds) */
+                stopped = emu_now_ns();
+                for (uint64_t stop = stopped + 1000000000ull, last_rx = stopped; tx && emu_now_ns() < stop;) {
+                        bool done = true, echo_done = true;
+                        uint64_t now;
                         for (unsigned d = 0; d < ndev; d++)
                                 for (unsigned i = 0; i < devs[d].nqp; i++) {
+                                        struct emu_qp *q = &devs[d].qp[i];
+                                        uint64_t before = q->rx_packets;
                                         emu_tx_reclaim(&devs[d], i);
                                         emu_rx(&devs[d], i);
-                                        done &= devs[d].qp[i].tx.nfree == devs[d].qp[i].tx.num;
+                                        if (q->rx_packets != before)
+                                                last_rx = emu_now_ns();
+                                        done &= q->tx.nfree == q->tx.num;
+                                        echo_done &= q->rx_expect == q->tx_seq;
                                 }
-                        if (done || !tx)
+                        now = emu_now_ns();
+                        if (done && (echo_done || now - last_rx > 200000000ull))
                                 break;
                 }
         } else if (!strcmp(mode, "rr")) {
@@ -222,7 +234,7 @@ int main(int argc, char **argv)
                 usage();
                 rc = 2;
         }
-        secs = (double)(emu_now_ns() - start) / 1e9;
+        secs = (double)((stopped ? stopped : emu_now_ns()) - start) / 1e9;
         cpus = cpu_seconds() - cpu0;
         for (unsigned d = 0; rc == 0 && d < ndev; d++)
                 print_result(&devs[d], mode, secs, cpus / ndev, &o, lat, nlat);

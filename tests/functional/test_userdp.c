@@ -158,6 +158,25 @@ Test(userdp, multiqueue_and_reconnect)
         free(sock);
 }
 
+/* Front ends that come and go while the sidecore goes to sleep and wakes up, each session
+ * short: every frame sent must come back before the guest leaves. (It found the emulator
+ * leaving before the last reflected frames arrived; the sidecore race of a queue becoming
+ * live just before the sidecore sleeps shows up under load in hostile_rings_hurt_nobody_else.) */
+Test(userdp, short_sessions_on_a_sleeping_sidecore)
+{
+        char *sock = add_vm("short", "{\"backend\":\"loopback\"}", "auto");
+        json_t *j;
+        int st;
+
+        for (int round = 0; round < 40; round++) {
+                j = GUEST_RUN(sock, &st, "--mode", "stream", "--count", "64", "--seconds", "10");
+                cr_assert_eq(st, 0, "round %d", round);
+                cr_assert_eq(n(j, "rx_packets"), 64, "round %d: %lld of 64 came back: %s", round, n(j, "rx_packets"), json_dumps(j, 0));
+                json_decref(j);
+        }
+        free(sock);
+}
+
 Test(userdp, vanilla_takes_kicks_and_no_sidecore)
 {
         char *sock = add_vm("v", "{\"backend\":\"loopback\"}", "never");
@@ -227,10 +246,13 @@ Test(userdp, hostile_rings_hurt_nobody_else)
                 if (pid == 0) {
                         const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--count", "200000",
                                                "--seconds", "20", NULL };
-                        char *out;
-                        int rc = run_cmd(argv, NULL, &out, NULL);
+                        char *out, *err;
+                        int rc = run_cmd(argv, NULL, &out, &err);
                         json_t *j = json_loads(out, 0, NULL);
-                        _exit(rc == 0 && j && n(j, "lost") == 0 && n(j, "rx_packets") == 200000 ? 0 : 3);
+                        bool ok = rc == 0 && j && n(j, "lost") == 0 && n(j, "rx_packets") == 200000;
+                        if (!ok)        /* what the good guest saw, for the failure message */
+                                fprintf(stderr, "good guest (rc %d): %s %s\n", rc, out, err);
+                        _exit(ok ? 0 : 3);
                 }
                 h = GUEST_RUN(evil, &st, "--mode", "hostile", "--kind", *k);
                 cr_assert_not_null(h, "%s", *k);
@@ -286,8 +308,9 @@ Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
         cr_assert_eq(pipe(pipefd), 0);
         pid = fork();
         if (pid == 0) {
-                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--count", "3000000", "--seconds",
-                                       "60", NULL };
+                /* bounded by time, not by a count: on a loaded CI host the rate varies
+                 * tenfold, and what matters is that every frame sent came back in order */
+                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--seconds", "12", NULL };
                 char *out;
                 int rc = run_cmd(argv, NULL, &out, NULL);
                 if (write(pipefd[1], out, strlen(out)) < 0)
@@ -317,7 +340,8 @@ Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
                 cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "emulator failed: %s", out);
                 cr_log_info("%d live moves during %lld packets", moves, n(j, "rx_packets"));
                 cr_assert_geq(moves, 3, "the stream ended before the queue moved");
-                cr_assert_eq(n(j, "rx_packets"), 3000000, "%s", out);
+                cr_assert_gt(n(j, "tx_packets"), 10000, "%s", out);
+                cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame sent came back: %s", out);
                 cr_assert_eq(n(j, "lost"), 0);
                 cr_assert_eq(n(j, "dup_or_reordered"), 0);
                 json_decref(j);
