@@ -21,6 +21,7 @@
 #include "kernel_dp.h"
 
 #include "../daemon/log.h"
+#include "../daemon/loop.h"
 
 #include <uapi/elvis.h>
 
@@ -30,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 struct kqueue {
@@ -111,6 +111,15 @@ static int list_queues(struct kdp *k, struct elvis_queue_info **ret, uint32_t *n
 static int list_sidecores(struct kdp *k, struct elvis_sidecore_info **ret, uint32_t *n)
 {
         return read_array(k, ELVIS_IOC_LIST_SIDECORES, sizeof(**ret), (void **)ret, n);
+}
+
+/* Module sidecore kid in a LIST_SIDECORES result, or NULL. */
+static const struct elvis_sidecore_info *info_of(const struct elvis_sidecore_info *sc, uint32_t n, uint32_t kid)
+{
+        for (uint32_t i = 0; i < n; i++)
+                if (sc[i].id == kid)
+                        return &sc[i];
+        return NULL;
 }
 
 static struct ksidecore *find_sidecore(struct kdp *k, uint32_t id)
@@ -390,20 +399,17 @@ static void sweep(struct kdp *k)
 
 /* While the daemon has sidecores, empty unbound ones (the module's default, or one we
  * created to park queues) only attract new devices onto a thread no CPU is reserved
- * for: the module hands a new device to the sidecore with the fewest queues. */
-static void retire_empty_unbound(struct kdp *k)
+ * for: the module hands a new device to the sidecore with the fewest queues. sc is the
+ * tick's LIST_SIDECORES (a sidecore that got a queue since refuses with EBUSY). */
+static void retire_empty_unbound(struct kdp *k, const struct elvis_sidecore_info *sc, uint32_t n)
 {
-        struct elvis_sidecore_info *sc = NULL;
-        uint32_t n = 0;
-
-        if (!k->sidecores || list_sidecores(k, &sc, &n) < 0)
+        if (!k->sidecores)
                 return;
         for (uint32_t i = 0; i < n; i++) {
                 struct elvis_ioc_sidecore c = { .id = sc[i].id };
                 if (sc[i].cpu == -1 && sc[i].nqueues == 0 && kioctl(k, ELVIS_IOC_SIDECORE_DESTROY, &c) == 0)
                         log_info("removed empty unbound module sidecore %u (the daemon's sidecores serve)", sc[i].id);
         }
-        free(sc);
 }
 
 /* Binds daemon devices to the module's devices in qs (its queue list, sorted by device
@@ -427,7 +433,6 @@ static void sync_module(struct kdp *k, const struct elvis_queue_info *qs, uint32
         }
         if (k->npreexisting)
                 sweep(k);
-        retire_empty_unbound(k);
         if (first < 0 && first != k->last_err)
                 log_warning("applying placements to elvis.ko: %s (retried every control interval)", strerror(-first));
         k->last_err = first;
@@ -507,6 +512,8 @@ static int kernel_health(void *p, char *detail, size_t len)
 {
         struct kdp *k = p;
         struct elvis_ioc_version v;
+        struct elvis_sidecore_info *sc = NULL;
+        uint32_t n = 0;
         unsigned ns = 0, nd = 0, nb = 0;
         int r = kioctl(k, ELVIS_IOC_VERSION, &v);
 
@@ -514,19 +521,13 @@ static int kernel_health(void *p, char *detail, size_t len)
                 snprintf(detail, len, "elvis.ko control device does not answer: %s", strerror(-r));
                 return r;
         }
-        struct elvis_sidecore_info *sc = NULL;
-        uint32_t n = 0;
-
         if ((r = list_sidecores(k, &sc, &n)) < 0) {
                 snprintf(detail, len, "elvis.ko does not list its sidecores: %s", strerror(-r));
                 return r;
         }
         for (struct ksidecore *s = k->sidecores; s; s = s->next) {
-                bool present = false;
                 ns++;
-                for (uint32_t i = 0; i < n; i++)
-                        present |= sc[i].id == s->kid;
-                if (!present && r == 0) {
+                if (!info_of(sc, n, s->kid) && r == 0) {
                         snprintf(detail, len, "sidecore %u (module sidecore %u on CPU %d) was destroyed behind "
                                  "elvis-manager's back", s->id, s->kid, s->cpu);
                         r = -ENOENT;
@@ -671,12 +672,11 @@ static bool module_has_sidecore(struct kdp *k, uint32_t kid)
 {
         struct elvis_sidecore_info *sc = NULL;
         uint32_t n = 0;
-        bool found = false;
+        bool found;
 
         if (list_sidecores(k, &sc, &n) < 0)
                 return true;    /* cannot tell: do not claim it is gone */
-        for (uint32_t i = 0; i < n; i++)
-                found |= sc[i].id == kid;
+        found = info_of(sc, n, kid) != NULL;
         free(sc);
         return found;
 }
@@ -742,14 +742,6 @@ static int kernel_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned 
         return push_policy(k, d);
 }
 
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static enum elvis_dp_queue_state state_of(uint32_t s)
 {
         switch (s) {
@@ -810,6 +802,7 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
         if ((r = list_sidecores(k, &sc, &nsc)) < 0 ||
             (r = read_array(k, ELVIS_IOC_READ_COUNTERS, sizeof(*cs), (void **)&cs, &nc)) < 0)
                 goto out;
+        retire_empty_unbound(k, sc, nsc);
         for (struct ksidecore *s = k->sidecores; s; s = s->next)
                 ns++;
         for (struct kdevice *d = k->devices; d; d = d->next)
@@ -820,14 +813,14 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                 r = -ENOMEM;
                 goto out;
         }
-        st->timestamp_ns = mono_ns();
+        st->timestamp_ns = elvis_now_ns();
         for (struct ksidecore *s = k->sidecores; s; s = s->next) {
                 struct elvis_dp_sidecore_stats *o = &st->sidecores[st->nsidecores++];
                 o->id = s->id;
                 o->cpu = s->cpu;
-                for (uint32_t i = 0; i < nsc; i++)
-                        if (sc[i].id == s->kid)
-                                sidecore_stats(o, &sc[i]);
+                const struct elvis_sidecore_info *x = info_of(sc, nsc, s->kid);
+                if (x)
+                        sidecore_stats(o, x);
         }
         for (struct kdevice *d = k->devices; d; d = d->next)
                 for (unsigned qi = 0; qi < d->nqp; qi++) {

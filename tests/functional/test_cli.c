@@ -11,14 +11,24 @@
 
 #define TOPO ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml"
 
-static struct daemon d;
+static struct daemon d, kd;
+
+/* The fake-data-plane daemon on the 4-node topology; dataplane NULL: the default. */
+static void start_on_topology(struct daemon *x, const char *dataplane)
+{
+        daemon_init(x, ELVIS_MANAGER_FAKE);
+        daemon_arg(x, "--topology-xml");
+        daemon_arg(x, TOPO);
+        if (dataplane) {
+                daemon_arg(x, "--dataplane");
+                daemon_arg(x, dataplane);
+        }
+        cr_assert_eq(daemon_start(x), 0);
+}
 
 static void setup(void)
 {
-        daemon_init(&d, ELVIS_MANAGER_FAKE);
-        daemon_arg(&d, "--topology-xml");
-        daemon_arg(&d, TOPO);
-        cr_assert_eq(daemon_start(&d), 0);
+        start_on_topology(&d, NULL);
 }
 
 static void teardown(void)
@@ -216,16 +226,9 @@ Test(cli, vm_xml_is_a_valid_libvirt_domain_part)
         free(out), free(err);
 }
 
-static struct daemon kd;
-
 static void kernel_setup(void)
 {
-        daemon_init(&kd, ELVIS_MANAGER_FAKE);
-        daemon_arg(&kd, "--topology-xml");
-        daemon_arg(&kd, TOPO);
-        daemon_arg(&kd, "--dataplane");
-        daemon_arg(&kd, "kernel");
-        cr_assert_eq(daemon_start(&kd), 0);
+        start_on_topology(&kd, "kernel");
 }
 
 static void kernel_teardown(void)
