@@ -1,20 +1,36 @@
 /* Internals of the user-space data plane: devices (one vhost-user socket each), queue
  * pairs (the unit a sidecore serves), and servers (sidecore or vanilla threads).
  *
- * Threads and locks:
- *  - the daemon thread calls the data-plane operations (user_dp.c) under dp->lock;
- *  - one control thread (vhost_user.c) runs every vhost-user connection, non-blocking,
- *    and takes dp->lock, then a queue pair's qp->lock, to change rings;
- *  - server threads (server.c) process queue pairs under qp->lock, one turn at a time,
- *    and never take dp->lock. Lock order: dp->lock, then server->lock, then qp->lock. */
+ * Threads and locks. The rule: nobody waits for a thread that a VMM can slow down, and no
+ * lock that another VM or the daemon needs is held across a system call on a VMM's fd.
+ *  - dp->lock guards the device and server lists and each device's listen socket and conn
+ *    pointer. It is held only for short sections with no system call on a VMM's fd.
+ *  - The daemon thread calls the data-plane operations (user_dp.c). They take dp->lock and
+ *    a server's s->lock, never a qp->lock, and never wait for a server or the control
+ *    thread: queue moves and removals are posted, and servers apply them at their next
+ *    round. A device is freed when its last reference goes (the device list, its front
+ *    end's connection, and every server slot holding one of its queue pairs).
+ *  - One control thread (vhost_user.c) runs every vhost-user connection. It finds the
+ *    connection under dp->lock, takes a device reference, and handles the message without
+ *    dp->lock, taking qp->lock to change rings.
+ *  - Server threads (server.c) process queue pairs under qp->lock (trylock), one bounded
+ *    turn at a time, and never take dp->lock. Guest notifications are written after
+ *    qp->lock is released, through the server's own duplicates of the VMM's eventfds.
+ * Lock order: dp->lock, then s->lock, then qp->lock. */
 #pragma once
 #include <elvis/dataplane.h>
 
 #include "engine/elvis_vring.h"
 
+#include "../daemon/log.h"
+
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define DP_MAX_SLOTS 1024               /* queue pairs per server */
@@ -48,6 +64,7 @@ struct dp_stats {
         uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
         uint64_t kicks, interrupts, polls, empty_polls, busy_ns;
         uint64_t wait_ns, wait_samples, errors, drops;
+        uint64_t signals_deferred;      /* notifications the VMM's eventfd could not take yet */
 };
 
 /* Relaxed single-writer counters: the writer holds qp->lock, readers take snapshots. */
@@ -68,6 +85,17 @@ struct dp_vq {
         bool err_signalled;
 };
 
+/* qp->signal bits: notifications owed to the guest, written outside qp->lock */
+#define SIG_CALL_RX 1u
+#define SIG_CALL_TX 2u
+#define SIG_ERR_RX 4u
+#define SIG_ERR_TX 8u
+
+/* qp->pub bits: what observers (stats) may read without qp->lock */
+#define PUB_LIVE 1u
+#define PUB_ERROR 2u
+#define PUB_POLLING 4u
+
 enum dp_qp_mode { QP_NOTIFY, QP_POLL };
 
 struct dp_device;
@@ -82,12 +110,15 @@ struct dp_qp {
         _Atomic uint32_t gen;           /* bumped when fds or readiness change */
         /* serving */
         struct dp_server *_Atomic server;
-        uint32_t sidecore;
+        _Atomic uint32_t sidecore;
         enum dp_qp_mode mode;
         uint64_t last_work_ns, last_poll_ns;
         uint64_t window_start_ns, window_kicks;
-        unsigned poll_start_rate;       /* 0: the data plane's global threshold */
-        unsigned poll_stop_idle_ms;
+        _Atomic unsigned poll_start_rate;       /* 0: the data plane's global threshold */
+        _Atomic unsigned poll_stop_idle_ms;
+        _Atomic unsigned signal;        /* SIG_* owed, set under qp->lock, taken by whoever writes */
+        _Atomic unsigned pub;           /* PUB_*, written under qp->lock */
+        _Atomic bool vmm_fd_stuck;      /* a VMM fd blocked a call: stop the pair at its next turn */
         bool rx_blocked;                /* tap data waits for guest RX buffers */
         bool tx_blocked;                /* tap refused writes (EAGAIN) */
         /* a packet read from the tap that could not be delivered yet */
@@ -114,11 +145,18 @@ struct dp_device {
         char tap[ELVIS_IFNAME_MAX];
         unsigned nqp;
         char socket_path[ELVIS_PATH_MAX];
-        unsigned weight;
-        enum elvis_exitless exitless;
+        _Atomic unsigned weight;
+        _Atomic int exitless;           /* enum elvis_exitless */
+        _Atomic unsigned refs;
+        _Atomic bool connected;
+        bool removed;                   /* detached: the control thread drops its front end */
+        struct dp_device *close_next;   /* on dp->closing */
         int listen_fd;
         uint64_t listen_id;             /* epoll tag of listen_fd */
-        struct dp_conn *conn;           /* the connected front end, or NULL */
+        uint64_t sock_dev, sock_ino;    /* the socket file we bound (ours to unlink) */
+        uid_t peer_uid;                 /* expected front end credentials; (uid_t)-1: any */
+        gid_t peer_gid;
+        struct dp_conn *conn;           /* the connected front end, or NULL (control thread) */
         uint64_t features;              /* acked by the front end */
         uint64_t protocol_features;
         bool features_set;
@@ -131,6 +169,24 @@ struct dp_device {
         struct dp_device *next;
 };
 
+/* A thread the watchdog interrupts when a system call on a VMM's fd sleeps (contain.c). */
+struct dp_watch {
+        pthread_t thread;
+        const char *what;
+        _Atomic uint64_t since;         /* when the current call on a VMM fd began; 0: none */
+        _Atomic bool interrupted;
+        struct dp_watch *next;
+};
+
+/* Per-thread SIGBUS guard around guest-memory accesses (contain.c). */
+struct dp_guard {
+        sigjmp_buf jb;
+        volatile sig_atomic_t armed;
+        struct dp_device *volatile dev; /* whose mappings a fault may hit */
+        void *volatile addr;            /* the faulting address, after a jump */
+};
+extern __thread struct dp_guard dp_guard_tls;
+
 struct dp_server {
         struct dp_user *dp;
         uint32_t id;                    /* sidecore id; 0 for vanilla threads */
@@ -139,12 +195,14 @@ struct dp_server {
         pthread_t thread;
         int epfd, wake_fd;
         pthread_mutex_t lock;           /* protects pending[] and the generation counters */
-        pthread_cond_t applied;
         struct dp_qp *pending[DP_MAX_SLOTS];
         unsigned npending;
         _Atomic uint32_t pending_gen;
         uint32_t applied_gen;
         _Atomic bool stop;
+        _Atomic bool exited;
+        uint64_t retire_epoch;          /* dp->ctl_epoch when retired */
+        struct dp_watch watch;
         /* owned by the server thread */
         struct dp_slot *slots[DP_MAX_SLOTS];
         unsigned nslots;
@@ -166,42 +224,102 @@ struct dp_user {
         bool pin;
         struct dp_device *devices;
         struct dp_server *servers;      /* sidecores */
+        struct dp_server *retired;      /* stopped servers not yet joined */
+        struct dp_device *closing;      /* detached devices whose front end the control thread drops */
         struct dp_params params;
+        struct dp_ledger_entry *ledger; /* socket files we created (ledger.c) */
+        unsigned nledger;
         /* control thread */
         pthread_t ctl_thread;
         int ctl_epfd, ctl_wake_fd;
         _Atomic bool ctl_stop;
+        _Atomic uint64_t ctl_epoch;     /* odd while the control thread handles an event */
+        struct dp_watch ctl_watch;
+        /* watchdog (contain.c) */
+        pthread_t watchdog;
+        _Atomic bool watchdog_stop;
+        pthread_mutex_t watch_lock;     /* the list below */
+        struct dp_watch *watches;
+        _Atomic uint64_t unstuck;
+        struct elvis_ratelimit unstick_rl;
 };
 
 uint64_t dp_now_ns(void);
+
+/* contain.c */
+int dp_contain_start(struct dp_user *dp);
+void dp_contain_stop(struct dp_user *dp);
+/* The calling thread may be interrupted by the watchdog and takes SIGBUS guards. */
+void dp_watch_enter(struct dp_user *dp, struct dp_watch *w, const char *what);
+void dp_watch_leave(struct dp_user *dp, struct dp_watch *w);
+/* On a VMM's eventfd, never sleeping: 0; -EAGAIN (counter full, retry later); -ETIMEDOUT
+ * (the VMM made it blocking and the watchdog interrupted us); other -errno. */
+int dp_vmm_signal(int fd);
+/* Reads an eventfd's count (0 when there was nothing); errors as above. */
+int dp_vmm_drain(int fd, uint64_t *ret);
+/* Checks a VMM's fd before use; 0 or -errno with why set. An eventfd is made O_NONBLOCK. */
+int dp_vmm_eventfd_take(int fd, const char **why);
+int dp_vmm_memfd_check(int fd, struct stat *st, const char **why);
+int dp_vmm_socket_check(int fd, const char **why);
+/* Closes an fd of any kind a VMM sent without waiting (no lingering socket close). */
+void dp_vmm_fd_close(int fd);
+
+/* ledger.c: socket files this data plane created; dp->lock held */
+struct dp_ledger_entry;
+void dp_ledger_load(struct dp_user *dp);
+void dp_ledger_fini(struct dp_user *dp);
+bool dp_ledger_owns(const struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
+void dp_ledger_add(struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
+void dp_ledger_del(struct dp_user *dp, const char *path);
 
 /* vhost_user.c */
 int dp_ctl_start(struct dp_user *dp);
 void dp_ctl_stop(struct dp_user *dp);
 int dp_device_listen(struct dp_user *dp, struct dp_device *dev);
-/* Drops the front end (if any) and closes the socket; caller holds dp->lock. */
-void dp_device_close_control(struct dp_user *dp, struct dp_device *dev);
+/* Closes the listening socket (dp->lock held, or the control thread stopped). */
+void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev);
+/* Drops the front end, if any; control thread only (or after it stopped). */
+void dp_device_disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason);
+
+/* user_dp.c */
+void dp_device_get(struct dp_device *dev);
+/* The last reference frees the device: taps, eventfds, guest memory. */
+void dp_device_put(struct dp_device *dev);
 
 /* net.c */
 int dp_tap_open(struct dp_device *dev);
 void dp_tap_close(struct dp_device *dev);
 void dp_tap_configure(struct dp_device *dev);
 /* One turn on a queue pair under qp->lock: moves packets within the budget; returns
- * packets moved. */
+ * packets moved. Guest notifications owed are left in qp->signal. */
 unsigned dp_qp_process(struct dp_qp *qp, int64_t *budget_packets, int64_t *budget_bytes);
-/* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. */
+/* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. A
+ * SIGBUS while reading the ring stops the vq. */
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq);
 /* init: a fresh vq with no fds; reset: closes the vq's fds and returns it to init. */
 void dp_vq_init(struct dp_vq *vq);
 void dp_vq_reset(struct dp_vq *vq);
 bool dp_qp_live(const struct dp_qp *qp);
+/* Stops a vq after a ring error; the error eventfd is owed (qp->signal). qp->lock held. */
 void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq);
+/* Stops both vqs of a pair after a guest-memory fault (SIGBUS) at addr. qp->lock held. */
+void dp_qp_memory_fault(struct dp_qp *qp, const void *addr);
+/* Republishes qp->pub after a state change; qp->lock held. */
+void dp_qp_publish(struct dp_qp *qp);
+/* Writes the notifications owed (qp->signal) with the given fds (index: SIG_* bit), without
+ * qp->lock. Undeliverable ones stay owed; a VMM fd that blocked marks qp->vmm_fd_stuck. */
+void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4]);
 
 /* server.c */
 int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, struct dp_server **ret);
-/* Stops the thread and frees the server; it must serve no queue pair. */
-void dp_server_stop(struct dp_server *s);
-/* Makes s serve qp (s NULL: nobody) and waits until the old and new servers applied it. */
+/* Tells the thread to stop, without waiting; it must serve no queue pair. The caller puts
+ * the server on dp->retired (dp->lock held) for dp_servers_reap(). */
+void dp_server_retire(struct dp_server *s);
+/* Joins and frees retired servers that have exited; with wait_ms, waits that long for
+ * each. dp->lock held. */
+void dp_servers_reap(struct dp_user *dp, int wait_ms);
+/* Makes s serve qp (s NULL: nobody). It does not wait: the servers apply the change at
+ * their next round; qp->lock serialises the old and the new server meanwhile. */
 int dp_qp_set_server(struct dp_qp *qp, struct dp_server *s);
 /* Wakes whoever serves qp (after a configuration change). */
 void dp_qp_kick_server(struct dp_qp *qp);

@@ -10,7 +10,6 @@
 #include <linux/if_tun.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +107,27 @@ void dp_vq_reset(struct dp_vq *vq)
         dp_vq_init(vq);
 }
 
+static int vring_init_guarded(struct dp_qp *qp, struct dp_vq *vq, const char **why)
+{
+        struct dp_device *dev = qp->dev;
+        struct dp_guard *g = &dp_guard_tls;
+        int r;
+
+        /* the ring's used index is read from guest memory, which may have shrunk */
+        g->dev = dev;
+        if (sigsetjmp(g->jb, 0)) {
+                *why = "guest memory vanished under the ring (SIGBUS)";
+                return -EFAULT;
+        }
+        g->armed = 1;
+        r = elvis_vring_init(&vq->vr, &dev->mem, vq->num, vq->desc_addr, vq->avail_addr, vq->used_addr, vq->base,
+                             dev->features & BIT(F_EVENT_IDX), dev->features & BIT(F_INDIRECT_DESC), why);
+        if (r == 0 && qp->mode == QP_POLL)
+                elvis_vring_notify_disable(&vq->vr);
+        g->armed = 0;
+        return r;
+}
+
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 {
         struct dp_device *dev = qp->dev;
@@ -120,13 +140,13 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
                         vq->base = vq->vr.last_avail_idx;
                 vq->live = false;
                 atomic_fetch_add(&qp->gen, 1);
+                dp_qp_publish(qp);
                 return;
         }
         /* keep the position of a running ring across memory table changes */
         if (vq->live)
                 vq->base = vq->vr.last_avail_idx;
-        r = elvis_vring_init(&vq->vr, &dev->mem, vq->num, vq->desc_addr, vq->avail_addr, vq->used_addr, vq->base,
-                             dev->features & BIT(F_EVENT_IDX), dev->features & BIT(F_INDIRECT_DESC), &why);
+        r = vring_init_guarded(qp, vq, &why);
         if (r < 0) {
                 log_warning("VM %u device %s queue %u: ring rejected: %s", dev->vm_id, dev->id, qp->index, why);
                 vq->live = false;
@@ -135,15 +155,27 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
         } else {
                 vq->live = true;
                 vq->err_signalled = false;
-                if (qp->mode == QP_POLL)
-                        elvis_vring_notify_disable(&vq->vr);
         }
         atomic_fetch_add(&qp->gen, 1);
+        dp_qp_publish(qp);
 }
 
 bool dp_qp_live(const struct dp_qp *qp)
 {
         return qp->rx.live || qp->tx.live;
+}
+
+void dp_qp_publish(struct dp_qp *qp)
+{
+        unsigned pub = 0;
+
+        if (dp_qp_live(qp))
+                pub |= PUB_LIVE;
+        if (qp->rx.vr.error || qp->tx.vr.error)
+                pub |= PUB_ERROR;
+        if (qp->mode == QP_POLL || (qp->tx.live && !qp->tx.vr.notify_enabled))
+                pub |= PUB_POLLING;
+        atomic_store_explicit(&qp->pub, pub, memory_order_relaxed);
 }
 
 /* A malformed ring stops that virtqueue only: error eventfd, counter, rate-limited log. */
@@ -156,8 +188,7 @@ void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq)
         STAT_ADD(qp->st.errors, 1);
         if (!vq->err_signalled) {
                 vq->err_signalled = true;
-                if (vq->err_fd >= 0)
-                        eventfd_write(vq->err_fd, 1);
+                atomic_fetch_or(&qp->signal, vq == &qp->rx ? SIG_ERR_RX : SIG_ERR_TX);
         }
         if (now - qp->err_log_ns > 1000000000ull || !qp->err_log_ns) {
                 qp->err_log_ns = now;
@@ -165,6 +196,50 @@ void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq)
                             qp->index, vq == &qp->rx ? "rx" : "tx", vq->vr.error_what ? vq->vr.error_what : "?",
                             strerror(-vq->vr.error));
         }
+        atomic_fetch_add(&qp->gen, 1);
+        dp_qp_publish(qp);
+}
+
+void dp_qp_memory_fault(struct dp_qp *qp, const void *addr)
+{
+        struct dp_vq *vqs[2] = { &qp->rx, &qp->tx };
+
+        (void)addr;
+        qp->rxlen = 0;
+        for (int i = 0; i < 2; i++) {
+                if (!vqs[i]->live && vqs[i]->vr.error)
+                        continue;
+                elvis_vring_fail(&vqs[i]->vr, -EFAULT, "guest memory vanished under the ring (SIGBUS)");
+                dp_qp_error(qp, vqs[i]);
+        }
+}
+
+void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4])
+{
+        unsigned owed = atomic_exchange(&qp->signal, 0), left = 0;
+
+        for (unsigned i = 0; i < 4; i++) {
+                unsigned bit = 1u << i;
+                int r;
+
+                if (!(owed & bit))
+                        continue;
+                if (fds[i] < 0)
+                        continue;       /* nobody to tell (no fd yet): nothing is owed */
+                r = dp_vmm_signal(fds[i]);
+                if (r == 0) {
+                        if (bit & (SIG_CALL_RX | SIG_CALL_TX))
+                                __atomic_fetch_add(&qp->st.interrupts, 1, __ATOMIC_RELAXED);
+                        continue;
+                }
+                __atomic_fetch_add(&qp->st.signals_deferred, 1, __ATOMIC_RELAXED);
+                if (r == -EAGAIN)
+                        left |= bit;    /* the counter is full: retried at the next flush */
+                else
+                        atomic_store(&qp->vmm_fd_stuck, true);
+        }
+        if (left)
+                atomic_fetch_or(&qp->signal, left);
 }
 
 struct cursor {
@@ -276,14 +351,14 @@ static struct iovec *iovecs(struct dp_qp *qp)
         return v;
 }
 
+/* Publishes the used ring; the interrupt the guest asked for is owed, written by the
+ * server once qp->lock is released. */
 static void signal_guest(struct dp_qp *qp, struct dp_vq *vq)
 {
         if (!vq->live || elvis_vring_publish(&vq->vr) < 0)
                 return;
-        if (elvis_vring_need_signal(&vq->vr) && vq->call_fd >= 0) {
-                eventfd_write(vq->call_fd, 1);
-                STAT_ADD(qp->st.interrupts, 1);
-        }
+        if (elvis_vring_need_signal(&vq->vr))
+                atomic_fetch_or(&qp->signal, vq == &qp->rx ? SIG_CALL_RX : SIG_CALL_TX);
 }
 
 /* The null back end reads each frame, as a real back end copies it into an skb or a

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static bool user_available(void)
@@ -31,8 +33,17 @@ static int user_open(const struct elvis_dp_config *cfg, void **ret)
         atomic_store(&dp->params.budget_bytes, 128 * 1024);
         atomic_store(&dp->params.poll_start_rate, 1000);
         atomic_store(&dp->params.poll_stop_idle_ms, 1000);
+        dp_ledger_load(dp);
+        r = dp_contain_start(dp);
+        if (r < 0) {
+                dp_ledger_fini(dp);
+                free(dp);
+                return r;
+        }
         r = dp_ctl_start(dp);
         if (r < 0) {
+                dp_contain_stop(dp);
+                dp_ledger_fini(dp);
                 free(dp);
                 return r;
         }
@@ -65,37 +76,91 @@ static void qp_fini(struct dp_qp *qp)
         pthread_mutex_destroy(&qp->lock);
 }
 
-static void device_free(struct dp_user *dp, struct dp_device *dev)
+void dp_device_get(struct dp_device *dev)
+{
+        atomic_fetch_add(&dev->refs, 1);
+}
+
+/* Nothing references the device any more: no list, no front end, no server slot. */
+void dp_device_put(struct dp_device *dev)
+{
+        if (atomic_fetch_sub(&dev->refs, 1) != 1)
+                return;
+        dp_tap_close(dev);
+        for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
+                if (dev->maps[i].addr)
+                        munmap(dev->maps[i].addr, dev->maps[i].len);
+        if (dev->backend_req_fd >= 0)
+                close(dev->backend_req_fd);
+        for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++)
+                qp_fini(&dev->qp[i]);
+        free(dev);
+}
+
+static void retire(struct dp_user *dp, struct dp_server *s)
+{
+        dp_server_retire(s);
+        s->next = dp->retired;
+        dp->retired = s;
+}
+
+static void stop_vanilla(struct dp_user *dp, struct dp_device *dev)
+{
+        if (!dev->vanilla)
+                return;
+        for (unsigned i = 0; i < dev->nqp; i++)
+                if (atomic_load(&dev->qp[i].server) == dev->vanilla)
+                        dp_qp_set_server(&dev->qp[i], NULL);
+        retire(dp, dev->vanilla);
+        dev->vanilla = NULL;
+}
+
+/* dp->lock held: unlists the device and gives up its queues and its socket; the control
+ * thread drops the front end, and the last reference frees it. Nothing here waits. */
+static void device_remove(struct dp_user *dp, struct dp_device *dev)
 {
         for (unsigned i = 0; i < dev->nqp; i++)
                 dp_qp_set_server(&dev->qp[i], NULL);
-        if (dev->vanilla)
-                dp_server_stop(dev->vanilla);
-        dev->vanilla = NULL;
-        dp_device_close_control(dp, dev);
-        dp_tap_close(dev);
-        for (unsigned i = 0; i < dev->nqp; i++)
-                qp_fini(&dev->qp[i]);
-        free(dev);
+        stop_vanilla(dp, dev);
+        dp_device_close_listener(dp, dev);
+        dev->removed = true;
+        dev->close_next = dp->closing;
+        dp->closing = dev;              /* the list's reference passes to the closing list */
+        eventfd_write(dp->ctl_wake_fd, 1);
 }
 
 static void user_close(void *p)
 {
         struct dp_user *dp = p;
 
+        /* the control thread first: after it, nobody else touches connections */
+        dp_ctl_stop(dp);
         pthread_mutex_lock(&dp->lock);
         while (dp->devices) {
                 struct dp_device *d = dp->devices;
                 dp->devices = d->next;
-                device_free(dp, d);
+                device_remove(dp, d);
         }
         while (dp->servers) {
                 struct dp_server *s = dp->servers;
                 dp->servers = s->next;
-                dp_server_stop(s);
+                retire(dp, s);
         }
+        while (dp->closing) {
+                struct dp_device *d = dp->closing;
+                dp->closing = d->close_next;
+                dp_device_disconnect(dp, d, "data plane stopped");
+                dp_device_put(d);
+        }
+        dp_servers_reap(dp, 5000);
         pthread_mutex_unlock(&dp->lock);
-        dp_ctl_stop(dp);
+        if (dp->retired) {
+                /* a thread is stuck for good: leave its memory rather than pull it away */
+                log_error("user data plane: %s still running at exit", "server threads");
+                return;
+        }
+        dp_contain_stop(dp);
+        dp_ledger_fini(dp);
         pthread_mutex_destroy(&dp->lock);
         free(dp);
 }
@@ -110,7 +175,7 @@ static int user_health(void *p, char *detail, size_t len)
                 ns++;
         for (struct dp_device *d = dp->devices; d; d = d->next) {
                 nd++;
-                nc += d->conn != NULL;
+                nc += atomic_load(&d->connected);
         }
         pthread_mutex_unlock(&dp->lock);
         snprintf(detail, len, "user-space vhost-user data plane: %u sidecores, %u devices, %u connected", ns, nd, nc);
@@ -124,6 +189,7 @@ static int user_sidecore_create(void *p, uint32_t id, int cpu)
         int r;
 
         pthread_mutex_lock(&dp->lock);
+        dp_servers_reap(dp, 0);
         if (find_server(dp, id)) {
                 pthread_mutex_unlock(&dp->lock);
                 return -EEXIST;
@@ -151,7 +217,7 @@ static int user_sidecore_destroy(void *p, uint32_t id)
                         pthread_mutex_unlock(&s->lock);
                         if (r == 0) {
                                 *pp = s->next;
-                                dp_server_stop(s);
+                                retire(dp, s);
                         }
                         break;
                 }
@@ -166,17 +232,6 @@ static int start_vanilla(struct dp_user *dp, struct dp_device *dev)
         for (unsigned i = 0; r == 0 && i < dev->nqp; i++)
                 r = dp_qp_set_server(&dev->qp[i], dev->vanilla);
         return r;
-}
-
-static void stop_vanilla(struct dp_device *dev)
-{
-        if (!dev->vanilla)
-                return;
-        for (unsigned i = 0; i < dev->nqp; i++)
-                if (atomic_load(&dev->qp[i].server) == dev->vanilla)
-                        dp_qp_set_server(&dev->qp[i], NULL);
-        dp_server_stop(dev->vanilla);
-        dev->vanilla = NULL;
 }
 
 static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
@@ -198,8 +253,9 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         snprintf(dev->tap, sizeof(dev->tap), "%s", cfg->tap ? cfg->tap : "");
         dev->nqp = cfg->queues;
         snprintf(dev->socket_path, sizeof(dev->socket_path), "%s", cfg->socket_path);
-        dev->weight = cfg->weight;
-        dev->exitless = cfg->exitless;
+        atomic_store(&dev->weight, cfg->weight);
+        atomic_store(&dev->exitless, cfg->exitless);
+        atomic_store(&dev->refs, 1);    /* the device list's */
         dev->listen_fd = -1;
         dev->backend_req_fd = -1;
         for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++) {
@@ -222,7 +278,7 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         r = dp_device_listen(dp, dev);
         if (r < 0)
                 goto fail;
-        if (dev->exitless == ELVIS_EXITLESS_NEVER && (r = start_vanilla(dp, dev)) < 0)
+        if (cfg->exitless == ELVIS_EXITLESS_NEVER && (r = start_vanilla(dp, dev)) < 0)
                 goto fail;
         dev->next = dp->devices;
         dp->devices = dev;
@@ -232,8 +288,12 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
                  dev->nqp > 1 ? "s" : "");
         return 0;
 fail:
-        device_free(dp, dev);
+        for (unsigned i = 0; i < dev->nqp; i++)
+                dp_qp_set_server(&dev->qp[i], NULL);
+        stop_vanilla(dp, dev);
+        dp_device_close_listener(dp, dev);
         pthread_mutex_unlock(&dp->lock);
+        dp_device_put(dev);
         return r;
 }
 
@@ -254,7 +314,7 @@ static int user_device_detach(void *p, uint32_t vm, const char *id)
                         }
                         if (r == 0) {
                                 *pp = d->next;
-                                device_free(dp, d);
+                                device_remove(dp, d);
                         }
                         break;
                 }
@@ -274,14 +334,14 @@ static int user_device_set_policy(void *p, uint32_t vm, const char *id, unsigned
                 pthread_mutex_unlock(&dp->lock);
                 return -ENOENT;
         }
-        d->weight = weight;
-        if (ex != d->exitless) {
-                bool was_vanilla = d->exitless == ELVIS_EXITLESS_NEVER;
-                d->exitless = ex;
+        atomic_store(&d->weight, weight);
+        if ((int)ex != atomic_load(&d->exitless)) {
+                bool was_vanilla = atomic_load(&d->exitless) == ELVIS_EXITLESS_NEVER;
+                atomic_store(&d->exitless, ex);
                 if (ex == ELVIS_EXITLESS_NEVER && !was_vanilla)
                         r = start_vanilla(dp, d);
                 else if (ex != ELVIS_EXITLESS_NEVER && was_vanilla)
-                        stop_vanilla(d);
+                        stop_vanilla(dp, d);
         }
         pthread_mutex_unlock(&dp->lock);
         return r;
@@ -302,8 +362,9 @@ static int user_queue_assign(void *p, uint32_t vm, const char *id, unsigned queu
         }
         if (!sidecore && d->vanilla)
                 s = d->vanilla;         /* a vanilla device keeps its own thread */
-        d->qp[queue].sidecore = sidecore;
         r = dp_qp_set_server(&d->qp[queue], s);
+        if (r == 0)
+                atomic_store(&d->qp[queue].sidecore, sidecore);
         pthread_mutex_unlock(&dp->lock);
         return r;
 }
@@ -331,10 +392,8 @@ static int user_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned qu
                 pthread_mutex_unlock(&dp->lock);
                 return -ENOENT;
         }
-        pthread_mutex_lock(&d->qp[queue].lock);
-        d->qp[queue].poll_start_rate = start_rate;
-        d->qp[queue].poll_stop_idle_ms = stop_idle_ms;
-        pthread_mutex_unlock(&d->qp[queue].lock);
+        atomic_store(&d->qp[queue].poll_start_rate, start_rate);
+        atomic_store(&d->qp[queue].poll_stop_idle_ms, stop_idle_ms);
         pthread_mutex_unlock(&dp->lock);
         return 0;
 }
@@ -345,17 +404,18 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
 
         q->vm_id = d->vm_id;
         snprintf(q->device, sizeof(q->device), "%s", d->id);
+        unsigned pub = atomic_load_explicit(&qp->pub, memory_order_relaxed);
+
         q->queue = qp->index;
-        q->sidecore = qp->sidecore;
-        pthread_mutex_lock(&qp->lock);
-        if (qp->rx.vr.error || qp->tx.vr.error)
+        q->sidecore = atomic_load(&qp->sidecore);
+        /* published by whoever changed the rings: reading never waits for a turn */
+        if (pub & PUB_ERROR)
                 q->state = ELVIS_QUEUE_ERROR;
-        else if (d->conn && dp_qp_live(qp))
+        else if (atomic_load(&d->connected) && (pub & PUB_LIVE))
                 q->state = ELVIS_QUEUE_READY;
         else
                 q->state = ELVIS_QUEUE_DISCONNECTED;
-        q->polling = qp->mode == QP_POLL || (qp->tx.live && !qp->tx.vr.notify_enabled);
-        pthread_mutex_unlock(&qp->lock);
+        q->polling = pub & PUB_POLLING;
         q->rx_packets = STAT_GET(qp->st.rx_packets);
         q->rx_bytes = STAT_GET(qp->st.rx_bytes);
         q->tx_packets = STAT_GET(qp->st.tx_packets);

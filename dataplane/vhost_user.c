@@ -85,13 +85,27 @@ static const char *request_name(uint32_t r)
         return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown request";
 }
 
+/* fds a message carried that no handler kept: of any kind, so closed without waiting */
 static void close_fds(int *fds, unsigned n)
 {
         for (unsigned i = 0; i < n; i++)
                 if (fds[i] >= 0) {
-                        close(fds[i]);
+                        dp_vmm_fd_close(fds[i]);
                         fds[i] = -1;
                 }
+}
+
+/* Error notifications a ring change owes the guest, written after the locks are gone.
+ * Control thread: the vq fds are only changed by this thread. */
+static void flush_errors(struct dp_device *dev)
+{
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                struct dp_qp *qp = &dev->qp[i];
+                int fds[4] = { qp->rx.call_fd, qp->tx.call_fd, qp->rx.err_fd, qp->tx.err_fd };
+
+                if (atomic_load(&qp->signal))
+                        dp_qp_flush_signals(qp, fds);
+        }
 }
 
 /* ---- memory ---- */
@@ -130,7 +144,9 @@ static void reset_device(struct dp_device *dev)
                 dp_vq_reset(&qp->tx);
                 qp->rxlen = 0;
                 qp->mode = QP_NOTIFY;
+                atomic_store(&qp->signal, 0);
                 atomic_fetch_add(&qp->gen, 1);
+                dp_qp_publish(qp);
         }
         unmap_memory(dev);
         unlock_all(dev);
@@ -174,11 +190,9 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
                 uint64_t align, map_off, lead;
 
                 memcpy(&rm, m->payload + 8 + i * sizeof(rm), sizeof(rm));
-                if (fstat(m->fds[i], &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-                        *why = "region fd is not a memory file";
-                        r = -EINVAL;
+                r = dp_vmm_memfd_check(m->fds[i], &st, why);
+                if (r < 0)
                         break;
-                }
                 /* a mapping past the end of the file would fault (SIGBUS) on first access */
                 if (rm.size == 0 || rm.mmap_offset + rm.size < rm.mmap_offset ||
                     rm.mmap_offset + rm.size > (uint64_t)st.st_size) {
@@ -273,7 +287,7 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
         uint64_t v;
         struct dp_qp *qp;
         struct dp_vq *vq;
-        int fd = -1, *slot, r;
+        int fd = -1, old, *slot, r;
 
         if ((r = need_size(m, 8, why)) < 0)
                 return r;
@@ -294,13 +308,15 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
                         *why = "exactly one file descriptor expected";
                         return -EINVAL;
                 }
+                /* anything but an eventfd is refused: the ring stays as it was */
+                if ((r = dp_vmm_eventfd_take(m->fds[0], why)) < 0)
+                        return r;
                 fd = m->fds[0];
                 m->fds[0] = -1;         /* ours now */
         }
         pthread_mutex_lock(&qp->lock);
         slot = m->request == SET_VRING_KICK ? &vq->kick_fd : m->request == SET_VRING_CALL ? &vq->call_fd : &vq->err_fd;
-        if (*slot >= 0)
-                close(*slot);
+        old = *slot;
         *slot = fd;
         if (m->request == SET_VRING_KICK) {
                 vq->started = true;
@@ -310,6 +326,9 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
         dp_vq_refresh(qp, vq);
         dp_qp_kick_server(qp);
         pthread_mutex_unlock(&qp->lock);
+        /* servers hold their own duplicates; ours goes outside the lock */
+        if (old >= 0)
+                close(old);
         return 0;
 }
 
@@ -485,6 +504,8 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
                         *why = "exactly one file descriptor expected";
                         return -EINVAL;
                 }
+                if ((r = dp_vmm_socket_check(m->fds[0], why)) < 0)
+                        return r;
                 if (dev->backend_req_fd >= 0)
                         close(dev->backend_req_fd);
                 dev->backend_req_fd = m->fds[0];
@@ -523,7 +544,7 @@ static void conn_free(struct dp_user *dp, struct dp_conn *c)
         free(c);
 }
 
-static void disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason)
+void dp_device_disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason)
 {
         struct dp_conn *c = dev->conn;
 
@@ -532,8 +553,15 @@ static void disconnect(struct dp_user *dp, struct dp_device *dev, const char *re
         log_info("VM %u device %s: front end disconnected (%s); rings stopped, waiting for a reconnect", dev->vm_id,
                  dev->id, reason);
         dev->conn = NULL;
+        atomic_store(&dev->connected, false);
         reset_device(dev);
         conn_free(dp, c);
+        dp_device_put(dev);     /* the connection's reference */
+}
+
+static void disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason)
+{
+        dp_device_disconnect(dp, dev, reason);
 }
 
 /* Processes complete messages in the buffer. False when the connection must close. */
@@ -648,6 +676,28 @@ flood:
         disconnect(dp, dev, "file descriptor flood");
 }
 
+/* Whether the connecting process is the VMM this device expects (SO_PEERCRED). Root may
+ * always connect: it could take the socket over by other means anyway. */
+static bool peer_allowed(struct dp_device *dev, int fd)
+{
+        struct ucred cr;
+        socklen_t len = sizeof(cr);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+                log_warning("VM %u device %s: cannot read the peer's credentials: %m; refusing it", dev->vm_id, dev->id);
+                return false;
+        }
+        if (cr.uid == 0 || ((dev->peer_uid == (uid_t)-1 || cr.uid == dev->peer_uid) &&
+                            (dev->peer_gid == (gid_t)-1 || cr.gid == dev->peer_gid)))
+                return true;
+        log_warning("VM %u device %s: refusing a front end on %s: pid %d runs as uid %u gid %u, the VM's VMM as uid %d gid %d",
+                    dev->vm_id, dev->id, dev->socket_path, (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid,
+                    dev->peer_uid == (uid_t)-1 ? -1 : (int)dev->peer_uid,
+                    dev->peer_gid == (gid_t)-1 ? -1 : (int)dev->peer_gid);
+        return false;
+}
+
+/* dp->lock held; accept4 and getsockopt do not wait. */
 static void on_accept(struct dp_user *dp, struct dp_device *dev)
 {
         struct epoll_event ev = { .events = EPOLLIN };
@@ -656,6 +706,10 @@ static void on_accept(struct dp_user *dp, struct dp_device *dev)
 
         if (fd < 0)
                 return;
+        if (!peer_allowed(dev, fd)) {
+                close(fd);
+                return;
+        }
         if (dev->conn) {
                 log_warning("VM %u device %s: refusing a second front end on %s", dev->vm_id, dev->id,
                             dev->socket_path);
@@ -676,8 +730,53 @@ static void on_accept(struct dp_user *dp, struct dp_device *dev)
                 free(c);
                 return;
         }
+        dp_device_get(dev);     /* the connection's */
         dev->conn = c;
+        atomic_store(&dev->connected, true);
         log_info("VM %u device %s: front end connected on %s", dev->vm_id, dev->id, dev->socket_path);
+}
+
+/* Drops the front ends of devices the daemon removed, and their last list reference. */
+static void close_removed(struct dp_user *dp)
+{
+        struct dp_device *list;
+
+        pthread_mutex_lock(&dp->lock);
+        list = dp->closing;
+        dp->closing = NULL;
+        pthread_mutex_unlock(&dp->lock);
+        while (list) {
+                struct dp_device *d = list;
+                list = d->close_next;
+                dp_device_disconnect(dp, d, "device removed");
+                dp_device_put(d);
+        }
+}
+
+static void handle_event(struct dp_user *dp, uint64_t id)
+{
+        struct dp_device *dev = NULL;
+
+        pthread_mutex_lock(&dp->lock);
+        for (struct dp_device *d = dp->devices; d; d = d->next) {
+                if (d->conn && d->conn->id == id) {
+                        dev = d;
+                        dp_device_get(dev);
+                        break;
+                }
+                if (d->listen_fd >= 0 && d->listen_id == id) {
+                        on_accept(dp, d);
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&dp->lock);
+        if (!dev)
+                return;
+        /* without dp->lock: the daemon thread never waits for a front end's messages */
+        on_readable(dp, dev->conn);
+        if (dev->conn)
+                flush_errors(dev);
+        dp_device_put(dev);
 }
 
 static void *ctl_main(void *arg)
@@ -685,9 +784,11 @@ static void *ctl_main(void *arg)
         struct dp_user *dp = arg;
         struct epoll_event ev[32];
 
+        dp_watch_enter(dp, &dp->ctl_watch, "vhost-user control thread");
         while (!atomic_load(&dp->ctl_stop)) {
                 int n = epoll_wait(dp->ctl_epfd, ev, 32, -1);
 
+                atomic_fetch_add(&dp->ctl_epoch, 1);    /* odd: handling events */
                 for (int i = 0; i < n; i++) {
                         uint64_t id = ev[i].data.u64, v;
 
@@ -695,20 +796,12 @@ static void *ctl_main(void *arg)
                                 eventfd_read(dp->ctl_wake_fd, &v);
                                 continue;
                         }
-                        pthread_mutex_lock(&dp->lock);
-                        for (struct dp_device *d = dp->devices; d; d = d->next) {
-                                if (d->conn && d->conn->id == id) {
-                                        on_readable(dp, d->conn);
-                                        break;
-                                }
-                                if (d->listen_fd >= 0 && d->listen_id == id) {
-                                        on_accept(dp, d);
-                                        break;
-                                }
-                        }
-                        pthread_mutex_unlock(&dp->lock);
+                        handle_event(dp, id);
                 }
+                close_removed(dp);
+                atomic_fetch_add(&dp->ctl_epoch, 1);
         }
+        dp_watch_leave(dp, &dp->ctl_watch);
         return NULL;
 }
 
@@ -744,51 +837,92 @@ static void give_socket_to_vmm(const char *path)
         }
 }
 
+/* Makes room for our socket: nothing there, or a socket this data plane created earlier
+ * (its ledger, by device and inode). Never another program's socket, never a file. */
+static int claim_path(struct dp_user *dp, struct dp_device *dev)
+{
+        struct stat st;
+
+        if (lstat(dev->socket_path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode)) {
+                log_error("VM %u device %s: %s exists and is not a socket; refusing to replace it", dev->vm_id, dev->id,
+                          dev->socket_path);
+                return -EEXIST;
+        }
+        if (!dp_ledger_owns(dp, dev->socket_path, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+                log_error("VM %u device %s: %s is a socket ELVIS did not create; refusing to replace it", dev->vm_id,
+                          dev->id, dev->socket_path);
+                return -EEXIST;
+        }
+        /* ours, left by an earlier run or device */
+        if (unlink(dev->socket_path) < 0 && errno != ENOENT)
+                return -errno;
+        dp_ledger_del(dp, dev->socket_path);
+        return 0;
+}
+
 int dp_device_listen(struct dp_user *dp, struct dp_device *dev)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct epoll_event ev = { .events = EPOLLIN };
+        struct stat st;
         mode_t old;
         int fd, r;
 
         if (strlen(dev->socket_path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
+        r = claim_path(dp, dev);
+        if (r < 0)
+                return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
         memcpy(sa.sun_path, dev->socket_path, strlen(dev->socket_path) + 1);
-        unlink(dev->socket_path);
         old = umask(0117);
         r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
         umask(old);
-        if (r < 0 || listen(fd, 4) < 0) {
+        if (r < 0) {
                 r = -errno;
-                log_error("VM %u device %s: cannot listen on %s: %s", dev->vm_id, dev->id, dev->socket_path,
-                          strerror(-r));
+                log_error("VM %u device %s: cannot bind %s: %s", dev->vm_id, dev->id, dev->socket_path, strerror(-r));
                 close(fd);
                 return r;
         }
+        if (listen(fd, 4) < 0 || lstat(dev->socket_path, &st) < 0) {
+                r = -errno;
+                log_error("VM %u device %s: cannot listen on %s: %s", dev->vm_id, dev->id, dev->socket_path,
+                          strerror(-r));
+                unlink(dev->socket_path);       /* just bound by us */
+                close(fd);
+                return r;
+        }
+        dev->sock_dev = (uint64_t)st.st_dev;
+        dev->sock_ino = (uint64_t)st.st_ino;
+        dp_ledger_add(dp, dev->socket_path, dev->sock_dev, dev->sock_ino);
         give_socket_to_vmm(dev->socket_path);
         dev->listen_fd = fd;
         dev->listen_id = next_id++;
         ev.data.u64 = dev->listen_id;
         if (epoll_ctl(dp->ctl_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                 r = -errno;
-                close(fd);
-                unlink(dev->socket_path);
-                dev->listen_fd = -1;
+                dp_device_close_listener(dp, dev);
                 return r;
         }
         return 0;
 }
 
-void dp_device_close_control(struct dp_user *dp, struct dp_device *dev)
+void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev)
 {
-        disconnect(dp, dev, "device removed");
-        if (dev->listen_fd >= 0) {
-                epoll_ctl(dp->ctl_epfd, EPOLL_CTL_DEL, dev->listen_fd, NULL);
-                close(dev->listen_fd);
+        struct stat st;
+
+        if (dev->listen_fd < 0)
+                return;
+        epoll_ctl(dp->ctl_epfd, EPOLL_CTL_DEL, dev->listen_fd, NULL);
+        close(dev->listen_fd);
+        dev->listen_fd = -1;
+        /* only the very socket we bound: the path may have been replaced meanwhile */
+        if (lstat(dev->socket_path, &st) == 0 && (uint64_t)st.st_dev == dev->sock_dev &&
+            (uint64_t)st.st_ino == dev->sock_ino)
                 unlink(dev->socket_path);
-                dev->listen_fd = -1;
-        }
+        dp_ledger_del(dp, dev->socket_path);
 }
