@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,25 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+/* The TCP listener is reachable by clients that have not authenticated yet: it limits
+ * what one address can hold (connections) and start (new connections, each a TLS
+ * handshake done on the daemon's thread), and how long a handshake or an idle connection
+ * may take. The unix socket is guarded by its file mode and keeps the generous limits. */
+#define TCP_CONNECTIONS 64              /* in all */
+#define TCP_PER_ADDRESS 8
+#define TCP_TIMEOUT_S 10                /* handshake, request, idle keep-alive */
+#define TCP_NEW_PER_S 20                /* per address, with a burst of twice that */
+#define TCP_NEW_TOTAL_PER_S 200         /* all addresses: bounds handshake work per second */
+#define TCP_BUCKETS 256
+
+struct accept_bucket {
+        struct sockaddr_storage addr;   /* address only (port zeroed) */
+        double tokens;
+        uint64_t last_ns;
+};
 
 struct listener {
         struct elvis_api *api;
@@ -27,6 +46,11 @@ struct listener {
         struct elvis_loop_source *src;
         bool tcp;
         bool quiesced;
+        struct accept_bucket buckets[TCP_BUCKETS];
+        double total_tokens;
+        uint64_t total_last_ns;
+        uint64_t refused;
+        struct elvis_ratelimit refuse_rl;
 };
 
 #define MAX_WAITERS 64
@@ -159,6 +183,12 @@ void api_suspend(struct api_ctx *x, uint64_t deadline_ns)
                 return;         /* no room: the handler answers at once */
         *x->deadline_ns = deadline_ns;
         api->waiters[api->nwaiters++] = (struct waiter){ x->conn, listener_of(api, x->conn) };
+        /* a long poll outlives the TCP listener's short idle timeout: give this connection
+         * the wait plus the usual margin */
+        {
+                uint64_t now = elvis_now_ns(), left = deadline_ns > now ? (deadline_ns - now) / 1000000000u : 0;
+                MHD_set_connection_option(x->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)left + 30u);
+        }
         MHD_suspend_connection(x->conn);
         x->suspended = true;
 }
@@ -368,6 +398,72 @@ static int mhd_timeout(void *userdata)
         return t > 1000 ? 1000 : (int)t;
 }
 
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool take_token(double *tokens, uint64_t *last, uint64_t now, double rate, double burst)
+{
+        *tokens += (double)(now - *last) / 1e9 * rate;
+        if (*tokens > burst)
+                *tokens = burst;
+        *last = now;
+        if (*tokens < 1.0)
+                return false;
+        *tokens -= 1.0;
+        return true;
+}
+
+static void addr_key(const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *key)
+{
+        memset(key, 0, sizeof(*key));
+        memcpy(key, sa, len < sizeof(*key) ? len : sizeof(*key));
+        if (key->ss_family == AF_INET)
+                ((struct sockaddr_in *)key)->sin_port = 0;
+        else if (key->ss_family == AF_INET6) {
+                ((struct sockaddr_in6 *)key)->sin6_port = 0;
+                ((struct sockaddr_in6 *)key)->sin6_flowinfo = 0;
+        }
+}
+
+/* MHD's accept policy: a token bucket per client address (a small table; an address
+ * that finds no room shares the oldest entry) and one for the whole listener. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+        struct listener *l = cls;
+        struct sockaddr_storage key;
+        struct accept_bucket *b = NULL, *oldest = &l->buckets[0];
+        uint64_t now = mono_ns();
+        bool ok;
+
+        addr_key(sa, len, &key);
+        for (unsigned i = 0; i < TCP_BUCKETS && !b; i++) {
+                if (memcmp(&l->buckets[i].addr, &key, sizeof(key)) == 0 && l->buckets[i].last_ns)
+                        b = &l->buckets[i];
+                else if (l->buckets[i].last_ns < oldest->last_ns)
+                        oldest = &l->buckets[i];
+        }
+        if (!b) {
+                b = oldest;
+                b->addr = key;
+                b->tokens = 2.0 * TCP_NEW_PER_S;
+                b->last_ns = now;
+        }
+        ok = take_token(&b->tokens, &b->last_ns, now, TCP_NEW_PER_S, 2.0 * TCP_NEW_PER_S) &&
+             take_token(&l->total_tokens, &l->total_last_ns, now, TCP_NEW_TOTAL_PER_S, TCP_NEW_TOTAL_PER_S);
+        if (!ok) {
+                l->refused++;
+                if (elvis_ratelimit_ok(&l->refuse_rl, now))
+                        log_warning("TCP API: refusing new connections beyond %d/s per address or %d/s in all (%llu so far)",
+                                    TCP_NEW_PER_S, TCP_NEW_TOTAL_PER_S, (unsigned long long)l->refused);
+        }
+        return ok ? MHD_YES : MHD_NO;
+}
+
 static int start_listener(struct elvis_api *api, struct listener *l, int fd, bool tls)
 {
         const union MHD_DaemonInfo *info;
@@ -376,13 +472,16 @@ static int start_listener(struct elvis_api *api, struct listener *l, int fd, boo
 
         l->api = api;
         l->tcp = tls;
+        l->total_tokens = TCP_NEW_TOTAL_PER_S;
+        l->total_last_ns = mono_ns();
+        l->refuse_rl = (struct elvis_ratelimit)ELVIS_RATELIMIT_INIT(10000, 1);
         if (tls)
                 flags |= MHD_USE_TLS;
-        l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+        l->mhd = MHD_start_daemon(flags, 0, tls ? accept_policy : NULL, l, on_request, l,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
-                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)0,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                  MHD_OPTION_CONNECTION_LIMIT, tls ? (unsigned)TCP_CONNECTIONS : 256u,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, tls ? (unsigned)TCP_PER_ADDRESS : 0u,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, tls ? (unsigned)TCP_TIMEOUT_S : 30u,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

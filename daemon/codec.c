@@ -187,6 +187,8 @@ static json_t *device_to_json(const struct elvis_device *d)
         json_object_set_new(j, "type", json_string("net"));
         json_object_set_new(j, "backend", json_string(elvis_backend_name(d->backend)));
         json_object_set_new(j, "tap", d->backend == ELVIS_BACKEND_TAP ? json_string(d->tap) : json_null());
+        if (d->backend == ELVIS_BACKEND_TAP)
+                json_object_set_new(j, "adopt", json_boolean(d->tap_adopt));
         json_object_set_new(j, "queues", json_integer(d->queues));
         json_object_set_new(j, "socket", d->socket[0] ? json_string(d->socket) : json_null());
         for (unsigned q = 0; q < d->queues; q++)
@@ -198,7 +200,8 @@ static json_t *device_to_json(const struct elvis_device *d)
 static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsigned index, struct elvis_device *d,
                             struct elvis_err *e)
 {
-        static const char *const keys[] = { "id", "type", "backend", "tap", "queues", "socket", "sidecores", NULL };
+        static const char *const keys[] = { "id",     "type",   "backend",   "tap", "adopt",
+                                            "queues", "socket", "sidecores", NULL };
         static const char *const readonly[] = { "socket", "sidecores", NULL };
         char what[48], type[16];
         unsigned long long u;
@@ -237,6 +240,14 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
                         return elvis_err_set(e, -EINVAL, "%s: tap is not a valid interface name", what);
         } else if (d->tap[0]) {
                 return elvis_err_set(e, -EINVAL, "%s: tap is only valid with backend \"tap\"", what);
+        }
+        {
+                json_t *a = json_object_get(j, "adopt");
+                if (a && !json_is_boolean(a))
+                        return elvis_err_set(e, -EINVAL, "%s: adopt must be true or false", what);
+                d->tap_adopt = a && json_is_true(a);
+                if (d->tap_adopt && (d->backend != ELVIS_BACKEND_TAP || !d->tap[0]))
+                        return elvis_err_set(e, -EINVAL, "%s: adopt needs backend \"tap\" and a tap name", what);
         }
         r = get_uint(j, "queues", what, 1, ELVIS_MAX_QUEUES, false, &u, e);
         if (r < 0)
@@ -278,6 +289,8 @@ json_t *elvis_vm_to_json(const struct elvis_vm *vm)
         json_object_set_new(j, "cpus", elvis_cpuset_to_json(&vm->cpus));
         json_object_set_new(j, "numa_node", vm->numa >= 0 ? json_integer(vm->numa) : json_null());
         json_object_set_new(j, "policy", vm_policy_to_json(&vm->policy));
+        json_object_set_new(j, "vmm_uid", vm->vmm_uid_set ? json_integer(vm->vmm_uid) : json_null());
+        json_object_set_new(j, "vmm_gid", vm->vmm_gid_set ? json_integer(vm->vmm_gid) : json_null());
         for (unsigned i = 0; i < vm->ndevices; i++)
                 json_array_append_new(devs, device_to_json(&vm->devices[i]));
         json_object_set_new(j, "devices", devs);
@@ -287,10 +300,10 @@ json_t *elvis_vm_to_json(const struct elvis_vm *vm)
 
 int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvis_vm *vm, struct elvis_err *e)
 {
-        static const char *const keys[] = { "id", "name", "domain", "vcpus", "cpus", "numa_node", "policy",
-                                            "devices", "created", NULL };
+        static const char *const keys[] = { "id",      "name",    "domain",  "vcpus",   "cpus",    "numa_node",
+                                            "policy",  "vmm_uid", "vmm_gid", "devices", "created", NULL };
         static const char *const readonly[] = { "id", "cpus", "numa_node", "created", NULL };
-        static const char *const immutable[] = { "domain", "vcpus", "devices", NULL };
+        static const char *const immutable[] = { "domain", "vcpus", "devices", "vmm_uid", "vmm_gid", NULL };
         struct elvis_vm v = *vm;
         unsigned long long u;
         json_t *devs, *pol;
@@ -351,6 +364,21 @@ int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvi
         pol = json_object_get(j, "policy");
         if (pol && (r = vm_policy_from_json(pol, &v.policy, e)) < 0)
                 return r;
+        /* uid/gid (uid_t)-1 means "none" to the kernel: not a valid identity */
+        r = get_uint(j, "vmm_uid", "VM", 0, UINT32_MAX - 1, false, &u, e);
+        if (r < 0)
+                return r;
+        if (r) {
+                v.vmm_uid_set = true;
+                v.vmm_uid = (uint32_t)u;
+        }
+        r = get_uint(j, "vmm_gid", "VM", 0, UINT32_MAX - 1, false, &u, e);
+        if (r < 0)
+                return r;
+        if (r) {
+                v.vmm_gid_set = true;
+                v.vmm_gid = (uint32_t)u;
+        }
         devs = json_object_get(j, "devices");
         if (devs) {
                 if (!json_is_array(devs))

@@ -6,6 +6,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -15,6 +17,8 @@
 
 enum opt_type {
         T_PATH,         /* absolute path or empty */
+        T_PATHS,        /* repeatable: each occurrence adds an absolute path */
+        T_IDENTITY,     /* USER[:GROUP], names or numbers, or empty */
         T_STRING,
         T_CPULIST,
         T_LOGLEVEL,
@@ -52,6 +56,10 @@ static const struct option_def options[] = {
           "bearer token required on the TCP listener" },
         { "state-dir", T_PATH, OFF(state_dir), "/var/lib/elvis", false, false, "DIR", "persistent state" },
         { "run-dir", T_PATH, OFF(run_dir), "/run/elvis", false, false, "DIR", "runtime files, vhost-user sockets" },
+        { "vhost-user-dir", T_PATHS, OFF(vhost_user_dirs), "", false, false, "DIR",
+          "also allow vhost-user sockets here (repeatable; run-dir is always allowed)" },
+        { "vmm-user", T_IDENTITY, OFF(vmm_user), "", false, false, "USER[:GROUP]",
+          "who may connect to vhost-user sockets when a VM does not say (root always may)" },
         { "dataplane", T_DATAPLANE, OFF(dataplane), "auto", false, false, "auto|user|kernel",
           "data plane (auto: kernel if /dev/elvis exists, else user)" },
         { "libvirt-uri", T_STRING, OFF(libvirt_uri), "qemu:///system", false, false, "URI|none",
@@ -134,6 +142,21 @@ static void raw_set(struct raw *r, const char *value, const char *origin)
         snprintf(r->origin, sizeof(r->origin), "%s", origin);
 }
 
+/* Repeatable options collect their values one per line. */
+static void raw_append(struct raw *r, const char *value, const char *origin)
+{
+        char *joined = NULL;
+
+        if (!r->value) {
+                raw_set(r, value, origin);
+                return;
+        }
+        if (asprintf(&joined, "%s\n%s", r->value, value) < 0)
+                return;
+        free(r->value);
+        r->value = joined;
+}
+
 static void raw_fini(struct raw *raws)
 {
         for (size_t i = 0; i < NOPTIONS; i++)
@@ -183,7 +206,10 @@ static int parse_argv(int argc, char **argv, struct raw *raws, struct elvis_conf
                         bad = -EINVAL;
                         continue;
                 }
-                raw_set(&raws[o], value, origin);
+                if (options[o].type == T_PATHS)
+                        raw_append(&raws[o], value, origin);
+                else
+                        raw_set(&raws[o], value, origin);
         }
         return bad;
 }
@@ -262,6 +288,11 @@ static int parse_file(const char *path, bool must_exist, struct raw *raws, const
                         continue;
                 }
                 snprintf(origin, sizeof(origin), "%s:%u", path, lineno);
+                if (options[o].type == T_PATHS) {
+                        if (!flags[o].value)
+                                raw_append(&raws[o], value, origin);
+                        continue;
+                }
                 if (raws[o].value && strncmp(raws[o].origin, "--", 2) != 0) {
                         add_error(errors, "%s: '%s' already set at %s", origin, key, raws[o].origin);
                         bad = -EINVAL;
@@ -311,6 +342,24 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                 }
                 if (strlen(v) >= 4096) {
                         add_error(errors, "%s: %s is too long", origin, o->name);
+                        return -EINVAL;
+                }
+                break;
+        case T_PATHS:
+                for (const char *p = v; *p;) {
+                        size_t n = strcspn(p, "\n");
+                        if (p[0] != '/' || n >= ELVIS_CONFIG_PATH_MAX) {
+                                add_error(errors, "%s: %s must be an absolute path, got '%.*s'", origin, o->name,
+                                          (int)(n > 200 ? 200 : n), p);
+                                return -EINVAL;
+                        }
+                        p += n + (p[n] == '\n');
+                }
+                break;
+        case T_IDENTITY:
+                if (*v && elvis_identity_parse(v, NULL, NULL, NULL, NULL) < 0) {
+                        add_error(errors, "%s: %s must be USER or USER:GROUP (names that exist, or numbers); got '%s'",
+                                  origin, o->name, v);
                         return -EINVAL;
                 }
                 break;
@@ -530,6 +579,56 @@ void elvis_config_diff(const struct elvis_config *old, const struct elvis_config
         for (size_t i = 0; i < NOPTIONS; i++)
                 if (!options[i].flag_only && !field_equal(&options[i], old, new))
                         cb(options[i].name, options[i].live, userdata);
+}
+
+static int id_part(const char *s, size_t n, bool user, uint32_t *ret)
+{
+        char buf[64], *end;
+        unsigned long long v;
+
+        if (n == 0 || n >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (buf[0] >= '0' && buf[0] <= '9') {
+                v = strtoull(buf, &end, 10);
+                if (*end || v >= UINT32_MAX)
+                        return -EINVAL;
+                *ret = (uint32_t)v;
+                return 0;
+        }
+        if (user) {
+                struct passwd *pw = getpwnam(buf);
+                if (!pw)
+                        return -EINVAL;
+                *ret = pw->pw_uid;
+        } else {
+                struct group *gr = getgrnam(buf);
+                if (!gr)
+                        return -EINVAL;
+                *ret = gr->gr_gid;
+        }
+        return 0;
+}
+
+int elvis_identity_parse(const char *s, bool *ret_uid_set, uint32_t *ret_uid, bool *ret_gid_set, uint32_t *ret_gid)
+{
+        const char *colon = strchr(s, ':');
+        uint32_t uid = 0, gid = 0;
+
+        if (id_part(s, colon ? (size_t)(colon - s) : strlen(s), true, &uid) < 0)
+                return -EINVAL;
+        if (colon && id_part(colon + 1, strlen(colon + 1), false, &gid) < 0)
+                return -EINVAL;
+        if (ret_uid_set)
+                *ret_uid_set = true;
+        if (ret_uid)
+                *ret_uid = uid;
+        if (ret_gid_set)
+                *ret_gid_set = colon != NULL;
+        if (ret_gid)
+                *ret_gid = gid;
+        return 0;
 }
 
 void elvis_config_usage(FILE *f)

@@ -5,9 +5,11 @@
 #include <elvis/cpuset.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define ELVIS_DEFAULT_CONFIG "/etc/elvis/elvis.conf"
+#define ELVIS_CONFIG_PATH_MAX 4096
 
 struct elvis_config {
         char *config_file;
@@ -19,6 +21,8 @@ struct elvis_config {
         char *token_file;
         char *state_dir;
         char *run_dir;
+        char *vhost_user_dirs;          /* more directories for vhost-user sockets, one per line */
+        char *vmm_user;                 /* USER[:GROUP] */
         char *dataplane;
         char *libvirt_uri;
         char *topology_xml;
@@ -56,3 +60,7 @@ int elvis_config_reload(int argc, char **argv, struct elvis_config *ret, struct 
 void elvis_config_diff(const struct elvis_config *old, const struct elvis_config *new,
                        void (*cb)(const char *name, bool live, void *userdata), void *userdata);
 void elvis_config_usage(FILE *f);
+
+/* "USER[:GROUP]" with names (looked up) or numbers: 0 with the parts that were given, or
+ * -EINVAL. Any out-parameter may be NULL. */
+int elvis_identity_parse(const char *s, bool *ret_uid_set, uint32_t *ret_uid, bool *ret_gid_set, uint32_t *ret_gid);

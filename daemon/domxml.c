@@ -32,6 +32,51 @@ static int copy(char *dst, size_t size, const char *src, const char *what, char 
         return 0;
 }
 
+/* One side of a DAC label: "+N" or "N" is a number; a name is left for the caller's
+ * configuration (1), anything else is malformed (-1). */
+static int dac_id(const char *s, size_t n, uint32_t *ret)
+{
+        char buf[16], *end;
+        unsigned long long v;
+
+        if (n && s[0] == '+') {
+                s++;
+                n--;
+        }
+        if (n == 0 || n >= sizeof(buf))
+                return -1;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (buf[0] < '0' || buf[0] > '9') {
+                for (size_t i = 0; i < n; i++)
+                        if (!(buf[i] == '_' || buf[i] == '-' || (buf[i] >= 'a' && buf[i] <= 'z') ||
+                              (buf[i] >= 'A' && buf[i] <= 'Z') || (buf[i] >= '0' && buf[i] <= '9')))
+                                return -1;
+                return 1;
+        }
+        v = strtoull(buf, &end, 10);
+        if (*end || v >= UINT32_MAX)
+                return -1;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+static int dac_label(const char *label, struct elvis_domain_info *info)
+{
+        const char *colon = strchr(label, ':');
+        int u, g;
+
+        if (!colon)
+                return -EINVAL;
+        u = dac_id(label, (size_t)(colon - label), &info->vmm_uid);
+        g = dac_id(colon + 1, strlen(colon + 1), &info->vmm_gid);
+        if (u < 0 || g < 0)
+                return -EINVAL;
+        info->vmm_uid_set = u == 0;
+        info->vmm_gid_set = g == 0;
+        return 0;
+}
+
 void elvis_domxml_vm_name(const char *domain, char *out, size_t size)
 {
         size_t n = 0;
@@ -131,6 +176,16 @@ int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *re
                         free(x);
                 }
         }
+        /* a running domain's XML names the uid:gid QEMU runs as: "+64055:+994" */
+        if ((s = xpath_string(ctx, "string(/domain/seclabel[@model='dac']/label)")) && *s) {
+                if (dac_label(s, &info) < 0) {
+                        snprintf(err, errlen, "domain XML: DAC label '%.32s' is not uid:gid", s);
+                        free(s);
+                        goto out;
+                }
+        }
+        free(s);
+        s = NULL;
         ifs = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface[@type='vhostuser']/source/@path", ctx);
         if (ifs && ifs->nodesetval) {
                 for (int i = 0; i < ifs->nodesetval->nodeNr; i++) {

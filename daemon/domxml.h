@@ -14,6 +14,8 @@ struct elvis_domain_info {
         unsigned vcpus;
         bool has_policy;                /* an <elvis:policy> element in <metadata> */
         struct elvis_vm_policy policy;  /* valid when has_policy */
+        bool vmm_uid_set, vmm_gid_set;  /* the DAC label QEMU runs with (<seclabel model='dac'>) */
+        uint32_t vmm_uid, vmm_gid;
         unsigned nifaces;
         char sockets[ELVIS_MAX_DEVICES][ELVIS_PATH_MAX];        /* vhostuser source paths */
 };

@@ -9,10 +9,12 @@
 #include "libvirt.h"
 #include "log.h"
 #include "notify.h"
+#include "paths.h"
 #include "topology_hwloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,15 +67,30 @@ static bool has_sidecore(const struct elvis_state *s, uint32_t id)
         return false;
 }
 
-static void dp_device_from(const struct elvis_state *s, const struct elvis_vm *vm, const struct elvis_device *d,
-                           struct elvis_dp_device *out)
+static void dp_device_from(const struct elvis_manager *m, const struct elvis_state *s, const struct elvis_vm *vm,
+                           const struct elvis_device *d, struct elvis_dp_device *out)
 {
+        bool uid_set = false, gid_set = false;
+        uint32_t uid = 0, gid = 0;
+
+        /* the VM's own VMM identity, else the configured default */
+        if (m->cfg.vmm_user && *m->cfg.vmm_user)
+                elvis_identity_parse(m->cfg.vmm_user, &uid_set, &uid, &gid_set, &gid);
+        if (vm->vmm_uid_set || vm->vmm_gid_set) {
+                uid_set = vm->vmm_uid_set;
+                uid = vm->vmm_uid;
+                gid_set = vm->vmm_gid_set;
+                gid = vm->vmm_gid;
+        }
         *out = (struct elvis_dp_device){
                 .vm_id = vm->id,
                 .vm_name = vm->name,
                 .device_id = d->id,
                 .backend = d->backend,
                 .tap = d->tap,
+                .tap_adopt = d->tap_adopt,
+                .vmm_uid = uid_set ? (int64_t)uid : -1,
+                .vmm_gid = gid_set ? (int64_t)gid : -1,
                 .queues = d->queues,
                 .socket_path = d->socket,
                 .weight = vm->policy.weight,
@@ -129,9 +146,14 @@ static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const
                         const struct elvis_device *old = find_device(a, vm->id, dev->id, &old_vm);
                         struct elvis_dp_device cfg;
 
-                        dp_device_from(b, vm, dev, &cfg);
+                        dp_device_from(m, b, vm, dev, &cfg);
                         if (!old) {
-                                if (!step_ok(&st, ops->device_attach(dp, &cfg), "attach device", vm->id, dev->id, 0))
+                                int r = ops->device_attach(dp, &cfg);
+                                if (r < 0 && !best_effort && dev->socket[0])
+                                        return elvis_err_set(e, r, "data plane refused to attach device %s of VM %u on %s: %s%s",
+                                                             dev->id, vm->id, dev->socket, strerror(-r),
+                                                             r == -EEXIST ? " (a file or a socket ELVIS did not create)" : "");
+                                if (!step_ok(&st, r, "attach device", vm->id, dev->id, 0))
                                         return st.r;
                         } else if (old_vm->policy.weight != vm->policy.weight ||
                                    elvis_effective_exitless(&a->policy, old_vm) != cfg.exitless) {
@@ -351,6 +373,23 @@ static bool tap_taken(const struct elvis_state *s, const char *tap, uint32_t exc
         return false;
 }
 
+/* A name for a tap the request did not name: elvisVM-DEV, or with a suffix when another
+ * manager on this host (or anyone else) already has an interface by that name. */
+static void pick_tap_name(const struct elvis_manager *m, const struct elvis_state *s, uint32_t vm, unsigned d,
+                          char out[ELVIS_IFNAME_MAX])
+{
+        bool user = strcmp(m->dp_kind, "user") == 0;
+
+        for (unsigned k = 0; k < 100; k++) {
+                if (k == 0)
+                        snprintf(out, ELVIS_IFNAME_MAX, "elvis%u-%u", vm % 100000u, d % ELVIS_MAX_DEVICES);
+                else
+                        snprintf(out, ELVIS_IFNAME_MAX, "elvis%u-%u-%u", vm % 100000u, d % ELVIS_MAX_DEVICES, k);
+                if (!tap_taken(s, out, 0) && !(user && if_nametoindex(out)))
+                        return;
+        }
+}
+
 /* A VM named by a libvirt domain takes its vCPU count and vhost-user interfaces from
  * the domain when the request does not give them. */
 static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *given,
@@ -373,6 +412,12 @@ static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const 
         }
         if (!vm->vcpus)
                 vm->vcpus = info.vcpus;
+        if (!vm->vmm_uid_set && !vm->vmm_gid_set) {
+                vm->vmm_uid_set = info.vmm_uid_set;
+                vm->vmm_uid = info.vmm_uid;
+                vm->vmm_gid_set = info.vmm_gid_set;
+                vm->vmm_gid = info.vmm_gid;
+        }
         if (!vm->ndevices) {
                 vm->ndevices = info.nifaces;
                 for (unsigned i = 0; i < info.nifaces; i++) {
@@ -427,9 +472,19 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         for (unsigned d = 0; d < nvm->ndevices; d++) {
                 struct elvis_device *dev = &nvm->devices[d];
                 if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap[0])
-                        snprintf(dev->tap, sizeof(dev->tap), "elvis%u-%u", nvm->id % 100000u, d % ELVIS_MAX_DEVICES);
+                        pick_tap_name(m, &next, nvm->id, d, dev->tap);
                 if (dev->backend == ELVIS_BACKEND_TAP && tap_taken(&next, dev->tap, 0)) {
                         r = elvis_err_set(e, -EEXIST, "tap '%s' is already used by another VM", dev->tap);
+                        elvis_state_fini(&next);
+                        return r;
+                }
+                /* the user data plane creates its taps; an interface of that name belongs to
+                 * someone else unless the request says to adopt it */
+                if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap_adopt && strcmp(m->dp_kind, "user") == 0 &&
+                    if_nametoindex(dev->tap)) {
+                        r = elvis_err_set(e, -EEXIST,
+                                          "interface '%s' already exists and ELVIS did not create it for this VM "
+                                          "(set \"adopt\": true on the device to use it)", dev->tap);
                         elvis_state_fini(&next);
                         return r;
                 }
@@ -444,6 +499,17 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                 memset(dev->sidecore, 0, sizeof(dev->sidecore));
                 /* a socket path only comes from the libvirt domain (the VMM connects there) */
                 if (strcmp(m->dp_kind, "user") == 0 && dev->socket[0]) {
+                        const struct elvis_socket_rules rules = { .run_dir = m->cfg.run_dir,
+                                                                  .extra_dirs = m->cfg.vhost_user_dirs,
+                                                                  .api_socket = m->cfg.socket };
+                        char canon[ELVIS_PATH_MAX], why[512];
+                        r = elvis_socket_path_check(dev->socket, &rules, canon, sizeof(canon), why, sizeof(why));
+                        if (r < 0) {
+                                r = elvis_err_set(e, r, "device %s: %s", dev->id, why);
+                                elvis_state_fini(&next);
+                                return r;
+                        }
+                        memcpy(dev->socket, canon, strlen(canon) + 1);
                         for (unsigned i = 0; i < next.nvms; i++)
                                 for (unsigned k = 0; k < next.vms[i].ndevices; k++)
                                         if (strcmp(next.vms[i].devices[k].socket, dev->socket) == 0) {

@@ -143,6 +143,7 @@ struct dp_device {
         char vm_name[ELVIS_VM_NAME_MAX];
         enum elvis_backend backend;
         char tap[ELVIS_IFNAME_MAX];
+        bool tap_adopt;                 /* the tap may exist already (else we must create it) */
         unsigned nqp;
         char socket_path[ELVIS_PATH_MAX];
         _Atomic unsigned weight;

@@ -30,28 +30,45 @@ static unsigned hdr_len(const struct dp_device *dev)
         return dev->features & (BIT(F_VERSION_1) | BIT(F_MRG_RXBUF)) ? 12 : 10;
 }
 
+/* One fd per queue pair. Unless the device adopts an existing interface, the first open
+ * must create it (IFF_TUN_EXCL): attaching to someone else's tap, multiqueue or not, would
+ * hand their traffic to this VM. The other queues attach to the interface just made. */
 int dp_tap_open(struct dp_device *dev)
 {
-        for (unsigned i = 0; i < dev->nqp; i++) {
-                struct ifreq ifr = { 0 };
-                int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), hdr = DP_HDR_LEN, r;
+        int r = 0;
 
-                if (fd < 0)
-                        goto fail;
+        for (unsigned i = 0; i < dev->nqp && r == 0; i++) {
+                struct ifreq ifr = { 0 };
+                int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), hdr = DP_HDR_LEN;
+
+                if (fd < 0) {
+                        r = -errno;
+                        break;
+                }
                 ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (dev->nqp > 1 ? IFF_MULTI_QUEUE : 0);
+                if (i == 0 && !dev->tap_adopt)
+                        ifr.ifr_flags |= IFF_TUN_EXCL;
                 memcpy(ifr.ifr_name, dev->tap, strlen(dev->tap) + 1);
                 if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
-                        r = errno;
+                        r = errno == EBUSY && i == 0 && !dev->tap_adopt ? -EEXIST : -errno;
                         close(fd);
-                        errno = r;
-                        goto fail;
+                        break;
+                }
+                /* TUNSETIFF may hand back another name if ours was a template */
+                if (strcmp(ifr.ifr_name, dev->tap) != 0) {
+                        close(fd);
+                        r = -EINVAL;
+                        break;
                 }
                 dev->qp[i].tap_fd = fd;
         }
-        return 0;
-fail:;
-        int r = -errno;
-        log_error("VM %u device %s: cannot open tap '%s': %s", dev->vm_id, dev->id, dev->tap, strerror(errno));
+        if (r == 0)
+                return 0;
+        if (r == -EEXIST)
+                log_error("VM %u device %s: interface '%s' already exists and the device does not adopt it", dev->vm_id,
+                          dev->id, dev->tap);
+        else
+                log_error("VM %u device %s: cannot open tap '%s': %s", dev->vm_id, dev->id, dev->tap, strerror(-r));
         dp_tap_close(dev);
         return r;
 }

@@ -251,6 +251,9 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         snprintf(dev->vm_name, sizeof(dev->vm_name), "%s", cfg->vm_name);
         dev->backend = cfg->backend;
         snprintf(dev->tap, sizeof(dev->tap), "%s", cfg->tap ? cfg->tap : "");
+        dev->tap_adopt = cfg->tap_adopt;
+        dev->peer_uid = cfg->vmm_uid >= 0 ? (uid_t)cfg->vmm_uid : (uid_t)-1;
+        dev->peer_gid = cfg->vmm_gid >= 0 ? (gid_t)cfg->vmm_gid : (gid_t)-1;
         dev->nqp = cfg->queues;
         snprintf(dev->socket_path, sizeof(dev->socket_path), "%s", cfg->socket_path);
         atomic_store(&dev->weight, cfg->weight);

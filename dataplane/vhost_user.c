@@ -308,9 +308,16 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
                         *why = "exactly one file descriptor expected";
                         return -EINVAL;
                 }
-                /* anything but an eventfd is refused: the ring stays as it was */
-                if ((r = dp_vmm_eventfd_take(m->fds[0], why)) < 0)
+                /* anything but an eventfd is refused, and the ring stops until the VMM
+                 * starts it again with proper eventfds (SET_VRING_KICK) */
+                if ((r = dp_vmm_eventfd_take(m->fds[0], why)) < 0) {
+                        pthread_mutex_lock(&qp->lock);
+                        vq->started = false;
+                        dp_vq_refresh(qp, vq);
+                        dp_qp_kick_server(qp);
+                        pthread_mutex_unlock(&qp->lock);
                         return r;
+                }
                 fd = m->fds[0];
                 m->fds[0] = -1;         /* ours now */
         }

@@ -223,6 +223,8 @@ bool elvis_device_id_valid(const char *id)
         return true;
 }
 
+/* Letters, digits, '_', '.' and '-' only: no '%' (the kernel would expand "tap%d" into a
+ * new interface per open), no '/' or ':' , nothing a shell or sysfs path would mind. */
 bool elvis_ifname_valid(const char *name)
 {
         size_t n = strlen(name);
@@ -230,8 +232,7 @@ bool elvis_ifname_valid(const char *name)
         if (n == 0 || n >= ELVIS_IFNAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (name[i] == '/' || name[i] == ':' || isspace((unsigned char)name[i]) ||
-                    !isprint((unsigned char)name[i]))
+                if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.' && name[i] != '-')
                         return false;
         return true;
 }

@@ -4,17 +4,24 @@
 #include "emu.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
 #define DESC_F_INDIRECT 4
 
-enum { GET_FEATURES = 1, SET_MEM_TABLE = 5, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_CALL = 13 };
+enum {
+        GET_FEATURES = 1, SET_MEM_TABLE = 5, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_KICK = 12,
+        SET_VRING_CALL = 13, SET_VRING_ERR = 14, SET_BACKEND_REQ_FD = 21,
+};
 
 static bool err_signalled(struct emu_vq *vq, int ms)
 {
@@ -65,6 +72,82 @@ static uint64_t gpa(struct emu *e, uint64_t off)
 {
         (void)e;
         return EMU_GPA_BASE + off;
+}
+
+/* A pipe whose buffer is full and whose write end blocks: what a VMM could pass as its
+ * call or error "eventfd" to make a careless back end sleep in write(). */
+static int full_blocking_pipe(int p[2])
+{
+        char junk[4096] = { 0 };
+
+        if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+                return -1;
+        while (write(p[1], junk, sizeof(junk)) > 0)
+                ;
+        fcntl(p[1], F_SETFL, 0);
+        return 0;
+}
+
+/* A kick "eventfd" that polls readable and then blocks in read(8): a unix stream socket
+ * holding fewer bytes than its SO_RCVLOWAT. */
+static int lowat_socket(int sv[2])
+{
+        int lowat = 64;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -1;
+        setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+        return write(sv[1], "12345678", 8) == 8 ? 0 : -1;
+}
+
+/* Every vring fd slot with fds of the wrong kind, each sent with NEED_REPLY: 1 when all
+ * were refused. */
+static int wrong_kinds(struct emu *e)
+{
+        int pfd[2], sv[2], kinds[4], ok = 1;
+        uint64_t file = 1;      /* the TX ring */
+
+        if (pipe2(pfd, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -1;
+        kinds[0] = pfd[0];
+        kinds[1] = sv[0];
+        kinds[2] = e->memfd;
+        kinds[3] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        for (unsigned r = 0; r < 3; r++) {
+                uint32_t req = r == 0 ? SET_VRING_KICK : r == 1 ? SET_VRING_CALL : SET_VRING_ERR;
+                for (unsigned k = 0; k < 4; k++)
+                        if (nack(e, req, &file, 8, &kinds[k], 1) != 1)
+                                ok = 0;
+        }
+        /* guest memory that is not a memory file, and a back-end channel that is no socket */
+        {
+                struct {
+                        uint32_t n, pad;
+                        uint64_t gpa, size, uaddr, offset;
+                } t = { 1, 0, EMU_GPA_BASE, 4096, (uintptr_t)e->mem, 0 };
+                int ev = e->qp[0].tx.kick_fd;
+                if (nack(e, SET_MEM_TABLE, &t, sizeof(t), &pfd[0], 1) != 1 ||
+                    nack(e, SET_MEM_TABLE, &t, sizeof(t), &ev, 1) != 1 ||
+                    nack(e, SET_BACKEND_REQ_FD, NULL, 0, &ev, 1) != 1)
+                        ok = 0;
+        }
+        close(pfd[0]);
+        close(pfd[1]);
+        close(sv[0]);
+        close(sv[1]);
+        close(kinds[3]);
+        return ok;
+}
+
+/* 1 if the TX ring consumed nothing within ms (a refused fd leaves the ring stopped). */
+static int tx_stays_stopped(struct emu *e, struct emu_vq *tx, unsigned ms)
+{
+        uint16_t used0 = __atomic_load_n(&tx->used[1], __ATOMIC_ACQUIRE);
+
+        emu_tx(e, 0, 1, 64);
+        kick(tx);
+        usleep(ms * 1000u);
+        return __atomic_load_n(&tx->used[1], __ATOMIC_ACQUIRE) == used0;
 }
 
 int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsigned settle_ms)
@@ -163,6 +246,66 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                         fds[i] = tx->call_fd;
                 emu_send(e, SET_VRING_CALL, 0, &file, 8, fds, 40);
                 expect_err = 0;
+        } else if (!strcmp(kind, "call-pipe") || !strcmp(kind, "err-pipe")) {
+                int p[2];
+                uint64_t file = 1;
+                if (full_blocking_pipe(p) < 0) {
+                        printf("{\"kind\": \"%s\", \"error\": \"pipe\"}\n", kind);
+                        emu_close(e);
+                        return 2;
+                }
+                na = nack(e, kind[0] == 'c' ? SET_VRING_CALL : SET_VRING_ERR, &file, 8, &p[1], 1);
+                if (na == 1 && !tx_stays_stopped(e, tx, settle_ms / 4))
+                        na = 0;
+                close(p[0]);
+                close(p[1]);
+                expect_err = 0;
+        } else if (!strcmp(kind, "kick-lowat")) {
+                int sv[2];
+                uint64_t file = 1;
+                if (lowat_socket(sv) < 0) {
+                        printf("{\"kind\": \"%s\", \"error\": \"socketpair\"}\n", kind);
+                        emu_close(e);
+                        return 2;
+                }
+                na = nack(e, SET_VRING_KICK, &file, 8, &sv[0], 1);
+                if (na == 1 && !tx_stays_stopped(e, tx, settle_ms / 4))
+                        na = 0;
+                close(sv[0]);
+                close(sv[1]);
+                expect_err = 0;
+        } else if (!strcmp(kind, "wrong-fd-kinds")) {
+                na = wrong_kinds(e);
+                expect_err = 0;
+        } else if (!strcmp(kind, "call-made-blocking")) {
+                /* the VMM clears O_NONBLOCK on its (shared) call eventfd and fills the
+                 * counter: the next interrupt would sleep; the back end must stop this ring */
+                uint64_t full = 0xfffffffffffffffeull, v;
+                emu_irq(e, tx, true);
+                /* fill while still non-blocking (the back end may add to it meanwhile), then
+                 * clear O_NONBLOCK on the file both sides share */
+                for (unsigned tries = 0; tries < 1000; tries++) {
+                        if (read(tx->call_fd, &v, 8) < 0 && errno != EAGAIN)
+                                break;
+                        if (write(tx->call_fd, &full, 8) == 8)
+                                break;
+                }
+                fcntl(tx->call_fd, F_SETFL, 0);
+                for (unsigned i = 0; i < 8; i++)
+                        emu_tx(e, 0, 4, 64);
+        } else if (!strcmp(kind, "truncate-memory")) {
+                /* guest memory shrinks under the rings: the TX buffers vanish, the rings stay */
+                off_t keep = (off_t)tx->buf_off;
+                d[0] = (struct emu_desc){ gpa(e, tx->buf_off + 8192), 64, 0, 0 };
+                if (ftruncate(e->memfd, keep) < 0)
+                        closed = true;
+                offer(tx, 0);
+                kick(tx);
+                err = err_signalled(tx, (int)settle_ms);
+                /* and grows back: the back end must not have kept anything stale */
+                if (ftruncate(e->memfd, (off_t)e->mem_size) < 0)
+                        closed = true;
+                expect_err = 2;
         } else if (!strcmp(kind, "half-message")) {
                 uint32_t h = GET_FEATURES;
                 if (write(e->sock, &h, 2) != 2)
@@ -176,7 +319,7 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                 emu_close(e);
                 return 2;
         }
-        if (expect_err) {
+        if (expect_err == 1) {
                 kick(tx);
                 err = err_signalled(tx, (int)settle_ms);
         }

@@ -19,10 +19,12 @@ struct elvis_dp_device {
         const char *device_id;
         enum elvis_backend backend;
         const char *tap;                /* tap backend: interface name */
+        bool tap_adopt;                 /* use the interface if it exists (else it must not) */
         unsigned queues;                /* queue pairs */
         const char *socket_path;        /* user data plane: vhost-user socket to listen on */
         unsigned weight;
         enum elvis_exitless exitless;   /* effective policy */
+        int64_t vmm_uid, vmm_gid;       /* who may connect to the socket (root always); -1: anyone */
 };
 
 struct elvis_dp_params {

@@ -47,6 +47,7 @@ struct elvis_device {
         char id[ELVIS_DEVICE_ID_MAX];
         enum elvis_backend backend;
         char tap[ELVIS_IFNAME_MAX];     /* tap backend only */
+        bool tap_adopt;                 /* tap backend: use an interface that exists already */
         unsigned queues;                /* queue pairs, 1..ELVIS_MAX_QUEUES */
         uint32_t sidecore[ELVIS_MAX_QUEUES];    /* per queue pair, ELVIS_SIDECORE_NONE if unserved */
         char socket[ELVIS_PATH_MAX];    /* vhost-user socket (user data plane), derived */
@@ -65,6 +66,10 @@ struct elvis_vm {
         elvis_cpuset cpus;              /* the CPUs reserved for the vCPUs */
         int numa;                       /* node the VM was placed on, -1 if none */
         struct elvis_vm_policy policy;
+        /* who may connect to the VM's vhost-user sockets (SO_PEERCRED); unset: anyone the
+         * socket's mode lets in */
+        bool vmm_uid_set, vmm_gid_set;
+        uint32_t vmm_uid, vmm_gid;
         unsigned ndevices;
         struct elvis_device devices[ELVIS_MAX_DEVICES];
         int64_t created;                /* unix seconds */

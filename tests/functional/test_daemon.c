@@ -6,8 +6,14 @@
 
 #include "../lib/harness.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +327,90 @@ Test(daemon, tls_listener_requires_token)
         cr_assert_eq(tls_get(url, cert, "Authorization: Bearer s3cret-token-0123456789"), 200);
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/health", port);
         cr_assert_neq(tls_get(url, cert, "Authorization: Bearer s3cret-token-0123456789"), 200, "plain HTTP refused");
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+static int tcp_connect(int port)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* The server closed it: EOF or a reset within ms. */
+static bool closed_by_server(int fd, int ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        char c;
+        int r;
+
+        do
+                r = poll(&p, 1, ms);
+        while (r < 0 && errno == EINTR);
+        if (r != 1)
+                return false;
+        /* whatever it says on the way out (a TLS alert), then end of stream */
+        for (int i = 0; i < 64; i++) {
+                r = (int)read(fd, &c, 1);
+                if (r <= 0)
+                        return true;
+                if (poll(&p, 1, 1000) != 1)
+                        return false;
+        }
+        return false;
+}
+
+/* Unauthenticated clients on the TCP listener: one address holds at most 8 connections,
+ * silent ones (no TLS handshake) are dropped after the listener's 10 s timeout, and the
+ * unix API answers promptly all along. */
+Test(daemon, tcp_listener_limits_unauthenticated_clients, .timeout = 60)
+{
+        char cert[160], key[160], token[160], a1[200], a2[200], a3[200], url[64];
+        int port = 20000 + ((getpid() + 7) % 20000), fds[40], nfd = 0, dropped = 0, silent;
+        struct api_probe probe;
+        struct timespec t0, t1;
+
+        make_tls(d.dir, cert, key, token, sizeof(cert));
+        snprintf(a1, sizeof(a1), "--tls-cert=%s", cert);
+        snprintf(a2, sizeof(a2), "--tls-key=%s", key);
+        snprintf(a3, sizeof(a3), "--token-file=%s", token);
+        snprintf(url, sizeof(url), "--listen=127.0.0.1:%d", port);
+        daemon_arg(&d, url);
+        daemon_arg(&d, a1);
+        daemon_arg(&d, a2);
+        daemon_arg(&d, a3);
+        cr_assert_eq(daemon_start(&d), 0);
+        api_probe_start(&probe, &d);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        silent = tcp_connect(port);
+        cr_assert_geq(silent, 0);
+        for (int i = 0; i < 40; i++) {
+                int fd = tcp_connect(port);
+                if (fd >= 0)
+                        fds[nfd++] = fd;
+        }
+        for (int i = 0; i < nfd; i++)
+                dropped += closed_by_server(fds[i], i < 8 ? 50 : 1000);
+        cr_assert_geq(dropped, nfd - 7, "%d of %d connections beyond the per-address cap were dropped", dropped, nfd);
+        for (int i = 0; i < nfd; i++)
+                close(fds[i]);
+        /* the silent one goes within the handshake timeout */
+        cr_assert(closed_by_server(silent, 15000), "a client that never speaks keeps its connection");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cr_assert_geq(t1.tv_sec - t0.tv_sec, 8, "dropped only after the timeout, not at once");
+        close(silent);
+        api_probe_stop(&probe);
+        cr_assert_eq(probe.failed, 0);
+        cr_assert_lt(api_probe_max_ms(&probe), 1000.0, "an API request took %.0f ms", api_probe_max_ms(&probe));
+        /* a real client still gets in */
+        snprintf(url, sizeof(url), "https://localhost:%d/v1/health", port);
+        cr_assert_eq(tls_get(url, cert, "Authorization: Bearer s3cret-token-0123456789"), 200);
         cr_assert_eq(daemon_stop(&d), 0);
 }
 

@@ -204,16 +204,34 @@ Test(libvirt, domain_xml_from_the_hook)
         struct elvis_domain_info info;
         struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
         struct elvis_err e = { 0 };
-        char err[256];
-        const char *xml = "<domain><name>hooked</name><vcpu>2</vcpu><devices><interface type='vhostuser'>"
-                          "<source type='unix' path='/tmp/elvis-hooked.sock' mode='client'/></interface></devices>"
-                          "</domain>";
+        char err[256], xml[1024], path[128], outside[] = "/tmp/elvis-hooked.sock";
 
+        snprintf(path, sizeof(path), "%s/run/hooked.sock", dir);
+        /* a running domain's XML: QEMU's DAC identity and a vhost-user socket under run-dir */
+        snprintf(xml, sizeof(xml),
+                 "<domain><name>hooked</name><vcpu>2</vcpu><seclabel type='dynamic' model='dac' relabel='yes'>"
+                 "<label>+64055:+994</label><imagelabel>+64055:+994</imagelabel></seclabel><devices>"
+                 "<interface type='vhostuser'><source type='unix' path='%s' mode='client'/></interface></devices>"
+                 "</domain>", path);
         cr_assert_eq(elvis_domxml_parse(xml, strlen(xml), &info, err, sizeof(err)), 0);
+        cr_assert(info.vmm_uid_set && info.vmm_uid == 64055 && info.vmm_gid_set && info.vmm_gid == 994);
         snprintf(vm.name, sizeof(vm.name), "hooked");
         snprintf(vm.domain, sizeof(vm.domain), "hooked");
         cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), 0, "%s", e.detail);
         cr_assert_eq(vm.vcpus, 2);
         cr_assert_eq(vm.ndevices, 1);
-        cr_assert_str_eq(vm.devices[0].socket, "/tmp/elvis-hooked.sock", "QEMU connects where the XML says");
+        cr_assert_str_eq(vm.devices[0].socket, path, "QEMU connects where the XML says");
+        cr_assert(vm.vmm_uid_set && vm.vmm_uid == 64055, "only QEMU's uid may connect");
+        /* a path outside run-dir (and any vhost-user-dir) is refused, naming the rule */
+        snprintf(xml, sizeof(xml),
+                 "<domain><name>outside</name><vcpu>1</vcpu><devices><interface type='vhostuser'>"
+                 "<source type='unix' path='%s' mode='client'/></interface></devices></domain>", outside);
+        cr_assert_eq(elvis_domxml_parse(xml, strlen(xml), &info, err, sizeof(err)), 0);
+        memset(&vm, 0, sizeof(vm));
+        vm.numa = -1;
+        vm.policy = (struct elvis_vm_policy){ 100, ELVIS_EXITLESS_AUTO };
+        snprintf(vm.name, sizeof(vm.name), "outside");
+        snprintf(vm.domain, sizeof(vm.domain), "outside");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), -EACCES);
+        cr_assert(strstr(e.detail, "outside run-dir"), "%s", e.detail);
 }

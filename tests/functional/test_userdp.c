@@ -7,6 +7,11 @@
 #include "../lib/harness.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
@@ -231,6 +236,53 @@ static const char *const kinds[] = { "desc-loop", "chain-too-long", "indirect-oo
                                      "mem-bigger-than-fd", "mem-offset-past-eof", "bad-num", "unknown-request",
                                      "oversized-payload", "fd-flood", NULL };
 
+/* What a hostile VMM does with its file descriptors and its memory. */
+static const char *const vmm_kinds[] = { "call-pipe", "err-pipe", "kick-lowat", "wrong-fd-kinds", "call-made-blocking",
+                                         "truncate-memory", NULL };
+
+/* Runs one hostile kind against "evil" while "good", on the same sidecore, streams
+ * sequence-numbered frames and the REST API is asked every 100 ms: good loses and
+ * reorders nothing, no API answer takes a second, and the daemon lives. */
+static void hostile_next_to_victim(const char *evil, const char *good, const char *kind, double *ret_p99)
+{
+        struct api_probe probe;
+        pid_t pid = fork();
+        int st, wst;
+        json_t *h, *g;
+
+        if (pid == 0) {
+                const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--count", "200000",
+                                       "--seconds", "20", NULL };
+                char *out, *err;
+                int rc = run_cmd(argv, NULL, &out, &err);
+                json_t *j = json_loads(out, 0, NULL);
+                bool ok = rc == 0 && j && n(j, "lost") == 0 && n(j, "dup_or_reordered") == 0 &&
+                          n(j, "rx_packets") == 200000;
+                if (!ok)        /* what the good guest saw, for the failure message */
+                        fprintf(stderr, "good guest (rc %d): %s %s\n", rc, out, err);
+                _exit(ok ? 0 : 3);
+        }
+        api_probe_start(&probe, &d);
+        h = GUEST_RUN(evil, &st, "--mode", "hostile", "--kind", kind);
+        cr_assert_not_null(h, "%s", kind);
+        cr_assert_eq(st, 0, "%s: the back end did not react as it must: %s", kind, json_dumps(h, 0));
+        cr_assert_eq(waitpid(pid, &wst, 0), pid);
+        api_probe_stop(&probe);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "%s: the good VM lost or reordered traffic meanwhile", kind);
+        json_decref(h);
+        cr_assert(daemon_alive(&d), "%s killed the daemon", kind);
+        cr_assert_gt(probe.n, 0, "%s: the API probe ran", kind);
+        cr_assert_eq(probe.failed, 0, "%s: %u API requests failed", kind, probe.failed);
+        cr_assert_lt(api_probe_max_ms(&probe), 1000.0, "%s: an API request took %.0f ms", kind, api_probe_max_ms(&probe));
+        cr_log_info("%s: %u API probes, p99 %.1f ms, max %.1f ms", kind, probe.n, api_probe_p99_ms(&probe),
+                    api_probe_max_ms(&probe));
+        if (ret_p99)
+                *ret_p99 = api_probe_p99_ms(&probe);
+        g = queue(1);
+        cr_assert_neq(strcmp(json_string_value(json_object_get(g, "state")), "error"), 0);
+        json_decref(g);
+}
+
 /* Each hostile kind hits VM "evil" while VM "good" streams on the same sidecore. */
 Test(userdp, hostile_rings_hurt_nobody_else)
 {
@@ -239,37 +291,124 @@ Test(userdp, hostile_rings_hurt_nobody_else)
         int fds0 = -1;
 
         for (const char *const *k = kinds; *k; k++) {
-                pid_t pid = fork();
-                int st, wst;
-                json_t *h, *g;
-
-                if (pid == 0) {
-                        const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--count", "200000",
-                                               "--seconds", "20", NULL };
-                        char *out, *err;
-                        int rc = run_cmd(argv, NULL, &out, &err);
-                        json_t *j = json_loads(out, 0, NULL);
-                        bool ok = rc == 0 && j && n(j, "lost") == 0 && n(j, "rx_packets") == 200000;
-                        if (!ok)        /* what the good guest saw, for the failure message */
-                                fprintf(stderr, "good guest (rc %d): %s %s\n", rc, out, err);
-                        _exit(ok ? 0 : 3);
-                }
-                h = GUEST_RUN(evil, &st, "--mode", "hostile", "--kind", *k);
-                cr_assert_not_null(h, "%s", *k);
-                cr_assert_eq(st, 0, "%s: the back end did not react as it must: %s", *k, json_dumps(h, 0));
-                cr_assert_eq(waitpid(pid, &wst, 0), pid);
-                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "%s: the good VM lost traffic meanwhile", *k);
-                json_decref(h);
-                cr_assert(daemon_alive(&d), "%s killed the daemon", *k);
-                g = queue(1);
-                cr_assert_neq(strcmp(json_string_value(json_object_get(g, "state")), "error"), 0);
-                json_decref(g);
+                hostile_next_to_victim(evil, good, *k, NULL);
                 if (k == kinds)
                         fds0 = count_fds(d.pid);
         }
         cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
         free(evil);
         free(good);
+}
+
+/* A VMM's fds of the wrong kind, a call eventfd it makes blocking, guest memory it
+ * truncates under an active ring: each stops only the VMM's own queue, and the device
+ * serves its next front end normally. */
+Test(userdp, hostile_vmm_hurts_nobody_else)
+{
+        char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
+        char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
+        double worst_p99 = 0;
+        int fds0 = count_fds(d.pid);
+
+        for (const char *const *k = vmm_kinds; *k; k++) {
+                double p99;
+                json_t *j;
+                int st;
+
+                hostile_next_to_victim(evil, good, *k, &p99);
+                if (p99 > worst_p99)
+                        worst_p99 = p99;
+                /* the same device, a well-behaved front end: served again */
+                j = GUEST_RUN(evil, &st, "--mode", "stream", "--count", "20000", "--seconds", "10");
+                cr_assert_eq(st, 0, "%s: the device does not serve its next front end", *k);
+                cr_assert_eq(n(j, "rx_packets"), 20000, "%s: %s", *k, json_dumps(j, 0));
+                json_decref(j);
+        }
+        cr_log_info("worst API p99 under a hostile VMM: %.1f ms", worst_p99);
+        cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
+        free(evil);
+        free(good);
+}
+
+/* Connects to a vhost-user socket as another uid (in the socket's group, so the file
+ * mode lets it in) and reports whether the daemon kept the connection: true when it
+ * was closed at once. */
+static bool foreign_uid_refused(const char *sock)
+{
+        struct stat st;
+        pid_t pid;
+        int wst;
+
+        cr_assert_eq(stat(sock, &st), 0);
+        pid = fork();
+        if (pid == 0) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                struct pollfd p;
+                char c;
+                int fd;
+
+                if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(65534) < 0)
+                        _exit(10);
+                fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        _exit(11);
+                /* a refused peer sees the connection closed; an accepted one hears nothing */
+                p = (struct pollfd){ .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 3000) != 1 || read(fd, &c, 1) != 0)
+                        _exit(1);
+                _exit(0);
+        }
+        cr_assert_eq(waitpid(pid, &wst, 0), pid);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) < 10, "the foreign-uid client could not even connect (%d)",
+                  WEXITSTATUS(wst));
+        return WEXITSTATUS(wst) == 0;
+}
+
+/* A VM whose VMM runs as root (vmm_uid 0): a process with another uid is refused, while
+ * the socket is idle (the VMM restarting) and while it is busy, and the real front end
+ * is served before, during and after. */
+Test(userdp, foreign_uid_cannot_take_a_socket)
+{
+        struct resp r;
+        char *sock;
+        pid_t pid;
+        int wst;
+
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms",
+                               "{\"name\":\"owned\",\"vmm_uid\":0,\"devices\":[{\"backend\":\"loopback\"}]}", &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        cr_assert_eq(json_integer_value(json_object_get(r.json, "vmm_uid")), 0);
+        sock = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "devices"), 0), "socket")));
+        resp_free(&r);
+        /* the test's temp root is private; the other uid must reach the socket file */
+        cr_assert_eq(chmod(d.dir, 0711), 0);
+        cr_assert(foreign_uid_refused(sock), "an idle socket accepted a process with another uid");
+        pid = fork();
+        if (pid == 0) {
+                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--count", "200000", "--seconds", "20", NULL };
+                char *out;
+                int rc = run_cmd(argv, NULL, &out, NULL);
+                json_t *j = json_loads(out, 0, NULL);
+                _exit(rc == 0 && j && n(j, "lost") == 0 && n(j, "rx_packets") == 200000 ? 0 : 3);
+        }
+        for (int i = 0; i < 100; i++) {         /* until the real front end is connected */
+                json_t *q = queue(0);
+                bool ready = !strcmp(json_string_value(json_object_get(q, "state")), "ready");
+                json_decref(q);
+                if (ready)
+                        break;
+                usleep(20000);
+        }
+        cr_assert(foreign_uid_refused(sock), "a busy socket accepted a process with another uid");
+        cr_assert_eq(waitpid(pid, &wst, 0), pid);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the VM's own front end was disturbed");
+        {
+                char *log = daemon_log(&d);
+                cr_assert(strstr(log, "refusing a front end"), "the refusal is logged");
+                free(log);
+        }
+        free(sock);
 }
 
 Test(userdp, stalled_control_connection_blocks_nobody)

@@ -404,3 +404,74 @@ int run_cli(struct daemon *d, char **out, char **err, const char *const *args)
         argv[n] = NULL;
         return run_cmd(argv, NULL, out, err);
 }
+
+static double mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void *probe_main(void *arg)
+{
+        struct api_probe *p = arg;
+
+        for (unsigned i = 0; !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE) && p->n < API_PROBE_MAX; i++) {
+                struct timespec ts = { 0, 100 * 1000000L };
+                struct resp r;
+                double t0 = mono_ms(), dt;
+                int rc = http_json(p->d, "GET", i % 2 ? "/v1/stats" : "/v1/health", NULL, &r);
+
+                dt = mono_ms() - t0;
+                if (rc < 0 || r.status != 200) {
+                        p->failed++;
+                        dt = 20000;
+                }
+                resp_free(&r);
+                p->ms[p->n++] = dt;
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
+}
+
+void api_probe_start(struct api_probe *p, struct daemon *d)
+{
+        memset(p, 0, sizeof(*p));
+        p->d = d;
+        if (pthread_create(&p->thread, NULL, probe_main, p) != 0)
+                cr_assert_fail("cannot start the API probe thread");
+}
+
+void api_probe_stop(struct api_probe *p)
+{
+        __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(p->thread, NULL);
+}
+
+double api_probe_max_ms(const struct api_probe *p)
+{
+        double m = 0;
+
+        for (unsigned i = 0; i < p->n; i++)
+                if (p->ms[i] > m)
+                        m = p->ms[i];
+        return m;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+double api_probe_p99_ms(const struct api_probe *p)
+{
+        double sorted[API_PROBE_MAX];
+
+        if (!p->n)
+                return 0;
+        memcpy(sorted, p->ms, p->n * sizeof(sorted[0]));
+        qsort(sorted, p->n, sizeof(sorted[0]), cmp_double);
+        return sorted[(p->n * 99) / 100 < p->n ? (p->n * 99) / 100 : p->n - 1];
+}

@@ -2,6 +2,7 @@
  * sd_notify READY=1 (no sleeps), talks HTTP over its unix socket and runs elvisctl. */
 #pragma once
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -64,3 +65,19 @@ int run_cli(struct daemon *d, char **out, char **err, const char *const *args);
 int run_cmd(const char *const *argv, const char *const *env, char **out, char **err);
 
 char *slurp_file(const char *path);
+
+/* A thread that asks the REST API every 100 ms (GET /v1/health, then /v1/stats, in turn)
+ * and keeps each answer's latency: the control plane must answer while the data plane
+ * is under attack. A request that fails counts as a latency of 20 s. */
+#define API_PROBE_MAX 4096
+struct api_probe {
+        struct daemon *d;
+        pthread_t thread;
+        volatile int stop;
+        unsigned n, failed;
+        double ms[API_PROBE_MAX];
+};
+void api_probe_start(struct api_probe *p, struct daemon *d);
+void api_probe_stop(struct api_probe *p);
+double api_probe_max_ms(const struct api_probe *p);
+double api_probe_p99_ms(const struct api_probe *p);

@@ -279,3 +279,32 @@ Test(codec, sidecore_create)
         cr_assert_eq(elvis_sidecore_from_json(j, ELVIS_DECODE_CREATE, &sc, &e), -EINVAL);
         json_decref(j);
 }
+
+/* Who may connect (vmm_uid/vmm_gid) and whether a tap is adopted: validated, kept in the
+ * state, fixed once the VM exists. */
+Test(codec, vmm_identity_and_tap_adoption)
+{
+        struct elvis_vm vm = { 0 };
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        cr_assert_eq(decode_vm("{\"name\":\"a\",\"vmm_uid\":64055,\"vmm_gid\":994,"
+                               "\"devices\":[{\"backend\":\"tap\",\"tap\":\"tapx\",\"adopt\":true}]}",
+                               ELVIS_DECODE_CREATE, &vm, &e), 0, "%s", e.detail);
+        cr_assert(vm.vmm_uid_set && vm.vmm_uid == 64055 && vm.vmm_gid_set && vm.vmm_gid == 994);
+        cr_assert(vm.devices[0].tap_adopt);
+        j = elvis_vm_to_json(&vm);
+        cr_assert_eq(json_integer_value(json_object_get(j, "vmm_uid")), 64055);
+        cr_assert(json_is_true(json_object_get(json_array_get(json_object_get(j, "devices"), 0), "adopt")));
+        json_decref(j);
+        expect_bad("{\"name\":\"a\",\"vmm_uid\":-1}", ELVIS_DECODE_CREATE, "vmm_uid");
+        expect_bad("{\"name\":\"a\",\"vmm_uid\":4294967295}", ELVIS_DECODE_CREATE, "vmm_uid");
+        expect_bad("{\"name\":\"a\",\"vmm_gid\":\"kvm\"}", ELVIS_DECODE_CREATE, "vmm_gid");
+        expect_bad("{\"vmm_uid\":5}", ELVIS_DECODE_PATCH, "cannot be changed");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"loopback\",\"adopt\":true}]}", ELVIS_DECODE_CREATE,
+                   "adopt");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"tap\",\"tap\":\"t\",\"adopt\":1}]}", ELVIS_DECODE_CREATE,
+                   "adopt");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"tap\",\"tap\":\"tap%d\"}]}", ELVIS_DECODE_CREATE,
+                   "tap is not a valid interface name");
+}

@@ -91,6 +91,8 @@ ParameterizedTestParameters(config, golden)
                 { "bad-bool" },
                 { "bad-multiple" },
                 { "bad-tls-missing" },
+                { "bad-vhost-user-dir" },
+                { "bad-vmm-user" },
         };
         return cr_make_param_array(struct golden, names, sizeof(names) / sizeof(names[0]));
 }
@@ -246,4 +248,27 @@ Test(config, diff_marks_live_options)
         cr_assert(s.live[1]);
         elvis_config_fini(&c1);
         elvis_config_fini(&c2);
+}
+
+/* --vhost-user-dir repeats: every occurrence adds a directory, flags replace the file's list. */
+Test(config, vhost_user_dir_repeats)
+{
+        char *argv[] = { "elvis-manager", "--config", "", "--vhost-user-dir", "/a", "--vhost-user-dir=/b/c",
+                         "--vmm-user", "0:0", NULL };
+        struct elvis_config c;
+        struct elvis_config_errors e = { 0 };
+        enum elvis_config_action action;
+        bool us, gs;
+        uint32_t u, g;
+
+        cr_assert_eq(elvis_config_load(8, argv, &c, &action, &e), 0);
+        cr_assert_str_eq(c.vhost_user_dirs, "/a\n/b/c");
+        cr_assert_eq(elvis_identity_parse(c.vmm_user, &us, &u, &gs, &g), 0);
+        cr_assert(us && u == 0 && gs && g == 0);
+        cr_assert_eq(elvis_identity_parse("root", &us, &u, &gs, &g), 0);
+        cr_assert(us && !gs);
+        cr_assert_lt(elvis_identity_parse("4294967295", NULL, NULL, NULL, NULL), 0, "(uid_t)-1 is no identity");
+        cr_assert_lt(elvis_identity_parse(":0", NULL, NULL, NULL, NULL), 0);
+        elvis_config_fini(&c);
+        elvis_config_errors_fini(&e);
 }
