@@ -16,45 +16,48 @@ static const char *const backends[] = { "tap", "loopback", "null", NULL };
 
 /* In the schema's order, which is also the order `policy show` prints. */
 const struct elvis_arg_key elvis_arg_policy_keys[] = {
-        { "mode", ELVIS_ARG_ENUM, NULL, policy_modes },
-        { "exitless", ELVIS_ARG_ENUM, NULL, exitless_modes },
-        { "min_sidecores", ELVIS_ARG_INT, NULL, NULL },
-        { "max_sidecores", ELVIS_ARG_INT, NULL, NULL },
-        { "interval_ms", ELVIS_ARG_INT, NULL, NULL },
-        { "budget_packets", ELVIS_ARG_INT, NULL, NULL },
-        { "budget_bytes", ELVIS_ARG_INT, NULL, NULL },
-        { "poll_start_rate", ELVIS_ARG_INT, NULL, NULL },
-        { "poll_stop_idle_ms", ELVIS_ARG_INT, NULL, NULL },
-        { "scale_up_idle", ELVIS_ARG_NUMBER, NULL, NULL },
-        { "scale_down_idle", ELVIS_ARG_NUMBER, NULL, NULL },
-        { "improvement_threshold", ELVIS_ARG_NUMBER, NULL, NULL },
-        { "rebalance_interval_ms", ELVIS_ARG_INT, NULL, NULL },
-        { "cooldown_ms", ELVIS_ARG_INT, NULL, NULL },
-        { "max_wait_us", ELVIS_ARG_INT, NULL, NULL },
-        { NULL, 0, NULL, NULL },
+        { "mode", ELVIS_ARG_ENUM, NULL, policy_modes, NULL },
+        { "exitless", ELVIS_ARG_ENUM, NULL, exitless_modes, NULL },
+        { "min_sidecores", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "max_sidecores", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "interval_ms", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "budget_packets", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "budget_bytes", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "poll_start_rate", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "poll_stop_idle_ms", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "scale_up_idle", ELVIS_ARG_NUMBER, NULL, NULL, NULL },
+        { "scale_down_idle", ELVIS_ARG_NUMBER, NULL, NULL, NULL },
+        { "improvement_threshold", ELVIS_ARG_NUMBER, NULL, NULL, NULL },
+        { "rebalance_interval_ms", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "cooldown_ms", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "max_wait_us", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { NULL, 0, NULL, NULL, NULL },
 };
 
 const struct elvis_arg_key elvis_arg_vm_add_keys[] = {
-        { "vcpus", ELVIS_ARG_INT, NULL, NULL },
-        { "domain", ELVIS_ARG_STRING, NULL, NULL },
-        { "weight", ELVIS_ARG_INT, "policy", NULL },
-        { "exitless", ELVIS_ARG_ENUM, "policy", exitless_modes },
-        { NULL, 0, NULL, NULL },
+        { "vcpus", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "domain", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "weight", ELVIS_ARG_INT, "policy", NULL, NULL },
+        { "exitless", ELVIS_ARG_ENUM, "policy", exitless_modes, NULL },
+        { "vmm-uid", ELVIS_ARG_INT, NULL, NULL, "vmm_uid" },
+        { "vmm-gid", ELVIS_ARG_INT, NULL, NULL, "vmm_gid" },
+        { NULL, 0, NULL, NULL, NULL },
 };
 
 const struct elvis_arg_key elvis_arg_vm_set_keys[] = {
-        { "name", ELVIS_ARG_STRING, NULL, NULL },
-        { "weight", ELVIS_ARG_INT, "policy", NULL },
-        { "exitless", ELVIS_ARG_ENUM, "policy", exitless_modes },
-        { NULL, 0, NULL, NULL },
+        { "name", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "weight", ELVIS_ARG_INT, "policy", NULL, NULL },
+        { "exitless", ELVIS_ARG_ENUM, "policy", exitless_modes, NULL },
+        { NULL, 0, NULL, NULL, NULL },
 };
 
 const struct elvis_arg_key elvis_arg_device_keys[] = {
-        { "id", ELVIS_ARG_STRING, NULL, NULL },
-        { "backend", ELVIS_ARG_ENUM, NULL, backends },
-        { "tap", ELVIS_ARG_STRING, NULL, NULL },
-        { "queues", ELVIS_ARG_INT, NULL, NULL },
-        { NULL, 0, NULL, NULL },
+        { "id", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "backend", ELVIS_ARG_ENUM, NULL, backends, NULL },
+        { "tap", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "queues", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "adopt", ELVIS_ARG_BOOL, NULL, NULL, NULL },
+        { NULL, 0, NULL, NULL, NULL },
 };
 
 static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -116,6 +119,14 @@ int elvis_arg_parse_value(const struct elvis_arg_key *k, const char *value, json
                 v = json_integer(n);
                 break;
         }
+        case ELVIS_ARG_BOOL:
+                if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1"))
+                        v = json_true();
+                else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0"))
+                        v = json_false();
+                else
+                        return fail(err, size, "%s must be yes or no, got '%s'", k->name, value);
+                break;
         case ELVIS_ARG_NUMBER: {
                 double d;
                 errno = 0;
@@ -139,7 +150,7 @@ int elvis_arg_parse_value(const struct elvis_arg_key *k, const char *value, json
                         }
                 }
         }
-        if (json_object_set_new(dst, k->name, v) < 0)
+        if (json_object_set_new(dst, k->json ? k->json : k->name, v) < 0)
                 return fail(err, size, "out of memory");
         return 0;
 }

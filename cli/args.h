@@ -8,6 +8,7 @@ enum elvis_arg_type {
         ELVIS_ARG_ENUM,
         ELVIS_ARG_INT,          /* JSON integer */
         ELVIS_ARG_NUMBER,       /* JSON number, may be fractional */
+        ELVIS_ARG_BOOL,         /* yes/no, true/false, 1/0 */
 };
 
 struct elvis_arg_key {
@@ -15,6 +16,7 @@ struct elvis_arg_key {
         enum elvis_arg_type type;
         const char *parent;             /* object the key belongs in ("policy"), NULL for the top level */
         const char *const *choices;     /* ELVIS_ARG_ENUM: NULL-terminated */
+        const char *json;               /* the JSON field when it is not spelled like name */
 };
 
 /* Key sets, each ending with a { NULL } entry; they follow api/openapi.yaml. Only types

@@ -1400,7 +1400,8 @@ static const struct command commands[] = {
         { "topology", NULL, cmd_topology, "", "each CPU's core, NUMA node, siblings and role; NICs" },
         { "vm", "list", cmd_vm_list, "", "VMs with their CPUs, policy, devices and sidecores" },
         { "vm", "add", cmd_vm_add,
-          "NAME [--vcpus N] [--domain D] [--weight W] [--exitless auto|always|never] [--device SPEC]... [--dry-run]",
+          "NAME [--vcpus N] [--domain D] [--weight W] [--exitless auto|always|never] [--vmm-uid UID] [--vmm-gid GID] "
+          "[--device SPEC]... [--dry-run]",
           "add a VM; SPEC is key=value,... with keys id, backend (tap|loopback|null), tap, queues" },
         { "vm", "show", cmd_vm_show, "ID|NAME", "show a VM" },
         { "vm", "set", cmd_vm_set, "ID|NAME key=value...", "change a VM's name, weight or exitless" },

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,7 +38,7 @@
 #include <unistd.h>
 
 #define UNSTICK_SIGNAL (SIGRTMIN + 2)
-#define WATCHDOG_PERIOD_MS 50
+#define WATCHDOG_PERIOD_MS 50           /* ELVIS_DP_WATCHDOG_MS overrides it (tests) */
 
 __thread struct dp_guard dp_guard_tls;
 static __thread struct dp_watch *watch_tls;
@@ -218,15 +219,16 @@ static void *watchdog_main(void *arg)
 
         dp_watch_enter(dp, &self, "watchdog");  /* only to take UNSTICK_SIGNAL harmlessly */
         while (!atomic_load(&dp->watchdog_stop)) {
-                struct timespec ts = { 0, WATCHDOG_PERIOD_MS * 1000000L };
-                uint64_t now;
+                uint64_t now, period = dp->watchdog_ms * 1000000ull;
+                /* naps of at most 50 ms: stopping never waits a whole (long) period */
+                struct timespec ts = { 0, (long)(period < 50000000ull ? period : 50000000ull) };
 
                 nanosleep(&ts, NULL);
                 now = dp_now_ns();
                 pthread_mutex_lock(&dp->watch_lock);
                 for (struct dp_watch *w = dp->watches; w; w = w->next) {
                         uint64_t since = atomic_load_explicit(&w->since, memory_order_acquire);
-                        if (w == &self || !since || now - since < WATCHDOG_PERIOD_MS * 1000000ull)
+                        if (w == &self || !since || now - since < period)
                                 continue;
                         atomic_fetch_add(&dp->unstuck, 1);
                         if (elvis_ratelimit_ok(&dp->unstick_rl, now))
@@ -247,6 +249,13 @@ int dp_contain_start(struct dp_user *dp)
         if (r < 0)
                 return r;
         pthread_mutex_init(&dp->watch_lock, NULL);
+        dp->watchdog_ms = WATCHDOG_PERIOD_MS;
+        {
+                const char *e = getenv("ELVIS_DP_WATCHDOG_MS");
+                long v = e ? strtol(e, NULL, 10) : 0;
+                if (v >= 10 && v <= 60000)
+                        dp->watchdog_ms = (unsigned)v;
+        }
         dp->unstick_rl = (struct elvis_ratelimit)ELVIS_RATELIMIT_INIT(1000, 5);
         r = -pthread_create(&dp->watchdog, NULL, watchdog_main, dp);
         if (r < 0) {

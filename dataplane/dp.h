@@ -239,6 +239,7 @@ struct dp_user {
         /* watchdog (contain.c) */
         pthread_t watchdog;
         _Atomic bool watchdog_stop;
+        unsigned watchdog_ms;           /* a VMM fd call sleeping longer is interrupted */
         pthread_mutex_t watch_lock;     /* the list below */
         struct dp_watch *watches;
         _Atomic uint64_t unstuck;

@@ -369,7 +369,7 @@ static bool closed_by_server(int fd, int ms)
 /* Unauthenticated clients on the TCP listener: one address holds at most 8 connections,
  * silent ones (no TLS handshake) are dropped after the listener's 10 s timeout, and the
  * unix API answers promptly all along. */
-Test(daemon, tcp_listener_limits_unauthenticated_clients, .timeout = 60)
+Test(daemon, tcp_listener_limits_unauthenticated_clients)
 {
         char cert[160], key[160], token[160], a1[200], a2[200], a3[200], url[64];
         int port = 20000 + ((getpid() + 7) % 20000), fds[40], nfd = 0, dropped = 0, silent;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GUEST ELVIS_BUILD_DIR "/bench/elvis-guest"
@@ -25,9 +26,11 @@
 
 static struct daemon d;
 
-static void start(bool xml)
+static void start_env(bool xml, const char *env)
 {
         daemon_init(&d, ELVIS_MANAGER);
+        if (env)
+                daemon_env(&d, env);
         daemon_arg(&d, "--dataplane");
         daemon_arg(&d, "user");
         if (xml) {
@@ -38,8 +41,11 @@ static void start(bool xml)
         cr_assert_eq(daemon_start(&d), 0);
 }
 
+static void start(bool xml) { start_env(xml, NULL); }
 static void setup(void) { start(false); }
 static void setup_xml(void) { start(true); }
+/* a watchdog that lets a blocked call on a VMM's fd sleep for 8 s: a wedged sidecore */
+static void setup_wedge(void) { start_env(true, "ELVIS_DP_WATCHDOG_MS=8000"); }
 
 static void teardown(void)
 {
@@ -50,6 +56,7 @@ static void teardown(void)
 
 TestSuite(userdp, .init = setup, .fini = teardown, .timeout = 180);
 TestSuite(userdp_xml, .init = setup_xml, .fini = teardown, .timeout = 180);
+TestSuite(userdp_wedge, .init = setup_wedge, .fini = teardown, .timeout = 120);
 
 static char *add_vm(const char *name, const char *device, const char *exitless)
 {
@@ -487,4 +494,108 @@ Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
         }
         close(pipefd[0]);
         free(sock);
+}
+
+static long long sidecore_polls(uint32_t id)
+{
+        struct resp r;
+        json_t *scs;
+        long long polls = -1;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        scs = json_object_get(r.json, "sidecores");
+        for (size_t i = 0; i < json_array_size(scs); i++)
+                if (json_integer_value(json_object_get(json_array_get(scs, i), "id")) == id)
+                        polls = n(json_array_get(scs, i), "polls");
+        resp_free(&r);
+        return polls;
+}
+
+static double timed(const char *method, const char *path, const char *body, long want)
+{
+        struct timespec t0, t1;
+        struct resp r;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cr_assert_eq(http_json(&d, method, path, body, &r), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cr_assert_eq(r.status, want, "%s %s: %s", method, path, r.body);
+        resp_free(&r);
+        return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+/* A sidecore wedged in a VMM's eventfd (the VMM made it blocking; the watchdog is set to
+ * wait 8 s here): the API still adds a sidecore, removes the wedged one (moving its
+ * queues), and removes the hostile VM, each within a second, leaving no stale sidecore,
+ * queue or socket; the other VM's stream moves on without losing a frame. */
+Test(userdp_wedge, control_plane_never_waits_for_a_wedged_sidecore)
+{
+        char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
+        char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
+        pid_t victim, hostile;
+        int pipefd[2], wst;
+        long long before, after = 0;
+        struct resp r;
+        bool wedged = false;
+        double ms, total;
+
+        cr_assert_eq(pipe(pipefd), 0);
+        victim = fork();
+        if (victim == 0) {
+                const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--seconds", "12", NULL };
+                char *out;
+                int rc = run_cmd(argv, NULL, &out, NULL);
+                if (write(pipefd[1], out, strlen(out)) < 0)
+                        rc = 9;
+                _exit(rc);
+        }
+        close(pipefd[1]);
+        hostile = fork();
+        if (hostile == 0) {
+                const char *argv[] = { GUEST, "--socket", evil, "--mode", "hostile", "--kind", "call-made-blocking", NULL };
+                _exit(run_cmd(argv, NULL, NULL, NULL));
+        }
+        /* the wedge shows as a sidecore that stops counting its rounds */
+        for (int i = 0; i < 60 && !wedged; i++) {
+                before = sidecore_polls(1);
+                usleep(100000);
+                after = sidecore_polls(1);
+                wedged = before > 0 && after == before;
+        }
+        cr_assert(wedged, "sidecore 1 never wedged (polls %lld -> %lld)", before, after);
+        total = ms = timed("POST", "/v1/sidecores", "{}", 201);
+        cr_assert_lt(ms, 1000.0, "adding a sidecore took %.0f ms", ms);
+        total += ms = timed("DELETE", "/v1/sidecores/1", NULL, 200);
+        cr_assert_lt(ms, 1000.0, "removing the wedged sidecore took %.0f ms", ms);
+        total += ms = timed("DELETE", "/v1/vms/evil", NULL, 200);
+        cr_assert_lt(ms, 1000.0, "removing the hostile VM took %.0f ms", ms);
+        cr_log_info("add %s, remove the wedged sidecore, remove the VM: %.1f ms in all", "a sidecore", total);
+        /* all within the 8 s the sidecore stays wedged (it is unlisted now, so its counters
+         * are gone from the API) */
+        cr_assert_lt(total, 5000.0, "the three calls took %.0f ms in all", total);
+        cr_assert_neq(access(evil, F_OK), 0, "the hostile VM's socket is gone");
+        cr_assert_eq(http_json(&d, "GET", "/v1/sidecores", NULL, &r), 0);
+        cr_assert_eq(json_array_size(json_object_get(r.json, "sidecores")), 1, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        cr_assert_eq(json_array_size(json_object_get(r.json, "queues")), 1, "no stale queue: %s", r.body);
+        resp_free(&r);
+        cr_assert_eq(waitpid(victim, &wst, 0), victim);
+        {
+                char out[4096] = "";
+                ssize_t got = read(pipefd[0], out, sizeof(out) - 1);
+                json_t *j;
+                out[got > 0 ? got : 0] = '\0';
+                j = json_loads(out, 0, NULL);
+                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "victim failed: %s", out);
+                cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
+                cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame came back: %s", out);
+                cr_assert_eq(n(j, "lost"), 0);
+                cr_assert_eq(n(j, "dup_or_reordered"), 0);
+                json_decref(j);
+        }
+        waitpid(hostile, NULL, 0);
+        close(pipefd[0]);
+        free(evil);
+        free(good);
 }

@@ -111,7 +111,7 @@ Test(cli_args, device_specs)
                 cr_assert_null(d, "ret set on failure for '%s'", *b);
         }
         elvis_arg_parse_device("speed=1", &d, err, sizeof(err));
-        cr_assert_str_eq(err, "unknown --device key 'speed'; valid keys: id backend tap queues");
+        cr_assert_str_eq(err, "unknown --device key 'speed'; valid keys: id backend tap queues adopt");
 }
 
 Test(cli_args, messages_fit_small_buffers)
