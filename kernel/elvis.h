@@ -150,6 +150,7 @@ struct elvis_sidecore {
 struct elvis_params {
 	u32 budget_packets, budget_bytes, poll_start_rate;
 	u64 poll_stop_idle_ns;
+	u32 busyloop_max_us;            /* module parameter busyloop_max_us */
 };
 
 /* main.c: the registry */

@@ -382,6 +382,12 @@ static bool enable_notify(struct elvis_net *net)
 	return pending;
 }
 
+/* The busy-loop timeout in effect: what the VMM asked for, within busyloop_max_us. */
+static u32 busyloop_us(const struct elvis_vq *vq)
+{
+	return min(READ_ONCE(vq->busyloop_us), READ_ONCE(elvis_params.busyloop_max_us));
+}
+
 unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now)
 {
 	u32 exitless = READ_ONCE(net->exitless);
@@ -455,7 +461,7 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 	if (net->mode == ELVIS_MODE_NOTIFY && !total) {
 		/* like vhost-net's busy loop: a queue given a timeout (QEMU's poll-us) keeps
 		 * being looked at, kicks off, that long after its last work */
-		u64 spin = (u64)max(READ_ONCE(net->vq[0].busyloop_us), READ_ONCE(net->vq[1].busyloop_us)) * 1000;
+		u64 spin = (u64)max(busyloop_us(&net->vq[0]), busyloop_us(&net->vq[1])) * 1000;
 
 		if ((spin && t1 - net->last_work_ns < spin) || enable_notify(net))
 			set_bit(ELVIS_NET_PENDING, &net->pending);
@@ -697,11 +703,14 @@ static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *ar
 	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
 		if (copy_from_user(&s, argp, sizeof(s)))
 			return -EFAULT;
-		WRITE_ONCE(vq->busyloop_us, s.num);
+		/* Clamped to busyloop_max_us, not refused: vhost-net takes any value and
+		 * QEMU gives up on the netdev when this fails, so a VM configured for
+		 * vhost-net still starts. GET answers the value in effect. */
+		WRITE_ONCE(vq->busyloop_us, min(s.num, READ_ONCE(elvis_params.busyloop_max_us)));
 		return 0;
 	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
 		s.index = idx;
-		s.num = READ_ONCE(vq->busyloop_us);
+		s.num = busyloop_us(vq);
 		return copy_to_user(argp, &s, sizeof(s)) ? -EFAULT : 0;
 	}
 	return -ENOTTY;

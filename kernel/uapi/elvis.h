@@ -75,6 +75,13 @@
  *     open file, so whoever holds the fd (the daemon, given QEMU's vhostfd) can name it
  *     in the commands above. Any process holding the fd may ask.
  *
+ * VHOST_SET_VRING_BUSYLOOP_TIMEOUT (on /dev/elvis-net): unlike vhost-net, which takes any
+ *     32-bit number of microseconds, the timeout is clamped (not refused, so a VMM set up
+ *     for vhost-net still starts) to the module parameter busyloop_max_us: by default
+ *     ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT (50 ms), settable by root up to
+ *     ELVIS_NET_BUSYLOOP_MAX_US_LIMIT (1 s). VHOST_GET_VRING_BUSYLOOP_TIMEOUT answers the
+ *     value in effect.
+ *
  * Adaptive polling (exitless auto): a queue is served in notification mode (the guest
  * kicks, the sidecore sleeps when every queue it serves is idle) until its kick rate
  * reaches poll_start_rate kicks/s; then the sidecore polls it with guest notifications
@@ -98,6 +105,8 @@
 #define ELVIS_WEIGHT_MIN 1
 #define ELVIS_WEIGHT_MAX 1000
 #define ELVIS_WEIGHT_DEFAULT 100
+#define ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT 50000u
+#define ELVIS_NET_BUSYLOOP_MAX_US_LIMIT 1000000u
 
 #if defined(__cplusplus)
 #define ELVIS_UAPI_ASSERT_SIZE(type, size) static_assert(sizeof(type) == (size), #type " is ABI: its size is fixed")

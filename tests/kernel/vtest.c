@@ -7,8 +7,8 @@
  * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
- * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop auto ndev weights move move-rx churn leak
- * kill soak bench.
+ * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop busyloop-bound auto ndev weights
+ * move move-rx churn leak kill soak bench.
  * Exit status 0 only if all selected scenarios pass. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -58,6 +58,15 @@ static const char *scenario = "";
 		if (!(cond)) {                                                                            \
 			fail_at(__LINE__, #cond, __VA_ARGS__);                                           \
 			return -1;                                                                        \
+		}                                                                                         \
+	} while (0)
+
+/* The same for scenarios with a cleanup label "out" (r stays -1). */
+#define CHECK_OUT(cond, ...)                                                                              \
+	do {                                                                                              \
+		if (!(cond)) {                                                                            \
+			fail_at(__LINE__, #cond, __VA_ARGS__);                                           \
+			goto out;                                                                         \
 		}                                                                                         \
 	} while (0)
 
@@ -2010,6 +2019,37 @@ out:
 	return r;
 }
 
+/* ---- module parameters ---- */
+static int param_write(const char *name, unsigned v)
+{
+	char path[128];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "/sys/module/elvis/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	r = dprintf(fd, "%u\n", v) < 0 ? -errno : 0;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	return r;
+}
+
+static long param_read(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/elvis/parameters/%s", name);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 /* QEMU's poll-us on a notification-driven queue: after its last work the sidecore
  * keeps looking at the ring, kicks off, for the busy-loop timeout, then wants kicks
  * again. A frame published inside that window without a kick is still taken. */
@@ -2021,6 +2061,11 @@ static int sc_busyloop(void)
 	uint64_t t0;
 	int r = -1;
 
+	/* above the default bound (50 ms): raise it for this scenario */
+	if (param_write("busyloop_max_us", ELVIS_NET_BUSYLOOP_MAX_US_LIMIT) < 0) {
+		fprintf(stderr, "FAIL [%s]: cannot raise busyloop_max_us\n", scenario);
+		return -1;
+	}
 	if (dev_open(&d, ELVIS_PATH, "vtbusy", F_V1 | F_MRG) < 0)
 		goto out;
 	if (set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0 || vioctl(&d, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) < 0)
@@ -2055,6 +2100,47 @@ static int sc_busyloop(void)
 		fprintf(stderr, "FAIL [%s]: frames missing on the tap\n", scenario);
 out:
 	dev_close(&d);
+	param_write("busyloop_max_us", ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT);
+	return r;
+}
+
+/* VHOST_SET_VRING_BUSYLOOP_TIMEOUT is clamped to busyloop_max_us (50 ms by default,
+ * root may raise it to 1 s and no further); GET answers the value in effect. */
+static int sc_busyloop_bound(void)
+{
+	struct vhost_vring_state st;
+	int fd = open(ELVIS_PATH, O_RDWR | O_CLOEXEC), r = -1;
+	static const struct {
+		uint32_t set, max, want;
+	} cases[] = {
+		{ 50, ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT, 50 },
+		{ 400000, ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT, ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT },
+		{ 0xffffffffu, ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT, ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT },
+		{ 0xffffffffu, ELVIS_NET_BUSYLOOP_MAX_US_LIMIT, ELVIS_NET_BUSYLOOP_MAX_US_LIMIT },
+		{ 400000, ELVIS_NET_BUSYLOOP_MAX_US_LIMIT, 400000 },
+		{ 400000, 1000, 1000 },         /* lowered after the fact: the new bound holds */
+	};
+
+	CHECK_OUT(fd >= 0 && ioctl(fd, VHOST_SET_OWNER) == 0, "open and own");
+	CHECK_OUT(param_read("busyloop_max_us") == ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT, "default bound %ld",
+	          param_read("busyloop_max_us"));
+	CHECK_OUT(param_write("busyloop_max_us", ELVIS_NET_BUSYLOOP_MAX_US_LIMIT + 1) == -EINVAL, "bound above the limit");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_OUT(param_write("busyloop_max_us", cases[i].max) == 0, "bound %u", cases[i].max);
+		st = (struct vhost_vring_state){ 1, cases[i].set };
+		if (i < sizeof(cases) / sizeof(cases[0]) - 1)
+			CHECK_OUT(ioctl(fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &st) == 0, "set %u", cases[i].set);
+		st = (struct vhost_vring_state){ 1, 0 };
+		CHECK_OUT(ioctl(fd, VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &st) == 0 && st.num == cases[i].want,
+		          "bound %u, asked %u: got %u, want %u", cases[i].max, cases[i].set, st.num, cases[i].want);
+	}
+	printf("  busy-loop timeouts clamped to busyloop_max_us (default %u us, at most %u us)\n",
+	       ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT, ELVIS_NET_BUSYLOOP_MAX_US_LIMIT);
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	param_write("busyloop_max_us", ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT);
 	return r;
 }
 
@@ -2557,8 +2643,8 @@ int main(int argc, char **argv)
 			const char *name;
 			int (*fn)(void);
 		} only_elvis[] = {
-			{ "poll", sc_poll },   { "busyloop", sc_busyloop }, { "auto", sc_auto },
-			{ "ndev", sc_ndev },   { "weights", sc_weights },
+			{ "poll", sc_poll },   { "busyloop", sc_busyloop }, { "busyloop-bound", sc_busyloop_bound },
+			{ "auto", sc_auto },   { "ndev", sc_ndev },   { "weights", sc_weights },
 			{ "move", sc_move },   { "move-rx", sc_move_rx }, { "churn", sc_churn }, { "leak", sc_leak },
 			{ "kill", sc_kill },
 		};
