@@ -4,16 +4,21 @@
  *
  * Locks:
  *   elvis_lock          the registry (device and sidecore idrs), the global parameters,
- *                       and which sidecore serves which device (net->sc);
+ *                       the per-queue parameters /dev/elvis sets (weight, exitless, polling
+ *                       thresholds: written under it, read by turns with READ_ONCE), and
+ *                       which sidecore serves which device (net->sc);
  *   sc->lock            a sidecore's device list; the sidecore holds it for a whole round,
  *                       so whoever removes a device from the list under it knows the
  *                       sidecore no longer looks at that device;
  *   net->mutex          a device's configuration and ring state; its ioctls and the
- *                       sidecore's turns on it take it.
- * Order: elvis_lock -> sc->lock -> net->mutex, and elvis_lock -> net->mutex (control
- * reads and per-queue parameters). The sidecore only trylocks net->mutex, and a device
- * ioctl drops net->mutex before it calls into the registry (ensure_served), so nothing
- * holding net->mutex ever waits for the other two.
+ *                       sidecore's turns on it take it;
+ *   net->view_lock      (spinlock) the copy of a device's state /dev/elvis lists.
+ * Order: elvis_lock -> sc->lock -> net->mutex -> net->view_lock, and elvis_lock ->
+ * net->view_lock. The sidecore only trylocks net->mutex, and nothing holding elvis_lock
+ * or sc->lock ever waits for a net->mutex: its holder may be the VMM's own ioctl asleep
+ * on a page of its memory (copy_from_user on a userfaultfd page that is never served),
+ * and that must stall only that device. A device ioctl drops net->mutex before it calls
+ * into the registry (ensure_served).
  */
 #ifndef ELVIS_H
 #define ELVIS_H
@@ -24,6 +29,7 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/rcupdate.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/uio.h>
 #include <linux/version.h>
@@ -95,6 +101,20 @@ struct elvis_net_stats {
 /* Single-writer counters: the writer holds net->mutex, readers take snapshots. */
 #define ELVIS_STAT_ADD(field, n) WRITE_ONCE(field, READ_ONCE(field) + (n))
 
+/* What LIST_QUEUES shows of a device that only its owner's ioctls and turns change:
+ * copied here under net->view_lock whenever it changes, so a listing never needs
+ * net->mutex. */
+struct elvis_net_view {
+	u32 state;                      /* enum elvis_queue_state */
+	u32 flags;                      /* ELVIS_QUEUE_F_* */
+	s32 owner_pid;
+	u32 backends;
+	u64 features;
+	u32 ring_num[2];
+	int tap_ifindex;                /* the back end tap, found when it was attached */
+	struct net *tap_netns;          /* its namespace, with a reference; NULL: no tap */
+};
+
 struct elvis_net {
 	u32 id;
 	struct mutex mutex;
@@ -120,6 +140,8 @@ struct elvis_net {
 	u8 *rxbuf;
 	size_t rxlen;
 	struct iovec *txiov;
+	spinlock_t view_lock;
+	struct elvis_net_view view;
 	atomic64_t kicks;
 	struct elvis_net_stats st;
 	unsigned long err_log_jiffies;

@@ -19,6 +19,7 @@
 #include <linux/socket.h>
 #include <linux/vhost.h>
 #include <linux/vmalloc.h>
+#include <net/net_namespace.h>
 #include <net/sock.h>
 
 #include "elvis.h"
@@ -88,11 +89,37 @@ static void poll_stop(struct elvis_poll *p)
 	p->wqh = NULL;
 }
 
+/* Copies what /dev/elvis lists into the view (all but the tap, see tap_track). */
+static void view_update(struct elvis_net *net)
+{
+	struct elvis_net_view *v = &net->view;
+	u32 state;
+
+	lockdep_assert_held(&net->mutex);
+	if (net->vq[0].vr.error || net->vq[1].vr.error)
+		state = ELVIS_QUEUE_STATE_ERROR;
+	else if (elvis_net_live(net))
+		state = ELVIS_QUEUE_STATE_READY;
+	else
+		state = ELVIS_QUEUE_STATE_UNCONFIGURED;
+	spin_lock(&net->view_lock);
+	v->state = state;
+	v->flags = net->mode == ELVIS_MODE_POLL ? ELVIS_QUEUE_F_POLLING : 0;
+	v->owner_pid = net->owner_tgid;
+	v->backends = (net->vq[ELVIS_NET_VQ_RX].backend ? 1u : 0) | (net->vq[ELVIS_NET_VQ_TX].backend ? 2u : 0);
+	v->features = net->features;
+	v->ring_num[0] = net->vq[0].num;
+	v->ring_num[1] = net->vq[1].num;
+	spin_unlock(&net->view_lock);
+}
+
 /* A malformed ring stops that virtqueue only: error eventfd, counter, rate-limited log. */
 static void vq_error(struct elvis_net *net, struct elvis_vq *vq)
 {
 	vq->live = false;
 	ELVIS_STAT_ADD(net->st.errors, 1);
+	/* listed in error before the VMM hears of it */
+	view_update(net);
 	if (!vq->err_signalled) {
 		vq->err_signalled = true;
 		if (vq->err)
@@ -159,6 +186,7 @@ static void set_mode(struct elvis_net *net, enum elvis_net_mode mode)
 		for (int i = 0; i < ELVIS_NET_NVQS; i++)
 			if (net->vq[i].live)
 				elvis_vring_notify_disable(&net->vq[i].vr);
+	view_update(net);
 }
 
 /* Copies len bytes of a kernel buffer into a chain's writable segments. */
@@ -472,6 +500,59 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 
 /* ioctls */
 
+/* Which tap a back end file is: tun exposes that only through its fdinfo ("iff:\t<name>",
+ * the same text /proc/PID/fdinfo shows), so render that and look the name up. 0: none. */
+static int tap_ifindex(struct file *file, struct socket *sock)
+{
+	char buf[256], *p, *end;
+	struct seq_file m = { .buf = buf, .size = sizeof(buf) };
+	struct net_device *dev;
+	int ifindex = 0;
+
+	if (!file->f_op->show_fdinfo)
+		return 0;
+	file->f_op->show_fdinfo(&m, file);
+	buf[min_t(size_t, m.count, sizeof(buf) - 1)] = 0;
+	p = strstr(buf, "iff:\t");
+	if (!p)
+		return 0;
+	p += 5;
+	end = strchrnul(p, '\n');
+	if (end - p <= 0 || end - p >= IFNAMSIZ)
+		return 0;
+	*end = 0;
+	dev = dev_get_by_name(sock_net(sock->sk), p);
+	if (dev) {
+		ifindex = dev->ifindex;
+		dev_put(dev);
+	}
+	return ifindex;
+}
+
+/* Puts the back end's tap (RX's, else TX's) in the view, by index and namespace: the
+ * listing names it from those, so it never touches the back end file, and a renamed
+ * tap shows under its new name. */
+static void tap_track(struct elvis_net *net)
+{
+	struct elvis_vq *bvq = net->vq[ELVIS_NET_VQ_RX].backend ? &net->vq[ELVIS_NET_VQ_RX] : &net->vq[ELVIS_NET_VQ_TX];
+	struct net *ns = NULL, *old;
+	int ifindex = 0;
+
+	lockdep_assert_held(&net->mutex);
+	if (bvq->backend) {
+		ifindex = tap_ifindex(bvq->backend, bvq->sock);
+		if (ifindex)
+			ns = get_net(sock_net(bvq->sock->sk));
+	}
+	spin_lock(&net->view_lock);
+	old = net->view.tap_netns;
+	net->view.tap_netns = ns;
+	net->view.tap_ifindex = ifindex;
+	spin_unlock(&net->view_lock);
+	if (old)
+		put_net(old);
+}
+
 static void vq_reset(struct elvis_net *net, struct elvis_vq *vq)
 {
 	poll_stop(&vq->kick_poll);
@@ -513,6 +594,7 @@ static void net_reset(struct elvis_net *net)
 	memset(&net->mem, 0, sizeof(net->mem));
 	net->rxlen = 0;
 	net->mode = ELVIS_MODE_NOTIFY;
+	tap_track(net);
 }
 
 /* The table is copied and checked whole before it replaces the old one; both stay off
@@ -607,6 +689,7 @@ static int set_backend(struct elvis_net *net, struct elvis_vq *vq, int fd)
 		poll_start(&net->tap_poll, vq->backend);
 	if (old)
 		fput(old);
+	tap_track(net);
 	return r;
 }
 
@@ -809,14 +892,16 @@ static long net_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	mutex_lock(&net->mutex);
 	r = net_ioctl_locked(net, cmd, (void __user *)arg);
+	view_update(net);
 	mutex_unlock(&net->mutex);
-	if (r == -ENOTTY)
-		return r;
-	/* the configuration may have changed: let the sidecore look */
+	/* the configuration may have changed, and a sidecore that found the mutex taken
+	 * skipped the device: let it look */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
 	rcu_read_lock();
 	elvis_sidecore_wake(READ_ONCE(net->sc));
 	rcu_read_unlock();
+	if (r == -ENOTTY)
+		return r;
 	ensure_served(net);
 	return r;
 }
@@ -834,6 +919,7 @@ static int net_open(struct inode *inode, struct file *file)
 	if (!net->rxbuf || !net->txiov)
 		goto err_free;
 	mutex_init(&net->mutex);
+	spin_lock_init(&net->view_lock);
 	INIT_LIST_HEAD(&net->sc_node);
 	for (int i = 0; i < ELVIS_NET_NVQS; i++)
 		poll_init(&net->vq[i].kick_poll, net, EPOLLIN);
@@ -877,64 +963,40 @@ static int net_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* Which tap a back end file is: tun exposes that only through its fdinfo ("iff:\t<name>",
- * the same text /proc/PID/fdinfo shows), so render that and look the name up. */
-static void tap_identity(struct file *file, struct socket *sock, struct elvis_queue_info *info)
-{
-	char buf[256], *p, *end;
-	struct seq_file m = { .buf = buf, .size = sizeof(buf) };
-	struct net_device *dev;
-
-	if (!file->f_op->show_fdinfo)
-		return;
-	file->f_op->show_fdinfo(&m, file);
-	buf[min_t(size_t, m.count, sizeof(buf) - 1)] = 0;
-	p = strstr(buf, "iff:\t");
-	if (!p)
-		return;
-	p += 5;
-	end = strchrnul(p, '\n');
-	if (end - p <= 0 || end - p >= (long)sizeof(info->tap))
-		return;
-	memcpy(info->tap, p, end - p);
-	info->tap[end - p] = 0;
-	dev = dev_get_by_name(sock_net(sock->sk), info->tap);
-	if (dev) {
-		info->tap_ifindex = dev->ifindex;
-		dev_put(dev);
-	}
-}
-
+/* From the view and the parameters /dev/elvis itself sets: never waits for net->mutex. */
 void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info)
 {
-	struct elvis_vq *bvq;
+	const struct elvis_net_view *v = &net->view;
 
 	lockdep_assert_held(&elvis_lock);
 	memset(info, 0, sizeof(*info));
-	mutex_lock(&net->mutex);
 	info->device = net->id;
 	info->queue = 0;
 	info->sidecore = net->sc ? net->sc->id : ELVIS_SIDECORE_NONE;
-	if (net->vq[0].vr.error || net->vq[1].vr.error)
-		info->state = ELVIS_QUEUE_STATE_ERROR;
-	else if (elvis_net_live(net))
-		info->state = ELVIS_QUEUE_STATE_READY;
-	else
-		info->state = ELVIS_QUEUE_STATE_UNCONFIGURED;
-	info->owner_pid = net->owner_tgid;
-	info->backends = (net->vq[ELVIS_NET_VQ_RX].backend ? 1u : 0) | (net->vq[ELVIS_NET_VQ_TX].backend ? 2u : 0);
-	info->features = net->features;
-	info->flags = net->mode == ELVIS_MODE_POLL ? ELVIS_QUEUE_F_POLLING : 0;
-	info->weight = net->weight;
-	info->exitless = net->exitless;
-	info->poll_start_rate = net->poll_start_rate;
-	info->poll_stop_idle_ns = net->poll_stop_idle_ns;
-	info->ring_num[0] = net->vq[0].num;
-	info->ring_num[1] = net->vq[1].num;
-	bvq = net->vq[ELVIS_NET_VQ_RX].backend ? &net->vq[ELVIS_NET_VQ_RX] : &net->vq[ELVIS_NET_VQ_TX];
-	if (bvq->backend)
-		tap_identity(bvq->backend, bvq->sock, info);
-	mutex_unlock(&net->mutex);
+	info->weight = READ_ONCE(net->weight);
+	info->exitless = READ_ONCE(net->exitless);
+	info->poll_start_rate = READ_ONCE(net->poll_start_rate);
+	info->poll_stop_idle_ns = READ_ONCE(net->poll_stop_idle_ns);
+	spin_lock(&net->view_lock);
+	info->state = v->state;
+	info->owner_pid = v->owner_pid;
+	info->backends = v->backends;
+	info->features = v->features;
+	info->flags = v->flags;
+	info->ring_num[0] = v->ring_num[0];
+	info->ring_num[1] = v->ring_num[1];
+	if (v->tap_netns) {
+		struct net_device *dev;
+
+		rcu_read_lock();
+		dev = dev_get_by_index_rcu(v->tap_netns, v->tap_ifindex);
+		if (dev) {
+			strscpy(info->tap, dev->name, sizeof(info->tap));
+			info->tap_ifindex = v->tap_ifindex;
+		}
+		rcu_read_unlock();
+	}
+	spin_unlock(&net->view_lock);
 }
 
 void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c)

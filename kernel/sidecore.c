@@ -11,7 +11,9 @@
 #include "elvis.h"
 
 /* One pass over the devices; returns packets moved. sc->lock is held throughout, so a
- * device removed from the list is no longer touched once its remover has the lock. */
+ * device removed from the list is no longer touched once its remover has the lock. A
+ * device whose mutex is held is skipped, not waited for: its holder may be the VMM's
+ * ioctl asleep on a fault, and it marks the device pending and wakes us when it lets go. */
 static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, bool *ret_tx_blocked)
 {
 	struct elvis_net *net;
@@ -20,11 +22,8 @@ static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, b
 
 	mutex_lock(&sc->lock);
 	list_for_each_entry(net, &sc->nets, sc_node) {
-		if (!mutex_trylock(&net->mutex)) {
-			/* an ioctl is reconfiguring it; it wakes us when done */
-			sleepable = false;
+		if (!mutex_trylock(&net->mutex))
 			continue;
-		}
 		if (!elvis_net_live(net)) {
 			/* stopped, unconfigured or in error: kicks and ioctls have nothing for
 			 * us until a ring comes back, which marks it pending again */

@@ -8,7 +8,7 @@
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
  * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop busyloop-bound auto ndev weights
- * move move-rx churn leak kill soak bench.
+ * move move-rx churn leak kill fault-ioctl soak bench.
  * Exit status 0 only if all selected scenarios pass. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,10 +18,12 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/userfaultfd.h>
 #include <linux/vhost.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2144,6 +2147,239 @@ out:
 	return r;
 }
 
+/* ---- fault containment: memory its VMM never serves ----
+ * A page is taken away (MADV_REMOVE) or left untouched and registered with userfaultfd:
+ * the next access to it, the kernel's included, sleeps until the page is given with
+ * UFFDIO_COPY, the way postcopy migration or a FUSE-backed file can keep a VMM's memory
+ * away for as long as the VMM likes. Only the device it concerns may stall: its
+ * sidecore serves the others, /dev/elvis answers. */
+static int uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0)
+		return -1;
+	return fd;
+}
+
+/* Makes page p absent (punch: it is shared memory with content, saved into keep) and
+ * registers it with uffd. */
+static int uffd_arm(int uffd, void *p, void *keep, bool punch)
+{
+	struct uffdio_register reg = { .range = { (uintptr_t)p, 4096 }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	if (keep)
+		memcpy(keep, p, 4096);
+	if (punch && madvise(p, 4096, MADV_REMOVE) < 0)
+		return -1;
+	return ioctl(uffd, UFFDIO_REGISTER, &reg);
+}
+
+/* Someone (the device's slow path, an ioctl) is asleep on page p within ms. */
+static bool uffd_faulted(int uffd, void *p, unsigned ms)
+{
+	struct pollfd pfd = { uffd, POLLIN, 0 };
+	struct uffd_msg msg;
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end)
+		if (poll(&pfd, 1, 100) == 1 && read(uffd, &msg, sizeof(msg)) == sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT && (msg.arg.pagefault.address & ~4095ull) == (uintptr_t)p)
+			return true;
+	return false;
+}
+
+/* Serves the fault: page p gets content, its sleepers wake. */
+static int uffd_serve(int uffd, void *p, const void *content)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)p, .src = (uintptr_t)content, .len = 4096 };
+
+	return ioctl(uffd, UFFDIO_COPY, &c);
+}
+
+/* The commands a daemon issues every tick, each timed: listings, counters, moving the
+ * stalled device away and back, its parameters. None may wait for that device. */
+static int control_prompt(uint32_t dev, const uint32_t sc[2])
+{
+	static const char *const what[] = { "LIST_QUEUES", "LIST_SIDECORES", "READ_COUNTERS", "QUEUE_MOVE away",
+					     "QUEUE_MOVE back", "SET_POLL" };
+	static unsigned char buf[128 * 64];
+	struct elvis_ioc_poll p = { .scope = ELVIS_POLL_SCOPE_QUEUE, .device = dev, .mask = ELVIS_POLL_SET_WEIGHT,
+				    .weight = ELVIS_WEIGHT_DEFAULT };
+	uint64_t worst = 0;
+	uint32_t n;
+
+	for (int k = 0; k < 6; k++) {
+		uint64_t t0 = now_ms(), t;
+		int r;
+
+		switch (k) {
+		case 0:
+			r = read_array(ELVIS_IOC_LIST_QUEUES, buf, sizeof(struct elvis_queue_info), 64, &n);
+			break;
+		case 1:
+			r = read_array(ELVIS_IOC_LIST_SIDECORES, buf, sizeof(struct elvis_sidecore_info), 64, &n);
+			break;
+		case 2:
+			r = read_array(ELVIS_IOC_READ_COUNTERS, buf, sizeof(struct elvis_queue_counters), 64, &n);
+			break;
+		case 3:
+		case 4:
+			r = queue_move(dev, sc[k == 3 ? 1 : 0]);
+			break;
+		default:
+			r = ctl(ELVIS_IOC_SET_POLL, &p) < 0 ? -errno : 0;
+			break;
+		}
+		t = now_ms() - t0;
+		CHECK(r == 0 && t < 1000, "%s on a stalled device: %s after %llu ms", what[k], strerror(-r),
+		      (unsigned long long)t);
+		if (t > worst)
+			worst = t;
+	}
+	printf("  control commands while device %u is stalled: slowest %llu ms\n", dev, (unsigned long long)worst);
+	return 0;
+}
+
+/* While bad is stalled: /dev/elvis answers, good (same sidecore) carries sequence-
+ * numbered traffic, and the sidecore still goes to sleep when good is idle. */
+static int while_stalled(struct dev *bad, struct dev *good, const uint32_t sc[2])
+{
+	unsigned count = 500, got = 0;
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	int r = -1;
+
+	if (control_prompt(bad->id, sc) < 0)
+		goto out;
+	blast(good, count, 0, NULL, NULL, seqs, &got);
+	if (check_seqs(seqs, got, count) < 0)
+		goto out;
+	printf("  device %u on the same sidecore: %u frames in order meanwhile\n", good->id, got);
+	if (!sidecore_sleeps(good->id)) {
+		fprintf(stderr, "FAIL [%s]: the stalled device keeps its sidecore busy\n", scenario);
+		goto out;
+	}
+	r = 0;
+out:
+	free(seqs);
+	return r;
+}
+
+/* After the fault is served: no error, and count more frames flow. */
+static int recovered(struct dev *d, unsigned count)
+{
+	struct elvis_queue_info qi = { 0 };
+	struct elvis_queue_counters c = { 0 };
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	unsigned got = 0;
+	int r = -1;
+
+	if (info_of(d->id, &qi) < 0 || qi.state != ELVIS_QUEUE_STATE_READY || counters_of(d->id, &c) < 0 || c.errors) {
+		fprintf(stderr, "FAIL [%s]: after the fault: flags %#x state %u errors %llu\n", scenario, qi.flags,
+			qi.state, (unsigned long long)c.errors);
+		goto out;
+	}
+	blast(d, count, 0, NULL, NULL, seqs, &got);
+	if (check_seqs(seqs, got, count) < 0)
+		goto out;
+	printf("  device %u after the fault was served: %u more frames in order\n", d->id, got);
+	r = 0;
+out:
+	free(seqs);
+	return r;
+}
+
+/* Opens bad and good, both served by sc[0]; sc[1] is there to move to. */
+static int fault_setup(struct dev *bad, struct dev *good, uint64_t bad_feat, uint32_t sc[2])
+{
+	memset(bad, 0, sizeof(*bad));
+	memset(good, 0, sizeof(*good));
+	CHECK(sidecore_new(1, &sc[0]) == 0 && sidecore_new(0, &sc[1]) == 0, "create sidecores");
+	CHECK(dev_open(bad, ELVIS_PATH, "vtfbad", bad_feat) == 0 && dev_open(good, ELVIS_PATH, "vtfgood", F_ALL) == 0,
+	      "open devices");
+	CHECK(queue_move(bad->id, sc[0]) == 0 && queue_move(good->id, sc[0]) == 0, "move both to sidecore %u", sc[0]);
+	return 0;
+}
+
+static void fault_teardown(struct dev *bad, struct dev *good, uint32_t sc[2], int uffd)
+{
+	dev_close(bad);
+	dev_close(good);
+	if (uffd >= 0)
+		close(uffd);
+	sidecore_del(sc[0]);
+	sidecore_del(sc[1]);
+}
+
+/* The VMM's own ioctl on the device is asleep on a fault (its argument is on a page
+ * nobody serves) while holding the device: the same as above must hold, and the device
+ * works again once the ioctl completes. */
+struct stuck_ioctl {
+	struct dev *d;
+	void *arg;
+	int ret;
+};
+
+static void *stuck_ioctl_main(void *p)
+{
+	struct stuck_ioctl *s = p;
+
+	s->ret = vioctl(s->d, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, s->arg);
+	return NULL;
+}
+
+static int sc_fault_ioctl(void)
+{
+	static struct vhost_vring_state content[4096 / sizeof(struct vhost_vring_state)] __attribute__((aligned(4096)));
+	struct dev bad, good;
+	struct stuck_ioctl s = { 0 };
+	struct vhost_vring_state st = { 1, 0 };
+	uint32_t sc[2] = { 0 };
+	uint8_t f[MAXFRAME];
+	pthread_t th = 0;
+	bool started = false;
+	void *page = MAP_FAILED;
+	int uffd = -1, r = -1;
+
+	if (fault_setup(&bad, &good, F_ALL, sc) < 0)
+		goto out;
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uffd = uffd_open();
+	CHECK_OUT(page != MAP_FAILED && uffd >= 0 && uffd_arm(uffd, page, NULL, false) == 0,
+	          "userfaultfd on a fresh page");
+	s.d = &bad;
+	s.arg = page;
+	CHECK_OUT(pthread_create(&th, NULL, stuck_ioctl_main, &s) == 0, "thread");
+	started = true;
+	CHECK_OUT(uffd_faulted(uffd, page, 5000), "the ioctl never waited for its argument");
+	/* a frame queued meanwhile waits for the device */
+	tx_add(&bad, f, make_frame(f, 200, 23, 0), NULL, 0);
+	guest_publish(&bad, &bad.tx, 1, (uint16_t)(bad.tx.avail_idx + 1));
+	if (while_stalled(&bad, &good, sc) < 0)
+		goto out;
+	content[0] = (struct vhost_vring_state){ 1, 50 };
+	CHECK_OUT(uffd_serve(uffd, page, content) == 0, "UFFDIO_COPY");
+	pthread_join(th, NULL);
+	started = false;
+	CHECK_OUT(s.ret == 0, "the ioctl failed once its argument came");
+	CHECK_OUT(vioctl(&bad, VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &st) == 0 && st.num == 50, "busyloop %u", st.num);
+	CHECK_OUT(wait_used(&bad.tx, bad.tx.avail_idx, 5000) == 0 && capture(&bad, 1, 2000, NULL, NULL) == 1,
+	          "the frame queued during the stall was not sent");
+	if (recovered(&bad, 300) < 0)
+		goto out;
+	r = 0;
+out:
+	if (started) {
+		uffd_serve(uffd, page, content);
+		pthread_join(th, NULL);
+	}
+	fault_teardown(&bad, &good, sc, uffd);
+	if (page != MAP_FAILED)
+		munmap(page, 4096);
+	return r;
+}
+
 /* Full load for seconds: two processes flood TX from a polled sidecore while the
  * queues move between two sidecores every second and counters are read all along.
  * The guest kernel must not report a soft lockup, RCU stall or warning. */
@@ -2646,7 +2882,7 @@ int main(int argc, char **argv)
 			{ "poll", sc_poll },   { "busyloop", sc_busyloop }, { "busyloop-bound", sc_busyloop_bound },
 			{ "auto", sc_auto },   { "ndev", sc_ndev },   { "weights", sc_weights },
 			{ "move", sc_move },   { "move-rx", sc_move_rx }, { "churn", sc_churn }, { "leak", sc_leak },
-			{ "kill", sc_kill },
+			{ "kill", sc_kill },   { "fault-ioctl", sc_fault_ioctl },
 		};
 		for (size_t k = 0; k < sizeof(only_elvis) / sizeof(only_elvis[0]); k++)
 			if (wanted(argc, argv, only_elvis[k].name)) {
