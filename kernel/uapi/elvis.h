@@ -82,6 +82,16 @@
  *     ELVIS_NET_BUSYLOOP_MAX_US_LIMIT (1 s). VHOST_GET_VRING_BUSYLOOP_TIMEOUT answers the
  *     value in effect.
  *
+ * Fault containment: a sidecore never sleeps on a VMM's memory. When a guest page a
+ *     queue needs is not resident (swapped out, a userfaultfd range, a FUSE-backed file),
+ *     the queue leaves its sidecore for its device's own thread, which waits for the
+ *     page in the VMM's context; meanwhile LIST_QUEUES shows ELVIS_QUEUE_F_SLOW_PATH and
+ *     the sidecore serves its other queues. When the page arrives the queue continues
+ *     where it stopped, nothing lost or repeated, and goes back to its sidecore. Only an
+ *     address that faults for good is a ring error (ELVIS_QUEUE_STATE_ERROR). No command
+ *     here waits for a device's own ioctls, so a VMM stuck on its memory in the middle
+ *     of one does not hold them up.
+ *
  * Adaptive polling (exitless auto): a queue is served in notification mode (the guest
  * kicks, the sidecore sleeps when every queue it serves is idle) until its kick rate
  * reaches poll_start_rate kicks/s; then the sidecore polls it with guest notifications
@@ -172,6 +182,7 @@ enum elvis_exitless_mode {
 };
 
 #define ELVIS_QUEUE_F_POLLING (1u << 0)         /* guest notifications suppressed */
+#define ELVIS_QUEUE_F_SLOW_PATH (1u << 1)       /* waiting for a guest page, off its sidecore */
 
 struct elvis_queue_info {
 	__u32 device;
