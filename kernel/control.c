@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* /dev/elvis: the control device elvis-manager drives (uapi/elvis.h is its ABI). Every
- * command is one registry operation under elvis_lock. */
+ * command is one registry operation under elvis_lock, and none waits for a device's
+ * mutex (see the lock order in elvis.h): a VMM stuck on its own memory cannot hold up
+ * listings, moves or parameters. */
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -207,7 +209,8 @@ static int set_poll(void __user *argp)
 		mutex_unlock(&elvis_lock);
 		return -ENOENT;
 	}
-	mutex_lock(&net->mutex);
+	/* under elvis_lock alone (turns read them with READ_ONCE): never behind a device's
+	 * mutex, which its owner's ioctl may hold while asleep on a fault */
 	if (m & ELVIS_POLL_SET_START_RATE)
 		WRITE_ONCE(net->poll_start_rate, p.poll_start_rate);
 	if (m & ELVIS_POLL_SET_STOP_IDLE)
@@ -216,7 +219,6 @@ static int set_poll(void __user *argp)
 		WRITE_ONCE(net->weight, p.weight);
 	if (m & ELVIS_POLL_SET_EXITLESS)
 		WRITE_ONCE(net->exitless, p.exitless);
-	mutex_unlock(&net->mutex);
 	/* a mode change takes effect at the next turn */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
 	elvis_sidecore_wake(net->sc);

@@ -4,16 +4,27 @@
  *
  * Locks:
  *   elvis_lock          the registry (device and sidecore idrs), the global parameters,
- *                       and which sidecore serves which device (net->sc);
+ *                       the per-queue parameters /dev/elvis sets (weight, exitless, polling
+ *                       thresholds: written under it, read by turns with READ_ONCE), and
+ *                       which sidecore serves which device (net->sc);
  *   sc->lock            a sidecore's device list; the sidecore holds it for a whole round,
  *                       so whoever removes a device from the list under it knows the
  *                       sidecore no longer looks at that device;
- *   net->mutex          a device's configuration and ring state; its ioctls and the
- *                       sidecore's turns on it take it.
- * Order: elvis_lock -> sc->lock -> net->mutex, and elvis_lock -> net->mutex (control
- * reads and per-queue parameters). The sidecore only trylocks net->mutex, and a device
- * ioctl drops net->mutex before it calls into the registry (ensure_served), so nothing
- * holding net->mutex ever waits for the other two.
+ *   net->mutex          a device's configuration and ring state; its ioctls, the
+ *                       sidecore's turns and its slow path take it;
+ *   net->view_lock      (spinlock) the copy of a device's state /dev/elvis lists.
+ * Order: elvis_lock -> sc->lock -> net->mutex -> net->view_lock, and elvis_lock ->
+ * net->view_lock. The sidecore only trylocks net->mutex, and nothing holding elvis_lock
+ * or sc->lock ever waits for a net->mutex: its holder may be the VMM's own ioctl asleep
+ * on a page of its memory (copy_from_user on a userfaultfd page that is never served),
+ * and that must stall only that device. A device ioctl drops net->mutex before it calls
+ * into the registry (ensure_served).
+ *
+ * Fault containment: a sidecore's turn runs with page faults disabled, so an absent
+ * guest page makes the access fail instead of sleeping with sc->lock held; the device is
+ * then handed to its own slow-path thread, which repeats the turn with faults allowed
+ * holding only net->mutex, and gives it back to the sidecore when the fault is served
+ * (net.c, "slow path").
  */
 #ifndef ELVIS_H
 #define ELVIS_H
@@ -24,6 +35,8 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/rcupdate.h>
+#include <linux/refcount.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/uio.h>
 #include <linux/version.h>
@@ -41,6 +54,11 @@
 #define elvis_eventfd_signal(ctx) eventfd_signal(ctx)
 #else
 #define elvis_eventfd_signal(ctx) eventfd_signal(ctx, 1)
+#endif
+
+/* module_put_and_exit() became module_put_and_kthread_exit() in 5.17 */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 17, 0)
+#define module_put_and_kthread_exit(code) module_put_and_exit(code)
 #endif
 
 /* ITER_SOURCE/ITER_DEST replaced READ/WRITE as iov_iter directions in 6.1 */
@@ -95,8 +113,23 @@ struct elvis_net_stats {
 /* Single-writer counters: the writer holds net->mutex, readers take snapshots. */
 #define ELVIS_STAT_ADD(field, n) WRITE_ONCE(field, READ_ONCE(field) + (n))
 
+/* What LIST_QUEUES shows of a device that only its owner's ioctls and turns change:
+ * copied here under net->view_lock whenever it changes, so a listing never needs
+ * net->mutex. */
+struct elvis_net_view {
+	u32 state;                      /* enum elvis_queue_state */
+	u32 flags;                      /* ELVIS_QUEUE_F_* */
+	s32 owner_pid;
+	u32 backends;
+	u64 features;
+	u32 ring_num[2];
+	int tap_ifindex;                /* the back end tap, found when it was attached */
+	struct net *tap_netns;          /* its namespace, with a reference; NULL: no tap */
+};
+
 struct elvis_net {
 	u32 id;
+	refcount_t refs;                /* the open file, and the slow-path thread while it runs */
 	struct mutex mutex;
 	struct mm_struct *mm;           /* owner's, with a reference (get_task_mm) */
 	pid_t owner_tgid;
@@ -108,7 +141,7 @@ struct elvis_net {
 	/* serving: sc and sc_node change under elvis_lock and the sidecores' locks */
 	struct elvis_sidecore *sc;
 	struct list_head sc_node;
-	unsigned long pending;          /* bit 0: a kick or tap data since the last turn */
+	unsigned long pending;          /* ELVIS_NET_PENDING, ELVIS_NET_SLOW */
 	enum elvis_net_mode mode;
 	u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
 	s64 deficit_packets, deficit_bytes;
@@ -120,13 +153,24 @@ struct elvis_net {
 	u8 *rxbuf;
 	size_t rxlen;
 	struct iovec *txiov;
+	/* fault containment: see the slow path in net.c */
+	bool nofault;                   /* this turn runs with page faults disabled */
+	bool faulted;                   /* ... and a guest access failed: the slow path repeats it */
+	bool tx_owed;                   /* a chain the tap took whose used entry is still unwritten */
+	u16 tx_owed_head;
+	u64 tx_owed_len;
+	bool dead;                      /* the file is closed: the slow-path thread exits */
+	struct task_struct *slow_task;  /* created by the first VHOST_SET_OWNER */
+	spinlock_t view_lock;
+	struct elvis_net_view view;
 	atomic64_t kicks;
 	struct elvis_net_stats st;
 	unsigned long err_log_jiffies;
 	struct elvis_chain chain;       /* large: last */
 };
 
-#define ELVIS_NET_PENDING 0
+#define ELVIS_NET_PENDING 0             /* a kick, tap data or new configuration since the last turn */
+#define ELVIS_NET_SLOW 1                /* the slow path has the device: sidecores skip it */
 
 struct elvis_sidecore_stats {
 	u64 polls, empty_polls, busy_ns, idle_ns, packets, bytes, wakeups;
@@ -150,6 +194,7 @@ struct elvis_sidecore {
 struct elvis_params {
 	u32 budget_packets, budget_bytes, poll_start_rate;
 	u64 poll_stop_idle_ns;
+	u32 busyloop_max_us;            /* module parameter busyloop_max_us */
 };
 
 /* main.c: the registry */
@@ -161,11 +206,10 @@ extern struct elvis_params elvis_params;
 /* net.c */
 int elvis_net_register(void);
 void elvis_net_unregister(void);
-/* One turn on a device: net->mutex held, the owner's mm in use. Packets moved. */
+/* One sidecore turn on a device, with net->mutex held: in the owner's mm, page faults
+ * disabled; a fault hands the device to its slow path (ELVIS_NET_SLOW). Packets moved. */
 unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now);
 bool elvis_net_live(const struct elvis_net *net);
-/* Before the sidecore sleeps: notifications back on; true if work showed up meanwhile. */
-bool elvis_net_prepare_sleep(struct elvis_net *net);
 void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info);
 void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c);
 

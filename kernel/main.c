@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* elvis.ko: module entry, the registry of devices and sidecores, global parameters. */
+#include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 
 #include "elvis.h"
 
@@ -14,7 +16,34 @@ struct elvis_params elvis_params = {
 	.budget_bytes = 128 * 1024,
 	.poll_start_rate = 1000,
 	.poll_stop_idle_ns = 1000ull * NSEC_PER_MSEC,
+	.busyloop_max_us = ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT,
 };
+
+/* The longest busy loop a VMM gets (VHOST_SET_VRING_BUSYLOOP_TIMEOUT, QEMU's poll-us).
+ * vhost-net bounds it by nothing but its u32 (71 minutes of polling after every burst,
+ * on its own thread). Here the polling is a sidecore's: shared with other VMs' queues
+ * and outside the VMM's cgroup, so requests are clamped to this; root may move it up to
+ * ELVIS_NET_BUSYLOOP_MAX_US_LIMIT, beyond which polling is no latency optimisation. */
+static int busyloop_max_set(const char *val, const struct kernel_param *kp)
+{
+	u32 v;
+	int r = kstrtou32(val, 0, &v);
+
+	if (r)
+		return r;
+	if (v > ELVIS_NET_BUSYLOOP_MAX_US_LIMIT)
+		return -EINVAL;
+	WRITE_ONCE(elvis_params.busyloop_max_us, v);
+	return 0;
+}
+
+static const struct kernel_param_ops busyloop_max_ops = {
+	.set = busyloop_max_set,
+	.get = param_get_uint,
+};
+module_param_cb(busyloop_max_us, &busyloop_max_ops, &elvis_params.busyloop_max_us, 0644);
+MODULE_PARM_DESC(busyloop_max_us,
+		 "largest VHOST_SET_VRING_BUSYLOOP_TIMEOUT in effect, in us (default 50000, at most 1000000)");
 
 static int __init elvis_init(void)
 {

@@ -4,21 +4,26 @@
  * (vq 0 receive, vq 1 transmit); a sidecore serves it (see sidecore.c). TX sends the
  * guest's buffers straight from its memory to the tap socket; RX takes a frame from
  * the tap into a bounce buffer and copies it into the guest's buffers (mergeable or
- * not). The virtio-net header passes through the tap unchanged, offloads included. */
+ * not). The virtio-net header passes through the tap unchanged, offloads included.
+ * Sidecore turns never sleep on guest memory: see "fault containment" below. */
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/if_tun.h>
+#include <linux/kthread.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/net.h>
 #include <linux/nospec.h>
 #include <linux/netdevice.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/task.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/socket.h>
+#include <linux/uaccess.h>
 #include <linux/vhost.h>
 #include <linux/vmalloc.h>
+#include <net/net_namespace.h>
 #include <net/sock.h>
 
 #include "elvis.h"
@@ -88,11 +93,38 @@ static void poll_stop(struct elvis_poll *p)
 	p->wqh = NULL;
 }
 
+/* Copies what /dev/elvis lists into the view (all but the tap, see tap_track). */
+static void view_update(struct elvis_net *net)
+{
+	struct elvis_net_view *v = &net->view;
+	u32 state;
+
+	lockdep_assert_held(&net->mutex);
+	if (net->vq[0].vr.error || net->vq[1].vr.error)
+		state = ELVIS_QUEUE_STATE_ERROR;
+	else if (elvis_net_live(net))
+		state = ELVIS_QUEUE_STATE_READY;
+	else
+		state = ELVIS_QUEUE_STATE_UNCONFIGURED;
+	spin_lock(&net->view_lock);
+	v->state = state;
+	v->flags = (net->mode == ELVIS_MODE_POLL ? ELVIS_QUEUE_F_POLLING : 0) |
+		   (test_bit(ELVIS_NET_SLOW, &net->pending) ? ELVIS_QUEUE_F_SLOW_PATH : 0);
+	v->owner_pid = net->owner_tgid;
+	v->backends = (net->vq[ELVIS_NET_VQ_RX].backend ? 1u : 0) | (net->vq[ELVIS_NET_VQ_TX].backend ? 2u : 0);
+	v->features = net->features;
+	v->ring_num[0] = net->vq[0].num;
+	v->ring_num[1] = net->vq[1].num;
+	spin_unlock(&net->view_lock);
+}
+
 /* A malformed ring stops that virtqueue only: error eventfd, counter, rate-limited log. */
 static void vq_error(struct elvis_net *net, struct elvis_vq *vq)
 {
 	vq->live = false;
 	ELVIS_STAT_ADD(net->st.errors, 1);
+	/* listed in error before the VMM hears of it */
+	view_update(net);
 	if (!vq->err_signalled) {
 		vq->err_signalled = true;
 		if (vq->err)
@@ -104,6 +136,101 @@ static void vq_error(struct elvis_net *net, struct elvis_vq *vq)
 			vq->vr.error_what ? vq->vr.error_what : "?", vq->vr.error);
 }
 
+/* ---- fault containment ----
+ *
+ * A sidecore serves many devices of many VMMs, so it must never sleep on one VMM's
+ * memory: its turns run with page faults disabled (elvis_net_turn), and an access to a
+ * guest page that is not resident (swapped out, in a userfaultfd range nobody serves,
+ * backed by a slow FUSE file) fails at once with -EFAULT instead of sleeping with
+ * sc->lock held. Such a failure is not a ring error yet. turn_fault() takes back the
+ * error the engine latched and the turn stops where nothing is lost or done twice:
+ *   - TX: a chain that could not be popped stays in the ring; a chain whose frame the
+ *     tap could not copy is unpopped (nothing was sent); a chain the tap took whose used
+ *     entry could not be written is owed (tx_owed) and completed first by the next turn,
+ *     never sent again;
+ *   - RX: every buffer popped for the frame goes back, its unpublished used entries
+ *     vanish, and the frame stays in rxbuf for the next turn;
+ *   - used index, notification flags: left as they were, written by the next turn.
+ * The device then goes to its slow path: its own thread (slow_main) repeats the turn in
+ * the owner's mm with faults allowed, holding only net->mutex, asleep for as long as the
+ * VMM takes to serve the fault, and hands the device back to the sidecore afterwards.
+ * An access that fails there too is a ring error, as it always was. The thread is the
+ * device's own, not a shared pool's, so no number of stuck devices delays another
+ * device's slow path.
+ */
+
+/* After an engine call on vq: true if it failed with faults off (the turn must stop and
+ * go to the slow path), false if it succeeded or failed for real. */
+static bool turn_fault(struct elvis_net *net, struct elvis_vq *vq)
+{
+	if (!net->nofault || vq->vr.error != -EFAULT)
+		return false;
+	vq->vr.error = 0;
+	vq->vr.error_what = NULL;
+	net->faulted = true;
+	return true;
+}
+
+/* Guest kicks off for a turn. A write that faulted leaves the ring's record of what the
+ * guest sees as it was, so the slow path's turn writes it. */
+static void notify_disable(struct elvis_net *net, struct elvis_vq *vq)
+{
+	bool enabled = vq->vr.notify_enabled;
+	u16 written = vq->vr.event_written;
+
+	elvis_vring_notify_disable(&vq->vr);
+	if (turn_fault(net, vq)) {
+		vq->vr.notify_enabled = enabled;
+		vq->vr.event_written = written;
+	}
+}
+
+/* Guest kicks back on; true if buffers arrived meanwhile (no kick will come for them).
+ * The engine also answers "nothing new" when it cannot read the avail index, which
+ * with faults off may just be an absent page: ask again through a call that latches
+ * the failure, so that it goes to the slow path instead of losing the wake-up. */
+static bool notify_enable(struct elvis_net *net, struct elvis_vq *vq)
+{
+	bool more = elvis_vring_notify_enable(&vq->vr);
+
+	if (!more && net->nofault && !vq->vr.error)
+		more = elvis_vring_pending(&vq->vr) > 0;
+	if (turn_fault(net, vq))
+		return false;
+	return more;
+}
+
+/* Publishes the used entries pushed so far and interrupts the guest if it wants. With
+ * faults off, a used_event or flags word that cannot be read counts as "wants": a
+ * spurious interrupt at worst, never a missing one. */
+static void signal_guest(struct elvis_net *net, struct elvis_vq *vq)
+{
+	u16 before = vq->vr.published_used;
+
+	if (!vq->live)
+		return;
+	if (elvis_vring_publish(&vq->vr) < 0) {
+		if (!turn_fault(net, vq))
+			vq_error(net, vq);
+		return;
+	}
+	if (vq->vr.published_used == before)
+		return;
+	if (elvis_vring_need_signal(&vq->vr) && vq->call) {
+		elvis_eventfd_signal(vq->call);
+		ELVIS_STAT_ADD(net->st.interrupts, 1);
+	}
+}
+
+/* A completed TX chain of len bytes, header included. */
+static void tx_count(struct elvis_net *net, u64 len)
+{
+	unsigned int hl = hdr_len(net);
+
+	ELVIS_STAT_ADD(net->st.tx_packets, 1);
+	ELVIS_STAT_ADD(net->st.tx_bytes, len > hl ? len - hl : 0);
+}
+
 /* Follows the configuration: (re)initialises the ring when everything it needs is set.
  * net->mutex held, in the owner's context (the engine reads the used index). */
 static int vq_refresh(struct elvis_net *net, struct elvis_vq *vq)
@@ -113,8 +240,19 @@ static int vq_refresh(struct elvis_net *net, struct elvis_vq *vq)
 	int r;
 
 	lockdep_assert_held(&net->mutex);
-	if (vq->live)
+	/* the ring restarts from guest memory: what a turn cut short by a fault left
+	 * unwritten (an owed TX entry, unpublished used entries) is written now, in the
+	 * owner's ioctl, where faults may sleep; an entry owed to a ring stopped by an
+	 * error is forgotten, the restarted ring must not see its head */
+	if (vq == &net->vq[ELVIS_NET_VQ_TX]) {
+		if (vq->live && net->tx_owed && !elvis_vring_push(&vq->vr, net->tx_owed_head, 0))
+			tx_count(net, net->tx_owed_len);
+		net->tx_owed = false;
+	}
+	if (vq->live) {
+		signal_guest(net, vq);
 		vq->base = vq->vr.last_avail_idx;
+	}
 	if (!want) {
 		vq->live = false;
 		return 0;
@@ -158,7 +296,8 @@ static void set_mode(struct elvis_net *net, enum elvis_net_mode mode)
 	if (mode == ELVIS_MODE_POLL)
 		for (int i = 0; i < ELVIS_NET_NVQS; i++)
 			if (net->vq[i].live)
-				elvis_vring_notify_disable(&net->vq[i].vr);
+				notify_disable(net, &net->vq[i]);
+	view_update(net);
 }
 
 /* Copies len bytes of a kernel buffer into a chain's writable segments. */
@@ -197,8 +336,16 @@ static int num_buffers_rw(const struct elvis_iov *iov, u32 niov, u8 bytes[2], bo
 	return 0;
 }
 
-/* Delivers one frame (header included) to the receive ring.
- * 1: delivered or dropped for good; 0: no room now; <0: ring error (latched). */
+/* Puts back the buffers popped for a frame and forgets its unpublished used entries. */
+static void deliver_undo(struct elvis_vq *vq, u16 popped, u16 used)
+{
+	elvis_vring_unpop(&vq->vr, popped);
+	vq->vr.used_idx = (u16)(vq->vr.used_idx - used);
+}
+
+/* Delivers one frame (header included) to the receive ring. 1: delivered or dropped
+ * for good; 0: no room now; -EAGAIN: a guest page faulted with faults off (nothing
+ * happened, the frame is to be delivered again); other <0: ring error (latched). */
 static int deliver(struct elvis_net *net, u8 *data, size_t len)
 {
 	struct elvis_vq *vq = &net->vq[ELVIS_NET_VQ_RX];
@@ -207,7 +354,7 @@ static int deliver(struct elvis_net *net, u8 *data, size_t len)
 	struct elvis_iov first[8];
 	u32 nfirst = 0;
 	size_t off = 0;
-	u16 used = 0;
+	u16 popped = 0, used = 0;
 	int r;
 
 	while (off < len) {
@@ -215,13 +362,13 @@ static int deliver(struct elvis_net *net, u8 *data, size_t len)
 
 		r = elvis_vring_pop(&vq->vr, c, ELVIS_CHAIN_WRITE);
 		if (r < 0)
-			return r;
+			goto fail;
 		if (r == 0) {
 			/* roll back: popped buffers go back, unpublished used entries vanish */
-			elvis_vring_unpop(&vq->vr, used);
-			vq->vr.used_idx = (u16)(vq->vr.used_idx - used);
+			deliver_undo(vq, popped, used);
 			return 0;
 		}
+		popped++;
 		if (!mrg && c->in_len < len) {
 			/* like vhost-net: a frame that cannot fit is discarded, the buffer kept */
 			elvis_vring_unpop(&vq->vr, 1);
@@ -234,16 +381,20 @@ static int deliver(struct elvis_net *net, u8 *data, size_t len)
 			/* without mergeable buffers num_buffers is left as the guest had it, as
 			 * vhost-net and QEMU do: tun does not write it either */
 			if (!mrg && hdr_len(net) == ELVIS_HDR_LEN_MRG &&
-			    num_buffers_rw(first, nfirst, data + NUM_BUFFERS_OFF, false))
-				return elvis_vring_fail(&vq->vr, -EFAULT, "cannot read a receive buffer");
+			    num_buffers_rw(first, nfirst, data + NUM_BUFFERS_OFF, false)) {
+				r = elvis_vring_fail(&vq->vr, -EFAULT, "cannot read a receive buffer");
+				goto fail;
+			}
 		}
-		if (copy_into(data + off, len - off, c, &n))
-			return elvis_vring_fail(&vq->vr, -EFAULT, "cannot write a receive buffer");
+		if (copy_into(data + off, len - off, c, &n)) {
+			r = elvis_vring_fail(&vq->vr, -EFAULT, "cannot write a receive buffer");
+			goto fail;
+		}
 		off += n;
-		used++;
 		r = elvis_vring_push(&vq->vr, c->head, (u32)n);
 		if (r < 0)
-			return r;
+			goto fail;
+		used++;
 		if (n == 0 && off < len) {      /* a zero-sized buffer: nothing ever fits */
 			ELVIS_STAT_ADD(net->st.drops, 1);
 			return 1;
@@ -252,26 +403,72 @@ static int deliver(struct elvis_net *net, u8 *data, size_t len)
 	if (mrg) {
 		u8 nb[2] = { used & 0xff, used >> 8 };
 
-		if (num_buffers_rw(first, nfirst, nb, true))
-			return elvis_vring_fail(&vq->vr, -EFAULT, "cannot write num_buffers");
+		if (num_buffers_rw(first, nfirst, nb, true)) {
+			r = elvis_vring_fail(&vq->vr, -EFAULT, "cannot write num_buffers");
+			goto fail;
+		}
 	}
 	return 1;
+
+fail:
+	if (turn_fault(net, vq)) {
+		/* bytes already copied into the buffers are harmless: the guest gets the
+		 * buffers back only with the whole frame */
+		deliver_undo(vq, popped, used);
+		return -EAGAIN;
+	}
+	return r;
 }
 
+/* The used entry of a TX chain (length 0, as vhost-net), with the counters. A chain the
+ * tap took is never sent again: if its entry cannot be written with faults off, it is
+ * owed, and the next turn (the slow path's) writes it before anything else. */
+static bool tx_complete(struct elvis_net *net, struct elvis_vq *vq, u16 head, u64 len)
+{
+	if (elvis_vring_push(&vq->vr, head, 0) < 0) {
+		if (turn_fault(net, vq)) {
+			net->tx_owed = true;
+			net->tx_owed_head = head;
+			net->tx_owed_len = len;
+		} else {
+			vq_error(net, vq);
+		}
+		return false;
+	}
+	net->tx_owed = false;
+	tx_count(net, len);
+	return true;
+}
+
+/* Frames go from guest memory straight into tun, which copies them from our iovecs.
+ * With faults off that copy fails on an absent page: tun returns -EFAULT having sent
+ * nothing (it counts the attempt in the tap's rx_dropped), the chain is unpopped and
+ * the slow path sends it. Copying each frame into a kernel bounce buffer first would
+ * keep that counter clean and make the failure ours rather than tun's, but would copy
+ * every frame, 64 KiB GSO frames included, twice, to spare a counter tick on a path
+ * that only absent pages take; so frames are not bounced. */
 static unsigned int tx_batch(struct elvis_net *net, unsigned int limit, s64 *bytes)
 {
 	struct elvis_vq *vq = &net->vq[ELVIS_NET_VQ_TX];
 	struct elvis_chain *c = &net->chain;
 	unsigned int n = 0, hl = hdr_len(net);
 
-	while (n < limit && *bytes > 0 && vq->live) {
+	if (net->tx_owed && vq->live) {
+		u64 len = net->tx_owed_len;
+
+		if (!tx_complete(net, vq, net->tx_owed_head, len))
+			return 0;
+		*bytes -= len;
+		n++;
+	}
+	while (n < limit && *bytes > 0 && vq->live && !net->faulted) {
 		struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
 		u64 len;
 		int r;
 
 		r = elvis_vring_pop(&vq->vr, c, ELVIS_CHAIN_READ);
 		if (r <= 0) {
-			if (r < 0)
+			if (r < 0 && !turn_fault(net, vq))
 				vq_error(net, vq);
 			break;
 		}
@@ -290,15 +487,16 @@ static unsigned int tx_batch(struct elvis_net *net, unsigned int limit, s64 *byt
 				net->tx_blocked = true;
 				break;
 			}
+			if (r == -EFAULT && net->nofault) {
+				elvis_vring_unpop(&vq->vr, 1);
+				net->faulted = true;
+				break;
+			}
 			if (r != len)
 				ELVIS_STAT_ADD(net->st.drops, 1);
 		}
-		if (elvis_vring_push(&vq->vr, c->head, 0) < 0) {
-			vq_error(net, vq);
+		if (!tx_complete(net, vq, c->head, len))
 			break;
-		}
-		ELVIS_STAT_ADD(net->st.tx_packets, 1);
-		ELVIS_STAT_ADD(net->st.tx_bytes, len > hl ? len - hl : 0);
 		*bytes -= len;
 		n++;
 	}
@@ -310,7 +508,7 @@ static unsigned int rx_batch(struct elvis_net *net, unsigned int limit, s64 *byt
 	struct elvis_vq *vq = &net->vq[ELVIS_NET_VQ_RX];
 	unsigned int n = 0, hl = hdr_len(net);
 
-	while (n < limit && *bytes > 0 && vq->live) {
+	while (n < limit && *bytes > 0 && vq->live && !net->faulted) {
 		int r;
 
 		if (!net->rxlen) {
@@ -336,6 +534,8 @@ static unsigned int rx_batch(struct elvis_net *net, unsigned int limit, s64 *byt
 			net->rx_blocked = true;
 			break;
 		}
+		if (r == -EAGAIN)       /* faulted: the frame stays in rxbuf */
+			break;
 		if (r < 0) {
 			vq_error(net, vq);
 			break;
@@ -349,24 +549,6 @@ static unsigned int rx_batch(struct elvis_net *net, unsigned int limit, s64 *byt
 	return n;
 }
 
-static void signal_guest(struct elvis_net *net, struct elvis_vq *vq)
-{
-	u16 before = vq->vr.published_used;
-
-	if (!vq->live)
-		return;
-	if (elvis_vring_publish(&vq->vr) < 0) {
-		vq_error(net, vq);
-		return;
-	}
-	if (vq->vr.published_used == before)
-		return;
-	if (elvis_vring_need_signal(&vq->vr) && vq->call) {
-		elvis_eventfd_signal(vq->call);
-		ELVIS_STAT_ADD(net->st.interrupts, 1);
-	}
-}
-
 /* Notifications back on after a turn that ran dry. True if work arrived meanwhile.
  * Receive kicks are only wanted while frames wait for guest buffers (as vhost-net);
  * transmit buffers the tap refused are retried on a timer, not in a loop. */
@@ -375,14 +557,23 @@ static bool enable_notify(struct elvis_net *net)
 	struct elvis_vq *tx = &net->vq[ELVIS_NET_VQ_TX], *rx = &net->vq[ELVIS_NET_VQ_RX];
 	bool pending = false;
 
-	if (tx->live && elvis_vring_notify_enable(&tx->vr) && !net->tx_blocked)
+	if (tx->live && notify_enable(net, tx) && !net->tx_blocked)
 		pending = true;
-	if (rx->live && net->rx_blocked && elvis_vring_notify_enable(&rx->vr))
+	if (rx->live && net->rx_blocked && notify_enable(net, rx))
 		pending = true;
 	return pending;
 }
 
-unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now)
+/* The busy-loop timeout in effect: what the VMM asked for, within busyloop_max_us. */
+static u32 busyloop_us(const struct elvis_vq *vq)
+{
+	return min(READ_ONCE(vq->busyloop_us), READ_ONCE(elvis_params.busyloop_max_us));
+}
+
+/* One budgeted turn: TX then RX batches until the budget or the work runs out, then the
+ * guest is signalled and, if the queue went idle, asked for kicks again. sc: the
+ * sidecore whose turn this is, NULL for the slow path. */
+static unsigned int turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now)
 {
 	u32 exitless = READ_ONCE(net->exitless);
 	u32 rate = READ_ONCE(net->poll_start_rate) ?: READ_ONCE(elvis_params.poll_start_rate);
@@ -395,6 +586,7 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 	u64 t1;
 
 	lockdep_assert_held(&net->mutex);
+	net->faulted = false;
 	if (now - net->window_start_ns > KICK_WINDOW_NS) {
 		net->window_start_ns = now;
 		net->window_kicks = kicks;
@@ -408,7 +600,7 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 	 * polling this also refreshes the avail event so a stale one is never crossed */
 	for (int i = 0; i < ELVIS_NET_NVQS; i++)
 		if (net->vq[i].live && (net->vq[i].vr.notify_enabled || net->mode == ELVIS_MODE_POLL))
-			elvis_vring_notify_disable(&net->vq[i].vr);
+			notify_disable(net, &net->vq[i]);
 
 	pk = (s64)READ_ONCE(elvis_params.budget_packets) * w / ELVIS_WEIGHT_DEFAULT;
 	by = (s64)READ_ONCE(elvis_params.budget_bytes) * w / ELVIS_WEIGHT_DEFAULT;
@@ -416,7 +608,7 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 	net->deficit_bytes += max_t(s64, by, 1500);
 	net->rx_blocked = false;
 	net->tx_blocked = false;
-	while (net->deficit_packets > 0 && net->deficit_bytes > 0) {
+	while (net->deficit_packets > 0 && net->deficit_bytes > 0 && !net->faulted) {
 		unsigned int limit = min_t(s64, net->deficit_packets, TX_BATCH);
 
 		n = tx_batch(net, limit, &net->deficit_bytes);
@@ -426,12 +618,15 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 		if (n == 0)
 			break;
 	}
+	/* also after a fault: what was done before it reaches the guest now, not when the
+	 * VMM gets round to serving the fault */
 	signal_guest(net, &net->vq[ELVIS_NET_VQ_TX]);
 	signal_guest(net, &net->vq[ELVIS_NET_VQ_RX]);
 
 	t1 = elvis_now_ns();
 	ELVIS_STAT_ADD(net->st.polls, 1);
-	ELVIS_STAT_ADD(sc->st.polls, 1);
+	if (sc)
+		ELVIS_STAT_ADD(sc->st.polls, 1);
 	if (total) {
 		ELVIS_STAT_ADD(net->st.busy_ns, t1 - now);
 		/* how long the queue waited for this turn since its last one ended */
@@ -440,31 +635,192 @@ unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u6
 			ELVIS_STAT_ADD(net->st.wait_samples, 1);
 		}
 		net->last_work_ns = t1;
-		ELVIS_STAT_ADD(sc->st.bytes, net->st.rx_bytes + net->st.tx_bytes - bytes0);
+		if (sc)
+			ELVIS_STAT_ADD(sc->st.bytes, net->st.rx_bytes + net->st.tx_bytes - bytes0);
 		/* more may be waiting: another turn before notifications go back on */
 		set_bit(ELVIS_NET_PENDING, &net->pending);
 	} else {
 		ELVIS_STAT_ADD(net->st.empty_polls, 1);
-		ELVIS_STAT_ADD(sc->st.empty_polls, 1);
+		if (sc)
+			ELVIS_STAT_ADD(sc->st.empty_polls, 1);
 	}
 	/* deficit round robin: a queue that ran dry forfeits what it did not use */
 	if (net->deficit_packets > 0 && net->deficit_bytes > 0)
 		net->deficit_packets = net->deficit_bytes = 0;
 	if (exitless == ELVIS_EXITLESS_MODE_AUTO && net->mode == ELVIS_MODE_POLL && t1 - net->last_work_ns > stop)
 		set_mode(net, ELVIS_MODE_NOTIFY);
-	if (net->mode == ELVIS_MODE_NOTIFY && !total) {
+	if (net->mode == ELVIS_MODE_NOTIFY && !total && !net->faulted) {
 		/* like vhost-net's busy loop: a queue given a timeout (QEMU's poll-us) keeps
 		 * being looked at, kicks off, that long after its last work */
-		u64 spin = (u64)max(READ_ONCE(net->vq[0].busyloop_us), READ_ONCE(net->vq[1].busyloop_us)) * 1000;
+		u64 spin = (u64)max(busyloop_us(&net->vq[0]), busyloop_us(&net->vq[1])) * 1000;
 
 		if ((spin && t1 - net->last_work_ns < spin) || enable_notify(net))
 			set_bit(ELVIS_NET_PENDING, &net->pending);
 	}
+	/* an error latched where nobody looked (a notification write) stops its queue now;
+	 * with faults off every -EFAULT was taken back above, so what is left is real */
+	for (int i = 0; i < ELVIS_NET_NVQS; i++)
+		if (net->vq[i].live && net->vq[i].vr.error)
+			vq_error(net, &net->vq[i]);
 	net->last_turn_ns = t1;
 	return total;
 }
 
+/* ---- the slow path ---- */
+
+/* The device's own thread: it sleeps until a sidecore hands it the device (SLOW), runs
+ * one turn where page faults may sleep, and gives the device back. It holds a reference
+ * to the device and to the module. Closing the file stops an idle thread (kthread_stop,
+ * and the closer drops those references: a thread stopped before it ever ran never
+ * enters slow_main). A thread that has the device may be asleep on a fault for as long
+ * as the VMM likes (a VMM's exit closes this file before its userfaultfd), so it is not
+ * waited for: told the device is dead, it finishes its turn, drops both references
+ * itself and exits. */
+static void net_put(struct elvis_net *net);
+
+static void slow_turn(struct elvis_net *net)
+{
+	mutex_lock(&net->mutex);
+	if (!READ_ONCE(net->dead) && net->mm && elvis_net_live(net)) {
+		kthread_use_mm(net->mm);
+		turn(net, NULL, elvis_now_ns());
+		kthread_unuse_mm(net->mm);
+	}
+	clear_bit(ELVIS_NET_SLOW, &net->pending);
+	set_bit(ELVIS_NET_PENDING, &net->pending);
+	view_update(net);
+	mutex_unlock(&net->mutex);
+	/* back to whichever sidecore serves it now (a move may have happened meanwhile) */
+	rcu_read_lock();
+	elvis_sidecore_wake(READ_ONCE(net->sc));
+	rcu_read_unlock();
+}
+
+static int slow_main(void *data)
+{
+	struct elvis_net *net = data;
+
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop()) {
+			__set_current_state(TASK_RUNNING);
+			return 0;
+		}
+		if (READ_ONCE(net->dead))
+			break;
+		if (!test_bit(ELVIS_NET_SLOW, &net->pending)) {
+			schedule();
+			continue;
+		}
+		__set_current_state(TASK_RUNNING);
+		slow_turn(net);
+	}
+	__set_current_state(TASK_RUNNING);
+	net_put(net);
+	module_put_and_kthread_exit(0);
+}
+
+/* At the first VHOST_SET_OWNER, in the owner's ioctl. */
+static int slow_thread_start(struct elvis_net *net)
+{
+	struct task_struct *t;
+
+	lockdep_assert_held(&net->mutex);
+	if (net->slow_task)
+		return 0;
+	t = kthread_create(slow_main, net, "elvis-net%u", net->id);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	__module_get(THIS_MODULE);
+	refcount_inc(&net->refs);
+	/* release wakes it after telling it to exit: the task must outlive the thread */
+	get_task_struct(t);
+	net->slow_task = t;
+	wake_up_process(t);
+	return 0;
+}
+
+/* A sidecore's turn faulted: from now on the sidecore skips the device (SLOW) and its
+ * thread has it. */
+static void slow_start(struct elvis_net *net)
+{
+	lockdep_assert_held(&net->mutex);
+	set_bit(ELVIS_NET_SLOW, &net->pending);
+	view_update(net);
+	wake_up_process(net->slow_task);
+}
+
+unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now)
+{
+	unsigned int n;
+
+	lockdep_assert_held(&net->mutex);
+	kthread_use_mm(net->mm);
+	pagefault_disable();
+	net->nofault = true;
+	n = turn(net, sc, now);
+	net->nofault = false;
+	pagefault_enable();
+	kthread_unuse_mm(net->mm);
+	if (net->faulted)
+		slow_start(net);
+	return n;
+}
+
 /* ioctls */
+
+/* Which tap a back end file is: tun exposes that only through its fdinfo ("iff:\t<name>",
+ * the same text /proc/PID/fdinfo shows), so render that and look the name up. 0: none. */
+static int tap_ifindex(struct file *file, struct socket *sock)
+{
+	char buf[256], *p, *end;
+	struct seq_file m = { .buf = buf, .size = sizeof(buf) };
+	struct net_device *dev;
+	int ifindex = 0;
+
+	if (!file->f_op->show_fdinfo)
+		return 0;
+	file->f_op->show_fdinfo(&m, file);
+	buf[min_t(size_t, m.count, sizeof(buf) - 1)] = 0;
+	p = strstr(buf, "iff:\t");
+	if (!p)
+		return 0;
+	p += 5;
+	end = strchrnul(p, '\n');
+	if (end - p <= 0 || end - p >= IFNAMSIZ)
+		return 0;
+	*end = 0;
+	dev = dev_get_by_name(sock_net(sock->sk), p);
+	if (dev) {
+		ifindex = dev->ifindex;
+		dev_put(dev);
+	}
+	return ifindex;
+}
+
+/* Puts the back end's tap (RX's, else TX's) in the view, by index and namespace: the
+ * listing names it from those, so it never touches the back end file, and a renamed
+ * tap shows under its new name. */
+static void tap_track(struct elvis_net *net)
+{
+	struct elvis_vq *bvq = net->vq[ELVIS_NET_VQ_RX].backend ? &net->vq[ELVIS_NET_VQ_RX] : &net->vq[ELVIS_NET_VQ_TX];
+	struct net *ns = NULL, *old;
+	int ifindex = 0;
+
+	lockdep_assert_held(&net->mutex);
+	if (bvq->backend) {
+		ifindex = tap_ifindex(bvq->backend, bvq->sock);
+		if (ifindex)
+			ns = get_net(sock_net(bvq->sock->sk));
+	}
+	spin_lock(&net->view_lock);
+	old = net->view.tap_netns;
+	net->view.tap_netns = ns;
+	net->view.tap_ifindex = ifindex;
+	spin_unlock(&net->view_lock);
+	if (old)
+		put_net(old);
+}
 
 static void vq_reset(struct elvis_net *net, struct elvis_vq *vq)
 {
@@ -506,7 +862,9 @@ static void net_reset(struct elvis_net *net)
 	net->backend_features = 0;
 	memset(&net->mem, 0, sizeof(net->mem));
 	net->rxlen = 0;
+	net->tx_owed = false;
 	net->mode = ELVIS_MODE_NOTIFY;
+	tap_track(net);
 }
 
 /* The table is copied and checked whole before it replaces the old one; both stay off
@@ -601,6 +959,7 @@ static int set_backend(struct elvis_net *net, struct elvis_vq *vq, int fd)
 		poll_start(&net->tap_poll, vq->backend);
 	if (old)
 		fput(old);
+	tap_track(net);
 	return r;
 }
 
@@ -697,11 +1056,14 @@ static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *ar
 	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
 		if (copy_from_user(&s, argp, sizeof(s)))
 			return -EFAULT;
-		WRITE_ONCE(vq->busyloop_us, s.num);
+		/* Clamped to busyloop_max_us, not refused: vhost-net takes any value and
+		 * QEMU gives up on the netdev when this fails, so a VM configured for
+		 * vhost-net still starts. GET answers the value in effect. */
+		WRITE_ONCE(vq->busyloop_us, min(s.num, READ_ONCE(elvis_params.busyloop_max_us)));
 		return 0;
 	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
 		s.index = idx;
-		s.num = READ_ONCE(vq->busyloop_us);
+		s.num = busyloop_us(vq);
 		return copy_to_user(argp, &s, sizeof(s)) ? -EFAULT : 0;
 	}
 	return -ENOTTY;
@@ -710,6 +1072,7 @@ static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *ar
 static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __user *argp)
 {
 	u64 v;
+	int r;
 
 	switch (cmd) {
 	case VHOST_GET_FEATURES:
@@ -728,6 +1091,9 @@ static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __use
 	case VHOST_SET_OWNER:
 		if (net->mm)
 			return -EBUSY;
+		r = slow_thread_start(net);
+		if (r)
+			return r;
 		net->mm = get_task_mm(current);
 		if (!net->mm)
 			return -EINVAL;
@@ -800,14 +1166,16 @@ static long net_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	mutex_lock(&net->mutex);
 	r = net_ioctl_locked(net, cmd, (void __user *)arg);
+	view_update(net);
 	mutex_unlock(&net->mutex);
-	if (r == -ENOTTY)
-		return r;
-	/* the configuration may have changed: let the sidecore look */
+	/* the configuration may have changed, and a sidecore that found the mutex taken
+	 * skipped the device: let it look */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
 	rcu_read_lock();
 	elvis_sidecore_wake(READ_ONCE(net->sc));
 	rcu_read_unlock();
+	if (r == -ENOTTY)
+		return r;
 	ensure_served(net);
 	return r;
 }
@@ -824,7 +1192,9 @@ static int net_open(struct inode *inode, struct file *file)
 	net->txiov = kvmalloc_array(ELVIS_CHAIN_MAX_IOV, sizeof(*net->txiov), GFP_KERNEL_ACCOUNT);
 	if (!net->rxbuf || !net->txiov)
 		goto err_free;
+	refcount_set(&net->refs, 1);
 	mutex_init(&net->mutex);
+	spin_lock_init(&net->view_lock);
 	INIT_LIST_HEAD(&net->sc_node);
 	for (int i = 0; i < ELVIS_NET_NVQS; i++)
 		poll_init(&net->vq[i].kick_poll, net, EPOLLIN);
@@ -849,83 +1219,82 @@ err_free:
 	return -ENOMEM;
 }
 
+/* The last reference: the file's, or the slow-path thread's when it outlived the file. */
+static void net_put(struct elvis_net *net)
+{
+	if (!refcount_dec_and_test(&net->refs))
+		return;
+	mutex_lock(&net->mutex);
+	net_reset(net);
+	mutex_unlock(&net->mutex);
+	if (net->slow_task)
+		put_task_struct(net->slow_task);
+	mutex_destroy(&net->mutex);
+	kvfree(net->txiov);
+	kvfree(net->rxbuf);
+	kvfree(net);
+}
+
 static int net_release(struct inode *inode, struct file *file)
 {
 	struct elvis_net *net = file->private_data;
 
 	mutex_lock(&elvis_lock);
 	idr_remove(&elvis_nets, net->id);
-	/* after this no sidecore looks at the device */
+	/* after this no sidecore looks at the device, nor hands it to the slow path */
 	elvis_sidecore_detach(net);
 	mutex_unlock(&elvis_lock);
-	mutex_lock(&net->mutex);
-	net_reset(net);
-	mutex_unlock(&net->mutex);
-	mutex_destroy(&net->mutex);
-	kvfree(net->txiov);
-	kvfree(net->rxbuf);
-	kvfree(net);
+	if (net->slow_task && test_bit(ELVIS_NET_SLOW, &net->pending)) {
+		/* it may be asleep on a fault: it exits by itself after its turn (the wake is
+		 * for one that has just finished and is about to sleep; one asleep on the
+		 * fault only retries it) */
+		WRITE_ONCE(net->dead, true);
+		wake_up_process(net->slow_task);
+	} else if (net->slow_task) {
+		/* idle, and stays so: stopped here, so a closed device leaves no thread (nor
+		 * a module reference: rmmod works at once) behind */
+		kthread_stop(net->slow_task);
+		net_put(net);
+		module_put(THIS_MODULE);
+	}
+	net_put(net);
 	return 0;
 }
 
-/* Which tap a back end file is: tun exposes that only through its fdinfo ("iff:\t<name>",
- * the same text /proc/PID/fdinfo shows), so render that and look the name up. */
-static void tap_identity(struct file *file, struct socket *sock, struct elvis_queue_info *info)
-{
-	char buf[256], *p, *end;
-	struct seq_file m = { .buf = buf, .size = sizeof(buf) };
-	struct net_device *dev;
-
-	if (!file->f_op->show_fdinfo)
-		return;
-	file->f_op->show_fdinfo(&m, file);
-	buf[min_t(size_t, m.count, sizeof(buf) - 1)] = 0;
-	p = strstr(buf, "iff:\t");
-	if (!p)
-		return;
-	p += 5;
-	end = strchrnul(p, '\n');
-	if (end - p <= 0 || end - p >= (long)sizeof(info->tap))
-		return;
-	memcpy(info->tap, p, end - p);
-	info->tap[end - p] = 0;
-	dev = dev_get_by_name(sock_net(sock->sk), info->tap);
-	if (dev) {
-		info->tap_ifindex = dev->ifindex;
-		dev_put(dev);
-	}
-}
-
+/* From the view and the parameters /dev/elvis itself sets: never waits for net->mutex. */
 void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info)
 {
-	struct elvis_vq *bvq;
+	const struct elvis_net_view *v = &net->view;
 
 	lockdep_assert_held(&elvis_lock);
 	memset(info, 0, sizeof(*info));
-	mutex_lock(&net->mutex);
 	info->device = net->id;
 	info->queue = 0;
 	info->sidecore = net->sc ? net->sc->id : ELVIS_SIDECORE_NONE;
-	if (net->vq[0].vr.error || net->vq[1].vr.error)
-		info->state = ELVIS_QUEUE_STATE_ERROR;
-	else if (elvis_net_live(net))
-		info->state = ELVIS_QUEUE_STATE_READY;
-	else
-		info->state = ELVIS_QUEUE_STATE_UNCONFIGURED;
-	info->owner_pid = net->owner_tgid;
-	info->backends = (net->vq[ELVIS_NET_VQ_RX].backend ? 1u : 0) | (net->vq[ELVIS_NET_VQ_TX].backend ? 2u : 0);
-	info->features = net->features;
-	info->flags = net->mode == ELVIS_MODE_POLL ? ELVIS_QUEUE_F_POLLING : 0;
-	info->weight = net->weight;
-	info->exitless = net->exitless;
-	info->poll_start_rate = net->poll_start_rate;
-	info->poll_stop_idle_ns = net->poll_stop_idle_ns;
-	info->ring_num[0] = net->vq[0].num;
-	info->ring_num[1] = net->vq[1].num;
-	bvq = net->vq[ELVIS_NET_VQ_RX].backend ? &net->vq[ELVIS_NET_VQ_RX] : &net->vq[ELVIS_NET_VQ_TX];
-	if (bvq->backend)
-		tap_identity(bvq->backend, bvq->sock, info);
-	mutex_unlock(&net->mutex);
+	info->weight = READ_ONCE(net->weight);
+	info->exitless = READ_ONCE(net->exitless);
+	info->poll_start_rate = READ_ONCE(net->poll_start_rate);
+	info->poll_stop_idle_ns = READ_ONCE(net->poll_stop_idle_ns);
+	spin_lock(&net->view_lock);
+	info->state = v->state;
+	info->owner_pid = v->owner_pid;
+	info->backends = v->backends;
+	info->features = v->features;
+	info->flags = v->flags;
+	info->ring_num[0] = v->ring_num[0];
+	info->ring_num[1] = v->ring_num[1];
+	if (v->tap_netns) {
+		struct net_device *dev;
+
+		rcu_read_lock();
+		dev = dev_get_by_index_rcu(v->tap_netns, v->tap_ifindex);
+		if (dev) {
+			strscpy(info->tap, dev->name, sizeof(info->tap));
+			info->tap_ifindex = v->tap_ifindex;
+		}
+		rcu_read_unlock();
+	}
+	spin_unlock(&net->view_lock);
 }
 
 void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c)

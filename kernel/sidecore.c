@@ -5,13 +5,16 @@
  * mode and none has work, the sidecore sleeps until a kick, tap data or a list change. */
 #include <linux/kthread.h>
 #include <linux/sched.h>
-#include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include "elvis.h"
 
 /* One pass over the devices; returns packets moved. sc->lock is held throughout, so a
- * device removed from the list is no longer touched once its remover has the lock. */
+ * device removed from the list is no longer touched once its remover has the lock. The
+ * round never waits for a device: turns run with page faults disabled (a fault sends
+ * the device to its own slow path, which has it until the fault is served), and a
+ * device whose mutex is held is skipped: its holder (the VMM's ioctl, possibly asleep
+ * on a fault; the slow path) marks it pending and wakes us when it lets go. */
 static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, bool *ret_tx_blocked)
 {
 	struct elvis_net *net;
@@ -20,11 +23,8 @@ static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, b
 
 	mutex_lock(&sc->lock);
 	list_for_each_entry(net, &sc->nets, sc_node) {
-		if (!mutex_trylock(&net->mutex)) {
-			/* an ioctl is reconfiguring it; it wakes us when done */
-			sleepable = false;
+		if (test_bit(ELVIS_NET_SLOW, &net->pending) || !mutex_trylock(&net->mutex))
 			continue;
-		}
 		if (!elvis_net_live(net)) {
 			/* stopped, unconfigured or in error: kicks and ioctls have nothing for
 			 * us until a ring comes back, which marks it pending again */
@@ -32,12 +32,10 @@ static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, b
 			mutex_unlock(&net->mutex);
 			continue;
 		}
-		if (net->mode == ELVIS_MODE_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending)) {
-			kthread_use_mm(net->mm);
+		if (net->mode == ELVIS_MODE_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending))
 			progress += elvis_net_turn(net, sc, elvis_now_ns());
-			kthread_unuse_mm(net->mm);
-		}
-		if (net->mode == ELVIS_MODE_POLL || test_bit(ELVIS_NET_PENDING, &net->pending))
+		if (!test_bit(ELVIS_NET_SLOW, &net->pending) &&
+		    (net->mode == ELVIS_MODE_POLL || test_bit(ELVIS_NET_PENDING, &net->pending)))
 			sleepable = false;
 		tx_blocked |= net->tx_blocked;
 		mutex_unlock(&net->mutex);

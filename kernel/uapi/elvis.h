@@ -75,6 +75,23 @@
  *     open file, so whoever holds the fd (the daemon, given QEMU's vhostfd) can name it
  *     in the commands above. Any process holding the fd may ask.
  *
+ * VHOST_SET_VRING_BUSYLOOP_TIMEOUT (on /dev/elvis-net): unlike vhost-net, which takes any
+ *     32-bit number of microseconds, the timeout is clamped (not refused, so a VMM set up
+ *     for vhost-net still starts) to the module parameter busyloop_max_us: by default
+ *     ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT (50 ms), settable by root up to
+ *     ELVIS_NET_BUSYLOOP_MAX_US_LIMIT (1 s). VHOST_GET_VRING_BUSYLOOP_TIMEOUT answers the
+ *     value in effect.
+ *
+ * Fault containment: a sidecore never sleeps on a VMM's memory. When a guest page a
+ *     queue needs is not resident (swapped out, a userfaultfd range, a FUSE-backed file),
+ *     the queue leaves its sidecore for its device's own thread, which waits for the
+ *     page in the VMM's context; meanwhile LIST_QUEUES shows ELVIS_QUEUE_F_SLOW_PATH and
+ *     the sidecore serves its other queues. When the page arrives the queue continues
+ *     where it stopped, nothing lost or repeated, and goes back to its sidecore. Only an
+ *     address that faults for good is a ring error (ELVIS_QUEUE_STATE_ERROR). No command
+ *     here waits for a device's own ioctls, so a VMM stuck on its memory in the middle
+ *     of one does not hold them up.
+ *
  * Adaptive polling (exitless auto): a queue is served in notification mode (the guest
  * kicks, the sidecore sleeps when every queue it serves is idle) until its kick rate
  * reaches poll_start_rate kicks/s; then the sidecore polls it with guest notifications
@@ -98,6 +115,8 @@
 #define ELVIS_WEIGHT_MIN 1
 #define ELVIS_WEIGHT_MAX 1000
 #define ELVIS_WEIGHT_DEFAULT 100
+#define ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT 50000u
+#define ELVIS_NET_BUSYLOOP_MAX_US_LIMIT 1000000u
 
 #if defined(__cplusplus)
 #define ELVIS_UAPI_ASSERT_SIZE(type, size) static_assert(sizeof(type) == (size), #type " is ABI: its size is fixed")
@@ -163,6 +182,7 @@ enum elvis_exitless_mode {
 };
 
 #define ELVIS_QUEUE_F_POLLING (1u << 0)         /* guest notifications suppressed */
+#define ELVIS_QUEUE_F_SLOW_PATH (1u << 1)       /* waiting for a guest page, off its sidecore */
 
 struct elvis_queue_info {
 	__u32 device;
