@@ -431,6 +431,7 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
         q->wait_ns = STAT_GET(qp->st.wait_ns);
         q->wait_samples = STAT_GET(qp->st.wait_samples);
         q->errors = STAT_GET(qp->st.errors) + STAT_GET(qp->st.drops);
+        q->signals_deferred = STAT_GET(qp->st.signals_deferred);
 }
 
 static int user_stats_read(void *p, struct elvis_dp_stats *st)

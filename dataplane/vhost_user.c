@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -704,12 +705,27 @@ static bool peer_allowed(struct dp_device *dev, int fd)
         return false;
 }
 
-/* dp->lock held; accept4 and getsockopt do not wait. */
+/* The front end of c hung up, and its end of stream is still waiting to be read. */
+static bool conn_gone(const struct dp_conn *c)
+{
+        struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+        return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* dp->lock held; accept4, getsockopt and a zero-timeout poll do not wait. */
 static void on_accept(struct dp_user *dp, struct dp_device *dev)
 {
         struct epoll_event ev = { .events = EPOLLIN };
         struct dp_conn *c;
-        int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd;
+
+        /* a VMM that restarts connects again before we read its old connection's end:
+         * leave the new one in the backlog until the old one is dropped (the listening
+         * socket stays readable, so this comes back in the next round) */
+        if (dev->conn && conn_gone(dev->conn))
+                return;
+        fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0)
                 return;

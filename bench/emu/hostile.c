@@ -306,9 +306,11 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                 if (ftruncate(e->memfd, (off_t)e->mem_size) < 0)
                         closed = true;
                 expect_err = 2;
-        } else if (!strcmp(kind, "half-message")) {
-                uint32_t h = GET_FEATURES;
-                if (write(e->sock, &h, 2) != 2)
+        } else if (!strcmp(kind, "half-message") || !strcmp(kind, "header-only")) {
+                /* half a header, or a whole header announcing a payload that never comes */
+                uint32_t h[3] = { GET_FEATURES, 1, 8 };
+                size_t len = kind[0] == 'h' && kind[1] == 'a' ? 2 : sizeof(h);
+                if (write(e->sock, h, len) != (ssize_t)len)
                         closed = true;
                 /* hold the connection, stalled, for the settle time: the caller checks that
                  * everyone else is still served meanwhile */
@@ -323,9 +325,12 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                 kick(tx);
                 err = err_signalled(tx, (int)settle_ms);
         }
-        alive = !closed && strcmp(kind, "half-message") && answers(e);
-        if (!alive && strcmp(kind, "half-message"))
-                closed = true;
+        {
+                bool stalls = !strcmp(kind, "half-message") || !strcmp(kind, "header-only");
+                alive = !closed && !stalls && answers(e);
+                if (!alive && !stalls)
+                        closed = true;
+        }
         printf("{\"kind\": \"%s\", \"err_signalled\": %s, \"nack\": %s, \"closed\": %s, \"still_answers\": %s}\n", kind,
                err ? "true" : "false", na == 1 ? "true" : na == 0 ? "false" : "null", closed ? "true" : "false",
                alive ? "true" : "false");

@@ -67,6 +67,7 @@ struct elvis_dp_queue_stats {
         uint64_t busy_ns;               /* time the data plane spent on this queue */
         uint64_t wait_ns, wait_samples; /* buffers' wait before pickup, sum and count */
         uint64_t errors;
+        uint64_t signals_deferred;      /* notifications the VMM's eventfd could not take at once (retried) */
 };
 
 struct elvis_dp_stats {
