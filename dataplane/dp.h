@@ -20,6 +20,7 @@
 #pragma once
 #include <elvis/dataplane.h>
 
+#include "engine/elvis_drr.h"
 #include "engine/elvis_vring.h"
 
 #include "../daemon/log.h"
@@ -202,6 +203,7 @@ struct dp_server {
         uint32_t applied_gen;
         _Atomic bool stop;
         _Atomic bool exited;
+        struct elvis_drr_round drr;     /* this round's weight unit (server thread) */
         uint64_t retire_epoch;          /* dp->ctl_epoch when retired */
         struct dp_watch watch;
         /* owned by the server thread */

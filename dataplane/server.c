@@ -36,6 +36,8 @@ struct reg {
 
 struct dp_slot {
         struct dp_qp *qp;
+        struct elvis_drr_queue drr;     /* sidecores: weighted share */
+        u32 ring_cap;                   /* largest quantum that never waits on the guest's refill */
         uint32_t reg_gen;
         struct reg regs[REG_MAX];
         int sig_fds[4];                 /* our duplicates of the call and error eventfds (SIG_* order) */
@@ -98,6 +100,17 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl)
 
         if (gen == sl->reg_gen)
                 return;
+        {
+                u32 num = 0;
+                if (qp->tx.live)
+                        num = qp->tx.num;
+                if (qp->rx.live && (!num || qp->rx.num < num))
+                        num = qp->rx.num;
+                /* half of what the rings hold (two descriptors a packet): while a turn
+                 * takes one half, the guest refills the other, so a quantum that fits never
+                 * finds the ring dry merely because the guest had no room */
+                sl->ring_cap = num / 4 ? num / 4 : 1;
+        }
         sig_fd_set(&sl->sig_fds[0], qp->rx.call_fd);
         sig_fd_set(&sl->sig_fds[1], qp->tx.call_fd);
         sig_fd_set(&sl->sig_fds[2], qp->rx.err_fd);
@@ -178,6 +191,13 @@ static void apply_pending(struct dp_server *s)
                 slot_free(s, drop[i]);
 }
 
+static u32 weight_of(const struct dp_qp *qp)
+{
+        unsigned w = atomic_load_explicit(&qp->dev->weight, memory_order_relaxed);
+
+        return w ? w : ELVIS_WEIGHT_DEFAULT;
+}
+
 static enum elvis_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
 {
         return s->vanilla ? ELVIS_EXITLESS_NEVER : (enum elvis_exitless)atomic_load(&qp->dev->exitless);
@@ -238,13 +258,16 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
                 sl->deficit_packets = VANILLA_PACKETS;
                 sl->deficit_bytes = VANILLA_BYTES;
         } else {
-                unsigned w = atomic_load_explicit(&qp->dev->weight, memory_order_relaxed);
-                if (!w)
-                        w = ELVIS_WEIGHT_DEFAULT;
-                int64_t qp_pkts = (int64_t)atomic_load(&p->budget_packets) * w / ELVIS_WEIGHT_DEFAULT;
-                int64_t qb = (int64_t)atomic_load(&p->budget_bytes) * w / ELVIS_WEIGHT_DEFAULT;
-                sl->deficit_packets += qp_pkts > 0 ? qp_pkts : 1;
-                sl->deficit_bytes += qb > 1500 ? qb : 1500;
+                u32 granted = elvis_drr_grant(&s->drr, &sl->drr, weight_of(qp), sl->ring_cap);
+                u32 bp = atomic_load(&p->budget_packets);
+                int64_t per = bp ? (int64_t)atomic_load(&p->budget_bytes) / bp : 1024;
+
+                if (!granted)
+                        return 0;       /* a small weight saving up: its turn comes */
+                sl->deficit_packets = granted;
+                sl->deficit_bytes = (int64_t)granted * (per > 0 ? per : 1);
+                if (sl->deficit_bytes < DP_MAX_PACKET)
+                        sl->deficit_bytes = DP_MAX_PACKET;      /* one frame of any size fits */
         }
         t0 = now;
         n = dp_qp_process(qp, &sl->deficit_packets, &sl->deficit_bytes);
@@ -264,8 +287,8 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
                 STAT_ADD(s->st.empty_polls, 1);
         }
         /* deficit round robin: a queue that ran dry forfeits what it did not use */
-        if (sl->deficit_packets > 0 && sl->deficit_bytes > 0)
-                sl->deficit_packets = sl->deficit_bytes = 0;
+        if (!s->vanilla)
+                elvis_drr_charge(&sl->drr, n, sl->deficit_packets > 0 && sl->deficit_bytes > 0);
         qp->last_poll_ns = t1;
         {
                 unsigned stop = atomic_load_explicit(&qp->poll_stop_idle_ms, memory_order_relaxed);
@@ -430,6 +453,11 @@ static void *server_main(void *arg)
                 bool all_notify = true, tx_blocked = false;
 
                 apply_pending(s);
+                /* this round's unit: every busy queue's quantum must fit its rings */
+                elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
+                for (unsigned k = 0; k < s->nslots && !s->vanilla; k++)
+                        if (s->slots[k]->live && s->slots[k]->drr.busy)
+                                elvis_drr_round_fit(&s->drr, weight_of(s->slots[k]->qp), s->slots[k]->ring_cap);
                 for (unsigned k = 0; k < s->nslots; k++) {
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;

@@ -68,6 +68,7 @@ typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+typedef int64_t s64;
 typedef uint16_t ev_le16_t;
 typedef uint32_t ev_le32_t;
 typedef uint64_t ev_le64_t;

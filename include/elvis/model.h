@@ -18,7 +18,7 @@
 #define ELVIS_MAX_VMS 1024
 #define ELVIS_MAX_SIDECORES 256
 #define ELVIS_WEIGHT_MIN 1
-#define ELVIS_WEIGHT_MAX 1000
+#define ELVIS_WEIGHT_MAX 10000
 #define ELVIS_WEIGHT_DEFAULT 100
 
 enum elvis_exitless {

@@ -1,0 +1,69 @@
+/* Weighted deficit round robin for queues whose rings hold only so many packets.
+ *
+ * A queue's quantum per turn is its weight times a per-weight unit. A quantum larger than
+ * what the queue's rings can hold at once can never be spent in one turn: the ring runs
+ * dry, the queue forfeits the rest, and every heavy queue ends up with one ring's worth
+ * per round (weights 100:200:300:400 on 256-entry rings with two descriptors a packet
+ * gave shares of 1:2:2:2). So the unit is sized each round: it is the budget's unit,
+ * lowered until the busiest-weighted busy queue's quantum fits its rings. Every quantum
+ * scales together and the ratios hold at any weight. Quanta are kept in 1/1024 packet,
+ * and a queue still backlogged keeps its fractional credit, so a weight of 1 next to one
+ * of 10,000 still gets its share. Pure arithmetic: shared by both data planes. */
+#pragma once
+#include "elvis_port.h"
+
+#define ELVIS_DRR_FRAC 10               /* credit in 1/1024 packet */
+
+struct elvis_drr_round {
+        u64 unit;                       /* packets per weight unit this round, << ELVIS_DRR_FRAC, / 100 */
+};
+
+struct elvis_drr_queue {
+        s64 credit;                     /* << ELVIS_DRR_FRAC */
+        bool busy;                      /* moved packets in its last turn */
+};
+
+/* Starts a round with the budget: budget_packets per turn at the default weight (100). */
+static inline void elvis_drr_round_begin(struct elvis_drr_round *r, u32 budget_packets)
+{
+        r->unit = (u64)(budget_packets ? budget_packets : 1) << ELVIS_DRR_FRAC;
+}
+
+/* A busy queue of this weight whose rings hold ring_cap packets at once: lowers the unit
+ * so that its quantum fits. */
+static inline void elvis_drr_round_fit(struct elvis_drr_round *r, u32 weight, u32 ring_cap)
+{
+        u64 limit;
+
+        if (!weight || !ring_cap)
+                return;
+        limit = ((u64)ring_cap << ELVIS_DRR_FRAC) * 100 / weight;
+        if (limit < r->unit)
+                r->unit = limit ? limit : 1;
+}
+
+/* Credits a queue for its turn; returns the whole packets it may move now (0 while a
+ * small weight accumulates). */
+static inline u32 elvis_drr_grant(const struct elvis_drr_round *r, struct elvis_drr_queue *q, u32 weight,
+                                  u32 ring_cap)
+{
+        s64 cap = (s64)(2 * (u64)(ring_cap ? ring_cap : 1)) << ELVIS_DRR_FRAC;
+
+        q->credit += (s64)(r->unit * weight / 100);
+        if (q->credit > cap)
+                q->credit = cap;        /* a queue never saves up more than two ringfuls */
+        return (u32)(q->credit >> ELVIS_DRR_FRAC);
+}
+
+/* After the turn: moved packets of granted. ran_dry: the queue had no more work before
+ * its grant (or byte budget) was spent; then it forfeits the rest, as in DRR. */
+static inline void elvis_drr_charge(struct elvis_drr_queue *q, u32 moved, bool ran_dry)
+{
+        q->busy = moved > 0;
+        if (ran_dry)
+                q->credit = 0;
+        else
+                q->credit -= (s64)moved << ELVIS_DRR_FRAC;
+        if (q->credit < 0)
+                q->credit = 0;
+}

@@ -1,0 +1,98 @@
+/* Unit tests: weighted deficit round robin (dataplane/engine/elvis_drr.h) against rings
+ * that hold only so many packets, as a saturated sidecore sees them. */
+#include <criterion/criterion.h>
+
+#include "elvis_drr.h"
+
+#include <math.h>
+
+struct simq {
+        struct elvis_drr_queue q;
+        u32 weight, ring_cap;
+        u64 moved;
+};
+
+/* rounds of a sidecore whose producers keep every ring full */
+static void run(struct simq *qs, unsigned n, u32 budget, unsigned rounds)
+{
+        struct elvis_drr_round r;
+
+        for (unsigned round = 0; round < rounds; round++) {
+                elvis_drr_round_begin(&r, budget);
+                for (unsigned i = 0; i < n; i++)
+                        if (qs[i].q.busy || round == 0)
+                                elvis_drr_round_fit(&r, qs[i].weight, qs[i].ring_cap);
+                for (unsigned i = 0; i < n; i++) {
+                        u32 g = elvis_drr_grant(&r, &qs[i].q, qs[i].weight, qs[i].ring_cap);
+                        u32 moved = g < qs[i].ring_cap ? g : qs[i].ring_cap;
+                        if (!g)
+                                continue;
+                        qs[i].moved += moved;
+                        elvis_drr_charge(&qs[i].q, moved, moved < g);
+                }
+        }
+}
+
+static void expect_shares(const struct simq *qs, unsigned n, double tolerance)
+{
+        u64 total = 0, wsum = 0;
+
+        for (unsigned i = 0; i < n; i++) {
+                total += qs[i].moved;
+                wsum += qs[i].weight;
+        }
+        cr_assert_gt(total, 0);
+        for (unsigned i = 0; i < n; i++) {
+                double share = (double)qs[i].moved / (double)total, want = (double)qs[i].weight / (double)wsum;
+                cr_assert_lt(fabs(share - want) / want, tolerance, "queue %u (weight %u): share %.4f, want %.4f", i,
+                             qs[i].weight, share, want);
+        }
+}
+
+/* The case that failed: 256-entry rings of two-descriptor packets (128 at once) and the
+ * default budget of 64 packets per 100 of weight. */
+Test(drr, weights_above_a_ringful_still_hold)
+{
+        struct simq qs[4] = { { .weight = 100, .ring_cap = 128 }, { .weight = 200, .ring_cap = 128 },
+                              { .weight = 300, .ring_cap = 128 }, { .weight = 400, .ring_cap = 128 } };
+
+        run(qs, 4, 64, 10000);
+        expect_shares(qs, 4, 0.01);
+}
+
+Test(drr, one_to_ten_and_the_extremes)
+{
+        struct simq a[2] = { { .weight = 100, .ring_cap = 128 }, { .weight = 1000, .ring_cap = 128 } };
+        struct simq b[2] = { { .weight = 1, .ring_cap = 128 }, { .weight = 10000, .ring_cap = 128 } };
+
+        run(a, 2, 64, 10000);
+        expect_shares(a, 2, 0.01);
+        run(b, 2, 64, 200000);
+        expect_shares(b, 2, 0.05);
+        cr_assert_gt(b[0].moved, 0, "weight 1 is served too");
+}
+
+/* Rings of different sizes: the smallest ringful per weight sets the unit for all. */
+Test(drr, mixed_ring_sizes)
+{
+        struct simq qs[3] = { { .weight = 100, .ring_cap = 512 }, { .weight = 300, .ring_cap = 64 },
+                              { .weight = 600, .ring_cap = 2048 } };
+
+        run(qs, 3, 64, 20000);
+        expect_shares(qs, 3, 0.01);
+}
+
+/* Small weights and big rings: the budget itself is the unit, as before. */
+Test(drr, the_budget_applies_when_rings_are_big_enough)
+{
+        struct elvis_drr_round r;
+        struct elvis_drr_queue q = { 0 };
+
+        elvis_drr_round_begin(&r, 64);
+        elvis_drr_round_fit(&r, 100, 4096);
+        cr_assert_eq(elvis_drr_grant(&r, &q, 100, 4096), 64);
+        cr_assert_eq(elvis_drr_grant(&r, &q, 200, 4096), 64 + 128 > 2 * 4096 ? 2 * 4096 : 64 + 128);
+        elvis_drr_charge(&q, 10, true);
+        cr_assert_eq(q.credit, 0, "a queue that ran dry forfeits its credit");
+        cr_assert(q.busy);
+}
