@@ -56,11 +56,13 @@ static inline u32 elvis_drr_grant(const struct elvis_drr_round *r, struct elvis_
 }
 
 /* After the turn: moved packets of granted. ran_dry: the queue had no more work before
- * its grant (or byte budget) was spent; then it forfeits the rest, as in DRR. */
+ * its grant (or byte budget) was spent. A queue that found nothing at all is idle and
+ * forfeits its credit, as in DRR; one that moved some is still backlogged (its guest was
+ * refilling the ring behind us) and keeps the rest, up to the cap, for its next turn. */
 static inline void elvis_drr_charge(struct elvis_drr_queue *q, u32 moved, bool ran_dry)
 {
         q->busy = moved > 0;
-        if (ran_dry)
+        if (ran_dry && !moved)
                 q->credit = 0;
         else
                 q->credit -= (s64)moved << ELVIS_DRR_FRAC;

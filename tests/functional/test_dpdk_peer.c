@@ -50,44 +50,9 @@ static json_t *add_vm(const char *name, const char *backend, const char *exitles
         return vm;
 }
 
-/* Runs one testpmd with a virtio-user port on each socket for a few seconds. */
-static char *testpmd_ports(const char *const *sockets, unsigned n, const char *mode, int seconds)
-{
-        char vdev[8][256], secs[8], prefix[32];
-        const char *argv[48] = { "/usr/bin/timeout", secs, "/usr/bin/dpdk-testpmd", "--no-huge", "-m", "256",
-                                 "--no-pci", "--file-prefix", prefix, "--lcores", "0@0,1@0" };
-        char *out = NULL, *err = NULL;
-        unsigned a = 11;
-
-        snprintf(secs, sizeof(secs), "%d", seconds);
-        snprintf(prefix, sizeof(prefix), "elvis-ft-%d", getpid());
-        for (unsigned i = 0; i < n && i < 8; i++) {
-                snprintf(vdev[i], sizeof(vdev[i]), "net_virtio_user%u,path=%s,queues=1,packed_vq=0,in_order=0", i,
-                         sockets[i]);
-                argv[a++] = "--vdev";
-                argv[a++] = vdev[i];
-        }
-        {
-                static const char *const rest[] = { "--log-level", "lib.eal:error", "--", "--forward-mode", NULL };
-                for (unsigned i = 0; rest[i]; i++)
-                        argv[a++] = rest[i];
-        }
-        argv[a++] = mode;
-        {
-                static const char *const rest[] = { "--txpkts=64", "--total-num-mbufs=16384", "--auto-start",
-                                                    "--nb-cores=1", "--stats-period", "1", "--tx-first", NULL };
-                for (unsigned i = 0; rest[i]; i++)
-                        argv[a++] = rest[i];
-        }
-        argv[a] = NULL;
-        run_cmd(argv, NULL, &out, &err);
-        free(err);
-        return out;
-}
-
 static char *testpmd(const char *socket, const char *mode, int seconds)
 {
-        return testpmd_ports(&socket, 1, mode, seconds);
+        return testpmd_run(&socket, 1, mode, seconds);
 }
 
 static json_t *queue_stats(void)
@@ -180,80 +145,4 @@ Test(dpdk_peer, vanilla_device_takes_kicks)
         json_decref(q);
         json_decref(vm);
         cr_assert_eq(daemon_stop(&d), 0);
-}
-
-/* DPDK's virtio-user sends each packet as two descriptors, so a 256-entry ring holds 128
- * packets: weights whose per-turn quanta exceed that still hold on a saturated sidecore. */
-static void weights_hold(const unsigned *weights, unsigned n)
-{
-        const char *socks[8];
-        json_t *vms[8];
-        double total = 0, wsum = 0, got[8] = { 0 };
-        struct resp r;
-        char *out;
-
-        if (!have_testpmd())
-                cr_skip_test("dpdk-testpmd missing");
-        for (unsigned i = 0; i < n; i++) {
-                char body[256];
-                snprintf(body, sizeof(body),
-                         "{\"name\":\"w%u\",\"devices\":[{\"backend\":\"tap\"}],\"policy\":{\"exitless\":\"always\",\"weight\":%u}}",
-                         i, weights[i]);
-                cr_assert_eq(http_json(&d, "POST", "/v1/vms", body, &r), 0);
-                cr_assert_eq(r.status, 201, "%s", r.body);
-                vms[i] = json_incref(r.json);
-                resp_free(&r);
-                socks[i] = json_string_value(json_object_get(json_array_get(json_object_get(vms[i], "devices"), 0), "socket"));
-                wsum += weights[i];
-        }
-        cr_assert_eq(http_json(&d, "GET", "/v1/sidecores", NULL, &r), 0);
-        cr_assert_eq(json_array_size(json_object_get(r.json, "sidecores")), 1, "one shared sidecore: %s", r.body);
-        resp_free(&r);
-        out = testpmd_ports(socks, n, "txonly", 6);
-        cr_assert(strstr(out, "Tx-pps"), "testpmd did not run:\n%s", out);
-        free(out);
-        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
-        {
-                json_t *sc = json_array_get(json_object_get(r.json, "sidecores"), 0);
-                cr_log_info("sidecore: busy %lld ns, idle %lld ns, polls %lld, empty %lld",
-                            (long long)json_integer_value(json_object_get(sc, "busy_ns")),
-                            (long long)json_integer_value(json_object_get(sc, "idle_ns")),
-                            (long long)json_integer_value(json_object_get(sc, "polls")),
-                            (long long)json_integer_value(json_object_get(sc, "empty_polls")));
-        }
-        for (unsigned i = 0; i < n; i++) {
-                json_t *q = json_array_get(json_object_get(r.json, "queues"), i);
-                unsigned vm = (unsigned)json_integer_value(json_object_get(q, "vm"));
-                for (unsigned k = 0; k < n; k++)
-                        if (json_integer_value(json_object_get(vms[k], "id")) == vm)
-                                got[k] = (double)json_integer_value(json_object_get(q, "tx_packets"));
-        }
-        resp_free(&r);
-        for (unsigned i = 0; i < n; i++)
-                total += got[i];
-        cr_assert_gt(total, 100000, "traffic went through");
-        for (unsigned i = 0; i < n; i++)
-                cr_log_info("weight %u: %.0f packets, share %.3f (want %.3f)", weights[i], got[i], got[i] / total,
-                            weights[i] / wsum);
-        for (unsigned i = 0; i < n; i++) {
-                double share = got[i] / total, want = weights[i] / wsum;
-                cr_assert_lt(share > want ? share / want - 1 : 1 - share / want, 0.05,
-                             "weight %u: share %.3f, want %.3f (within 5%%)", weights[i], share, want);
-        }
-        for (unsigned i = 0; i < n; i++)
-                json_decref(vms[i]);
-}
-
-Test(dpdk_peer, weights_1_2_3_4_with_two_descriptor_packets)
-{
-        static const unsigned w[] = { 100, 200, 300, 400 };
-
-        weights_hold(w, 4);
-}
-
-Test(dpdk_peer, weights_1_to_10)
-{
-        static const unsigned w[] = { 100, 1000 };
-
-        weights_hold(w, 2);
 }

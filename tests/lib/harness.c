@@ -33,6 +33,10 @@ void daemon_init(struct daemon *d, const char *binary)
 
         memset(d, 0, sizeof(*d));
         d->binary = binary;
+        /* the ThreadSanitizer run: the same tests against a TSan-built daemon (Criterion
+         * itself does not run under TSan) */
+        if (!strcmp(binary, ELVIS_MANAGER) && getenv("ELVIS_TEST_MANAGER") && *getenv("ELVIS_TEST_MANAGER"))
+                d->binary = getenv("ELVIS_TEST_MANAGER");
         d->pid = -1;
         snprintf(d->dir, sizeof(d->dir), "/tmp/elvis-ft-XXXXXX");
         cr_assert_not_null(mkdtemp(d->dir));
@@ -474,4 +478,35 @@ double api_probe_p99_ms(const struct api_probe *p)
         memcpy(sorted, p->ms, p->n * sizeof(sorted[0]));
         qsort(sorted, p->n, sizeof(sorted[0]), cmp_double);
         return sorted[(p->n * 99) / 100 < p->n ? (p->n * 99) / 100 : p->n - 1];
+}
+
+char *testpmd_run(const char *const *sockets, unsigned n, const char *mode, int seconds)
+{
+        static const char *const tail[] = { "--txpkts=64", "--total-num-mbufs=16384", "--auto-start", "--nb-cores=1",
+                                            "--stats-period", "1", "--tx-first", NULL };
+        char vdev[8][256], secs[8], prefix[32];
+        const char *argv[48] = { "/usr/bin/timeout", secs, "/usr/bin/dpdk-testpmd", "--no-huge", "-m", "256",
+                                 "--no-pci", "--file-prefix", prefix, "--lcores", "0@0,1@0" };
+        char *out = NULL, *err = NULL;
+        unsigned a = 11;
+
+        snprintf(secs, sizeof(secs), "%d", seconds);
+        snprintf(prefix, sizeof(prefix), "elvis-ft-%d", getpid());
+        for (unsigned i = 0; i < n && i < 8; i++) {
+                snprintf(vdev[i], sizeof(vdev[i]), "net_virtio_user%u,path=%s,queues=1,packed_vq=0,in_order=0", i,
+                         sockets[i]);
+                argv[a++] = "--vdev";
+                argv[a++] = vdev[i];
+        }
+        argv[a++] = "--log-level";
+        argv[a++] = "lib.eal:error";
+        argv[a++] = "--";
+        argv[a++] = "--forward-mode";
+        argv[a++] = mode;
+        for (unsigned i = 0; tail[i]; i++)
+                argv[a++] = tail[i];
+        argv[a] = NULL;
+        run_cmd(argv, NULL, &out, &err);
+        free(err);
+        return out;
 }

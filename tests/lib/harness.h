@@ -36,7 +36,8 @@ struct resp {
 #define ELVISCTL ELVIS_BIN_DIR "/elvisctl"
 #define ELVIS_BUILD_DIR ELVIS_SOURCE_BUILD_TESTS "/.."
 
-/* Prepares d (temp dirs) for binary; call once, then daemon_start (again after stops). */
+/* Prepares d (temp dirs) for binary; call once, then daemon_start (again after stops).
+ * $ELVIS_TEST_MANAGER, when set, replaces ELVIS_MANAGER (the ThreadSanitizer run). */
 void daemon_init(struct daemon *d, const char *binary);
 void daemon_arg(struct daemon *d, const char *arg);
 void daemon_env(struct daemon *d, const char *kv);
@@ -65,6 +66,10 @@ int run_cli(struct daemon *d, char **out, char **err, const char *const *args);
 int run_cmd(const char *const *argv, const char *const *env, char **out, char **err);
 
 char *slurp_file(const char *path);
+
+/* DPDK's testpmd with a virtio-user port on each socket (up to 8; no hugepages, both
+ * lcores on CPU 0, 64-byte frames), stopped after seconds; returns what it printed. */
+char *testpmd_run(const char *const *sockets, unsigned n, const char *mode, int seconds);
 
 /* A thread that asks the REST API every 100 ms (GET /v1/health, then /v1/stats, in turn)
  * and keeps each answer's latency: the control plane must answer while the data plane

@@ -93,6 +93,9 @@ Test(drr, the_budget_applies_when_rings_are_big_enough)
         cr_assert_eq(elvis_drr_grant(&r, &q, 100, 4096), 64);
         cr_assert_eq(elvis_drr_grant(&r, &q, 200, 4096), 64 + 128 > 2 * 4096 ? 2 * 4096 : 64 + 128);
         elvis_drr_charge(&q, 10, true);
-        cr_assert_eq(q.credit, 0, "a queue that ran dry forfeits its credit");
+        cr_assert_eq(q.credit, (s64)(64 + 128 - 10) << ELVIS_DRR_FRAC, "still backlogged: it keeps the rest");
         cr_assert(q.busy);
+        elvis_drr_charge(&q, 0, true);
+        cr_assert_eq(q.credit, 0, "a queue that found nothing forfeits its credit");
+        cr_assert(!q.busy);
 }
