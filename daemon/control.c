@@ -295,6 +295,10 @@ void elvis_control_tick(struct elvis_manager *m)
         json_t *ev;
         int r;
 
+        /* the only place where the data plane is brought in line between API changes:
+         * reads (stats, metrics) never do it */
+        if (m->dp_status == ELVIS_DP_RUNNING && m->dp_ops->sync)
+                m->dp_ops->sync(m->dp);
         c->have_last = sample(m, s);
         if (!c->have_last || m->state.policy.mode != ELVIS_MODE_DYNAMIC)
                 return;

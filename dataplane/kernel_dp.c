@@ -783,6 +783,30 @@ static void queue_stats(struct elvis_dp_queue_stats *o, const struct elvis_queue
         o->errors = x->errors + x->drops;       /* as the user data plane counts them */
 }
 
+/* The control tick: bind the devices VMMs opened since, move their queues where the
+ * plan says, retire empty unbound sidecores. */
+static int kernel_sync(void *p)
+{
+        struct kdp *k = p;
+        struct elvis_sidecore_info *sc = NULL;
+        struct elvis_queue_info *qs = NULL;
+        uint32_t nsc = 0, nq = 0;
+        int r;
+
+        if ((r = list_queues(k, &qs, &nq)) < 0)
+                goto out;
+        if (nq)
+                qsort(qs, nq, sizeof(*qs), cmp_device);
+        sync_module(k, qs, nq);
+        if ((r = list_sidecores(k, &sc, &nsc)) < 0)
+                goto out;
+        retire_empty_unbound(k, sc, nsc);
+out:
+        free(qs);
+        free(sc);
+        return r;
+}
+
 static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
 {
         struct kdp *k = p;
@@ -798,11 +822,9 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                 goto out;
         if (nq)
                 qsort(qs, nq, sizeof(*qs), cmp_device);
-        sync_module(k, qs, nq);
         if ((r = list_sidecores(k, &sc, &nsc)) < 0 ||
             (r = read_array(k, ELVIS_IOC_READ_COUNTERS, sizeof(*cs), (void **)&cs, &nc)) < 0)
                 goto out;
-        retire_empty_unbound(k, sc, nsc);
         for (struct ksidecore *s = k->sidecores; s; s = s->next)
                 ns++;
         for (struct kdevice *d = k->devices; d; d = d->next)
@@ -834,7 +856,8 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                         o->state = ELVIS_QUEUE_DISCONNECTED;
                         for (uint32_t i = 0; kdev && i < nq; i++)
                                 if (qs[i].device == kdev) {
-                                        struct ksidecore *s = find_sidecore_kid(k, d->q[qi].kcur);
+                                        /* where the module has it now, as listed */
+                                        struct ksidecore *s = find_sidecore_kid(k, qs[i].sidecore);
                                         o->sidecore = s ? s->id : ELVIS_SIDECORE_NONE;
                                         o->state = state_of(qs[i].state);
                                         o->polling = qs[i].flags & ELVIS_QUEUE_F_POLLING;
@@ -868,4 +891,5 @@ const struct elvis_dataplane_ops elvis_kernel_dataplane = {
         .set_params = kernel_set_params,
         .queue_set_poll = kernel_queue_set_poll,
         .stats_read = kernel_stats_read,
+        .sync = kernel_sync,
 };

@@ -109,6 +109,11 @@ struct elvis_dataplane_ops {
         /* Optional: polling thresholds of one queue pair (0 = the global ones). */
         int (*queue_set_poll)(void *dp, uint32_t vm_id, const char *device, unsigned queue, unsigned start_rate,
                               unsigned stop_idle_ms);
-        /* Fills ret with arrays the caller releases with elvis_dp_stats_fini(). */
+        /* Fills ret with arrays the caller releases with elvis_dp_stats_fini(). Reads only:
+         * it never changes the data plane (GET /v1/stats and /metrics call it). */
         int (*stats_read)(void *dp, struct elvis_dp_stats *ret);
+        /* Optional: brings what the data plane does by itself in line with the daemon's
+         * plan (elvis.ko: binds the devices VMMs opened, moves their queues, retires spare
+         * sidecores). Called from the control tick only. */
+        int (*sync)(void *dp);
 };

@@ -98,6 +98,32 @@ elvis-vtest --list | grep -q "^device $kdev .* weight 500 exitless 1 " ||
 	fail "weight 500 / exitless always not in the module when the API answered"
 ctl vm set web weight=300 exitless=auto >/dev/null || fail "vm set back"
 
+# reads never write: a device a VMM opens is bound to its VM (the VM's weight applied, its
+# queue moved to the VM's sidecore) by the control tick only, never by GET /v1/stats or
+# a /metrics scrape
+ctl policy set interval_ms=60000 >/dev/null || fail "policy set interval_ms"
+ctl vm add rd --vcpus 0 --weight 700 --device id=n0,backend=tap,tap=ed1 >/dev/null || fail "vm add rd"
+elvis-vtest --vmm ed1 30 >/tmp/vmm2.out 2>&1 &
+v2pid=$!
+until_ok 200 grep -q "^vmm: device" /tmp/vmm2.out || fail "the second VMM did not start: $(cat /tmp/vmm2.out)"
+kdev2=$(sed -n 's/^vmm: device \([0-9]*\) .*/\1/p' /tmp/vmm2.out)
+weight2() { elvis-vtest --list | awk -v d="$kdev2" '$1 == "device" && $2 == d { for (i = 1; i < NF; i++) if ($i == "weight") print $(i + 1) }'; }
+before2=$(weight2)
+for _ in 1 2 3 4 5; do
+	ctl stats >/dev/null || fail "stats"
+	ctl metrics >/dev/null || fail "metrics"
+	ctl -o json stats >/dev/null || fail "stats json"
+done
+{ [ "$(weight2)" = "$before2" ] && [ "$before2" != 700 ]; } ||
+	fail "reading /v1/stats or /metrics bound module device $kdev2 (weight $before2 -> $(weight2))"
+ctl policy set interval_ms=100 >/dev/null || fail "policy set interval_ms back"
+rd_bound() { [ "$(weight2)" = 700 ]; }
+until_ok 50 rd_bound || fail "the control tick did not bind module device $kdev2 (weight $(weight2))"
+ctl vm remove rd >/dev/null || fail "vm remove rd"
+kill -TERM "$v2pid"
+wait "$v2pid" || fail "the second VMM's traffic broke: $(cat /tmp/vmm2.out)"
+echo "DAEMON: reads left module device $kdev2 at weight $before2; the control tick gave it the VM's 700"
+
 # a restart (with --dataplane auto, which must pick the module) adopts the module sidecore:
 # same sidecore, same queue, no new thread
 before=$(ksidecore "$kdev")
