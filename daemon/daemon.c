@@ -117,6 +117,7 @@ static void dataplane_open(struct elvis_manager *m)
                 log_warning("%s", m->dp_detail);
                 return;
         }
+        elvis_dp_set_logger(elvis_logv);        /* the data plane logs through the daemon's logger */
         r = ops->open(&cfg, &m->dp);
         if (r < 0 && automatic && strcmp(kind, "kernel") == 0 && (ops = find_dataplane(m, "user"))) {
                 /* auto: a module that cannot be driven (permissions, another ABI) is no

@@ -24,8 +24,6 @@
  * anywhere else is a bug and takes the default action (or the previous handler's). */
 #include "dp.h"
 
-#include "../daemon/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -231,9 +229,11 @@ static void *watchdog_main(void *arg)
                         if (w == &self || !since || now - since < period)
                                 continue;
                         atomic_fetch_add(&dp->unstuck, 1);
-                        if (elvis_ratelimit_ok(&dp->unstick_rl, now))
+                        if (now - dp->unstick_logged_ns > 1000000000ull || !dp->unstick_logged_ns) {
+                                dp->unstick_logged_ns = now;
                                 log_warning("%s: a VMM's file descriptor blocked a system call for %llu ms; interrupting it",
                                             w->what, (unsigned long long)((now - since) / 1000000u));
+                        }
                         pthread_kill(w->thread, UNSTICK_SIGNAL);
                 }
                 pthread_mutex_unlock(&dp->watch_lock);
@@ -256,7 +256,6 @@ int dp_contain_start(struct dp_user *dp)
                 if (v >= 10 && v <= 60000)
                         dp->watchdog_ms = (unsigned)v;
         }
-        dp->unstick_rl = (struct elvis_ratelimit)ELVIS_RATELIMIT_INIT(1000, 5);
         r = -pthread_create(&dp->watchdog, NULL, watchdog_main, dp);
         if (r < 0) {
                 uninstall_handlers();

@@ -23,7 +23,7 @@
 #include "engine/elvis_drr.h"
 #include "engine/elvis_vring.h"
 
-#include "../daemon/log.h"
+#include "dp_log.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -245,7 +245,7 @@ struct dp_user {
         pthread_mutex_t watch_lock;     /* the list below */
         struct dp_watch *watches;
         _Atomic uint64_t unstuck;
-        struct elvis_ratelimit unstick_rl;
+        uint64_t unstick_logged_ns;     /* the watchdog logs at most once a second */
 };
 
 uint64_t dp_now_ns(void);

@@ -20,8 +20,7 @@
  * Empty unbound sidecores are removed while the daemon has sidecores of its own. */
 #include "kernel_dp.h"
 
-#include "../daemon/log.h"
-#include "../daemon/loop.h"
+#include "dp_log.h"
 
 #include <uapi/elvis.h>
 
@@ -31,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 struct kqueue {
@@ -835,7 +835,11 @@ static int kernel_stats_read(void *p, struct elvis_dp_stats *st)
                 r = -ENOMEM;
                 goto out;
         }
-        st->timestamp_ns = elvis_now_ns();
+        {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                st->timestamp_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        }
         for (struct ksidecore *s = k->sidecores; s; s = s->next) {
                 struct elvis_dp_sidecore_stats *o = &st->sidecores[st->nsidecores++];
                 o->id = s->id;

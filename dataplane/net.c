@@ -2,8 +2,6 @@
  * (tap or loopback -> guest, with mergeable buffers), notifications and ring errors. */
 #include "dp.h"
 
-#include "../daemon/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>

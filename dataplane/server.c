@@ -3,8 +3,6 @@
  * driven, like stock vhost-net). Both run the same loop; a vanilla server never polls. */
 #include "dp.h"
 
-#include "../daemon/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

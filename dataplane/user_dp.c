@@ -4,8 +4,6 @@
 
 #include "dp.h"
 
-#include "../daemon/log.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,8 +4,6 @@
  * before it touches a ring; anything wrong gets an error on that connection only. */
 #include "dp.h"
 
-#include "../daemon/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>

@@ -5,6 +5,7 @@
 #pragma once
 #include <elvis/model.h>
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,11 @@ struct elvis_dp_stats {
 };
 
 void elvis_dp_stats_fini(struct elvis_dp_stats *st);
+
+/* The data planes log through this function (syslog priorities); the daemon installs its
+ * own before it opens one. NULL: standard error. */
+typedef void (*elvis_dp_log_fn)(int priority, const char *fmt, va_list ap);
+void elvis_dp_set_logger(elvis_dp_log_fn fn);
 
 struct elvis_dataplane_ops;
 
