@@ -14,9 +14,14 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret);
 /* Stops accepting new connections; in-flight requests continue. */
 void elvis_api_quiesce(struct elvis_api *api);
 unsigned elvis_api_connections(const struct elvis_api *api);
-/* Something changed (a journal event): resume requests waiting for it. NULL is fine. */
+/* Something changed (a journal event, which the API hears as a manager subscriber):
+ * resume requests waiting for it. NULL is fine. */
 void elvis_api_wake(struct elvis_api *api);
 void elvis_api_stop(struct elvis_api *api);
+
+/* The API as the daemon's front end (elvis_manager_main's frontend argument). */
+struct elvis_frontend_ops;
+extern const struct elvis_frontend_ops elvis_api_frontend;
 
 /* The route table, for documentation checks: method and path pattern ("{id}" segments). */
 struct elvis_api_route_info {

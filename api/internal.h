@@ -12,6 +12,7 @@ struct elvis_manager;
 
 struct api_ctx {
         struct elvis_manager *m;
+        struct elvis_api *api;
         struct MHD_Connection *conn;
         const char *method;
         const char *id;                 /* the {id} path segment, if the route has one */

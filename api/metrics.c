@@ -130,9 +130,9 @@ char *elvis_metrics_render(struct elvis_manager *m, const json_t *stats)
                    "elvis_info{version=\"%s\",dataplane=\"%s\"} 1\n", ELVIS_VERSION, m->dp_kind);
         fprintf(f, "# HELP elvis_dataplane_up 1 when the data plane is running.\n# TYPE elvis_dataplane_up gauge\n"
                    "elvis_dataplane_up %d\n", json_is_true(json_object_get(stats, "available")) ? 1 : 0);
-        fprintf(f, "# HELP elvis_vms Managed VMs.\n# TYPE elvis_vms gauge\nelvis_vms %u\n", m->state.nvms);
+        fprintf(f, "# HELP elvis_vms Managed VMs.\n# TYPE elvis_vms gauge\nelvis_vms %u\n", elvis_manager_state(m)->nvms);
         fprintf(f, "# HELP elvis_sidecores Sidecores in the state.\n# TYPE elvis_sidecores gauge\nelvis_sidecores %u\n",
-                m->state.nsidecores);
+                elvis_manager_state(m)->nsidecores);
         family(f, sidecore_metrics, sizeof(sidecore_metrics) / sizeof(sidecore_metrics[0]),
                json_object_get(stats, "sidecores"), sidecore_labels);
         family(f, queue_metrics, sizeof(queue_metrics) / sizeof(queue_metrics[0]), json_object_get(stats, "queues"),

@@ -101,8 +101,10 @@ static void h_vms_list(struct api_ctx *x)
 {
         json_t *a = json_array();
 
-        for (unsigned i = 0; i < x->m->state.nvms; i++)
-                json_array_append_new(a, elvis_vm_to_json(&x->m->state.vms[i]));
+        const struct elvis_state *st = elvis_manager_state(x->m);
+
+        for (unsigned i = 0; i < st->nvms; i++)
+                json_array_append_new(a, elvis_vm_to_json(&st->vms[i]));
         api_ok(x, 200, json_pack("{s:o}", "vms", a));
 }
 
@@ -152,6 +154,12 @@ static void h_vms_create(struct api_ctx *x)
         if (r == 0)
                 r = elvis_vm_from_json(body ? body : x->body, ELVIS_DECODE_CREATE, &vm, &e);
         json_decref(body);
+        /* a domain named without its XML: ask libvirt what it can tell */
+        if (r == 0 && !have_info) {
+                r = elvis_libvirt_domain_for(x->m, &vm, &info, &e);
+                have_info = r > 0;
+                r = r < 0 ? r : 0;
+        }
         if (r == 0)
                 r = elvis_manager_vm_add_domain(x->m, &vm, have_info ? &info : NULL, dry_run, &e);
         if (r < 0)
@@ -218,8 +226,10 @@ static void h_sidecores_list(struct api_ctx *x)
 {
         json_t *a = json_array();
 
-        for (unsigned i = 0; i < x->m->state.nsidecores; i++)
-                json_array_append_new(a, elvis_sidecore_to_json(&x->m->state, &x->m->state.sidecores[i]));
+        const struct elvis_state *st = elvis_manager_state(x->m);
+
+        for (unsigned i = 0; i < st->nsidecores; i++)
+                json_array_append_new(a, elvis_sidecore_to_json(st, &st->sidecores[i]));
         api_ok(x, 200, json_pack("{s:o}", "sidecores", a));
 }
 
@@ -275,7 +285,7 @@ static void h_sidecore_delete(struct api_ctx *x)
 
 static void h_policy_get(struct api_ctx *x)
 {
-        api_ok(x, 200, elvis_policy_to_json(&x->m->state.policy));
+        api_ok(x, 200, elvis_policy_to_json(&elvis_manager_state(x->m)->policy));
 }
 
 static void h_policy_put(struct api_ctx *x)
@@ -287,7 +297,7 @@ static void h_policy_put(struct api_ctx *x)
                 elvis_journal_add(x->m, "api", json_pack("{s:s, s:O}", "event", "policy_changed", "changes", x->body));
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
-        api_ok(x, 200, elvis_policy_to_json(&x->m->state.policy));
+        api_ok(x, 200, elvis_policy_to_json(&elvis_manager_state(x->m)->policy));
 }
 
 static void h_stats(struct api_ctx *x)

@@ -68,6 +68,7 @@ struct elvis_api {
         bool in_run;                    /* inside MHD_run: resumed connections are picked up there */
         struct elvis_loop_source *wait_timer;
         char *socket_path;
+        bool listening;                 /* subscribed to the manager's journal events */
         char *token;
         char *cert, *key;
 };
@@ -177,7 +178,7 @@ static struct listener *listener_of(struct elvis_api *api, struct MHD_Connection
 
 void api_suspend(struct api_ctx *x, uint64_t deadline_ns)
 {
-        struct elvis_api *api = x->m->api;
+        struct elvis_api *api = x->api;
 
         if (!api || api->nwaiters == MAX_WAITERS)
                 return;         /* no room: the handler answers at once */
@@ -244,7 +245,7 @@ static enum MHD_Result dispatch(struct elvis_api *api, struct MHD_Connection *c,
                                 const char *method, struct request *rq)
 {
         const struct api_route *route = NULL;
-        struct api_ctx x = { .m = api->m, .conn = c, .method = method, .deadline_ns = &rq->deadline_ns,
+        struct api_ctx x = { .m = api->m, .api = api, .conn = c, .method = method, .deadline_ns = &rq->deadline_ns,
                              .waited_out = rq->deadline_ns && elvis_now_ns() >= rq->deadline_ns };
         char idbuf[256], allow[128] = "";
         json_t *body = NULL;
@@ -657,6 +658,13 @@ static struct listener *listener_of(struct elvis_api *api, struct MHD_Connection
         return ci && ci->daemon == api->tl.mhd ? &api->tl : &api->ul;
 }
 
+/* A journal event: requests waiting for one answer now. */
+static void on_manager_event(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old, void *userdata)
+{
+        if (ev == ELVIS_EVENT_JOURNAL)
+                elvis_api_wake(userdata);
+}
+
 int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
 {
         struct elvis_api *api = calloc(1, sizeof(*api));
@@ -693,6 +701,10 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
                         goto fail;
                 log_info("API also listening on %s (TLS, bearer token)", m->cfg.listen);
         }
+        r = elvis_manager_listen(m, on_manager_event, api);
+        if (r < 0)
+                goto fail;
+        api->listening = true;
         *ret = api;
         return 0;
 fail:
@@ -752,6 +764,8 @@ void elvis_api_stop(struct elvis_api *api)
 {
         if (!api)
                 return;
+        if (api->listening)
+                elvis_manager_unlisten(api->m, on_manager_event, api);
         /* suspended connections must be resumed before MHD stops */
         while (api->nwaiters)
                 MHD_resume_connection(api->waiters[--api->nwaiters].conn);
@@ -766,6 +780,33 @@ void elvis_api_stop(struct elvis_api *api)
         free(api->key);
         free(api);
 }
+
+static int fe_start(struct elvis_manager *m, void **ret)
+{
+        return elvis_api_start(m, (struct elvis_api **)ret);
+}
+
+static void fe_quiesce(void *fe)
+{
+        elvis_api_quiesce(fe);
+}
+
+static unsigned fe_connections(const void *fe)
+{
+        return elvis_api_connections(fe);
+}
+
+static void fe_stop(void *fe)
+{
+        elvis_api_stop(fe);
+}
+
+const struct elvis_frontend_ops elvis_api_frontend = {
+        .start = fe_start,
+        .quiesce = fe_quiesce,
+        .connections = fe_connections,
+        .stop = fe_stop,
+};
 
 const struct elvis_api_route_info *elvis_api_routes(size_t *ret_n)
 {

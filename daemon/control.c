@@ -6,7 +6,6 @@
 #include "log.h"
 #include "manager.h"
 
-#include "../api/api.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,7 +70,7 @@ void elvis_journal_add(struct elvis_manager *m, const char *source, json_t *even
         json_object_set_new(event, "source", json_string(source));
         json_decref(c->ring[seq % JOURNAL_SIZE]);
         c->ring[seq % JOURNAL_SIZE] = event;
-        elvis_api_wake(m->api);
+        elvis_manager_publish(m, ELVIS_EVENT_JOURNAL, NULL);
 }
 
 const char *elvis_journal_boot(struct elvis_manager *m)
@@ -325,6 +324,17 @@ static void on_tick(struct elvis_loop_source *src, void *userdata)
         elvis_control_tick(userdata);
 }
 
+/* A committed policy may have a new interval. */
+static void on_commit(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old, void *userdata)
+{
+        struct elvis_control *c = userdata;
+
+        if (ev != ELVIS_EVENT_COMMIT || c->interval_ms == m->state.policy.interval_ms)
+                return;
+        c->interval_ms = m->state.policy.interval_ms;
+        elvis_loop_timer_rearm(c->timer, (uint64_t)c->interval_ms * 1000u, true);
+}
+
 int elvis_control_start(struct elvis_manager *m)
 {
         struct elvis_control *c = calloc(1, sizeof(*c));
@@ -341,18 +351,9 @@ int elvis_control_start(struct elvis_manager *m)
         }
         c->interval_ms = m->state.policy.interval_ms;
         r = elvis_loop_add_timer(m->loop, (uint64_t)c->interval_ms * 1000u, true, on_tick, m, &c->timer);
-        return r;
+        return r < 0 ? r : elvis_manager_listen(m, on_commit, c);
 }
 
-void elvis_control_reschedule(struct elvis_manager *m)
-{
-        struct elvis_control *c = m->control;
-
-        if (!c || c->interval_ms == m->state.policy.interval_ms)
-                return;
-        c->interval_ms = m->state.policy.interval_ms;
-        elvis_loop_timer_rearm(c->timer, (uint64_t)c->interval_ms * 1000u, true);
-}
 
 void elvis_control_stop(struct elvis_manager *m)
 {
@@ -360,6 +361,7 @@ void elvis_control_stop(struct elvis_manager *m)
 
         if (!c)
                 return;
+        elvis_manager_unlisten(m, on_commit, c);
         elvis_loop_source_free(c->timer);
         for (unsigned i = 0; i < JOURNAL_SIZE; i++)
                 json_decref(c->ring[i]);

@@ -11,8 +11,6 @@ struct elvis_manager;
 
 int elvis_control_start(struct elvis_manager *m);
 void elvis_control_stop(struct elvis_manager *m);
-/* The policy interval changed. */
-void elvis_control_reschedule(struct elvis_manager *m);
 /* What the policies would do now (nothing is applied): {"snapshot":..., "plan":...}. */
 json_t *elvis_control_plan(struct elvis_manager *m);
 /* Samples once and runs the policies now (tests and the simulator's live twin). */

@@ -4,7 +4,6 @@
 
 #include <elvis/version.h>
 
-#include "../api/api.h"
 #include "control.h"
 #include "libvirt.h"
 #include "log.h"
@@ -50,8 +49,9 @@ void elvis_manager_free(struct elvis_manager *m)
 {
         if (!m)
                 return;
-        elvis_api_stop(m->api);
-        m->api = NULL;
+        if (m->fe_ops && m->fe)
+                m->fe_ops->stop(m->fe);
+        m->fe = NULL;
         elvis_libvirt_stop(m);
         elvis_control_stop(m);
         if (m->dp_ops && m->dp)
@@ -164,6 +164,11 @@ static void dataplane_restore(struct elvis_manager *m)
 }
 
 
+static unsigned frontend_connections(const struct elvis_manager *m)
+{
+        return m->fe_ops && m->fe ? m->fe_ops->connections(m->fe) : 0;
+}
+
 static void on_drain(struct elvis_loop_source *src, void *userdata)
 {
         struct elvis_manager *m = userdata;
@@ -171,10 +176,9 @@ static void on_drain(struct elvis_loop_source *src, void *userdata)
 
         if (!deadline)
                 deadline = elvis_now_ns() + DRAIN_TIMEOUT_NS;
-        if (elvis_api_connections(m->api) == 0 || elvis_now_ns() > deadline) {
-                if (elvis_api_connections(m->api))
-                        log_warning("shutting down with %u API connection(s) still open",
-                                    elvis_api_connections(m->api));
+        if (frontend_connections(m) == 0 || elvis_now_ns() > deadline) {
+                if (frontend_connections(m))
+                        log_warning("shutting down with %u API connection(s) still open", frontend_connections(m));
                 elvis_loop_exit(m->loop, 0);
         }
 }
@@ -194,7 +198,8 @@ static void on_signal(struct elvis_loop_source *src, int signo, void *userdata)
         m->stopping = true;
         log_notice("received %s: finishing in-flight requests and stopping", strsignal(signo));
         elvis_notify("STOPPING=1\nSTATUS=Stopping");
-        elvis_api_quiesce(m->api);
+        if (m->fe_ops && m->fe)
+                m->fe_ops->quiesce(m->fe);
         if (elvis_loop_add_timer(m->loop, 20000, true, on_drain, m, NULL) < 0)
                 elvis_loop_exit(m->loop, 0);
 }
@@ -285,9 +290,11 @@ int elvis_manager_start(struct elvis_manager *m)
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot set up signal handling: %s", strerror(-r));
         signal(SIGPIPE, SIG_IGN);
-        r = elvis_api_start(m, &m->api);
-        if (r < 0)
-                return r;
+        if (m->fe_ops) {
+                r = m->fe_ops->start(m, &m->fe);
+                if (r < 0)
+                        return r;
+        }
         r = elvis_control_start(m);
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot start the control loop: %s", strerror(-r));
@@ -348,7 +355,8 @@ static int write_pid_file(const char *path)
         return fclose(f) == 0 ? 0 : -errno;
 }
 
-int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes)
+int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes,
+                       const struct elvis_frontend_ops *frontend)
 {
         struct elvis_config_errors errors = { 0 };
         enum elvis_config_action action;
@@ -402,6 +410,7 @@ int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry
                 return 1;
         }
         m->cfg = cfg;
+        m->fe_ops = frontend;
         r = elvis_manager_start(m);
         if (r < 0) {
                 elvis_notify("STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);

@@ -241,6 +241,22 @@ bool elvis_libvirt_enabled(const struct elvis_manager *m)
         return m->cfg.libvirt_uri && strcmp(m->cfg.libvirt_uri, "none") != 0;
 }
 
+int elvis_libvirt_domain_for(struct elvis_manager *m, const struct elvis_vm *vm, struct elvis_domain_info *ret,
+                             struct elvis_err *e)
+{
+        char err[256];
+        int r;
+
+        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || !elvis_libvirt_enabled(m))
+                return 0;       /* without libvirt a domain name is a label */
+        r = elvis_libvirt_domain(m, vm->domain, ret, err, sizeof(err));
+        if (r == -ENOTCONN && vm->vcpus)
+                return 0;
+        if (r < 0)
+                return elvis_err_set(e, r == -ENOTCONN ? -EAGAIN : r, "%s", err);
+        return 1;
+}
+
 int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elvis_domain_info *ret, char *err,
                          size_t errlen)
 {
@@ -578,6 +594,22 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
         }
 }
 
+/* A VM that names a domain gets its pins whenever its CPUs, or its domain, change. */
+static void on_commit(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old, void *userdata)
+{
+        if (ev != ELVIS_EVENT_COMMIT)
+                return;
+        for (unsigned i = 0; i < m->state.nvms; i++) {
+                const struct elvis_vm *vm = &m->state.vms[i], *was = NULL;
+                for (unsigned k = 0; k < old->nvms && !was; k++)
+                        if (old->vms[k].id == vm->id)
+                                was = &old->vms[k];
+                if (vm->domain[0] &&
+                    (!was || strcmp(was->domain, vm->domain) || !elvis_cpuset_equal(&was->cpus, &vm->cpus)))
+                        elvis_libvirt_schedule_pin(m, vm->id);
+        }
+}
+
 int elvis_libvirt_start(struct elvis_manager *m)
 {
         struct elvis_libvirt *lv;
@@ -602,7 +634,7 @@ int elvis_libvirt_start(struct elvis_manager *m)
             (r = elvis_loop_add_timer(m->loop, 0, false, on_deferred, m, &lv->deferred)) < 0)
                 return r;
         connect_now(m);
-        return 0;
+        return elvis_manager_listen(m, on_commit, lv);
 }
 
 void elvis_libvirt_stop(struct elvis_manager *m)
@@ -611,6 +643,7 @@ void elvis_libvirt_stop(struct elvis_manager *m)
 
         if (!lv)
                 return;
+        elvis_manager_unlisten(m, on_commit, lv);
         if (lv->conn) {
                 if (lv->lifecycle_cb >= 0)
                         virConnectDomainEventDeregisterAny(lv->conn, lv->lifecycle_cb);

@@ -9,6 +9,7 @@
 #include "domxml.h"
 
 struct elvis_manager;
+struct elvis_err;
 
 /* Connects (or keeps retrying in the background); never fails the daemon's start for an
  * unreachable libvirtd. Does nothing with --libvirt-uri none. */
@@ -18,6 +19,12 @@ bool elvis_libvirt_enabled(const struct elvis_manager *m);
 /* Reads a domain by name or UUID: 0, -ENOENT, -ENOTCONN (libvirt unreachable). */
 int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elvis_domain_info *ret, char *err,
                          size_t errlen);
+/* What a new VM that names a domain can learn from libvirt (vCPUs, interfaces, QEMU's
+ * identity) when the request does not say: 1 with ret filled, 0 when there is nothing to
+ * ask (no domain, everything given, libvirt disabled, or unreachable while the vCPUs are
+ * known: the pins follow when it is back), or -errno with e set. */
+int elvis_libvirt_domain_for(struct elvis_manager *m, const struct elvis_vm *vm, struct elvis_domain_info *ret,
+                             struct elvis_err *e);
 /* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs;
  * deferred to the next loop turn (safe from an API request). */
 void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id);

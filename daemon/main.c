@@ -1,6 +1,8 @@
-/* elvis-manager entry point: the product's data-plane registry. */
+/* elvis-manager entry point, the composition root: the product's data planes and its
+ * front end, the REST API. */
 #include "manager.h"
 
+#include "../api/api.h"
 #include "../dataplane/kernel_dp.h"
 #include "../dataplane/user_dp.h"
 
@@ -14,5 +16,5 @@ static const struct elvis_dataplane_entry dataplanes[] = {
 
 int main(int argc, char **argv)
 {
-        return elvis_manager_main(argc, argv, dataplanes);
+        return elvis_manager_main(argc, argv, dataplanes, &elvis_api_frontend);
 }

@@ -5,8 +5,7 @@
 #include <elvis/policy.h>
 #include <elvis/version.h>
 
-#include "control.h"
-#include "libvirt.h"
+#include "domxml.h"
 #include "log.h"
 #include "notify.h"
 #include "paths.h"
@@ -303,6 +302,32 @@ static unsigned unserved_queues(const struct elvis_state *s)
 
 /* ---- transactions ---- */
 
+int elvis_manager_listen(struct elvis_manager *m, elvis_listener_fn fn, void *userdata)
+{
+        if (m->nlisteners == ELVIS_MAX_LISTENERS)
+                return -ENOSPC;
+        m->listeners[m->nlisteners].fn = fn;
+        m->listeners[m->nlisteners].userdata = userdata;
+        m->nlisteners++;
+        return 0;
+}
+
+void elvis_manager_unlisten(struct elvis_manager *m, elvis_listener_fn fn, void *userdata)
+{
+        for (unsigned i = 0; i < m->nlisteners; i++)
+                if (m->listeners[i].fn == fn && m->listeners[i].userdata == userdata) {
+                        memmove(&m->listeners[i], &m->listeners[i + 1], (m->nlisteners - i - 1) * sizeof(m->listeners[0]));
+                        m->nlisteners--;
+                        return;
+                }
+}
+
+void elvis_manager_publish(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old)
+{
+        for (unsigned i = 0; i < m->nlisteners; i++)
+                m->listeners[i].fn(m, ev, old, m->listeners[i].userdata);
+}
+
 void elvis_manager_changed(struct elvis_manager *m)
 {
         elvis_notify("STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
@@ -336,9 +361,15 @@ static int commit(struct elvis_manager *m, struct elvis_state *next, struct elvi
                 elvis_state_fini(next);
                 return elvis_err_set(e, r, "cannot persist the state: %s", strerror(-r));
         }
-        elvis_state_copy(&m->state, next);
-        elvis_state_fini(next);
+        /* next becomes current; the old state is what subscribers compare against */
+        {
+                struct elvis_state old = m->state;
+                m->state = *next;
+                *next = old;
+        }
         elvis_manager_changed(m);
+        elvis_manager_publish(m, ELVIS_EVENT_COMMIT, next);
+        elvis_state_fini(next);
         return 0;
 }
 
@@ -390,26 +421,17 @@ static void pick_tap_name(const struct elvis_manager *m, const struct elvis_stat
         }
 }
 
-/* A VM named by a libvirt domain takes its vCPU count and vhost-user interfaces from
- * the domain when the request does not give them. */
-static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *given,
-                            struct elvis_err *e)
+/* A VM named by a libvirt domain takes its vCPU count, VMM identity and vhost-user
+ * interfaces from the domain when the request does not give them. The caller looked the
+ * domain up (the API through libvirt, or the qemu hook's XML); without it a domain name
+ * is a label. */
+static int fill_from_domain(struct elvis_vm *vm, const struct elvis_domain_info *given)
 {
         struct elvis_domain_info info;
-        char err[256];
-        int r;
 
-        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || (!given && !elvis_libvirt_enabled(m)))
-                return 0;       /* without libvirt a domain name is a label */
-        if (given) {
-                info = *given;
-        } else {
-                r = elvis_libvirt_domain(m, vm->domain, &info, err, sizeof(err));
-                if (r == -ENOTCONN && vm->vcpus)
-                        return 0;       /* nothing more to learn; pins follow when libvirt is back */
-                if (r < 0)
-                        return elvis_err_set(e, r == -ENOTCONN ? -EAGAIN : r, "%s", err);
-        }
+        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || !given)
+                return 0;
+        info = *given;
         if (!vm->vcpus)
                 vm->vcpus = info.vcpus;
         if (!vm->vmm_uid_set && !vm->vmm_gid_set) {
@@ -435,8 +457,8 @@ static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const 
 int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *info,
                                 bool dry_run, struct elvis_err *e)
 {
-        int r = fill_from_domain(m, vm, info, e);
-        return r < 0 ? r : elvis_manager_vm_add(m, vm, dry_run, e);
+        fill_from_domain(vm, info);
+        return elvis_manager_vm_add(m, vm, dry_run, e);
 }
 
 int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_run, struct elvis_err *e)
@@ -543,8 +565,6 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                 return 0;
         }
         r = commit(m, &next, e);
-        if (r == 0 && vm->domain[0])
-                elvis_libvirt_schedule_pin(m, vm->id);
         if (r == 0)
                 log_notice("VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)", vm->id, vm->name, vm->vcpus,
                            vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-",
@@ -777,8 +797,6 @@ int elvis_manager_policy_set(struct elvis_manager *m, const json_t *patch, struc
         assign_queues(m, &next, true);
         drop_idle_automatic(&next);
         r = commit(m, &next, e);
-        if (r == 0)
-                elvis_control_reschedule(m);
         if (r == 0)
                 log_notice("policy updated (mode %s, exitless %s)", elvis_mode_name(m->state.policy.mode),
                            elvis_exitless_name(m->state.policy.exitless));

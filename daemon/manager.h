@@ -14,8 +14,8 @@
 #include <jansson.h>
 #include <time.h>
 
-struct elvis_api;
 struct elvis_libvirt;
+struct elvis_manager;
 struct elvis_control;
 struct elvis_plan;
 
@@ -24,6 +24,26 @@ enum elvis_dp_status {
         ELVIS_DP_FAILED,        /* present but failed to start */
         ELVIS_DP_RUNNING,
 };
+
+/* A front end (the REST API): started with the manager, told to stop accepting on
+ * shutdown, drained, stopped. The daemon knows it only through this table, which the
+ * composition root (main.c) hands to elvis_manager_main(). */
+struct elvis_frontend_ops {
+        int (*start)(struct elvis_manager *m, void **ret_fe);
+        void (*quiesce)(void *fe);
+        unsigned (*connections)(const void *fe);
+        void (*stop)(void *fe);
+};
+
+/* What subscribers hear. COMMIT: a change is durable and current; old is the state
+ * before it. JOURNAL: an event was added to the decision journal; old is NULL. */
+enum elvis_event {
+        ELVIS_EVENT_COMMIT,
+        ELVIS_EVENT_JOURNAL,
+};
+typedef void (*elvis_listener_fn)(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old,
+                                  void *userdata);
+#define ELVIS_MAX_LISTENERS 8
 
 struct elvis_manager {
         int argc;
@@ -40,7 +60,13 @@ struct elvis_manager {
         char dp_kind[16];
         enum elvis_dp_status dp_status;
         char dp_detail[256];
-        struct elvis_api *api;
+        const struct elvis_frontend_ops *fe_ops;        /* NULL: no front end (tests) */
+        void *fe;
+        struct {
+                elvis_listener_fn fn;
+                void *userdata;
+        } listeners[ELVIS_MAX_LISTENERS];
+        unsigned nlisteners;
         struct elvis_libvirt *libvirt;
         struct elvis_control *control;
         uint64_t start_ns;
@@ -52,8 +78,22 @@ struct elvis_manager {
 int elvis_manager_new(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes,
                       struct elvis_manager **ret);
 void elvis_manager_free(struct elvis_manager *m);
-/* Loads config, topology and state, starts the data plane and the API, runs the loop. Exit code. */
-int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes);
+/* Loads config, topology and state, starts the data plane and the front end, runs the
+ * loop. Exit code. */
+int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry *dataplanes,
+                       const struct elvis_frontend_ops *frontend);
+
+/* Subscribers (the journal's readers, libvirt pinning, the control loop, systemd
+ * status) hear of every commit and journal event on the loop thread, in the order they
+ * subscribed. A listener must not commit from inside its call: it schedules work. */
+int elvis_manager_listen(struct elvis_manager *m, elvis_listener_fn fn, void *userdata);
+void elvis_manager_unlisten(struct elvis_manager *m, elvis_listener_fn fn, void *userdata);
+void elvis_manager_publish(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old);
+/* The current state, for readers (the API's GET routes, metrics): never to be changed. */
+static inline const struct elvis_state *elvis_manager_state(const struct elvis_manager *m)
+{
+        return &m->state;
+}
 
 /* Startup pieces, exposed for tests that drive a manager without the API. */
 int elvis_manager_start(struct elvis_manager *m);

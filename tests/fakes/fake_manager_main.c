@@ -3,6 +3,7 @@
  * "--dataplane kernel" (never for auto, which must keep choosing "user"). With
  * ELVIS_FAKE_KERNEL=unusable a "kernel" data plane is present but cannot be opened,
  * as elvis.ko is for a daemon without CAP_NET_ADMIN. */
+#include "../../api/api.h"
 #include "../../daemon/manager.h"
 #include "fake_dataplane.h"
 
@@ -57,5 +58,5 @@ int main(int argc, char **argv)
                         dp = with_kernel;
         if (k && strcmp(k, "unusable") == 0)
                 dp = with_unusable_kernel;
-        return elvis_manager_main(argc, argv, dp);
+        return elvis_manager_main(argc, argv, dp, &elvis_api_frontend);
 }

@@ -95,6 +95,15 @@ static void settle(void)
 }
 static bool one_vm(void) { return m->state.nvms == 1; }
 
+/* What POST /v1/vms does for a VM that names a domain: ask libvirt, then add. */
+static int add_domain(struct elvis_vm *vm, struct elvis_err *e)
+{
+        struct elvis_domain_info info;
+        int r = elvis_libvirt_domain_for(m, vm, &info, e);
+
+        return r < 0 ? r : elvis_manager_vm_add_domain(m, vm, r > 0 ? &info : NULL, false, e);
+}
+
 Test(libvirt, add_by_name_reads_vcpus_and_pins)
 {
         struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
@@ -104,7 +113,7 @@ Test(libvirt, add_by_name_reads_vcpus_and_pins)
 
         snprintf(vm.name, sizeof(vm.name), "t1");
         snprintf(vm.domain, sizeof(vm.domain), "test");
-        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
         cr_assert_eq(vm.vcpus, 2, "the vCPU count came from the domain");
         settle();               /* the pin is deferred to the next loop turns */
         for (unsigned i = 0; i < 2; i++) {
@@ -129,13 +138,13 @@ Test(libvirt, add_by_uuid_and_unknown_domains)
 
         snprintf(vm.name, sizeof(vm.name), "byuuid");
         snprintf(vm.domain, sizeof(vm.domain), "6695eb01-f6a4-8304-79aa-97f2502e193f");
-        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
         cr_assert_eq(vm.vcpus, 2);
         memset(&vm, 0, sizeof(vm));
         vm.policy = (struct elvis_vm_policy){ 100, ELVIS_EXITLESS_AUTO };
         snprintf(vm.name, sizeof(vm.name), "ghost");
         snprintf(vm.domain, sizeof(vm.domain), "no-such-domain");
-        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), -ENOENT);
+        cr_assert_eq(add_domain(&vm, &e), -ENOENT);
         cr_assert(strstr(e.detail, "libvirt has no domain 'no-such-domain'"), "%s", e.detail);
 }
 
@@ -147,7 +156,7 @@ Test(libvirt, stopping_the_domain_releases_the_vm)
 
         snprintf(vm.name, sizeof(vm.name), "t1");
         snprintf(vm.domain, sizeof(vm.domain), "test");
-        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
         cr_assert_eq(m->state.nvms, 1);
         cr_assert_eq(virDomainDestroy(dom), 0);
         cr_assert(run_until(no_vms), "the lifecycle event released the VM");
@@ -186,7 +195,7 @@ Test(libvirt, restart_repins_drifted_vcpus)
 
         snprintf(vm.name, sizeof(vm.name), "t1");
         snprintf(vm.domain, sizeof(vm.domain), "test");
-        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, NULL, false, &e), 0, "%s", e.detail);
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
         settle();
         /* someone re-pins vCPU 1 behind our back */
         cr_assert_eq(virDomainPinVcpu(dom, 1, &all, 1), 0);
