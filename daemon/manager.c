@@ -3,6 +3,7 @@
 
 #include <elvis/placement.h>
 #include <elvis/policy.h>
+#include <elvis/reconcile.h>
 #include <elvis/version.h>
 
 #include "domxml.h"
@@ -44,28 +45,6 @@ static bool dp_ready(const struct elvis_manager *m)
 
 /* ---- reconciliation: bring the data plane from state a to state b ---- */
 
-static const struct elvis_device *find_device(const struct elvis_state *s, uint32_t vm, const char *dev,
-                                              const struct elvis_vm **ret_vm)
-{
-        for (unsigned i = 0; i < s->nvms; i++)
-                if (s->vms[i].id == vm)
-                        for (unsigned d = 0; d < s->vms[i].ndevices; d++)
-                                if (strcmp(s->vms[i].devices[d].id, dev) == 0) {
-                                        if (ret_vm)
-                                                *ret_vm = &s->vms[i];
-                                        return &s->vms[i].devices[d];
-                                }
-        return NULL;
-}
-
-static bool has_sidecore(const struct elvis_state *s, uint32_t id)
-{
-        for (unsigned i = 0; i < s->nsidecores; i++)
-                if (s->sidecores[i].id == id)
-                        return true;
-        return false;
-}
-
 static void dp_device_from(const struct elvis_manager *m, const struct elvis_state *s, const struct elvis_vm *vm,
                            const struct elvis_device *d, struct elvis_dp_device *out)
 {
@@ -97,113 +76,95 @@ static void dp_device_from(const struct elvis_manager *m, const struct elvis_sta
         };
 }
 
-struct step {
-        struct elvis_manager *m;
-        bool best_effort;
-        int r;
-        struct elvis_err *e;
-};
-
-/* Records the first failure; in best-effort mode (rollback) only logs it. */
-static bool step_ok(struct step *st, int r, const char *what, uint32_t a, const char *b, unsigned c)
-{
-        if (r >= 0)
-                return true;
-        if (st->r == 0) {
-                st->r = r;
-                elvis_err_set(st->e, r, "data plane refused to %s (%u %s %u): %s", what, a, b ? b : "", c,
-                              strerror(-r));
-        }
-        if (st->best_effort) {
-                log_warning("data plane failed to %s (%u %s %u): %s", what, a, b ? b : "", c, strerror(-r));
-                return true;
-        }
-        return false;
-}
-
-static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const struct elvis_state *b,
-                     bool best_effort, struct elvis_err *e)
+/* One step of the diff on the data plane. */
+static int apply_step(struct elvis_manager *m, const struct elvis_state *b, const struct elvis_step *sp)
 {
         const struct elvis_dataplane_ops *ops = m->dp_ops;
-        struct step st = { .m = m, .best_effort = best_effort, .e = e };
+        const struct elvis_vm *vm = NULL;
+        const struct elvis_device *dev = NULL;
+        struct elvis_dp_device cfg;
         void *dp = m->dp;
 
-        if (!dp_ready(m))
-                return 0;
-        for (unsigned i = 0; i < b->nsidecores; i++) {
-                const struct elvis_sidecore *sc = &b->sidecores[i];
-                if (!has_sidecore(a, sc->id) &&
-                    !step_ok(&st, ops->sidecore_create(dp, sc->id, sc->cpu), "create sidecore", sc->id, "on CPU",
-                             (unsigned)sc->cpu))
-                        return st.r;
-        }
-        for (unsigned i = 0; i < b->nvms; i++) {
-                const struct elvis_vm *vm = &b->vms[i];
-                for (unsigned d = 0; d < vm->ndevices; d++) {
-                        const struct elvis_device *dev = &vm->devices[d];
-                        const struct elvis_vm *old_vm = NULL;
-                        const struct elvis_device *old = find_device(a, vm->id, dev->id, &old_vm);
-                        struct elvis_dp_device cfg;
-
-                        dp_device_from(m, b, vm, dev, &cfg);
-                        if (!old) {
-                                int r = ops->device_attach(dp, &cfg);
-                                if (r < 0 && !best_effort && dev->socket[0])
-                                        return elvis_err_set(e, r, "data plane refused to attach device %s of VM %u on %s: %s%s",
-                                                             dev->id, vm->id, dev->socket, strerror(-r),
-                                                             r == -EEXIST ? " (a file or a socket ELVIS did not create)" : "");
-                                if (!step_ok(&st, r, "attach device", vm->id, dev->id, 0))
-                                        return st.r;
-                        } else if (old_vm->policy.weight != vm->policy.weight ||
-                                   elvis_effective_exitless(&a->policy, old_vm) != cfg.exitless) {
-                                if (!step_ok(&st, ops->device_set_policy(dp, vm->id, dev->id, cfg.weight, cfg.exitless),
-                                             "set policy of", vm->id, dev->id, 0))
-                                        return st.r;
-                        }
-                        for (unsigned q = 0; q < dev->queues; q++) {
-                                uint32_t was = old ? old->sidecore[q] : ELVIS_SIDECORE_NONE;
-                                if (was != dev->sidecore[q] &&
-                                    !step_ok(&st, ops->queue_assign(dp, vm->id, dev->id, q, dev->sidecore[q]),
-                                             "assign queue of", vm->id, dev->id, q))
-                                        return st.r;
-                        }
-                }
-        }
-        for (unsigned i = 0; i < a->nvms; i++) {
-                const struct elvis_vm *vm = &a->vms[i];
-                for (unsigned d = 0; d < vm->ndevices; d++) {
-                        const struct elvis_device *dev = &vm->devices[d];
-                        if (find_device(b, vm->id, dev->id, NULL))
-                                continue;
-                        for (unsigned q = 0; q < dev->queues; q++)
-                                if (dev->sidecore[q] &&
-                                    !step_ok(&st, ops->queue_assign(dp, vm->id, dev->id, q, ELVIS_SIDECORE_NONE),
-                                             "unassign queue of", vm->id, dev->id, q))
-                                        return st.r;
-                        if (!step_ok(&st, ops->device_detach(dp, vm->id, dev->id), "detach device", vm->id, dev->id,
-                                     0))
-                                return st.r;
-                }
-        }
-        for (unsigned i = 0; i < a->nsidecores; i++) {
-                const struct elvis_sidecore *sc = &a->sidecores[i];
-                if (!has_sidecore(b, sc->id) &&
-                    !step_ok(&st, ops->sidecore_destroy(dp, sc->id), "destroy sidecore", sc->id, NULL, 0))
-                        return st.r;
-        }
-        if (a->policy.budget_packets != b->policy.budget_packets || a->policy.budget_bytes != b->policy.budget_bytes ||
-            a->policy.poll_start_rate != b->policy.poll_start_rate ||
-            a->policy.poll_stop_idle_ms != b->policy.poll_stop_idle_ms) {
+        switch (sp->kind) {
+        case ELVIS_STEP_SIDECORE_CREATE:
+                return ops->sidecore_create(dp, sp->sidecore, sp->cpu);
+        case ELVIS_STEP_DEVICE_ATTACH:
+        case ELVIS_STEP_DEVICE_POLICY:
+                dev = elvis_state_find_device(b, sp->vm, sp->device, &vm);
+                if (!dev)
+                        return -ENOENT;
+                dp_device_from(m, b, vm, dev, &cfg);
+                return sp->kind == ELVIS_STEP_DEVICE_ATTACH ? ops->device_attach(dp, &cfg) :
+                        ops->device_set_policy(dp, vm->id, dev->id, cfg.weight, cfg.exitless);
+        case ELVIS_STEP_QUEUE_ASSIGN:
+                return ops->queue_assign(dp, sp->vm, sp->device, sp->queue, sp->sidecore);
+        case ELVIS_STEP_DEVICE_DETACH:
+                return ops->device_detach(dp, sp->vm, sp->device);
+        case ELVIS_STEP_SIDECORE_DESTROY:
+                return ops->sidecore_destroy(dp, sp->sidecore);
+        case ELVIS_STEP_PARAMS: {
                 struct elvis_dp_params p = {
                         .budget_packets = b->policy.budget_packets,
                         .budget_bytes = b->policy.budget_bytes,
                         .poll_start_rate = b->policy.poll_start_rate,
                         .poll_stop_idle_ms = b->policy.poll_stop_idle_ms,
                 };
-                if (!step_ok(&st, ops->set_params(dp, &p), "set parameters", 0, NULL, 0))
-                        return st.r;
+                return ops->set_params(dp, &p);
         }
-        return st.r;
+        default:
+                return -EINVAL;
+        }
+}
+
+/* Brings the data plane from a to b with the steps of the pure diff (policies/). The
+ * first failure stops it (the caller rolls back), or, best effort, is logged and passed. */
+static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const struct elvis_state *b,
+                     bool best_effort, struct elvis_err *e)
+{
+        size_t max = elvis_reconcile_max(a, b), n;
+        struct elvis_step *steps;
+        int first = 0;
+
+        if (!dp_ready(m))
+                return 0;
+        steps = calloc(max, sizeof(*steps));
+        if (!steps)
+                return elvis_err_set(e, -ENOMEM, "out of memory");
+        n = elvis_reconcile_diff(a, b, steps, max);
+        for (size_t i = 0; i < n; i++) {
+                const struct elvis_step *sp = &steps[i];
+                const struct elvis_device *dev;
+                int r = apply_step(m, b, sp);
+
+                if (r >= 0)
+                        continue;
+                if (best_effort) {
+                        log_warning("data plane failed to %s (VM %u %s %u): %s", elvis_step_name(sp->kind), sp->vm,
+                                    sp->device, sp->kind == ELVIS_STEP_SIDECORE_CREATE ||
+                                    sp->kind == ELVIS_STEP_SIDECORE_DESTROY ? sp->sidecore : sp->queue, strerror(-r));
+                        if (!first) {
+                                first = r;
+                                elvis_err_set(e, r, "data plane refused to %s: %s", elvis_step_name(sp->kind),
+                                              strerror(-r));
+                        }
+                        continue;
+                }
+                dev = sp->kind == ELVIS_STEP_DEVICE_ATTACH ? elvis_state_find_device(b, sp->vm, sp->device, NULL) : NULL;
+                if (dev && dev->socket[0])
+                        elvis_err_set(e, r, "data plane refused to attach device %s of VM %u on %s: %s%s", dev->id,
+                                      sp->vm, dev->socket, strerror(-r),
+                                      r == -EEXIST ? " (a file or a socket ELVIS did not create)" : "");
+                else if (sp->kind == ELVIS_STEP_SIDECORE_CREATE || sp->kind == ELVIS_STEP_SIDECORE_DESTROY)
+                        elvis_err_set(e, r, "data plane refused to %s %u (CPU %d): %s", elvis_step_name(sp->kind),
+                                      sp->sidecore, sp->cpu, strerror(-r));
+                else
+                        elvis_err_set(e, r, "data plane refused to %s (VM %u %s %u): %s", elvis_step_name(sp->kind),
+                                      sp->vm, sp->device, sp->queue, strerror(-r));
+                first = r;
+                break;
+        }
+        free(steps);
+        return first;
 }
 
 /* ---- placement helpers over a scratch state ---- */

@@ -236,3 +236,17 @@ bool elvis_ifname_valid(const char *name)
                         return false;
         return true;
 }
+
+const struct elvis_device *elvis_state_find_device(const struct elvis_state *s, uint32_t vm, const char *device,
+                                                   const struct elvis_vm **ret_vm)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (s->vms[i].id == vm)
+                        for (unsigned d = 0; d < s->vms[i].ndevices; d++)
+                                if (strcmp(s->vms[i].devices[d].id, device) == 0) {
+                                        if (ret_vm)
+                                                *ret_vm = &s->vms[i];
+                                        return &s->vms[i].devices[d];
+                                }
+        return NULL;
+}

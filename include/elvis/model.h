@@ -126,6 +126,9 @@ struct elvis_vm *elvis_state_vm_by_name(struct elvis_state *s, const char *name)
 struct elvis_sidecore *elvis_state_sidecore(struct elvis_state *s, uint32_t id);
 struct elvis_sidecore *elvis_state_sidecore_on_cpu(struct elvis_state *s, int cpu);
 struct elvis_device *elvis_vm_device(struct elvis_vm *vm, const char *id);
+/* A VM's device by ids in a state that is only read; its VM in *ret_vm when asked. */
+const struct elvis_device *elvis_state_find_device(const struct elvis_state *s, uint32_t vm, const char *device,
+                                                   const struct elvis_vm **ret_vm);
 /* Number of queue pairs assigned to a sidecore. */
 unsigned elvis_state_sidecore_load(const struct elvis_state *s, uint32_t sidecore);
 /* CPUs in use by VMs and sidecores. */
