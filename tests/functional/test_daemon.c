@@ -306,21 +306,29 @@ static long tls_get(const char *url, const char *cacert, const char *auth)
         return status;
 }
 
-Test(daemon, tls_listener_requires_token)
+/* Starts the daemon with a TLS listener on 127.0.0.1:port; the certificate's path in cert. */
+static void start_tls(int port, char *cert, size_t len)
 {
-        char cert[160], key[160], token[160], a1[200], a2[200], a3[200], url[64];
-        int port = 20000 + (getpid() % 20000);
+        static char key[160], token[160], a1[200], a2[200], a3[200], listen[64];
 
-        make_tls(d.dir, cert, key, token, sizeof(cert));
+        make_tls(d.dir, cert, key, token, len < sizeof(key) ? len : sizeof(key));
         snprintf(a1, sizeof(a1), "--tls-cert=%s", cert);
         snprintf(a2, sizeof(a2), "--tls-key=%s", key);
         snprintf(a3, sizeof(a3), "--token-file=%s", token);
-        snprintf(url, sizeof(url), "--listen=127.0.0.1:%d", port);
-        daemon_arg(&d, url);
+        snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%d", port);
+        daemon_arg(&d, listen);
         daemon_arg(&d, a1);
         daemon_arg(&d, a2);
         daemon_arg(&d, a3);
         cr_assert_eq(daemon_start(&d), 0);
+}
+
+Test(daemon, tls_listener_requires_token)
+{
+        char cert[160], url[64];
+        int port = 20000 + (getpid() % 20000);
+
+        start_tls(port, cert, sizeof(cert));
         snprintf(url, sizeof(url), "https://localhost:%d/v1/health", port);
         cr_assert_eq(tls_get(url, cert, NULL), 401, "no token");
         cr_assert_eq(tls_get(url, cert, "Authorization: Bearer wrong-token-0123456789"), 401);
@@ -371,21 +379,12 @@ static bool closed_by_server(int fd, int ms)
  * unix API answers promptly all along. */
 Test(daemon, tcp_listener_limits_unauthenticated_clients)
 {
-        char cert[160], key[160], token[160], a1[200], a2[200], a3[200], url[64];
+        char cert[160], url[64];
         int port = 20000 + ((getpid() + 7) % 20000), fds[40], nfd = 0, dropped = 0, silent;
         struct api_probe probe;
         struct timespec t0, t1;
 
-        make_tls(d.dir, cert, key, token, sizeof(cert));
-        snprintf(a1, sizeof(a1), "--tls-cert=%s", cert);
-        snprintf(a2, sizeof(a2), "--tls-key=%s", key);
-        snprintf(a3, sizeof(a3), "--token-file=%s", token);
-        snprintf(url, sizeof(url), "--listen=127.0.0.1:%d", port);
-        daemon_arg(&d, url);
-        daemon_arg(&d, a1);
-        daemon_arg(&d, a2);
-        daemon_arg(&d, a3);
-        cr_assert_eq(daemon_start(&d), 0);
+        start_tls(port, cert, sizeof(cert));
         api_probe_start(&probe, &d);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         silent = tcp_connect(port);

@@ -470,22 +470,22 @@ Test(userdp, stalled_control_connection_blocks_nobody)
         free(good);
 }
 
-/* Sidecores are added and removed while a stream runs: each removal moves the queue
- * live to another sidecore. Nothing may be lost, duplicated or reordered. */
-Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
-{
-        char *sock = add_vm("mover", "{\"backend\":\"loopback\"}", "always");
+/* A time-bounded stream on sock in a child (on a loaded CI host the rate varies tenfold:
+ * what matters is that every frame sent comes back in order); its verdict comes back
+ * through a pipe. */
+struct bg_stream {
         pid_t pid;
-        int wst, moves = 0;
-        char path[64];
+        int fd;
+};
+
+static void stream_start(struct bg_stream *b, const char *sock, const char *seconds)
+{
         int pipefd[2];
 
         cr_assert_eq(pipe(pipefd), 0);
-        pid = fork();
-        if (pid == 0) {
-                /* bounded by time, not by a count: on a loaded CI host the rate varies
-                 * tenfold, and what matters is that every frame sent came back in order */
-                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--seconds", "12", NULL };
+        b->pid = fork();
+        if (b->pid == 0) {
+                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--seconds", seconds, NULL };
                 char *out;
                 int rc = run_cmd(argv, NULL, &out, NULL);
                 if (write(pipefd[1], out, strlen(out)) < 0)
@@ -493,7 +493,42 @@ Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
                 _exit(rc);
         }
         close(pipefd[1]);
-        for (uint32_t id = 1; id < 60 && waitpid(pid, &wst, WNOHANG) == 0; id++) {
+        b->fd = pipefd[0];
+}
+
+/* Waits for the stream and checks it: every frame back, none lost or reordered. */
+static json_t *stream_finish(struct bg_stream *b)
+{
+        char out[4096] = "";
+        ssize_t got;
+        json_t *j;
+        int wst;
+
+        cr_assert_eq(waitpid(b->pid, &wst, 0), b->pid);
+        got = read(b->fd, out, sizeof(out) - 1);
+        close(b->fd);
+        out[got > 0 ? got : 0] = '\0';
+        j = json_loads(out, 0, NULL);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the stream failed: %s", out);
+        cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
+        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame sent came back: %s", out);
+        cr_assert_eq(n(j, "lost"), 0);
+        cr_assert_eq(n(j, "dup_or_reordered"), 0);
+        return j;
+}
+
+/* Sidecores are added and removed while a stream runs: each removal moves the queue
+ * live to another sidecore. Nothing may be lost, duplicated or reordered. */
+Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
+{
+        char *sock = add_vm("mover", "{\"backend\":\"loopback\"}", "always");
+        struct bg_stream bg;
+        int moves = 0;
+        char path[64];
+        json_t *j;
+
+        stream_start(&bg, sock, "12");
+        for (uint32_t id = 1; id < 60 && waitpid(bg.pid, NULL, WNOHANG) == 0; id++) {
                 struct resp r;
                 /* a new sidecore, then the old one goes: its queue moves */
                 cr_assert_eq(http_json(&d, "POST", "/v1/sidecores", "{}", &r), 0);
@@ -506,22 +541,11 @@ Test(userdp_xml, queue_moves_under_traffic_lose_nothing)
                 moves++;
                 usleep(20000);
         }
-        if (waitpid(pid, &wst, 0) == pid) {
-                char out[4096] = "";
-                ssize_t got = read(pipefd[0], out, sizeof(out) - 1);
-                json_t *j;
-                out[got > 0 ? got : 0] = '\0';
-                j = json_loads(out, 0, NULL);
-                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "emulator failed: %s", out);
-                cr_log_info("%d live moves during %lld packets", moves, n(j, "rx_packets"));
-                cr_assert_geq(moves, 3, "the stream ended before the queue moved");
-                cr_assert_gt(n(j, "tx_packets"), 10000, "%s", out);
-                cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame sent came back: %s", out);
-                cr_assert_eq(n(j, "lost"), 0);
-                cr_assert_eq(n(j, "dup_or_reordered"), 0);
-                json_decref(j);
-        }
-        close(pipefd[0]);
+        j = stream_finish(&bg);
+        cr_log_info("%d live moves during %lld packets", moves, n(j, "rx_packets"));
+        cr_assert_geq(moves, 3, "the stream ended before the queue moved");
+        cr_assert_gt(n(j, "tx_packets"), 10000);
+        json_decref(j);
         free(sock);
 }
 
@@ -561,24 +585,14 @@ Test(userdp_wedge, control_plane_never_waits_for_a_wedged_sidecore)
 {
         char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
         char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
-        pid_t victim, hostile;
-        int pipefd[2], wst;
+        struct bg_stream victim;
+        pid_t hostile;
         long long before, after = 0;
         struct resp r;
         bool wedged = false;
         double ms, total;
 
-        cr_assert_eq(pipe(pipefd), 0);
-        victim = fork();
-        if (victim == 0) {
-                const char *argv[] = { GUEST, "--socket", good, "--mode", "stream", "--seconds", "12", NULL };
-                char *out;
-                int rc = run_cmd(argv, NULL, &out, NULL);
-                if (write(pipefd[1], out, strlen(out)) < 0)
-                        rc = 9;
-                _exit(rc);
-        }
-        close(pipefd[1]);
+        stream_start(&victim, good, "12");
         hostile = fork();
         if (hostile == 0) {
                 const char *argv[] = { GUEST, "--socket", evil, "--mode", "hostile", "--kind", "call-made-blocking", NULL };
@@ -609,22 +623,8 @@ Test(userdp_wedge, control_plane_never_waits_for_a_wedged_sidecore)
         cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
         cr_assert_eq(json_array_size(json_object_get(r.json, "queues")), 1, "no stale queue: %s", r.body);
         resp_free(&r);
-        cr_assert_eq(waitpid(victim, &wst, 0), victim);
-        {
-                char out[4096] = "";
-                ssize_t got = read(pipefd[0], out, sizeof(out) - 1);
-                json_t *j;
-                out[got > 0 ? got : 0] = '\0';
-                j = json_loads(out, 0, NULL);
-                cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "victim failed: %s", out);
-                cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
-                cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame came back: %s", out);
-                cr_assert_eq(n(j, "lost"), 0);
-                cr_assert_eq(n(j, "dup_or_reordered"), 0);
-                json_decref(j);
-        }
+        json_decref(stream_finish(&victim));
         waitpid(hostile, NULL, 0);
-        close(pipefd[0]);
         free(evil);
         free(good);
 }
