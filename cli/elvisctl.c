@@ -178,11 +178,6 @@ static double real(const json_t *o, const char *k)
         return json_number_value(json_object_get(o, k));
 }
 
-static const char *yesno(const json_t *o, const char *k)
-{
-        return json_is_true(json_object_get(o, k)) ? "yes" : "no";
-}
-
 /* The integer v, or "-" for null (an unplaced queue, a CPU without NUMA information). */
 static const char *opt_int(const json_t *v, char *buf, size_t size)
 {
@@ -269,6 +264,7 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
 
 /* ---- topology ---- */
 
+/* "vcpu of web1 (VM 1)", "sidecore 3", or the role as it is */
 static void cpu_role(const json_t *cpu, char *buf, size_t size)
 {
         const char *role = str(cpu, "role");
@@ -310,13 +306,32 @@ static void print_exitless(const json_t *ex)
                 printf("sidecores on CPUs not isolated from the scheduler: %s\n", shared);
 }
 
+/* "8086:1572": a NIC's PCI vendor and device */
+static void nic_id(const json_t *nic, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s:%s", str(nic, "vendor"), str(nic, "device"));
+}
+
+static const struct elvis_column cpu_columns[] = {
+        { "CPU", ELVIS_COL_INT, .key = "cpu" },
+        { "CORE", ELVIS_COL_INT, .key = "core" },
+        { "NODE", ELVIS_COL_INT, .key = "numa_node" },
+        { "SIBLINGS", ELVIS_COL_STR, .key = "siblings" },
+        { "ROLE", ELVIS_COL_FN, .fn = cpu_role },
+        { NULL },
+};
+
+static const struct elvis_column nic_columns[] = {
+        { "NIC", ELVIS_COL_STR, .key = "name" },
+        { "PCI", ELVIS_COL_STR, .key = "pci" },
+        { "NODE", ELVIS_COL_INT, .key = "numa_node" },
+        { "ID", ELVIS_COL_FN, .fn = nic_id },
+        { NULL },
+};
+
 static int cmd_topology(struct ctx *x, int argc, char **argv)
 {
-        static const char *const hc[] = { "CPU", "CORE", "NODE", "SIBLINGS", "ROLE", NULL };
-        static const char *const hn[] = { "NIC", "PCI", "NODE", "ID", NULL };
-        struct elvis_table *tb;
-        json_t *t, *o;
-        size_t i;
+        json_t *t;
         int r;
 
         if (argc)
@@ -333,29 +348,10 @@ static int cmd_topology(struct ctx *x, int argc, char **argv)
                str(t, "allowed_cpus"), str(t, "reserved_cpus"));
         print_exitless(json_object_get(t, "exitless"));
         putchar('\n');
-        tb = elvis_table_new(hc);
-        json_array_foreach(json_object_get(t, "cpus"), i, o) {
-                char role[128];
-                cpu_role(o, role, sizeof(role));
-                elvis_table_add(tb, "%lld", num(o, "cpu"));
-                elvis_table_add(tb, "%lld", num(o, "core"));
-                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "numa_node")));
-                elvis_table_add(tb, "%s", str(o, "siblings"));
-                elvis_table_add(tb, "%s", role);
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        elvis_table_render(cpu_columns, json_object_get(t, "cpus"), stdout);
         if (json_array_size(json_object_get(t, "nics"))) {
                 putchar('\n');
-                tb = elvis_table_new(hn);
-                json_array_foreach(json_object_get(t, "nics"), i, o) {
-                        elvis_table_add(tb, "%s", str(o, "name"));
-                        elvis_table_add(tb, "%s", str(o, "pci"));
-                        elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "numa_node")));
-                        elvis_table_add(tb, "%s:%s", str(o, "vendor"), str(o, "device"));
-                }
-                elvis_table_print(tb, stdout);
-                elvis_table_free(tb);
+                elvis_table_render(nic_columns, json_object_get(t, "nics"), stdout);
         }
         json_decref(t);
         return EXIT_OK;
@@ -379,13 +375,13 @@ static void vm_path(const char *key, char *buf, size_t size)
         buf[n] = '\0';
 }
 
-/* "1,2,-": the sidecores serving a device's queue pairs */
+/* "1,2,-": the sidecores serving a device's queue pairs; "-" for none */
 static void device_sidecores(const json_t *dev, char *buf, size_t size)
 {
         size_t q, n = 0;
         json_t *s;
 
-        buf[0] = '\0';
+        snprintf(buf, size, "-");
         json_array_foreach(json_object_get(dev, "sidecores"), q, s) {
                 int k = snprintf(buf + n, size - n, "%s%s", q ? "," : "", OPT_INT(s));
                 if (k < 0 || (size_t)k >= size - n)
@@ -401,61 +397,38 @@ static const char *vm_cpus(const json_t *vm)
         return cpus[0] ? cpus : "-";
 }
 
-/* One row per device; the VM's own columns only on its first row. */
-static void vm_rows(struct elvis_table *tb, const json_t *vm)
+/* "net0:loopback" */
+static void device_label(const json_t *dev, char *buf, size_t size)
 {
-        const json_t *pol = json_object_get(vm, "policy");
-        size_t i, ndev = json_array_size(json_object_get(vm, "devices"));
-        json_t *d;
-
-        for (i = 0; i < (ndev ? ndev : 1); i++) {
-                char scs[256];
-                d = json_array_get(json_object_get(vm, "devices"), i);
-                if (i == 0) {
-                        elvis_table_add(tb, "%lld", num(vm, "id"));
-                        elvis_table_add(tb, "%s", str(vm, "name"));
-                        elvis_table_add(tb, "%s", vm_cpus(vm));
-                        elvis_table_add(tb, "%lld", num(pol, "weight"));
-                        elvis_table_add(tb, "%s", str(pol, "exitless"));
-                } else {
-                        for (int c = 0; c < 5; c++)
-                                elvis_table_add(tb, "%s", "");
-                }
-                if (!d) {
-                        elvis_table_add(tb, "-");
-                        elvis_table_add(tb, "-");
-                        elvis_table_add(tb, "-");
-                        continue;
-                }
-                device_sidecores(d, scs, sizeof(scs));
-                elvis_table_add(tb, "%s:%s", str(d, "id"), str(d, "backend"));
-                elvis_table_add(tb, "%lld", num(d, "queues"));
-                elvis_table_add(tb, "%s", scs[0] ? scs : "-");
-        }
+        snprintf(buf, size, "%s:%s", str(dev, "id"), str(dev, "backend"));
 }
+
+/* One line per device; the VM's own columns only on its first. */
+static const struct elvis_column vm_columns[] = {
+        { "ID", ELVIS_COL_INT, .key = "id" },
+        { "NAME", ELVIS_COL_STR, .key = "name" },
+        { "CPUS", ELVIS_COL_CPUS, .key = "cpus" },
+        { "WEIGHT", ELVIS_COL_INT, .key = "policy.weight" },
+        { "EXITLESS", ELVIS_COL_STR, .key = "policy.exitless" },
+        { "DEVICE", ELVIS_COL_FN, .each = "devices", .fn = device_label },
+        { "QUEUES", ELVIS_COL_INT, .key = "queues", .each = "devices" },
+        { "SIDECORES", ELVIS_COL_FN, .each = "devices", .fn = device_sidecores },
+        { NULL },
+};
 
 static int cmd_vm_list(struct ctx *x, int argc, char **argv)
 {
-        static const char *const h[] = { "ID", "NAME", "CPUS", "WEIGHT", "EXITLESS", "DEVICE", "QUEUES", "SIDECORES",
-                                         NULL };
-        struct elvis_table *tb;
-        json_t *j, *vm;
-        size_t i;
+        json_t *j;
         int r;
 
         if (argc)
                 return usage_error(x, "vm list takes no arguments");
         if ((r = get(x, "/v1/vms", &j)))
                 return r;
-        if (x->out == OUT_JSON) {
+        if (x->out == OUT_JSON)
                 print_json(j);
-        } else {
-                tb = elvis_table_new(h);
-                json_array_foreach(json_object_get(j, "vms"), i, vm)
-                        vm_rows(tb, vm);
-                elvis_table_print(tb, stdout);
-                elvis_table_free(tb);
-        }
+        else
+                elvis_table_render(vm_columns, json_object_get(j, "vms"), stdout);
         json_decref(j);
         return EXIT_OK;
 }
@@ -510,7 +483,7 @@ static void print_vm(struct ctx *x, const json_t *vm)
                 printf("  device %s: %s%s%s, %lld queue pair(s)\n", str(d, "id"), str(d, "backend"),
                        json_is_string(tap) ? " " : "", json_is_string(tap) ? json_string_value(tap) : "",
                        num(d, "queues"));
-                printf("    socket:    %s\n    sidecores: %s\n", str(d, "socket"), scs[0] ? scs : "-");
+                printf("    socket:    %s\n    sidecores: %s\n", str(d, "socket"), scs);
         }
 }
 
@@ -686,13 +659,13 @@ static int cmd_vm_remove(struct ctx *x, int argc, char **argv)
 
 /* ---- sidecores ---- */
 
-/* "web1/net0/0 web1/net0/1": the queues a sidecore serves */
+/* "web1/net0/0 web1/net0/1": the queues a sidecore serves; "-" for none */
 static void sidecore_queues(const json_t *sc, char *buf, size_t size)
 {
         size_t k, n = 0;
         json_t *q;
 
-        buf[0] = '\0';
+        snprintf(buf, size, "-");
         json_array_foreach(json_object_get(sc, "queues"), k, q) {
                 int w = snprintf(buf + n, size - n, "%s%s/%s/%lld", k ? " " : "", str(q, "vm_name"), str(q, "device"),
                                  num(q, "queue"));
@@ -704,35 +677,28 @@ static void sidecore_queues(const json_t *sc, char *buf, size_t size)
         }
 }
 
+static const struct elvis_column sidecore_columns[] = {
+        { "ID", ELVIS_COL_INT, .key = "id" },
+        { "CPU", ELVIS_COL_INT, .key = "cpu" },
+        { "NODE", ELVIS_COL_INT, .key = "numa_node" },
+        { "ORIGIN", ELVIS_COL_BOOL, .key = "automatic", .yes = "automatic", .no = "operator" },
+        { "QUEUES", ELVIS_COL_FN, .fn = sidecore_queues },
+        { NULL },
+};
+
 static int cmd_sidecore_list(struct ctx *x, int argc, char **argv)
 {
-        static const char *const h[] = { "ID", "CPU", "NODE", "ORIGIN", "QUEUES", NULL };
-        struct elvis_table *tb;
-        json_t *j, *s;
-        size_t i;
+        json_t *j;
         int r;
 
         if (argc)
                 return usage_error(x, "sidecore list takes no arguments");
         if ((r = get(x, "/v1/sidecores", &j)))
                 return r;
-        if (x->out == OUT_JSON) {
+        if (x->out == OUT_JSON)
                 print_json(j);
-                json_decref(j);
-                return EXIT_OK;
-        }
-        tb = elvis_table_new(h);
-        json_array_foreach(json_object_get(j, "sidecores"), i, s) {
-                char qs[1024];
-                sidecore_queues(s, qs, sizeof(qs));
-                elvis_table_add(tb, "%lld", num(s, "id"));
-                elvis_table_add(tb, "%lld", num(s, "cpu"));
-                elvis_table_add(tb, "%s", OPT_INT(json_object_get(s, "numa_node")));
-                elvis_table_add(tb, "%s", json_is_true(json_object_get(s, "automatic")) ? "automatic" : "operator");
-                elvis_table_add(tb, "%s", qs[0] ? qs : "-");
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        else
+                elvis_table_render(sidecore_columns, json_object_get(j, "sidecores"), stdout);
         json_decref(j);
         return EXIT_OK;
 }
@@ -748,7 +714,7 @@ static void print_sidecore(struct ctx *x, const json_t *sc)
         sidecore_queues(sc, qs, sizeof(qs));
         printf("sidecore %lld on CPU %lld\n  NUMA node: %s\n  origin:    %s\n  queues:    %s\n", num(sc, "id"),
                num(sc, "cpu"), OPT_INT(json_object_get(sc, "numa_node")),
-               json_is_true(json_object_get(sc, "automatic")) ? "automatic" : "operator", qs[0] ? qs : "-");
+               json_is_true(json_object_get(sc, "automatic")) ? "automatic" : "operator", qs);
 }
 
 static int cmd_sidecore_add(struct ctx *x, int argc, char **argv)
@@ -879,15 +845,36 @@ static int cmd_policy_set(struct ctx *x, int argc, char **argv)
 
 /* ---- stats and top ---- */
 
+static const struct elvis_column stats_sidecore_columns[] = {
+        { "SIDECORE", ELVIS_COL_INT, .key = "id" },
+        { "CPU", ELVIS_COL_INT, .key = "cpu" },
+        { "QUEUES", ELVIS_COL_INT, .key = "queues" },
+        { "LOAD", ELVIS_COL_PERCENT, .key = "load", .decimals = 1 },
+        { "PACKETS", ELVIS_COL_INT, .key = "packets" },
+        { "POLLS", ELVIS_COL_INT, .key = "polls" },
+        { "EMPTY", ELVIS_COL_INT, .key = "empty_polls" },
+        { "WAKEUPS", ELVIS_COL_INT, .key = "wakeups" },
+        { NULL },
+};
+
+static const struct elvis_column stats_queue_columns[] = {
+        { "VM", ELVIS_COL_STR, .key = "vm_name" },
+        { "DEVICE", ELVIS_COL_STR, .key = "device" },
+        { "Q", ELVIS_COL_INT, .key = "queue" },
+        { "SIDECORE", ELVIS_COL_INT, .key = "sidecore" },
+        { "STATE", ELVIS_COL_STR, .key = "state" },
+        { "POLLING", ELVIS_COL_BOOL, .key = "polling" },
+        { "TX PKTS", ELVIS_COL_INT, .key = "tx_packets" },
+        { "RX PKTS", ELVIS_COL_INT, .key = "rx_packets" },
+        { "KICKS", ELVIS_COL_INT, .key = "kicks" },
+        { "IRQS", ELVIS_COL_INT, .key = "interrupts" },
+        { "ERRORS", ELVIS_COL_INT, .key = "errors" },
+        { NULL },
+};
+
 static int cmd_stats(struct ctx *x, int argc, char **argv)
 {
-        static const char *const hs[] = { "SIDECORE", "CPU", "QUEUES", "LOAD", "PACKETS", "POLLS", "EMPTY", "WAKEUPS",
-                                          NULL };
-        static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "STATE", "POLLING", "TX PKTS", "RX PKTS",
-                                          "KICKS", "IRQS", "ERRORS", NULL };
-        struct elvis_table *tb;
-        json_t *s, *o;
-        size_t i;
+        json_t *s;
         int r;
 
         if (argc)
@@ -901,80 +888,46 @@ static int cmd_stats(struct ctx *x, int argc, char **argv)
         }
         if (!json_is_true(json_object_get(s, "available")))
                 printf("the %s data plane is not running: no counters\n\n", str(s, "dataplane"));
-        tb = elvis_table_new(hs);
-        json_array_foreach(json_object_get(s, "sidecores"), i, o) {
-                elvis_table_add(tb, "%lld", num(o, "id"));
-                elvis_table_add(tb, "%lld", num(o, "cpu"));
-                elvis_table_add(tb, "%lld", num(o, "queues"));
-                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
-                elvis_table_add(tb, "%lld", num(o, "packets"));
-                elvis_table_add(tb, "%lld", num(o, "polls"));
-                elvis_table_add(tb, "%lld", num(o, "empty_polls"));
-                elvis_table_add(tb, "%lld", num(o, "wakeups"));
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        elvis_table_render(stats_sidecore_columns, json_object_get(s, "sidecores"), stdout);
         putchar('\n');
-        tb = elvis_table_new(hq);
-        json_array_foreach(json_object_get(s, "queues"), i, o) {
-                elvis_table_add(tb, "%s", str(o, "vm_name"));
-                elvis_table_add(tb, "%s", str(o, "device"));
-                elvis_table_add(tb, "%lld", num(o, "queue"));
-                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
-                elvis_table_add(tb, "%s", str(o, "state"));
-                elvis_table_add(tb, "%s", yesno(o, "polling"));
-                elvis_table_add(tb, "%lld", num(o, "tx_packets"));
-                elvis_table_add(tb, "%lld", num(o, "rx_packets"));
-                elvis_table_add(tb, "%lld", num(o, "kicks"));
-                elvis_table_add(tb, "%lld", num(o, "interrupts"));
-                elvis_table_add(tb, "%lld", num(o, "errors"));
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        elvis_table_render(stats_queue_columns, json_object_get(s, "queues"), stdout);
         json_decref(s);
         return EXIT_OK;
 }
 
+static const struct elvis_column top_sidecore_columns[] = {
+        { "SIDECORE", ELVIS_COL_INT, .key = "id" },
+        { "CPU", ELVIS_COL_INT, .key = "cpu" },
+        { "QUEUES", ELVIS_COL_INT, .key = "queues" },
+        { "LOAD", ELVIS_COL_PERCENT, .key = "load", .decimals = 1 },
+        { "PKTS/S", ELVIS_COL_REAL, .key = "pps" },
+        { "STATE", ELVIS_COL_BOOL, .key = "sleeping", .yes = "sleeping", .no = "polling" },
+        { NULL },
+};
+
+static const struct elvis_column top_queue_columns[] = {
+        { "VM", ELVIS_COL_STR, .key = "vm_name" },
+        { "DEVICE", ELVIS_COL_STR, .key = "device" },
+        { "Q", ELVIS_COL_INT, .key = "queue" },
+        { "SIDECORE", ELVIS_COL_INT, .key = "sidecore" },
+        { "PKTS/S", ELVIS_COL_REAL, .key = "pps" },
+        { "KICKS/S", ELVIS_COL_REAL, .key = "kicks_ps" },
+        { "IRQS/S", ELVIS_COL_REAL, .key = "interrupts_ps" },
+        { "POLLING", ELVIS_COL_BOOL, .key = "polling" },
+        { "STATE", ELVIS_COL_STR, .key = "state" },
+        { NULL },
+};
+
 static void render_top(const json_t *rates, bool keys, FILE *f)
 {
-        static const char *const hs[] = { "SIDECORE", "CPU", "QUEUES", "LOAD", "PKTS/S", "STATE", NULL };
-        static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "PKTS/S", "KICKS/S", "IRQS/S", "POLLING",
-                                          "STATE", NULL };
-        struct elvis_table *tb;
-        json_t *o;
-        size_t i;
-
         fprintf(f, "elvisctl top: rates over the last %.2f s%s\n", real(rates, "interval_s"),
                 keys ? " (q quits)" : "");
         if (!json_is_true(json_object_get(rates, "available")))
                 fprintf(f, "the %s data plane is not running: no counters\n", str(rates, "dataplane"));
         fputc('\n', f);
-        tb = elvis_table_new(hs);
-        json_array_foreach(json_object_get(rates, "sidecores"), i, o) {
-                elvis_table_add(tb, "%lld", num(o, "id"));
-                elvis_table_add(tb, "%lld", num(o, "cpu"));
-                elvis_table_add(tb, "%lld", num(o, "queues"));
-                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
-                elvis_table_add(tb, "%.0f", real(o, "pps"));
-                elvis_table_add(tb, "%s", json_is_true(json_object_get(o, "sleeping")) ? "sleeping" : "polling");
-        }
-        elvis_table_print(tb, f);
-        elvis_table_free(tb);
+        elvis_table_render(top_sidecore_columns, json_object_get(rates, "sidecores"), f);
         fputc('\n', f);
-        tb = elvis_table_new(hq);
-        json_array_foreach(json_object_get(rates, "queues"), i, o) {
-                elvis_table_add(tb, "%s", str(o, "vm_name"));
-                elvis_table_add(tb, "%s", str(o, "device"));
-                elvis_table_add(tb, "%lld", num(o, "queue"));
-                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
-                elvis_table_add(tb, "%.0f", real(o, "pps"));
-                elvis_table_add(tb, "%.0f", real(o, "kicks_ps"));
-                elvis_table_add(tb, "%.0f", real(o, "interrupts_ps"));
-                elvis_table_add(tb, "%s", yesno(o, "polling"));
-                elvis_table_add(tb, "%s", str(o, "state"));
-        }
-        elvis_table_print(tb, f);
-        elvis_table_free(tb);
+        elvis_table_render(top_queue_columns, json_object_get(rates, "queues"), f);
 }
 
 /* The terminal is in non-canonical mode only while top reads keys. Every way out restores
@@ -1312,15 +1265,30 @@ static int cmd_events(struct ctx *x, int argc, char **argv)
         }
 }
 
+static const struct elvis_column plan_sidecore_columns[] = {
+        { "SIDECORE", ELVIS_COL_INT, .key = "id" },
+        { "CPU", ELVIS_COL_INT, .key = "cpu" },
+        { "LOAD", ELVIS_COL_PERCENT, .key = "load", .decimals = 1 },
+        { "WAIT(us)", ELVIS_COL_REAL, .key = "wait_us", .decimals = 1 },
+        { NULL },
+};
+
+static const struct elvis_column plan_queue_columns[] = {
+        { "VM", ELVIS_COL_INT, .key = "vm" },
+        { "DEVICE", ELVIS_COL_STR, .key = "device" },
+        { "Q", ELVIS_COL_INT, .key = "queue" },
+        { "SIDECORE", ELVIS_COL_INT, .key = "sidecore" },
+        { "PKTS/S", ELVIS_COL_REAL, .key = "pps" },
+        { "KICKS/S", ELVIS_COL_REAL, .key = "kicks_ps" },
+        { "COST", ELVIS_COL_REAL, .key = "cost", .decimals = 4 },
+        { "WAIT(us)", ELVIS_COL_REAL, .key = "wait_us", .decimals = 1 },
+        { NULL },
+};
+
 static int cmd_plan(struct ctx *x, int argc, char **argv)
 {
-        static const char *const hs[] = { "SIDECORE", "CPU", "LOAD", "WAIT(us)", NULL };
-        static const char *const hq[] = { "VM", "DEVICE", "Q", "SIDECORE", "PKTS/S", "KICKS/S", "COST", "WAIT(us)",
-                                          NULL };
         const json_t *snap, *plan;
-        struct elvis_table *tb;
-        json_t *doc, *o;
-        size_t i;
+        json_t *doc;
         int r;
 
         if (argc)
@@ -1341,29 +1309,9 @@ static int cmd_plan(struct ctx *x, int argc, char **argv)
         }
         printf("mode %s; the last sample, over %.2f s, with %lld free core(s):\n\n", str(doc, "mode"),
                real(snap, "interval_s"), num(snap, "free_cores"));
-        tb = elvis_table_new(hs);
-        json_array_foreach(json_object_get(snap, "sidecores"), i, o) {
-                elvis_table_add(tb, "%lld", num(o, "id"));
-                elvis_table_add(tb, "%lld", num(o, "cpu"));
-                elvis_table_add(tb, "%.1f%%", 100.0 * real(o, "load"));
-                elvis_table_add(tb, "%.1f", real(o, "wait_us"));
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        elvis_table_render(plan_sidecore_columns, json_object_get(snap, "sidecores"), stdout);
         putchar('\n');
-        tb = elvis_table_new(hq);
-        json_array_foreach(json_object_get(snap, "queues"), i, o) {
-                elvis_table_add(tb, "%lld", num(o, "vm"));
-                elvis_table_add(tb, "%s", str(o, "device"));
-                elvis_table_add(tb, "%lld", num(o, "queue"));
-                elvis_table_add(tb, "%s", OPT_INT(json_object_get(o, "sidecore")));
-                elvis_table_add(tb, "%.0f", real(o, "pps"));
-                elvis_table_add(tb, "%.0f", real(o, "kicks_ps"));
-                elvis_table_add(tb, "%.4f", real(o, "cost"));
-                elvis_table_add(tb, "%.1f", real(o, "wait_us"));
-        }
-        elvis_table_print(tb, stdout);
-        elvis_table_free(tb);
+        elvis_table_render(plan_queue_columns, json_object_get(snap, "queues"), stdout);
         putchar('\n');
         if (json_is_object(plan)) {
                 printf("plan: ");
