@@ -189,41 +189,6 @@ static const char *opt_int(const json_t *v, char *buf, size_t size)
 
 #define OPT_INT(v) opt_int((v), (char[24]){ 0 }, 24)
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
-{
-        char *end;
-        unsigned long v;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (*end || errno || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-/* Matches argv[*i] as "--name VALUE" or "--name=VALUE". Returns 1 and the value (moving *i
- * past it), 0 when argv[*i] is another word, -1 when the value is missing. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **ret)
-{
-        size_t n = strlen(name);
-
-        if (strncmp(argv[*i], name, n))
-                return 0;
-        if (argv[*i][n] == '=') {
-                *ret = argv[*i] + n + 1;
-                return 1;
-        }
-        if (argv[*i][n])
-                return 0;
-        if (*i + 1 >= argc)
-                return -1;
-        *ret = argv[++*i];
-        return 1;
-}
-
 /* ---- status ---- */
 
 static void print_libvirt_health(const json_t *lv)
@@ -509,7 +474,7 @@ static int cmd_vm_add(struct ctx *x, int argc, char **argv)
                         if (name)
                                 r = usage_error(x, "vm add takes one NAME; '%s' is a second one", a);
                         name = a;
-                } else if (opt_value(argc, argv, &i, "--device", &val) == 1) {
+                } else if (elvis_arg_option(argc, argv, &i, "--device", &val) == 1) {
                         if (elvis_arg_parse_device(val, &dev, err, sizeof(err)) < 0)
                                 r = usage_error(x, "%s", err);
                         else
@@ -517,7 +482,7 @@ static int cmd_vm_add(struct ctx *x, int argc, char **argv)
                 } else if (n > 2 && a[1] == '-' && (k = elvis_arg_find(elvis_arg_vm_add_keys, a + 2, n - 2))) {
                         char opt[32];
                         snprintf(opt, sizeof(opt), "--%s", k->name);
-                        if (opt_value(argc, argv, &i, opt, &val) < 0)
+                        if (elvis_arg_option(argc, argv, &i, opt, &val) < 0)
                                 r = usage_error(x, "%s needs a value", opt);
                         else if (elvis_arg_parse_value(k, val, body, err, sizeof(err)) < 0)
                                 r = usage_error(x, "%s", err);
@@ -725,12 +690,12 @@ static int cmd_sidecore_add(struct ctx *x, int argc, char **argv)
         int r = EXIT_OK;
 
         for (int i = 0; i < argc && r == EXIT_OK; i++) {
-                int m = opt_value(argc, argv, &i, "--cpu", &val);
+                int m = elvis_arg_option(argc, argv, &i, "--cpu", &val);
                 if (m < 0)
                         r = usage_error(x, "--cpu needs a CPU number");
                 else if (m == 0)
                         r = usage_error(x, "sidecore add: unexpected argument '%s'", argv[i]);
-                else if (parse_uint(val, 1u << 20, &cpu) < 0)
+                else if (elvis_arg_uint(val, 1u << 20, &cpu) < 0)
                         r = usage_error(x, "--cpu must be a CPU number, got '%s'", val);
                 else
                         json_object_set_new(body, "cpu", json_integer((json_int_t)cpu));
@@ -749,7 +714,7 @@ static int sidecore_path(struct ctx *x, int argc, char **argv, char *path, size_
 {
         unsigned long id;
 
-        if (argc != 1 || parse_uint(argv[0], 0xffffffffu, &id) < 0 || id == 0)
+        if (argc != 1 || elvis_arg_uint(argv[0], 0xffffffffu, &id) < 0 || id == 0)
                 return usage_error(x, "sidecore %s needs one sidecore ID (a positive number)", x->cmd->sub);
         snprintf(path, size, "/v1/sidecores/%lu", id);
         return EXIT_OK;
@@ -1047,15 +1012,15 @@ static int cmd_top(struct ctx *x, int argc, char **argv)
         for (int i = 0; i < argc; i++) {
                 if (!strcmp(argv[i], "--once")) {
                         once = true;
-                } else if ((m = opt_value(argc, argv, &i, "--interval", &val))) {
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--interval", &val))) {
                         char *end;
                         if (m < 0)
                                 return usage_error(x, "--interval needs a number of seconds");
                         interval = strtod(val, &end);
                         if (!*val || *end || !(interval >= 0.05 && interval <= 3600))
                                 return usage_error(x, "--interval must be between 0.05 and 3600 seconds");
-                } else if ((m = opt_value(argc, argv, &i, "--count", &val))) {
-                        if (m < 0 || parse_uint(val, 1000000, &count) < 0 || !count)
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--count", &val))) {
+                        if (m < 0 || elvis_arg_uint(val, 1000000, &count) < 0 || !count)
                                 return usage_error(x, "--count needs a positive number");
                 } else {
                         return usage_error(x, "top: unknown option '%s'", argv[i]);
@@ -1209,7 +1174,8 @@ static int cmd_events(struct ctx *x, int argc, char **argv)
                 unsigned long v;
                 if (!strcmp(argv[k], "--follow"))
                         follow = true;
-                else if ((m = opt_value(argc, argv, &k, "--since", &val)) && m > 0 && parse_uint(val, ~0ul, &v) == 0)
+                else if ((m = elvis_arg_option(argc, argv, &k, "--since", &val)) && m > 0 &&
+                         elvis_arg_uint(val, ~0ul, &v) == 0)
                         since = v;
                 else if (m)
                         return usage_error(x, "--since needs an event number");
@@ -1642,26 +1608,26 @@ static int parse_globals(struct ctx *x, int argc, char **argv, const char **ret_
                 if (!strncmp(a, "-o", 2) && a[2] && a[2] != '=') {
                         v = a + 2;      /* -ojson */
                         m = 1;
-                } else if (!(m = opt_value(argc, argv, &i, "-o", &v))) {
-                        m = opt_value(argc, argv, &i, "--output", &v);
+                } else if (!(m = elvis_arg_option(argc, argv, &i, "-o", &v))) {
+                        m = elvis_arg_option(argc, argv, &i, "--output", &v);
                 }
                 if (m) {
                         if (m < 0 || (strcmp(v, "table") && strcmp(v, "json")))
                                 return -usage_error(NULL, "-o takes table or json");
                         x->out = strcmp(v, "json") ? OUT_TABLE : OUT_JSON;
-                } else if ((m = opt_value(argc, argv, &i, "--socket", &v))) {
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--socket", &v))) {
                         if (m < 0 || !*v)
                                 return -usage_error(NULL, "--socket needs a PATH");
                         x->c.socket = v;
-                } else if ((m = opt_value(argc, argv, &i, "--url", &v))) {
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--url", &v))) {
                         if (m < 0 || (strncmp(v, "https://", 8) && strncmp(v, "http://", 7)))
                                 return -usage_error(NULL, "--url needs an http:// or https:// URL");
                         x->c.url = v;
-                } else if ((m = opt_value(argc, argv, &i, "--token-file", &v))) {
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--token-file", &v))) {
                         if (m < 0)
                                 return -usage_error(NULL, "--token-file needs a FILE");
                         *ret_token_file = v;
-                } else if ((m = opt_value(argc, argv, &i, "--cacert", &v))) {
+                } else if ((m = elvis_arg_option(argc, argv, &i, "--cacert", &v))) {
                         if (m < 0)
                                 return -usage_error(NULL, "--cacert needs a FILE");
                         x->c.cacert = v;
