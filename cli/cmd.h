@@ -50,6 +50,12 @@ extern const struct elvis_global_option elvis_global_options[];
 int elvis_ctl_usage_error(const struct elvis_ctl *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int elvis_ctl_call(struct elvis_ctl *x, const char *method, const char *path, const json_t *body, json_t **ret);
 int elvis_ctl_get(struct elvis_ctl *x, const char *path, json_t **ret);
+/* For a command that takes no arguments and shows what GET path answers: refuses arguments,
+ * requests path, and prints the answer itself for JSON output. Returns the exit status; on
+ * success *ret is the answer left to print as text, or NULL when nothing is left. */
+int elvis_ctl_show(struct elvis_ctl *x, int argc, const char *path, json_t **ret);
+/* DELETE path, then the answer for JSON output, else "<what> <name> removed". */
+int elvis_ctl_remove(struct elvis_ctl *x, const char *path, const char *what, const char *name);
 
 /* ctl.c: fields of JSON answers for text output. */
 void elvis_json_print(const json_t *j);

@@ -23,21 +23,15 @@ int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
         json_t *h, *dp;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "status takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/health", &h)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/health", &h)) || !h)
                 return r;
-        if (x->out == ELVIS_OUT_JSON) {
-                elvis_json_print(h);
-        } else {
-                dp = json_object_get(h, "dataplane");
-                printf("status:     %s\nversion:    %s\nuptime:     %lld s\ndata plane: %s (%s): %s\n"
-                       "VMs:        %lld\nsidecores:  %lld\ntopology:   %s\n",
-                       elvis_json_str(h, "status"), elvis_json_str(h, "version"), elvis_json_int(h, "uptime_s"),
-                       elvis_json_str(dp, "kind"), elvis_json_str(dp, "state"), elvis_json_str(dp, "detail"),
-                       elvis_json_int(h, "vms"), elvis_json_int(h, "sidecores"), elvis_json_str(h, "topology"));
-                print_libvirt_health(json_object_get(h, "libvirt"));
-        }
+        dp = json_object_get(h, "dataplane");
+        printf("status:     %s\nversion:    %s\nuptime:     %lld s\ndata plane: %s (%s): %s\n"
+               "VMs:        %lld\nsidecores:  %lld\ntopology:   %s\n",
+               elvis_json_str(h, "status"), elvis_json_str(h, "version"), elvis_json_int(h, "uptime_s"),
+               elvis_json_str(dp, "kind"), elvis_json_str(dp, "state"), elvis_json_str(dp, "detail"),
+               elvis_json_int(h, "vms"), elvis_json_int(h, "sidecores"), elvis_json_str(h, "topology"));
+        print_libvirt_health(json_object_get(h, "libvirt"));
         json_decref(h);
         return ELVIS_EXIT_OK;
 }
@@ -112,15 +106,8 @@ int elvis_cmd_topology(struct elvis_ctl *x, int argc, char **argv)
         json_t *t;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "topology takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/topology", &t)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/topology", &t)) || !t)
                 return r;
-        if (x->out == ELVIS_OUT_JSON) {
-                elvis_json_print(t);
-                json_decref(t);
-                return ELVIS_EXIT_OK;
-        }
         printf("source %s, %lld package(s), %zu NUMA node(s); ELVIS may use CPUs %s, reserved %s\n",
                elvis_json_str(t, "source"), elvis_json_int(t, "packages"),
                json_array_size(json_object_get(t, "numa_nodes")), elvis_json_str(t, "allowed_cpus"),
@@ -168,15 +155,8 @@ int elvis_cmd_stats(struct elvis_ctl *x, int argc, char **argv)
         json_t *s;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "stats takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/stats", &s)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/stats", &s)) || !s)
                 return r;
-        if (x->out == ELVIS_OUT_JSON) {
-                elvis_json_print(s);
-                json_decref(s);
-                return ELVIS_EXIT_OK;
-        }
         if (!json_is_true(json_object_get(s, "available")))
                 printf("the %s data plane is not running: no counters\n\n", elvis_json_str(s, "dataplane"));
         elvis_table_render(stats_sidecore_columns, json_object_get(s, "sidecores"), stdout);

@@ -33,9 +33,7 @@ int elvis_cmd_policy_show(struct elvis_ctl *x, int argc, char **argv)
         json_t *p;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "policy show takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/policy", &p)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/policy", &p)) || !p)
                 return r;
         print_policy(x, p);
         json_decref(p);
@@ -122,15 +120,8 @@ int elvis_cmd_plan(struct elvis_ctl *x, int argc, char **argv)
         json_t *doc;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "plan takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/plan", &doc)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/plan", &doc)) || !doc)
                 return r;
-        if (x->out == ELVIS_OUT_JSON) {
-                elvis_json_print(doc);
-                json_decref(doc);
-                return ELVIS_EXIT_OK;
-        }
         snap = json_object_get(doc, "snapshot");
         plan = json_object_get(doc, "plan");
         if (!json_is_object(snap)) {

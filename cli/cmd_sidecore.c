@@ -37,14 +37,9 @@ int elvis_cmd_sidecore_list(struct elvis_ctl *x, int argc, char **argv)
         json_t *j;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "sidecore list takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/sidecores", &j)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/sidecores", &j)) || !j)
                 return r;
-        if (x->out == ELVIS_OUT_JSON)
-                elvis_json_print(j);
-        else
-                elvis_table_render(sidecore_columns, json_object_get(j, "sidecores"), stdout);
+        elvis_table_render(sidecore_columns, json_object_get(j, "sidecores"), stdout);
         json_decref(j);
         return ELVIS_EXIT_OK;
 }
@@ -91,6 +86,7 @@ int elvis_cmd_sidecore_add(struct elvis_ctl *x, int argc, char **argv)
         return ELVIS_EXIT_OK;
 }
 
+/* The path of the one sidecore that sidecore show and remove name. */
 static int sidecore_path(struct elvis_ctl *x, int argc, char **argv, char *path, size_t size)
 {
         unsigned long id;
@@ -117,16 +113,9 @@ int elvis_cmd_sidecore_show(struct elvis_ctl *x, int argc, char **argv)
 int elvis_cmd_sidecore_remove(struct elvis_ctl *x, int argc, char **argv)
 {
         char path[64];
-        json_t *res;
         int r;
 
-        if ((r = sidecore_path(x, argc, argv, path, sizeof(path))) ||
-            (r = elvis_ctl_call(x, "DELETE", path, NULL, &res)))
+        if ((r = sidecore_path(x, argc, argv, path, sizeof(path))))
                 return r;
-        if (x->out == ELVIS_OUT_JSON)
-                elvis_json_print(res);
-        else
-                printf("sidecore %s removed\n", argv[0]);
-        json_decref(res);
-        return ELVIS_EXIT_OK;
+        return elvis_ctl_remove(x, path, "sidecore", argv[0]);
 }

@@ -68,14 +68,9 @@ int elvis_cmd_vm_list(struct elvis_ctl *x, int argc, char **argv)
         json_t *j;
         int r;
 
-        if (argc)
-                return elvis_ctl_usage_error(x, "vm list takes no arguments");
-        if ((r = elvis_ctl_get(x, "/v1/vms", &j)))
+        if ((r = elvis_ctl_show(x, argc, "/v1/vms", &j)) || !j)
                 return r;
-        if (x->out == ELVIS_OUT_JSON)
-                elvis_json_print(j);
-        else
-                elvis_table_render(vm_columns, json_object_get(j, "vms"), stdout);
+        elvis_table_render(vm_columns, json_object_get(j, "vms"), stdout);
         json_decref(j);
         return ELVIS_EXIT_OK;
 }
@@ -195,16 +190,22 @@ out:
         return r;
 }
 
+/* The path of the one VM that vm show, xml and remove name. */
+static int vm_arg_path(struct elvis_ctl *x, int argc, char **argv, char *path, size_t size)
+{
+        if (argc != 1)
+                return elvis_ctl_usage_error(x, "vm %s needs one ID or NAME", x->cmd->sub);
+        vm_path(argv[0], path, size);
+        return ELVIS_EXIT_OK;
+}
+
 int elvis_cmd_vm_show(struct elvis_ctl *x, int argc, char **argv)
 {
         char path[512];
         json_t *vm;
         int r;
 
-        if (argc != 1)
-                return elvis_ctl_usage_error(x, "vm show needs one ID or NAME");
-        vm_path(argv[0], path, sizeof(path));
-        if ((r = elvis_ctl_get(x, path, &vm)))
+        if ((r = vm_arg_path(x, argc, argv, path, sizeof(path))) || (r = elvis_ctl_get(x, path, &vm)))
                 return r;
         print_vm(x, vm);
         json_decref(vm);
@@ -244,10 +245,7 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
         size_t i;
         int r;
 
-        if (argc != 1)
-                return elvis_ctl_usage_error(x, "vm xml needs one ID or NAME");
-        vm_path(argv[0], path, sizeof(path));
-        if ((r = elvis_ctl_get(x, path, &vm)))
+        if ((r = vm_arg_path(x, argc, argv, path, sizeof(path))) || (r = elvis_ctl_get(x, path, &vm)))
                 return r;
         if ((r = elvis_ctl_get(x, "/v1/health", &h))) {
                 json_decref(vm);
@@ -290,18 +288,9 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
 int elvis_cmd_vm_remove(struct elvis_ctl *x, int argc, char **argv)
 {
         char path[512];
-        json_t *res;
         int r;
 
-        if (argc != 1)
-                return elvis_ctl_usage_error(x, "vm remove needs one ID or NAME");
-        vm_path(argv[0], path, sizeof(path));
-        if ((r = elvis_ctl_call(x, "DELETE", path, NULL, &res)))
+        if ((r = vm_arg_path(x, argc, argv, path, sizeof(path))))
                 return r;
-        if (x->out == ELVIS_OUT_JSON)
-                elvis_json_print(res);
-        else
-                printf("VM %s removed\n", argv[0]);
-        json_decref(res);
-        return ELVIS_EXIT_OK;
+        return elvis_ctl_remove(x, path, "VM", argv[0]);
 }

@@ -92,6 +92,41 @@ int elvis_ctl_get(struct elvis_ctl *x, const char *path, json_t **ret)
         return elvis_ctl_call(x, "GET", path, NULL, ret);
 }
 
+int elvis_ctl_show(struct elvis_ctl *x, int argc, const char *path, json_t **ret)
+{
+        const struct elvis_command *c = x->cmd;
+        json_t *doc;
+        int r;
+
+        if (argc)
+                return elvis_ctl_usage_error(x, "%s%s%s takes no arguments", c->name, c->sub ? " " : "",
+                                             c->sub ? c->sub : "");
+        if ((r = elvis_ctl_get(x, path, &doc)))
+                return r;
+        if (x->out == ELVIS_OUT_JSON) {
+                elvis_json_print(doc);
+                json_decref(doc);
+                doc = NULL;
+        }
+        *ret = doc;
+        return ELVIS_EXIT_OK;
+}
+
+int elvis_ctl_remove(struct elvis_ctl *x, const char *path, const char *what, const char *name)
+{
+        json_t *res;
+        int r;
+
+        if ((r = elvis_ctl_call(x, "DELETE", path, NULL, &res)))
+                return r;
+        if (x->out == ELVIS_OUT_JSON)
+                elvis_json_print(res);
+        else
+                printf("%s %s removed\n", what, name);
+        json_decref(res);
+        return ELVIS_EXIT_OK;
+}
+
 void elvis_json_print(const json_t *j)
 {
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
