@@ -1,4 +1,5 @@
-/* Typed key=value parsing for elvisctl, driven by key tables that mirror the API schema. */
+/* Argument parsing for elvisctl: options, numbers, and typed key=value pairs driven by key
+ * tables that mirror the API schema. */
 #include "args.h"
 
 #include <ctype.h>
@@ -192,5 +193,38 @@ out:
                 return r;
         }
         *ret = dev;
+        return 0;
+}
+
+int elvis_arg_option(int argc, char **argv, int *i, const char *name, const char **ret)
+{
+        size_t n = strlen(name);
+
+        if (strncmp(argv[*i], name, n))
+                return 0;
+        if (argv[*i][n] == '=') {
+                *ret = argv[*i] + n + 1;
+                return 1;
+        }
+        if (argv[*i][n])
+                return 0;
+        if (*i + 1 >= argc)
+                return -1;
+        *ret = argv[++*i];
+        return 1;
+}
+
+int elvis_arg_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+        char *end;
+        unsigned long v;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (*end || errno || v > max)
+                return -EINVAL;
+        *ret = v;
         return 0;
 }

@@ -1,4 +1,5 @@
-/* key=value arguments of elvisctl checked against the API schema's types (pure, no I/O). */
+/* elvisctl's arguments: options and numbers, and key=value pairs checked against the API
+ * schema's types (pure, no I/O). */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>
@@ -37,3 +38,8 @@ int elvis_arg_parse_pair(const struct elvis_arg_key *keys, const char *what, con
                          size_t size);
 /* Parses a device SPEC "key=value,key=value" into a new DeviceCreate object in *ret. */
 int elvis_arg_parse_device(const char *spec, json_t **ret, char *err, size_t size);
+/* Matches argv[*i] as "NAME VALUE" or "NAME=VALUE". Returns 1 and the value in *ret (moving
+ * *i past it), 0 when argv[*i] is another word, -1 when the value is missing. */
+int elvis_arg_option(int argc, char **argv, int *i, const char *name, const char **ret);
+/* Parses a decimal number from 0 to max, without sign, blanks or suffix. Returns 0, or -EINVAL. */
+int elvis_arg_uint(const char *s, unsigned long max, unsigned long *ret);

@@ -1,4 +1,5 @@
-/* Column-aligned tables: cells are kept as strings, widths computed at print time. */
+/* Column-aligned tables: cells are kept as strings, widths computed at print time; a column
+ * spec fills them from an array of JSON objects. */
 #include "table.h"
 
 #include <stdarg.h>
@@ -111,4 +112,94 @@ void elvis_table_free(struct elvis_table *t)
                 free(t->cells[i]);
         free(t->cells);
         free(t);
+}
+
+/* The value at key of o ("a.b" reaches into objects); o itself when key is NULL. */
+static const json_t *lookup(const json_t *o, const char *key)
+{
+        const char *dot;
+
+        for (; key && o; key = dot + 1) {
+                dot = strchr(key, '.');
+                if (!dot)
+                        return json_object_get(o, key);
+                o = json_object_getn(o, key, (size_t)(dot - key));
+        }
+        return o;
+}
+
+/* v as column c shows it: a constant, a string of v's, or buf. */
+static const char *cell(const struct elvis_column *c, const json_t *v, char *buf, size_t size)
+{
+        if (!v || json_is_null(v))
+                return "-";
+        switch (c->kind) {
+        case ELVIS_COL_STR:
+                return json_is_string(v) ? json_string_value(v) : "-";
+        case ELVIS_COL_CPUS:
+                return json_is_string(v) && json_string_length(v) ? json_string_value(v) : "-";
+        case ELVIS_COL_INT:
+                if (!json_is_integer(v))
+                        return "-";
+                snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+                return buf;
+        case ELVIS_COL_REAL:
+                if (!json_is_number(v))
+                        return "-";
+                snprintf(buf, size, "%.*f", c->decimals, json_number_value(v));
+                return buf;
+        case ELVIS_COL_PERCENT:
+                if (!json_is_number(v))
+                        return "-";
+                snprintf(buf, size, "%.*f%%", c->decimals, 100.0 * json_number_value(v));
+                return buf;
+        case ELVIS_COL_BOOL:
+                if (!json_is_boolean(v))
+                        return "-";
+                if (json_is_true(v))
+                        return c->yes ? c->yes : "yes";
+                return c->no ? c->no : "no";
+        case ELVIS_COL_FN:
+                buf[0] = '\0';
+                c->fn(v, buf, size);
+                return buf;
+        }
+        return "-";
+}
+
+void elvis_table_render(const struct elvis_column *cols, const json_t *rows, FILE *f)
+{
+        const char *titles[MAX_COLS + 1];
+        char buf[ELVIS_COLUMN_CELL_MAX];
+        struct elvis_table *t;
+        const json_t *row;
+        size_t n = 0, i;
+
+        while (n < MAX_COLS && cols[n].title) {
+                titles[n] = cols[n].title;
+                n++;
+        }
+        titles[n] = NULL;
+        t = elvis_table_new(titles);
+        json_array_foreach(rows, i, row) {
+                size_t lines = 1;
+                for (size_t c = 0; c < n; c++)
+                        if (cols[c].each && json_array_size(lookup(row, cols[c].each)) > lines)
+                                lines = json_array_size(lookup(row, cols[c].each));
+                for (size_t l = 0; l < lines; l++)
+                        for (size_t c = 0; c < n; c++) {
+                                const json_t *v;
+                                if (cols[c].each)
+                                        v = lookup(json_array_get(lookup(row, cols[c].each), l), cols[c].key);
+                                else if (l == 0)
+                                        v = lookup(row, cols[c].key);
+                                else {  /* the row's own columns only on its first line */
+                                        elvis_table_add(t, "%s", "");
+                                        continue;
+                                }
+                                elvis_table_add(t, "%s", cell(&cols[c], v, buf, sizeof(buf)));
+                        }
+        }
+        elvis_table_print(t, f);
+        elvis_table_free(t);
 }

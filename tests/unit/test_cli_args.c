@@ -124,3 +124,32 @@ Test(cli_args, messages_fit_small_buffers)
         cr_assert_lt(strlen(small), sizeof(small));
         json_decref(o);
 }
+
+Test(cli_args, options_and_numbers)
+{
+        char *argv[] = { "--cpu", "9", "--cpu=11", "--cpus", "--count", NULL };
+        const char *val = NULL;
+        unsigned long n = 7;
+        int i = 0;
+
+        cr_assert_eq(elvis_arg_option(5, argv, &i, "--cpu", &val), 1);
+        cr_assert_eq(i, 1, "moved past the value");
+        cr_assert_str_eq(val, "9");
+        i = 2;
+        cr_assert_eq(elvis_arg_option(5, argv, &i, "--cpu", &val), 1);
+        cr_assert_eq(i, 2);
+        cr_assert_str_eq(val, "11");
+        i = 3;
+        cr_assert_eq(elvis_arg_option(5, argv, &i, "--cpu", &val), 0, "--cpus is another option");
+        i = 4;
+        cr_assert_eq(elvis_arg_option(5, argv, &i, "--count", &val), -1, "the value is missing");
+        cr_assert_eq(elvis_arg_uint("42", 42, &n), 0);
+        cr_assert_eq(n, 42);
+        cr_assert_eq(elvis_arg_uint("43", 42, &n), -EINVAL);
+        cr_assert_eq(elvis_arg_uint("-1", 42, &n), -EINVAL);
+        cr_assert_eq(elvis_arg_uint(" 1", 42, &n), -EINVAL);
+        cr_assert_eq(elvis_arg_uint("1x", 42, &n), -EINVAL);
+        cr_assert_eq(elvis_arg_uint("", 42, &n), -EINVAL);
+        cr_assert_eq(elvis_arg_uint("99999999999999999999999", ~0ul, &n), -EINVAL);
+        cr_assert_eq(n, 42, "set only on success");
+}
