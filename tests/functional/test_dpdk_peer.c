@@ -88,8 +88,10 @@ Test(dpdk_peer, txonly_into_a_polled_null_device)
                     field(q, "interrupts"));
         cr_assert_gt(field(q, "tx_packets"), 100000, "traffic went through the sidecore");
         cr_assert_eq(field(q, "errors"), 0);
-        /* polled: the guest driver saw VRING_USED_F_NO_NOTIFY and stopped kicking */
-        cr_assert_lt(field(q, "kicks") * 100000, field(q, "tx_packets"), "kicks %lld for %lld packets",
+        /* polled: the guest driver saw VRING_USED_F_NO_NOTIFY and stopped kicking. A notified
+         * device takes about one kick per 32-packet burst; a few kicks at start-up are fine
+         * (the sidecore may be slow to start polling under ThreadSanitizer). */
+        cr_assert_lt(field(q, "kicks") * 10000, field(q, "tx_packets"), "kicks %lld for %lld packets",
                      field(q, "kicks"), field(q, "tx_packets"));
         free(out);
         json_decref(q);
