@@ -58,7 +58,7 @@ Test(codec, vm_create_rejects_bad_input)
         expect_bad("{\"name\":\"a\",\"vcpus\":-1}", ELVIS_DECODE_CREATE, "between 0 and 256");
         expect_bad("{\"name\":\"a\",\"vcpus\":1.5}", ELVIS_DECODE_CREATE, "must be an integer");
         expect_bad("{\"name\":\"a\",\"vcpus\":\"2\"}", ELVIS_DECODE_CREATE, "must be an integer");
-        expect_bad("{\"name\":\"a\",\"policy\":{\"weight\":0}}", ELVIS_DECODE_CREATE, "between 1 and 1000");
+        expect_bad("{\"name\":\"a\",\"policy\":{\"weight\":0}}", ELVIS_DECODE_CREATE, "between 1 and 10000");
         expect_bad("{\"name\":\"a\",\"policy\":{\"weight\":10001}}", ELVIS_DECODE_CREATE, "between 1 and 10000");
         expect_bad("{\"name\":\"a\",\"policy\":{\"exitless\":\"sometimes\"}}", ELVIS_DECODE_CREATE,
                    "one of auto, always, never");
