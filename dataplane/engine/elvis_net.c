@@ -54,11 +54,12 @@ void elvis_netq_error(struct elvis_netq *q, int vq)
 
         v->live = false;
         ev_stat_add(q->st.errors, 1);
+        /* observers see the ring stopped before the VMM hears of it */
+        elvis_netq_port_changed(q, vq);
         if (!v->err_signalled) {
                 v->err_signalled = true;
                 elvis_netq_port_notify(q, vq == ELVIS_NETQ_RX ? ELVIS_NETQ_SIG_ERR_RX : ELVIS_NETQ_SIG_ERR_TX);
         }
-        elvis_netq_port_changed(q, vq);
 }
 
 void elvis_netq_fail(struct elvis_netq *q, int err, const char *what)
