@@ -218,7 +218,7 @@ static int set_poll(void __user *argp)
 		WRITE_ONCE(net->exitless, p.exitless);
 	/* a mode change takes effect at the next turn */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
-	elvis_sidecore_wake(net->sc);
+	elvis_sidecore_wake(elvis_net_sc(net));
 	mutex_unlock(&elvis_lock);
 	return 0;
 }

@@ -6,10 +6,11 @@
  *   elvis_lock          the registry (device and sidecore idrs), the global parameters,
  *                       the per-queue parameters /dev/elvis sets (weight, exitless, polling
  *                       thresholds: written under it, read by turns with READ_ONCE), and
- *                       which sidecore serves which device (net->sc);
- *   sc->lock            a sidecore's device list; the sidecore holds it for a whole round,
- *                       so whoever removes a device from the list under it knows the
- *                       sidecore no longer looks at that device;
+ *                       which sidecore serves which device (net->sc: assigned under it,
+ *                       read under RCU by wakers; elvis_net_sc() with it held);
+ *   sc->lock            a sidecore's work list; the sidecore holds it for a whole round,
+ *                       so whoever removes a work from the list under it knows the
+ *                       sidecore no longer runs it;
  *   net->mutex          a device's configuration and ring state; its ioctls, the
  *                       sidecore's turns and its slow path take it;
  *   net->view_lock      (spinlock) the copy of a device's state /dev/elvis lists.
@@ -144,8 +145,10 @@ struct elvis_net {
 	struct elvis_vring_mem mem;
 	struct elvis_vq vq[ELVIS_NET_NVQS];
 	struct elvis_poll tap_poll;     /* RX back end readable */
-	/* serving: sc and work.node change under elvis_lock and the sidecores' locks */
-	struct elvis_sidecore *sc;
+	/* serving: sc and work.node change under elvis_lock and the sidecores' locks; wakers
+	 * (wait-queue callbacks, ioctls) read sc under RCU, and a sidecore is freed only
+	 * after a grace period */
+	struct elvis_sidecore __rcu *sc;
 	struct elvis_work work;
 	unsigned long pending;          /* ELVIS_NET_PENDING, ELVIS_NET_SLOW */
 	/* parameters set through /dev/elvis */
@@ -182,7 +185,6 @@ struct elvis_sidecore {
 	bool sleeping;
 	unsigned int rr;
 	struct elvis_sidecore_stats st;
-	struct rcu_head rcu;
 };
 
 struct elvis_params {
@@ -212,6 +214,13 @@ void elvis_sidecore_attach(struct elvis_sidecore *sc, struct elvis_work *w);
 void elvis_sidecore_detach(struct elvis_sidecore *sc, struct elvis_work *w);
 /* from any context, including wait-queue callbacks */
 void elvis_sidecore_wake(struct elvis_sidecore *sc);
+/* Wakes whichever sidecore serves the device now (none: nothing). */
+void elvis_net_wake_server(struct elvis_net *net);
+/* The device's sidecore, elvis_lock held. */
+static inline struct elvis_sidecore *elvis_net_sc(struct elvis_net *net)
+{
+	return rcu_dereference_protected(net->sc, lockdep_is_held(&elvis_lock));
+}
 void elvis_sidecore_info(struct elvis_sidecore *sc, struct elvis_sidecore_info *info);
 
 /* control.c */

@@ -28,6 +28,13 @@
 
 #include "elvis.h"
 
+void elvis_net_wake_server(struct elvis_net *net)
+{
+	rcu_read_lock();
+	elvis_sidecore_wake(rcu_dereference(net->sc));
+	rcu_read_unlock();
+}
+
 /* wait-queue hooks: a kick or tap data marks the device and wakes its sidecore */
 static int poll_wake(wait_queue_entry_t *wait, unsigned int mode, int sync, void *key)
 {
@@ -40,9 +47,7 @@ static int poll_wake(wait_queue_entry_t *wait, unsigned int mode, int sync, void
 	if (p != &net->tap_poll)
 		atomic64_inc(&net->kicks);
 	set_bit(ELVIS_NET_PENDING, &net->pending);
-	rcu_read_lock();
-	elvis_sidecore_wake(READ_ONCE(net->sc));
-	rcu_read_unlock();
+	elvis_net_wake_server(net);
 	return 0;
 }
 
@@ -301,9 +306,7 @@ static void slow_turn(struct elvis_net *net)
 	view_update(net);
 	mutex_unlock(&net->mutex);
 	/* back to whichever sidecore serves it now (a move may have happened meanwhile) */
-	rcu_read_lock();
-	elvis_sidecore_wake(READ_ONCE(net->sc));
-	rcu_read_unlock();
+	elvis_net_wake_server(net);
 }
 
 static int slow_main(void *data)
@@ -750,16 +753,17 @@ static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __use
  * continues exactly where the old one stopped. */
 void elvis_net_serve(struct elvis_net *net, struct elvis_sidecore *sc)
 {
-	lockdep_assert_held(&elvis_lock);
-	if (net->sc == sc)
+	struct elvis_sidecore *old = elvis_net_sc(net);
+
+	if (old == sc)
 		return;
-	if (net->sc)
-		elvis_sidecore_detach(net->sc, &net->work);
-	WRITE_ONCE(net->sc, NULL);
+	if (old)
+		elvis_sidecore_detach(old, &net->work);
+	RCU_INIT_POINTER(net->sc, NULL);
 	if (!sc)
 		return;
 	elvis_sidecore_attach(sc, &net->work);
-	WRITE_ONCE(net->sc, sc);
+	rcu_assign_pointer(net->sc, sc);
 	/* the new server picks the ring up where the old one left it: look at it now */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
 	elvis_sidecore_wake(sc);
@@ -772,10 +776,10 @@ static void ensure_served(struct elvis_net *net)
 	struct elvis_sidecore *sc, *best = NULL;
 	int id;
 
-	if (READ_ONCE(net->sc) || (!READ_ONCE(net->vq[0].backend) && !READ_ONCE(net->vq[1].backend)))
+	if (rcu_access_pointer(net->sc) || (!READ_ONCE(net->vq[0].backend) && !READ_ONCE(net->vq[1].backend)))
 		return;
 	mutex_lock(&elvis_lock);
-	if (!net->sc && idr_find(&elvis_nets, net->id) == net) {
+	if (!elvis_net_sc(net) && idr_find(&elvis_nets, net->id) == net) {
 		idr_for_each_entry(&elvis_sidecores, sc, id)
 			if (!best || sc->nworks < best->nworks)
 				best = sc;
@@ -804,9 +808,7 @@ static long net_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	/* the configuration may have changed, and a sidecore that found the mutex taken
 	 * skipped the device: let it look */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
-	rcu_read_lock();
-	elvis_sidecore_wake(READ_ONCE(net->sc));
-	rcu_read_unlock();
+	elvis_net_wake_server(net);
 	if (r == -ENOTTY)
 		return r;
 	ensure_served(net);
@@ -902,12 +904,14 @@ static int net_release(struct inode *inode, struct file *file)
 void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info)
 {
 	const struct elvis_net_view *v = &net->view;
+	struct elvis_sidecore *sc;
 
 	lockdep_assert_held(&elvis_lock);
 	memset(info, 0, sizeof(*info));
 	info->device = net->id;
 	info->queue = 0;
-	info->sidecore = net->sc ? net->sc->id : ELVIS_SIDECORE_NONE;
+	sc = elvis_net_sc(net);
+	info->sidecore = sc ? sc->id : ELVIS_SIDECORE_NONE;
 	info->weight = READ_ONCE(net->weight);
 	info->exitless = READ_ONCE(net->exitless);
 	info->poll_start_rate = READ_ONCE(net->poll_start_rate);
@@ -936,7 +940,7 @@ void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info)
 
 void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c)
 {
-	struct elvis_sidecore *sc = net->sc;
+	struct elvis_sidecore *sc = elvis_net_sc(net);
 
 	lockdep_assert_held(&elvis_lock);
 	memset(c, 0, sizeof(*c));
