@@ -574,8 +574,14 @@ json_t *elvis_state_to_json(const struct elvis_state *s)
         json_object_set_new(j, "next_vm_id", json_integer(s->next_vm_id));
         json_object_set_new(j, "next_sidecore_id", json_integer(s->next_sidecore_id));
         json_object_set_new(j, "policy", elvis_policy_to_json(&s->policy));
-        for (unsigned i = 0; i < s->nvms; i++)
-                json_array_append_new(vms, elvis_vm_to_json(&s->vms[i]));
+        for (unsigned i = 0; i < s->nvms; i++) {
+                json_t *vm = elvis_vm_to_json(&s->vms[i]);
+                /* written only when there are pins: state files of own-mode hosts stay
+                 * readable by the releases before vcpu-pinning */
+                if (elvis_cpuset_empty(&s->vms[i].pinned))
+                        json_object_del(vm, "pinned_cpus");
+                json_array_append_new(vms, vm);
+        }
         for (unsigned i = 0; i < s->nsidecores; i++)
                 json_array_append_new(scs, elvis_sidecore_to_json(NULL, &s->sidecores[i]));
         json_object_set_new(j, "vms", vms);

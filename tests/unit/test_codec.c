@@ -251,6 +251,10 @@ Test(codec, state_with_orchestrator_pins)
         json_t *j;
 
         sample_state(&s);
+        j = elvis_state_to_json(&s);
+        cr_assert_null(json_object_get(json_array_get(json_object_get(j, "vms"), 0), "pinned_cpus"),
+                       "no pins, no key: older releases can read the file");
+        json_decref(j);
         elvis_cpuset_zero(&s.vms[0].cpus);
         elvis_cpuset_parse("6-7", &s.vms[0].pinned);
         j = elvis_state_to_json(&s);
