@@ -27,8 +27,9 @@ int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elv
  * known: the pins follow when it is back), or -errno with e set. */
 int elvis_libvirt_domain_for(struct elvis_manager *m, const struct elvis_vm *vm, struct elvis_domain_info *ret,
                              struct elvis_err *e);
-/* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs;
- * deferred to the next loop turn (safe from an API request). */
+/* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs
+ * (under vcpu-pinning respect: reads the domain's pins instead); deferred to the next
+ * loop turn (safe from an API request). */
 void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id);
 /* vcpu-pinning respect: re-reads every managed domain's vCPU pins now (the periodic poll;
  * lifecycle and tunable events do it per domain). Does nothing in own mode. */

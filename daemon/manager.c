@@ -383,7 +383,8 @@ static void pick_tap_name(const struct elvis_manager *m, const struct elvis_stat
 }
 
 /* A VM named by a libvirt domain takes its vCPU count, VMM identity and vhost-user
- * interfaces from the domain when the request does not give them. The caller looked the
+ * interfaces from the domain when the request does not give them, and under
+ * vcpu-pinning respect always its pins. The caller looked the
  * domain up (the API through libvirt, or the qemu hook's XML); without it a domain name
  * is a label. */
 static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *given)
