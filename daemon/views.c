@@ -141,13 +141,16 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
         for (unsigned i = 0; r == 0 && i < st.nsidecores; i++) {
                 const struct elvis_dp_sidecore_stats *s = &st.sidecores[i];
                 uint64_t total = s->busy_ns + s->idle_ns;
-                json_array_append_new(scs, json_pack(
+                json_t *o = json_pack(
                         "{s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "id", (int)s->id, "cpu", s->cpu,
                         "queues", (int)s->nqueues, "sleeping", s->sleeping, "polls", (json_int_t)s->polls,
                         "empty_polls", (json_int_t)s->empty_polls, "busy_ns", (json_int_t)s->busy_ns, "idle_ns",
                         (json_int_t)s->idle_ns, "load", total ? (double)s->busy_ns / (double)total : 0.0,
                         "packets", (json_int_t)s->packets, "bytes", (json_int_t)s->bytes, "wakeups",
-                        (json_int_t)s->wakeups));
+                        (json_int_t)s->wakeups);
+                if (s->stolen_known)
+                        json_object_set_new(o, "stolen_ns", json_integer((json_int_t)s->stolen_ns));
+                json_array_append_new(scs, o);
         }
         for (unsigned i = 0; r == 0 && i < st.nqueues; i++) {
                 const struct elvis_dp_queue_stats *q = &st.queues[i];

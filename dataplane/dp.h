@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define DP_MAX_SLOTS 1024               /* queue pairs per server */
@@ -178,6 +179,7 @@ struct dp_server {
         int cpu;                        /* -1: not pinned */
         bool vanilla;
         pthread_t thread;
+        _Atomic pid_t tid;              /* the thread's id once it runs, for its schedstat */
         int epfd, wake_fd;
         pthread_mutex_t lock;           /* protects pending[] and the generation counters */
         struct dp_qp *pending[DP_MAX_SLOTS];
@@ -301,6 +303,9 @@ void dp_server_retire(struct dp_server *s);
 /* Joins and frees retired servers that have exited; with wait_ms, waits that long for
  * each. dp->lock held. */
 void dp_servers_reap(struct dp_user *dp, int wait_ms);
+/* The time s's thread waited on a run queue (/proc schedstat); 0 or -errno (-EAGAIN
+ * before the thread runs). Reads a file, takes no lock. */
+int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns);
 /* Makes s serve qp (s NULL: nobody). It does not wait: the servers apply the change at
  * their next round; qp->lock serialises the old and the new server meanwhile. */
 int dp_qp_set_server(struct dp_qp *qp, struct dp_server *s);

@@ -335,6 +335,7 @@ static void *server_main(void *arg)
         unsigned rounds = 0;
         uint64_t last_events = 0;
 
+        atomic_store(&s->tid, gettid());
         dp_watch_enter(s->dp, &s->watch, s->vanilla ? "vanilla thread" : "sidecore");
         if (s->cpu >= 0 && s->dp->pin) {
                 cpu_set_t set;
@@ -429,6 +430,29 @@ static void *server_main(void *arg)
         dp_watch_leave(s->dp, &s->watch);
         atomic_store(&s->exited, true);
         return NULL;
+}
+
+int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns)
+{
+        pid_t tid = atomic_load(&s->tid);
+        unsigned long long run_ns, delay_ns;
+        char path[64];
+        FILE *f;
+        int n;
+
+        if (!tid)
+                return -EAGAIN;
+        /* "cpu time, run-queue wait, timeslices" in ns (Documentation/scheduler/sched-stats) */
+        snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        n = fscanf(f, "%llu %llu", &run_ns, &delay_ns);
+        fclose(f);
+        if (n != 2)
+                return -EIO;
+        *ret_ns = delay_ns;
+        return 0;
 }
 
 int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, struct dp_server **ret)
