@@ -23,6 +23,7 @@
 #include "engine/elvis_net.h"
 
 #include "dp_log.h"
+#include "dp_lock.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -97,8 +98,9 @@ struct dp_server;
 struct dp_qp {
         struct dp_device *dev;
         unsigned index;
-        pthread_mutex_t lock;
-        struct dp_vq rx, tx;            /* vq 2*index and 2*index+1 */
+        struct dp_mutex lock;
+        struct dp_vq rx DP_GUARDED_BY(lock);    /* vq 2*index */
+        struct dp_vq tx DP_GUARDED_BY(lock);    /* vq 2*index+1 */
         int tap_fd;                     /* -1: loopback */
         _Atomic uint32_t gen;           /* bumped when fds or readiness change */
         /* serving */
@@ -111,7 +113,7 @@ struct dp_qp {
         _Atomic bool vmm_fd_stuck;      /* a VMM fd blocked a call: stop the pair at its next turn */
         struct dp_stats st;
         uint64_t err_log_ns;
-        struct elvis_netq q;            /* the device model (engine/elvis_net.h); large: last */
+        struct elvis_netq q DP_GUARDED_BY(lock);        /* the device model (engine/elvis_net.h); large: last */
 };
 
 struct dp_region_map {
@@ -181,9 +183,9 @@ struct dp_server {
         pthread_t thread;
         _Atomic pid_t tid;              /* the thread's id once it runs, for its schedstat */
         int epfd, wake_fd;
-        pthread_mutex_t lock;           /* protects pending[] and the generation counters */
-        struct dp_qp *pending[DP_MAX_SLOTS];
-        unsigned npending;
+        struct dp_mutex lock;           /* protects pending[] and the generation counters */
+        struct dp_qp *pending[DP_MAX_SLOTS] DP_GUARDED_BY(lock);
+        unsigned npending DP_GUARDED_BY(lock);
         _Atomic uint32_t pending_gen;
         uint32_t applied_gen;
         _Atomic bool stop;
@@ -207,16 +209,16 @@ struct dp_params {
 };
 
 struct dp_user {
-        pthread_mutex_t lock;
+        struct dp_mutex lock;
         char run_dir[ELVIS_PATH_MAX];
         bool pin;
-        struct dp_device *devices;
-        struct dp_server *servers;      /* sidecores */
-        struct dp_server *retired;      /* stopped servers not yet joined */
-        struct dp_device *closing;      /* detached devices whose front end the control thread drops */
+        struct dp_device *devices DP_GUARDED_BY(lock);
+        struct dp_server *servers DP_GUARDED_BY(lock);  /* sidecores */
+        struct dp_server *retired DP_GUARDED_BY(lock);  /* stopped servers not yet joined */
+        struct dp_device *closing DP_GUARDED_BY(lock);  /* detached devices whose front end the control thread drops */
         struct dp_params params;
-        struct dp_ledger_entry *ledger; /* socket files we created (ledger.c) */
-        unsigned nledger;
+        struct dp_ledger_entry *ledger DP_GUARDED_BY(lock);     /* socket files we created (ledger.c) */
+        unsigned nledger DP_GUARDED_BY(lock);
         /* control thread */
         pthread_t ctl_thread;
         int ctl_epfd, ctl_wake_fd;
@@ -227,8 +229,8 @@ struct dp_user {
         pthread_t watchdog;
         _Atomic bool watchdog_stop;
         unsigned watchdog_ms;           /* a VMM fd call sleeping longer is interrupted */
-        pthread_mutex_t watch_lock;     /* the list below */
-        struct dp_watch *watches;
+        struct dp_mutex watch_lock;     /* the list below */
+        struct dp_watch *watches DP_GUARDED_BY(watch_lock);
         _Atomic uint64_t unstuck;
         uint64_t unstick_logged_ns;     /* the watchdog logs at most once a second */
 };
@@ -257,16 +259,16 @@ void dp_vmm_fd_close(int fd);
 struct dp_ledger_entry;
 void dp_ledger_load(struct dp_user *dp);
 void dp_ledger_fini(struct dp_user *dp);
-bool dp_ledger_owns(const struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
-void dp_ledger_add(struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
-void dp_ledger_del(struct dp_user *dp, const char *path);
+bool dp_ledger_owns(const struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino) DP_REQUIRES(dp->lock);
+void dp_ledger_add(struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino) DP_REQUIRES(dp->lock);
+void dp_ledger_del(struct dp_user *dp, const char *path) DP_REQUIRES(dp->lock);
 
 /* vhost_user.c */
 int dp_ctl_start(struct dp_user *dp);
 void dp_ctl_stop(struct dp_user *dp);
-int dp_device_listen(struct dp_user *dp, struct dp_device *dev);
-/* Closes the listening socket (dp->lock held, or the control thread stopped). */
-void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev);
+int dp_device_listen(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock);
+/* Closes the listening socket. */
+void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock);
 /* Drops the front end, if any; control thread only (or after it stopped). */
 void dp_device_disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason);
 
@@ -281,16 +283,16 @@ void dp_tap_close(struct dp_device *dev);
 void dp_tap_configure(struct dp_device *dev);
 /* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. A
  * SIGBUS while reading the ring stops the vq. */
-void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq);
+void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq) DP_REQUIRES(qp->lock);
 /* A fresh queue pair of dev with no fds (its model included). */
 void dp_qp_init(struct dp_device *dev, struct dp_qp *qp, unsigned index);
 /* Closes the pair's fds and returns its rings and model to their initial state. */
 void dp_qp_reset(struct dp_qp *qp);
 bool dp_qp_live(const struct dp_qp *qp);
 /* Stops both vqs of a pair after a guest-memory fault (SIGBUS). qp->lock held. */
-void dp_qp_memory_fault(struct dp_qp *qp);
+void dp_qp_memory_fault(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Republishes qp->pub after a state change; qp->lock held. */
-void dp_qp_publish(struct dp_qp *qp);
+void dp_qp_publish(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Writes the notifications owed (qp->signal) with the given fds (index: SIG_* bit), without
  * qp->lock. Undeliverable ones stay owed; a VMM fd that blocked marks qp->vmm_fd_stuck. */
 void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4]);
@@ -302,7 +304,7 @@ int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, stru
 void dp_server_retire(struct dp_server *s);
 /* Joins and frees retired servers that have exited; with wait_ms, waits that long for
  * each. dp->lock held. */
-void dp_servers_reap(struct dp_user *dp, int wait_ms);
+void dp_servers_reap(struct dp_user *dp, int wait_ms) DP_REQUIRES(dp->lock);
 /* The time s's thread waited on a run queue (/proc schedstat); 0 or -errno (-EAGAIN
  * before the thread runs). Reads a file, takes no lock. */
 int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns);

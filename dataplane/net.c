@@ -179,6 +179,8 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
         const char *why = "";
         int i = vq_index(qp, vq);
 
+        dp_assert_held(&qp->lock);
+
         qp->q.features = dev->features;
         if (refresh_guarded(qp, i, want, &why) < 0) {
                 log_warning("VM %u device %s queue %u: ring rejected: %s", dev->vm_id, dev->id, qp->index, why);
@@ -250,6 +252,7 @@ u64 elvis_netq_port_now(void)
 /* Written by the server once qp->lock is released (dp_qp_flush_signals). */
 void elvis_netq_port_notify(struct elvis_netq *q, unsigned int sig)
 {
+        dp_assert_held(&qp_of(q)->lock);
         atomic_fetch_or(&qp_of(q)->signal, sig);
 }
 
@@ -259,6 +262,7 @@ void elvis_netq_port_changed(struct elvis_netq *q, int stopped)
         struct dp_qp *qp = qp_of(q);
         struct dp_device *dev = qp->dev;
 
+        dp_assert_held(&qp->lock);      /* the model runs under it */
         if (stopped >= 0) {
                 const struct elvis_vring *vr = &q->vq[stopped].vr;
                 uint64_t now = dp_now_ns();

@@ -86,7 +86,7 @@ static void sig_fd_set(int *slot, int fd)
 
 /* qp->lock held: follow the queue pair's current fds (dups keep numbers stable, and let
  * the server notify the guest after it released qp->lock). */
-static void sync_fds(struct dp_server *s, struct dp_slot *sl)
+static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         uint32_t gen = atomic_load(&qp->gen);
@@ -145,7 +145,7 @@ static void apply_pending(struct dp_server *s)
 
         if (atomic_load(&s->pending_gen) == s->applied_gen)
                 return;
-        pthread_mutex_lock(&s->lock);
+        dp_mutex_lock(&s->lock);
         for (unsigned i = 0; i < s->nslots; i++) {
                 bool wanted = false;
                 for (unsigned k = 0; k < s->npending && !wanted; k++)
@@ -168,7 +168,7 @@ static void apply_pending(struct dp_server *s)
         memcpy(s->slots, keep, nkeep * sizeof(keep[0]));
         s->nslots = nkeep;
         s->applied_gen = atomic_load(&s->pending_gen);
-        pthread_mutex_unlock(&s->lock);
+        dp_mutex_unlock(&s->lock);
         for (unsigned i = 0; i < ndrop; i++)
                 slot_free(s, drop[i]);
 }
@@ -187,7 +187,7 @@ static enum elvis_netq_exitless effective(const struct dp_server *s, const struc
 
 /* One turn on a slot: the device model's (engine/elvis_net.c), with this plane's
  * parameters and budget. qp->lock held. Returns packets moved. */
-static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
+static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         struct dp_params *p = &s->dp->params;
@@ -206,6 +206,7 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
         };
         unsigned n;
 
+        dp_assert_held(&qp->lock);
         if (atomic_exchange(&qp->vmm_fd_stuck, false)) {
                 /* the VMM made one of its eventfds blocking: a broken or hostile VMM */
                 elvis_netq_fail(&qp->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
@@ -223,7 +224,7 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
 
 /* A turn with a SIGBUS guard (see contain.c): a guest memory file that shrank under us
  * stops this queue pair and nothing else. qp->lock held. Returns packets moved. */
-static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl)
+static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_guard *g = &dp_guard_tls;
         unsigned n;
@@ -277,7 +278,7 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
 
 /* Notifications back on for one slot; true if work showed up meanwhile. qp->lock held,
  * guest memory touched under a SIGBUS guard. */
-static bool guarded_enable_notify(struct dp_qp *qp)
+static bool guarded_enable_notify(struct dp_qp *qp) DP_REQUIRES(qp->lock)
 {
         struct dp_guard *g = &dp_guard_tls;
         bool pending;
@@ -293,10 +294,13 @@ static bool guarded_enable_notify(struct dp_qp *qp)
         return pending;
 }
 
-static bool prepare_slot(struct dp_server *s, struct dp_slot *sl)
+static bool prepare_slot(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
-        bool pending = guarded_enable_notify(qp);
+        bool pending;
+
+        dp_assert_held(&qp->lock);
+        pending = guarded_enable_notify(qp);
 
         dp_qp_publish(qp);
         /* tap data without guest buffers would wake us forever: wait for an RX kick */
@@ -313,16 +317,16 @@ static bool prepare_sleep(struct dp_server *s)
                 struct dp_slot *sl = s->slots[i];
                 struct dp_qp *qp = sl->qp;
 
-                if (pthread_mutex_trylock(&qp->lock))
+                if (!dp_mutex_trylock(&sl->qp->lock))
                         return false;
                 sync_fds(s, sl);
                 if (!sl->live && !dp_qp_live(qp)) {
-                        pthread_mutex_unlock(&qp->lock);
+                        dp_mutex_unlock(&sl->qp->lock);
                         flush_signals(sl);
                         continue;
                 }
                 pending |= prepare_slot(s, sl);
-                pthread_mutex_unlock(&qp->lock);
+                dp_mutex_unlock(&sl->qp->lock);
                 flush_signals(sl);
         }
         return !pending;
@@ -359,13 +363,14 @@ static void *server_main(void *arg)
                 for (unsigned k = 0; k < s->nslots; k++) {
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;
+                        bool spent;
 
                         /* a queue pair without a live ring becomes live only with a generation
                          * bump: until then skip it without taking its lock, so many idle or
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
                                 continue;
-                        if (pthread_mutex_trylock(&qp->lock)) {
+                        if (!dp_mutex_trylock(&sl->qp->lock)) {
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
@@ -377,9 +382,11 @@ static void *server_main(void *arg)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
                         }
-                        pthread_mutex_unlock(&qp->lock);
+                        /* read under the lock: the control thread may reset the pair */
+                        spent = s->vanilla && qp->q.deficit_packets <= 0;
+                        dp_mutex_unlock(&sl->qp->lock);
                         flush_signals(sl);
-                        if (s->vanilla && qp->q.deficit_packets <= 0)
+                        if (spent)
                                 sched_yield();  /* the budget ran out: let the other device threads run */
                 }
                 s->rr++;
@@ -467,7 +474,7 @@ int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, stru
         s->id = id;
         s->cpu = cpu;
         s->vanilla = vanilla;
-        pthread_mutex_init(&s->lock, NULL);
+        dp_mutex_init(&s->lock);
         s->epfd = epoll_create1(EPOLL_CLOEXEC);
         s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (s->epfd < 0 || s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
@@ -519,7 +526,7 @@ static void server_free(struct dp_server *s)
 {
         close(s->epfd);
         close(s->wake_fd);
-        pthread_mutex_destroy(&s->lock);
+        dp_mutex_destroy(&s->lock);
         free(s);
 }
 
@@ -550,10 +557,10 @@ void dp_servers_reap(struct dp_user *dp, int wait_ms)
 /* s->lock taken here: the server thread holds it only to copy the list. */
 static int list_change(struct dp_server *s, struct dp_qp *qp, bool add)
 {
-        pthread_mutex_lock(&s->lock);
+        dp_mutex_lock(&s->lock);
         if (add) {
                 if (s->npending == DP_MAX_SLOTS) {
-                        pthread_mutex_unlock(&s->lock);
+                        dp_mutex_unlock(&s->lock);
                         return -ENOSPC;
                 }
                 s->pending[s->npending++] = qp;
@@ -565,7 +572,7 @@ static int list_change(struct dp_server *s, struct dp_qp *qp, bool add)
                         }
         }
         atomic_fetch_add(&s->pending_gen, 1);
-        pthread_mutex_unlock(&s->lock);
+        dp_mutex_unlock(&s->lock);
         wake(s);
         return 0;
 }
