@@ -1,6 +1,8 @@
 /* Strict JSON encoding and decoding of VMs, sidecores, policy and the whole state. */
 #include "codec.h"
 
+#include <elvis/tunables.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -483,53 +485,43 @@ int elvis_sidecore_from_json(const json_t *j, enum elvis_decode_mode mode, struc
 
 json_t *elvis_policy_to_json(const struct elvis_policy *p)
 {
-        return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:i, s:i, s:i}",
-                         "mode", elvis_mode_name(p->mode),
-                         "exitless", elvis_exitless_name(p->exitless),
-                         "min_sidecores", (json_int_t)p->min_sidecores,
-                         "max_sidecores", (json_int_t)p->max_sidecores,
-                         "interval_ms", (json_int_t)p->interval_ms,
-                         "budget_packets", (json_int_t)p->budget_packets,
-                         "budget_bytes", (json_int_t)p->budget_bytes,
-                         "poll_start_rate", (json_int_t)p->poll_start_rate,
-                         "poll_stop_idle_ms", (json_int_t)p->poll_stop_idle_ms,
-                         "scale_up_idle", p->scale_up_idle,
-                         "scale_down_idle", p->scale_down_idle,
-                         "improvement_threshold", p->improvement_threshold,
-                         "rebalance_interval_ms", (json_int_t)p->rebalance_interval_ms,
-                         "cooldown_ms", (json_int_t)p->cooldown_ms,
-                         "max_wait_us", (json_int_t)p->max_wait_us);
+        json_t *j = json_pack("{s:s, s:s}", "mode", elvis_mode_name(p->mode), "exitless",
+                              elvis_exitless_name(p->exitless));
+
+        for (size_t i = 0; j && i < elvis_ntunables; i++) {
+                const struct elvis_tunable *t = &elvis_tunables[i];
+                const char *f = (const char *)p + t->offset;
+
+                json_object_set_new(j, t->name,
+                                    t->kind == ELVIS_TUNABLE_UINT ? json_integer(*(const unsigned *)f) :
+                                                                    json_real(*(const double *)f));
+        }
+        return j;
+}
+
+/* The keys a policy object may have: the enumerations and every tunable. */
+#define POLICY_KEYS_MAX (2 + 64 + 1)
+static void policy_keys(const char *keys[POLICY_KEYS_MAX])
+{
+        size_t n = 0;
+
+        keys[n++] = "mode";
+        keys[n++] = "exitless";
+        for (size_t i = 0; i < elvis_ntunables && n < POLICY_KEYS_MAX - 1; i++)
+                keys[n++] = elvis_tunables[i].name;
+        keys[n] = NULL;
 }
 
 int elvis_policy_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvis_policy *p, struct elvis_err *e)
 {
-        static const struct { const char *key; size_t off; } uints[] = {
-                { "min_sidecores", offsetof(struct elvis_policy, min_sidecores) },
-                { "max_sidecores", offsetof(struct elvis_policy, max_sidecores) },
-                { "interval_ms", offsetof(struct elvis_policy, interval_ms) },
-                { "budget_packets", offsetof(struct elvis_policy, budget_packets) },
-                { "budget_bytes", offsetof(struct elvis_policy, budget_bytes) },
-                { "poll_start_rate", offsetof(struct elvis_policy, poll_start_rate) },
-                { "poll_stop_idle_ms", offsetof(struct elvis_policy, poll_stop_idle_ms) },
-                { "rebalance_interval_ms", offsetof(struct elvis_policy, rebalance_interval_ms) },
-                { "cooldown_ms", offsetof(struct elvis_policy, cooldown_ms) },
-                { "max_wait_us", offsetof(struct elvis_policy, max_wait_us) },
-        };
-        static const struct { const char *key; size_t off; } doubles[] = {
-                { "scale_up_idle", offsetof(struct elvis_policy, scale_up_idle) },
-                { "scale_down_idle", offsetof(struct elvis_policy, scale_down_idle) },
-                { "improvement_threshold", offsetof(struct elvis_policy, improvement_threshold) },
-        };
-        static const char *const keys[] = { "mode", "exitless", "min_sidecores", "max_sidecores", "interval_ms",
-                                            "budget_packets", "budget_bytes", "poll_start_rate", "poll_stop_idle_ms",
-                                            "scale_up_idle", "scale_down_idle", "improvement_threshold",
-                                            "rebalance_interval_ms", "cooldown_ms", "max_wait_us", NULL };
         struct elvis_policy v = *p;
+        const char *keys[POLICY_KEYS_MAX];
         char msg[256];
         int r, x;
 
         if (mode == ELVIS_DECODE_CREATE)
                 elvis_policy_defaults(&v);
+        policy_keys(keys);
         r = check_keys(j, keys, "policy", e);
         if (r < 0)
                 return r;
@@ -543,18 +535,22 @@ int elvis_policy_from_json(const json_t *j, enum elvis_decode_mode mode, struct 
                 return r;
         if (r)
                 v.exitless = x;
-        for (size_t i = 0; i < sizeof(uints) / sizeof(uints[0]); i++) {
+        for (size_t i = 0; i < elvis_ntunables; i++) {
+                const struct elvis_tunable *t = &elvis_tunables[i];
+                char *f = (char *)&v + t->offset;
                 unsigned long long u;
-                r = get_uint(j, uints[i].key, "policy", 0, UINT32_MAX, false, &u, e);
+
+                if (t->kind == ELVIS_TUNABLE_DOUBLE) {
+                        r = get_double(j, t->name, "policy", -1e9, 1e9, (double *)f, e);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = get_uint(j, t->name, "policy", 0, UINT32_MAX, false, &u, e);
                 if (r < 0)
                         return r;
                 if (r)
-                        *(unsigned *)((char *)&v + uints[i].off) = (unsigned)u;
-        }
-        for (size_t i = 0; i < sizeof(doubles) / sizeof(doubles[0]); i++) {
-                r = get_double(j, doubles[i].key, "policy", -1e9, 1e9, (double *)((char *)&v + doubles[i].off), e);
-                if (r < 0)
-                        return r;
+                        *(unsigned *)f = (unsigned)u;
         }
         r = elvis_policy_validate(&v, msg, sizeof(msg));
         if (r < 0)

@@ -4,6 +4,8 @@
 
 #include "dp.h"
 
+#include <uapi/elvis.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +29,11 @@ static int user_open(const struct elvis_dp_config *cfg, void **ret)
         dp_mutex_init(&dp->lock);
         snprintf(dp->run_dir, sizeof(dp->run_dir), "%s", cfg->run_dir);
         dp->pin = cfg->pin;
-        atomic_store(&dp->params.budget_packets, 128);
-        atomic_store(&dp->params.budget_bytes, 128 * 1024);
-        atomic_store(&dp->params.poll_start_rate, 1000);
-        atomic_store(&dp->params.poll_stop_idle_ms, 1000);
+        /* until the daemon's policy arrives (set_params): the ABI header's defaults */
+        atomic_store(&dp->params.budget_packets, ELVIS_BUDGET_PACKETS_DEFAULT);
+        atomic_store(&dp->params.budget_bytes, ELVIS_BUDGET_BYTES_DEFAULT);
+        atomic_store(&dp->params.poll_start_rate, ELVIS_POLL_START_RATE_DEFAULT);
+        atomic_store(&dp->params.poll_stop_idle_ms, ELVIS_POLL_STOP_IDLE_MS_DEFAULT);
         dp_ledger_load(dp);
         r = dp_contain_start(dp);
         if (r < 0) {

@@ -171,9 +171,11 @@ static int set_poll(void __user *argp)
 	    (!(m & ELVIS_POLL_SET_BUDGET_BYTES) && p.budget_bytes) || (!(m & ELVIS_POLL_SET_WEIGHT) && p.weight) ||
 	    (!(m & ELVIS_POLL_SET_EXITLESS) && p.exitless))
 		return -EINVAL;
-	if ((m & ELVIS_POLL_SET_BUDGET_PACKETS) && (p.budget_packets < 1 || p.budget_packets > 65536))
+	if ((m & ELVIS_POLL_SET_BUDGET_PACKETS) &&
+	    (p.budget_packets < ELVIS_BUDGET_PACKETS_MIN || p.budget_packets > ELVIS_BUDGET_PACKETS_MAX))
 		return -EINVAL;
-	if ((m & ELVIS_POLL_SET_BUDGET_BYTES) && (p.budget_bytes < 1500 || p.budget_bytes > (16u << 20)))
+	if ((m & ELVIS_POLL_SET_BUDGET_BYTES) &&
+	    (p.budget_bytes < ELVIS_BUDGET_BYTES_MIN || p.budget_bytes > ELVIS_BUDGET_BYTES_MAX))
 		return -EINVAL;
 	if ((m & ELVIS_POLL_SET_WEIGHT) && (p.weight < ELVIS_WEIGHT_MIN || p.weight > ELVIS_WEIGHT_MAX))
 		return -EINVAL;

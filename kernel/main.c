@@ -10,12 +10,12 @@ DEFINE_MUTEX(elvis_lock);
 DEFINE_IDR(elvis_nets);
 DEFINE_IDR(elvis_sidecores);
 
-/* the same defaults as the user-space data plane */
+/* the defaults of the ABI header, which the daemon's tunables table is checked against */
 struct elvis_params elvis_params = {
-	.budget_packets = 128,
-	.budget_bytes = 128 * 1024,
-	.poll_start_rate = 1000,
-	.poll_stop_idle_ns = 1000ull * NSEC_PER_MSEC,
+	.budget_packets = ELVIS_BUDGET_PACKETS_DEFAULT,
+	.budget_bytes = ELVIS_BUDGET_BYTES_DEFAULT,
+	.poll_start_rate = ELVIS_POLL_START_RATE_DEFAULT,
+	.poll_stop_idle_ns = (u64)ELVIS_POLL_STOP_IDLE_MS_DEFAULT * NSEC_PER_MSEC,
 	.busyloop_max_us = ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT,
 };
 

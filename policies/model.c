@@ -1,5 +1,6 @@
 /* The managed-state model: defaults, validation, lookups and copies. */
 #include <elvis/model.h>
+#include <elvis/tunables.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,23 +10,39 @@
 
 void elvis_policy_defaults(struct elvis_policy *p)
 {
-        *p = (struct elvis_policy){
-                .mode = ELVIS_MODE_STATIC,
-                .exitless = ELVIS_EXITLESS_AUTO,
-                .min_sidecores = 0,
-                .max_sidecores = 64,
-                .interval_ms = 100,             /* IOcm's epoch */
-                .budget_packets = 128,
-                .budget_bytes = 128 * 1024,
-                .poll_start_rate = 1000,
-                .poll_stop_idle_ms = 1000,
-                .scale_up_idle = 0.12,          /* IOcm: add below 12% idle */
-                .scale_down_idle = 0.80,        /* IOcm: remove above 80% idle */
-                .improvement_threshold = 0.25,  /* OVS auto-lb */
-                .rebalance_interval_ms = 10000,
-                .cooldown_ms = 1000,
-                .max_wait_us = 200,
-        };
+        *p = (struct elvis_policy){ .mode = ELVIS_MODE_STATIC, .exitless = ELVIS_EXITLESS_AUTO };
+        for (size_t i = 0; i < elvis_ntunables; i++) {
+                const struct elvis_tunable *t = &elvis_tunables[i];
+                char *f = (char *)p + t->offset;
+
+                if (t->kind == ELVIS_TUNABLE_UINT)
+                        *(unsigned *)f = (unsigned)t->def;
+                else
+                        *(double *)f = t->def;
+        }
+}
+
+/* A tunable's bounds, from the table: 0, or -EINVAL with the message in err. */
+static int check_tunable(const struct elvis_policy *p, const struct elvis_tunable *t, char *err, size_t errlen)
+{
+        const char *f = (const char *)p + t->offset;
+
+        if (t->kind == ELVIS_TUNABLE_UINT) {
+                unsigned v = *(const unsigned *)f;
+
+                if (v >= t->min && v <= t->max)
+                        return 0;
+                snprintf(err, errlen, "%s must be between %.0f and %.0f%s%s", t->name, t->min, t->max,
+                         t->unit[0] ? " " : "", t->unit);
+        } else {
+                double v = *(const double *)f;
+
+                if ((t->min_open ? v > t->min : v >= t->min) && (t->max_open ? v < t->max : v <= t->max))
+                        return 0;
+                snprintf(err, errlen, "%s must be in %c%g, %g%c", t->name, t->min_open ? '(' : '[', t->min, t->max,
+                         t->max_open ? ')' : ']');
+        }
+        return -EINVAL;
 }
 
 #define CHECK(cond, ...) do { if (!(cond)) { snprintf(err, errlen, __VA_ARGS__); return -EINVAL; } } while (0)
@@ -34,26 +51,13 @@ int elvis_policy_validate(const struct elvis_policy *p, char *err, size_t errlen
 {
         CHECK(p->mode < __ELVIS_MODE_MAX, "mode must be static or dynamic");
         CHECK(p->exitless < __ELVIS_EXITLESS_MAX, "exitless must be auto, always or never");
-        CHECK(p->max_sidecores >= 1 && p->max_sidecores <= ELVIS_MAX_SIDECORES,
-              "max_sidecores must be between 1 and %d", ELVIS_MAX_SIDECORES);
         CHECK(p->min_sidecores <= p->max_sidecores, "min_sidecores (%u) exceeds max_sidecores (%u)",
               p->min_sidecores, p->max_sidecores);
-        CHECK(p->interval_ms >= 10 && p->interval_ms <= 60000, "interval_ms must be between 10 and 60000");
-        CHECK(p->budget_packets >= 1 && p->budget_packets <= 65536, "budget_packets must be between 1 and 65536");
-        CHECK(p->budget_bytes >= 1500 && p->budget_bytes <= 64u << 20,
-              "budget_bytes must be between 1500 and 67108864");
-        CHECK(p->poll_start_rate <= 10000000, "poll_start_rate must be at most 10000000 kicks/s");
-        CHECK(p->poll_stop_idle_ms >= 1 && p->poll_stop_idle_ms <= 600000,
-              "poll_stop_idle_ms must be between 1 and 600000");
-        CHECK(p->scale_up_idle >= 0.0 && p->scale_up_idle < 1.0, "scale_up_idle must be in [0, 1)");
-        CHECK(p->scale_down_idle > 0.0 && p->scale_down_idle <= 1.0, "scale_down_idle must be in (0, 1]");
+        for (size_t i = 0; i < elvis_ntunables; i++)
+                if (check_tunable(p, &elvis_tunables[i], err, errlen) < 0)
+                        return -EINVAL;
         CHECK(p->scale_up_idle < p->scale_down_idle, "scale_up_idle (%g) must be below scale_down_idle (%g)",
               p->scale_up_idle, p->scale_down_idle);
-        CHECK(p->improvement_threshold >= 0.0 && p->improvement_threshold <= 1.0,
-              "improvement_threshold must be in [0, 1]");
-        CHECK(p->rebalance_interval_ms <= 3600000, "rebalance_interval_ms must be at most 3600000");
-        CHECK(p->cooldown_ms <= 3600000, "cooldown_ms must be at most 3600000");
-        CHECK(p->max_wait_us >= 1 && p->max_wait_us <= 10000000, "max_wait_us must be between 1 and 10000000");
         return 0;
 }
 

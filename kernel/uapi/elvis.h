@@ -64,11 +64,12 @@
  *     poll_stop_idle_ns of 0 mean "use the global value". Budgets are global only
  *     (EINVAL in queue scope); weight and exitless are per queue only (the weight of a
  *     device scales its budget: budget * weight / ELVIS_WEIGHT_DEFAULT per turn).
- *     Ranges: weight ELVIS_WEIGHT_MIN..ELVIS_WEIGHT_MAX, budget_packets 1..65536,
- *     budget_bytes 1500..16 MiB, exitless < __ELVIS_EXITLESS_MODE_MAX; else EINVAL.
- *     Defaults (those of the user-space data plane): 128 packets and 128 KiB per turn,
- *     polling from 1000 kicks/s, back to notifications after 1 s idle, weight 100,
- *     exitless auto. Exitless never keeps the queue on its sidecore, notification
+ *     Ranges: weight ELVIS_WEIGHT_MIN..ELVIS_WEIGHT_MAX, budget_packets and
+ *     budget_bytes ELVIS_BUDGET_*_MIN..ELVIS_BUDGET_*_MAX, exitless <
+ *     __ELVIS_EXITLESS_MODE_MAX; else EINVAL. Defaults (the ELVIS_*_DEFAULT values below,
+ *     those of the daemon's tunables table, which a test checks against them): 128
+ *     packets and 128 KiB per turn, polling from 1000 kicks/s, back to notifications
+ *     after 1 s idle, weight 100, exitless auto. Exitless never keeps the queue on its sidecore, notification
  *     driven only.
  *
  * ELVIS_NET_IOC_GET_ID (read, on /dev/elvis-net, not /dev/elvis): the device id of that
@@ -117,6 +118,16 @@
 #define ELVIS_WEIGHT_DEFAULT 100
 #define ELVIS_NET_BUSYLOOP_MAX_US_DEFAULT 50000u
 #define ELVIS_NET_BUSYLOOP_MAX_US_LIMIT 1000000u
+/* Turn budgets and polling thresholds (ELVIS_IOC_SET_POLL). Widening a range is
+ * compatible; narrowing one breaks callers. */
+#define ELVIS_BUDGET_PACKETS_MIN 1u
+#define ELVIS_BUDGET_PACKETS_MAX 65536u
+#define ELVIS_BUDGET_PACKETS_DEFAULT 128u
+#define ELVIS_BUDGET_BYTES_MIN 1500u
+#define ELVIS_BUDGET_BYTES_MAX (64u << 20)
+#define ELVIS_BUDGET_BYTES_DEFAULT (128u << 10)
+#define ELVIS_POLL_START_RATE_DEFAULT 1000u     /* kicks/s */
+#define ELVIS_POLL_STOP_IDLE_MS_DEFAULT 1000u
 
 #if defined(__cplusplus)
 #define ELVIS_UAPI_ASSERT_SIZE(type, size) static_assert(sizeof(type) == (size), #type " is ABI: its size is fixed")
