@@ -277,7 +277,11 @@ int elvis_manager_start(struct elvis_manager *m)
         r = elvis_store_load(&m->store, &m->state, moved, sizeof(moved));
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot read state from %s: %s", m->store.path, strerror(-r));
-        log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores, m->store.path);
+        if (r > 0)
+                log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores,
+                         m->store.path);
+        else if (!moved[0])     /* a corrupt file was logged where it was moved aside */
+                log_info("state: no %s yet (first start): starting with no VMs and no sidecores", m->store.path);
         if (mkdir(m->cfg.run_dir, 0755) < 0 && errno != EEXIST)
                 return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
         dataplane_open(m);
