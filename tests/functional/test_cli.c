@@ -189,6 +189,29 @@ Test(cli, sidecores_policy_stats_top_metrics)
         free(out), free(err);
 }
 
+/* Journal lines name what they are about: a VM by its name, a sidecore by its CPU
+ * (it has no name, and "name=null" said nothing). */
+Test(cli, events_name_vms_and_sidecores)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "sidecore", "add", "--cpu", "9"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "a", "--device", "backend=null"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "remove", "a"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "sidecore", "remove", "1"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "events"), 0, "%s", err);
+        cr_assert(strstr(out, "api      sidecore_added id=1 cpu=9\n"), "%s", out);
+        cr_assert(strstr(out, "api      vm_added id=1 name=a\n"), "%s", out);
+        cr_assert(strstr(out, "api      vm_removed id=1 name=a\n"), "%s", out);
+        cr_assert(strstr(out, "api      sidecore_removed id=1 cpu=9\n"), "%s", out);
+        cr_assert_null(strstr(out, "null"), "%s", out);
+        free(out), free(err);
+}
+
 /* What `vm xml` prints, placed in a minimal domain, must satisfy libvirt's own schema
  * (virt-xml-validate from libvirt-clients): the operator pastes it into a real domain. */
 static void assert_valid_domain(const char *fragment)
