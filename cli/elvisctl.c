@@ -18,7 +18,7 @@ const struct elvis_global_option elvis_global_options[] = {
         { NULL, "--token-file", "FILE", "bearer token for --url (default $ELVIS_TOKEN)" },
         { NULL, "--cacert", "FILE", "CA that signed the daemon's TLS certificate" },
         { "-h", "--help", NULL, "show this help (one command's: COMMAND --help)" },
-        { NULL, "--version", NULL, "print the version" },
+        { "-V", "--version", NULL, "print the version" },
         { NULL, NULL, NULL, NULL },
 };
 
@@ -99,7 +99,7 @@ static int parse_globals(struct elvis_ctl *x, int argc, char **argv, const char 
                         elvis_usage_print(stdout);
                         return -ELVIS_EXIT_OK;
                 }
-                if (!strcmp(a, "--version")) {
+                if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
                         printf("elvisctl %s\n", ELVIS_VERSION);
                         return -ELVIS_EXIT_OK;
                 }

@@ -307,3 +307,21 @@ Test(cli_down, unreachable_daemon_gives_one_line)
                               "(systemctl status elvis-manager)\n");
         free(out), free(err);
 }
+
+Test(cli_down, short_v_prints_the_version_like_long_version)
+{
+        const char *shrt[] = { ELVISCTL, "-V", NULL }, *lng[] = { ELVISCTL, "--version", NULL },
+                   *help[] = { ELVISCTL, "--help", NULL };
+        char *out, *err, *out2, *err2;
+
+        cr_assert_eq(run_cmd(shrt, NULL, &out, &err), 0, "%s", err);
+        cr_assert_eq(run_cmd(lng, NULL, &out2, &err2), 0, "%s", err2);
+        cr_assert_eq(strncmp(out, "elvisctl ", 9), 0, "%s", out);
+        cr_assert_gt(strlen(out), 10, "%s", out);
+        cr_assert_str_eq(out, out2);
+        cr_assert_str_empty(err);
+        free(out), free(err), free(out2), free(err2);
+        cr_assert_eq(run_cmd(help, NULL, &out, &err), 0);
+        cr_assert(strstr(out, "  -V, --version"), "%s", out);
+        free(out), free(err);
+}
