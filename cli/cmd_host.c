@@ -169,13 +169,12 @@ int elvis_cmd_stats(struct elvis_ctl *x, int argc, char **argv)
 int elvis_cmd_metrics(struct elvis_ctl *x, int argc, char **argv)
 {
         char *text;
+        int r;
 
         if (argc)
                 return elvis_ctl_usage_error(x, "metrics takes no arguments");
-        if (elvis_client_text(&x->c, "/metrics", &text) < 0) {
-                fprintf(stderr, "elvisctl: %s\n", x->c.error);
-                return ELVIS_EXIT_API;
-        }
+        if ((r = elvis_client_text(&x->c, "/metrics", &text)) < 0)
+                return elvis_ctl_api_error(x, r);
         fputs(text, stdout);
         free(text);
         return ELVIS_EXIT_OK;

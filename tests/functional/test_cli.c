@@ -121,6 +121,61 @@ Test(cli, api_errors_exit_1_with_the_detail)
         free(out), free(err);
 }
 
+/* One line of JSON on stderr, parsed; fails the test unless err is exactly that. */
+static json_t *problem_line(const char *err)
+{
+        json_error_t je;
+        json_t *j;
+
+        cr_assert(strlen(err) > 1 && err[strlen(err) - 1] == '\n' && !strchr(err, '\n')[1],
+                  "one line on stderr: '%s'", err);
+        j = json_loads(err, 0, &je);
+        cr_assert(json_is_object(j), "not a JSON object (%s): %s", je.text, err);
+        return j;
+}
+
+/* -o json: a script parses stdout on success and stderr on failure, never plain text. */
+Test(cli, json_output_makes_errors_json_too)
+{
+        char *out, *err;
+        json_t *p;
+
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "show", "nosuch"), 1);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 404, "%s", err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "no VM with id or name 'nosuch'");
+        cr_assert(json_is_string(json_object_get(p, "title")), "%s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 1, "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "add", "a", "--vcpus", "64"), 1);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 507, "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "add"), 2);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "title")), "usage error");
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "vm add needs a NAME");
+        cr_assert_eq(strncmp(json_string_value(json_object_get(p, "usage")), "elvisctl vm add NAME [--vcpus N] ", 33), 0,
+                     "%s", err);
+        cr_assert_null(json_object_get(p, "status"), "no HTTP status when no request was made: %s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 2);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "frobnicate"), 2);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "unknown command 'frobnicate'");
+        json_decref(p);
+        free(out), free(err);
+        /* table output keeps its one plain line */
+        cr_assert_eq(CLI(&out, &err, "vm", "show", "nosuch"), 1);
+        cr_assert_str_eq(err, "elvisctl: no VM with id or name 'nosuch' (HTTP 404)\n");
+        free(out), free(err);
+}
+
 Test(cli, usage_errors_exit_2)
 {
         char *out, *err;
@@ -323,5 +378,24 @@ Test(cli_down, short_v_prints_the_version_like_long_version)
         free(out), free(err), free(out2), free(err2);
         cr_assert_eq(run_cmd(help, NULL, &out, &err), 0);
         cr_assert(strstr(out, "  -V, --version"), "%s", out);
+        free(out), free(err);
+}
+
+Test(cli_down, unreachable_daemon_under_json_is_a_problem_line)
+{
+        const char *argv[] = { ELVISCTL, "-o", "json", "--socket", "/nonexistent/elvis.sock", "vm", "list", NULL };
+        char *out, *err;
+        json_t *p;
+
+        cr_assert_eq(run_cmd(argv, NULL, &out, &err), 1);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "title")), "cannot reach elvis-manager");
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")),
+                         "cannot reach elvis-manager at /nonexistent/elvis.sock: is it running? "
+                         "(systemctl status elvis-manager)");
+        cr_assert_null(json_object_get(p, "status"), "no answer, no HTTP status: %s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 1);
+        json_decref(p);
         free(out), free(err);
 }
