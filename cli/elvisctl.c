@@ -23,7 +23,7 @@ const struct elvis_global_option elvis_global_options[] = {
 };
 
 const struct elvis_command elvis_commands[] = {
-        { "status", NULL, elvis_cmd_status, "", "daemon health, version and data-plane state" },
+        { "status", NULL, elvis_cmd_status, "", "daemon health, version, data-plane state and warnings" },
         { "topology", NULL, elvis_cmd_topology, "", "each CPU's core, NUMA node, siblings and role; NICs" },
         { "vm", "list", elvis_cmd_vm_list, "", "VMs with their CPUs, policy, devices and sidecores" },
         { "vm", "add", elvis_cmd_vm_add,

@@ -399,3 +399,33 @@ Test(cli_down, unreachable_daemon_under_json_is_a_problem_line)
         json_decref(p);
         free(out), free(err);
 }
+
+/* A VM whose queues got no sidecore: status warns, events and plan say so. CPU 0 is
+ * reserved on this 2-CPU host and web1's vCPU takes CPU 1. */
+Test(cli_small, unserved_queues_show_in_status_events_and_plan, .timeout = 60)
+{
+        struct daemon x;
+        char *out, *err;
+
+        daemon_init(&x, ELVIS_MANAGER_FAKE);
+        daemon_arg(&x, "--topology-xml");
+        daemon_arg(&x, ELVIS_SOURCE_DIR "/tests/data/topo-2cpu.xml");
+        cr_assert_eq(daemon_start(&x), 0);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "vm", "add", "web1", "--vcpus", "1", "--device",
+                                                                    "backend=loopback,queues=2", NULL }), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "\nwarning:    VM 1 'web1': 2 queue(s) have no sidecore and get no I/O: no whole free "
+                              "core for a sidecore"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "events", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "control  queues_unserved vm=1 name=web1 queues=2 reason=no whole free core"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "plan", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "unserved: 2 queue(s) have no sidecore and get no I/O: web1/net0/0 web1/net0/1\n"), "%s",
+                  out);
+        cr_assert_null(strstr(out, "nothing to change"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
+}
