@@ -98,6 +98,25 @@ static void h_health(struct api_ctx *x)
         api_ok(x, 200, elvis_manager_health(x->m));
 }
 
+/* Readiness, apart from liveness (/v1/health answers 200 whenever the daemon answers at
+ * all): 200 while the data plane runs, else 503 saying why, for probes and load
+ * balancers that only look at the status. */
+static void h_health_ready(struct api_ctx *x)
+{
+        json_t *h = elvis_manager_health(x->m), *dp = json_object_get(h, "dataplane");
+        const char *detail = json_string_value(json_object_get(dp, "detail"));
+        char why[320];
+
+        if (!strcmp(json_string_value(json_object_get(h, "status")), "ok")) {
+                api_ok(x, 200, json_pack("{s:b, s:s, s:s}", "ready", 1, "status", "ok", "detail", detail ? detail : ""));
+        } else {
+                snprintf(why, sizeof(why), "not ready: %s", detail && *detail ? detail : "no data plane runs");
+                api_fail_status(x, 503, why);
+                json_object_set_new(x->out, "ready", json_false());
+        }
+        json_decref(h);
+}
+
 static void h_topology(struct api_ctx *x)
 {
         api_ok(x, 200, elvis_manager_topology(x->m));
@@ -374,6 +393,7 @@ static void h_plan(struct api_ctx *x)
 
 const struct api_route elvis_api_route_table[] = {
         { "GET", "/v1/health", h_health, false, false },
+        { "GET", "/v1/health/ready", h_health_ready, false, false },
         { "GET", "/v1/topology", h_topology, false, false },
         { "GET", "/v1/vms", h_vms_list, false, false },
         { "POST", "/v1/vms", h_vms_create, true, false },

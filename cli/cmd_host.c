@@ -18,12 +18,33 @@ static void print_libvirt_health(const json_t *lv)
                        "not connected", err ? ": " : "", err ? err : "");
 }
 
+/* status --ready: exit 0 when the daemon is ready (its data plane runs), else the
+ * daemon's 503 as any refused request (exit 1). */
+static int status_ready(struct elvis_ctl *x)
+{
+        json_t *doc;
+        int r;
+
+        if ((r = elvis_ctl_get(x, "/v1/health/ready", &doc)))
+                return r;
+        if (x->out == ELVIS_OUT_JSON)
+                elvis_json_print(doc);
+        else
+                printf("ready: %s\n", elvis_json_str(doc, "detail"));
+        json_decref(doc);
+        return ELVIS_EXIT_OK;
+}
+
 int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
 {
         json_t *h, *dp, *w;
         size_t i;
         int r;
 
+        if (argc == 1 && !strcmp(argv[0], "--ready"))
+                return status_ready(x);
+        if (argc)
+                return elvis_ctl_usage_error(x, "status: unexpected argument '%s'", argv[0]);
         if ((r = elvis_ctl_show(x, argc, "/v1/health", &h)) || !h)
                 return r;
         dp = json_object_get(h, "dataplane");

@@ -23,7 +23,8 @@ const struct elvis_global_option elvis_global_options[] = {
 };
 
 const struct elvis_command elvis_commands[] = {
-        { "status", NULL, elvis_cmd_status, "", "daemon health, version, data-plane state and warnings" },
+        { "status", NULL, elvis_cmd_status, "[--ready]",
+          "daemon health, version, data-plane state and warnings; --ready: exit 0 only when ready" },
         { "topology", NULL, elvis_cmd_topology, "", "each CPU's core, NUMA node, siblings and role; NICs" },
         { "vm", "list", elvis_cmd_vm_list, "", "VMs with their CPUs, policy, devices and sidecores" },
         { "vm", "add", elvis_cmd_vm_add,

@@ -83,6 +83,10 @@ Test(api, health_with_fake_dataplane)
         cr_assert_eq(json_array_size(json_object_get(h, "warnings")), 0, "nothing to warn about");
         cr_assert(json_is_array(json_object_get(h, "warnings")));
         json_decref(h);
+        h = get("/v1/health/ready", 200);
+        cr_assert(json_is_true(json_object_get(h, "ready")));
+        cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
+        json_decref(h);
 }
 
 Test(api, health_head_and_405)
@@ -467,6 +471,17 @@ Test(api_nodp, health_reports_missing_dataplane, .timeout = 60)
         cr_assert_str_eq(json_string_value(json_object_get(dp, "state")), "absent");
         cr_assert(json_is_null(json_object_get(dp, "implementation")));
         resp_free(&r);
+        /* alive (200 above) but not ready: readiness has a status of its own */
+        cr_assert_eq(http_json(&n, "GET", "/v1/health/ready", NULL, &r), 0);
+        cr_assert_eq(r.status, 503, "%s", r.body);
+        cr_assert_str_eq(r.content_type, "application/problem+json");
+        cr_assert(json_is_false(json_object_get(r.json, "ready")), "%s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(r.json, "detail")),
+                         "not ready: kernel data plane is not available on this host");
+        resp_free(&r);
+        cr_assert_eq(http(&n, "HEAD", "/v1/health/ready", NULL, NULL, 0, &r), 0);
+        cr_assert_eq(r.status, 503, "a probe may use HEAD");
+        resp_free(&r);
         cr_assert_eq(http_json(&n, "GET", "/v1/stats", NULL, &r), 0);
         cr_assert(json_is_false(json_object_get(r.json, "available")), "no pretend counters");
         cr_assert_eq(json_array_size(json_object_get(r.json, "queues")), 0);
@@ -535,7 +550,7 @@ Test(unserved, warned_journalled_planned_and_served_when_a_core_frees)
         cr_assert(strstr(json_string_value(json_object_get(ev, "reason")), "no whole free core for a sidecore"), "%s",
                   json_string_value(json_object_get(ev, "reason")));
         json_decref(evs);
-        /* health warns, and stays ok: the daemon serves the other VMs */
+        /* health warns, and stays ready: the daemon serves the other VMs */
         h = get("/v1/health", 200);
         cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
         cr_assert_eq(json_array_size(json_object_get(h, "warnings")), 1, "%s", json_dumps(h, 0));
@@ -547,6 +562,7 @@ Test(unserved, warned_journalled_planned_and_served_when_a_core_frees)
                          "VM 2 'web1': 2 queue(s) have no sidecore and get no I/O: "), "%s",
                   json_string_value(json_object_get(w, "detail")));
         json_decref(h);
+        json_decref(get("/v1/health/ready", 200));
         /* the plan lists them instead of "nothing to change" */
         plan = get("/v1/plan", 200);
         cr_assert_eq(json_array_size(json_object_get(plan, "unserved")), 2, "%s", json_dumps(plan, 0));

@@ -418,6 +418,9 @@ Test(cli_small, unserved_queues_show_in_status_events_and_plan, .timeout = 60)
         cr_assert(strstr(out, "\nwarning:    VM 1 'web1': 2 queue(s) have no sidecore and get no I/O: no whole free "
                               "core for a sidecore"), "%s", out);
         free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--ready", NULL }), 0, "%s", err);
+        cr_assert_str_eq(out, "ready: fake data plane (tests only)\n", "a warning leaves the daemon ready");
+        free(out), free(err);
         cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "events", NULL }), 0, "%s", err);
         cr_assert(strstr(out, "control  queues_unserved vm=1 name=web1 queues=2 reason=no whole free core"), "%s", out);
         free(out), free(err);
@@ -425,6 +428,36 @@ Test(cli_small, unserved_queues_show_in_status_events_and_plan, .timeout = 60)
         cr_assert(strstr(out, "unserved: 2 queue(s) have no sidecore and get no I/O: web1/net0/0 web1/net0/1\n"), "%s",
                   out);
         cr_assert_null(strstr(out, "nothing to change"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
+}
+
+/* Degraded (no data plane): status still answers, status --ready fails like a refusal. */
+Test(cli_small, status_ready_fails_when_degraded, .timeout = 60)
+{
+        struct daemon x;
+        char *out, *err;
+        json_t *p;
+
+        daemon_init(&x, ELVIS_MANAGER);
+        daemon_arg(&x, "--dataplane");
+        daemon_arg(&x, "kernel");       /* no elvis.ko on this host */
+        cr_assert_eq(daemon_start(&x), 0);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "status:     degraded\n"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--ready", NULL }), 1);
+        cr_assert_str_empty(out);
+        cr_assert_str_eq(err, "elvisctl: not ready: kernel data plane is not available on this host (HTTP 503)\n");
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "-o", "json", "status", "--ready", NULL }), 1);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 503, "%s", err);
+        cr_assert(json_is_false(json_object_get(p, "ready")), "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--bogus", NULL }), 2);
         free(out), free(err);
         cr_assert_eq(daemon_stop(&x), 0);
         daemon_cleanup(&x);
