@@ -16,6 +16,8 @@ static void print_libvirt_health(const json_t *lv)
         else
                 printf("libvirt:    %s, %s%s%s\n", uri, json_is_true(json_object_get(lv, "connected")) ? "connected" :
                        "not connected", err ? ": " : "", err ? err : "");
+        if (!strcmp(elvis_json_str(lv, "vcpu_pinning"), "respect"))
+                printf("pinning:    vCPUs are pinned by the orchestrator (vcpu-pinning respect)\n");
 }
 
 /* status --ready: exit 0 when the daemon is ready (its data plane runs), else the
@@ -55,7 +57,7 @@ int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
                elvis_json_int(h, "vms"), elvis_json_int(h, "sidecores"), elvis_json_str(h, "topology"));
         print_libvirt_health(json_object_get(h, "libvirt"));
         json_array_foreach(json_object_get(h, "warnings"), i, w)
-                printf("warning:    %s\n", elvis_json_str(w, "detail"));
+                printf("warning:    %s\n", elvis_json_str(w, "message"));
         json_decref(h);
         return ELVIS_EXIT_OK;
 }

@@ -24,7 +24,7 @@ static const char *dp_status_name(enum elvis_dp_status s)
 }
 
 /* What an operator should act on although the daemon serves: VMs whose queues have no
- * sidecore get no I/O. */
+ * sidecore get no I/O, and libvirt's pin conflicts. */
 static json_t *warnings(struct elvis_manager *m)
 {
         json_t *a = json_array();
@@ -39,9 +39,10 @@ static json_t *warnings(struct elvis_manager *m)
                         elvis_manager_unserved_reason(m, reason, sizeof(reason));
                 snprintf(detail, sizeof(detail), "VM %u '%s': %u queue(s) have no sidecore and get no I/O: %s", vm->id,
                          vm->name, n, reason);
-                json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:i}", "kind", "queues_unserved", "detail",
+                json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:i}", "kind", "queues_unserved", "message",
                                                    detail, "vm", (int)vm->id, "vm_name", vm->name, "queues", (int)n));
         }
+        elvis_libvirt_add_warnings(m, a);
         return a;
 }
 
@@ -77,7 +78,7 @@ static json_t *cpu_role(struct elvis_manager *m, int cpu)
                         return j;
                 }
         for (unsigned i = 0; i < s->nvms; i++)
-                if (elvis_cpuset_has(&s->vms[i].cpus, cpu)) {
+                if (elvis_cpuset_has(&s->vms[i].cpus, cpu) || elvis_cpuset_has(&s->vms[i].pinned, cpu)) {
                         json_object_set_new(j, "role", json_string("vcpu"));
                         json_object_set_new(j, "vm", json_integer(s->vms[i].id));
                         json_object_set_new(j, "vm_name", json_string(s->vms[i].name));
@@ -162,13 +163,16 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
         for (unsigned i = 0; r == 0 && i < st.nsidecores; i++) {
                 const struct elvis_dp_sidecore_stats *s = &st.sidecores[i];
                 uint64_t total = s->busy_ns + s->idle_ns;
-                json_array_append_new(scs, json_pack(
+                json_t *o = json_pack(
                         "{s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "id", (int)s->id, "cpu", s->cpu,
                         "queues", (int)s->nqueues, "sleeping", s->sleeping, "polls", (json_int_t)s->polls,
                         "empty_polls", (json_int_t)s->empty_polls, "busy_ns", (json_int_t)s->busy_ns, "idle_ns",
                         (json_int_t)s->idle_ns, "load", total ? (double)s->busy_ns / (double)total : 0.0,
                         "packets", (json_int_t)s->packets, "bytes", (json_int_t)s->bytes, "wakeups",
-                        (json_int_t)s->wakeups));
+                        (json_int_t)s->wakeups);
+                if (s->stolen_known)
+                        json_object_set_new(o, "stolen_ns", json_integer((json_int_t)s->stolen_ns));
+                json_array_append_new(scs, o);
         }
         for (unsigned i = 0; r == 0 && i < st.nqueues; i++) {
                 const struct elvis_dp_queue_stats *q = &st.queues[i];

@@ -20,8 +20,7 @@
 #pragma once
 #include <elvis/dataplane.h>
 
-#include "engine/elvis_drr.h"
-#include "engine/elvis_vring.h"
+#include "engine/elvis_net.h"
 
 #include "dp_log.h"
 
@@ -32,11 +31,11 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define DP_MAX_SLOTS 1024               /* queue pairs per server */
-#define DP_HDR_LEN 12                   /* virtio_net_hdr_v1 / mrg_rxbuf */
-#define DP_MAX_PACKET (65536 + DP_HDR_LEN)
+#define DP_HDR_LEN ELVIS_NET_HDR_LEN_MRG   /* the tap's until the driver acks features */
 
 /* feature bits */
 #define F_CSUM 0
@@ -61,10 +60,9 @@
 #define PF_BACKEND_REQ 5
 #define PF_STATUS 16
 
+/* Counters of this plane; the device model's are in qp->q.st. */
 struct dp_stats {
-        uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-        uint64_t kicks, interrupts, polls, empty_polls, busy_ns;
-        uint64_t wait_ns, wait_samples, errors, drops;
+        uint64_t kicks, interrupts;
         uint64_t signals_deferred;      /* notifications the VMM's eventfd could not take yet */
 };
 
@@ -72,32 +70,26 @@ struct dp_stats {
 #define STAT_ADD(field, n) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/* A virtqueue's fds and state on the vhost-user side; its ring (configuration included)
+ * is the device model's, in qp->q. */
 struct dp_vq {
-        struct elvis_vring vr;
-        /* configuration from the front end */
-        uint32_t num;
-        uint64_t desc_addr, avail_addr, used_addr;
-        uint16_t base;
-        bool addr_set;
+        struct elvis_netq_vq *ring;     /* &qp->q.vq[ELVIS_NETQ_RX or _TX] */
         bool started;           /* kick fd received (or NOFD), not yet stopped */
         bool enabled;
-        bool live;              /* vr is initialised and may be processed */
         int kick_fd, call_fd, err_fd;
-        bool err_signalled;
 };
 
 /* qp->signal bits: notifications owed to the guest, written outside qp->lock */
-#define SIG_CALL_RX 1u
-#define SIG_CALL_TX 2u
-#define SIG_ERR_RX 4u
-#define SIG_ERR_TX 8u
+#define SIG_CALL_RX ELVIS_NETQ_SIG_CALL_RX
+#define SIG_CALL_TX ELVIS_NETQ_SIG_CALL_TX
+#define SIG_ERR_RX ELVIS_NETQ_SIG_ERR_RX
+#define SIG_ERR_TX ELVIS_NETQ_SIG_ERR_TX
 
 /* qp->pub bits: what observers (stats) may read without qp->lock */
 #define PUB_LIVE 1u
 #define PUB_ERROR 2u
 #define PUB_POLLING 4u
 
-enum dp_qp_mode { QP_NOTIFY, QP_POLL };
 
 struct dp_device;
 struct dp_server;
@@ -112,22 +104,14 @@ struct dp_qp {
         /* serving */
         struct dp_server *_Atomic server;
         _Atomic uint32_t sidecore;
-        enum dp_qp_mode mode;
-        uint64_t last_work_ns, last_poll_ns;
-        uint64_t window_start_ns, window_kicks;
         _Atomic unsigned poll_start_rate;       /* 0: the data plane's global threshold */
         _Atomic unsigned poll_stop_idle_ms;
         _Atomic unsigned signal;        /* SIG_* owed, set under qp->lock, taken by whoever writes */
         _Atomic unsigned pub;           /* PUB_*, written under qp->lock */
         _Atomic bool vmm_fd_stuck;      /* a VMM fd blocked a call: stop the pair at its next turn */
-        bool rx_blocked;                /* tap data waits for guest RX buffers */
-        bool tx_blocked;                /* tap refused writes (EAGAIN) */
-        /* a packet read from the tap that could not be delivered yet */
-        uint8_t *rxbuf;
-        size_t rxlen;
-        struct elvis_chain chain, chain2;
         struct dp_stats st;
         uint64_t err_log_ns;
+        struct elvis_netq q;            /* the device model (engine/elvis_net.h); large: last */
 };
 
 struct dp_region_map {
@@ -195,6 +179,7 @@ struct dp_server {
         int cpu;                        /* -1: not pinned */
         bool vanilla;
         pthread_t thread;
+        _Atomic pid_t tid;              /* the thread's id once it runs, for its schedstat */
         int epfd, wake_fd;
         pthread_mutex_t lock;           /* protects pending[] and the generation counters */
         struct dp_qp *pending[DP_MAX_SLOTS];
@@ -294,20 +279,16 @@ void dp_device_put(struct dp_device *dev);
 int dp_tap_open(struct dp_device *dev);
 void dp_tap_close(struct dp_device *dev);
 void dp_tap_configure(struct dp_device *dev);
-/* One turn on a queue pair under qp->lock: moves packets within the budget; returns
- * packets moved. Guest notifications owed are left in qp->signal. */
-unsigned dp_qp_process(struct dp_qp *qp, int64_t *budget_packets, int64_t *budget_bytes);
 /* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. A
  * SIGBUS while reading the ring stops the vq. */
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq);
-/* init: a fresh vq with no fds; reset: closes the vq's fds and returns it to init. */
-void dp_vq_init(struct dp_vq *vq);
-void dp_vq_reset(struct dp_vq *vq);
+/* A fresh queue pair of dev with no fds (its model included). */
+void dp_qp_init(struct dp_device *dev, struct dp_qp *qp, unsigned index);
+/* Closes the pair's fds and returns its rings and model to their initial state. */
+void dp_qp_reset(struct dp_qp *qp);
 bool dp_qp_live(const struct dp_qp *qp);
-/* Stops a vq after a ring error; the error eventfd is owed (qp->signal). qp->lock held. */
-void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq);
-/* Stops both vqs of a pair after a guest-memory fault (SIGBUS) at addr. qp->lock held. */
-void dp_qp_memory_fault(struct dp_qp *qp, const void *addr);
+/* Stops both vqs of a pair after a guest-memory fault (SIGBUS). qp->lock held. */
+void dp_qp_memory_fault(struct dp_qp *qp);
 /* Republishes qp->pub after a state change; qp->lock held. */
 void dp_qp_publish(struct dp_qp *qp);
 /* Writes the notifications owed (qp->signal) with the given fds (index: SIG_* bit), without
@@ -322,6 +303,9 @@ void dp_server_retire(struct dp_server *s);
 /* Joins and frees retired servers that have exited; with wait_ms, waits that long for
  * each. dp->lock held. */
 void dp_servers_reap(struct dp_user *dp, int wait_ms);
+/* The time s's thread waited on a run queue (/proc schedstat); 0 or -errno (-EAGAIN
+ * before the thread runs). Reads a file, takes no lock. */
+int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns);
 /* Makes s serve qp (s NULL: nobody). It does not wait: the servers apply the change at
  * their next round; qp->lock serialises the old and the new server meanwhile. */
 int dp_qp_set_server(struct dp_qp *qp, struct dp_server *s);

@@ -67,10 +67,9 @@ static struct dp_device *find_device(struct dp_user *dp, uint32_t vm, const char
 
 static void qp_fini(struct dp_qp *qp)
 {
-        dp_vq_reset(&qp->rx);
-        dp_vq_reset(&qp->tx);
-        free(qp->rxbuf);
-        qp->rxbuf = NULL;
+        dp_qp_reset(qp);
+        free(qp->q.rxbuf);
+        qp->q.rxbuf = NULL;
         pthread_mutex_destroy(&qp->lock);
 }
 
@@ -261,12 +260,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         dev->backend_req_fd = -1;
         for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++) {
                 struct dp_qp *qp = &dev->qp[i];
-                qp->dev = dev;
-                qp->index = i;
-                qp->tap_fd = -1;
+                dp_qp_init(dev, qp, i);
                 atomic_store(&qp->gen, 1);
-                dp_vq_init(&qp->rx);
-                dp_vq_init(&qp->tx);
                 pthread_mutex_init(&qp->lock, NULL);
         }
         pthread_mutex_lock(&dp->lock);
@@ -417,18 +412,18 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
         else
                 q->state = ELVIS_QUEUE_DISCONNECTED;
         q->polling = pub & PUB_POLLING;
-        q->rx_packets = STAT_GET(qp->st.rx_packets);
-        q->rx_bytes = STAT_GET(qp->st.rx_bytes);
-        q->tx_packets = STAT_GET(qp->st.tx_packets);
-        q->tx_bytes = STAT_GET(qp->st.tx_bytes);
+        q->rx_packets = STAT_GET(qp->q.st.rx_packets);
+        q->rx_bytes = STAT_GET(qp->q.st.rx_bytes);
+        q->tx_packets = STAT_GET(qp->q.st.tx_packets);
+        q->tx_bytes = STAT_GET(qp->q.st.tx_bytes);
         q->kicks = STAT_GET(qp->st.kicks);
         q->interrupts = STAT_GET(qp->st.interrupts);
-        q->polls = STAT_GET(qp->st.polls);
-        q->empty_polls = STAT_GET(qp->st.empty_polls);
-        q->busy_ns = STAT_GET(qp->st.busy_ns);
-        q->wait_ns = STAT_GET(qp->st.wait_ns);
-        q->wait_samples = STAT_GET(qp->st.wait_samples);
-        q->errors = STAT_GET(qp->st.errors) + STAT_GET(qp->st.drops);
+        q->polls = STAT_GET(qp->q.st.polls);
+        q->empty_polls = STAT_GET(qp->q.st.empty_polls);
+        q->busy_ns = STAT_GET(qp->q.st.busy_ns);
+        q->wait_ns = STAT_GET(qp->q.st.wait_ns);
+        q->wait_samples = STAT_GET(qp->q.st.wait_samples);
+        q->errors = STAT_GET(qp->q.st.errors) + STAT_GET(qp->q.st.drops);
         q->signals_deferred = STAT_GET(qp->st.signals_deferred);
 }
 
@@ -465,6 +460,7 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
                 o->idle_ns = STAT_GET(s->st.idle_ns);
                 o->packets = STAT_GET(s->st.packets);
                 o->wakeups = STAT_GET(s->st.wakeups);
+                o->stolen_known = dp_server_run_delay(s, &o->stolen_ns) == 0;
         }
         for (struct dp_device *d = dp->devices; d; d = d->next)
                 for (unsigned i = 0; i < d->nqp; i++) {

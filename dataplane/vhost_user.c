@@ -139,10 +139,7 @@ static void reset_device(struct dp_device *dev)
         lock_all(dev);
         for (unsigned i = 0; i < dev->nqp; i++) {
                 struct dp_qp *qp = &dev->qp[i];
-                dp_vq_reset(&qp->rx);
-                dp_vq_reset(&qp->tx);
-                qp->rxlen = 0;
-                qp->mode = QP_NOTIFY;
+                dp_qp_reset(qp);
                 atomic_store(&qp->signal, 0);
                 atomic_fetch_add(&qp->gen, 1);
                 dp_qp_publish(qp);
@@ -358,7 +355,7 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                         r = -EINVAL;
                         break;
                 }
-                vq->num = s.num;
+                vq->ring->num = s.num;
                 dp_vq_refresh(qp, vq);
                 break;
         case SET_VRING_BASE:
@@ -367,9 +364,9 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                         r = -EINVAL;
                         break;
                 }
-                vq->base = (uint16_t)s.num;
-                if (vq->live) {
-                        vq->live = false;       /* restart from the new base */
+                vq->ring->base = (uint16_t)s.num;
+                if (vq->ring->live) {
+                        vq->ring->live = false;       /* restart from the new base */
                         dp_vq_refresh(qp, vq);
                 }
                 break;
@@ -383,11 +380,11 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                 dp_vq_refresh(qp, vq);
                 break;
         case GET_VRING_BASE:
-                s.num = vq->live ? vq->vr.last_avail_idx : vq->base;
+                s.num = vq->ring->live ? vq->ring->vr.last_avail_idx : vq->ring->base;
                 /* the ring stops: no more processing, no kicks watched */
                 vq->started = false;
                 dp_vq_refresh(qp, vq);
-                vq->base = (uint16_t)s.num;
+                vq->ring->base = (uint16_t)s.num;
                 if (vq->kick_fd >= 0)
                         close(vq->kick_fd);
                 vq->kick_fd = -1;
@@ -416,10 +413,10 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
         if ((r = vq_of(dev, a.index, &qp, &vq, why)) < 0)
                 return r;
         pthread_mutex_lock(&qp->lock);
-        vq->desc_addr = a.desc;
-        vq->avail_addr = a.avail;
-        vq->used_addr = a.used;
-        vq->addr_set = true;
+        vq->ring->desc = a.desc;
+        vq->ring->avail = a.avail;
+        vq->ring->used = a.used;
+        vq->ring->addr_set = true;
         dp_vq_refresh(qp, vq);
         dp_qp_kick_server(qp);
         pthread_mutex_unlock(&qp->lock);
@@ -442,9 +439,9 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         dev->features = f;
         dev->features_set = true;
         for (unsigned i = 0; i < dev->nqp; i++) {
-                if (dev->qp[i].rx.live)
+                if (dev->qp[i].rx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
-                if (dev->qp[i].tx.live)
+                if (dev->qp[i].tx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
         unlock_all(dev);

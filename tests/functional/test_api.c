@@ -442,6 +442,15 @@ Test(api, stats_and_metrics)
         cr_assert(strstr(r.body, "elvis_sidecore_busy_seconds_total{sidecore=\"1\",cpu=\""));
         cr_assert(strstr(r.body, "elvis_vm_busy_seconds_total{vm=\"1\",vm_name=\"web1\"}"));
         cr_assert(strstr(r.body, "elvis_dataplane_up 1"));
+        cr_assert(strstr(r.body, "\nelvis_queue_connected{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+                                 "sidecore=\"1\"} 1\n"), "the fake's queues are ready");
+        cr_assert(strstr(r.body, "\nelvis_queue_error{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+                                 "sidecore=\"1\"} 0\n"));
+        /* every policy's series exists before its first decision */
+        cr_assert(strstr(r.body, "\nelvis_decisions_total{policy=\"scaling\",outcome=\"applied\"} 0\n"));
+        cr_assert(strstr(r.body, "\nelvis_decisions_total{policy=\"regret\",outcome=\"failed\"} 0\n"));
+        /* a data plane that cannot measure stolen time declares the family, with no sample */
+        cr_assert(strstr(r.body, "# TYPE elvis_sidecore_stolen_seconds_total counter\n# HELP"), "%s", r.body);
         resp_free(&r);
 }
 
@@ -558,9 +567,9 @@ Test(unserved, warned_journalled_planned_and_served_when_a_core_frees)
         cr_assert_str_eq(json_string_value(json_object_get(w, "kind")), "queues_unserved");
         cr_assert_eq(json_integer_value(json_object_get(w, "vm")), 2);
         cr_assert_eq(json_integer_value(json_object_get(w, "queues")), 2);
-        cr_assert(strstr(json_string_value(json_object_get(w, "detail")),
+        cr_assert(strstr(json_string_value(json_object_get(w, "message")),
                          "VM 2 'web1': 2 queue(s) have no sidecore and get no I/O: "), "%s",
-                  json_string_value(json_object_get(w, "detail")));
+                  json_string_value(json_object_get(w, "message")));
         json_decref(h);
         json_decref(get("/v1/health/ready", 200));
         /* the plan lists them instead of "nothing to change" */
