@@ -34,10 +34,16 @@ void api_ok(struct api_ctx *x, unsigned status, json_t *doc)
         x->out = doc;
 }
 
-/* Changes made through the API go to the journal too, next to the policies' own. */
-static void journal(struct api_ctx *x, const char *event, uint32_t id, const char *name)
+/* Changes made through the API go to the journal too, next to the policies' own: a VM
+ * by its id and name, a sidecore (which has no name) by its id and CPU. */
+static void journal_vm(struct api_ctx *x, const char *event, uint32_t id, const char *name)
 {
-        elvis_journal_add(x->m, "api", json_pack("{s:s, s:i, s:s?}", "event", event, "id", (int)id, "name", name));
+        elvis_journal_add(x->m, "api", json_pack("{s:s, s:i, s:s}", "event", event, "id", (int)id, "name", name));
+}
+
+static void journal_sidecore(struct api_ctx *x, const char *event, uint32_t id, int cpu)
+{
+        elvis_journal_add(x->m, "api", json_pack("{s:s, s:i, s:i}", "event", event, "id", (int)id, "cpu", cpu));
 }
 
 static bool query_flag(struct api_ctx *x, const char *name, bool *ret)
@@ -90,6 +96,25 @@ bad:
 static void h_health(struct api_ctx *x)
 {
         api_ok(x, 200, elvis_manager_health(x->m));
+}
+
+/* Readiness, apart from liveness (/v1/health answers 200 whenever the daemon answers at
+ * all): 200 while the data plane runs, else 503 saying why, for probes and load
+ * balancers that only look at the status. */
+static void h_health_ready(struct api_ctx *x)
+{
+        json_t *h = elvis_manager_health(x->m), *dp = json_object_get(h, "dataplane");
+        const char *detail = json_string_value(json_object_get(dp, "detail"));
+        char why[320];
+
+        if (!strcmp(json_string_value(json_object_get(h, "status")), "ok")) {
+                api_ok(x, 200, json_pack("{s:b, s:s, s:s}", "ready", 1, "status", "ok", "detail", detail ? detail : ""));
+        } else {
+                snprintf(why, sizeof(why), "not ready: %s", detail && *detail ? detail : "no data plane runs");
+                api_fail_status(x, 503, why);
+                json_object_set_new(x->out, "ready", json_false());
+        }
+        json_decref(h);
 }
 
 static void h_topology(struct api_ctx *x)
@@ -170,7 +195,7 @@ static void h_vms_create(struct api_ctx *x)
                 { api_ok(x, 200, doc); return; }
         }
         snprintf(x->location, sizeof(x->location), "/v1/vms/%u", vm.id);
-        journal(x, "vm_added", vm.id, vm.name);
+        journal_vm(x, "vm_added", vm.id, vm.name);
         api_ok(x, 201, elvis_vm_to_json(&vm));
 }
 
@@ -215,7 +240,7 @@ static void h_vm_delete(struct api_ctx *x)
                 snprintf(name, sizeof(name), "%s", vm->name);
                 r = elvis_manager_vm_remove(x->m, id, &e);
                 if (r == 0)
-                        journal(x, "vm_removed", id, name);
+                        journal_vm(x, "vm_removed", id, name);
         }
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
@@ -246,7 +271,7 @@ static void h_sidecores_create(struct api_ctx *x)
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         snprintf(x->location, sizeof(x->location), "/v1/sidecores/%u", sc.id);
-        journal(x, "sidecore_added", sc.id, NULL);
+        journal_sidecore(x, "sidecore_added", sc.id, sc.cpu);
         api_ok(x, 201, elvis_sidecore_to_json(&x->m->state, elvis_state_sidecore(&x->m->state, sc.id)));
 }
 
@@ -270,14 +295,17 @@ static void h_sidecore_get(struct api_ctx *x)
 static void h_sidecore_delete(struct api_ctx *x)
 {
         struct elvis_err e = { 0 };
+        struct elvis_sidecore *sc;
         uint32_t id;
-        int r;
+        int r, cpu;
 
         if (!sidecore_id(x, &id))
                 return;
+        sc = elvis_state_sidecore(&x->m->state, id);
+        cpu = sc ? sc->cpu : -1;
         r = elvis_manager_sidecore_remove(x->m, id, &e);
         if (r == 0)
-                journal(x, "sidecore_removed", id, NULL);
+                journal_sidecore(x, "sidecore_removed", id, cpu);
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }
         api_ok(x, 200, json_pack("{s:b}", "removed", 1));
@@ -365,6 +393,7 @@ static void h_plan(struct api_ctx *x)
 
 const struct api_route elvis_api_route_table[] = {
         { "GET", "/v1/health", h_health, false, false },
+        { "GET", "/v1/health/ready", h_health_ready, false, false },
         { "GET", "/v1/topology", h_topology, false, false },
         { "GET", "/v1/vms", h_vms_list, false, false },
         { "POST", "/v1/vms", h_vms_create, true, false },

@@ -113,6 +113,8 @@ static int perform(struct elvis_client *c, const char *method, const char *path,
 
         c->status = 0;
         c->error[0] = '\0';
+        json_decref(c->problem);
+        c->problem = NULL;
         h = curl_easy_init();
         if (!h) {
                 snprintf(c->error, sizeof(c->error), "cannot initialise libcurl");
@@ -168,7 +170,8 @@ out:
 }
 
 /* "<detail> (HTTP <status>)" from an application/problem+json body; the title, or
- * nothing, when a proxy or another server answered instead. */
+ * nothing, when a proxy or another server answered instead. The document itself is
+ * kept in c->problem for JSON output. */
 static int problem(struct elvis_client *c, const char *text)
 {
         json_t *j = text ? json_loads(text, 0, NULL) : NULL;
@@ -179,8 +182,17 @@ static int problem(struct elvis_client *c, const char *text)
                 detail = json_string_value(json_object_get(j, "title"));
         printable(clean, sizeof(clean), detail && *detail ? detail : "request failed");
         snprintf(c->error, sizeof(c->error), "%s (HTTP %ld)", clean, c->status);
-        json_decref(j);
+        if (json_is_object(j))
+                c->problem = j;
+        else
+                json_decref(j);
         return -EPROTO;
+}
+
+void elvis_client_fini(struct elvis_client *c)
+{
+        json_decref(c->problem);
+        c->problem = NULL;
 }
 
 int elvis_client_call(struct elvis_client *c, const char *method, const char *path, const json_t *body,

@@ -11,6 +11,7 @@ struct elvis_client {
         long timeout_s;         /* whole-request limit; 0 means 30 s */
         long status;            /* HTTP status of the last answer, 0 when none arrived */
         char error[512];        /* one line, without "elvisctl: ", set when a call fails */
+        json_t *problem;        /* the last error answer's problem document, when it was one */
 };
 
 /* Performs one request. body may be NULL; ret may be NULL when the answer does not matter.
@@ -25,3 +26,5 @@ int elvis_client_call(struct elvis_client *c, const char *method, const char *pa
                       json_t **ret);
 /* Same for text answers (metrics); *ret is NUL-terminated, caller frees. */
 int elvis_client_text(struct elvis_client *c, const char *path, char **ret);
+/* Frees what the last call kept (c->problem). */
+void elvis_client_fini(struct elvis_client *c);

@@ -46,8 +46,17 @@ extern const struct elvis_command elvis_commands[];
 extern const struct elvis_global_option elvis_global_options[];
 
 /* ctl.c: requests and errors. A failed request is printed as one line and gives
- * ELVIS_EXIT_API; answers for table output have their control characters replaced. */
+ * ELVIS_EXIT_API; answers for table output have their control characters replaced.
+ * Errors go to stderr: "elvisctl: <detail>" for table output, and for -o json one line
+ * of JSON, a problem document (title, status when the daemon answered, detail, and the
+ * daemon's other members) with the exit status as "exit". */
+/* A usage error (exit status 2) with the running command's synopsis as the hint. x may
+ * be NULL before the options are read. */
 int elvis_ctl_usage_error(const struct elvis_ctl *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Any other error; returns status. */
+int elvis_ctl_error(const struct elvis_ctl *x, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The failure r of the last request on x->c; returns ELVIS_EXIT_API. */
+int elvis_ctl_api_error(const struct elvis_ctl *x, int r);
 int elvis_ctl_call(struct elvis_ctl *x, const char *method, const char *path, const json_t *body, json_t **ret);
 int elvis_ctl_get(struct elvis_ctl *x, const char *path, json_t **ret);
 /* For a command that takes no arguments and shows what GET path answers: refuses arguments,

@@ -20,12 +20,33 @@ static void print_libvirt_health(const json_t *lv)
                 printf("pinning:    vCPUs are pinned by the orchestrator (vcpu-pinning respect)\n");
 }
 
+/* status --ready: exit 0 when the daemon is ready (its data plane runs), else the
+ * daemon's 503 as any refused request (exit 1). */
+static int status_ready(struct elvis_ctl *x)
+{
+        json_t *doc;
+        int r;
+
+        if ((r = elvis_ctl_get(x, "/v1/health/ready", &doc)))
+                return r;
+        if (x->out == ELVIS_OUT_JSON)
+                elvis_json_print(doc);
+        else
+                printf("ready: %s\n", elvis_json_str(doc, "detail"));
+        json_decref(doc);
+        return ELVIS_EXIT_OK;
+}
+
 int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
 {
         json_t *h, *dp, *w;
         size_t i;
         int r;
 
+        if (argc == 1 && !strcmp(argv[0], "--ready"))
+                return status_ready(x);
+        if (argc)
+                return elvis_ctl_usage_error(x, "status: unexpected argument '%s'", argv[0]);
         if ((r = elvis_ctl_show(x, argc, "/v1/health", &h)) || !h)
                 return r;
         dp = json_object_get(h, "dataplane");
@@ -174,13 +195,12 @@ int elvis_cmd_stats(struct elvis_ctl *x, int argc, char **argv)
 int elvis_cmd_metrics(struct elvis_ctl *x, int argc, char **argv)
 {
         char *text;
+        int r;
 
         if (argc)
                 return elvis_ctl_usage_error(x, "metrics takes no arguments");
-        if (elvis_client_text(&x->c, "/metrics", &text) < 0) {
-                fprintf(stderr, "elvisctl: %s\n", x->c.error);
-                return ELVIS_EXIT_API;
-        }
+        if ((r = elvis_client_text(&x->c, "/metrics", &text)) < 0)
+                return elvis_ctl_api_error(x, r);
         fputs(text, stdout);
         free(text);
         return ELVIS_EXIT_OK;

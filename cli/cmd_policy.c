@@ -114,6 +114,20 @@ static const struct elvis_column plan_queue_columns[] = {
         { NULL },
 };
 
+/* Queues without a sidecore get no I/O, and no plan moves them: said after the plan. */
+static void print_unserved(const json_t *doc)
+{
+        const json_t *a = json_object_get(doc, "unserved"), *q;
+        size_t i;
+
+        if (!json_array_size(a))
+                return;
+        printf("unserved: %zu queue(s) have no sidecore and get no I/O:", json_array_size(a));
+        json_array_foreach(a, i, q)
+                printf(" %s/%s/%lld", elvis_json_str(q, "vm_name"), elvis_json_str(q, "device"), elvis_json_int(q, "queue"));
+        printf("\n          %s\n", elvis_json_str(doc, "unserved_reason"));
+}
+
 int elvis_cmd_plan(struct elvis_ctl *x, int argc, char **argv)
 {
         const json_t *snap, *plan;
@@ -126,6 +140,7 @@ int elvis_cmd_plan(struct elvis_ctl *x, int argc, char **argv)
         plan = json_object_get(doc, "plan");
         if (!json_is_object(snap)) {
                 printf("no plan: %s\n", elvis_json_str(doc, "note"));
+                print_unserved(doc);
                 json_decref(doc);
                 return ELVIS_EXIT_OK;
         }
@@ -138,9 +153,12 @@ int elvis_cmd_plan(struct elvis_ctl *x, int argc, char **argv)
         if (json_is_object(plan)) {
                 printf("plan: ");
                 elvis_plan_print_summary(plan, "  ");
+        } else if (json_array_size(json_object_get(doc, "unserved"))) {
+                printf("plan: nothing the policies can change\n");
         } else {
                 printf("plan: nothing to change\n");
         }
+        print_unserved(doc);
         if (strcmp(elvis_json_str(doc, "mode"), "dynamic"))
                 printf("(mode %s: the control loop applies nothing; elvisctl policy set mode=dynamic)\n",
                        elvis_json_str(doc, "mode"));

@@ -204,8 +204,7 @@ int elvis_cmd_top(struct elvis_ctl *x, int argc, char **argv)
                 json_decref(prev);
                 prev = cur;
                 if (!rates) {
-                        fprintf(stderr, "elvisctl: out of memory\n");
-                        r = ELVIS_EXIT_API;
+                        r = elvis_ctl_error(x, ELVIS_EXIT_API, "out of memory");
                         break;
                 }
                 if (x->out == ELVIS_OUT_JSON) {

@@ -1,26 +1,141 @@
-/* What every elvisctl command shares: requests with one-line errors, usage errors, answers
- * made safe for a terminal, and the fields of JSON answers. */
+/* What every elvisctl command shares: requests with one-line errors (a JSON problem
+ * line with -o json), usage errors, answers made safe for a terminal, and the fields of
+ * JSON answers. */
 #include "cmd.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* With -o json an error is one line on stderr: a problem document (RFC 9457's title,
+ * status, detail; type when the daemon gave one) with the exit status as "exit", so
+ * that stdout holds answers only and a script can parse either. */
+static int emit_problem(json_t *p, int status)
+{
+        char *line;
+
+        json_object_set_new(p, "exit", json_integer(status));
+        line = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fprintf(stderr, "%s\n", line ? line : "{\"title\":\"error\",\"detail\":\"out of memory\"}");
+        free(line);
+        json_decref(p);
+        return status;
+}
+
+/* The synopsis of c on one line, without "usage: " ("elvisctl vm show ID|NAME"). */
+static char *synopsis_line(const struct elvis_command *c)
+{
+        char *text = NULL, *w;
+        const char *r;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f)
+                return NULL;
+        elvis_usage_print_synopsis(c, f);
+        fclose(f);
+        if (!text)
+                return NULL;
+        /* the help's line breaks and their indentation become single blanks */
+        r = text + (strncmp(text, "usage: ", 7) ? 0 : 7);
+        for (w = text; *r; r++)
+                if (*r != ' ' && *r != '\n')
+                        *w++ = *r;
+                else if (w > text && w[-1] != ' ')
+                        *w++ = ' ';
+        while (w > text && w[-1] == ' ')
+                w--;
+        *w = '\0';
+        return text;
+}
+
+static int vreport(const struct elvis_ctl *x, int status, const char *fmt, va_list ap)
+{
+        char msg[1024];
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        if (x && x->out == ELVIS_OUT_JSON) {
+                json_t *p = json_pack("{s:s, s:s}", "title", status == ELVIS_EXIT_USAGE ? "usage error" : "error",
+                                      "detail", msg);
+                if (status == ELVIS_EXIT_USAGE) {
+                        char *usage = x->cmd ? synopsis_line(x->cmd) : NULL;
+                        json_object_set_new(p, "usage", json_string(usage ? usage : "elvisctl --help"));
+                        free(usage);
+                }
+                return emit_problem(p, status);
+        }
+        fprintf(stderr, "elvisctl: %s\n", msg);
+        return status;
+}
+
+int elvis_ctl_error(const struct elvis_ctl *x, int status, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vreport(x, status, fmt, ap);
+        va_end(ap);
+        return status;
+}
+
 int elvis_ctl_usage_error(const struct elvis_ctl *x, const char *fmt, ...)
 {
         va_list ap;
 
-        fputs("elvisctl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vreport(x, ELVIS_EXIT_USAGE, fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
+        if (x && x->out == ELVIS_OUT_JSON)
+                return ELVIS_EXIT_USAGE;
         if (x && x->cmd)
                 elvis_usage_print_synopsis(x->cmd, stderr);
         else
                 fputs("Try 'elvisctl --help'.\n", stderr);
         return ELVIS_EXIT_USAGE;
+}
+
+/* What went wrong before any answer: the title of a transport failure. */
+static const char *transport_title(int r)
+{
+        switch (r) {
+        case -ECONNREFUSED:
+                return "cannot reach elvis-manager";
+        case -ETIMEDOUT:
+                return "elvis-manager did not answer in time";
+        case -ECONNRESET:
+                return "elvis-manager closed the connection";
+        case -EBADMSG:
+                return "the answer is not JSON";
+        default:
+                return "request failed";
+        }
+}
+
+int elvis_ctl_api_error(const struct elvis_ctl *x, int r)
+{
+        json_t *p;
+
+        if (x->out != ELVIS_OUT_JSON) {
+                fprintf(stderr, "elvisctl: %s\n", x->c.error);
+                return ELVIS_EXIT_API;
+        }
+        if (r == -EPROTO) {
+                /* the daemon's own document, completed when another server answered */
+                p = x->c.problem ? json_deep_copy(x->c.problem) : json_object();
+                if (!json_is_string(json_object_get(p, "title")))
+                        json_object_set_new(p, "title", json_string("request refused"));
+                if (!json_is_integer(json_object_get(p, "status")))
+                        json_object_set_new(p, "status", json_integer(x->c.status));
+                if (!json_is_string(json_object_get(p, "detail")))
+                        json_object_set_new(p, "detail", json_string(x->c.error));
+        } else {
+                p = json_pack("{s:s, s:s}", "title", transport_title(r), "detail", x->c.error);
+                if (x->c.status)
+                        json_object_set_new(p, "status", json_integer(x->c.status));
+        }
+        return emit_problem(p, ELVIS_EXIT_API);
 }
 
 static bool has_control(const char *s)
@@ -78,10 +193,8 @@ int elvis_ctl_call(struct elvis_ctl *x, const char *method, const char *path, co
 {
         int r = elvis_client_call(&x->c, method, path, body, ret);
 
-        if (r < 0) {
-                fprintf(stderr, "elvisctl: %s\n", x->c.error);
-                return ELVIS_EXIT_API;
-        }
+        if (r < 0)
+                return elvis_ctl_api_error(x, r);
         if (ret && x->out == ELVIS_OUT_TABLE)
                 scrub(*ret);
         return ELVIS_EXIT_OK;

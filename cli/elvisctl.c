@@ -18,12 +18,13 @@ const struct elvis_global_option elvis_global_options[] = {
         { NULL, "--token-file", "FILE", "bearer token for --url (default $ELVIS_TOKEN)" },
         { NULL, "--cacert", "FILE", "CA that signed the daemon's TLS certificate" },
         { "-h", "--help", NULL, "show this help (one command's: COMMAND --help)" },
-        { NULL, "--version", NULL, "print the version" },
+        { "-V", "--version", NULL, "print the version" },
         { NULL, NULL, NULL, NULL },
 };
 
 const struct elvis_command elvis_commands[] = {
-        { "status", NULL, elvis_cmd_status, "", "daemon health, version and data-plane state" },
+        { "status", NULL, elvis_cmd_status, "[--ready]",
+          "daemon health, version, data-plane state and warnings; --ready: exit 0 only when ready" },
         { "topology", NULL, elvis_cmd_topology, "", "each CPU's core, NUMA node, siblings and role; NICs" },
         { "vm", "list", elvis_cmd_vm_list, "", "VMs with their CPUs, policy, devices and sidecores" },
         { "vm", "add", elvis_cmd_vm_add,
@@ -50,14 +51,14 @@ const struct elvis_command elvis_commands[] = {
         { NULL, NULL, NULL, NULL, NULL },
 };
 
-static char *read_token(const char *path)
+static char *read_token(const struct elvis_ctl *x, const char *path)
 {
         char buf[4097];
         size_t n;
         FILE *f = fopen(path, "re");
 
         if (!f) {
-                fprintf(stderr, "elvisctl: cannot read token file %s: %s\n", path, strerror(errno));
+                elvis_ctl_error(x, ELVIS_EXIT_API, "cannot read token file %s: %s", path, strerror(errno));
                 return NULL;
         }
         n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -69,15 +70,15 @@ static char *read_token(const char *path)
 }
 
 /* A token goes into an HTTP header: a line break in it would add headers of its own. */
-static bool token_ok(const char *token, const char *origin)
+static bool token_ok(const struct elvis_ctl *x, const char *token, const char *origin)
 {
         for (const char *p = token; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                        fprintf(stderr, "elvisctl: the token in %s contains control characters\n", origin);
+                        elvis_ctl_error(x, ELVIS_EXIT_API, "the token in %s contains control characters", origin);
                         return false;
                 }
         if (!*token) {
-                fprintf(stderr, "elvisctl: the token in %s is empty\n", origin);
+                elvis_ctl_error(x, ELVIS_EXIT_API, "the token in %s is empty", origin);
                 return false;
         }
         return true;
@@ -99,7 +100,7 @@ static int parse_globals(struct elvis_ctl *x, int argc, char **argv, const char 
                         elvis_usage_print(stdout);
                         return -ELVIS_EXIT_OK;
                 }
-                if (!strcmp(a, "--version")) {
+                if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
                         printf("elvisctl %s\n", ELVIS_VERSION);
                         return -ELVIS_EXIT_OK;
                 }
@@ -111,26 +112,26 @@ static int parse_globals(struct elvis_ctl *x, int argc, char **argv, const char 
                 }
                 if (m) {
                         if (m < 0 || (strcmp(v, "table") && strcmp(v, "json")))
-                                return -elvis_ctl_usage_error(NULL, "-o takes table or json");
+                                return -elvis_ctl_usage_error(x, "-o takes table or json");
                         x->out = strcmp(v, "json") ? ELVIS_OUT_TABLE : ELVIS_OUT_JSON;
                 } else if ((m = elvis_arg_option(argc, argv, &i, "--socket", &v))) {
                         if (m < 0 || !*v)
-                                return -elvis_ctl_usage_error(NULL, "--socket needs a PATH");
+                                return -elvis_ctl_usage_error(x, "--socket needs a PATH");
                         x->c.socket = v;
                 } else if ((m = elvis_arg_option(argc, argv, &i, "--url", &v))) {
                         if (m < 0 || (strncmp(v, "https://", 8) && strncmp(v, "http://", 7)))
-                                return -elvis_ctl_usage_error(NULL, "--url needs an http:// or https:// URL");
+                                return -elvis_ctl_usage_error(x, "--url needs an http:// or https:// URL");
                         x->c.url = v;
                 } else if ((m = elvis_arg_option(argc, argv, &i, "--token-file", &v))) {
                         if (m < 0)
-                                return -elvis_ctl_usage_error(NULL, "--token-file needs a FILE");
+                                return -elvis_ctl_usage_error(x, "--token-file needs a FILE");
                         *ret_token_file = v;
                 } else if ((m = elvis_arg_option(argc, argv, &i, "--cacert", &v))) {
                         if (m < 0)
-                                return -elvis_ctl_usage_error(NULL, "--cacert needs a FILE");
+                                return -elvis_ctl_usage_error(x, "--cacert needs a FILE");
                         x->c.cacert = v;
                 } else {
-                        return -elvis_ctl_usage_error(NULL, "unknown option '%s'", a);
+                        return -elvis_ctl_usage_error(x, "unknown option '%s'", a);
                 }
         }
         return i;
@@ -151,22 +152,24 @@ static int dispatch(struct elvis_ctl *x, int argc, char **argv)
                 if (!strcmp(k->name, argv[0]))
                         group = k;
         if (!group)
-                return elvis_ctl_usage_error(NULL, "unknown command '%s'", argv[0]);
+                return elvis_ctl_usage_error(x, "unknown command '%s'", argv[0]);
         if (group->sub && (argc < 2 || is_help(argv[1]))) {
                 if (argc >= 2) {
                         elvis_usage_print_group(group->name, stdout);
                         return ELVIS_EXIT_OK;
                 }
-                fprintf(stderr, "elvisctl: %s needs a subcommand\n", group->name);
-                elvis_usage_print_group(group->name, stderr);
+                elvis_ctl_error(x, ELVIS_EXIT_USAGE, "%s needs a subcommand", group->name);
+                if (x->out == ELVIS_OUT_TABLE)
+                        elvis_usage_print_group(group->name, stderr);
                 return ELVIS_EXIT_USAGE;
         }
         for (c = group; c->name && !strcmp(c->name, group->name); c++)
                 if (!c->sub || !strcmp(c->sub, argv[1]))
                         break;
         if (!c->name || strcmp(c->name, group->name)) {
-                fprintf(stderr, "elvisctl: unknown %s subcommand '%s'\n", group->name, argv[1]);
-                elvis_usage_print_group(group->name, stderr);
+                elvis_ctl_error(x, ELVIS_EXIT_USAGE, "unknown %s subcommand '%s'", group->name, argv[1]);
+                if (x->out == ELVIS_OUT_TABLE)
+                        elvis_usage_print_group(group->name, stderr);
                 return ELVIS_EXIT_USAGE;
         }
         skip = c->sub ? 2 : 1;
@@ -180,7 +183,7 @@ static int dispatch(struct elvis_ctl *x, int argc, char **argv)
                         if (o->arg && (!strcmp(argv[i], o->name) || (o->shrt && !strcmp(argv[i], o->shrt)) ||
                                        (!strncmp(argv[i], o->name, strlen(o->name)) &&
                                         argv[i][strlen(o->name)] == '=')))
-                                return elvis_ctl_usage_error(NULL, "%s is a global option and goes before the "
+                                return elvis_ctl_usage_error(x, "%s is a global option and goes before the "
                                                              "command: elvisctl [OPTIONS] COMMAND [ARGS]", o->name);
         }
         x->cmd = c;
@@ -202,25 +205,27 @@ int main(int argc, char **argv)
         if (i <= 0)
                 return -i;
         if (i == argc) {
+                if (x.out == ELVIS_OUT_JSON)
+                        return elvis_ctl_usage_error(&x, "a command is needed");
                 elvis_usage_print(stderr);
                 return ELVIS_EXIT_USAGE;
         }
         if (token_file) {
-                token = read_token(token_file);
-                if (!token || !token_ok(token, token_file)) {
+                token = read_token(&x, token_file);
+                if (!token || !token_ok(&x, token, token_file)) {
                         free(token);
                         return ELVIS_EXIT_API;
                 }
                 x.c.token = token;
-        } else if (x.c.token && !token_ok(x.c.token, "ELVIS_TOKEN")) {
+        } else if (x.c.token && !token_ok(&x, x.c.token, "ELVIS_TOKEN")) {
                 return ELVIS_EXIT_API;
         }
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                fprintf(stderr, "elvisctl: cannot initialise libcurl\n");
                 free(token);
-                return ELVIS_EXIT_API;
+                return elvis_ctl_error(&x, ELVIS_EXIT_API, "cannot initialise libcurl");
         }
         r = dispatch(&x, argc - i, argv + i);
+        elvis_client_fini(&x.c);
         curl_global_cleanup();
         free(token);
         return r;

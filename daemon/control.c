@@ -368,12 +368,49 @@ static void on_tick(struct elvis_loop_source *src, void *userdata)
         elvis_control_tick(userdata);
 }
 
-/* A committed policy may have a new interval. */
+/* A VM whose queues lose their sidecore (or never got one) gets no I/O: that is logged
+ * and journalled once, when it happens, and so is the end of it. old is the state
+ * before the commit, NULL at startup. */
+static void report_unserved(struct elvis_manager *m, const struct elvis_state *old)
+{
+        char reason[256] = "";
+
+        for (unsigned i = 0; i < m->state.nvms; i++) {
+                const struct elvis_vm *vm = &m->state.vms[i], *was = NULL;
+                unsigned now = elvis_manager_vm_unserved(&m->state, vm), before = 0;
+
+                for (unsigned k = 0; old && k < old->nvms && !was; k++)
+                        if (old->vms[k].id == vm->id)
+                                was = &old->vms[k];
+                if (was)
+                        before = elvis_manager_vm_unserved(old, was);
+                if (now == before)
+                        continue;
+                if (now) {
+                        if (!reason[0])
+                                elvis_manager_unserved_reason(m, reason, sizeof(reason));
+                        log_warning("VM %u '%s': %u queue(s) have no sidecore and get no I/O: %s", vm->id, vm->name,
+                                    now, reason);
+                        elvis_journal_add(m, "control", json_pack("{s:s, s:i, s:s, s:i, s:s}", "event",
+                                                                  "queues_unserved", "vm", (int)vm->id, "name",
+                                                                  vm->name, "queues", (int)now, "reason", reason));
+                } else {
+                        log_notice("VM %u '%s': every queue has a sidecore again", vm->id, vm->name);
+                        elvis_journal_add(m, "control", json_pack("{s:s, s:i, s:s}", "event", "queues_served", "vm",
+                                                                  (int)vm->id, "name", vm->name));
+                }
+        }
+}
+
+/* A committed policy may have a new interval; queues may have lost or found a sidecore. */
 static void on_commit(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old, void *userdata)
 {
         struct elvis_control *c = userdata;
 
-        if (ev != ELVIS_EVENT_COMMIT || c->interval_ms == m->state.policy.interval_ms)
+        if (ev != ELVIS_EVENT_COMMIT)
+                return;
+        report_unserved(m, old);
+        if (c->interval_ms == m->state.policy.interval_ms)
                 return;
         c->interval_ms = m->state.policy.interval_ms;
         elvis_loop_timer_rearm(c->timer, (uint64_t)c->interval_ms * 1000u, true);
@@ -397,7 +434,11 @@ int elvis_control_start(struct elvis_manager *m)
                 snprintf(c->decisions[c->ndecisions++].policy, sizeof(c->decisions[0].policy), "%s", deciders[i]);
         c->interval_ms = m->state.policy.interval_ms;
         r = elvis_loop_add_timer(m->loop, (uint64_t)c->interval_ms * 1000u, true, on_tick, m, &c->timer);
-        return r < 0 ? r : elvis_manager_listen(m, on_commit, c);
+        if (r == 0)
+                r = elvis_manager_listen(m, on_commit, c);
+        if (r == 0)
+                report_unserved(m, NULL);       /* a restored state may have them */
+        return r;
 }
 
 
@@ -415,18 +456,48 @@ void elvis_control_stop(struct elvis_manager *m)
         m->control = NULL;
 }
 
+/* The queues no sidecore serves, and why: no plan of the policies moves them, since
+ * they are on no sidecore to move from. */
+static void add_unserved(struct elvis_manager *m, json_t *doc)
+{
+        json_t *a = json_array();
+        char reason[256];
+
+        for (unsigned i = 0; i < m->state.nvms; i++) {
+                const struct elvis_vm *vm = &m->state.vms[i];
+                if (!elvis_manager_vm_unserved(&m->state, vm))
+                        continue;
+                for (unsigned d = 0; d < vm->ndevices; d++)
+                        for (unsigned q = 0; q < vm->devices[d].queues; q++)
+                                if (vm->devices[d].sidecore[q] == ELVIS_SIDECORE_NONE)
+                                        json_array_append_new(a, json_pack("{s:i, s:s, s:s, s:i}", "vm", (int)vm->id,
+                                                                           "vm_name", vm->name, "device",
+                                                                           vm->devices[d].id, "queue", (int)q));
+        }
+        if (json_array_size(a)) {
+                elvis_manager_unserved_reason(m, reason, sizeof(reason));
+                json_object_set_new(doc, "unserved_reason", json_string(reason));
+        }
+        json_object_set_new(doc, "unserved", a);
+}
+
 json_t *elvis_control_plan(struct elvis_manager *m)
 {
         struct elvis_control *c = m->control;
         struct elvis_controller ctl;
         struct elvis_plan plan;
+        json_t *doc;
 
-        if (!c || !c->have_last)
-                return json_pack("{s:s, s:n, s:n, s:s}", "mode", elvis_mode_name(m->state.policy.mode), "snapshot",
-                                 "plan", "note",
-                                 "no sample yet: the data plane is not running or the first interval has not passed");
-        ctl = c->ctl;   /* a dry run must not move the real controller's memory */
-        elvis_policy_decide(&c->last, &m->state.policy, &ctl, &plan);
-        return json_pack("{s:s, s:o, s:o}", "mode", elvis_mode_name(m->state.policy.mode), "snapshot",
-                         snapshot_to_json(&c->last), "plan", plan.nactions ? plan_to_json(&plan) : json_null());
+        if (!c || !c->have_last) {
+                doc = json_pack("{s:s, s:n, s:n, s:s}", "mode", elvis_mode_name(m->state.policy.mode), "snapshot",
+                                "plan", "note",
+                                "no sample yet: the data plane is not running or the first interval has not passed");
+        } else {
+                ctl = c->ctl;   /* a dry run must not move the real controller's memory */
+                elvis_policy_decide(&c->last, &m->state.policy, &ctl, &plan);
+                doc = json_pack("{s:s, s:o, s:o}", "mode", elvis_mode_name(m->state.policy.mode), "snapshot",
+                                snapshot_to_json(&c->last), "plan", plan.nactions ? plan_to_json(&plan) : json_null());
+        }
+        add_unserved(m, doc);
+        return doc;
 }

@@ -212,6 +212,7 @@ static void on_watchdog(struct elvis_loop_source *src, void *userdata)
 struct diff_ctx {
         struct elvis_manager *m;
         struct elvis_config *next;
+        unsigned applied, deferred;
 };
 
 static void on_diff(const char *name, bool live, void *userdata)
@@ -220,9 +221,11 @@ static void on_diff(const char *name, bool live, void *userdata)
 
         if (!live) {
                 log_warning("config: '%s' changed; it takes effect when elvis-manager restarts", name);
+                d->deferred++;
                 return;
         }
         log_notice("config: applying new '%s'", name);
+        d->applied++;
         if (!strcmp(name, "log-level")) {
                 d->m->cfg.log_level = d->next->log_level;
                 elvis_log_set_level(d->next->log_level);
@@ -234,22 +237,35 @@ static void on_diff(const char *name, bool live, void *userdata)
         }
 }
 
+/* Every SIGHUP ends with one line saying what became of it. */
 static void reload(struct elvis_manager *m)
 {
         struct elvis_config next = { 0 };
         struct elvis_config_errors errors = { 0 };
-        struct diff_ctx d = { m, &next };
+        struct diff_ctx d = { m, &next, 0, 0 };
+        const char *file = m->cfg.config_file;
 
-        log_notice("received SIGHUP: reloading %s", m->cfg.config_file);
         elvis_notify("RELOADING=1");
-        if (elvis_config_reload(m->argc, m->argv, &next, &errors) < 0) {
-                for (size_t i = 0; i < errors.n; i++)
-                        log_error("config: %s", errors.lines[i]);
-                log_error("configuration not reloaded; the previous one stays in effect");
+        if (!file[0]) {
+                /* the flags are all there is, and they cannot have changed */
+                log_notice("received SIGHUP: no configuration file to reload (started with --config \"\"); "
+                           "the command line's settings stay in effect");
         } else {
-                elvis_config_diff(&m->cfg, &next, on_diff, &d);
-                compute_allowed(m);
-                elvis_config_fini(&next);
+                log_notice("received SIGHUP: reloading %s", file);
+                if (elvis_config_reload(m->argc, m->argv, &next, &errors) < 0) {
+                        for (size_t i = 0; i < errors.n; i++)
+                                log_error("config: %s", errors.lines[i]);
+                        log_error("configuration not reloaded; the previous one stays in effect");
+                } else {
+                        elvis_config_diff(&m->cfg, &next, on_diff, &d);
+                        compute_allowed(m);
+                        elvis_config_fini(&next);
+                        if (!d.applied && !d.deferred)
+                                log_notice("configuration reloaded from %s: nothing changed", file);
+                        else
+                                log_notice("configuration reloaded from %s: %u change(s) applied, %u at the next "
+                                           "restart", file, d.applied, d.deferred);
+                }
         }
         elvis_config_errors_fini(&errors);
         elvis_notify("READY=1");
@@ -277,7 +293,11 @@ int elvis_manager_start(struct elvis_manager *m)
         r = elvis_store_load(&m->store, &m->state, moved, sizeof(moved));
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot read state from %s: %s", m->store.path, strerror(-r));
-        log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores, m->store.path);
+        if (r > 0)
+                log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores,
+                         m->store.path);
+        else if (!moved[0])     /* a corrupt file was logged where it was moved aside */
+                log_info("state: no %s yet (first start): starting with no VMs and no sidecores", m->store.path);
         if (mkdir(m->cfg.run_dir, 0755) < 0 && errno != EEXIST)
                 return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
         dataplane_open(m);

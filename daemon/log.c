@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 static int max_level = LOG_INFO;
+static int stderr_tty = -1;     /* "<N>" prefixes are for journald, not for a terminal */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER; /* serialises lines from data-plane threads */
 
 static const char *const level_names[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
@@ -44,8 +45,13 @@ void elvis_logv(int level, const char *fmt, va_list ap)
                 return;
         vsnprintf(msg, sizeof(msg), fmt, ap);
         pthread_mutex_lock(&log_lock);
+        if (stderr_tty < 0)
+                stderr_tty = isatty(STDERR_FILENO);
         for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-                fprintf(stderr, "<%d>%s\n", level, line);
+                if (stderr_tty)
+                        fprintf(stderr, "%s\n", line);
+                else
+                        fprintf(stderr, "<%d>%s\n", level, line);
         fflush(stderr);
         pthread_mutex_unlock(&log_lock);
 }

@@ -1,4 +1,5 @@
-/* Logging to stderr with sd-daemon "<N>" priority prefixes, so journald keeps levels. */
+/* Logging to stderr with sd-daemon "<N>" priority prefixes, so journald keeps levels
+ * (a terminal gets the bare lines). */
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,7 +11,8 @@ int elvis_log_get_level(void);
 /* "err", "warning", "notice", "info", "debug" (or 0-7); returns the level or -EINVAL. */
 int elvis_log_level_parse(const char *s);
 const char *elvis_log_level_name(int level);
-/* Writes each line of the message with a "<level>" prefix; lines above the level are dropped. */
+/* Writes each line of the message with a "<level>" prefix (none when stderr is a
+ * terminal); lines above the level are dropped. */
 void elvis_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void elvis_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Logs and returns -abs(err), for "log and return in one step". */

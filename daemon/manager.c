@@ -247,18 +247,39 @@ static void drop_idle_automatic(struct elvis_state *s)
         }
 }
 
+unsigned elvis_manager_vm_unserved(const struct elvis_state *s, const struct elvis_vm *vm)
+{
+        unsigned n = 0;
+
+        if (elvis_effective_exitless(&s->policy, vm) == ELVIS_EXITLESS_NEVER)
+                return 0;
+        for (unsigned d = 0; d < vm->ndevices; d++)
+                for (unsigned q = 0; q < vm->devices[d].queues; q++)
+                        n += vm->devices[d].sidecore[q] == ELVIS_SIDECORE_NONE;
+        return n;
+}
+
 static unsigned unserved_queues(const struct elvis_state *s)
 {
         unsigned n = 0;
 
-        for (unsigned i = 0; i < s->nvms; i++) {
-                if (elvis_effective_exitless(&s->policy, &s->vms[i]) == ELVIS_EXITLESS_NEVER)
-                        continue;
-                for (unsigned d = 0; d < s->vms[i].ndevices; d++)
-                        for (unsigned q = 0; q < s->vms[i].devices[d].queues; q++)
-                                n += s->vms[i].devices[d].sidecore[q] == ELVIS_SIDECORE_NONE;
-        }
+        for (unsigned i = 0; i < s->nvms; i++)
+                n += elvis_manager_vm_unserved(s, &s->vms[i]);
         return n;
+}
+
+void elvis_manager_unserved_reason(struct elvis_manager *m, char *buf, size_t size)
+{
+        elvis_cpuset busy = busy_cpus(&m->state);
+        int cpu;
+
+        if (m->state.nsidecores >= m->state.policy.max_sidecores)
+                snprintf(buf, size, "the policy allows no more sidecores (max_sidecores %u)",
+                         m->state.policy.max_sidecores);
+        else if (elvis_place_sidecore(&m->topo, &m->allowed, &busy, -1, &cpu, buf, size) == 0)
+                snprintf(buf, size, "CPU %d is free for a sidecore now (elvisctl sidecore add --cpu %d)", cpu, cpu);
+        else
+                snprintf(buf + strlen(buf), size - strlen(buf), "; removing a VM frees its cores for one");
 }
 
 /* ---- transactions ---- */
@@ -532,10 +553,7 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         }
         next.nvms++;
         next.next_vm_id++;
-        assign_queues(m, &next, true);
-        if (unserved_queues(&next))
-                log_warning("VM '%s': %u queue(s) have no sidecore: no free core for one (add a sidecore or free a core)",
-                            nvm->name, unserved_queues(&next));
+        assign_queues(m, &next, true);  /* unserved queues are reported when committed */
         *vm = *nvm;
         if (dry_run) {
                 elvis_state_fini(&next);
@@ -635,6 +653,7 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
         snprintf(name, sizeof(name), "%s", next.vms[i].name);
         memmove(&next.vms[i], &next.vms[i + 1], (next.nvms - i - 1) * sizeof(next.vms[0]));
         next.nvms--;
+        assign_queues(m, &next, true);  /* the cores it frees may serve queues that had none */
         drop_idle_automatic(&next);
         r = commit(m, &next, e);
         if (r == 0)

@@ -125,9 +125,18 @@ int elvis_manager_reconcile(struct elvis_manager *m, const struct elvis_state *f
 /* Called after every committed change (systemd STATUS=). */
 void elvis_manager_changed(struct elvis_manager *m);
 
+/* How many queues of vm's exitless devices no sidecore serves (vanilla ones need none). */
+unsigned elvis_manager_vm_unserved(const struct elvis_state *s, const struct elvis_vm *vm);
+/* Why queues go without a sidecore now: the policy's limit, or why placement finds no
+ * core (or the core it would take now). */
+void elvis_manager_unserved_reason(struct elvis_manager *m, char *buf, size_t size);
+
 /* Lookup by decimal id or by name. */
 struct elvis_vm *elvis_manager_find_vm(struct elvis_manager *m, const char *key);
 
+/* status "ok" when the data plane runs (the daemon is ready), else "degraded"; warnings
+ * list what needs an operator without making the daemon unready (queues without a
+ * sidecore). */
 json_t *elvis_manager_health(struct elvis_manager *m);
 json_t *elvis_manager_topology(struct elvis_manager *m);
 /* Posted interrupts (APICv/AVIC), halt polling, isolcpus and nohz_full of the sidecores'

@@ -123,7 +123,7 @@ int elvis_store_load(struct elvis_store *st, struct elvis_state *s, char *moved,
                 log_error("state file %s is invalid: %s", st->path, e.detail);
                 goto corrupt;
         }
-        return 0;
+        return 1;
 corrupt:
         r = move_aside(st, moved, len);
         if (r < 0)

@@ -12,8 +12,9 @@ struct elvis_store {
 /* Creates dir (0700) if missing. */
 int elvis_store_open(const char *dir, struct elvis_store *ret);
 void elvis_store_close(struct elvis_store *st);
-/* 0 and the state on success; 0 and an empty state when the file is missing or was
- * corrupt (then *ret_moved_aside names where it went); -errno on I/O errors. */
+/* 1 and the state when the file was read; 0 and an empty state when there is no file
+ * (a first start) or it was corrupt (then moved_aside names where it went); -errno on
+ * I/O errors. */
 int elvis_store_load(struct elvis_store *st, struct elvis_state *s, char *moved_aside, size_t len);
 /* Writes the whole state; on return 0 the new state is durable. */
 int elvis_store_save(struct elvis_store *st, const struct elvis_state *s);

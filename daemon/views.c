@@ -23,25 +23,47 @@ static const char *dp_status_name(enum elvis_dp_status s)
         }
 }
 
+/* What an operator should act on although the daemon serves: VMs whose queues have no
+ * sidecore get no I/O, and libvirt's pin conflicts. */
+static json_t *warnings(struct elvis_manager *m)
+{
+        json_t *a = json_array();
+        char reason[256] = "", detail[512];
+
+        for (unsigned i = 0; i < m->state.nvms; i++) {
+                const struct elvis_vm *vm = &m->state.vms[i];
+                unsigned n = elvis_manager_vm_unserved(&m->state, vm);
+                if (!n)
+                        continue;
+                if (!reason[0])
+                        elvis_manager_unserved_reason(m, reason, sizeof(reason));
+                snprintf(detail, sizeof(detail), "VM %u '%s': %u queue(s) have no sidecore and get no I/O: %s", vm->id,
+                         vm->name, n, reason);
+                json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:i}", "kind", "queues_unserved", "message",
+                                                   detail, "vm", (int)vm->id, "vm_name", vm->name, "queues", (int)n));
+        }
+        elvis_libvirt_add_warnings(m, a);
+        return a;
+}
+
 json_t *elvis_manager_health(struct elvis_manager *m)
 {
         char detail[256];
         bool healthy = m->dp_status == ELVIS_DP_RUNNING;
-        json_t *dp, *warnings;
+        json_t *dp, *h;
 
         snprintf(detail, sizeof(detail), "%s", m->dp_detail);
         if (healthy && m->dp_ops->health && m->dp_ops->health(m->dp, detail, sizeof(detail)) < 0)
                 healthy = false;
         dp = json_pack("{s:s, s:s, s:s, s:o}", "kind", m->dp_kind, "state", dp_status_name(m->dp_status), "detail",
                        detail, "implementation", m->dp_ops ? json_string(m->dp_ops->kind) : json_null());
-        warnings = json_array();
-        elvis_libvirt_add_warnings(m, warnings);
-        return json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s, s:o}", "status", healthy ? "ok" : "degraded",
-                         "version", ELVIS_VERSION,
-                         "uptime_s", (json_int_t)((elvis_now_ns() - m->start_ns) / 1000000000u),
-                         "started", (json_int_t)m->start_wall, "dataplane", dp, "libvirt", elvis_libvirt_status(m),
-                         "vms", (int)m->state.nvms, "sidecores", (int)m->state.nsidecores,
-                         "topology", m->topo.source, "warnings", warnings);
+        h = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s}", "status", healthy ? "ok" : "degraded",
+                      "version", ELVIS_VERSION, "uptime_s",
+                      (json_int_t)((elvis_now_ns() - m->start_ns) / 1000000000u), "started",
+                      (json_int_t)m->start_wall, "dataplane", dp, "libvirt", elvis_libvirt_status(m), "vms",
+                      (int)m->state.nvms, "sidecores", (int)m->state.nsidecores, "topology", m->topo.source);
+        json_object_set_new(h, "warnings", warnings(m));
+        return h;
 }
 
 static json_t *cpu_role(struct elvis_manager *m, int cpu)

@@ -80,6 +80,12 @@ Test(api, health_with_fake_dataplane)
         cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "dataplane"), "state")), "running");
         cr_assert(json_is_string(json_object_get(h, "version")));
         cr_assert(json_is_integer(json_object_get(h, "uptime_s")));
+        cr_assert_eq(json_array_size(json_object_get(h, "warnings")), 0, "nothing to warn about");
+        cr_assert(json_is_array(json_object_get(h, "warnings")));
+        json_decref(h);
+        h = get("/v1/health/ready", 200);
+        cr_assert(json_is_true(json_object_get(h, "ready")));
+        cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
         json_decref(h);
 }
 
@@ -474,12 +480,134 @@ Test(api_nodp, health_reports_missing_dataplane, .timeout = 60)
         cr_assert_str_eq(json_string_value(json_object_get(dp, "state")), "absent");
         cr_assert(json_is_null(json_object_get(dp, "implementation")));
         resp_free(&r);
+        /* alive (200 above) but not ready: readiness has a status of its own */
+        cr_assert_eq(http_json(&n, "GET", "/v1/health/ready", NULL, &r), 0);
+        cr_assert_eq(r.status, 503, "%s", r.body);
+        cr_assert_str_eq(r.content_type, "application/problem+json");
+        cr_assert(json_is_false(json_object_get(r.json, "ready")), "%s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(r.json, "detail")),
+                         "not ready: kernel data plane is not available on this host");
+        resp_free(&r);
+        cr_assert_eq(http(&n, "HEAD", "/v1/health/ready", NULL, NULL, 0, &r), 0);
+        cr_assert_eq(r.status, 503, "a probe may use HEAD");
+        resp_free(&r);
         cr_assert_eq(http_json(&n, "GET", "/v1/stats", NULL, &r), 0);
         cr_assert(json_is_false(json_object_get(r.json, "available")), "no pretend counters");
         cr_assert_eq(json_array_size(json_object_get(r.json, "queues")), 0);
         resp_free(&r);
         cr_assert_eq(daemon_stop(&n), 0);
         daemon_cleanup(&n);
+}
+
+/* ---- queues without a sidecore, on a 2-CPU host: CPU 0 is reserved, and a VM with a
+ * vCPU takes CPU 1, leaving no core for a sidecore ---- */
+
+#define TOPO_2CPU ELVIS_SOURCE_DIR "/tests/data/topo-2cpu.xml"
+
+static void start_2cpu(void)
+{
+        daemon_init(&d, ELVIS_MANAGER_FAKE);
+        daemon_arg(&d, "--topology-xml");
+        daemon_arg(&d, TOPO_2CPU);
+        cr_assert_eq(daemon_start(&d), 0);
+}
+
+TestSuite(unserved, .init = start_2cpu, .fini = stop, .timeout = 60);
+
+/* The events after since, waiting (long poll) until at least one is there. */
+static json_t *events_after(long long since)
+{
+        char path[96];
+        json_t *doc, *ev;
+
+        snprintf(path, sizeof(path), "/v1/events?since=%lld&wait=10", since);
+        doc = get(path, 200);
+        ev = json_incref(json_object_get(doc, "events"));
+        json_decref(doc);
+        cr_assert_gt(json_array_size(ev), 0, "no event within 10 s");
+        return ev;
+}
+
+static json_t *find_event(json_t *events, const char *name)
+{
+        json_t *ev;
+        size_t i;
+
+        json_array_foreach(events, i, ev) {
+                const char *e = json_string_value(json_object_get(ev, "event"));
+                if (e && !strcmp(e, name))
+                        return ev;
+        }
+        return NULL;
+}
+
+Test(unserved, warned_journalled_planned_and_served_when_a_core_frees)
+{
+        json_t *h, *w, *evs, *ev, *plan;
+
+        cr_assert_eq(req("POST", "/v1/vms", "{\"name\":\"a\",\"vcpus\":1}", NULL), 201);
+        cr_assert_eq(req("POST", "/v1/vms", "{\"name\":\"web1\",\"devices\":[{\"backend\":\"loopback\",\"queues\":2}]}",
+                         NULL), 201, "a VM without a sidecore is still added");
+        /* the journal says it once, with the reason */
+        evs = events_after(0);
+        ev = find_event(evs, "queues_unserved");
+        cr_assert_not_null(ev, "%s", json_dumps(evs, 0));
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "source")), "control");
+        cr_assert_eq(json_integer_value(json_object_get(ev, "vm")), 2);
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "name")), "web1");
+        cr_assert_eq(json_integer_value(json_object_get(ev, "queues")), 2);
+        cr_assert(strstr(json_string_value(json_object_get(ev, "reason")), "no whole free core for a sidecore"), "%s",
+                  json_string_value(json_object_get(ev, "reason")));
+        json_decref(evs);
+        /* health warns, and stays ready: the daemon serves the other VMs */
+        h = get("/v1/health", 200);
+        cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
+        cr_assert_eq(json_array_size(json_object_get(h, "warnings")), 1, "%s", json_dumps(h, 0));
+        w = json_array_get(json_object_get(h, "warnings"), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(w, "kind")), "queues_unserved");
+        cr_assert_eq(json_integer_value(json_object_get(w, "vm")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(w, "queues")), 2);
+        cr_assert(strstr(json_string_value(json_object_get(w, "message")),
+                         "VM 2 'web1': 2 queue(s) have no sidecore and get no I/O: "), "%s",
+                  json_string_value(json_object_get(w, "message")));
+        json_decref(h);
+        json_decref(get("/v1/health/ready", 200));
+        /* the plan lists them instead of "nothing to change" */
+        plan = get("/v1/plan", 200);
+        cr_assert_eq(json_array_size(json_object_get(plan, "unserved")), 2, "%s", json_dumps(plan, 0));
+        ev = json_array_get(json_object_get(plan, "unserved"), 1);
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "vm_name")), "web1");
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "device")), "net0");
+        cr_assert_eq(json_integer_value(json_object_get(ev, "queue")), 1);
+        cr_assert(json_is_string(json_object_get(plan, "unserved_reason")));
+        json_decref(plan);
+        /* a restart restores the state, and says so again */
+        cr_assert_eq(daemon_stop(&d), 0);
+        cr_assert_eq(daemon_start(&d), 0);
+        evs = get("/v1/events", 200);
+        ev = find_event(json_object_get(evs, "events"), "queues_unserved");
+        cr_assert_not_null(ev, "%s", json_dumps(evs, 0));
+        cr_assert_eq(json_integer_value(json_object_get(ev, "vm")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(evs, "last")), 1, "%s", json_dumps(evs, 0));
+        json_decref(evs);
+        /* removing a frees CPU 1: web1's queues get a sidecore there, and that is journalled too */
+        cr_assert_eq(req("DELETE", "/v1/vms/a", NULL, NULL), 200);
+        evs = events_after(1);
+        ev = find_event(evs, "queues_served");
+        cr_assert_not_null(ev, "%s", json_dumps(evs, 0));
+        cr_assert_eq(json_integer_value(json_object_get(ev, "vm")), 2);
+        json_decref(evs);
+        h = get("/v1/health", 200);
+        cr_assert_eq(json_array_size(json_object_get(h, "warnings")), 0, "%s", json_dumps(h, 0));
+        json_decref(h);
+        h = get("/v1/vms/web1", 200);
+        cr_assert_eq(json_integer_value(json_array_get(json_object_get(json_array_get(json_object_get(h, "devices"), 0),
+                                                                       "sidecores"), 0)), 1, "%s", json_dumps(h, 0));
+        json_decref(h);
+        plan = get("/v1/plan", 200);
+        cr_assert_eq(json_array_size(json_object_get(plan, "unserved")), 0);
+        cr_assert_null(json_object_get(plan, "unserved_reason"));
+        json_decref(plan);
 }
 
 /* The exit-less capability probe reads sysfs; ELVIS_SYSFS points it at a tree made here. */

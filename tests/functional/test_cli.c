@@ -121,6 +121,61 @@ Test(cli, api_errors_exit_1_with_the_detail)
         free(out), free(err);
 }
 
+/* One line of JSON on stderr, parsed; fails the test unless err is exactly that. */
+static json_t *problem_line(const char *err)
+{
+        json_error_t je;
+        json_t *j;
+
+        cr_assert(strlen(err) > 1 && err[strlen(err) - 1] == '\n' && !strchr(err, '\n')[1],
+                  "one line on stderr: '%s'", err);
+        j = json_loads(err, 0, &je);
+        cr_assert(json_is_object(j), "not a JSON object (%s): %s", je.text, err);
+        return j;
+}
+
+/* -o json: a script parses stdout on success and stderr on failure, never plain text. */
+Test(cli, json_output_makes_errors_json_too)
+{
+        char *out, *err;
+        json_t *p;
+
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "show", "nosuch"), 1);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 404, "%s", err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "no VM with id or name 'nosuch'");
+        cr_assert(json_is_string(json_object_get(p, "title")), "%s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 1, "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "add", "a", "--vcpus", "64"), 1);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 507, "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "vm", "add"), 2);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "title")), "usage error");
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "vm add needs a NAME");
+        cr_assert_eq(strncmp(json_string_value(json_object_get(p, "usage")), "elvisctl vm add NAME [--vcpus N] ", 33), 0,
+                     "%s", err);
+        cr_assert_null(json_object_get(p, "status"), "no HTTP status when no request was made: %s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 2);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "-o", "json", "frobnicate"), 2);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")), "unknown command 'frobnicate'");
+        json_decref(p);
+        free(out), free(err);
+        /* table output keeps its one plain line */
+        cr_assert_eq(CLI(&out, &err, "vm", "show", "nosuch"), 1);
+        cr_assert_str_eq(err, "elvisctl: no VM with id or name 'nosuch' (HTTP 404)\n");
+        free(out), free(err);
+}
+
 Test(cli, usage_errors_exit_2)
 {
         char *out, *err;
@@ -186,6 +241,29 @@ Test(cli, sidecores_policy_stats_top_metrics)
         cr_assert(strstr(out, "# TYPE elvis_queue_kicks_total counter"));
         free(out), free(err);
         cr_assert_eq(CLI(&out, &err, "sidecore", "remove", "1"), 1, "its queue has nowhere to go");
+        free(out), free(err);
+}
+
+/* Journal lines name what they are about: a VM by its name, a sidecore by its CPU
+ * (it has no name, and "name=null" said nothing). */
+Test(cli, events_name_vms_and_sidecores)
+{
+        char *out, *err;
+
+        cr_assert_eq(CLI(&out, &err, "sidecore", "add", "--cpu", "9"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "add", "a", "--device", "backend=null"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "vm", "remove", "a"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "sidecore", "remove", "1"), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(CLI(&out, &err, "events"), 0, "%s", err);
+        cr_assert(strstr(out, "api      sidecore_added id=1 cpu=9\n"), "%s", out);
+        cr_assert(strstr(out, "api      vm_added id=1 name=a\n"), "%s", out);
+        cr_assert(strstr(out, "api      vm_removed id=1 name=a\n"), "%s", out);
+        cr_assert(strstr(out, "api      sidecore_removed id=1 cpu=9\n"), "%s", out);
+        cr_assert_null(strstr(out, "null"), "%s", out);
         free(out), free(err);
 }
 
@@ -346,4 +424,284 @@ Test(cli_down, unreachable_daemon_gives_one_line)
         cr_assert_str_eq(err, "elvisctl: cannot reach elvis-manager at /nonexistent/elvis.sock: is it running? "
                               "(systemctl status elvis-manager)\n");
         free(out), free(err);
+}
+
+Test(cli_down, short_v_prints_the_version_like_long_version)
+{
+        const char *shrt[] = { ELVISCTL, "-V", NULL }, *lng[] = { ELVISCTL, "--version", NULL },
+                   *help[] = { ELVISCTL, "--help", NULL };
+        char *out, *err, *out2, *err2;
+
+        cr_assert_eq(run_cmd(shrt, NULL, &out, &err), 0, "%s", err);
+        cr_assert_eq(run_cmd(lng, NULL, &out2, &err2), 0, "%s", err2);
+        cr_assert_eq(strncmp(out, "elvisctl ", 9), 0, "%s", out);
+        cr_assert_gt(strlen(out), 10, "%s", out);
+        cr_assert_str_eq(out, out2);
+        cr_assert_str_empty(err);
+        free(out), free(err), free(out2), free(err2);
+        cr_assert_eq(run_cmd(help, NULL, &out, &err), 0);
+        cr_assert(strstr(out, "  -V, --version"), "%s", out);
+        free(out), free(err);
+}
+
+Test(cli_down, unreachable_daemon_under_json_is_a_problem_line)
+{
+        const char *argv[] = { ELVISCTL, "-o", "json", "--socket", "/nonexistent/elvis.sock", "vm", "list", NULL };
+        char *out, *err;
+        json_t *p;
+
+        cr_assert_eq(run_cmd(argv, NULL, &out, &err), 1);
+        cr_assert_str_empty(out);
+        p = problem_line(err);
+        cr_assert_str_eq(json_string_value(json_object_get(p, "title")), "cannot reach elvis-manager");
+        cr_assert_str_eq(json_string_value(json_object_get(p, "detail")),
+                         "cannot reach elvis-manager at /nonexistent/elvis.sock: is it running? "
+                         "(systemctl status elvis-manager)");
+        cr_assert_null(json_object_get(p, "status"), "no answer, no HTTP status: %s", err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "exit")), 1);
+        json_decref(p);
+        free(out), free(err);
+}
+
+/* ---- the README's quick tour, run as written on the two kinds of 2-CPU host ---- */
+
+#define TOUR_MAX_LINES 32
+#define TOUR_MAX_WORDS 24
+
+struct tour {
+        char *text;                                     /* the block, split in place */
+        char *words[TOUR_MAX_LINES][TOUR_MAX_WORDS + 1];        /* each command's words, NULL-ended */
+        size_t n;
+};
+
+/* Splits one command line into shell words: blanks separate, "" quotes (the tour's
+ * --config "" and --reserved-cpus ""), and a comment or a trailing & ends it. */
+static void tour_words(char *line, char **words)
+{
+        size_t n = 0;
+        char *r = line, *w = line;
+
+        while (*r && n < TOUR_MAX_WORDS) {
+                while (*r == ' ')
+                        r++;
+                if (!*r || *r == '#' || (*r == '&' && !r[1 + strspn(r + 1, " ")]))
+                        break;
+                words[n++] = w;
+                while (*r && *r != ' ') {
+                        if (*r == '"') {
+                                char *end = strchr(r + 1, '"');
+                                cr_assert_not_null(end, "unbalanced quote in the tour: %s", line);
+                                memmove(w, r + 1, (size_t)(end - r - 1));
+                                w += end - r - 1;
+                                r = end + 1;
+                        } else {
+                                *w++ = *r++;
+                        }
+                }
+                if (*r)
+                        r++;
+                *w++ = '\0';
+        }
+        words[n] = NULL;
+}
+
+/* The ```sh block after "## A quick tour" in README.md, one command a line. */
+static void tour_read(struct tour *t)
+{
+        char *start, *end, *line, *save = NULL;
+
+        memset(t, 0, sizeof(*t));
+        t->text = slurp_file(ELVIS_SOURCE_DIR "/README.md");
+        cr_assert_not_null(t->text);
+        start = strstr(t->text, "\n## A quick tour\n");
+        cr_assert_not_null(start, "README.md has no quick tour");
+        start = strstr(start, "\n```sh\n");
+        cr_assert_not_null(start);
+        start += 7;
+        end = strstr(start, "\n```\n");
+        cr_assert_not_null(end);
+        end[1] = '\0';
+        for (char *c; (c = strstr(start, "\\\n"));)    /* continuation lines */
+                memset(c, ' ', 2);
+        for (line = strtok_r(start, "\n", &save); line && t->n < TOUR_MAX_LINES; line = strtok_r(NULL, "\n", &save)) {
+                tour_words(line, t->words[t->n]);
+                if (t->words[t->n][0])
+                        t->n++;
+        }
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+        size_t n = strlen(s), k = strlen(tail);
+
+        return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* Starts d as the tour's first command says, on topology; the harness chooses the
+ * paths (socket, state and run dirs), and the fake data plane stands in for the user
+ * one, so no tap is created here. */
+static void tour_start(struct tour *t, struct daemon *x, const char *topology)
+{
+        static const char *const harness_sets[] = { "--config", "--socket", "--state-dir", "--run-dir",
+                                                    "--libvirt-uri", NULL };
+        char **w = t->words[0];
+
+        cr_assert(w[0] && ends_with(w[0], "/elvis-manager"), "the tour starts the daemon first: %s", w[0]);
+        daemon_init(x, ELVIS_MANAGER_FAKE);
+        for (size_t i = 1; w[i]; i++) {
+                bool skip = !strcmp(w[i], "--foreground");
+                for (size_t k = 0; harness_sets[k] && !skip; k++)
+                        if (!strcmp(w[i], harness_sets[k]))
+                                skip = w[++i] != NULL;
+                if (!skip)
+                        daemon_arg(x, w[i]);
+        }
+        daemon_arg(x, "--topology-xml");
+        daemon_arg(x, topology);
+        cr_assert_eq(daemon_start(x), 0);
+}
+
+/* Runs every later command of the tour against x; without_vcpus drops "--vcpus N" as the
+ * README says to on a one-core host. Each must succeed. */
+static void tour_run(struct tour *t, struct daemon *x, bool without_vcpus)
+{
+        for (size_t l = 1; l < t->n; l++) {
+                const char *args[TOUR_MAX_WORDS + 8];
+                char **w = t->words[l], *out, *err;
+                size_t n = 0;
+                int r;
+
+                if (!strcmp(w[0], "export"))
+                        continue;       /* ELVIS_SOCKET: run_cli passes --socket */
+                if (ends_with(w[0], "/elvisctl")) {
+                        for (size_t i = 1; w[i]; i++) {
+                                if (!strcmp(w[i], "--follow"))
+                                        continue;       /* it would wait for good */
+                                if (without_vcpus && !strcmp(w[i], "--vcpus") && w[i + 1]) {
+                                        i++;
+                                        continue;
+                                }
+                                args[n++] = w[i];
+                        }
+                        args[n] = NULL;
+                        r = run_cli(x, &out, &err, args);
+                } else {
+                        cr_assert_str_eq(w[0], "curl", "the tour runs elvisctl and curl only");
+                        args[n++] = "/usr/bin/curl";
+                        args[n++] = "-sSf";
+                        for (size_t i = 1; w[i]; i++) {
+                                args[n++] = w[i];
+                                if (!strcmp(w[i], "--unix-socket") && w[i + 1])
+                                        args[n++] = x->sock, i++;
+                        }
+                        args[n] = NULL;
+                        r = run_cmd(args, NULL, &out, &err);
+                }
+                cr_assert_eq(r, 0, "tour line %zu (%s %s ...) failed:\n%s%s", l + 1, w[0], w[1] ? w[1] : "", out, err);
+                free(out), free(err);
+        }
+}
+
+/* After the tour: web1's two queues are served, and nothing warns. */
+static void tour_check(struct daemon *x)
+{
+        char *out, *err;
+
+        cr_assert_eq(run_cli(x, &out, &err, (const char *const[]){ "sidecore", "list", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "web1/net0/0 web1/net0/1"), "web1's queues have a sidecore:\n%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(x, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert_null(strstr(out, "warning"), "%s", out);
+        free(out), free(err);
+}
+
+Test(tour, readme_tour_on_two_cores, .timeout = 60)
+{
+        struct daemon x;
+        struct tour t;
+
+        tour_read(&t);
+        tour_start(&t, &x, ELVIS_SOURCE_DIR "/tests/data/topo-2cpu.xml");
+        tour_run(&t, &x, false);
+        tour_check(&x);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
+        free(t.text);
+}
+
+Test(tour, readme_tour_on_one_core_with_two_threads, .timeout = 60)
+{
+        struct daemon x;
+        struct tour t;
+
+        tour_read(&t);
+        tour_start(&t, &x, ELVIS_SOURCE_DIR "/tests/data/topo-1core-smt.xml");
+        tour_run(&t, &x, true);
+        tour_check(&x);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
+        free(t.text);
+}
+
+/* A VM whose queues got no sidecore: status warns, events and plan say so. CPU 0 is
+ * reserved on this 2-CPU host and web1's vCPU takes CPU 1. */
+Test(cli_small, unserved_queues_show_in_status_events_and_plan, .timeout = 60)
+{
+        struct daemon x;
+        char *out, *err;
+
+        daemon_init(&x, ELVIS_MANAGER_FAKE);
+        daemon_arg(&x, "--topology-xml");
+        daemon_arg(&x, ELVIS_SOURCE_DIR "/tests/data/topo-2cpu.xml");
+        cr_assert_eq(daemon_start(&x), 0);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "vm", "add", "web1", "--vcpus", "1", "--device",
+                                                                    "backend=loopback,queues=2", NULL }), 0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "\nwarning:    VM 1 'web1': 2 queue(s) have no sidecore and get no I/O: no whole free "
+                              "core for a sidecore"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--ready", NULL }), 0, "%s", err);
+        cr_assert_str_eq(out, "ready: fake data plane (tests only)\n", "a warning leaves the daemon ready");
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "events", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "control  queues_unserved vm=1 name=web1 queues=2 reason=no whole free core"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "plan", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "unserved: 2 queue(s) have no sidecore and get no I/O: web1/net0/0 web1/net0/1\n"), "%s",
+                  out);
+        cr_assert_null(strstr(out, "nothing to change"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
+}
+
+/* Degraded (no data plane): status still answers, status --ready fails like a refusal. */
+Test(cli_small, status_ready_fails_when_degraded, .timeout = 60)
+{
+        struct daemon x;
+        char *out, *err;
+        json_t *p;
+
+        daemon_init(&x, ELVIS_MANAGER);
+        daemon_arg(&x, "--dataplane");
+        daemon_arg(&x, "kernel");       /* no elvis.ko on this host */
+        cr_assert_eq(daemon_start(&x), 0);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "status:     degraded\n"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--ready", NULL }), 1);
+        cr_assert_str_empty(out);
+        cr_assert_str_eq(err, "elvisctl: not ready: kernel data plane is not available on this host (HTTP 503)\n");
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "-o", "json", "status", "--ready", NULL }), 1);
+        p = problem_line(err);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 503, "%s", err);
+        cr_assert(json_is_false(json_object_get(p, "ready")), "%s", err);
+        json_decref(p);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&x, &out, &err, (const char *const[]){ "status", "--bogus", NULL }), 2);
+        free(out), free(err);
+        cr_assert_eq(daemon_stop(&x), 0);
+        daemon_cleanup(&x);
 }

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -146,8 +147,87 @@ Test(daemon, sighup_reloads_config)
         cr_assert_eq(daemon_stop(&d), 0);
         log = daemon_log(&d);
         cr_assert(strstr(log, "'pid-file' changed; it takes effect when elvis-manager restarts"), "%s", log);
+        cr_assert(strstr(log, "/elvis.conf: 0 change(s) applied, 1 at the next restart"), "%s", log);
         cr_assert(strstr(log, "cpus: invalid CPU list 'banana'"), "%s", log);
         cr_assert(strstr(log, "configuration not reloaded"), "%s", log);
+        free(log);
+}
+
+/* --config "": a SIGHUP has nothing to read, and the log says that rather than
+ * "reloading " and silence. */
+Test(daemon, sighup_without_a_config_file_says_so)
+{
+        char *log;
+
+        cr_assert_eq(daemon_start(&d), 0);
+        d.notify_log[0] = '\0';
+        kill(d.pid, SIGHUP);
+        cr_assert(daemon_wait_notify(&d, "RELOADING=1", 5000));
+        cr_assert(daemon_wait_notify(&d, "READY=1", 5000), "%s", d.notify_log);
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "received SIGHUP: no configuration file to reload (started with --config \"\"); "
+                              "the command line's settings stay in effect"), "%s", log);
+        cr_assert_null(strstr(log, "reloading"), "%s", log);
+        free(log);
+}
+
+/* Runs the daemon on a topology file that is not XML, so that it logs one error and
+ * exits, with stderr on a pseudo-terminal (tty) or a pipe; returns what it wrote. */
+static char *log_of_failed_start(bool tty)
+{
+        char topo[160], buf[4096], *out = NULL;
+        const char *argv[] = { ELVIS_MANAGER_FAKE, "--foreground", "--config", "", "--libvirt-uri", "none",
+                               "--topology-xml", topo, NULL };
+        size_t len = 0;
+        int fds[2], status;
+        ssize_t n;
+        FILE *f;
+        pid_t pid;
+
+        snprintf(topo, sizeof(topo), "%s/not-xml", d.dir);
+        f = fopen(topo, "w");
+        cr_assert_not_null(f);
+        fputs("not an hwloc topology\n", f);
+        fclose(f);
+        if (tty)
+                cr_assert_eq(openpty(&fds[0], &fds[1], NULL, NULL, NULL), 0);
+        else
+                cr_assert_eq(pipe(fds), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                dup2(fds[1], STDERR_FILENO);
+                close(fds[0]);
+                close(fds[1]);
+                execv(argv[0], (char **)argv);
+                _exit(127);
+        }
+        close(fds[1]);
+        /* a pty's master reads EIO once the last slave is closed: that is its end of file */
+        while ((n = read(fds[0], buf, sizeof(buf))) > 0) {
+                out = realloc(out, len + (size_t)n + 1);
+                memcpy(out + len, buf, (size_t)n);
+                len += (size_t)n;
+        }
+        close(fds[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+        cr_assert_not_null(out, "the daemon logged nothing");
+        out[len] = '\0';
+        return out;
+}
+
+/* "<3>" tells journald a line's priority; on a terminal it is noise. */
+Test(daemon, a_terminal_gets_no_priority_prefixes)
+{
+        char *log = log_of_failed_start(true);
+
+        cr_assert(strstr(log, "topology: "), "%s", log);
+        cr_assert_null(strchr(log, '<'), "priority prefix on a terminal: %s", log);
+        free(log);
+        log = log_of_failed_start(false);
+        cr_assert_eq(strncmp(log, "<3>topology: ", 13), 0, "journald (a pipe) keeps the prefixes: %s", log);
         free(log);
 }
 

@@ -105,6 +105,29 @@ Test(persist, restart_restores_vms_sidecores_policy_and_dataplane)
         cr_assert_eq(daemon_stop(&d), 0);
 }
 
+/* A first start has nothing to restore and says so; the next start restores what the
+ * first one saved on its way out. */
+Test(persist, first_start_restores_nothing_the_next_one_does)
+{
+        char *log;
+
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "/state.json yet (first start): starting with no VMs and no sidecores"), "%s", log);
+        cr_assert_null(strstr(log, "restored"), "nothing was restored on a first start:\n%s", log);
+        free(log);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "state: 0 VMs, 0 sidecores restored from "), "%s", log);
+        {
+                const char *first = strstr(log, "first start");
+                cr_assert(first && !strstr(first + 1, "first start"), "only the first start says so:\n%s", log);
+        }
+        free(log);
+}
+
 Test(persist, corrupt_state_is_moved_aside)
 {
         char path[256], *log;

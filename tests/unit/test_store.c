@@ -69,7 +69,7 @@ Test(store, save_then_load)
         cr_assert_eq(elvis_store_save(&st, &s), 0);
         cr_assert_eq(count_prefix("state.json.tmp"), 0, "no temp file left behind");
         cr_assert_eq(elvis_state_init(&back), 0);
-        cr_assert_eq(elvis_store_load(&st, &back, moved, sizeof(moved)), 0);
+        cr_assert_eq(elvis_store_load(&st, &back, moved, sizeof(moved)), 1, "read from the file");
         cr_assert_str_eq(moved, "");
         cr_assert_eq(back.nvms, 1);
         cr_assert_str_eq(back.vms[0].name, "alpha");
@@ -86,7 +86,8 @@ Test(store, missing_file_is_empty_state)
 
         cr_assert_eq(elvis_store_open(dir, &st), 0);
         cr_assert_eq(elvis_state_init(&s), 0);
-        cr_assert_eq(elvis_store_load(&st, &s, moved, sizeof(moved)), 0);
+        cr_assert_eq(elvis_store_load(&st, &s, moved, sizeof(moved)), 0, "nothing was read: a first start");
+        cr_assert_str_eq(moved, "");
         cr_assert_eq(s.nvms, 0);
         elvis_state_fini(&s);
         elvis_store_close(&st);
@@ -135,7 +136,7 @@ Test(store, stale_temp_file_is_ignored)
         write_file("state.json.tmp", "{\"format\":\"elvis-st");
         cr_assert_eq(elvis_store_open(dir, &st), 0);
         cr_assert_eq(elvis_state_init(&s), 0);
-        cr_assert_eq(elvis_store_load(&st, &s, moved, sizeof(moved)), 0);
+        cr_assert_eq(elvis_store_load(&st, &s, moved, sizeof(moved)), 1);
         cr_assert_eq(s.next_vm_id, 3, "the committed file wins over a half-written temp file");
         cr_assert_eq(count_prefix("state.json.tmp"), 0);
         elvis_state_fini(&s);
