@@ -572,20 +572,31 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         return r;
 }
 
+/* A scratch copy of the state and VM id in it; 0, or the error set (nothing to free). */
+static int scratch_vm(struct elvis_manager *m, struct elvis_state *next, uint32_t id, struct elvis_vm **ret,
+                      struct elvis_err *e)
+{
+        int r = scratch(m, next);
+
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        *ret = elvis_state_vm(next, id);
+        if (!*ret) {
+                elvis_state_fini(next);
+                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+        }
+        return 0;
+}
+
 int elvis_manager_vm_set_pins(struct elvis_manager *m, uint32_t id, const elvis_cpuset *pinned, struct elvis_err *e)
 {
         struct elvis_state next;
         struct elvis_vm *vm;
         int r;
 
-        r = scratch(m, &next);
+        r = scratch_vm(m, &next, id, &vm, e);
         if (r < 0)
-                return elvis_err_set(e, r, "out of memory");
-        vm = elvis_state_vm(&next, id);
-        if (!vm) {
-                elvis_state_fini(&next);
-                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
-        }
+                return r;
         /* from now on the orchestrator's pins, not ELVIS's reservation, say where it runs */
         elvis_cpuset_zero(&vm->cpus);
         vm->pinned = *pinned;
@@ -600,15 +611,9 @@ int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *p
         struct elvis_vm *vm, *other;
         int r;
 
-        r = scratch(m, &next);
+        r = scratch_vm(m, &next, id, &vm, e);
         if (r < 0)
-                return elvis_err_set(e, r, "out of memory");
-        vm = elvis_state_vm(&next, id);
-        if (!vm) {
-                r = elvis_err_set(e, -ENOENT, "no VM with id %u", id);
-                elvis_state_fini(&next);
                 return r;
-        }
         r = elvis_vm_from_json(patch, ELVIS_DECODE_PATCH, vm, e);
         if (r < 0) {
                 elvis_state_fini(&next);
