@@ -3,6 +3,7 @@
 
 #include <elvis/version.h>
 
+#include "domxml.h"
 #include "log.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@ enum opt_type {
         T_DATAPLANE,
         T_LISTEN,       /* ADDR:PORT or empty */
         T_BOOL,         /* flag without argument; yes/no/true/false/1/0 in the file */
+        T_GLOBS,        /* comma-separated shell globs of libvirt domain names, or empty */
 };
 
 struct option_def {
@@ -64,6 +66,8 @@ static const struct option_def options[] = {
           "data plane (auto: kernel if /dev/elvis exists, else user)" },
         { "libvirt-uri", T_STRING, OFF(libvirt_uri), "qemu:///system", false, false, "URI|none",
           "libvirt connection for vCPU pinning" },
+        { "adopt-domains", T_GLOBS, OFF(adopt_domains), "", true, false, "GLOB[,GLOB...]",
+          "also adopt these libvirt domains (names or UUIDs) without ELVIS metadata" },
         { "topology-xml", T_PATH, OFF(topology_xml), "", false, false, "FILE",
           "use an hwloc XML topology instead of the live host" },
         { "cpus", T_CPULIST, NO_OFFSET, "", true, false, "LIST", "CPUs ELVIS may use (default: all)" },
@@ -396,6 +400,14 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                         return -EINVAL;
                 }
                 break;
+        case T_GLOBS: {
+                char why[200];
+                if (elvis_domxml_globs_check(v, why, sizeof(why)) < 0) {
+                        add_error(errors, "%s: %s: %s", origin, o->name, why);
+                        return -EINVAL;
+                }
+                break;
+        }
         case T_LISTEN:
                 if (*v && !listen_valid(v)) {
                         add_error(errors, "%s: listen must be ADDR:PORT with a port in 1-65535; got '%s'", origin, v);

@@ -231,6 +231,11 @@ static void on_diff(const char *name, bool live, void *userdata)
                 d->m->cfg.cpus_all = d->next->cpus_all;
         } else if (!strcmp(name, "reserved-cpus")) {
                 d->m->cfg.reserved_cpus = d->next->reserved_cpus;
+        } else if (!strcmp(name, "adopt-domains")) {
+                char *was = d->m->cfg.adopt_domains;
+                d->m->cfg.adopt_domains = d->next->adopt_domains;
+                d->next->adopt_domains = was;   /* freed with next */
+                elvis_libvirt_adopt_running(d->m);
         }
 }
 
