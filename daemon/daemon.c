@@ -283,8 +283,13 @@ int elvis_manager_start(struct elvis_manager *m)
         if (r < 0)
                 return elvis_log_errno(LOG_ERR, r, "cannot read state from %s: %s", m->store.path, strerror(-r));
         log_info("state: %u VMs, %u sidecores restored from %s", m->state.nvms, m->state.nsidecores, m->store.path);
-        if (mkdir(m->cfg.run_dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(m->cfg.run_dir, 0755) == 0) {
+                /* 0755 whatever the umask (the unit's is 0077): VMMs reach their sockets through it */
+                if (chmod(m->cfg.run_dir, 0755) < 0)
+                        log_warning("cannot make run-dir %s mode 0755: %m", m->cfg.run_dir);
+        } else if (errno != EEXIST) {
                 return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
+        }
         dataplane_open(m);
         dataplane_restore(m);
         r = elvis_loop_add_signal(m->loop, SIGTERM, on_signal, m, NULL);
