@@ -1,6 +1,7 @@
 /* Prometheus text exposition (format 0.0.4) of the stats document. */
 #include "internal.h"
 
+#include "../daemon/control.h"
 #include "../daemon/manager.h"
 
 #include <elvis/version.h>
@@ -28,6 +29,9 @@ static const struct metric sidecore_metrics[] = {
         { "packets", "elvis_sidecore_packets_total", "counter", 1, "Packets moved." },
         { "bytes", "elvis_sidecore_bytes_total", "counter", 1, "Bytes moved." },
         { "wakeups", "elvis_sidecore_wakeups_total", "counter", 1, "Wake-ups from sleep by a guest kick." },
+        /* user data plane only: absent where the data plane cannot measure it */
+        { "stolen_ns", "elvis_sidecore_stolen_seconds_total", "counter", 1e-9,
+          "Time the sidecore was ready to run while another task held its CPU." },
 };
 
 static const struct metric queue_metrics[] = {
@@ -46,6 +50,16 @@ static const struct metric queue_metrics[] = {
         { "errors", "elvis_queue_errors_total", "counter", 1, "Ring errors (malformed descriptors and the like)." },
         { "signals_deferred", "elvis_queue_signals_deferred_total", "counter", 1,
           "Guest notifications the VMM's eventfd could not take at once (retried later)." },
+};
+
+/* gauges over a queue's "state": 1 in that state, else 0 */
+static const struct {
+        const char *state;
+        const char *name;
+        const char *help;
+} queue_states[] = {
+        { "ready", "elvis_queue_connected", "1 while a front end drives the queue." },
+        { "error", "elvis_queue_error", "1 while the queue is stopped after a bad ring (until its front end resets it)." },
 };
 
 static const struct metric vm_metrics[] = {
@@ -111,11 +125,53 @@ static void family(FILE *f, const struct metric *ms, size_t n, json_t *array, la
 
                 fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", ms[i].name, ms[i].help, ms[i].name, ms[i].type);
                 json_array_foreach(array, k, o) {
+                        json_t *v = json_object_get(o, ms[i].key);
+
+                        if (!v)
+                                continue;
                         fprintf(f, "%s{", ms[i].name);
                         labels(f, o);
-                        fprintf(f, "} %.9g\n", number(json_object_get(o, ms[i].key)) * ms[i].scale);
+                        fprintf(f, "} %.9g\n", number(v) * ms[i].scale);
                 }
         }
+}
+
+static void queue_state_family(FILE *f, json_t *queues)
+{
+        for (size_t i = 0; i < sizeof(queue_states) / sizeof(queue_states[0]); i++) {
+                size_t k;
+                json_t *o;
+
+                fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", queue_states[i].name, queue_states[i].help,
+                        queue_states[i].name);
+                json_array_foreach(queues, k, o) {
+                        const char *state = json_string_value(json_object_get(o, "state"));
+
+                        fprintf(f, "%s{", queue_states[i].name);
+                        queue_labels(f, o);
+                        fprintf(f, "} %d\n", state && strcmp(state, queue_states[i].state) == 0);
+                }
+        }
+}
+
+static void decisions(FILE *f, struct elvis_manager *m)
+{
+        json_t *a = elvis_control_decisions(m), *o;
+        size_t i;
+
+        fputs("# HELP elvis_decisions_total Control-loop plans, per policy, applied or failed.\n"
+              "# TYPE elvis_decisions_total counter\n", f);
+        json_array_foreach(a, i, o) {
+                const char *policy = json_string_value(json_object_get(o, "policy"));
+
+                for (int applied = 1; applied >= 0; applied--) {
+                        fputs("elvis_decisions_total{policy=\"", f);
+                        label_escape(f, policy);
+                        fprintf(f, "\",outcome=\"%s\"} %lld\n", applied ? "applied" : "failed",
+                                (long long)json_integer_value(json_object_get(o, applied ? "applied" : "failed")));
+                }
+        }
+        json_decref(a);
 }
 
 char *elvis_metrics_render(struct elvis_manager *m, const json_t *stats)
@@ -137,7 +193,9 @@ char *elvis_metrics_render(struct elvis_manager *m, const json_t *stats)
                json_object_get(stats, "sidecores"), sidecore_labels);
         family(f, queue_metrics, sizeof(queue_metrics) / sizeof(queue_metrics[0]), json_object_get(stats, "queues"),
                queue_labels);
+        queue_state_family(f, json_object_get(stats, "queues"));
         family(f, vm_metrics, sizeof(vm_metrics) / sizeof(vm_metrics[0]), json_object_get(stats, "vms"), vm_labels);
+        decisions(f, m);
         if (fclose(f) != 0) {
                 free(buf);
                 return NULL;

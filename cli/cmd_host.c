@@ -16,11 +16,14 @@ static void print_libvirt_health(const json_t *lv)
         else
                 printf("libvirt:    %s, %s%s%s\n", uri, json_is_true(json_object_get(lv, "connected")) ? "connected" :
                        "not connected", err ? ": " : "", err ? err : "");
+        if (!strcmp(elvis_json_str(lv, "vcpu_pinning"), "respect"))
+                printf("pinning:    vCPUs are pinned by the orchestrator (vcpu-pinning respect)\n");
 }
 
 int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
 {
-        json_t *h, *dp;
+        json_t *h, *dp, *w;
+        size_t i;
         int r;
 
         if ((r = elvis_ctl_show(x, argc, "/v1/health", &h)) || !h)
@@ -32,6 +35,8 @@ int elvis_cmd_status(struct elvis_ctl *x, int argc, char **argv)
                elvis_json_str(dp, "kind"), elvis_json_str(dp, "state"), elvis_json_str(dp, "detail"),
                elvis_json_int(h, "vms"), elvis_json_int(h, "sidecores"), elvis_json_str(h, "topology"));
         print_libvirt_health(json_object_get(h, "libvirt"));
+        json_array_foreach(json_object_get(h, "warnings"), i, w)
+                printf("warning:    %s\n", elvis_json_str(w, "message"));
         json_decref(h);
         return ELVIS_EXIT_OK;
 }

@@ -50,11 +50,22 @@ static void device_label(const json_t *dev, char *buf, size_t size)
         snprintf(buf, size, "%s:%s", elvis_json_str(dev, "id"), elvis_json_str(dev, "backend"));
 }
 
+/* ELVIS's own CPUs, or those an orchestrator pinned the vCPUs to (vcpu-pinning respect) */
+static void vm_cpus_cell(const json_t *vm, char *buf, size_t size)
+{
+        const char *pinned = elvis_json_str(vm, "pinned_cpus");
+
+        if (pinned[0])
+                snprintf(buf, size, "%s (orchestrator)", pinned);
+        else
+                snprintf(buf, size, "%s", vm_cpus(vm));
+}
+
 /* One line per device; the VM's own columns only on its first. */
 static const struct elvis_column vm_columns[] = {
         { "ID", ELVIS_COL_INT, .key = "id" },
         { "NAME", ELVIS_COL_STR, .key = "name" },
-        { "CPUS", ELVIS_COL_CPUS, .key = "cpus" },
+        { "CPUS", ELVIS_COL_FN, .fn = vm_cpus_cell },
         { "WEIGHT", ELVIS_COL_INT, .key = "policy.weight" },
         { "EXITLESS", ELVIS_COL_STR, .key = "policy.exitless" },
         { "DEVICE", ELVIS_COL_FN, .each = "devices", .fn = device_label },
@@ -111,7 +122,11 @@ static void print_vm(struct elvis_ctl *x, const json_t *vm)
         printf("VM %lld '%s'%s\n", elvis_json_int(vm, "id"), elvis_json_str(vm, "name"),
                json_is_true(json_object_get(vm, "dry_run")) ? " (dry run: not created)" : "");
         printf("  domain:   %s\n", elvis_json_str(vm, "domain"));
-        if (elvis_json_int(vm, "vcpus"))
+        if (elvis_json_int(vm, "vcpus") && elvis_json_str(vm, "pinned_cpus")[0])
+                printf("  vCPUs:    %lld, pinned by the orchestrator to CPUs %s (NUMA node %s)\n",
+                       elvis_json_int(vm, "vcpus"), elvis_json_str(vm, "pinned_cpus"),
+                       ELVIS_INT_TEXT(json_object_get(vm, "numa_node")));
+        else if (elvis_json_int(vm, "vcpus"))
                 printf("  vCPUs:    %lld on CPUs %s (NUMA node %s)\n", elvis_json_int(vm, "vcpus"), vm_cpus(vm),
                        ELVIS_INT_TEXT(json_object_get(vm, "numa_node")));
         else
@@ -255,7 +270,7 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
         pol = json_object_get(vm, "policy");
         printf("<!-- ELVIS: VM %lld '%s', %s data plane; paste into the domain XML -->\n", elvis_json_int(vm, "id"),
                elvis_json_str(vm, "name"), kind);
-        if (elvis_json_int(vm, "vcpus"))
+        if (elvis_json_int(vm, "vcpus") && elvis_json_str(vm, "cpus")[0])
                 printf("<!-- elvis-manager pins its %lld vCPU(s) to CPUs %s and its emulator threads to the "
                        "reserved CPUs -->\n", elvis_json_int(vm, "vcpus"), elvis_json_str(vm, "cpus"));
         printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'/>\n"

@@ -287,6 +287,7 @@ json_t *elvis_vm_to_json(const struct elvis_vm *vm)
         json_object_set_new(j, "domain", vm->domain[0] ? json_string(vm->domain) : json_null());
         json_object_set_new(j, "vcpus", json_integer(vm->vcpus));
         json_object_set_new(j, "cpus", elvis_cpuset_to_json(&vm->cpus));
+        json_object_set_new(j, "pinned_cpus", elvis_cpuset_to_json(&vm->pinned));
         json_object_set_new(j, "numa_node", vm->numa >= 0 ? json_integer(vm->numa) : json_null());
         json_object_set_new(j, "policy", vm_policy_to_json(&vm->policy));
         json_object_set_new(j, "vmm_uid", vm->vmm_uid_set ? json_integer(vm->vmm_uid) : json_null());
@@ -300,9 +301,9 @@ json_t *elvis_vm_to_json(const struct elvis_vm *vm)
 
 int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvis_vm *vm, struct elvis_err *e)
 {
-        static const char *const keys[] = { "id",      "name",    "domain",  "vcpus",   "cpus",    "numa_node",
-                                            "policy",  "vmm_uid", "vmm_gid", "devices", "created", NULL };
-        static const char *const readonly[] = { "id", "cpus", "numa_node", "created", NULL };
+        static const char *const keys[] = { "id",      "name",    "domain",  "vcpus",   "cpus",    "pinned_cpus",
+                                            "numa_node", "policy", "vmm_uid", "vmm_gid", "devices", "created", NULL };
+        static const char *const readonly[] = { "id", "cpus", "pinned_cpus", "numa_node", "created", NULL };
         static const char *const immutable[] = { "domain", "vcpus", "devices", "vmm_uid", "vmm_gid", NULL };
         struct elvis_vm v = *vm;
         unsigned long long u;
@@ -331,6 +332,9 @@ int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvi
                         return r;
                 v.id = (uint32_t)u;
                 r = get_cpuset(j, "cpus", "VM", &v.cpus, e);
+                if (r < 0)
+                        return r;
+                r = get_cpuset(j, "pinned_cpus", "VM", &v.pinned, e);
                 if (r < 0)
                         return r;
                 r = get_uint(j, "numa_node", "VM", 0, ELVIS_MAX_CPUS, false, &u, e);
@@ -396,9 +400,12 @@ int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvi
                                                              v.devices[i].id);
                 }
         }
-        if (mode == ELVIS_DECODE_STATE && elvis_cpuset_count(&v.cpus) != v.vcpus)
+        /* cpus is empty when an orchestrator owns the vCPUs' pins (vcpu-pinning respect) */
+        if (mode == ELVIS_DECODE_STATE && !elvis_cpuset_empty(&v.cpus) && elvis_cpuset_count(&v.cpus) != v.vcpus)
                 return elvis_err_set(e, -EINVAL, "VM %u: %u vcpus but cpus lists %u CPUs", v.id, v.vcpus,
                                      elvis_cpuset_count(&v.cpus));
+        if (mode == ELVIS_DECODE_STATE && !elvis_cpuset_empty(&v.cpus) && !elvis_cpuset_empty(&v.pinned))
+                return elvis_err_set(e, -EINVAL, "VM %u: both cpus and pinned_cpus are set", v.id);
         *vm = v;
         return 0;
 }
@@ -567,8 +574,14 @@ json_t *elvis_state_to_json(const struct elvis_state *s)
         json_object_set_new(j, "next_vm_id", json_integer(s->next_vm_id));
         json_object_set_new(j, "next_sidecore_id", json_integer(s->next_sidecore_id));
         json_object_set_new(j, "policy", elvis_policy_to_json(&s->policy));
-        for (unsigned i = 0; i < s->nvms; i++)
-                json_array_append_new(vms, elvis_vm_to_json(&s->vms[i]));
+        for (unsigned i = 0; i < s->nvms; i++) {
+                json_t *vm = elvis_vm_to_json(&s->vms[i]);
+                /* written only when there are pins: state files of own-mode hosts stay
+                 * readable by the releases before vcpu-pinning */
+                if (elvis_cpuset_empty(&s->vms[i].pinned))
+                        json_object_del(vm, "pinned_cpus");
+                json_array_append_new(vms, vm);
+        }
         for (unsigned i = 0; i < s->nsidecores; i++)
                 json_array_append_new(scs, elvis_sidecore_to_json(NULL, &s->sidecores[i]));
         json_object_set_new(j, "vms", vms);

@@ -24,6 +24,7 @@ enum opt_type {
         T_CPULIST,
         T_LOGLEVEL,
         T_DATAPLANE,
+        T_PINNING,      /* own|respect */
         T_LISTEN,       /* ADDR:PORT or empty */
         T_BOOL,         /* flag without argument; yes/no/true/false/1/0 in the file */
         T_GLOBS,        /* comma-separated shell globs of libvirt domain names, or empty */
@@ -68,6 +69,8 @@ static const struct option_def options[] = {
           "libvirt connection for vCPU pinning" },
         { "adopt-domains", T_GLOBS, OFF(adopt_domains), "", true, false, "GLOB[,GLOB...]",
           "also adopt these libvirt domains (names or UUIDs) without ELVIS metadata" },
+        { "vcpu-pinning", T_PINNING, OFF(vcpu_pinning), "own", false, false, "own|respect",
+          "own: pin vCPUs, emulator and iothreads and correct drift; respect: leave an orchestrator's pins alone" },
         { "topology-xml", T_PATH, OFF(topology_xml), "", false, false, "FILE",
           "use an hwloc XML topology instead of the live host" },
         { "cpus", T_CPULIST, NO_OFFSET, "", true, false, "LIST", "CPUs ELVIS may use (default: all)" },
@@ -408,6 +411,12 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                 }
                 break;
         }
+        case T_PINNING:
+                if (strcmp(v, "own") && strcmp(v, "respect")) {
+                        add_error(errors, "%s: vcpu-pinning must be own or respect; got '%s'", origin, v);
+                        return -EINVAL;
+                }
+                break;
         case T_LISTEN:
                 if (*v && !listen_valid(v)) {
                         add_error(errors, "%s: listen must be ADDR:PORT with a port in 1-65535; got '%s'", origin, v);
@@ -641,6 +650,11 @@ int elvis_identity_parse(const char *s, bool *ret_uid_set, uint32_t *ret_uid, bo
         if (ret_gid)
                 *ret_gid = gid;
         return 0;
+}
+
+bool elvis_config_respects_pins(const struct elvis_config *c)
+{
+        return c->vcpu_pinning && strcmp(c->vcpu_pinning, "respect") == 0;
 }
 
 void elvis_config_usage(FILE *f)

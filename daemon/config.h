@@ -27,6 +27,7 @@ struct elvis_config {
         char *libvirt_uri;
         char *adopt_domains;            /* comma-separated globs; empty: domains with ELVIS metadata only */
         char *topology_xml;
+        char *vcpu_pinning;             /* "own" or "respect" */
         char *pid_file;
         elvis_cpuset cpus;
         bool cpus_all;                  /* --cpus not given: every online CPU */
@@ -61,6 +62,10 @@ int elvis_config_reload(int argc, char **argv, struct elvis_config *ret, struct 
 void elvis_config_diff(const struct elvis_config *old, const struct elvis_config *new,
                        void (*cb)(const char *name, bool live, void *userdata), void *userdata);
 void elvis_config_usage(FILE *f);
+
+/* vcpu-pinning = respect: an orchestrator (Nova, KubeVirt) owns the vCPU, emulator and
+ * iothread pins; ELVIS reads them and never changes them. */
+bool elvis_config_respects_pins(const struct elvis_config *c);
 
 /* "USER[:GROUP]" with names (looked up) or numbers: 0 with the parts that were given, or
  * -EINVAL. Any out-parameter may be NULL. */

@@ -15,6 +15,11 @@
 #include <time.h>
 
 #define JOURNAL_SIZE 1024
+#define MAX_DECIDERS 8          /* policy names counted separately in the decision counters */
+
+/* the names the policies put in plan.policy, counted from zero so that a fresh daemon
+ * already exports their series */
+static const char *const deciders[] = { "scaling", "balance", "regret" };
 
 struct qsample {
         uint32_t vm;
@@ -43,6 +48,12 @@ struct elvis_control {
         json_t *ring[JOURNAL_SIZE];
         uint64_t next_seq;
         char boot[17];          /* this daemon run: sequence numbers restart with it */
+        /* decisions per policy since the daemon started, for /metrics */
+        struct {
+                char policy[sizeof(((struct elvis_plan *)0)->policy)];
+                uint64_t applied, failed;
+        } decisions[MAX_DECIDERS];
+        unsigned ndecisions;
 };
 
 static uint64_t mono_ms(void)
@@ -93,6 +104,38 @@ json_t *elvis_journal_since(struct elvis_manager *m, uint64_t since, unsigned ma
         for (uint64_t s = first; s <= c->next_seq && json_array_size(a) < max; s++)
                 if (c->ring[s % JOURNAL_SIZE])
                         json_array_append(a, c->ring[s % JOURNAL_SIZE]);
+        return a;
+}
+
+/* ---- decision counters ---- */
+
+static void count_decision(struct elvis_control *c, const char *policy, bool applied)
+{
+        unsigned i;
+
+        for (i = 0; i < c->ndecisions && strcmp(c->decisions[i].policy, policy) != 0; i++)
+                ;
+        if (i == c->ndecisions) {
+                if (i == MAX_DECIDERS)
+                        return;
+                snprintf(c->decisions[i].policy, sizeof(c->decisions[i].policy), "%s", policy);
+                c->ndecisions++;
+        }
+        if (applied)
+                c->decisions[i].applied++;
+        else
+                c->decisions[i].failed++;
+}
+
+json_t *elvis_control_decisions(struct elvis_manager *m)
+{
+        struct elvis_control *c = m->control;
+        json_t *a = json_array();
+
+        for (unsigned i = 0; c && i < c->ndecisions; i++)
+                json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "policy", c->decisions[i].policy, "applied",
+                                                   (json_int_t)c->decisions[i].applied, "failed",
+                                                   (json_int_t)c->decisions[i].failed));
         return a;
 }
 
@@ -314,6 +357,7 @@ void elvis_control_tick(struct elvis_manager *m)
         } else {
                 log_notice("control: %s: %s", plan.policy, plan.reason);
         }
+        count_decision(c, plan.policy, r == 0);
         elvis_journal_add(m, "control", ev);
         /* the data plane's counters now belong to different sidecores: start over */
         c->have_prev = false;
@@ -349,6 +393,8 @@ int elvis_control_start(struct elvis_manager *m)
                         id = elvis_now_ns() ^ ((uint64_t)getpid() << 32);
                 snprintf(c->boot, sizeof(c->boot), "%016llx", (unsigned long long)id);
         }
+        for (unsigned i = 0; i < sizeof(deciders) / sizeof(deciders[0]); i++)
+                snprintf(c->decisions[c->ndecisions++].policy, sizeof(c->decisions[0].policy), "%s", deciders[i]);
         c->interval_ms = m->state.policy.interval_ms;
         r = elvis_loop_add_timer(m->loop, (uint64_t)c->interval_ms * 1000u, true, on_tick, m, &c->timer);
         return r < 0 ? r : elvis_manager_listen(m, on_commit, c);

@@ -16,6 +16,10 @@ json_t *elvis_control_plan(struct elvis_manager *m);
 /* Samples once and runs the policies now (tests and the simulator's live twin). */
 void elvis_control_tick(struct elvis_manager *m);
 
+/* Control-loop decisions since the daemon started, per policy ("scaling", "balance",
+ * "regret", then any other name a policy gives): [{"policy", "applied", "failed"}]. */
+json_t *elvis_control_decisions(struct elvis_manager *m);
+
 /* The journal: a bounded ring of events, numbered from 1. */
 void elvis_journal_add(struct elvis_manager *m, const char *source, json_t *event);
 /* Events with seq > since (at most max); the newest seq in *ret_last. */

@@ -151,6 +151,81 @@ int elvis_domxml_globs_check(const char *allow, char *err, size_t errlen)
         return each_glob(allow, check_one, &c);
 }
 
+/* libvirt's cpuset syntax: cpu-list items, and "^N" items that take CPUs out again
+ * ("0-7,^3"). */
+static int cpuset_parse(const char *text, elvis_cpuset *ret)
+{
+        elvis_cpuset in, out;
+        char *copy = strdup(text), *rest = copy, *item;
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        elvis_cpuset_zero(&in);
+        elvis_cpuset_zero(&out);
+        while (r == 0 && (item = strsep(&rest, ",")) != NULL) {
+                elvis_cpuset one;
+                while (*item == ' ')
+                        item++;
+                r = elvis_cpuset_parse(item[0] == '^' ? item + 1 : item, &one);
+                if (r == 0 && elvis_cpuset_empty(&one))
+                        r = -EINVAL;
+                if (r == 0)
+                        elvis_cpuset_or(item[0] == '^' ? &out : &in, &one);
+        }
+        free(copy);
+        if (r == 0 && elvis_cpuset_empty(&in))
+                r = -EINVAL;
+        if (r < 0)
+                return r;
+        elvis_cpuset_andnot(&in, &out);
+        *ret = in;
+        return 0;
+}
+
+/* <vcpu cpuset> and every <cputune><vcpupin>. */
+static int parse_pins(xmlXPathContextPtr ctx, struct elvis_domain_info *info, char *err, size_t errlen)
+{
+        xmlXPathObjectPtr pins = NULL;
+        elvis_cpuset pinned_vcpus;
+        char *s = xpath_string(ctx, "string(/domain/vcpu/@cpuset)");
+        int r = 0;
+
+        if (s && cpuset_parse(s, &info->vcpu_cpuset) < 0) {
+                snprintf(err, errlen, "domain XML: <vcpu cpuset='%.64s'> is not a CPU list", s);
+                free(s);
+                return -EINVAL;
+        }
+        free(s);
+        elvis_cpuset_zero(&pinned_vcpus);
+        pins = xmlXPathEvalExpression((const xmlChar *)"/domain/cputune/vcpupin", ctx);
+        for (int i = 0; pins && pins->nodesetval && i < pins->nodesetval->nodeNr && r == 0; i++) {
+                xmlNodePtr n = pins->nodesetval->nodeTab[i];
+                xmlChar *vcpu = xmlGetProp(n, (const xmlChar *)"vcpu"), *set = xmlGetProp(n, (const xmlChar *)"cpuset");
+                elvis_cpuset one;
+                char *end = NULL;
+                unsigned long v = vcpu ? strtoul((const char *)vcpu, &end, 10) : 0;
+
+                if (!vcpu || !vcpu[0] || *end || v >= ELVIS_MAX_VCPUS) {
+                        snprintf(err, errlen, "domain XML: a <vcpupin> has no valid vcpu number");
+                        r = -EINVAL;
+                } else if (!set || cpuset_parse((const char *)set, &one) < 0) {
+                        snprintf(err, errlen, "domain XML: <vcpupin vcpu='%lu' cpuset='%.64s'> is not a CPU list", v,
+                                 set ? (const char *)set : "");
+                        r = -EINVAL;
+                } else {
+                        elvis_cpuset_or(&info->vcpupin, &one);
+                        elvis_cpuset_set(&pinned_vcpus, (int)v);
+                }
+                xmlFree(vcpu);
+                xmlFree(set);
+        }
+        xmlXPathFreeObject(pins);
+        if (r == 0 && !elvis_cpuset_empty(&info->vcpu_cpuset))
+                info->vcpu_cpuset_applies = elvis_cpuset_count(&pinned_vcpus) < (info->vcpus ? info->vcpus : 1);
+        return r;
+}
+
 void elvis_domxml_vm_name(const char *domain, char *out, size_t size)
 {
         size_t n = 0;
@@ -218,6 +293,10 @@ int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *re
                 info.vcpus = (unsigned)v;
                 free(s);
         }
+        r = parse_pins(ctx, &info, err, errlen);
+        if (r < 0)
+                goto out;
+        r = -EINVAL;
         {
                 xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/elvis:policy", ctx);
                 info.has_policy = o && o->nodesetval && o->nodesetval->nodeNr > 0;

@@ -1,4 +1,4 @@
-/* What ELVIS needs from a libvirt domain XML: identity, vCPU count, vhost-user
+/* What ELVIS needs from a libvirt domain XML: identity, vCPU count and pins, vhost-user
  * interfaces and the ELVIS policy in <metadata>. Pure parsing, no libvirt calls, so the
  * qemu hook can hand the XML over while libvirtd is busy starting the domain. */
 #pragma once
@@ -18,6 +18,11 @@ struct elvis_domain_info {
         uint32_t vmm_uid, vmm_gid;
         unsigned nifaces;
         char sockets[ELVIS_MAX_DEVICES][ELVIS_PATH_MAX];        /* vhostuser source paths */
+        /* The pins the XML states (an orchestrator's, under vcpu-pinning respect): the union
+         * of <cputune><vcpupin cpuset>, and <vcpu cpuset>, which applies to every vCPU
+         * without a vcpupin of its own (when some vCPU lacks one, vcpu_cpuset_applies). */
+        elvis_cpuset vcpupin, vcpu_cpuset;
+        bool vcpu_cpuset_applies;
 };
 
 /* How an operator opts a domain in, for messages that say why one was left alone. */

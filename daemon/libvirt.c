@@ -1,6 +1,9 @@
 /* libvirt client on the manager's event loop. */
 #include "libvirt.h"
 
+#include <elvis/placement.h>
+
+#include "control.h"
 #include "log.h"
 #include "manager.h"
 
@@ -14,6 +17,10 @@
 
 #define RECONNECT_US (5 * 1000000ull)
 #define MAX_WATCHES 256
+/* vcpu-pinning respect: pins are re-read on lifecycle and tunable events, and this often
+ * for drivers that send no tunable events */
+#define PIN_POLL_US (10 * 1000000ull)
+#define MAX_CONFLICTS 64
 
 /* ---- libvirt's event loop implemented on elvis_loop ---- */
 
@@ -30,11 +37,16 @@ struct watch {
 struct elvis_libvirt {
         struct elvis_manager *m;
         virConnectPtr conn;
-        int lifecycle_cb, metadata_cb;
+        int lifecycle_cb, metadata_cb, tunable_cb;
         struct elvis_loop_source *retry;
         struct elvis_loop_source *deferred;
+        struct elvis_loop_source *pin_poll;
         uint32_t pending_pins[64];
         unsigned npending;
+        bool check_conflicts;
+        /* conflicts already logged and journalled: each is reported once */
+        struct elvis_pin_conflict reported[MAX_CONFLICTS];
+        unsigned nreported;
         char last_error[256];
         bool connected_once;
 };
@@ -236,6 +248,44 @@ static virDomainPtr lookup(struct elvis_manager *m, const char *domain)
         return dom;
 }
 
+/* The CPUs a domain's vCPUs are pinned to now (live for a running domain, else its
+ * config): the union of their affinities, leaving out vCPUs that may run anywhere.
+ * 0, or -1 when libvirt cannot say (its error is current). */
+static int read_pins(struct elvis_manager *m, virDomainPtr dom, elvis_cpuset *ret)
+{
+        virDomainInfo di;
+        unsigned char *maps;
+        elvis_cpuset *sets;
+        int ncpus, maplen, n;
+
+        if (virDomainGetInfo(dom, &di) < 0)
+                return -1;
+        n = di.nrVirtCpu > ELVIS_MAX_VCPUS ? ELVIS_MAX_VCPUS : (int)di.nrVirtCpu;
+        if (n <= 0) {
+                elvis_cpuset_zero(ret);
+                return 0;
+        }
+        ncpus = virNodeGetCPUMap(m->libvirt->conn, NULL, NULL, 0);
+        maplen = VIR_CPU_MAPLEN(ncpus > 0 ? ncpus : ELVIS_MAX_CPUS);
+        if (maplen > ELVIS_MAX_CPUS / 8)
+                maplen = ELVIS_MAX_CPUS / 8;
+        maps = calloc((size_t)n, (size_t)maplen);
+        sets = calloc((size_t)n, sizeof(*sets));
+        if (!maps || !sets || virDomainGetVcpuPinInfo(dom, n, maps, maplen, 0) < 0) {
+                free(maps);
+                free(sets);
+                return -1;
+        }
+        for (int i = 0; i < n; i++)
+                for (int c = 0; c < maplen * 8; c++)
+                        if (VIR_CPU_USABLE(maps, maplen, i, c))
+                                elvis_cpuset_set(&sets[i], c);
+        *ret = elvis_placement_pinned_cpus(sets, (unsigned)n, &m->topo.online);
+        free(maps);
+        free(sets);
+        return 0;
+}
+
 bool elvis_libvirt_enabled(const struct elvis_manager *m)
 {
         return m->cfg.libvirt_uri && strcmp(m->cfg.libvirt_uri, "none") != 0;
@@ -247,8 +297,11 @@ int elvis_libvirt_domain_for(struct elvis_manager *m, const struct elvis_vm *vm,
         char err[256];
         int r;
 
-        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || !elvis_libvirt_enabled(m))
+        if (!vm->domain[0] || !elvis_libvirt_enabled(m))
                 return 0;       /* without libvirt a domain name is a label */
+        /* under vcpu-pinning respect the pins are needed even when the rest is given */
+        if (vm->vcpus && vm->ndevices && !elvis_config_respects_pins(&m->cfg))
+                return 0;
         r = elvis_libvirt_domain(m, vm->domain, ret, err, sizeof(err));
         if (r == -ENOTCONN && vm->vcpus)
                 return 0;
@@ -278,13 +331,23 @@ int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elv
                 return -ENOENT;
         }
         xml = virDomainGetXMLDesc(dom, 0);
-        virDomainFree(dom);
         if (!xml) {
                 snprintf(err, errlen, "cannot read the XML of domain '%s': %s", domain, lv_error());
+                virDomainFree(dom);
                 return -EIO;
         }
         r = elvis_domxml_parse(xml, strlen(xml), ret, err, errlen);
         free(xml);
+        /* what libvirt applies (auto placement included) rather than what the XML says */
+        if (r == 0 && elvis_config_respects_pins(&m->cfg)) {
+                elvis_cpuset pins;
+                if (read_pins(m, dom, &pins) == 0) {
+                        ret->vcpupin = pins;
+                        elvis_cpuset_zero(&ret->vcpu_cpuset);
+                        ret->vcpu_cpuset_applies = false;
+                }
+        }
+        virDomainFree(dom);
         return r;
 }
 
@@ -389,15 +452,152 @@ static void pin_vm(struct elvis_manager *m, const struct elvis_vm *vm, bool repo
         virDomainFree(dom);
 }
 
+/* ---- vcpu-pinning respect: the orchestrator's pins are read, never written ---- */
+
+/* Records where the orchestrator pinned a VM's vCPUs (a commit when that changed). The
+ * periodic poll is quiet about domains it cannot read; the events are not. */
+static void refresh_pins(struct elvis_manager *m, uint32_t vm_id, bool poll)
+{
+        struct elvis_vm *vm = elvis_state_vm(&m->state, vm_id);
+        struct elvis_err e = { 0 };
+        char domain[ELVIS_DOMAIN_MAX], list[256];
+        elvis_cpuset pins;
+        virDomainPtr dom;
+        int r;
+
+        if (!vm || !vm->domain[0] || (dom = lookup(m, vm->domain)) == NULL)
+                return;
+        snprintf(domain, sizeof(domain), "%s", vm->domain);
+        r = read_pins(m, dom, &pins);
+        virDomainFree(dom);
+        if (r < 0) {
+                if (poll)
+                        log_debug("domain %s: cannot read the vCPU pins: %s", domain, lv_error());
+                else
+                        log_warning("domain %s: cannot read the vCPU pins: %s", domain, lv_error());
+                return;
+        }
+        if (elvis_cpuset_equal(&pins, &vm->pinned) && elvis_cpuset_empty(&vm->cpus))
+                return;
+        elvis_cpuset_format(&pins, list, sizeof(list));
+        if (elvis_manager_vm_set_pins(m, vm_id, &pins, &e) < 0)
+                log_warning("domain %s: its vCPU pins (CPUs %s) could not be recorded: %s", domain,
+                            list[0] ? list : "none", e.detail);
+        else
+                log_info("domain %s: the orchestrator pins its vCPUs to CPUs %s; ELVIS leaves them there", domain,
+                         list[0] ? list : "none (they float)");
+}
+
+static void poll_pins(struct elvis_loop_source *src, void *userdata)
+{
+        struct elvis_manager *m = userdata;
+
+        elvis_libvirt_refresh_pins(m);
+}
+
+void elvis_libvirt_refresh_pins(struct elvis_manager *m)
+{
+        uint32_t ids[ELVIS_MAX_VMS];
+        unsigned n = 0;
+
+        if (!m->libvirt || !m->libvirt->conn || !elvis_config_respects_pins(&m->cfg))
+                return;
+        /* by id: every refresh that changes something commits a new state */
+        for (unsigned i = 0; i < m->state.nvms && n < ELVIS_MAX_VMS; i++)
+                if (m->state.vms[i].domain[0])
+                        ids[n++] = m->state.vms[i].id;
+        for (unsigned i = 0; i < n; i++)
+                refresh_pins(m, ids[i], true);
+}
+
+static bool conflict_in(const struct elvis_pin_conflict *list, unsigned n, const struct elvis_pin_conflict *c)
+{
+        for (unsigned i = 0; i < n; i++)
+                if (list[i].vm == c->vm && list[i].sidecore == c->sidecore && list[i].cpu == c->cpu)
+                        return true;
+        return false;
+}
+
+static void conflict_message(struct elvis_manager *m, const struct elvis_pin_conflict *c, char *buf, size_t len)
+{
+        const struct elvis_vm *vm = elvis_state_vm(&m->state, c->vm);
+
+        snprintf(buf, len,
+                 "sidecore %u polls on CPU %d, which the orchestrator gave to a vCPU of VM '%s' (domain %s): they "
+                 "share that CPU; move the sidecore (elvisctl sidecore add/remove) or the domain's vcpupin",
+                 c->sidecore, c->cpu, vm ? vm->name : "?", vm ? vm->domain : "?");
+}
+
+/* Logs and journals every conflict that is new since the last check, once, and every
+ * one that went away. */
+static void check_conflicts(struct elvis_manager *m)
+{
+        struct elvis_libvirt *lv = m->libvirt;
+        struct elvis_pin_conflict now[MAX_CONFLICTS];
+        unsigned n = elvis_placement_pin_conflicts(&m->state, now, MAX_CONFLICTS);
+        char msg[512];
+
+        if (n > MAX_CONFLICTS)
+                n = MAX_CONFLICTS;
+        for (unsigned i = 0; i < n; i++) {
+                const struct elvis_vm *vm = elvis_state_vm(&m->state, now[i].vm);
+                if (conflict_in(lv->reported, lv->nreported, &now[i]))
+                        continue;
+                conflict_message(m, &now[i], msg, sizeof(msg));
+                log_warning("%s", msg);
+                elvis_journal_add(m, "libvirt",
+                                  json_pack("{s:s, s:I, s:s, s:s, s:I, s:i, s:s}", "event", "pin_conflict", "vm",
+                                            (json_int_t)now[i].vm, "vm_name", vm->name, "domain", vm->domain,
+                                            "sidecore", (json_int_t)now[i].sidecore, "cpu", now[i].cpu, "reason", msg));
+        }
+        for (unsigned i = 0; i < lv->nreported; i++) {
+                const struct elvis_pin_conflict *c = &lv->reported[i];
+                if (conflict_in(now, n, c))
+                        continue;
+                log_notice("VM %u and sidecore %u no longer share CPU %d", c->vm, c->sidecore, c->cpu);
+                elvis_journal_add(m, "libvirt",
+                                  json_pack("{s:s, s:I, s:I, s:i}", "event", "pin_conflict_resolved", "vm",
+                                            (json_int_t)c->vm, "sidecore", (json_int_t)c->sidecore, "cpu", c->cpu));
+        }
+        memcpy(lv->reported, now, n * sizeof(now[0]));
+        lv->nreported = n;
+}
+
+void elvis_libvirt_add_warnings(struct elvis_manager *m, json_t *warnings)
+{
+        struct elvis_pin_conflict c[MAX_CONFLICTS];
+        unsigned n = elvis_placement_pin_conflicts(&m->state, c, MAX_CONFLICTS);
+        char msg[512];
+
+        for (unsigned i = 0; i < n && i < MAX_CONFLICTS; i++) {
+                const struct elvis_vm *vm = elvis_state_vm(&m->state, c[i].vm);
+                conflict_message(m, &c[i], msg, sizeof(msg));
+                json_array_append_new(warnings,
+                                      json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:i}", "kind", "pin_conflict",
+                                                "message", msg, "vm", (json_int_t)c[i].vm, "vm_name", vm->name,
+                                                "domain", vm->domain, "sidecore", (json_int_t)c[i].sidecore, "cpu",
+                                                c[i].cpu));
+        }
+}
+
 static void on_deferred(struct elvis_loop_source *src, void *userdata)
 {
         struct elvis_manager *m = userdata;
         struct elvis_libvirt *lv = m->libvirt;
 
         while (lv->npending) {
-                struct elvis_vm *vm = elvis_state_vm(&m->state, lv->pending_pins[--lv->npending]);
-                if (vm)
+                uint32_t id = lv->pending_pins[--lv->npending];
+                struct elvis_vm *vm = elvis_state_vm(&m->state, id);
+                if (!vm)
+                        continue;
+                if (elvis_config_respects_pins(&m->cfg))
+                        refresh_pins(m, id, false);
+                else
                         pin_vm(m, vm, false);
+        }
+        if (lv->check_conflicts) {
+                lv->check_conflicts = false;
+                check_conflicts(m);
         }
 }
 
@@ -448,6 +648,10 @@ static void adopt(struct elvis_manager *m, virDomainPtr dom)
                 vm.devices[i].queues = 1;
                 snprintf(vm.devices[i].socket, sizeof(vm.devices[i].socket), "%s", info.sockets[i]);
         }
+        if (elvis_config_respects_pins(&m->cfg) && read_pins(m, dom, &vm.pinned) < 0) {
+                elvis_cpuset sets[2] = { info.vcpupin, info.vcpu_cpuset };
+                vm.pinned = elvis_placement_pinned_cpus(sets, info.vcpu_cpuset_applies ? 2 : 1, &m->topo.online);
+        }
         r = elvis_manager_vm_add(m, &vm, false, &e);
         if (r < 0)
                 log_error("domain %s opted in (%s) but cannot be adopted: %s", info.name,
@@ -478,7 +682,9 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
         case VIR_DOMAIN_EVENT_RESUMED:
-                if (vm)
+                if (vm && elvis_config_respects_pins(&m->cfg))
+                        refresh_pins(m, vm->id, false);
+                else if (vm)
                         pin_vm(m, vm, true);
                 else if (event == VIR_DOMAIN_EVENT_STARTED)
                         adopt(m, dom);
@@ -502,6 +708,21 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                 break;
         }
         return 0;
+}
+
+/* A live vcpupin (virsh vcpupin, Nova, KubeVirt) arrives as cputune.vcpupinN. */
+static void on_tunable(virConnectPtr conn, virDomainPtr dom, virTypedParameterPtr params, int nparams, void *opaque)
+{
+        struct elvis_manager *m = opaque;
+        struct elvis_vm *vm = vm_for_domain(m, dom);
+
+        if (!vm || !elvis_config_respects_pins(&m->cfg))
+                return;
+        for (int i = 0; i < nparams; i++)
+                if (strncmp(params[i].field, "cputune.vcpupin", 15) == 0) {
+                        refresh_pins(m, vm->id, false);
+                        return;
+                }
 }
 
 static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque)
@@ -545,8 +766,12 @@ static void reconcile(struct elvis_manager *m)
                         i++;
                         continue;
                 }
-                pin_vm(m, vm, true);
                 virDomainFree(dom);
+                /* refresh_pins may commit: vm is not used after it */
+                if (elvis_config_respects_pins(&m->cfg))
+                        refresh_pins(m, vm->id, false);
+                else
+                        pin_vm(m, vm, true);
                 i++;
         }
         elvis_libvirt_adopt_running(m);
@@ -566,6 +791,7 @@ void elvis_libvirt_adopt_running(struct elvis_manager *m)
                 virDomainFree(doms[i]);
         }
         free(doms);
+        check_conflicts(m);
 }
 
 static void on_close(virConnectPtr conn, int reason, void *opaque);
@@ -590,6 +816,8 @@ static void connect_now(struct elvis_manager *m)
                                                             VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), m, NULL);
         lv->metadata_cb = virConnectDomainEventRegisterAny(lv->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
                                                            VIR_DOMAIN_EVENT_CALLBACK(on_metadata), m, NULL);
+        lv->tunable_cb = virConnectDomainEventRegisterAny(lv->conn, NULL, VIR_DOMAIN_EVENT_ID_TUNABLE,
+                                                          VIR_DOMAIN_EVENT_CALLBACK(on_tunable), m, NULL);
         log_info("libvirt: connected to %s", m->cfg.libvirt_uri);
         lv->connected_once = true;
         reconcile(m);
@@ -616,11 +844,16 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
         }
 }
 
-/* A VM that names a domain gets its pins whenever its CPUs, or its domain, change. */
+/* A VM that names a domain gets its pins (or, under vcpu-pinning respect, has them read)
+ * whenever its CPUs, or its domain, change; every change may start or end a conflict. */
 static void on_commit(struct elvis_manager *m, enum elvis_event ev, const struct elvis_state *old, void *userdata)
 {
+        struct elvis_libvirt *lv = userdata;
+
         if (ev != ELVIS_EVENT_COMMIT)
                 return;
+        lv->check_conflicts = true;
+        elvis_loop_timer_rearm(lv->deferred, 1, false);
         for (unsigned i = 0; i < m->state.nvms; i++) {
                 const struct elvis_vm *vm = &m->state.vms[i], *was = NULL;
                 for (unsigned k = 0; k < old->nvms && !was; k++)
@@ -652,8 +885,12 @@ int elvis_libvirt_start(struct elvis_manager *m)
                 virEventRegisterImpl(add_handle, update_handle, remove_handle, add_timeout, update_timeout,
                                      remove_timeout);
         }
+        lv->lifecycle_cb = lv->metadata_cb = lv->tunable_cb = -1;
         if ((r = elvis_loop_add_timer(m->loop, 0, false, on_retry, m, &lv->retry)) < 0 ||
             (r = elvis_loop_add_timer(m->loop, 0, false, on_deferred, m, &lv->deferred)) < 0)
+                return r;
+        if (elvis_config_respects_pins(&m->cfg) &&
+            (r = elvis_loop_add_timer(m->loop, PIN_POLL_US, true, poll_pins, m, &lv->pin_poll)) < 0)
                 return r;
         elvis_loop_timer_rearm(lv->retry, 1, false);
         return elvis_manager_listen(m, on_commit, lv);
@@ -671,11 +908,14 @@ void elvis_libvirt_stop(struct elvis_manager *m)
                         virConnectDomainEventDeregisterAny(lv->conn, lv->lifecycle_cb);
                 if (lv->metadata_cb >= 0)
                         virConnectDomainEventDeregisterAny(lv->conn, lv->metadata_cb);
+                if (lv->tunable_cb >= 0)
+                        virConnectDomainEventDeregisterAny(lv->conn, lv->tunable_cb);
                 virConnectUnregisterCloseCallback(lv->conn, on_close);
                 virConnectClose(lv->conn);
         }
         elvis_loop_source_free(lv->retry);
         elvis_loop_source_free(lv->deferred);
+        elvis_loop_source_free(lv->pin_poll);
         free(lv);
         m->libvirt = NULL;
 }
@@ -688,11 +928,12 @@ bool elvis_libvirt_connected(const struct elvis_manager *m)
 json_t *elvis_libvirt_status(struct elvis_manager *m)
 {
         struct elvis_libvirt *lv = m->libvirt;
+        const char *pinning = elvis_config_respects_pins(&m->cfg) ? "respect" : "own";
 
         if (!elvis_libvirt_enabled(m))
-                return json_pack("{s:s, s:b}", "uri", "none", "connected", 0);
-        return json_pack("{s:s, s:b, s:s?}", "uri", m->cfg.libvirt_uri, "connected", lv && lv->conn != NULL, "error",
-                         lv && lv->last_error[0] ? lv->last_error : NULL);
+                return json_pack("{s:s, s:b, s:s}", "uri", "none", "connected", 0, "vcpu_pinning", pinning);
+        return json_pack("{s:s, s:b, s:s?, s:s}", "uri", m->cfg.libvirt_uri, "connected", lv && lv->conn != NULL,
+                         "error", lv && lv->last_error[0] ? lv->last_error : NULL, "vcpu_pinning", pinning);
 }
 
 /* What libvirt says about a managed VM right now: state and actual pins (drift shows). */

@@ -1,7 +1,8 @@
-/* libvirt integration: vCPU/emulator/iothread pinning, lifecycle events (a stopped or
- * undefined domain releases its VM), adoption of domains that opted in (ELVIS metadata, or
- * named by adopt-domains), re-pinning after a restart. libvirt's event loop runs on the
- * manager's loop. */
+/* libvirt integration: vCPU/emulator/iothread pinning (or, under vcpu-pinning respect,
+ * reading an orchestrator's pins and reporting sidecores that collide with them),
+ * lifecycle events (a stopped or undefined domain releases its VM), adoption of domains
+ * that opted in (ELVIS metadata, or named by adopt-domains), re-pinning after a restart.
+ * libvirt's event loop runs on the manager's loop. */
 #pragma once
 #include <elvis/model.h>
 
@@ -35,9 +36,16 @@ void elvis_libvirt_adopt_running(struct elvis_manager *m);
  * known: the pins follow when it is back), or -errno with e set. */
 int elvis_libvirt_domain_for(struct elvis_manager *m, const struct elvis_vm *vm, struct elvis_domain_info *ret,
                              struct elvis_err *e);
-/* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs;
- * deferred to the next loop turn (safe from an API request). */
+/* Pins a VM's vCPUs to its CPUs and its emulator and iothreads to the reserved CPUs
+ * (under vcpu-pinning respect: reads the domain's pins instead); deferred to the next
+ * loop turn (safe from an API request). */
 void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id);
+/* vcpu-pinning respect: re-reads every managed domain's vCPU pins now (the periodic poll;
+ * lifecycle and tunable events do it per domain). Does nothing in own mode. */
+void elvis_libvirt_refresh_pins(struct elvis_manager *m);
+/* Appends health warnings: sidecores whose CPU an orchestrator gave to a vCPU. */
+void elvis_libvirt_add_warnings(struct elvis_manager *m, json_t *warnings);
+/* {"uri", "connected", "error"?, "vcpu_pinning"} */
 json_t *elvis_libvirt_status(struct elvis_manager *m);
 /* {"state", "vcpu_pins": [cpu lists], "emulator_pin"} from libvirt, null without a domain. */
 json_t *elvis_libvirt_vm_info(struct elvis_manager *m, const struct elvis_vm *vm);

@@ -12,7 +12,7 @@ int elvis_log_level_parse(const char *s);
 const char *elvis_log_level_name(int level);
 /* Writes each line of the message with a "<level>" prefix; lines above the level are dropped. */
 void elvis_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void elvis_logv(int level, const char *fmt, va_list ap);
+void elvis_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Logs and returns -abs(err), for "log and return in one step". */
 int elvis_log_errno(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -383,14 +383,21 @@ static void pick_tap_name(const struct elvis_manager *m, const struct elvis_stat
 }
 
 /* A VM named by a libvirt domain takes its vCPU count, VMM identity and vhost-user
- * interfaces from the domain when the request does not give them. The caller looked the
+ * interfaces from the domain when the request does not give them, and under
+ * vcpu-pinning respect always its pins. The caller looked the
  * domain up (the API through libvirt, or the qemu hook's XML); without it a domain name
  * is a label. */
-static int fill_from_domain(struct elvis_vm *vm, const struct elvis_domain_info *given)
+static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *given)
 {
         struct elvis_domain_info info;
 
-        if (!vm->domain[0] || (vm->vcpus && vm->ndevices) || !given)
+        if (!vm->domain[0] || !given)
+                return 0;
+        if (elvis_config_respects_pins(&m->cfg)) {
+                elvis_cpuset sets[2] = { given->vcpupin, given->vcpu_cpuset };
+                vm->pinned = elvis_placement_pinned_cpus(sets, given->vcpu_cpuset_applies ? 2 : 1, &m->topo.online);
+        }
+        if (vm->vcpus && vm->ndevices)
                 return 0;
         info = *given;
         if (!vm->vcpus)
@@ -418,7 +425,7 @@ static int fill_from_domain(struct elvis_vm *vm, const struct elvis_domain_info 
 int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *info,
                                 bool dry_run, struct elvis_err *e)
 {
-        fill_from_domain(vm, info);
+        fill_from_domain(m, vm, info);
         return elvis_manager_vm_add(m, vm, dry_run, e);
 }
 
@@ -446,11 +453,20 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         nvm->id = next.next_vm_id;
         nvm->created = time(NULL);
         busy = busy_cpus(&next);
-        r = elvis_place_vcpus(&m->topo, &m->allowed, &busy, vm->vcpus, &nvm->cpus, &nvm->numa, reason, sizeof(reason));
-        if (r < 0) {
-                r = elvis_err_set(e, r, "cannot place VM '%s': %s", vm->name, reason);
-                elvis_state_fini(&next);
-                return r;
+        if (elvis_config_respects_pins(&m->cfg) && vm->domain[0]) {
+                /* the orchestrator placed the vCPUs: their CPUs are taken, the sidecores go
+                 * near them */
+                elvis_cpuset_zero(&nvm->cpus);
+                nvm->numa = elvis_placement_pins_node(&m->topo, &nvm->pinned);
+        } else {
+                elvis_cpuset_zero(&nvm->pinned);
+                r = elvis_place_vcpus(&m->topo, &m->allowed, &busy, vm->vcpus, &nvm->cpus, &nvm->numa, reason,
+                                      sizeof(reason));
+                if (r < 0) {
+                        r = elvis_err_set(e, r, "cannot place VM '%s': %s", vm->name, reason);
+                        elvis_state_fini(&next);
+                        return r;
+                }
         }
         for (unsigned d = 0; d < nvm->ndevices; d++) {
                 struct elvis_device *dev = &nvm->devices[d];
@@ -526,11 +542,37 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                 return 0;
         }
         r = commit(m, &next, e);
-        if (r == 0)
+        if (r == 0 && elvis_config_respects_pins(&m->cfg) && vm->domain[0])
+                log_notice("VM %u '%s' added: %u vCPU(s) pinned by the orchestrator to CPUs %s, %u device(s)", vm->id,
+                           vm->name, vm->vcpus,
+                           elvis_cpuset_empty(&vm->pinned) ? "- (not pinned)" :
+                           (elvis_cpuset_format(&vm->pinned, reason, sizeof(reason)), reason), vm->ndevices);
+        else if (r == 0)
                 log_notice("VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)", vm->id, vm->name, vm->vcpus,
                            vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-",
                            vm->ndevices);
         return r;
+}
+
+int elvis_manager_vm_set_pins(struct elvis_manager *m, uint32_t id, const elvis_cpuset *pinned, struct elvis_err *e)
+{
+        struct elvis_state next;
+        struct elvis_vm *vm;
+        int r;
+
+        r = scratch(m, &next);
+        if (r < 0)
+                return elvis_err_set(e, r, "out of memory");
+        vm = elvis_state_vm(&next, id);
+        if (!vm) {
+                elvis_state_fini(&next);
+                return elvis_err_set(e, -ENOENT, "no VM with id %u", id);
+        }
+        /* from now on the orchestrator's pins, not ELVIS's reservation, say where it runs */
+        elvis_cpuset_zero(&vm->cpus);
+        vm->pinned = *pinned;
+        vm->numa = elvis_placement_pins_node(&m->topo, pinned);
+        return commit(m, &next, e);
 }
 
 int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,

@@ -108,6 +108,9 @@ int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, co
 int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,
                            struct elvis_err *e);
 int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);
+/* vcpu-pinning respect: records the CPUs the orchestrator pinned a VM's vCPUs to (what
+ * libvirt reports), which ELVIS then treats as taken; the VM's node follows them. */
+int elvis_manager_vm_set_pins(struct elvis_manager *m, uint32_t id, const elvis_cpuset *pinned, struct elvis_err *e);
 /* cpu < 0: choose one. */
 int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_sidecore *ret, struct elvis_err *e);
 int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);

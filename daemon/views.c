@@ -27,19 +27,21 @@ json_t *elvis_manager_health(struct elvis_manager *m)
 {
         char detail[256];
         bool healthy = m->dp_status == ELVIS_DP_RUNNING;
-        json_t *dp;
+        json_t *dp, *warnings;
 
         snprintf(detail, sizeof(detail), "%s", m->dp_detail);
         if (healthy && m->dp_ops->health && m->dp_ops->health(m->dp, detail, sizeof(detail)) < 0)
                 healthy = false;
         dp = json_pack("{s:s, s:s, s:s, s:o}", "kind", m->dp_kind, "state", dp_status_name(m->dp_status), "detail",
                        detail, "implementation", m->dp_ops ? json_string(m->dp_ops->kind) : json_null());
-        return json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s}", "status", healthy ? "ok" : "degraded",
+        warnings = json_array();
+        elvis_libvirt_add_warnings(m, warnings);
+        return json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s, s:o}", "status", healthy ? "ok" : "degraded",
                          "version", ELVIS_VERSION,
                          "uptime_s", (json_int_t)((elvis_now_ns() - m->start_ns) / 1000000000u),
                          "started", (json_int_t)m->start_wall, "dataplane", dp, "libvirt", elvis_libvirt_status(m),
                          "vms", (int)m->state.nvms, "sidecores", (int)m->state.nsidecores,
-                         "topology", m->topo.source);
+                         "topology", m->topo.source, "warnings", warnings);
 }
 
 static json_t *cpu_role(struct elvis_manager *m, int cpu)
@@ -54,7 +56,7 @@ static json_t *cpu_role(struct elvis_manager *m, int cpu)
                         return j;
                 }
         for (unsigned i = 0; i < s->nvms; i++)
-                if (elvis_cpuset_has(&s->vms[i].cpus, cpu)) {
+                if (elvis_cpuset_has(&s->vms[i].cpus, cpu) || elvis_cpuset_has(&s->vms[i].pinned, cpu)) {
                         json_object_set_new(j, "role", json_string("vcpu"));
                         json_object_set_new(j, "vm", json_integer(s->vms[i].id));
                         json_object_set_new(j, "vm_name", json_string(s->vms[i].name));
@@ -139,13 +141,16 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
         for (unsigned i = 0; r == 0 && i < st.nsidecores; i++) {
                 const struct elvis_dp_sidecore_stats *s = &st.sidecores[i];
                 uint64_t total = s->busy_ns + s->idle_ns;
-                json_array_append_new(scs, json_pack(
+                json_t *o = json_pack(
                         "{s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "id", (int)s->id, "cpu", s->cpu,
                         "queues", (int)s->nqueues, "sleeping", s->sleeping, "polls", (json_int_t)s->polls,
                         "empty_polls", (json_int_t)s->empty_polls, "busy_ns", (json_int_t)s->busy_ns, "idle_ns",
                         (json_int_t)s->idle_ns, "load", total ? (double)s->busy_ns / (double)total : 0.0,
                         "packets", (json_int_t)s->packets, "bytes", (json_int_t)s->bytes, "wakeups",
-                        (json_int_t)s->wakeups));
+                        (json_int_t)s->wakeups);
+                if (s->stolen_known)
+                        json_object_set_new(o, "stolen_ns", json_integer((json_int_t)s->stolen_ns));
+                json_array_append_new(scs, o);
         }
         for (unsigned i = 0; r == 0 && i < st.nqueues; i++) {
                 const struct elvis_dp_queue_stats *q = &st.queues[i];

@@ -134,21 +134,21 @@ void dp_watch_enter(struct dp_user *dp, struct dp_watch *w, const char *what)
         atomic_store(&w->since, 0);
         atomic_store(&w->interrupted, false);
         watch_tls = w;
-        pthread_mutex_lock(&dp->watch_lock);
+        dp_mutex_lock(&dp->watch_lock);
         w->next = dp->watches;
         dp->watches = w;
-        pthread_mutex_unlock(&dp->watch_lock);
+        dp_mutex_unlock(&dp->watch_lock);
 }
 
 void dp_watch_leave(struct dp_user *dp, struct dp_watch *w)
 {
-        pthread_mutex_lock(&dp->watch_lock);
+        dp_mutex_lock(&dp->watch_lock);
         for (struct dp_watch **pp = &dp->watches; *pp; pp = &(*pp)->next)
                 if (*pp == w) {
                         *pp = w->next;
                         break;
                 }
-        pthread_mutex_unlock(&dp->watch_lock);
+        dp_mutex_unlock(&dp->watch_lock);
         watch_tls = NULL;
 }
 
@@ -223,7 +223,7 @@ static void *watchdog_main(void *arg)
 
                 nanosleep(&ts, NULL);
                 now = dp_now_ns();
-                pthread_mutex_lock(&dp->watch_lock);
+                dp_mutex_lock(&dp->watch_lock);
                 for (struct dp_watch *w = dp->watches; w; w = w->next) {
                         uint64_t since = atomic_load_explicit(&w->since, memory_order_acquire);
                         if (w == &self || !since || now - since < period)
@@ -236,7 +236,7 @@ static void *watchdog_main(void *arg)
                         }
                         pthread_kill(w->thread, UNSTICK_SIGNAL);
                 }
-                pthread_mutex_unlock(&dp->watch_lock);
+                dp_mutex_unlock(&dp->watch_lock);
         }
         dp_watch_leave(dp, &self);
         return NULL;
@@ -248,7 +248,7 @@ int dp_contain_start(struct dp_user *dp)
 
         if (r < 0)
                 return r;
-        pthread_mutex_init(&dp->watch_lock, NULL);
+        dp_mutex_init(&dp->watch_lock);
         dp->watchdog_ms = WATCHDOG_PERIOD_MS;
         {
                 const char *e = getenv("ELVIS_DP_WATCHDOG_MS");
@@ -269,7 +269,7 @@ void dp_contain_stop(struct dp_user *dp)
 {
         atomic_store(&dp->watchdog_stop, true);
         pthread_join(dp->watchdog, NULL);
-        pthread_mutex_destroy(&dp->watch_lock);
+        dp_mutex_destroy(&dp->watch_lock);
         uninstall_handlers();
 }
 

@@ -20,10 +20,10 @@
 #pragma once
 #include <elvis/dataplane.h>
 
-#include "engine/elvis_drr.h"
-#include "engine/elvis_vring.h"
+#include "engine/elvis_net.h"
 
 #include "dp_log.h"
+#include "dp_lock.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,11 +32,11 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define DP_MAX_SLOTS 1024               /* queue pairs per server */
-#define DP_HDR_LEN 12                   /* virtio_net_hdr_v1 / mrg_rxbuf */
-#define DP_MAX_PACKET (65536 + DP_HDR_LEN)
+#define DP_HDR_LEN ELVIS_NET_HDR_LEN_MRG   /* the tap's until the driver acks features */
 
 /* feature bits */
 #define F_CSUM 0
@@ -61,10 +61,9 @@
 #define PF_BACKEND_REQ 5
 #define PF_STATUS 16
 
+/* Counters of this plane; the device model's are in qp->q.st. */
 struct dp_stats {
-        uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-        uint64_t kicks, interrupts, polls, empty_polls, busy_ns;
-        uint64_t wait_ns, wait_samples, errors, drops;
+        uint64_t kicks, interrupts;
         uint64_t signals_deferred;      /* notifications the VMM's eventfd could not take yet */
 };
 
@@ -72,32 +71,26 @@ struct dp_stats {
 #define STAT_ADD(field, n) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/* A virtqueue's fds and state on the vhost-user side; its ring (configuration included)
+ * is the device model's, in qp->q. */
 struct dp_vq {
-        struct elvis_vring vr;
-        /* configuration from the front end */
-        uint32_t num;
-        uint64_t desc_addr, avail_addr, used_addr;
-        uint16_t base;
-        bool addr_set;
+        struct elvis_netq_vq *ring;     /* &qp->q.vq[ELVIS_NETQ_RX or _TX] */
         bool started;           /* kick fd received (or NOFD), not yet stopped */
         bool enabled;
-        bool live;              /* vr is initialised and may be processed */
         int kick_fd, call_fd, err_fd;
-        bool err_signalled;
 };
 
 /* qp->signal bits: notifications owed to the guest, written outside qp->lock */
-#define SIG_CALL_RX 1u
-#define SIG_CALL_TX 2u
-#define SIG_ERR_RX 4u
-#define SIG_ERR_TX 8u
+#define SIG_CALL_RX ELVIS_NETQ_SIG_CALL_RX
+#define SIG_CALL_TX ELVIS_NETQ_SIG_CALL_TX
+#define SIG_ERR_RX ELVIS_NETQ_SIG_ERR_RX
+#define SIG_ERR_TX ELVIS_NETQ_SIG_ERR_TX
 
 /* qp->pub bits: what observers (stats) may read without qp->lock */
 #define PUB_LIVE 1u
 #define PUB_ERROR 2u
 #define PUB_POLLING 4u
 
-enum dp_qp_mode { QP_NOTIFY, QP_POLL };
 
 struct dp_device;
 struct dp_server;
@@ -105,29 +98,22 @@ struct dp_server;
 struct dp_qp {
         struct dp_device *dev;
         unsigned index;
-        pthread_mutex_t lock;
-        struct dp_vq rx, tx;            /* vq 2*index and 2*index+1 */
+        struct dp_mutex lock;
+        struct dp_vq rx DP_GUARDED_BY(lock);    /* vq 2*index */
+        struct dp_vq tx DP_GUARDED_BY(lock);    /* vq 2*index+1 */
         int tap_fd;                     /* -1: loopback */
         _Atomic uint32_t gen;           /* bumped when fds or readiness change */
         /* serving */
         struct dp_server *_Atomic server;
         _Atomic uint32_t sidecore;
-        enum dp_qp_mode mode;
-        uint64_t last_work_ns, last_poll_ns;
-        uint64_t window_start_ns, window_kicks;
         _Atomic unsigned poll_start_rate;       /* 0: the data plane's global threshold */
         _Atomic unsigned poll_stop_idle_ms;
         _Atomic unsigned signal;        /* SIG_* owed, set under qp->lock, taken by whoever writes */
         _Atomic unsigned pub;           /* PUB_*, written under qp->lock */
         _Atomic bool vmm_fd_stuck;      /* a VMM fd blocked a call: stop the pair at its next turn */
-        bool rx_blocked;                /* tap data waits for guest RX buffers */
-        bool tx_blocked;                /* tap refused writes (EAGAIN) */
-        /* a packet read from the tap that could not be delivered yet */
-        uint8_t *rxbuf;
-        size_t rxlen;
-        struct elvis_chain chain, chain2;
         struct dp_stats st;
         uint64_t err_log_ns;
+        struct elvis_netq q DP_GUARDED_BY(lock);        /* the device model (engine/elvis_net.h); large: last */
 };
 
 struct dp_region_map {
@@ -195,10 +181,11 @@ struct dp_server {
         int cpu;                        /* -1: not pinned */
         bool vanilla;
         pthread_t thread;
+        _Atomic pid_t tid;              /* the thread's id once it runs, for its schedstat */
         int epfd, wake_fd;
-        pthread_mutex_t lock;           /* protects pending[] and the generation counters */
-        struct dp_qp *pending[DP_MAX_SLOTS];
-        unsigned npending;
+        struct dp_mutex lock;           /* protects pending[] and the generation counters */
+        struct dp_qp *pending[DP_MAX_SLOTS] DP_GUARDED_BY(lock);
+        unsigned npending DP_GUARDED_BY(lock);
         _Atomic uint32_t pending_gen;
         uint32_t applied_gen;
         _Atomic bool stop;
@@ -222,16 +209,16 @@ struct dp_params {
 };
 
 struct dp_user {
-        pthread_mutex_t lock;
+        struct dp_mutex lock;
         char run_dir[ELVIS_PATH_MAX];
         bool pin;
-        struct dp_device *devices;
-        struct dp_server *servers;      /* sidecores */
-        struct dp_server *retired;      /* stopped servers not yet joined */
-        struct dp_device *closing;      /* detached devices whose front end the control thread drops */
+        struct dp_device *devices DP_GUARDED_BY(lock);
+        struct dp_server *servers DP_GUARDED_BY(lock);  /* sidecores */
+        struct dp_server *retired DP_GUARDED_BY(lock);  /* stopped servers not yet joined */
+        struct dp_device *closing DP_GUARDED_BY(lock);  /* detached devices whose front end the control thread drops */
         struct dp_params params;
-        struct dp_ledger_entry *ledger; /* socket files we created (ledger.c) */
-        unsigned nledger;
+        struct dp_ledger_entry *ledger DP_GUARDED_BY(lock);     /* socket files we created (ledger.c) */
+        unsigned nledger DP_GUARDED_BY(lock);
         /* control thread */
         pthread_t ctl_thread;
         int ctl_epfd, ctl_wake_fd;
@@ -242,8 +229,8 @@ struct dp_user {
         pthread_t watchdog;
         _Atomic bool watchdog_stop;
         unsigned watchdog_ms;           /* a VMM fd call sleeping longer is interrupted */
-        pthread_mutex_t watch_lock;     /* the list below */
-        struct dp_watch *watches;
+        struct dp_mutex watch_lock;     /* the list below */
+        struct dp_watch *watches DP_GUARDED_BY(watch_lock);
         _Atomic uint64_t unstuck;
         uint64_t unstick_logged_ns;     /* the watchdog logs at most once a second */
 };
@@ -272,16 +259,16 @@ void dp_vmm_fd_close(int fd);
 struct dp_ledger_entry;
 void dp_ledger_load(struct dp_user *dp);
 void dp_ledger_fini(struct dp_user *dp);
-bool dp_ledger_owns(const struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
-void dp_ledger_add(struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino);
-void dp_ledger_del(struct dp_user *dp, const char *path);
+bool dp_ledger_owns(const struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino) DP_REQUIRES(dp->lock);
+void dp_ledger_add(struct dp_user *dp, const char *path, uint64_t dev, uint64_t ino) DP_REQUIRES(dp->lock);
+void dp_ledger_del(struct dp_user *dp, const char *path) DP_REQUIRES(dp->lock);
 
 /* vhost_user.c */
 int dp_ctl_start(struct dp_user *dp);
 void dp_ctl_stop(struct dp_user *dp);
-int dp_device_listen(struct dp_user *dp, struct dp_device *dev);
-/* Closes the listening socket (dp->lock held, or the control thread stopped). */
-void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev);
+int dp_device_listen(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock);
+/* Closes the listening socket. */
+void dp_device_close_listener(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock);
 /* Drops the front end, if any; control thread only (or after it stopped). */
 void dp_device_disconnect(struct dp_user *dp, struct dp_device *dev, const char *reason);
 
@@ -294,22 +281,18 @@ void dp_device_put(struct dp_device *dev);
 int dp_tap_open(struct dp_device *dev);
 void dp_tap_close(struct dp_device *dev);
 void dp_tap_configure(struct dp_device *dev);
-/* One turn on a queue pair under qp->lock: moves packets within the budget; returns
- * packets moved. Guest notifications owed are left in qp->signal. */
-unsigned dp_qp_process(struct dp_qp *qp, int64_t *budget_packets, int64_t *budget_bytes);
 /* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. A
  * SIGBUS while reading the ring stops the vq. */
-void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq);
-/* init: a fresh vq with no fds; reset: closes the vq's fds and returns it to init. */
-void dp_vq_init(struct dp_vq *vq);
-void dp_vq_reset(struct dp_vq *vq);
+void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq) DP_REQUIRES(qp->lock);
+/* A fresh queue pair of dev with no fds (its model included). */
+void dp_qp_init(struct dp_device *dev, struct dp_qp *qp, unsigned index);
+/* Closes the pair's fds and returns its rings and model to their initial state. */
+void dp_qp_reset(struct dp_qp *qp);
 bool dp_qp_live(const struct dp_qp *qp);
-/* Stops a vq after a ring error; the error eventfd is owed (qp->signal). qp->lock held. */
-void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq);
-/* Stops both vqs of a pair after a guest-memory fault (SIGBUS) at addr. qp->lock held. */
-void dp_qp_memory_fault(struct dp_qp *qp, const void *addr);
+/* Stops both vqs of a pair after a guest-memory fault (SIGBUS). qp->lock held. */
+void dp_qp_memory_fault(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Republishes qp->pub after a state change; qp->lock held. */
-void dp_qp_publish(struct dp_qp *qp);
+void dp_qp_publish(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Writes the notifications owed (qp->signal) with the given fds (index: SIG_* bit), without
  * qp->lock. Undeliverable ones stay owed; a VMM fd that blocked marks qp->vmm_fd_stuck. */
 void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4]);
@@ -321,7 +304,10 @@ int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, stru
 void dp_server_retire(struct dp_server *s);
 /* Joins and frees retired servers that have exited; with wait_ms, waits that long for
  * each. dp->lock held. */
-void dp_servers_reap(struct dp_user *dp, int wait_ms);
+void dp_servers_reap(struct dp_user *dp, int wait_ms) DP_REQUIRES(dp->lock);
+/* The time s's thread waited on a run queue (/proc schedstat); 0 or -errno (-EAGAIN
+ * before the thread runs). Reads a file, takes no lock. */
+int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns);
 /* Makes s serve qp (s NULL: nobody). It does not wait: the servers apply the change at
  * their next round; qp->lock serialises the old and the new server meanwhile. */
 int dp_qp_set_server(struct dp_qp *qp, struct dp_server *s);

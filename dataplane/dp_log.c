@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+static void to_stderr(int priority, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void to_stderr(int priority, const char *fmt, va_list ap)
 {
         fprintf(stderr, "<%d>", priority);

@@ -1,19 +1,19 @@
-/* virtio-net on top of the engine: transmit (guest -> tap or loopback), receive
- * (tap or loopback -> guest, with mergeable buffers), notifications and ring errors. */
+/* The user-space port of the virtio-net device model (engine/elvis_net.h): the back ends
+ * (tap, null sink, loopback), notifications owed to the guest, ring set-up from the
+ * vhost-user configuration under a SIGBUS guard, and what observers see. */
 #include "dp.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
-#define TX_BATCH 32
-#define NUM_BUFFERS_OFF 10
 
 uint64_t dp_now_ns(void)
 {
@@ -25,7 +25,7 @@ uint64_t dp_now_ns(void)
 
 static unsigned hdr_len(const struct dp_device *dev)
 {
-        return dev->features & (BIT(F_VERSION_1) | BIT(F_MRG_RXBUF)) ? 12 : 10;
+        return dev->features & (BIT(F_VERSION_1) | BIT(F_MRG_RXBUF)) ? ELVIS_NET_HDR_LEN_MRG : ELVIS_NET_HDR_LEN;
 }
 
 /* One fd per queue pair. Unless the device adopts an existing interface, the first open
@@ -59,6 +59,10 @@ int dp_tap_open(struct dp_device *dev)
                         break;
                 }
                 dev->qp[i].tap_fd = fd;
+                if (!dev->qp[i].q.rxbuf && !(dev->qp[i].q.rxbuf = malloc(ELVIS_NET_MAX_FRAME))) {
+                        r = -ENOMEM;
+                        break;
+                }
         }
         if (r == 0)
                 return 0;
@@ -106,39 +110,63 @@ void dp_tap_configure(struct dp_device *dev)
         }
 }
 
-void dp_vq_init(struct dp_vq *vq)
+static void vq_init(struct dp_vq *vq, struct elvis_netq_vq *ring)
 {
-        memset(vq, 0, sizeof(*vq));
+        vq->ring = ring;
+        vq->started = vq->enabled = false;
         vq->kick_fd = vq->call_fd = vq->err_fd = -1;
 }
 
-void dp_vq_reset(struct dp_vq *vq)
+void dp_qp_init(struct dp_device *dev, struct dp_qp *qp, unsigned index)
 {
-        int fds[3] = { vq->kick_fd, vq->call_fd, vq->err_fd };
-
-        for (int i = 0; i < 3; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
-        dp_vq_init(vq);
+        qp->dev = dev;
+        qp->index = index;
+        qp->tap_fd = -1;
+        qp->q.mem = &dev->mem;
+        elvis_netq_reset(&qp->q);
+        vq_init(&qp->rx, &qp->q.vq[ELVIS_NETQ_RX]);
+        vq_init(&qp->tx, &qp->q.vq[ELVIS_NETQ_TX]);
 }
 
-static int vring_init_guarded(struct dp_qp *qp, struct dp_vq *vq, const char **why)
+void dp_qp_reset(struct dp_qp *qp)
 {
-        struct dp_device *dev = qp->dev;
+        struct dp_vq *vqs[2] = { &qp->rx, &qp->tx };
+
+        for (int i = 0; i < 2; i++) {
+                int fds[3] = { vqs[i]->kick_fd, vqs[i]->call_fd, vqs[i]->err_fd };
+
+                for (int k = 0; k < 3; k++)
+                        if (fds[k] >= 0)
+                                close(fds[k]);
+                vq_init(vqs[i], vqs[i]->ring);
+        }
+        elvis_netq_reset(&qp->q);
+}
+
+static struct dp_qp *qp_of(struct elvis_netq *q)
+{
+        return (struct dp_qp *)((char *)q - offsetof(struct dp_qp, q));
+}
+
+static int vq_index(const struct dp_qp *qp, const struct dp_vq *vq)
+{
+        return vq == &qp->rx ? ELVIS_NETQ_RX : ELVIS_NETQ_TX;
+}
+
+static int refresh_guarded(struct dp_qp *qp, int i, bool want, const char **why)
+{
         struct dp_guard *g = &dp_guard_tls;
         int r;
 
         /* the ring's used index is read from guest memory, which may have shrunk */
-        g->dev = dev;
+        g->dev = qp->dev;
         if (sigsetjmp(g->jb, 0)) {
                 *why = "guest memory vanished under the ring (SIGBUS)";
-                return -EFAULT;
+                qp->q.vq[i].live = false;
+                return elvis_vring_fail(&qp->q.vq[i].vr, -EFAULT, *why);
         }
         g->armed = 1;
-        r = elvis_vring_init(&vq->vr, &dev->mem, vq->num, vq->desc_addr, vq->avail_addr, vq->used_addr, vq->base,
-                             dev->features & BIT(F_EVENT_IDX), dev->features & BIT(F_INDIRECT_DESC), why);
-        if (r == 0 && qp->mode == QP_POLL)
-                elvis_vring_notify_disable(&vq->vr);
+        r = elvis_netq_refresh(&qp->q, i, want, why);
         g->armed = 0;
         return r;
 }
@@ -146,30 +174,17 @@ static int vring_init_guarded(struct dp_qp *qp, struct dp_vq *vq, const char **w
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 {
         struct dp_device *dev = qp->dev;
-        bool want = vq->started && vq->enabled && vq->addr_set && vq->num && dev->mem.nregions;
+        struct elvis_netq_vq *ring = vq->ring;
+        bool want = vq->started && vq->enabled && ring->addr_set && ring->num && dev->mem.nregions;
         const char *why = "";
-        int r;
+        int i = vq_index(qp, vq);
 
-        if (!want) {
-                if (vq->live)
-                        vq->base = vq->vr.last_avail_idx;
-                vq->live = false;
-                atomic_fetch_add(&qp->gen, 1);
-                dp_qp_publish(qp);
-                return;
-        }
-        /* keep the position of a running ring across memory table changes */
-        if (vq->live)
-                vq->base = vq->vr.last_avail_idx;
-        r = vring_init_guarded(qp, vq, &why);
-        if (r < 0) {
+        dp_assert_held(&qp->lock);
+
+        qp->q.features = dev->features;
+        if (refresh_guarded(qp, i, want, &why) < 0) {
                 log_warning("VM %u device %s queue %u: ring rejected: %s", dev->vm_id, dev->id, qp->index, why);
-                vq->live = false;
-                elvis_vring_fail(&vq->vr, r, why);
-                dp_qp_error(qp, vq);
-        } else {
-                vq->live = true;
-                vq->err_signalled = false;
+                elvis_netq_error(&qp->q, i);
         }
         atomic_fetch_add(&qp->gen, 1);
         dp_qp_publish(qp);
@@ -177,56 +192,26 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 
 bool dp_qp_live(const struct dp_qp *qp)
 {
-        return qp->rx.live || qp->tx.live;
+        return elvis_netq_live(&qp->q);
 }
 
 void dp_qp_publish(struct dp_qp *qp)
 {
+        const struct elvis_netq_vq *tx = &qp->q.vq[ELVIS_NETQ_TX];
         unsigned pub = 0;
 
         if (dp_qp_live(qp))
                 pub |= PUB_LIVE;
-        if (qp->rx.vr.error || qp->tx.vr.error)
+        if (qp->q.vq[ELVIS_NETQ_RX].vr.error || tx->vr.error)
                 pub |= PUB_ERROR;
-        if (qp->mode == QP_POLL || (qp->tx.live && !qp->tx.vr.notify_enabled))
+        if (qp->q.mode == ELVIS_NETQ_POLL || (tx->live && !tx->vr.notify_enabled))
                 pub |= PUB_POLLING;
         atomic_store_explicit(&qp->pub, pub, memory_order_relaxed);
 }
 
-/* A malformed ring stops that virtqueue only: error eventfd, counter, rate-limited log. */
-void dp_qp_error(struct dp_qp *qp, struct dp_vq *vq)
+void dp_qp_memory_fault(struct dp_qp *qp)
 {
-        struct dp_device *dev = qp->dev;
-        uint64_t now = dp_now_ns();
-
-        vq->live = false;
-        STAT_ADD(qp->st.errors, 1);
-        if (!vq->err_signalled) {
-                vq->err_signalled = true;
-                atomic_fetch_or(&qp->signal, vq == &qp->rx ? SIG_ERR_RX : SIG_ERR_TX);
-        }
-        if (now - qp->err_log_ns > 1000000000ull || !qp->err_log_ns) {
-                qp->err_log_ns = now;
-                log_warning("VM %u device %s queue %u %s: ring error, queue stopped: %s (%s)", dev->vm_id, dev->id,
-                            qp->index, vq == &qp->rx ? "rx" : "tx", vq->vr.error_what ? vq->vr.error_what : "?",
-                            strerror(-vq->vr.error));
-        }
-        atomic_fetch_add(&qp->gen, 1);
-        dp_qp_publish(qp);
-}
-
-void dp_qp_memory_fault(struct dp_qp *qp, const void *addr)
-{
-        struct dp_vq *vqs[2] = { &qp->rx, &qp->tx };
-
-        (void)addr;
-        qp->rxlen = 0;
-        for (int i = 0; i < 2; i++) {
-                if (!vqs[i]->live && vqs[i]->vr.error)
-                        continue;
-                elvis_vring_fail(&vqs[i]->vr, -EFAULT, "guest memory vanished under the ring (SIGBUS)");
-                dp_qp_error(qp, vqs[i]);
-        }
+        elvis_netq_fail(&qp->q, -EFAULT, "guest memory vanished under the ring (SIGBUS)");
 }
 
 void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4])
@@ -244,10 +229,10 @@ void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4])
                 r = dp_vmm_signal(fds[i]);
                 if (r == 0) {
                         if (bit & (SIG_CALL_RX | SIG_CALL_TX))
-                                __atomic_fetch_add(&qp->st.interrupts, 1, __ATOMIC_RELAXED);
+                                STAT_ADD(qp->st.interrupts, 1);
                         continue;
                 }
-                __atomic_fetch_add(&qp->st.signals_deferred, 1, __ATOMIC_RELAXED);
+                STAT_ADD(qp->st.signals_deferred, 1);
                 if (r == -EAGAIN)
                         left |= bit;    /* the counter is full: retried at the next flush */
                 else
@@ -257,123 +242,40 @@ void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4])
                 atomic_fetch_or(&qp->signal, left);
 }
 
-struct cursor {
-        const struct elvis_iov *iov;
-        u32 n, i, off;
-};
+/* ---- the port ---- */
 
-/* Copies up to len bytes from the cursor into a chain's writable segments. */
-static u64 copy_into(struct cursor *src, const struct elvis_chain *dst, u64 len)
+u64 elvis_netq_port_now(void)
 {
-        u64 done = 0;
-        u32 di = dst->nout, doff = 0;
-
-        while (done < len && src->i < src->n && di < dst->nout + dst->nin) {
-                u32 a = src->iov[src->i].len - src->off, b = dst->iov[di].len - doff;
-                u64 chunk = a < b ? a : b;
-                if (chunk > len - done)
-                        chunk = len - done;
-                memcpy((char *)dst->iov[di].base + doff, (const char *)src->iov[src->i].base + src->off, chunk);
-                done += chunk;
-                src->off += (u32)chunk;
-                doff += (u32)chunk;
-                if (src->off == src->iov[src->i].len) {
-                        src->i++;
-                        src->off = 0;
-                }
-                if (doff == dst->iov[di].len) {
-                        di++;
-                        doff = 0;
-                }
-        }
-        return done;
+        return dp_now_ns();
 }
 
-/* Sets num_buffers (bytes 10-11 of the header) in the first buffer, wherever the guest
- * split it. */
-static void set_num_buffers(const struct elvis_iov *iov, u32 n, u32 niov, u16 value)
+/* Written by the server once qp->lock is released (dp_qp_flush_signals). */
+void elvis_netq_port_notify(struct elvis_netq *q, unsigned int sig)
 {
-        u8 bytes[2] = { (u8)(value & 0xff), (u8)(value >> 8) };
-        u32 off = NUM_BUFFERS_OFF;
-
-        for (u32 i = 0, k = 0; i < niov && k < 2; i++) {
-                while (k < 2 && off < iov[i].len) {
-                        ((volatile u8 *)iov[i].base)[off] = bytes[k++];
-                        off++;
-                }
-                off -= iov[i].len;
-        }
-        (void)n;
+        dp_assert_held(&qp_of(q)->lock);
+        atomic_fetch_or(&qp_of(q)->signal, sig);
 }
 
-/* Delivers one packet (virtio-net header included) to the guest's receive ring.
- * 1: delivered (or dropped because it can never fit); 0: no room now; <0: ring error. */
-static int deliver(struct dp_qp *qp, const struct elvis_iov *src, u32 nsrc, u64 len)
+/* A stopped ring: rate-limited log, and observers and servers see it. */
+void elvis_netq_port_changed(struct elvis_netq *q, int stopped)
 {
+        struct dp_qp *qp = qp_of(q);
         struct dp_device *dev = qp->dev;
-        struct dp_vq *rx = &qp->rx;
-        bool mrg = dev->features & BIT(F_MRG_RXBUF);
-        struct cursor cur = { src, nsrc, 0, 0 };
-        struct elvis_iov first[8];
-        u32 nfirst = 0;
-        u16 used = 0;
-        u64 left = len;
 
-        if (!rx->live) {
-                STAT_ADD(qp->st.drops, 1);
-                return 1;
+        dp_assert_held(&qp->lock);      /* the model runs under it */
+        if (stopped >= 0) {
+                const struct elvis_vring *vr = &q->vq[stopped].vr;
+                uint64_t now = dp_now_ns();
+
+                if (now - qp->err_log_ns > 1000000000ull || !qp->err_log_ns) {
+                        qp->err_log_ns = now;
+                        log_warning("VM %u device %s queue %u %s: ring error, queue stopped: %s (%s)", dev->vm_id,
+                                    dev->id, qp->index, stopped == ELVIS_NETQ_RX ? "rx" : "tx",
+                                    vr->error_what ? vr->error_what : "?", strerror(-vr->error));
+                }
+                atomic_fetch_add(&qp->gen, 1);
         }
-        while (left) {
-                int r = elvis_vring_pop(&rx->vr, &qp->chain2, ELVIS_CHAIN_WRITE);
-                u64 n;
-
-                if (r < 0)
-                        return r;
-                if (r == 0) {
-                        /* roll back: popped buffers return to the ring, unpublished used entries vanish */
-                        elvis_vring_unpop(&rx->vr, used);
-                        rx->vr.used_idx = (u16)(rx->vr.used_idx - used);
-                        return 0;
-                }
-                if (!mrg && qp->chain2.in_len < len) {
-                        elvis_vring_unpop(&rx->vr, 1);
-                        STAT_ADD(qp->st.drops, 1);
-                        return 1;
-                }
-                if (used == 0) {
-                        nfirst = qp->chain2.nin < 8 ? qp->chain2.nin : 8;
-                        memcpy(first, &qp->chain2.iov[qp->chain2.nout], nfirst * sizeof(first[0]));
-                }
-                n = copy_into(&cur, &qp->chain2, left);
-                left -= n;
-                used++;
-                if (elvis_vring_push(&rx->vr, qp->chain2.head, (u32)n) < 0)
-                        return rx->vr.error;
-                if (n == 0 && left) {   /* a zero-sized receive buffer: nothing fits, ever */
-                        STAT_ADD(qp->st.drops, 1);
-                        return 1;
-                }
-        }
-        if (hdr_len(dev) == 12)
-                set_num_buffers(first, 0, nfirst, mrg ? used : 1);
-        return 1;
-}
-
-static struct iovec *iovecs(struct dp_qp *qp)
-{
-        static __thread struct iovec v[ELVIS_CHAIN_MAX_IOV];
-        (void)qp;
-        return v;
-}
-
-/* Publishes the used ring; the interrupt the guest asked for is owed, written by the
- * server once qp->lock is released. */
-static void signal_guest(struct dp_qp *qp, struct dp_vq *vq)
-{
-        if (!vq->live || elvis_vring_publish(&vq->vr) < 0)
-                return;
-        if (elvis_vring_need_signal(&vq->vr))
-                atomic_fetch_or(&qp->signal, vq == &qp->rx ? SIG_CALL_RX : SIG_CALL_TX);
+        dp_qp_publish(qp);
 }
 
 /* The null back end reads each frame, as a real back end copies it into an skb or a
@@ -391,127 +293,56 @@ static void sink_read(const struct elvis_chain *c)
         }
 }
 
-static unsigned tx_batch(struct dp_qp *qp, unsigned limit, int64_t *bytes)
+/* Loopback: the frame goes to the pair's own receive ring, through a bounce buffer
+ * (receive and transmit buffers may overlap in guest memory). */
+static int loop_back(struct elvis_netq *q, const struct elvis_chain *c, u64 len)
 {
-        struct dp_vq *tx = &qp->tx;
-        struct dp_device *dev = qp->dev;
-        unsigned n = 0;
+        static __thread u8 frame[ELVIS_NET_MAX_FRAME];
+        u64 off = 0;
+        int r;
 
-        while (n < limit && *bytes > 0 && tx->live) {
-                int r = elvis_vring_pop(&tx->vr, &qp->chain, ELVIS_CHAIN_READ);
-                u64 len;
-
-                if (r <= 0) {
-                        if (r < 0)
-                                dp_qp_error(qp, tx);
-                        break;
-                }
-                len = qp->chain.out_len;
-                if (len < hdr_len(dev)) {
-                        STAT_ADD(qp->st.drops, 1);
-                } else if (qp->dev->backend == ELVIS_BACKEND_NULL) {
-                        sink_read(&qp->chain);
-                } else if (qp->tap_fd >= 0) {
-                        struct iovec *v = iovecs(qp);
-                        ssize_t w;
-                        for (u32 i = 0; i < qp->chain.nout; i++)
-                                v[i] = (struct iovec){ qp->chain.iov[i].base, qp->chain.iov[i].len };
-                        w = writev(qp->tap_fd, v, (int)qp->chain.nout);
-                        if (w < 0 && errno == EAGAIN) {
-                                elvis_vring_unpop(&tx->vr, 1);
-                                qp->tx_blocked = true;
-                                break;
-                        }
-                        if (w < 0)
-                                STAT_ADD(qp->st.drops, 1);
-                } else {
-                        r = deliver(qp, qp->chain.iov, qp->chain.nout, len);
-                        if (r == 0) {
-                                /* loopback: wait for receive buffers rather than drop */
-                                elvis_vring_unpop(&tx->vr, 1);
-                                qp->rx_blocked = true;
-                                break;
-                        }
-                        if (r < 0) {
-                                dp_qp_error(qp, &qp->rx);
-                                elvis_vring_unpop(&tx->vr, 1);
-                                break;
-                        }
-                        STAT_ADD(qp->st.rx_packets, 1);
-                        STAT_ADD(qp->st.rx_bytes, len - hdr_len(dev));
-                }
-                if (elvis_vring_push(&tx->vr, qp->chain.head, 0) < 0) {
-                        dp_qp_error(qp, tx);
-                        break;
-                }
-                STAT_ADD(qp->st.tx_packets, 1);
-                STAT_ADD(qp->st.tx_bytes, len > hdr_len(dev) ? len - hdr_len(dev) : 0);
-                *bytes -= (int64_t)len;
-                n++;
+        for (u32 i = 0; i < c->nout; i++) {
+                ev_copy_from(frame + off, c->iov[i].base, c->iov[i].len);
+                off += c->iov[i].len;
         }
-        return n;
+        r = elvis_netq_deliver(q, frame, (u32)len);
+        if (r == 0)
+                return -ENOSPC;
+        if (r < 0) {
+                elvis_netq_error(q, ELVIS_NETQ_RX);
+                return r;
+        }
+        return 0;
 }
 
-static unsigned rx_batch(struct dp_qp *qp, unsigned limit, int64_t *bytes)
+int elvis_netq_port_xmit(struct elvis_netq *q, const struct elvis_chain *c, u64 len)
 {
-        struct dp_vq *rx = &qp->rx;
-        unsigned n = 0;
+        static __thread struct iovec v[ELVIS_CHAIN_MAX_IOV];
+        struct dp_qp *qp = qp_of(q);
+
+        if (qp->dev->backend == ELVIS_BACKEND_NULL) {
+                sink_read(c);
+                return 0;
+        }
+        if (qp->tap_fd < 0)
+                return loop_back(q, c, len);
+        for (u32 i = 0; i < c->nout; i++)
+                v[i] = (struct iovec){ c->iov[i].base, c->iov[i].len };
+        if (writev(qp->tap_fd, v, (int)c->nout) < 0) {
+                if (errno == EAGAIN)
+                        return -EAGAIN;
+                ev_stat_add(q->st.drops, 1);
+        }
+        return 0;
+}
+
+long elvis_netq_port_recv(struct elvis_netq *q, u8 *buf, u32 max)
+{
+        struct dp_qp *qp = qp_of(q);
+        ssize_t got;
 
         if (qp->tap_fd < 0)
                 return 0;
-        while (n < limit && *bytes > 0 && rx->live) {
-                struct elvis_iov one;
-                int r;
-
-                if (!qp->rxlen) {
-                        ssize_t got;
-                        if (!qp->rxbuf && !(qp->rxbuf = malloc(DP_MAX_PACKET)))
-                                break;
-                        got = read(qp->tap_fd, qp->rxbuf, DP_MAX_PACKET);
-                        if (got < 0)
-                                break;
-                        if ((size_t)got < hdr_len(qp->dev)) {
-                                STAT_ADD(qp->st.drops, 1);
-                                continue;
-                        }
-                        qp->rxlen = (size_t)got;
-                }
-                one = (struct elvis_iov){ qp->rxbuf, (u32)qp->rxlen };
-                r = deliver(qp, &one, 1, qp->rxlen);
-                if (r == 0) {
-                        qp->rx_blocked = true;
-                        break;
-                }
-                if (r < 0) {
-                        dp_qp_error(qp, rx);
-                        break;
-                }
-                STAT_ADD(qp->st.rx_packets, 1);
-                STAT_ADD(qp->st.rx_bytes, qp->rxlen - hdr_len(qp->dev));
-                *bytes -= (int64_t)qp->rxlen;
-                qp->rxlen = 0;
-                n++;
-        }
-        return n;
-}
-
-unsigned dp_qp_process(struct dp_qp *qp, int64_t *budget_packets, int64_t *budget_bytes)
-{
-        unsigned total = 0;
-
-        qp->rx_blocked = false;
-        qp->tx_blocked = false;
-        while (*budget_packets > 0 && *budget_bytes > 0) {
-                unsigned limit = *budget_packets < TX_BATCH ? (unsigned)*budget_packets : TX_BATCH, n;
-
-                n = tx_batch(qp, limit, budget_bytes);
-                n += rx_batch(qp, limit, budget_bytes);
-                *budget_packets -= n;
-                total += n;
-                if (n == 0)
-                        break;
-        }
-        signal_guest(qp, &qp->tx);
-        signal_guest(qp, &qp->rx);
-        return total;
+        got = read(qp->tap_fd, buf, max);
+        return got < 0 ? 0 : got;
 }

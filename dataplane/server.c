@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KICK_WINDOW_NS 10000000ull      /* kick rate is measured over 10 ms windows */
 #define EVENT_CHECK_ROUNDS 64           /* while busy, look at kicks every so many rounds */
 #define EVENT_CHECK_NS 20000ull         /* while polling idle rings, every 20 us */
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
@@ -34,13 +33,9 @@ struct reg {
 
 struct dp_slot {
         struct dp_qp *qp;
-        struct elvis_drr_queue drr;     /* sidecores: weighted share */
-        u32 ring_cap;                   /* largest quantum that never waits on the guest's refill */
         uint32_t reg_gen;
         struct reg regs[REG_MAX];
         int sig_fds[4];                 /* our duplicates of the call and error eventfds (SIG_* order) */
-        int64_t deficit_packets, deficit_bytes;
-        bool want_poll;
         bool live;                      /* a ring was live when last looked at under the lock */
 };
 
@@ -91,31 +86,20 @@ static void sig_fd_set(int *slot, int fd)
 
 /* qp->lock held: follow the queue pair's current fds (dups keep numbers stable, and let
  * the server notify the guest after it released qp->lock). */
-static void sync_fds(struct dp_server *s, struct dp_slot *sl)
+static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         uint32_t gen = atomic_load(&qp->gen);
 
         if (gen == sl->reg_gen)
                 return;
-        {
-                u32 num = 0;
-                if (qp->tx.live)
-                        num = qp->tx.num;
-                if (qp->rx.live && (!num || qp->rx.num < num))
-                        num = qp->rx.num;
-                /* half of what the rings hold (two descriptors a packet): while a turn
-                 * takes one half, the guest refills the other, so a quantum that fits never
-                 * finds the ring dry merely because the guest had no room */
-                sl->ring_cap = num / 4 ? num / 4 : 1;
-        }
         sig_fd_set(&sl->sig_fds[0], qp->rx.call_fd);
         sig_fd_set(&sl->sig_fds[1], qp->tx.call_fd);
         sig_fd_set(&sl->sig_fds[2], qp->rx.err_fd);
         sig_fd_set(&sl->sig_fds[3], qp->tx.err_fd);
-        reg_set(s, &sl->regs[REG_TX_KICK], qp->tx.live ? qp->tx.kick_fd : -1, EPOLLIN);
-        reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.live ? qp->rx.kick_fd : -1, EPOLLIN);
-        reg_set(s, &sl->regs[REG_TAP], qp->rx.live ? qp->tap_fd : -1, EPOLLIN);
+        reg_set(s, &sl->regs[REG_TX_KICK], qp->tx.ring->live ? qp->tx.kick_fd : -1, EPOLLIN);
+        reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.ring->live ? qp->rx.kick_fd : -1, EPOLLIN);
+        reg_set(s, &sl->regs[REG_TAP], qp->rx.ring->live ? qp->tap_fd : -1, EPOLLIN);
         sl->reg_gen = gen;
         /* with reg_gen, or the round would skip a queue that became live meanwhile */
         sl->live = dp_qp_live(qp);
@@ -161,7 +145,7 @@ static void apply_pending(struct dp_server *s)
 
         if (atomic_load(&s->pending_gen) == s->applied_gen)
                 return;
-        pthread_mutex_lock(&s->lock);
+        dp_mutex_lock(&s->lock);
         for (unsigned i = 0; i < s->nslots; i++) {
                 bool wanted = false;
                 for (unsigned k = 0; k < s->npending && !wanted; k++)
@@ -184,7 +168,7 @@ static void apply_pending(struct dp_server *s)
         memcpy(s->slots, keep, nkeep * sizeof(keep[0]));
         s->nslots = nkeep;
         s->applied_gen = atomic_load(&s->pending_gen);
-        pthread_mutex_unlock(&s->lock);
+        dp_mutex_unlock(&s->lock);
         for (unsigned i = 0; i < ndrop; i++)
                 slot_free(s, drop[i]);
 }
@@ -196,119 +180,58 @@ static u32 weight_of(const struct dp_qp *qp)
         return w ? w : ELVIS_WEIGHT_DEFAULT;
 }
 
-static enum elvis_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
+static enum elvis_netq_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
 {
-        return s->vanilla ? ELVIS_EXITLESS_NEVER : (enum elvis_exitless)atomic_load(&qp->dev->exitless);
+        return s->vanilla ? ELVIS_NETQ_NEVER : (enum elvis_netq_exitless)atomic_load(&qp->dev->exitless);
 }
 
-static void set_mode(struct dp_qp *qp, enum dp_qp_mode mode)
-{
-        if (qp->mode == mode)
-                return;
-        qp->mode = mode;
-        if (mode == QP_POLL) {
-                if (qp->tx.live)
-                        elvis_vring_notify_disable(&qp->tx.vr);
-                if (qp->rx.live)
-                        elvis_vring_notify_disable(&qp->rx.vr);
-        }
-}
-
-/* One turn on a slot; qp->lock held. Returns packets moved. */
-static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now)
+/* One turn on a slot: the device model's (engine/elvis_net.c), with this plane's
+ * parameters and budget. qp->lock held. Returns packets moved. */
+static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         struct dp_params *p = &s->dp->params;
-        enum elvis_exitless ex = effective(s, qp);
-        uint64_t t0, t1;
+        unsigned rate = atomic_load_explicit(&qp->poll_start_rate, memory_order_relaxed);
+        unsigned stop = atomic_load_explicit(&qp->poll_stop_idle_ms, memory_order_relaxed);
+        struct elvis_netq_turn t = {
+                .now = now,
+                .kicks = STAT_GET(qp->st.kicks),
+                .exitless = effective(s, qp),
+                .poll_start_rate = rate ? rate : atomic_load(&p->poll_start_rate),
+                .poll_stop_idle_ns = (uint64_t)(stop ? stop : atomic_load(&p->poll_stop_idle_ms)) * 1000000ull,
+                .round = s->vanilla ? NULL : &s->drr,
+                .weight = s->vanilla ? ELVIS_WEIGHT_DEFAULT : weight_of(qp),
+                .budget_packets = s->vanilla ? VANILLA_PACKETS : atomic_load(&p->budget_packets),
+                .budget_bytes = s->vanilla ? VANILLA_BYTES : atomic_load(&p->budget_bytes),
+        };
         unsigned n;
 
+        dp_assert_held(&qp->lock);
         if (atomic_exchange(&qp->vmm_fd_stuck, false)) {
                 /* the VMM made one of its eventfds blocking: a broken or hostile VMM */
-                if (qp->tx.live)
-                        elvis_vring_fail(&qp->tx.vr, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
-                if (qp->rx.live)
-                        elvis_vring_fail(&qp->rx.vr, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
-                if (qp->tx.live)
-                        dp_qp_error(qp, &qp->tx);
-                if (qp->rx.live)
-                        dp_qp_error(qp, &qp->rx);
+                elvis_netq_fail(&qp->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
                 return 0;
         }
-        if (ex == ELVIS_EXITLESS_ALWAYS || sl->want_poll)
-                set_mode(qp, QP_POLL);
-        sl->want_poll = false;
-        if (ex == ELVIS_EXITLESS_NEVER)
-                set_mode(qp, QP_NOTIFY);
-        /* while a turn runs the guest need not kick: the ring is being looked at */
-        if (qp->tx.live && qp->tx.vr.notify_enabled)
-                elvis_vring_notify_disable(&qp->tx.vr);
-        if (qp->rx.live && qp->rx.vr.notify_enabled)
-                elvis_vring_notify_disable(&qp->rx.vr);
-        if (qp->mode == QP_POLL) {
-                /* refresh the event index so a stale one is never crossed */
-                if (qp->tx.live)
-                        elvis_vring_notify_disable(&qp->tx.vr);
-                if (qp->rx.live)
-                        elvis_vring_notify_disable(&qp->rx.vr);
-        }
-        if (s->vanilla) {
-                sl->deficit_packets = VANILLA_PACKETS;
-                sl->deficit_bytes = VANILLA_BYTES;
-        } else {
-                u32 granted = elvis_drr_grant(&s->drr, &sl->drr, weight_of(qp), sl->ring_cap);
-                u32 bp = atomic_load(&p->budget_packets);
-                int64_t per = bp ? (int64_t)atomic_load(&p->budget_bytes) / bp : 1024;
-
-                if (!granted)
-                        return 0;       /* a small weight saving up: its turn comes */
-                sl->deficit_packets = granted;
-                sl->deficit_bytes = (int64_t)granted * (per > 0 ? per : 1);
-                if (sl->deficit_bytes < DP_MAX_PACKET)
-                        sl->deficit_bytes = DP_MAX_PACKET;      /* one frame of any size fits */
-        }
-        t0 = now;
-        n = dp_qp_process(qp, &sl->deficit_packets, &sl->deficit_bytes);
-        t1 = dp_now_ns();
-        STAT_ADD(qp->st.polls, 1);
+        n = elvis_netq_turn(&qp->q, &t);
         STAT_ADD(s->st.polls, 1);
-        if (n) {
-                STAT_ADD(qp->st.busy_ns, t1 - t0);
-                if (qp->last_poll_ns) {
-                        STAT_ADD(qp->st.wait_ns, t0 - qp->last_poll_ns);
-                        STAT_ADD(qp->st.wait_samples, 1);
-                }
-                qp->last_work_ns = t1;
+        if (n)
                 STAT_ADD(s->st.packets, n);
-        } else {
-                STAT_ADD(qp->st.empty_polls, 1);
+        else
                 STAT_ADD(s->st.empty_polls, 1);
-        }
-        /* deficit round robin: a queue that ran dry forfeits what it did not use */
-        if (!s->vanilla)
-                elvis_drr_charge(&sl->drr, n, sl->deficit_packets > 0 && sl->deficit_bytes > 0);
-        qp->last_poll_ns = t1;
-        {
-                unsigned stop = atomic_load_explicit(&qp->poll_stop_idle_ms, memory_order_relaxed);
-                if (!stop)
-                        stop = atomic_load(&p->poll_stop_idle_ms);
-                if (ex == ELVIS_EXITLESS_AUTO && qp->mode == QP_POLL && t1 - qp->last_work_ns > (uint64_t)stop * 1000000ull)
-                        set_mode(qp, QP_NOTIFY);
-        }
         dp_qp_publish(qp);
         return n;
 }
 
 /* A turn with a SIGBUS guard (see contain.c): a guest memory file that shrank under us
  * stops this queue pair and nothing else. qp->lock held. Returns packets moved. */
-static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl)
+static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_guard *g = &dp_guard_tls;
         unsigned n;
 
         g->dev = sl->qp->dev;
         if (sigsetjmp(g->jb, 0)) {
-                dp_qp_memory_fault(sl->qp, g->addr);
+                dp_qp_memory_fault(sl->qp);
                 return 0;
         }
         g->armed = 1;
@@ -323,31 +246,19 @@ static void flush_signals(struct dp_slot *sl)
                 dp_qp_flush_signals(sl->qp, sl->sig_fds);
 }
 
-static void on_kick(struct dp_server *s, struct dp_slot *sl, int fd, uint64_t now)
+/* The kick rate the device model turns into polling is counted here. */
+static void on_kick(struct dp_slot *sl, int fd)
 {
         struct dp_qp *qp = sl->qp;
-        unsigned rate = atomic_load_explicit(&qp->poll_start_rate, memory_order_relaxed);
         uint64_t v = 0;
 
-        if (!rate)
-                rate = atomic_load(&s->dp->params.poll_start_rate);
         if (dp_vmm_drain(fd, &v) == -ETIMEDOUT)
                 atomic_store(&qp->vmm_fd_stuck, true);
-        if (v == 0)
-                return;
-        STAT_ADD(qp->st.kicks, v);
-        if (s->vanilla || atomic_load(&qp->dev->exitless) != ELVIS_EXITLESS_AUTO)
-                return;
-        if (now - qp->window_start_ns > KICK_WINDOW_NS) {
-                qp->window_start_ns = now;
-                qp->window_kicks = 0;
-        }
-        qp->window_kicks += v;
-        if (qp->window_kicks * 100 >= rate)     /* kicks per 10 ms window vs kicks/s */
-                sl->want_poll = true;
+        if (v)
+                STAT_ADD(qp->st.kicks, v);
 }
 
-static void handle_events(struct dp_server *s, struct epoll_event *ev, int n, uint64_t now)
+static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
 {
         for (int i = 0; i < n; i++) {
                 struct reg *g = ev[i].data.ptr;
@@ -361,48 +272,39 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n, ui
                         /* data waits in the tap: the next round reads it */
                         continue;
                 }
-                on_kick(s, g->slot, g->fd, now);
+                on_kick(g->slot, g->fd);
         }
 }
 
 /* Notifications back on for one slot; true if work showed up meanwhile. qp->lock held,
  * guest memory touched under a SIGBUS guard. */
-static bool enable_notify(struct dp_qp *qp)
-{
-        bool pending = false;
-
-        /* loopback transmit waits for receive buffers, not for itself */
-        if (qp->tx.live && elvis_vring_notify_enable(&qp->tx.vr) && !(qp->tap_fd < 0 && qp->rx_blocked))
-                pending = true;
-        if (qp->rx.live && elvis_vring_notify_enable(&qp->rx.vr) && qp->rx_blocked)
-                pending = true;
-        return pending;
-}
-
-static bool guarded_enable_notify(struct dp_qp *qp)
+static bool guarded_enable_notify(struct dp_qp *qp) DP_REQUIRES(qp->lock)
 {
         struct dp_guard *g = &dp_guard_tls;
         bool pending;
 
         g->dev = qp->dev;
         if (sigsetjmp(g->jb, 0)) {
-                dp_qp_memory_fault(qp, g->addr);
+                dp_qp_memory_fault(qp);
                 return true;
         }
         g->armed = 1;
-        pending = enable_notify(qp);
+        pending = elvis_netq_enable_notify(&qp->q);
         g->armed = 0;
         return pending;
 }
 
-static bool prepare_slot(struct dp_server *s, struct dp_slot *sl)
+static bool prepare_slot(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
-        bool pending = guarded_enable_notify(qp);
+        bool pending;
+
+        dp_assert_held(&qp->lock);
+        pending = guarded_enable_notify(qp);
 
         dp_qp_publish(qp);
         /* tap data without guest buffers would wake us forever: wait for an RX kick */
-        reg_events(s, &sl->regs[REG_TAP], qp->rx_blocked || !qp->rx.live ? 0 : EPOLLIN);
+        reg_events(s, &sl->regs[REG_TAP], qp->q.rx_blocked || !qp->rx.ring->live ? 0 : EPOLLIN);
         return pending;
 }
 
@@ -415,16 +317,16 @@ static bool prepare_sleep(struct dp_server *s)
                 struct dp_slot *sl = s->slots[i];
                 struct dp_qp *qp = sl->qp;
 
-                if (pthread_mutex_trylock(&qp->lock))
+                if (!dp_mutex_trylock(&sl->qp->lock))
                         return false;
                 sync_fds(s, sl);
                 if (!sl->live && !dp_qp_live(qp)) {
-                        pthread_mutex_unlock(&qp->lock);
+                        dp_mutex_unlock(&sl->qp->lock);
                         flush_signals(sl);
                         continue;
                 }
                 pending |= prepare_slot(s, sl);
-                pthread_mutex_unlock(&qp->lock);
+                dp_mutex_unlock(&sl->qp->lock);
                 flush_signals(sl);
         }
         return !pending;
@@ -437,6 +339,7 @@ static void *server_main(void *arg)
         unsigned rounds = 0;
         uint64_t last_events = 0;
 
+        atomic_store(&s->tid, gettid());
         dp_watch_enter(s->dp, &s->watch, s->vanilla ? "vanilla thread" : "sidecore");
         if (s->cpu >= 0 && s->dp->pin) {
                 cpu_set_t set;
@@ -454,18 +357,20 @@ static void *server_main(void *arg)
                 /* this round's unit: every busy queue's quantum must fit its rings */
                 elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
                 for (unsigned k = 0; k < s->nslots && !s->vanilla; k++)
-                        if (s->slots[k]->live && s->slots[k]->drr.busy)
-                                elvis_drr_round_fit(&s->drr, weight_of(s->slots[k]->qp), s->slots[k]->ring_cap);
+                        if (s->slots[k]->live && s->slots[k]->qp->q.drr.busy)
+                                elvis_drr_round_fit(&s->drr, weight_of(s->slots[k]->qp),
+                                                    elvis_netq_ring_cap(&s->slots[k]->qp->q));
                 for (unsigned k = 0; k < s->nslots; k++) {
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;
+                        bool spent;
 
                         /* a queue pair without a live ring becomes live only with a generation
                          * bump: until then skip it without taking its lock, so many idle or
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
                                 continue;
-                        if (pthread_mutex_trylock(&qp->lock)) {
+                        if (!dp_mutex_trylock(&sl->qp->lock)) {
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
@@ -473,13 +378,15 @@ static void *server_main(void *arg)
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
                                 progress += guarded_turn(s, sl);
-                                if (qp->mode == QP_POLL)
+                                if (qp->q.mode == ELVIS_NETQ_POLL)
                                         all_notify = false;
-                                tx_blocked |= qp->tx_blocked;
+                                tx_blocked |= qp->q.tx_blocked;
                         }
-                        pthread_mutex_unlock(&qp->lock);
+                        /* read under the lock: the control thread may reset the pair */
+                        spent = s->vanilla && qp->q.deficit_packets <= 0;
+                        dp_mutex_unlock(&sl->qp->lock);
                         flush_signals(sl);
-                        if (s->vanilla && sl->deficit_packets <= 0)
+                        if (spent)
                                 sched_yield();  /* the budget ran out: let the other device threads run */
                 }
                 s->rr++;
@@ -488,7 +395,7 @@ static void *server_main(void *arg)
                         STAT_ADD(s->st.busy_ns, end - start);
                         if (++rounds % EVENT_CHECK_ROUNDS == 0) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
-                                handle_events(s, ev, n, end);
+                                handle_events(s, ev, n);
                         }
                         continue;
                 }
@@ -508,7 +415,7 @@ static void *server_main(void *arg)
                         } else {
                                 n = epoll_wait(s->epfd, ev, 64, 0);
                         }
-                        handle_events(s, ev, n, dp_now_ns());
+                        handle_events(s, ev, n);
                         STAT_ADD(s->st.idle_ns, dp_now_ns() - end);
                         continue;
                 }
@@ -520,7 +427,7 @@ static void *server_main(void *arg)
                         uint64_t woke = dp_now_ns();
                         atomic_store(&s->sleeping, false);
                         STAT_ADD(s->st.wakeups, 1);
-                        handle_events(s, ev, n, woke);
+                        handle_events(s, ev, n);
                         STAT_ADD(s->st.idle_ns, woke - end);
                 }
         }
@@ -530,6 +437,29 @@ static void *server_main(void *arg)
         dp_watch_leave(s->dp, &s->watch);
         atomic_store(&s->exited, true);
         return NULL;
+}
+
+int dp_server_run_delay(struct dp_server *s, uint64_t *ret_ns)
+{
+        pid_t tid = atomic_load(&s->tid);
+        unsigned long long run_ns, delay_ns;
+        char path[64];
+        FILE *f;
+        int n;
+
+        if (!tid)
+                return -EAGAIN;
+        /* "cpu time, run-queue wait, timeslices" in ns (Documentation/scheduler/sched-stats) */
+        snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        n = fscanf(f, "%llu %llu", &run_ns, &delay_ns);
+        fclose(f);
+        if (n != 2)
+                return -EIO;
+        *ret_ns = delay_ns;
+        return 0;
 }
 
 int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, struct dp_server **ret)
@@ -544,7 +474,7 @@ int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, stru
         s->id = id;
         s->cpu = cpu;
         s->vanilla = vanilla;
-        pthread_mutex_init(&s->lock, NULL);
+        dp_mutex_init(&s->lock);
         s->epfd = epoll_create1(EPOLL_CLOEXEC);
         s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (s->epfd < 0 || s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
@@ -596,7 +526,7 @@ static void server_free(struct dp_server *s)
 {
         close(s->epfd);
         close(s->wake_fd);
-        pthread_mutex_destroy(&s->lock);
+        dp_mutex_destroy(&s->lock);
         free(s);
 }
 
@@ -627,10 +557,10 @@ void dp_servers_reap(struct dp_user *dp, int wait_ms)
 /* s->lock taken here: the server thread holds it only to copy the list. */
 static int list_change(struct dp_server *s, struct dp_qp *qp, bool add)
 {
-        pthread_mutex_lock(&s->lock);
+        dp_mutex_lock(&s->lock);
         if (add) {
                 if (s->npending == DP_MAX_SLOTS) {
-                        pthread_mutex_unlock(&s->lock);
+                        dp_mutex_unlock(&s->lock);
                         return -ENOSPC;
                 }
                 s->pending[s->npending++] = qp;
@@ -642,7 +572,7 @@ static int list_change(struct dp_server *s, struct dp_qp *qp, bool add)
                         }
         }
         atomic_fetch_add(&s->pending_gen, 1);
-        pthread_mutex_unlock(&s->lock);
+        dp_mutex_unlock(&s->lock);
         wake(s);
         return 0;
 }

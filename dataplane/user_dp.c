@@ -24,7 +24,7 @@ static int user_open(const struct elvis_dp_config *cfg, void **ret)
 
         if (!dp)
                 return -ENOMEM;
-        pthread_mutex_init(&dp->lock, NULL);
+        dp_mutex_init(&dp->lock);
         snprintf(dp->run_dir, sizeof(dp->run_dir), "%s", cfg->run_dir);
         dp->pin = cfg->pin;
         atomic_store(&dp->params.budget_packets, 128);
@@ -67,11 +67,10 @@ static struct dp_device *find_device(struct dp_user *dp, uint32_t vm, const char
 
 static void qp_fini(struct dp_qp *qp)
 {
-        dp_vq_reset(&qp->rx);
-        dp_vq_reset(&qp->tx);
-        free(qp->rxbuf);
-        qp->rxbuf = NULL;
-        pthread_mutex_destroy(&qp->lock);
+        dp_qp_reset(qp);
+        free(qp->q.rxbuf);
+        qp->q.rxbuf = NULL;
+        dp_mutex_destroy(&qp->lock);
 }
 
 void dp_device_get(struct dp_device *dev)
@@ -115,7 +114,7 @@ static void stop_vanilla(struct dp_user *dp, struct dp_device *dev)
 
 /* dp->lock held: unlists the device and gives up its queues and its socket; the control
  * thread drops the front end, and the last reference frees it. Nothing here waits. */
-static void device_remove(struct dp_user *dp, struct dp_device *dev)
+static void device_remove(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock)
 {
         for (unsigned i = 0; i < dev->nqp; i++)
                 dp_qp_set_server(&dev->qp[i], NULL);
@@ -133,7 +132,7 @@ static void user_close(void *p)
 
         /* the control thread first: after it, nobody else touches connections */
         dp_ctl_stop(dp);
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         while (dp->devices) {
                 struct dp_device *d = dp->devices;
                 dp->devices = d->next;
@@ -151,7 +150,7 @@ static void user_close(void *p)
                 dp_device_put(d);
         }
         dp_servers_reap(dp, 5000);
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         if (dp->retired) {
                 /* a thread is stuck for good: leave its memory rather than pull it away */
                 log_error("user data plane: %s still running at exit", "server threads");
@@ -159,7 +158,7 @@ static void user_close(void *p)
         }
         dp_contain_stop(dp);
         dp_ledger_fini(dp);
-        pthread_mutex_destroy(&dp->lock);
+        dp_mutex_destroy(&dp->lock);
         free(dp);
 }
 
@@ -168,14 +167,14 @@ static int user_health(void *p, char *detail, size_t len)
         struct dp_user *dp = p;
         unsigned ns = 0, nd = 0, nc = 0;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         for (struct dp_server *s = dp->servers; s; s = s->next)
                 ns++;
         for (struct dp_device *d = dp->devices; d; d = d->next) {
                 nd++;
                 nc += atomic_load(&d->connected);
         }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         snprintf(detail, len, "user-space vhost-user data plane: %u sidecores, %u devices, %u connected", ns, nd, nc);
         return 0;
 }
@@ -186,10 +185,10 @@ static int user_sidecore_create(void *p, uint32_t id, int cpu)
         struct dp_server *s;
         int r;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         dp_servers_reap(dp, 0);
         if (find_server(dp, id)) {
-                pthread_mutex_unlock(&dp->lock);
+                dp_mutex_unlock(&dp->lock);
                 return -EEXIST;
         }
         r = dp_server_start(dp, id, cpu, false, &s);
@@ -197,7 +196,7 @@ static int user_sidecore_create(void *p, uint32_t id, int cpu)
                 s->next = dp->servers;
                 dp->servers = s;
         }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return r;
 }
 
@@ -207,19 +206,19 @@ static int user_sidecore_destroy(void *p, uint32_t id)
         struct dp_server **pp, *s;
         int r = -ENOENT;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         for (pp = &dp->servers; (s = *pp); pp = &s->next)
                 if (s->id == id) {
-                        pthread_mutex_lock(&s->lock);
+                        dp_mutex_lock(&s->lock);
                         r = s->npending ? -EBUSY : 0;
-                        pthread_mutex_unlock(&s->lock);
+                        dp_mutex_unlock(&s->lock);
                         if (r == 0) {
                                 *pp = s->next;
                                 retire(dp, s);
                         }
                         break;
                 }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return r;
 }
 
@@ -261,15 +260,11 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         dev->backend_req_fd = -1;
         for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++) {
                 struct dp_qp *qp = &dev->qp[i];
-                qp->dev = dev;
-                qp->index = i;
-                qp->tap_fd = -1;
+                dp_qp_init(dev, qp, i);
                 atomic_store(&qp->gen, 1);
-                dp_vq_init(&qp->rx);
-                dp_vq_init(&qp->tx);
-                pthread_mutex_init(&qp->lock, NULL);
+                dp_mutex_init(&qp->lock);
         }
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         if (find_device(dp, cfg->vm_id, cfg->device_id)) {
                 r = -EEXIST;
                 goto fail;
@@ -283,7 +278,7 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
                 goto fail;
         dev->next = dp->devices;
         dp->devices = dev;
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         log_info("VM %u device %s: vhost-user socket %s (%s backend%s%s, %u queue pair%s)", dev->vm_id, dev->id,
                  dev->socket_path, elvis_backend_name(dev->backend), dev->tap[0] ? " " : "", dev->tap, dev->nqp,
                  dev->nqp > 1 ? "s" : "");
@@ -293,7 +288,7 @@ fail:
                 dp_qp_set_server(&dev->qp[i], NULL);
         stop_vanilla(dp, dev);
         dp_device_close_listener(dp, dev);
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         dp_device_put(dev);
         return r;
 }
@@ -304,7 +299,7 @@ static int user_device_detach(void *p, uint32_t vm, const char *id)
         struct dp_device **pp, *d;
         int r = -ENOENT;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         for (pp = &dp->devices; (d = *pp); pp = &d->next)
                 if (d->vm_id == vm && strcmp(d->id, id) == 0) {
                         r = 0;
@@ -319,7 +314,7 @@ static int user_device_detach(void *p, uint32_t vm, const char *id)
                         }
                         break;
                 }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return r;
 }
 
@@ -329,10 +324,10 @@ static int user_device_set_policy(void *p, uint32_t vm, const char *id, unsigned
         struct dp_device *d;
         int r = 0;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         d = find_device(dp, vm, id);
         if (!d) {
-                pthread_mutex_unlock(&dp->lock);
+                dp_mutex_unlock(&dp->lock);
                 return -ENOENT;
         }
         atomic_store(&d->weight, weight);
@@ -344,7 +339,7 @@ static int user_device_set_policy(void *p, uint32_t vm, const char *id, unsigned
                 else if (ex != ELVIS_EXITLESS_NEVER && was_vanilla)
                         stop_vanilla(dp, d);
         }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return r;
 }
 
@@ -355,10 +350,10 @@ static int user_queue_assign(void *p, uint32_t vm, const char *id, unsigned queu
         struct dp_server *s = NULL;
         int r;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         d = find_device(dp, vm, id);
         if (!d || queue >= d->nqp || (sidecore && !(s = find_server(dp, sidecore)))) {
-                pthread_mutex_unlock(&dp->lock);
+                dp_mutex_unlock(&dp->lock);
                 return -ENOENT;
         }
         if (!sidecore && d->vanilla)
@@ -366,7 +361,7 @@ static int user_queue_assign(void *p, uint32_t vm, const char *id, unsigned queu
         r = dp_qp_set_server(&d->qp[queue], s);
         if (r == 0)
                 atomic_store(&d->qp[queue].sidecore, sidecore);
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return r;
 }
 
@@ -387,15 +382,15 @@ static int user_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned qu
         struct dp_user *dp = p;
         struct dp_device *d;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         d = find_device(dp, vm, id);
         if (!d || queue >= d->nqp) {
-                pthread_mutex_unlock(&dp->lock);
+                dp_mutex_unlock(&dp->lock);
                 return -ENOENT;
         }
         atomic_store(&d->qp[queue].poll_start_rate, start_rate);
         atomic_store(&d->qp[queue].poll_stop_idle_ms, stop_idle_ms);
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return 0;
 }
 
@@ -417,18 +412,18 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
         else
                 q->state = ELVIS_QUEUE_DISCONNECTED;
         q->polling = pub & PUB_POLLING;
-        q->rx_packets = STAT_GET(qp->st.rx_packets);
-        q->rx_bytes = STAT_GET(qp->st.rx_bytes);
-        q->tx_packets = STAT_GET(qp->st.tx_packets);
-        q->tx_bytes = STAT_GET(qp->st.tx_bytes);
+        q->rx_packets = STAT_GET(qp->q.st.rx_packets);
+        q->rx_bytes = STAT_GET(qp->q.st.rx_bytes);
+        q->tx_packets = STAT_GET(qp->q.st.tx_packets);
+        q->tx_bytes = STAT_GET(qp->q.st.tx_bytes);
         q->kicks = STAT_GET(qp->st.kicks);
         q->interrupts = STAT_GET(qp->st.interrupts);
-        q->polls = STAT_GET(qp->st.polls);
-        q->empty_polls = STAT_GET(qp->st.empty_polls);
-        q->busy_ns = STAT_GET(qp->st.busy_ns);
-        q->wait_ns = STAT_GET(qp->st.wait_ns);
-        q->wait_samples = STAT_GET(qp->st.wait_samples);
-        q->errors = STAT_GET(qp->st.errors) + STAT_GET(qp->st.drops);
+        q->polls = STAT_GET(qp->q.st.polls);
+        q->empty_polls = STAT_GET(qp->q.st.empty_polls);
+        q->busy_ns = STAT_GET(qp->q.st.busy_ns);
+        q->wait_ns = STAT_GET(qp->q.st.wait_ns);
+        q->wait_samples = STAT_GET(qp->q.st.wait_samples);
+        q->errors = STAT_GET(qp->q.st.errors) + STAT_GET(qp->q.st.drops);
         q->signals_deferred = STAT_GET(qp->st.signals_deferred);
 }
 
@@ -438,7 +433,7 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
         unsigned ns = 0, nq = 0;
 
         memset(st, 0, sizeof(*st));
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         for (struct dp_server *s = dp->servers; s; s = s->next)
                 ns++;
         for (struct dp_device *d = dp->devices; d; d = d->next)
@@ -446,7 +441,7 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
         st->sidecores = calloc(ns ? ns : 1, sizeof(*st->sidecores));
         st->queues = calloc(nq ? nq : 1, sizeof(*st->queues));
         if (!st->sidecores || !st->queues) {
-                pthread_mutex_unlock(&dp->lock);
+                dp_mutex_unlock(&dp->lock);
                 elvis_dp_stats_fini(st);
                 return -ENOMEM;
         }
@@ -455,9 +450,9 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
                 struct elvis_dp_sidecore_stats *o = &st->sidecores[st->nsidecores++];
                 o->id = s->id;
                 o->cpu = s->cpu;
-                pthread_mutex_lock(&s->lock);
+                dp_mutex_lock(&s->lock);
                 o->nqueues = s->npending;
-                pthread_mutex_unlock(&s->lock);
+                dp_mutex_unlock(&s->lock);
                 o->sleeping = atomic_load(&s->sleeping);
                 o->polls = STAT_GET(s->st.polls);
                 o->empty_polls = STAT_GET(s->st.empty_polls);
@@ -465,6 +460,7 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
                 o->idle_ns = STAT_GET(s->st.idle_ns);
                 o->packets = STAT_GET(s->st.packets);
                 o->wakeups = STAT_GET(s->st.wakeups);
+                o->stolen_known = dp_server_run_delay(s, &o->stolen_ns) == 0;
         }
         for (struct dp_device *d = dp->devices; d; d = d->next)
                 for (unsigned i = 0; i < d->nqp; i++) {
@@ -474,7 +470,7 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
                                 if (st->sidecores[k].id == q->sidecore && q->sidecore)
                                         st->sidecores[k].bytes += q->rx_bytes + q->tx_bytes;
                 }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         return 0;
 }
 

@@ -119,17 +119,18 @@ static void unmap_memory(struct dp_device *dev)
         memset(&dev->mem, 0, sizeof(dev->mem));
 }
 
-static void lock_all(struct dp_device *dev)
+/* Every pair of the device, in index order; the analysis cannot follow locks taken in a loop. */
+static void lock_all(struct dp_device *dev) DP_NO_TSA
 {
         for (unsigned i = 0; i < dev->nqp; i++)
-                pthread_mutex_lock(&dev->qp[i].lock);
+                dp_mutex_lock(&dev->qp[i].lock);
 }
 
-static void unlock_all(struct dp_device *dev)
+static void unlock_all(struct dp_device *dev) DP_NO_TSA
 {
         for (unsigned i = dev->nqp; i-- > 0;) {
                 dp_qp_kick_server(&dev->qp[i]);
-                pthread_mutex_unlock(&dev->qp[i].lock);
+                dp_mutex_unlock(&dev->qp[i].lock);
         }
 }
 
@@ -139,10 +140,8 @@ static void reset_device(struct dp_device *dev)
         lock_all(dev);
         for (unsigned i = 0; i < dev->nqp; i++) {
                 struct dp_qp *qp = &dev->qp[i];
-                dp_vq_reset(&qp->rx);
-                dp_vq_reset(&qp->tx);
-                qp->rxlen = 0;
-                qp->mode = QP_NOTIFY;
+                dp_assert_held(&qp->lock);      /* lock_all */
+                dp_qp_reset(qp);
                 atomic_store(&qp->signal, 0);
                 atomic_fetch_add(&qp->gen, 1);
                 dp_qp_publish(qp);
@@ -228,6 +227,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
         dev->mem = mem;
         memcpy(dev->maps, maps, sizeof(maps));
         for (unsigned i = 0; i < dev->nqp; i++) {
+                dp_assert_held(&dev->qp[i].lock);       /* lock_all */
                 dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
                 dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
@@ -310,17 +310,17 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
                 /* anything but an eventfd is refused, and the ring stops until the VMM
                  * starts it again with proper eventfds (SET_VRING_KICK) */
                 if ((r = dp_vmm_eventfd_take(m->fds[0], why)) < 0) {
-                        pthread_mutex_lock(&qp->lock);
+                        dp_mutex_lock(&qp->lock);
                         vq->started = false;
                         dp_vq_refresh(qp, vq);
                         dp_qp_kick_server(qp);
-                        pthread_mutex_unlock(&qp->lock);
+                        dp_mutex_unlock(&qp->lock);
                         return r;
                 }
                 fd = m->fds[0];
                 m->fds[0] = -1;         /* ours now */
         }
-        pthread_mutex_lock(&qp->lock);
+        dp_mutex_lock(&qp->lock);
         slot = m->request == SET_VRING_KICK ? &vq->kick_fd : m->request == SET_VRING_CALL ? &vq->call_fd : &vq->err_fd;
         old = *slot;
         *slot = fd;
@@ -331,7 +331,7 @@ static int vring_fd(struct dp_device *dev, const struct msg *m, const char **why
         }
         dp_vq_refresh(qp, vq);
         dp_qp_kick_server(qp);
-        pthread_mutex_unlock(&qp->lock);
+        dp_mutex_unlock(&qp->lock);
         /* servers hold their own duplicates; ours goes outside the lock */
         if (old >= 0)
                 close(old);
@@ -350,7 +350,7 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
         memcpy(&s, m->payload, 8);
         if ((r = vq_of(dev, s.index, &qp, &vq, why)) < 0)
                 return r;
-        pthread_mutex_lock(&qp->lock);
+        dp_mutex_lock(&qp->lock);
         switch (m->request) {
         case SET_VRING_NUM:
                 if (s.num == 0 || s.num > ELVIS_VRING_MAX_NUM || (s.num & (s.num - 1))) {
@@ -358,7 +358,7 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                         r = -EINVAL;
                         break;
                 }
-                vq->num = s.num;
+                vq->ring->num = s.num;
                 dp_vq_refresh(qp, vq);
                 break;
         case SET_VRING_BASE:
@@ -367,9 +367,9 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                         r = -EINVAL;
                         break;
                 }
-                vq->base = (uint16_t)s.num;
-                if (vq->live) {
-                        vq->live = false;       /* restart from the new base */
+                vq->ring->base = (uint16_t)s.num;
+                if (vq->ring->live) {
+                        vq->ring->live = false;       /* restart from the new base */
                         dp_vq_refresh(qp, vq);
                 }
                 break;
@@ -383,11 +383,11 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                 dp_vq_refresh(qp, vq);
                 break;
         case GET_VRING_BASE:
-                s.num = vq->live ? vq->vr.last_avail_idx : vq->base;
+                s.num = vq->ring->live ? vq->ring->vr.last_avail_idx : vq->ring->base;
                 /* the ring stops: no more processing, no kicks watched */
                 vq->started = false;
                 dp_vq_refresh(qp, vq);
-                vq->base = (uint16_t)s.num;
+                vq->ring->base = (uint16_t)s.num;
                 if (vq->kick_fd >= 0)
                         close(vq->kick_fd);
                 vq->kick_fd = -1;
@@ -396,7 +396,7 @@ static int vring_state(struct dp_device *dev, struct dp_conn *c, const struct ms
                 break;
         }
         dp_qp_kick_server(qp);
-        pthread_mutex_unlock(&qp->lock);
+        dp_mutex_unlock(&qp->lock);
         return r;
 }
 
@@ -415,14 +415,14 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
         memcpy(&a, m->payload, sizeof(a));
         if ((r = vq_of(dev, a.index, &qp, &vq, why)) < 0)
                 return r;
-        pthread_mutex_lock(&qp->lock);
-        vq->desc_addr = a.desc;
-        vq->avail_addr = a.avail;
-        vq->used_addr = a.used;
-        vq->addr_set = true;
+        dp_mutex_lock(&qp->lock);
+        vq->ring->desc = a.desc;
+        vq->ring->avail = a.avail;
+        vq->ring->used = a.used;
+        vq->ring->addr_set = true;
         dp_vq_refresh(qp, vq);
         dp_qp_kick_server(qp);
-        pthread_mutex_unlock(&qp->lock);
+        dp_mutex_unlock(&qp->lock);
         return 0;
 }
 
@@ -442,9 +442,10 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         dev->features = f;
         dev->features_set = true;
         for (unsigned i = 0; i < dev->nqp; i++) {
-                if (dev->qp[i].rx.live)
+                dp_assert_held(&dev->qp[i].lock);       /* lock_all */
+                if (dev->qp[i].rx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
-                if (dev->qp[i].tx.live)
+                if (dev->qp[i].tx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
         unlock_all(dev);
@@ -712,7 +713,7 @@ static bool conn_gone(const struct dp_conn *c)
 }
 
 /* dp->lock held; accept4, getsockopt and a zero-timeout poll do not wait. */
-static void on_accept(struct dp_user *dp, struct dp_device *dev)
+static void on_accept(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock)
 {
         struct epoll_event ev = { .events = EPOLLIN };
         struct dp_conn *c;
@@ -762,10 +763,10 @@ static void close_removed(struct dp_user *dp)
 {
         struct dp_device *list;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         list = dp->closing;
         dp->closing = NULL;
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         while (list) {
                 struct dp_device *d = list;
                 list = d->close_next;
@@ -778,7 +779,7 @@ static void handle_event(struct dp_user *dp, uint64_t id)
 {
         struct dp_device *dev = NULL;
 
-        pthread_mutex_lock(&dp->lock);
+        dp_mutex_lock(&dp->lock);
         for (struct dp_device *d = dp->devices; d; d = d->next) {
                 if (d->conn && d->conn->id == id) {
                         dev = d;
@@ -790,7 +791,7 @@ static void handle_event(struct dp_user *dp, uint64_t id)
                         break;
                 }
         }
-        pthread_mutex_unlock(&dp->lock);
+        dp_mutex_unlock(&dp->lock);
         if (!dev)
                 return;
         /* without dp->lock: the daemon thread never waits for a front end's messages */
@@ -860,7 +861,7 @@ static void give_socket_to_vmm(const char *path)
 
 /* Makes room for our socket: nothing there, or a socket this data plane created earlier
  * (its ledger, by device and inode). Never another program's socket, never a file. */
-static int claim_path(struct dp_user *dp, struct dp_device *dev)
+static int claim_path(struct dp_user *dp, struct dp_device *dev) DP_REQUIRES(dp->lock)
 {
         struct stat st;
 

@@ -146,11 +146,8 @@ static int queue_move(void __user *argp)
 	sc = idr_find(&elvis_sidecores, m.sidecore);
 	if (!net || !sc || m.queue != 0) {
 		r = -ENOENT;
-	} else if (net->sc != sc) {
-		/* detach waits for the old sidecore's round to end; the ring state lives in
-		 * the device, so the new sidecore continues exactly where the old one stopped */
-		elvis_sidecore_detach(net);
-		elvis_sidecore_attach(sc, net);
+	} else {
+		elvis_net_serve(net, sc);
 	}
 	mutex_unlock(&elvis_lock);
 	return r;
@@ -221,7 +218,7 @@ static int set_poll(void __user *argp)
 		WRITE_ONCE(net->exitless, p.exitless);
 	/* a mode change takes effect at the next turn */
 	set_bit(ELVIS_NET_PENDING, &net->pending);
-	elvis_sidecore_wake(net->sc);
+	elvis_sidecore_wake(elvis_net_sc(net));
 	mutex_unlock(&elvis_lock);
 	return 0;
 }

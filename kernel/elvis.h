@@ -6,10 +6,11 @@
  *   elvis_lock          the registry (device and sidecore idrs), the global parameters,
  *                       the per-queue parameters /dev/elvis sets (weight, exitless, polling
  *                       thresholds: written under it, read by turns with READ_ONCE), and
- *                       which sidecore serves which device (net->sc);
- *   sc->lock            a sidecore's device list; the sidecore holds it for a whole round,
- *                       so whoever removes a device from the list under it knows the
- *                       sidecore no longer looks at that device;
+ *                       which sidecore serves which device (net->sc: assigned under it,
+ *                       read under RCU by wakers; elvis_net_sc() with it held);
+ *   sc->lock            a sidecore's work list; the sidecore holds it for a whole round,
+ *                       so whoever removes a work from the list under it knows the
+ *                       sidecore no longer runs it;
  *   net->mutex          a device's configuration and ring state; its ioctls, the
  *                       sidecore's turns and its slow path take it;
  *   net->view_lock      (spinlock) the copy of a device's state /dev/elvis lists.
@@ -43,7 +44,7 @@
 #include <linux/wait.h>
 
 #include "uapi/elvis.h"
-#include "elvis_vring.h"
+#include "elvis_net.h"
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(5, 10, 0)
 #error "elvis.ko needs Linux 5.10 or newer (kthread_use_mm, ITER_* iov_iter directions)"
@@ -67,12 +68,9 @@
 #define ITER_DEST READ
 #endif
 
-#define ELVIS_NET_VQ_RX 0
-#define ELVIS_NET_VQ_TX 1
+#define ELVIS_NET_VQ_RX ELVIS_NETQ_RX
+#define ELVIS_NET_VQ_TX ELVIS_NETQ_TX
 #define ELVIS_NET_NVQS 2
-#define ELVIS_HDR_LEN_MRG 12            /* virtio_net_hdr_v1 / virtio_net_hdr_mrg_rxbuf */
-#define ELVIS_HDR_LEN 10                /* legacy virtio_net_hdr */
-#define ELVIS_RX_MAX (65536 + 256)      /* largest frame taken from the tap, header included */
 
 struct elvis_sidecore;
 struct elvis_net;
@@ -86,14 +84,9 @@ struct elvis_poll {
 	struct elvis_net *net;
 };
 
+/* A virtqueue's files; its ring (configuration included) is the device model's, in net->q. */
 struct elvis_vq {
-	struct elvis_vring vr;
-	u32 num;
-	u64 desc, avail, used;
-	u16 base;
-	bool addr_set;
-	bool live;                      /* vr is initialised and may be processed */
-	bool err_signalled;
+	struct elvis_netq_vq *ring;     /* &net->q.vq[i] */
 	u32 busyloop_us;                /* VHOST_SET_VRING_BUSYLOOP_TIMEOUT (QEMU's tap poll-us) */
 	struct file *kick;
 	struct elvis_poll kick_poll;
@@ -102,16 +95,30 @@ struct elvis_vq {
 	struct socket *sock;
 };
 
-enum elvis_net_mode { ELVIS_MODE_NOTIFY, ELVIS_MODE_POLL };
-
-struct elvis_net_stats {
-	u64 rx_packets, rx_bytes, tx_packets, tx_bytes;
-	u64 interrupts, polls, empty_polls, busy_ns, errors, drops;
-	u64 wait_ns, wait_samples;
-};
-
 /* Single-writer counters: the writer holds net->mutex, readers take snapshots. */
 #define ELVIS_STAT_ADD(field, n) WRITE_ONCE(field, READ_ONCE(field) + (n))
+
+struct elvis_work;
+
+/* What one turn of a work did, for the sidecore's round. */
+struct elvis_work_result {
+	unsigned int packets;
+	u64 bytes;
+	bool ran;                       /* a turn ran (a poll, even an empty one) */
+	bool awake;                     /* the work wants another turn without a wake-up */
+	bool tx_blocked;                /* its back end refused frames: look again in a tick */
+};
+
+/* Work a sidecore runs in rounds, registered by a back end (the vhost way: the sidecore
+ * knows nothing of devices). run() must not sleep on anything a VMM controls: it trylocks
+ * the back end's state and returns false when it cannot have it now (its holder wakes the
+ * sidecore when done). The DRR fields are written by run() and read by the round. */
+struct elvis_work {
+	struct list_head node;          /* on sc->works, under sc->lock */
+	bool (*run)(struct elvis_work *w, const struct elvis_drr_round *round, struct elvis_work_result *res);
+	u32 weight, ring_cap;           /* WRITE_ONCE by run(), READ_ONCE by the round */
+	bool busy;
+};
 
 /* What LIST_QUEUES shows of a device that only its owner's ioctls and turns change:
  * copied here under net->view_lock whenever it changes, so a listing never needs
@@ -138,35 +145,24 @@ struct elvis_net {
 	struct elvis_vring_mem mem;
 	struct elvis_vq vq[ELVIS_NET_NVQS];
 	struct elvis_poll tap_poll;     /* RX back end readable */
-	/* serving: sc and sc_node change under elvis_lock and the sidecores' locks */
-	struct elvis_sidecore *sc;
-	struct list_head sc_node;
+	/* serving: sc and work.node change under elvis_lock and the sidecores' locks; wakers
+	 * (wait-queue callbacks, ioctls) read sc under RCU, and a sidecore is freed only
+	 * after a grace period */
+	struct elvis_sidecore __rcu *sc;
+	struct elvis_work work;
 	unsigned long pending;          /* ELVIS_NET_PENDING, ELVIS_NET_SLOW */
-	enum elvis_net_mode mode;
-	u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
-	s64 deficit_packets, deficit_bytes;
-	bool rx_blocked, tx_blocked;
 	/* parameters set through /dev/elvis */
 	u32 weight, exitless, poll_start_rate;
 	u64 poll_stop_idle_ns;
-	/* a frame read from the tap that could not be delivered yet */
-	u8 *rxbuf;
-	size_t rxlen;
 	struct iovec *txiov;
-	/* fault containment: see the slow path in net.c */
-	bool nofault;                   /* this turn runs with page faults disabled */
-	bool faulted;                   /* ... and a guest access failed: the slow path repeats it */
-	bool tx_owed;                   /* a chain the tap took whose used entry is still unwritten */
-	u16 tx_owed_head;
-	u64 tx_owed_len;
 	bool dead;                      /* the file is closed: the slow-path thread exits */
 	struct task_struct *slow_task;  /* created by the first VHOST_SET_OWNER */
 	spinlock_t view_lock;
 	struct elvis_net_view view;
 	atomic64_t kicks;
-	struct elvis_net_stats st;
+	u64 interrupts;
 	unsigned long err_log_jiffies;
-	struct elvis_chain chain;       /* large: last */
+	struct elvis_netq q;            /* the device model (dataplane/engine/elvis_net.h); large: last */
 };
 
 #define ELVIS_NET_PENDING 0             /* a kick, tap data or new configuration since the last turn */
@@ -182,13 +178,13 @@ struct elvis_sidecore {
 	bool is_default;
 	struct task_struct *task;
 	struct mutex lock;
-	struct list_head nets;
-	unsigned int nnets;
+	struct list_head works;
+	unsigned int nworks;
+	struct elvis_drr_round drr;     /* this round's weight unit */
 	atomic_t kicked;                /* set by wakers, cleared at the start of each round */
 	bool sleeping;
 	unsigned int rr;
 	struct elvis_sidecore_stats st;
-	struct rcu_head rcu;
 };
 
 struct elvis_params {
@@ -206,20 +202,25 @@ extern struct elvis_params elvis_params;
 /* net.c */
 int elvis_net_register(void);
 void elvis_net_unregister(void);
-/* One sidecore turn on a device, with net->mutex held: in the owner's mm, page faults
- * disabled; a fault hands the device to its slow path (ELVIS_NET_SLOW). Packets moved. */
-unsigned int elvis_net_turn(struct elvis_net *net, struct elvis_sidecore *sc, u64 now);
-bool elvis_net_live(const struct elvis_net *net);
 void elvis_net_info(struct elvis_net *net, struct elvis_queue_info *info);
+/* elvis_lock held: which sidecore serves the device (NULL: none); never waits for it */
+void elvis_net_serve(struct elvis_net *net, struct elvis_sidecore *sc);
 void elvis_net_counters(struct elvis_net *net, struct elvis_queue_counters *c);
 
 /* sidecore.c: all with elvis_lock held */
 int elvis_sidecore_create(int cpu, bool is_default, struct elvis_sidecore **ret);
 int elvis_sidecore_destroy(struct elvis_sidecore *sc);
-void elvis_sidecore_attach(struct elvis_sidecore *sc, struct elvis_net *net);
-void elvis_sidecore_detach(struct elvis_net *net);
+void elvis_sidecore_attach(struct elvis_sidecore *sc, struct elvis_work *w);
+void elvis_sidecore_detach(struct elvis_sidecore *sc, struct elvis_work *w);
 /* from any context, including wait-queue callbacks */
 void elvis_sidecore_wake(struct elvis_sidecore *sc);
+/* Wakes whichever sidecore serves the device now (none: nothing). */
+void elvis_net_wake_server(struct elvis_net *net);
+/* The device's sidecore, elvis_lock held. */
+static inline struct elvis_sidecore *elvis_net_sc(struct elvis_net *net)
+{
+	return rcu_dereference_protected(net->sc, lockdep_is_held(&elvis_lock));
+}
 void elvis_sidecore_info(struct elvis_sidecore *sc, struct elvis_sidecore_info *info);
 
 /* control.c */

@@ -1,48 +1,50 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Sidecores: kthreads, each serving the queues of many devices (of many processes) in
- * rounds. A round gives every device with work a budgeted turn in the owner's address
- * space; polled devices get a turn every round. When every device is in notification
- * mode and none has work, the sidecore sleeps until a kick, tap data or a list change. */
+/* Sidecores: kthreads, each running the registered work of many queues (of many devices
+ * and processes) in rounds, as vhost workers run vhost_work. A round gives every work a
+ * weighted turn; the back end decides whether there is anything to do. When no work
+ * wants to be looked at again, the sidecore sleeps until a waker (a kick, tap data, a
+ * list change) calls elvis_sidecore_wake(). */
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 
 #include "elvis.h"
 
-/* One pass over the devices; returns packets moved. sc->lock is held throughout, so a
- * device removed from the list is no longer touched once its remover has the lock. The
- * round never waits for a device: turns run with page faults disabled (a fault sends
- * the device to its own slow path, which has it until the fault is served), and a
- * device whose mutex is held is skipped: its holder (the VMM's ioctl, possibly asleep
- * on a fault; the slow path) marks it pending and wakes us when it lets go. */
+/* One pass over the registered work; returns packets moved. sc->lock is held throughout,
+ * so a work removed from the list is no longer touched once its remover has the lock. The
+ * round never waits for a work: run() trylocks its back end's state and skips it when
+ * someone else has it (that holder wakes us when it lets go). Each round sizes the DRR
+ * unit so that the busiest-weighted busy work's quantum fits its rings (elvis_drr.h). */
 static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, bool *ret_tx_blocked)
 {
-	struct elvis_net *net;
+	struct elvis_work *w;
 	unsigned int progress = 0;
 	bool sleepable = true, tx_blocked = false;
 
 	mutex_lock(&sc->lock);
-	list_for_each_entry(net, &sc->nets, sc_node) {
-		if (test_bit(ELVIS_NET_SLOW, &net->pending) || !mutex_trylock(&net->mutex))
+	elvis_drr_round_begin(&sc->drr, READ_ONCE(elvis_params.budget_packets));
+	list_for_each_entry(w, &sc->works, node)
+		if (READ_ONCE(w->busy))
+			elvis_drr_round_fit(&sc->drr, READ_ONCE(w->weight), READ_ONCE(w->ring_cap));
+	list_for_each_entry(w, &sc->works, node) {
+		struct elvis_work_result res = { 0 };
+
+		if (!w->run(w, &sc->drr, &res))
 			continue;
-		if (!elvis_net_live(net)) {
-			/* stopped, unconfigured or in error: kicks and ioctls have nothing for
-			 * us until a ring comes back, which marks it pending again */
-			clear_bit(ELVIS_NET_PENDING, &net->pending);
-			mutex_unlock(&net->mutex);
-			continue;
+		if (res.ran) {
+			ELVIS_STAT_ADD(sc->st.polls, 1);
+			if (!res.packets)
+				ELVIS_STAT_ADD(sc->st.empty_polls, 1);
 		}
-		if (net->mode == ELVIS_MODE_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending))
-			progress += elvis_net_turn(net, sc, elvis_now_ns());
-		if (!test_bit(ELVIS_NET_SLOW, &net->pending) &&
-		    (net->mode == ELVIS_MODE_POLL || test_bit(ELVIS_NET_PENDING, &net->pending)))
+		progress += res.packets;
+		ELVIS_STAT_ADD(sc->st.bytes, res.bytes);
+		if (res.awake)
 			sleepable = false;
-		tx_blocked |= net->tx_blocked;
-		mutex_unlock(&net->mutex);
+		tx_blocked |= res.tx_blocked;
 	}
-	/* round robin: the next round starts one device further */
-	if (!list_empty(&sc->nets))
-		list_rotate_left(&sc->nets);
+	/* round robin: the next round starts one work further */
+	if (!list_empty(&sc->works))
+		list_rotate_left(&sc->works);
 	mutex_unlock(&sc->lock);
 	*ret_sleepable = sleepable;
 	*ret_tx_blocked = tx_blocked;
@@ -119,7 +121,7 @@ int elvis_sidecore_create(int cpu, bool is_default, struct elvis_sidecore **ret)
 	if (!sc)
 		return -ENOMEM;
 	mutex_init(&sc->lock);
-	INIT_LIST_HEAD(&sc->nets);
+	INIT_LIST_HEAD(&sc->works);
 	sc->cpu = cpu;
 	sc->is_default = is_default;
 	id = idr_alloc(&elvis_sidecores, sc, 1, ELVIS_MAX_SIDECORES + 1, GFP_KERNEL);
@@ -151,7 +153,7 @@ err_free:
 int elvis_sidecore_destroy(struct elvis_sidecore *sc)
 {
 	lockdep_assert_held(&elvis_lock);
-	if (sc->nnets)
+	if (sc->nworks)
 		return -EBUSY;
 	idr_remove(&elvis_sidecores, sc->id);
 	kthread_stop(sc->task);
@@ -162,30 +164,23 @@ int elvis_sidecore_destroy(struct elvis_sidecore *sc)
 	return 0;
 }
 
-void elvis_sidecore_attach(struct elvis_sidecore *sc, struct elvis_net *net)
+/* The back end sets whatever its wakers read (its sidecore pointer) and wakes us. */
+void elvis_sidecore_attach(struct elvis_sidecore *sc, struct elvis_work *w)
 {
 	lockdep_assert_held(&elvis_lock);
 	mutex_lock(&sc->lock);
-	list_add_tail(&net->sc_node, &sc->nets);
-	sc->nnets++;
-	WRITE_ONCE(net->sc, sc);
+	list_add_tail(&w->node, &sc->works);
+	sc->nworks++;
 	mutex_unlock(&sc->lock);
-	/* the new server picks the ring up where the old one left it: look at it now */
-	set_bit(ELVIS_NET_PENDING, &net->pending);
-	elvis_sidecore_wake(sc);
 }
 
-void elvis_sidecore_detach(struct elvis_net *net)
+/* Once this returns, sc's thread no longer runs w. */
+void elvis_sidecore_detach(struct elvis_sidecore *sc, struct elvis_work *w)
 {
-	struct elvis_sidecore *sc = net->sc;
-
 	lockdep_assert_held(&elvis_lock);
-	if (!sc)
-		return;
 	mutex_lock(&sc->lock);
-	list_del_init(&net->sc_node);
-	sc->nnets--;
-	WRITE_ONCE(net->sc, NULL);
+	list_del_init(&w->node);
+	sc->nworks--;
 	mutex_unlock(&sc->lock);
 }
 
@@ -195,7 +190,7 @@ void elvis_sidecore_info(struct elvis_sidecore *sc, struct elvis_sidecore_info *
 	memset(info, 0, sizeof(*info));
 	info->id = sc->id;
 	info->cpu = sc->cpu;
-	info->nqueues = sc->nnets;
+	info->nqueues = sc->nworks;
 	info->flags = (READ_ONCE(sc->sleeping) ? ELVIS_SIDECORE_F_SLEEPING : 0) |
 		      (sc->is_default ? ELVIS_SIDECORE_F_DEFAULT : 0);
 	info->polls = READ_ONCE(sc->st.polls);

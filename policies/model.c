@@ -149,8 +149,10 @@ elvis_cpuset elvis_state_used_cpus(const struct elvis_state *s)
         elvis_cpuset used;
 
         elvis_cpuset_zero(&used);
-        for (unsigned i = 0; i < s->nvms; i++)
+        for (unsigned i = 0; i < s->nvms; i++) {
                 elvis_cpuset_or(&used, &s->vms[i].cpus);
+                elvis_cpuset_or(&used, &s->vms[i].pinned);
+        }
         for (unsigned i = 0; i < s->nsidecores; i++)
                 elvis_cpuset_set(&used, s->sidecores[i].cpu);
         return used;

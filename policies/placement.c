@@ -158,3 +158,52 @@ uint32_t elvis_pick_sidecore(const struct elvis_state *s, int numa, unsigned lim
                 }
         return best;
 }
+
+elvis_cpuset elvis_placement_pinned_cpus(const elvis_cpuset *sets, unsigned n, const elvis_cpuset *host)
+{
+        elvis_cpuset out;
+
+        elvis_cpuset_zero(&out);
+        for (unsigned i = 0; i < n; i++) {
+                elvis_cpuset s = sets[i];
+                elvis_cpuset_and(&s, host);
+                if (!elvis_cpuset_equal(&s, host))
+                        elvis_cpuset_or(&out, &s);
+        }
+        return out;
+}
+
+int elvis_placement_pins_node(const struct elvis_topology *t, const elvis_cpuset *pinned)
+{
+        unsigned most = 0;
+        int node = -1;
+
+        for (size_t i = 0; i < t->nnuma; i++) {
+                elvis_cpuset s = *pinned;
+                unsigned n;
+                elvis_cpuset_and(&s, &t->numa[i].cpus);
+                n = elvis_cpuset_count(&s);
+                if (n > most || (n && n == most && t->numa[i].os_index < node)) {
+                        most = n;
+                        node = t->numa[i].os_index;
+                }
+        }
+        return node;
+}
+
+unsigned elvis_placement_pin_conflicts(const struct elvis_state *s, struct elvis_pin_conflict *ret, unsigned max)
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < s->nvms; i++)
+                for (unsigned k = 0; k < s->nsidecores; k++) {
+                        if (!elvis_cpuset_has(&s->vms[i].pinned, s->sidecores[k].cpu))
+                                continue;
+                        if (n < max)
+                                ret[n] = (struct elvis_pin_conflict){ .vm = s->vms[i].id,
+                                                                      .sidecore = s->sidecores[k].id,
+                                                                      .cpu = s->sidecores[k].cpu };
+                        n++;
+                }
+        return n;
+}

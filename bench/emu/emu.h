@@ -47,6 +47,7 @@ struct emu_opts {
         bool no_event_idx, no_mrg, no_indirect;
         uint64_t exit_cost_ns;          /* modelled cost of an exit, 0 = none */
         int timeout_ms;                 /* per control reply */
+        unsigned linger_ms;             /* hostile: stay connected this long after the verdict */
 };
 
 struct emu {

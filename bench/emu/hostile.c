@@ -334,6 +334,11 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
         printf("{\"kind\": \"%s\", \"err_signalled\": %s, \"nack\": %s, \"closed\": %s, \"still_answers\": %s}\n", kind,
                err ? "true" : "false", na == 1 ? "true" : na == 0 ? "false" : "null", closed ? "true" : "false",
                alive ? "true" : "false");
+        if (o->linger_ms) {
+                /* the verdict is out; the broken rings stay as they are for whoever inspects them */
+                fflush(stdout);
+                usleep(o->linger_ms * 1000u);
+        }
         emu_close(e);
         /* what a careful back end does: error eventfd for ring faults, NACK for bad settings,
          * close for unparseable framing */

@@ -70,7 +70,7 @@ static void usage(void)
 {
         fprintf(stderr,
                 "usage: elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [--kind K]\n"
-                "       [--seconds S] [--count N]\n"
+                "       [--linger S] [--seconds S] [--count N]\n"
                 "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
                 "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n");
 }
@@ -82,7 +82,8 @@ int main(int argc, char **argv)
                 { "size", 1, 0, 'z' }, { "queues", 1, 0, 'q' }, { "ring", 1, 0, 'r' }, { "mem-mb", 1, 0, 'M' },
                 { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
                 { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
-                { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+                { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "linger", 1, 0, 'L' }, { "help", 0, 0, 'h' },
+                { 0, 0, 0, 0 },
         };
         struct emu_opts o = { .queues = 1, .ring = 256 };
         const char *mode = "stream", *wait = "interrupt", *kind = NULL;
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
                 case 'I': o.no_indirect = true; break;
                 case 'b': batch = (unsigned)atoi(optarg); break;
                 case 'W': work_ns = strtoull(optarg, NULL, 10); break;
+                case 'L': o.linger_ms = (unsigned)(atof(optarg) * 1000); break;
                 default: usage(); return 2;
                 }
         }

@@ -54,6 +54,8 @@ static inline int ev_copy_to(ev_uptr dst, const void *src, size_t n)
 #define ev_le64(x) le64_to_cpu(x)
 #define ev_likely(x) likely(x)
 #define ev_unlikely(x) unlikely(x)
+/* single-writer counter: readers see whole values */
+#define ev_stat_add(field, n) WRITE_ONCE(field, READ_ONCE(field) + (n))
 
 #else /* user space */
 
@@ -113,5 +115,8 @@ static inline int ev_copy_to(ev_uptr dst, const void *src, size_t n)
 #define ev_le64(x) le64toh(x)
 #define ev_likely(x) __builtin_expect(!!(x), 1)
 #define ev_unlikely(x) __builtin_expect(!!(x), 0)
+/* single-writer counter: readers see whole values */
+#define ev_stat_add(field, n) \
+        __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 
 #endif

@@ -44,6 +44,10 @@ struct elvis_dp_sidecore_stats {
         uint64_t busy_ns, idle_ns;
         uint64_t packets, bytes;
         uint64_t wakeups;               /* returns from sleep */
+        /* Time the sidecore was ready to run while another task held its CPU (the
+         * kernel's run-queue delay of its thread). Only when stolen_known. */
+        bool stolen_known;
+        uint64_t stolen_ns;
 };
 
 enum elvis_dp_queue_state {

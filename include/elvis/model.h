@@ -63,8 +63,12 @@ struct elvis_vm {
         char name[ELVIS_VM_NAME_MAX];
         char domain[ELVIS_DOMAIN_MAX];  /* empty: no libvirt domain */
         unsigned vcpus;                 /* dedicated cores requested, 0 = none */
-        elvis_cpuset cpus;              /* the CPUs reserved for the vCPUs */
-        int numa;                       /* node the VM was placed on, -1 if none */
+        elvis_cpuset cpus;              /* the CPUs ELVIS reserved (and pins) for the vCPUs */
+        /* vcpu-pinning respect: the CPUs an orchestrator pinned the vCPUs to, read from
+         * libvirt and never changed by ELVIS; cpus is then empty. Taken like cpus, but may
+         * overlap other VMs' pins or a sidecore (a conflict, reported). */
+        elvis_cpuset pinned;
+        int numa;                       /* node the VM was placed on (or is pinned on), -1 if none */
         struct elvis_vm_policy policy;
         /* who may connect to the VM's vhost-user sockets (SO_PEERCRED); unset: anyone the
          * socket's mode lets in */
@@ -131,7 +135,7 @@ const struct elvis_device *elvis_state_find_device(const struct elvis_state *s, 
                                                    const struct elvis_vm **ret_vm);
 /* Number of queue pairs assigned to a sidecore. */
 unsigned elvis_state_sidecore_load(const struct elvis_state *s, uint32_t sidecore);
-/* CPUs in use by VMs and sidecores. */
+/* CPUs in use by VMs (their own and orchestrator-pinned CPUs) and sidecores. */
 elvis_cpuset elvis_state_used_cpus(const struct elvis_state *s);
 /* The exitless policy that applies to a VM under the global switch. */
 enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const struct elvis_vm *vm);

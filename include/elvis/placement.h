@@ -29,3 +29,25 @@ int elvis_placement_nic_node(const struct elvis_topology *t);
 /* The sidecore that should serve a new queue: fewest queues among those on numa
  * (any node if numa < 0 or none there) with fewer than limit queues; 0 if none. */
 uint32_t elvis_pick_sidecore(const struct elvis_state *s, int numa, unsigned limit);
+
+/* ---- vcpu-pinning respect: an orchestrator's pins are input, never output ---- */
+
+/* The CPUs a VM's vCPUs are pinned to: the union of the n affinity sets (one per vCPU, or
+ * one per pin statement), within host. A set that covers every CPU of host is no pin at
+ * all (the vCPU floats) and adds nothing. */
+elvis_cpuset elvis_placement_pinned_cpus(const elvis_cpuset *sets, unsigned n, const elvis_cpuset *host);
+
+/* The NUMA node holding most of the pinned CPUs (ties: the lower node), -1 when none of
+ * them is on a known node: where the VM's sidecores should go. */
+int elvis_placement_pins_node(const struct elvis_topology *t, const elvis_cpuset *pinned);
+
+/* A sidecore's CPU that an orchestrator gave to a VM's vCPUs. */
+struct elvis_pin_conflict {
+        uint32_t vm;
+        uint32_t sidecore;
+        int cpu;
+};
+
+/* Every (VM, sidecore) pair where the sidecore's CPU is among the VM's pinned CPUs, in
+ * state order; at most max in ret. Returns how many there are. */
+unsigned elvis_placement_pin_conflicts(const struct elvis_state *s, struct elvis_pin_conflict *ret, unsigned max);

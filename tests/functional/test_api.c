@@ -436,6 +436,15 @@ Test(api, stats_and_metrics)
         cr_assert(strstr(r.body, "elvis_sidecore_busy_seconds_total{sidecore=\"1\",cpu=\""));
         cr_assert(strstr(r.body, "elvis_vm_busy_seconds_total{vm=\"1\",vm_name=\"web1\"}"));
         cr_assert(strstr(r.body, "elvis_dataplane_up 1"));
+        cr_assert(strstr(r.body, "\nelvis_queue_connected{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+                                 "sidecore=\"1\"} 1\n"), "the fake's queues are ready");
+        cr_assert(strstr(r.body, "\nelvis_queue_error{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+                                 "sidecore=\"1\"} 0\n"));
+        /* every policy's series exists before its first decision */
+        cr_assert(strstr(r.body, "\nelvis_decisions_total{policy=\"scaling\",outcome=\"applied\"} 0\n"));
+        cr_assert(strstr(r.body, "\nelvis_decisions_total{policy=\"regret\",outcome=\"failed\"} 0\n"));
+        /* a data plane that cannot measure stolen time declares the family, with no sample */
+        cr_assert(strstr(r.body, "# TYPE elvis_sidecore_stolen_seconds_total counter\n# HELP"), "%s", r.body);
         resp_free(&r);
 }
 

@@ -261,6 +261,69 @@ Test(cli_kernel, vm_xml_hands_qemu_elvis_net, .init = kernel_setup, .fini = kern
         free(out), free(err);
 }
 
+static struct daemon rd;
+
+/* A daemon whose libvirt is the test driver with one domain an orchestrator pinned
+ * (tests/data/libvirt-orchestrated.xml), under vcpu-pinning respect. */
+static void respect_setup(void)
+{
+        daemon_init(&rd, ELVIS_MANAGER_FAKE);
+        daemon_arg(&rd, "--topology-xml");
+        daemon_arg(&rd, TOPO);
+        daemon_arg(&rd, "--libvirt-uri");
+        daemon_arg(&rd, "test://" ELVIS_SOURCE_DIR "/tests/data/libvirt-orchestrated.xml");
+        daemon_arg(&rd, "--vcpu-pinning");
+        daemon_arg(&rd, "respect");
+        cr_assert_eq(daemon_start(&rd), 0);
+}
+
+static void respect_teardown(void)
+{
+        cr_expect_eq(daemon_stop(&rd), 0);
+        daemon_cleanup(&rd);
+}
+
+/* The orchestrator gave CPU 3, where a sidecore polls, to a vCPU: the VM takes the
+ * orchestrator's CPUs, and status and GET /v1/health say what collides. */
+Test(cli_respect, a_pinned_sidecore_cpu_is_a_warning, .init = respect_setup, .fini = respect_teardown, .timeout = 60)
+{
+        struct resp h = { 0 };
+        char *out, *err, *log, *hit;
+        json_t *w;
+
+        cr_assert_eq(run_cli(&rd, &out, &err, (const char *const[]){ "sidecore", "add", "--cpu", "3", NULL }), 0, "%s",
+                     err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&rd, &out, &err, (const char *const[]){ "vm", "add", "orch1", "--domain", "orch1", NULL }),
+                     0, "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&rd, &out, &err, (const char *const[]){ "vm", "show", "orch1", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "vCPUs:    2, pinned by the orchestrator to CPUs 2-3 (NUMA node 0)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&rd, &out, &err, (const char *const[]){ "vm", "list", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "2-3 (orchestrator)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&rd, &out, &err, (const char *const[]){ "status", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "pinning:    vCPUs are pinned by the orchestrator"), "%s", out);
+        cr_assert(strstr(out, "warning:    sidecore 1 polls on CPU 3, which the orchestrator gave to a vCPU of VM "
+                              "'orch1' (domain orch1)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(http(&rd, "GET", "/v1/health", NULL, NULL, 0, &h), 0);
+        cr_assert_eq(h.status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(h.json, "status")), "ok", "a warning, not a failure");
+        w = json_array_get(json_object_get(h.json, "warnings"), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(w, "kind")), "pin_conflict", "%s", h.body);
+        cr_assert_eq(json_integer_value(json_object_get(w, "cpu")), 3);
+        cr_assert_eq(json_integer_value(json_object_get(w, "sidecore")), 1);
+        resp_free(&h);
+        /* the journal (the daemon's log) has it once */
+        log = daemon_log(&rd);
+        hit = strstr(log, "sidecore 1 polls on CPU 3");
+        cr_assert(hit, "%s", log);
+        cr_assert_null(strstr(hit + 1, "sidecore 1 polls on CPU 3"), "reported once: %s", log);
+        free(log);
+}
+
 Test(cli, help_lists_every_command_and_completion_matches)
 {
         char *out, *err, *comp, *e2;

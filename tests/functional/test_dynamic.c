@@ -118,6 +118,9 @@ Test(dynamic, sidecores_follow_the_load)
         json_t *ev;
         size_t i;
         bool saw_add = false, saw_remove = false;
+        static const char *const deciders[3] = { "scaling", "balance", "regret" };
+        unsigned applied[3] = { 0 };
+        char *metrics;
 
         cr_assert_eq(http_json(&d, "PUT", "/v1/policy",
                                "{\"mode\":\"dynamic\",\"interval_ms\":50,\"cooldown_ms\":200,\"min_sidecores\":1,"
@@ -146,6 +149,13 @@ Test(dynamic, sidecores_follow_the_load)
                 finish(pids[v], fds[v], names[v]);
         /* idle again: back to one sidecore (after the cold period) */
         cr_assert(wait_for(back_to_one, 90), "sidecores were not released when idle (%u left)", nsidecores());
+        /* no more decisions from here on: the journal and /metrics must agree */
+        cr_assert_eq(http_json(&d, "PATCH", "/v1/policy", "{\"mode\":\"static\"}", &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "GET", "/metrics", NULL, &r), 0);
+        metrics = strdup(r.body);
+        resp_free(&r);
         /* the journal says why */
         cr_assert_eq(http_json(&d, "GET", "/v1/events?since=0", NULL, &r), 0);
         json_array_foreach(json_object_get(r.json, "events"), i, ev) {
@@ -156,12 +166,27 @@ Test(dynamic, sidecores_follow_the_load)
                 cr_assert(reason && *reason, "every decision has a reason");
                 cr_assert(json_is_object(json_object_get(ev, "before")) && json_is_object(json_object_get(ev, "after")));
                 cr_assert(json_is_true(json_object_get(ev, "applied")), "%s", reason);
+                for (unsigned k = 0; k < 3; k++)
+                        applied[k] += !strcmp(policy, deciders[k]);
                 saw_add |= strstr(reason, "adding") != NULL;
                 saw_remove |= strstr(reason, "removing") != NULL;
                 cr_log_info("%s: %s", policy, reason);
         }
         resp_free(&r);
         cr_assert(saw_add && saw_remove, "the journal explains the additions and the removals");
+        /* elvis_decisions_total counts what the journal lists */
+        for (unsigned k = 0; k < 3; k++) {
+                char sample[128];
+                snprintf(sample, sizeof(sample), "\nelvis_decisions_total{policy=\"%s\",outcome=\"applied\"} %u\n",
+                         deciders[k], applied[k]);
+                cr_assert(strstr(metrics, sample), "%s: %u applied in the journal; /metrics:\n%s", deciders[k],
+                          applied[k], metrics);
+                snprintf(sample, sizeof(sample), "\nelvis_decisions_total{policy=\"%s\",outcome=\"failed\"} 0\n",
+                         deciders[k]);
+                cr_assert(strstr(metrics, sample), "%s: none failed", deciders[k]);
+        }
+        cr_assert_gt(applied[0], 0, "scaling decided");
+        free(metrics);
         for (int v = 0; v < 4; v++)
                 free(socks[v]);
 }

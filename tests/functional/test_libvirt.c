@@ -4,6 +4,7 @@
  * reports. Quirks: pin calls take flags=0 only, at most 8 host CPUs, no NUMA cells. */
 #include <criterion/criterion.h>
 
+#include "../../daemon/control.h"
 #include "../../daemon/libvirt.h"
 #include "../../daemon/log.h"
 #include "../../daemon/manager.h"
@@ -24,12 +25,12 @@ static char dir[64];
 
 static void quiet(void *u, virErrorPtr e) {}
 
-static void setup(void)
+static void start(const char *pinning)
 {
-        char sock[128], state[128], run[128];
+        char sock[128], state[128], run[128], pin[32];
         char *argv[] = { "elvis-manager", "--config", "", "--socket", sock, "--state-dir", state, "--run-dir", run,
                          "--libvirt-uri", "test:///default", "--topology-xml", ELVIS_SOURCE_DIR "/tests/data/topo-2x4.xml",
-                         "--reserved-cpus", "0", "--log-level", "warning", NULL };
+                         "--reserved-cpus", "0", "--log-level", "warning", pin, NULL };
         struct elvis_config_errors errs = { 0 };
         enum elvis_config_action action;
 
@@ -38,8 +39,9 @@ static void setup(void)
         snprintf(sock, sizeof(sock), "%s/api.sock", dir);
         snprintf(state, sizeof(state), "%s/state", dir);
         snprintf(run, sizeof(run), "%s/run", dir);
-        cr_assert_eq(elvis_manager_new(17, argv, dataplanes, &m), 0);
-        cr_assert_eq(elvis_config_load(17, argv, &m->cfg, &action, &errs), 0);
+        snprintf(pin, sizeof(pin), "--vcpu-pinning=%s", pinning);
+        cr_assert_eq(elvis_manager_new(18, argv, dataplanes, &m), 0);
+        cr_assert_eq(elvis_config_load(18, argv, &m->cfg, &action, &errs), 0);
         elvis_log_set_level(LOG_WARNING);
         cr_assert_eq(elvis_manager_start(m), 0);
         virSetErrorFunc(NULL, quiet);
@@ -49,6 +51,16 @@ static void setup(void)
         for (int i = 0; i < 500 && !elvis_libvirt_connected(m); i++)
                 elvis_loop_iterate(m->loop, 10);
         cr_assert(elvis_libvirt_connected(m), "connected on the loop's first turns");
+}
+
+static void setup(void)
+{
+        start("own");
+}
+
+static void setup_respect(void)
+{
+        start("respect");
 }
 
 static void teardown(void)
@@ -80,7 +92,7 @@ static char *pin_of(virDomainPtr dom, unsigned vcpu)
         unsigned char maps[8];
         elvis_cpuset s;
 
-        cr_assert_geq(virDomainGetVcpuPinInfo(dom, 2, maps, 1, 0), 0);
+        cr_assert_geq(virDomainGetVcpuPinInfo(dom, 2, maps, 1, 0), 0, "%s", virGetLastErrorMessage());
         elvis_cpuset_zero(&s);
         for (int c = 0; c < 8; c++)
                 if (VIR_CPU_USABLE(maps, 1, vcpu, c))
@@ -348,4 +360,227 @@ Test(libvirt, adopt_domains_names_domains_without_metadata)
         drop_domain(marker);
         drop_domain(marker2);
         cr_assert(run_until(no_vms), "stopping them released all five");
+}
+
+/* ---- vcpu-pinning respect: the orchestrator (here: the test's own connection) owns the
+ * pins; ELVIS reads them, keeps its sidecores off them and reports collisions ---- */
+
+TestSuite(libvirt_respect, .init = setup_respect, .fini = teardown, .timeout = 60);
+
+/* The orchestrator's pin of one vCPU to one CPU (the test driver takes flags=0 only). */
+static void orchestrator_pins(virDomainPtr dom, unsigned vcpu, int cpu)
+{
+        unsigned char map = (unsigned char)(1u << cpu);
+
+        cr_assert_eq(virDomainPinVcpu(dom, vcpu, &map, 1), 0, "%s", virGetLastErrorMessage());
+}
+
+static char *emulator_pin_of(virDomainPtr dom)
+{
+        static char buf[64];
+        unsigned char map = 0;
+        elvis_cpuset s;
+
+        cr_assert_geq(virDomainGetEmulatorPinInfo(dom, &map, 1, 0), 0, "%s", virGetLastErrorMessage());
+        elvis_cpuset_zero(&s);
+        for (int c = 0; c < 8; c++)
+                if (map & (1u << c))
+                        elvis_cpuset_set(&s, c);
+        elvis_cpuset_format(&s, buf, sizeof(buf));
+        return buf;
+}
+
+static char *fmt(const elvis_cpuset *s)
+{
+        static char buf[64];
+        elvis_cpuset_format(s, buf, sizeof(buf));
+        return buf;
+}
+
+/* The test domain as a VM with one loopback device, so that it needs a sidecore. */
+static const struct elvis_vm *add_with_device(void)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO }, .ndevices = 1 };
+        struct elvis_err e = { 0 };
+
+        snprintf(vm.name, sizeof(vm.name), "t1");
+        snprintf(vm.domain, sizeof(vm.domain), "test");
+        vm.devices[0] = (struct elvis_device){ .backend = ELVIS_BACKEND_LOOPBACK, .queues = 1 };
+        snprintf(vm.devices[0].id, sizeof(vm.devices[0].id), "net0");
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
+        return elvis_state_vm(&m->state, vm.id);
+}
+
+static unsigned journal_count(const char *event)
+{
+        uint64_t last;
+        json_t *a = elvis_journal_since(m, 0, 1000, &last), *ev;
+        unsigned n = 0;
+        size_t i;
+
+        json_array_foreach(a, i, ev) {
+                const char *name = json_string_value(json_object_get(ev, "event"));
+                n += name && strcmp(name, event) == 0;
+        }
+        json_decref(a);
+        return n;
+}
+
+static json_t *health_warnings(void)
+{
+        json_t *h = elvis_manager_health(m), *w = json_incref(json_object_get(h, "warnings"));
+
+        json_decref(h);
+        cr_assert(json_is_array(w), "health has a warnings array");
+        return w;
+}
+
+Test(libvirt_respect, pins_are_left_alone_and_sidecores_go_around_them)
+{
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        const struct elvis_vm *vm;
+        json_t *st;
+
+        /* the orchestrator put both vCPUs on node 1's two highest CPUs */
+        orchestrator_pins(dom, 0, 6);
+        orchestrator_pins(dom, 1, 7);
+        vm = add_with_device();
+        cr_assert_eq(vm->vcpus, 2, "the vCPU count came from the domain");
+        cr_assert(elvis_cpuset_empty(&vm->cpus), "ELVIS reserved nothing of its own");
+        cr_assert_str_eq(fmt(&vm->pinned), "6-7", "the orchestrator's CPUs are the VM's");
+        cr_assert_eq(vm->numa, 1);
+        cr_assert_eq(m->state.nsidecores, 1);
+        cr_assert_eq(m->state.sidecores[0].cpu, 5, "node 1 of the pins, on the highest core they leave free");
+        settle();
+        cr_assert_str_eq(pin_of(dom, 0), "6", "not re-pinned");
+        cr_assert_str_eq(pin_of(dom, 1), "7", "not re-pinned");
+        cr_assert_str_eq(emulator_pin_of(dom), "0-7", "the emulator was not moved to the reserved CPU");
+        /* a restart corrects no drift: there is none to correct */
+        elvis_libvirt_stop(m);
+        cr_assert_eq(elvis_libvirt_start(m), 0);
+        settle();
+        cr_assert_str_eq(pin_of(dom, 0), "6");
+        cr_assert_str_eq(pin_of(dom, 1), "7");
+        st = elvis_libvirt_status(m);
+        cr_assert_str_eq(json_string_value(json_object_get(st, "vcpu_pinning")), "respect");
+        json_decref(st);
+        /* an operator cannot put a sidecore on a pinned CPU either */
+        {
+                struct elvis_sidecore sc;
+                struct elvis_err e = { 0 };
+                cr_assert_eq(elvis_manager_sidecore_add(m, 7, &sc, &e), -EBUSY);
+        }
+        virDomainFree(dom);
+}
+
+static bool pinned_on_4(void)
+{
+        return m->state.nvms == 1 && strcmp(fmt(&m->state.vms[0].pinned), "4,7") == 0;
+}
+
+Test(libvirt_respect, a_new_pin_is_read_at_the_next_event)
+{
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+
+        orchestrator_pins(dom, 0, 6);
+        orchestrator_pins(dom, 1, 7);
+        add_with_device();
+        settle();
+        cr_assert_eq(virDomainSuspend(dom), 0);
+        orchestrator_pins(dom, 0, 4);
+        cr_assert_eq(virDomainResume(dom), 0);
+        cr_assert(run_until(pinned_on_4), "the RESUMED event re-read the pins");
+        cr_assert_str_eq(pin_of(dom, 0), "4");
+        virDomainFree(dom);
+}
+
+static bool one_conflict_journalled(void)
+{
+        return journal_count("pin_conflict") == 1;
+}
+
+static bool conflict_resolved(void)
+{
+        return journal_count("pin_conflict_resolved") == 1;
+}
+
+Test(libvirt_respect, a_sidecore_cpu_given_to_a_vcpu_is_reported_once)
+{
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        const struct elvis_vm *vm;
+        json_t *w, *c;
+        uint32_t sc;
+
+        orchestrator_pins(dom, 0, 6);
+        orchestrator_pins(dom, 1, 7);
+        vm = add_with_device();
+        sc = m->state.sidecores[0].id;
+        cr_assert_eq(m->state.sidecores[0].cpu, 5);
+        w = health_warnings();
+        cr_assert_eq(json_array_size(w), 0, "no conflict yet");
+        json_decref(w);
+        /* the orchestrator moves vCPU 1 onto the sidecore's CPU; the test driver sends no
+         * tunable event, so the periodic re-read finds it */
+        orchestrator_pins(dom, 1, 5);
+        elvis_libvirt_refresh_pins(m);
+        vm = elvis_state_vm(&m->state, m->state.vms[0].id);
+        cr_assert_str_eq(fmt(&vm->pinned), "5-6");
+        w = health_warnings();
+        cr_assert_eq(json_array_size(w), 1);
+        c = json_array_get(w, 0);
+        cr_assert_str_eq(json_string_value(json_object_get(c, "kind")), "pin_conflict");
+        cr_assert_eq(json_integer_value(json_object_get(c, "cpu")), 5);
+        cr_assert_eq(json_integer_value(json_object_get(c, "sidecore")), sc);
+        cr_assert_str_eq(json_string_value(json_object_get(c, "vm_name")), "t1");
+        cr_assert(strstr(json_string_value(json_object_get(c, "message")), "CPU 5"), "%s",
+                  json_string_value(json_object_get(c, "message")));
+        json_decref(w);
+        cr_assert(run_until(one_conflict_journalled), "the conflict is journalled");
+        /* later checks (a re-read, any other change) find the same conflict: no second report */
+        elvis_libvirt_refresh_pins(m);
+        settle();
+        {
+                struct elvis_vm patched;
+                struct elvis_err e = { 0 };
+                json_t *patch = json_pack("{s:{s:i}}", "policy", "weight", 200);
+                cr_assert_eq(elvis_manager_vm_patch(m, m->state.vms[0].id, patch, &patched, &e), 0, "%s", e.detail);
+                json_decref(patch);
+        }
+        settle();
+        cr_assert_eq(journal_count("pin_conflict"), 1, "one report per conflict, not one per check");
+        cr_assert_str_eq(pin_of(dom, 1), "5", "ELVIS reports; it does not pin back");
+        /* the orchestrator moves it away again */
+        orchestrator_pins(dom, 1, 7);
+        elvis_libvirt_refresh_pins(m);
+        w = health_warnings();
+        cr_assert_eq(json_array_size(w), 0);
+        json_decref(w);
+        cr_assert(run_until(conflict_resolved), "the end of the conflict is journalled");
+        virDomainFree(dom);
+}
+
+Test(libvirt_respect, adopted_domains_keep_their_pins)
+{
+        const char *xml = "<domain type='test'><name>meta2</name><memory>65536</memory><vcpu>1</vcpu>"
+                          "<cputune><vcpupin vcpu='0' cpuset='3'/></cputune><os><type>hvm</type></os>"
+                          "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='300'/>"
+                          "</metadata></domain>";
+        virDomainPtr dom = virDomainDefineXML(conn, xml);
+
+        cr_assert_not_null(dom, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainCreate(dom), 0);
+        cr_assert(run_until(one_vm), "the STARTED event adopted the domain");
+        cr_assert_str_eq(fmt(&m->state.vms[0].pinned), "3");
+        cr_assert(elvis_cpuset_empty(&m->state.vms[0].cpus));
+        cr_assert_eq(m->state.vms[0].numa, 0);
+        settle();
+        {
+                unsigned char map = 0;
+                cr_assert_geq(virDomainGetVcpuPinInfo(dom, 1, &map, 1, 0), 0);
+                cr_assert_eq(map, 1u << 3, "still where the domain said");
+        }
+        virDomainDestroy(dom);
+        virDomainUndefine(dom);
+        cr_assert(run_until(no_vms));
+        virDomainFree(dom);
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -627,4 +628,126 @@ Test(userdp_wedge, control_plane_never_waits_for_a_wedged_sidecore)
         waitpid(hostile, NULL, 0);
         free(evil);
         free(good);
+}
+
+/* The value of one sample of /metrics whose line starts with prefix (name and labels up to
+ * where they differ), or -1 when there is none. */
+static double metric(const char *prefix)
+{
+        struct resp r;
+        double v = -1;
+        const char *p;
+
+        cr_assert_eq(http_json(&d, "GET", "/metrics", NULL, &r), 0);
+        cr_assert_eq(r.status, 200);
+        for (p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (!strncmp(p, prefix, strlen(prefix))) {
+                        const char *sp = strchr(p, ' ');
+                        v = sp ? atof(sp + 1) : -1;
+                        break;
+                }
+        resp_free(&r);
+        return v;
+}
+
+/* A queue stopped by a bad ring shows in /metrics while its front end stays, and its
+ * error counter keeps the event after the front end has gone (what the alert rules in
+ * packaging/prometheus/ watch). */
+Test(userdp, metrics_show_a_stopped_queue)
+{
+        char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
+        const char *q = "{vm=\"1\",vm_name=\"evil\",device=\"net0\",queue=\"0\",sidecore=\"1\"} ";
+        char error[160], connected[160], errors[160];
+        pid_t pid;
+        int st;
+        bool seen = false;
+
+        snprintf(error, sizeof(error), "elvis_queue_error%s", q);
+        snprintf(connected, sizeof(connected), "elvis_queue_connected%s", q);
+        snprintf(errors, sizeof(errors), "elvis_queue_errors_total%s", q);
+        cr_assert_eq(metric(error), 0, "no error before the guest comes");
+        cr_assert_eq(metric(errors), 0);
+        pid = fork();
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                execl(GUEST, GUEST, "--socket", evil, "--mode", "hostile", "--kind", "desc-loop", "--linger", "30",
+                      (char *)NULL);
+                _exit(127);
+        }
+        cr_assert_gt(pid, 0);
+        for (int i = 0; i < 300 && !seen; i++) {
+                seen = metric(error) == 1;
+                if (!seen)
+                        usleep(20000);
+        }
+        cr_assert(seen, "elvis_queue_error never became 1 for the looping ring");
+        cr_assert_eq(metric(connected), 0, "a stopped queue is not counted as driven");
+        cr_assert_geq(metric(errors), 1);
+        kill(pid, SIGTERM);
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert_geq(metric(errors), 1, "the counter outlives the front end");
+        free(evil);
+}
+
+/* elvis_sidecore_stolen_seconds_total: a CPU hog on the polling sidecore's own CPU takes
+ * about half of it; the metric must see at least a fifth of the time. */
+Test(userdp, stolen_time_of_a_shared_cpu)
+{
+        char *sock = add_vm("poll", "{\"backend\":\"loopback\"}", "always");
+        struct resp r;
+        int cpu, st;
+        pid_t hog, guest_pid;
+        char name[64], connected[160];
+        double before, after;
+        uint64_t t0, t1;
+        struct timespec ts;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        cpu = (int)json_integer_value(json_object_get(json_array_get(json_object_get(r.json, "sidecores"), 0), "cpu"));
+        resp_free(&r);
+        cr_assert_geq(cpu, 0);
+        snprintf(name, sizeof(name), "elvis_sidecore_stolen_seconds_total{sidecore=\"1\",cpu=\"%d\"} ", cpu);
+        /* a connected, polled queue keeps the sidecore running */
+        guest_pid = fork();
+        if (guest_pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                execl(GUEST, GUEST, "--socket", sock, "--mode", "stream", "--seconds", "60", "--count", "1000000000",
+                      (char *)NULL);
+                _exit(127);
+        }
+        cr_assert_gt(guest_pid, 0);
+        snprintf(connected, sizeof(connected), "elvis_queue_connected{vm=\"1\",vm_name=\"poll\",device=\"net0\","
+                                               "queue=\"0\",sidecore=\"1\"} ");
+        for (int i = 0; i < 500 && metric(connected) != 1; i++)
+                usleep(20000);
+        cr_assert_eq(metric(connected), 1, "the guest never connected");
+        hog = fork();
+        if (hog == 0) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(cpu, &set);
+                if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                        _exit(1);
+                for (;;)
+                        ;
+        }
+        cr_assert_gt(hog, 0);
+        before = metric(name);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        usleep(2000000);
+        after = metric(name);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t1 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        kill(hog, SIGKILL);
+        waitpid(hog, NULL, 0);
+        kill(guest_pid, SIGTERM);
+        cr_assert_eq(waitpid(guest_pid, &st, 0), guest_pid);
+        cr_assert_geq(before, 0, "the user data plane exports %s", name);
+        cr_log_info("stolen %.3f s of %.3f s", after - before, (double)(t1 - t0) / 1e9);
+        cr_assert_gt(after - before, 0.2 * (double)(t1 - t0) / 1e9, "stolen %.3f s of %.3f s with a hog on CPU %d",
+                     after - before, (double)(t1 - t0) / 1e9, cpu);
+        free(sock);
 }

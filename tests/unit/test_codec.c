@@ -52,6 +52,7 @@ Test(codec, vm_create_rejects_bad_input)
         expect_bad("{\"name\":\"a\",\"colour\":1}", ELVIS_DECODE_CREATE, "unknown field 'colour'");
         expect_bad("{\"name\":\"a\",\"id\":4}", ELVIS_DECODE_CREATE, "'id' is read-only");
         expect_bad("{\"name\":\"a\",\"cpus\":\"1\"}", ELVIS_DECODE_CREATE, "'cpus' is read-only");
+        expect_bad("{\"name\":\"a\",\"pinned_cpus\":\"1\"}", ELVIS_DECODE_CREATE, "'pinned_cpus' is read-only");
         expect_bad("{\"name\":7}", ELVIS_DECODE_CREATE, "must be a string");
         expect_bad("{\"name\":\"1abc\"}", ELVIS_DECODE_CREATE, "must start with a letter");
         expect_bad("{\"name\":\"a/b\"}", ELVIS_DECODE_CREATE, "must start with a letter");
@@ -212,6 +213,16 @@ static void m_vcpus_mismatch(json_t *j)
         json_object_set_new(json_array_get(json_object_get(j, "vms"), 0), "vcpus", json_integer(5));
 }
 
+static void m_cpus_and_pins(json_t *j)
+{
+        json_object_set_new(json_array_get(json_object_get(j, "vms"), 0), "pinned_cpus", json_string("2-5"));
+}
+
+static void m_bad_pins(json_t *j)
+{
+        json_object_set_new(json_array_get(json_object_get(j, "vms"), 0), "pinned_cpus", json_string("5-2"));
+}
+
 static void m_bad_policy(json_t *j)
 {
         json_object_set_new(json_object_get(j, "policy"), "min_sidecores", json_integer(500));
@@ -227,6 +238,35 @@ Test(codec, state_cross_checks)
         expect_state_rejected(m_next_id, "not below next_vm_id");
         expect_state_rejected(m_vcpus_mismatch, "5 vcpus but cpus lists 2");
         expect_state_rejected(m_bad_policy, "exceeds max_sidecores");
+        expect_state_rejected(m_cpus_and_pins, "both cpus and pinned_cpus");
+        expect_state_rejected(m_bad_pins, "'pinned_cpus' is not a valid CPU list");
+}
+
+/* vcpu-pinning respect: the orchestrator's CPUs are stored instead of a reservation; they
+ * may overlap a sidecore (a conflict to report, not a damaged file). */
+Test(codec, state_with_orchestrator_pins)
+{
+        struct elvis_state s, back;
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        sample_state(&s);
+        j = elvis_state_to_json(&s);
+        cr_assert_null(json_object_get(json_array_get(json_object_get(j, "vms"), 0), "pinned_cpus"),
+                       "no pins, no key: older releases can read the file");
+        json_decref(j);
+        elvis_cpuset_zero(&s.vms[0].cpus);
+        elvis_cpuset_parse("6-7", &s.vms[0].pinned);
+        j = elvis_state_to_json(&s);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "vms"), 0), "pinned_cpus")),
+                         "6-7");
+        cr_assert_eq(elvis_state_init(&back), 0);
+        cr_assert_eq(elvis_state_from_json(j, &back, &e), 0, "%s", e.detail);
+        cr_assert(elvis_cpuset_empty(&back.vms[0].cpus));
+        cr_assert(elvis_cpuset_equal(&back.vms[0].pinned, &s.vms[0].pinned), "sidecore 1 on CPU 7 is no obstacle");
+        json_decref(j);
+        elvis_state_fini(&s);
+        elvis_state_fini(&back);
 }
 
 Test(codec, policy_patch_and_validation)

@@ -94,6 +94,7 @@ ParameterizedTestParameters(config, golden)
                 { "bad-vhost-user-dir" },
                 { "bad-vmm-user" },
                 { "bad-adopt-domains" },
+                { "bad-vcpu-pinning" },
         };
         return cr_make_param_array(struct golden, names, sizeof(names) / sizeof(names[0]));
 }
@@ -137,6 +138,8 @@ Test(config, defaults_without_file)
         cr_assert_str_eq(c.run_dir, "/run/elvis");
         cr_assert_str_eq(c.dataplane, "auto");
         cr_assert_str_eq(c.libvirt_uri, "qemu:///system");
+        cr_assert_str_eq(c.vcpu_pinning, "own", "ELVIS pins unless told an orchestrator does");
+        cr_assert_not(elvis_config_respects_pins(&c));
         cr_assert_str_eq(c.listen, "");
         cr_assert(c.cpus_all);
         cr_assert(elvis_cpuset_has(&c.reserved_cpus, 0));
@@ -160,6 +163,7 @@ Test(config, flags_win_over_file)
         cr_assert_not(c.cpus_all);
         cr_assert_eq(elvis_cpuset_count(&c.cpus), 2);
         cr_assert_str_eq(c.socket_group, "kvm");      /* from the file */
+        cr_assert(elvis_config_respects_pins(&c), "vcpu-pinning = respect from the file");
         cr_assert_eq(elvis_cpuset_count(&c.reserved_cpus), 2);
         elvis_config_fini(&c);
 }
@@ -305,4 +309,19 @@ Test(config, adopt_domains)
         cr_assert_eq(load_args(3, a5, &c1, &e), 0);
         cr_assert_str_eq(c1.adopt_domains, "web-*, nova-[0-9]*");
         elvis_config_fini(&c1);
+}
+
+Test(config, vcpu_pinning_flag)
+{
+        char *a1[] = { "elvis-manager", "--config", "", "--vcpu-pinning", "respect", NULL };
+        char *a2[] = { "elvis-manager", "--config", "", "--vcpu-pinning=Respect", NULL };
+        struct elvis_config c;
+        struct elvis_config_errors e = { 0 };
+
+        cr_assert_eq(load_args(5, a1, &c, &e), 0);
+        cr_assert(elvis_config_respects_pins(&c));
+        elvis_config_fini(&c);
+        cr_assert_eq(load_args(4, a2, &c, &e), -EINVAL, "the values are exact");
+        cr_assert_str_eq(e.lines[0], "--vcpu-pinning: vcpu-pinning must be own or respect; got 'Respect'");
+        elvis_config_errors_fini(&e);
 }

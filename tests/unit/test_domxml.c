@@ -100,3 +100,44 @@ Test(domxml, opted_in)
         cr_assert_eq(elvis_domxml_globs_check("a/b", err, sizeof(err)), -EINVAL);
         cr_assert(strstr(err, "'a/b'"), "%s", err);
 }
+
+static char *fmt(const elvis_cpuset *s)
+{
+        static char buf[128];
+        elvis_cpuset_format(s, buf, sizeof(buf));
+        return buf;
+}
+
+/* What an orchestrator writes: <vcpupin> per vCPU, <vcpu cpuset> for the others,
+ * libvirt's "^N" exclusions. */
+Test(domxml, orchestrator_pins)
+{
+        const char *x = "<domain><name>nova-1</name><vcpu placement='static' cpuset='0-7,^3'>4</vcpu>"
+                        "<cputune><vcpupin vcpu='0' cpuset='10'/><vcpupin vcpu='1' cpuset='11-12'/>"
+                        "<emulatorpin cpuset='1'/></cputune></domain>";
+        const char *all = "<domain><name>k</name><vcpu>2</vcpu><cputune><vcpupin vcpu='0' cpuset='4'/>"
+                          "<vcpupin vcpu='1' cpuset='5'/></cputune></domain>";
+        const char *none = "<domain><name>n</name><vcpu>2</vcpu></domain>";
+        struct elvis_domain_info i;
+        char err[256];
+
+        cr_assert_eq(elvis_domxml_parse(x, strlen(x), &i, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(fmt(&i.vcpupin), "10-12");
+        cr_assert_str_eq(fmt(&i.vcpu_cpuset), "0-2,4-7");
+        cr_assert(i.vcpu_cpuset_applies, "vCPUs 2 and 3 have no vcpupin of their own");
+        cr_assert_eq(elvis_domxml_parse(all, strlen(all), &i, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(fmt(&i.vcpupin), "4-5");
+        cr_assert_not(i.vcpu_cpuset_applies);
+        cr_assert_eq(elvis_domxml_parse(none, strlen(none), &i, err, sizeof(err)), 0, "%s", err);
+        cr_assert(elvis_cpuset_empty(&i.vcpupin) && elvis_cpuset_empty(&i.vcpu_cpuset));
+}
+
+Test(domxml, rejects_bad_pins)
+{
+        bad("<domain><name>x</name><vcpu>1</vcpu><cputune><vcpupin vcpu='0' cpuset='a-b'/></cputune></domain>",
+            "<vcpupin vcpu='0' cpuset='a-b'> is not a CPU list");
+        bad("<domain><name>x</name><vcpu>1</vcpu><cputune><vcpupin cpuset='1'/></cputune></domain>",
+            "no valid vcpu number");
+        bad("<domain><name>x</name><vcpu cpuset='^3'>1</vcpu></domain>", "<vcpu cpuset='^3'> is not a CPU list");
+        bad("<domain><name>x</name><vcpu cpuset='1,,2'>1</vcpu></domain>", "is not a CPU list");
+}

@@ -223,3 +223,91 @@ Test(placement, property_never_double_books)
         }
         elvis_topology_free(&t);
 }
+
+/* ---- vcpu-pinning respect: an orchestrator's pins are input ---- */
+
+Test(placement, pinned_cpus_leave_out_floating_vcpus)
+{
+        struct elvis_topology t = topo("package:2 numa:1 core:8 pu:2");
+        elvis_cpuset sets[4] = { cpus("3"), cpus("0-31"), cpus("5,40-41"), cpus("0-63") }, got;
+
+        got = elvis_placement_pinned_cpus(sets, 4, &t.online);
+        cr_assert_str_eq(fmt(&got), "3,5", "a vCPU allowed everywhere is not pinned; CPUs the host lacks are dropped");
+        got = elvis_placement_pinned_cpus(&sets[1], 1, &t.online);
+        cr_assert(elvis_cpuset_empty(&got), "a VM whose vCPUs all float takes no CPU");
+        got = elvis_placement_pinned_cpus(sets, 0, &t.online);
+        cr_assert(elvis_cpuset_empty(&got));
+        elvis_topology_free(&t);
+}
+
+Test(placement, pins_node_is_where_most_pins_are)
+{
+        struct elvis_topology t = topo("package:2 numa:1 core:8 pu:2");
+        elvis_cpuset p;
+
+        p = cpus("2-3,20");
+        cr_assert_eq(elvis_placement_pins_node(&t, &p), 0);
+        p = cpus("4,18-19");
+        cr_assert_eq(elvis_placement_pins_node(&t, &p), 1);
+        p = cpus("4,20");
+        cr_assert_eq(elvis_placement_pins_node(&t, &p), 0, "a tie goes to the lower node");
+        p = cpus("");
+        cr_assert_eq(elvis_placement_pins_node(&t, &p), -1);
+        p = cpus("100");
+        cr_assert_eq(elvis_placement_pins_node(&t, &p), -1, "a CPU the topology lacks says nothing");
+        elvis_topology_free(&t);
+}
+
+/* The orchestrator took node 1's two highest cores (and one PU of the core below): the
+ * sidecore goes to node 1, on the highest core none of whose PUs is pinned. */
+Test(placement, sidecore_avoids_orchestrator_pins)
+{
+        struct elvis_topology t = topo("package:2 numa:1 core:8 pu:2");
+        elvis_cpuset allowed = cpus("2-31"), busy;
+        struct elvis_state s;
+        char reason[256];
+        int cpu, node;
+
+        cr_assert_eq(elvis_state_init(&s), 0);
+        s.vms[0] = (struct elvis_vm){ .id = 1, .vcpus = 4, .numa = -1 };
+        s.vms[0].pinned = cpus("27-31");
+        s.nvms = 1;
+        busy = elvis_state_used_cpus(&s);
+        cr_assert_str_eq(fmt(&busy), "27-31", "pinned CPUs are taken");
+        node = elvis_placement_pins_node(&t, &s.vms[0].pinned);
+        cr_assert_eq(node, 1);
+        cr_assert_eq(elvis_place_sidecore(&t, &allowed, &busy, node, &cpu, reason, sizeof(reason)), 0, "%s", reason);
+        cr_assert_eq(cpu, 24, "cores 26-27, 28-29 and 30-31 hold pinned PUs");
+        /* an ELVIS-placed VM does not get the pinned CPUs either */
+        {
+                elvis_cpuset got;
+                elvis_cpuset_set(&busy, cpu);
+                cr_assert_eq(elvis_place_vcpus(&t, &allowed, &busy, 6, &got, &node, reason, sizeof(reason)), 0);
+                cr_assert_not(elvis_cpuset_intersects(&got, &s.vms[0].pinned));
+        }
+        elvis_state_fini(&s);
+        elvis_topology_free(&t);
+}
+
+Test(placement, pin_conflicts_name_each_pair)
+{
+        struct elvis_state s;
+        struct elvis_pin_conflict c[4];
+
+        cr_assert_eq(elvis_state_init(&s), 0);
+        s.sidecores[0] = (struct elvis_sidecore){ .id = 1, .cpu = 5 };
+        s.sidecores[1] = (struct elvis_sidecore){ .id = 2, .cpu = 10 };
+        s.sidecores[2] = (struct elvis_sidecore){ .id = 3, .cpu = 12 };
+        s.nsidecores = 3;
+        s.vms[0] = (struct elvis_vm){ .id = 7, .numa = -1, .pinned = cpus("4-5") };
+        s.vms[1] = (struct elvis_vm){ .id = 8, .numa = -1, .pinned = cpus("9-10") };
+        s.vms[2] = (struct elvis_vm){ .id = 9, .numa = -1, .cpus = cpus("14-15") };
+        s.nvms = 3;
+        cr_assert_eq(elvis_placement_pin_conflicts(&s, c, 4), 2);
+        cr_assert(c[0].vm == 7 && c[0].sidecore == 1 && c[0].cpu == 5);
+        cr_assert(c[1].vm == 8 && c[1].sidecore == 2 && c[1].cpu == 10);
+        cr_assert_eq(elvis_placement_pin_conflicts(&s, c, 1), 2, "the count is whole even when ret is short");
+        s.vms[1].pinned = cpus("9");
+        cr_assert_eq(elvis_placement_pin_conflicts(&s, c, 4), 1, "re-pinned away: that conflict is gone");
+        elvis_state_fini(&s);
+}
