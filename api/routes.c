@@ -175,6 +175,13 @@ static void h_vms_create(struct api_ctx *x)
                 body = json_deep_copy(x->body);
                 r = from_domain_xml(body, &info, &e);
                 have_info = r == 0;
+                /* the hook hands over every domain libvirt starts: only those that opted in */
+                if (r == 0 && elvis_libvirt_may_adopt(x->m, &info, &e) < 0) {
+                        json_decref(body);
+                        api_fail(x, e.code, e.detail);
+                        json_object_set_new(x->out, "type", json_string(ELVIS_PROBLEM_NOT_OPTED_IN));
+                        return;
+                }
         }
         if (r == 0)
                 r = elvis_vm_from_json(body ? body : x->body, ELVIS_DECODE_CREATE, &vm, &e);

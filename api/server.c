@@ -539,8 +539,13 @@ static int bind_unix(struct elvis_api *api, const char *path, const char *group)
         snprintf(dir, sizeof(dir), "%s", path);
         if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
                 *strrchr(dir, '/') = '\0';
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                if (mkdir(dir, 0755) == 0) {
+                        /* whatever the umask (the unit's is 0077): socket-group members pass */
+                        if (chmod(dir, 0755) < 0)
+                                log_warning("cannot make %s mode 0755: %m", dir);
+                } else if (errno != EEXIST) {
                         return elvis_log_errno(LOG_ERR, errno, "cannot create %s: %m", dir);
+                }
         }
         r = check_stale(path);
         if (r == -EADDRINUSE)

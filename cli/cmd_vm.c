@@ -280,7 +280,9 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
         printf("<devices>\n");
         json_array_foreach(json_object_get(vm, "devices"), i, d) {
                 if (!strcmp(kind, "user")) {
-                        printf("  <interface type='vhostuser'>\n    <source type='unix' path='%s' mode='client'/>\n"
+                        /* QEMU dials again every second while elvis-manager restarts */
+                        printf("  <interface type='vhostuser'>\n    <source type='unix' path='%s' mode='client'>\n"
+                               "      <reconnect enabled='yes' timeout='1'/>\n    </source>\n"
                                "    <model type='virtio'/>\n", elvis_json_str(d, "socket"));
                         if (elvis_json_int(d, "queues") > 1)
                                 printf("    <driver queues='%lld'/>\n", elvis_json_int(d, "queues"));

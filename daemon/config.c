@@ -3,6 +3,7 @@
 
 #include <elvis/version.h>
 
+#include "domxml.h"
 #include "log.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ enum opt_type {
         T_PINNING,      /* own|respect */
         T_LISTEN,       /* ADDR:PORT or empty */
         T_BOOL,         /* flag without argument; yes/no/true/false/1/0 in the file */
+        T_GLOBS,        /* comma-separated shell globs of libvirt domain names, or empty */
 };
 
 struct option_def {
@@ -65,6 +67,8 @@ static const struct option_def options[] = {
           "data plane (auto: kernel if /dev/elvis exists, else user)" },
         { "libvirt-uri", T_STRING, OFF(libvirt_uri), "qemu:///system", false, false, "URI|none",
           "libvirt connection for vCPU pinning" },
+        { "adopt-domains", T_GLOBS, OFF(adopt_domains), "", true, false, "GLOB[,GLOB...]",
+          "also adopt these libvirt domains (names or UUIDs) without ELVIS metadata" },
         { "vcpu-pinning", T_PINNING, OFF(vcpu_pinning), "own", false, false, "own|respect",
           "own: pin vCPUs, emulator and iothreads and correct drift; respect: leave an orchestrator's pins alone" },
         { "topology-xml", T_PATH, OFF(topology_xml), "", false, false, "FILE",
@@ -399,6 +403,14 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                         return -EINVAL;
                 }
                 break;
+        case T_GLOBS: {
+                char why[200];
+                if (elvis_domxml_globs_check(v, why, sizeof(why)) < 0) {
+                        add_error(errors, "%s: %s: %s", origin, o->name, why);
+                        return -EINVAL;
+                }
+                break;
+        }
         case T_PINNING:
                 if (strcmp(v, "own") && strcmp(v, "respect")) {
                         add_error(errors, "%s: vcpu-pinning must be own or respect; got '%s'", origin, v);

@@ -25,6 +25,7 @@ struct elvis_config {
         char *vmm_user;                 /* USER[:GROUP] */
         char *dataplane;
         char *libvirt_uri;
+        char *adopt_domains;            /* comma-separated globs; empty: domains with ELVIS metadata only */
         char *topology_xml;
         char *vcpu_pinning;             /* "own" or "respect" */
         char *pid_file;

@@ -234,6 +234,11 @@ static void on_diff(const char *name, bool live, void *userdata)
                 d->m->cfg.cpus_all = d->next->cpus_all;
         } else if (!strcmp(name, "reserved-cpus")) {
                 d->m->cfg.reserved_cpus = d->next->reserved_cpus;
+        } else if (!strcmp(name, "adopt-domains")) {
+                char *was = d->m->cfg.adopt_domains;
+                d->m->cfg.adopt_domains = d->next->adopt_domains;
+                d->next->adopt_domains = was;   /* freed with next */
+                elvis_libvirt_adopt_running(d->m);
         }
 }
 
@@ -298,8 +303,13 @@ int elvis_manager_start(struct elvis_manager *m)
                          m->store.path);
         else if (!moved[0])     /* a corrupt file was logged where it was moved aside */
                 log_info("state: no %s yet (first start): starting with no VMs and no sidecores", m->store.path);
-        if (mkdir(m->cfg.run_dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(m->cfg.run_dir, 0755) == 0) {
+                /* 0755 whatever the umask (the unit's is 0077): VMMs reach their sockets through it */
+                if (chmod(m->cfg.run_dir, 0755) < 0)
+                        log_warning("cannot make run-dir %s mode 0755: %m", m->cfg.run_dir);
+        } else if (errno != EEXIST) {
                 return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
+        }
         dataplane_open(m);
         dataplane_restore(m);
         r = elvis_loop_add_signal(m->loop, SIGTERM, on_signal, m, NULL);

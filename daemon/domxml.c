@@ -2,6 +2,7 @@
 #include "domxml.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
@@ -75,6 +76,79 @@ static int dac_label(const char *label, struct elvis_domain_info *info)
         info->vmm_uid_set = u == 0;
         info->vmm_gid_set = g == 0;
         return 0;
+}
+
+/* Calls fn on each item of a comma-separated list, trimmed of spaces; stops at a non-zero
+ * return and passes it on. */
+static int each_glob(const char *list, int (*fn)(const char *item, size_t len, void *ud), void *ud)
+{
+        if (!list || !*list)
+                return 0;
+        for (const char *p = list;; p++) {
+                size_t n = strcspn(p, ","), len = n;
+                const char *item = p;
+                int r;
+                while (len && (*item == ' ' || *item == '\t'))
+                        item++, len--;
+                while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+                        len--;
+                if ((r = fn(item, len, ud)) != 0)
+                        return r;
+                p += n;
+                if (!*p)
+                        return 0;
+        }
+}
+
+static int match_one(const char *item, size_t len, void *ud)
+{
+        const struct elvis_domain_info *info = ud;
+        char glob[ELVIS_DOMAIN_MAX];
+
+        if (len == 0 || len >= sizeof(glob))
+                return 0;
+        memcpy(glob, item, len);
+        glob[len] = '\0';
+        return (info->name[0] && fnmatch(glob, info->name, 0) == 0) ||
+               (info->uuid[0] && fnmatch(glob, info->uuid, FNM_CASEFOLD) == 0);
+}
+
+bool elvis_domxml_opted_in(const struct elvis_domain_info *info, const char *allow)
+{
+        return info->has_policy || each_glob(allow, match_one, (void *)info) > 0;
+}
+
+struct check_ctx {
+        char *err;
+        size_t errlen;
+};
+
+static int check_one(const char *item, size_t len, void *ud)
+{
+        struct check_ctx *c = ud;
+
+        if (len == 0) {
+                snprintf(c->err, c->errlen, "empty item (two commas, or a comma at an end)");
+                return -EINVAL;
+        }
+        if (len >= ELVIS_DOMAIN_MAX) {
+                snprintf(c->err, c->errlen, "'%.40s...' is longer than %d characters", item, ELVIS_DOMAIN_MAX - 1);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)item[i] < 0x20 || item[i] == 0x7f || item[i] == '/') {
+                        snprintf(c->err, c->errlen, "'%.*s': a domain name has no '/' or control characters",
+                                 (int)len, item);
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+int elvis_domxml_globs_check(const char *allow, char *err, size_t errlen)
+{
+        struct check_ctx c = { err, errlen };
+
+        return each_glob(allow, check_one, &c);
 }
 
 /* libvirt's cpuset syntax: cpu-list items, and "^N" items that take CPUs out again

@@ -25,6 +25,18 @@ struct elvis_domain_info {
         bool vcpu_cpuset_applies;
 };
 
+/* How an operator opts a domain in, for messages that say why one was left alone. */
+#define ELVIS_DOMXML_OPT_IN                                                                                  \
+        "add <elvis:policy xmlns:elvis='" ELVIS_XMLNS "'/> to its <metadata>, or its name to adopt-domains"
+
+/* Whether ELVIS may take a domain it was not explicitly asked for (libvirt events, the
+ * qemu hook): it carries an <elvis:policy>, or its name or UUID matches one of the
+ * comma-separated shell globs of allow (fnmatch; spaces around commas ignored; NULL or
+ * empty: metadata only). */
+bool elvis_domxml_opted_in(const struct elvis_domain_info *info, const char *allow);
+/* 0 when every item of an adopt-domains list is a usable glob, else -EINVAL with a message. */
+int elvis_domxml_globs_check(const char *allow, char *err, size_t errlen);
+
 /* A valid ELVIS VM name derived from a domain name (letters first, odd characters '-'). */
 void elvis_domxml_vm_name(const char *domain, char *out, size_t size);
 

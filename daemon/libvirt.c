@@ -633,8 +633,10 @@ static void adopt(struct elvis_manager *m, virDomainPtr dom)
                 log_warning("domain %s: not adopted: %s", virDomainGetName(dom), err);
                 return;
         }
-        if (!info.has_policy)
+        if (elvis_libvirt_may_adopt(m, &info, &e) < 0) {
+                log_info("%s", e.detail);
                 return;
+        }
         elvis_domxml_vm_name(info.name, vm.name, sizeof(vm.name));
         snprintf(vm.domain, sizeof(vm.domain), "%s", info.uuid[0] ? info.uuid : info.name);
         vm.vcpus = info.vcpus;
@@ -652,10 +654,23 @@ static void adopt(struct elvis_manager *m, virDomainPtr dom)
         }
         r = elvis_manager_vm_add(m, &vm, false, &e);
         if (r < 0)
-                log_error("domain %s carries ELVIS metadata but cannot be adopted: %s", info.name, e.detail);
+                log_error("domain %s opted in (%s) but cannot be adopted: %s", info.name,
+                          info.has_policy ? "ELVIS metadata" : "adopt-domains", e.detail);
         else
-                log_notice("domain %s adopted as VM %u '%s' (weight %u, exitless %s)", info.name, vm.id, vm.name,
-                           vm.policy.weight, elvis_exitless_name(vm.policy.exitless));
+                log_notice("domain %s adopted as VM %u '%s' (%s; weight %u, exitless %s)", info.name, vm.id, vm.name,
+                           info.has_policy ? "ELVIS metadata" : "adopt-domains", vm.policy.weight,
+                           elvis_exitless_name(vm.policy.exitless));
+}
+
+int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_domain_info *info,
+                            struct elvis_err *e)
+{
+        if (elvis_domxml_opted_in(info, m->cfg.adopt_domains))
+                return 0;
+        return elvis_err_set(e, -EPERM,
+                             "domain %s has no ELVIS metadata and adopt-domains does not name it: left alone "
+                             "(to opt in, " ELVIS_DOMXML_OPT_IN ")",
+                             info->name[0] ? info->name : info->uuid);
 }
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
@@ -732,12 +747,9 @@ static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const ch
 }
 
 /* After a (re)connect: pins of managed domains back where they belong, domains that
- * disappeared while we were away released, running domains with metadata adopted. */
+ * disappeared while we were away released, running domains that opted in adopted. */
 static void reconcile(struct elvis_manager *m)
 {
-        virDomainPtr *doms = NULL;
-        int n;
-
         for (unsigned i = 0; i < m->state.nvms;) {
                 struct elvis_vm *vm = &m->state.vms[i];
                 virDomainPtr dom;
@@ -762,6 +774,16 @@ static void reconcile(struct elvis_manager *m)
                         pin_vm(m, vm, true);
                 i++;
         }
+        elvis_libvirt_adopt_running(m);
+}
+
+void elvis_libvirt_adopt_running(struct elvis_manager *m)
+{
+        virDomainPtr *doms = NULL;
+        int n;
+
+        if (!m->libvirt || !m->libvirt->conn)
+                return;
         n = virConnectListAllDomains(m->libvirt->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
         for (int i = 0; i < n; i++) {
                 if (!vm_for_domain(m, doms[i]))
@@ -870,7 +892,7 @@ int elvis_libvirt_start(struct elvis_manager *m)
         if (elvis_config_respects_pins(&m->cfg) &&
             (r = elvis_loop_add_timer(m->loop, PIN_POLL_US, true, poll_pins, m, &lv->pin_poll)) < 0)
                 return r;
-        connect_now(m);
+        elvis_loop_timer_rearm(lv->retry, 1, false);
         return elvis_manager_listen(m, on_commit, lv);
 }
 
@@ -896,6 +918,11 @@ void elvis_libvirt_stop(struct elvis_manager *m)
         elvis_loop_source_free(lv->pin_poll);
         free(lv);
         m->libvirt = NULL;
+}
+
+bool elvis_libvirt_connected(const struct elvis_manager *m)
+{
+        return m->libvirt && m->libvirt->conn;
 }
 
 json_t *elvis_libvirt_status(struct elvis_manager *m)

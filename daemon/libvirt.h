@@ -1,8 +1,8 @@
 /* libvirt integration: vCPU/emulator/iothread pinning (or, under vcpu-pinning respect,
  * reading an orchestrator's pins and reporting sidecores that collide with them),
  * lifecycle events (a stopped or undefined domain releases its VM), adoption of domains
- * that carry ELVIS metadata, re-pinning after a restart. libvirt's event loop runs on the
- * manager's loop. */
+ * that opted in (ELVIS metadata, or named by adopt-domains), re-pinning after a restart.
+ * libvirt's event loop runs on the manager's loop. */
 #pragma once
 #include <elvis/model.h>
 
@@ -13,14 +13,23 @@
 struct elvis_manager;
 struct elvis_err;
 
-/* Connects (or keeps retrying in the background); never fails the daemon's start for an
- * unreachable libvirtd. Does nothing with --libvirt-uri none. */
+/* Connects on the loop's first turn, after READY=1 (libvirtd is ordered after us and may
+ * be socket-activated: a connect before READY would wait for it while it waits for us),
+ * then keeps retrying in the background; never fails the daemon's start for an unreachable
+ * libvirtd. Does nothing with --libvirt-uri none. */
 int elvis_libvirt_start(struct elvis_manager *m);
+bool elvis_libvirt_connected(const struct elvis_manager *m);
 void elvis_libvirt_stop(struct elvis_manager *m);
 bool elvis_libvirt_enabled(const struct elvis_manager *m);
 /* Reads a domain by name or UUID: 0, -ENOENT, -ENOTCONN (libvirt unreachable). */
 int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elvis_domain_info *ret, char *err,
                          size_t errlen);
+/* Whether a domain ELVIS was not explicitly asked for (libvirt events, the qemu hook's
+ * domain_xml) may be taken: 0, or -EPERM with a detail naming the domain and how to opt in. */
+int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_domain_info *info,
+                            struct elvis_err *e);
+/* Adopts the running domains that opted in and are not managed yet (adopt-domains changed). */
+void elvis_libvirt_adopt_running(struct elvis_manager *m);
 /* What a new VM that names a domain can learn from libvirt (vCPUs, interfaces, QEMU's
  * identity) when the request does not say: 1 with ret filled, 0 when there is nothing to
  * ask (no domain, everything given, libvirt disabled, or unreachable while the vCPUs are

@@ -300,6 +300,8 @@ Test(cli, vm_xml_is_a_valid_libvirt_domain_part)
         cr_assert(strstr(out, "<access mode='shared'/>"), "vhost-user needs shared guest memory: %s", out);
         cr_assert(strstr(out, "<driver queues='2'/>"), "%s", out);
         cr_assert(strstr(out, "weight='300'"), "%s", out);
+        cr_assert(strstr(out, "mode='client'>\n      <reconnect enabled='yes' timeout='1'/>\n    </source>"),
+                  "QEMU reconnects when the daemon restarts: %s", out);
         assert_valid_domain(out);
         free(out), free(err);
 }

@@ -504,3 +504,27 @@ Test(daemon, tcp_without_tls_refuses_to_start)
         free(out);
         free(err);
 }
+
+/* The unit runs the daemon with UMask=0077: what others must reach keeps its mode (run-dir
+ * 0755 for the VMMs, the API socket 0660 and its directory 0755 for socket-group). */
+Test(daemon, modes_do_not_depend_on_the_umask)
+{
+        char sock[200], arg[220];
+        struct stat st;
+        mode_t old = umask(0077);
+
+        snprintf(sock, sizeof(sock), "%s/api/elvis.sock", d.dir);
+        snprintf(arg, sizeof(arg), "--socket=%s", sock);
+        daemon_arg(&d, arg);
+        cr_assert_eq(daemon_start(&d), 0);
+        umask(old);
+        cr_assert_eq(stat(d.run_dir, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0755, "run-dir is %o", st.st_mode & 07777);
+        *strrchr(sock, '/') = '\0';
+        cr_assert_eq(stat(sock, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0755, "the API socket's directory is %o", st.st_mode & 07777);
+        strcat(sock, "/elvis.sock");
+        cr_assert_eq(stat(sock, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0660, "the API socket is %o", st.st_mode & 07777);
+        cr_assert_eq(daemon_stop(&d), 0);
+}

@@ -47,6 +47,10 @@ static void start(const char *pinning)
         virSetErrorFunc(NULL, quiet);
         conn = virConnectOpen("test:///default");
         cr_assert_not_null(conn);
+        cr_assert_not(elvis_libvirt_connected(m), "the first connect waits for the loop (after READY=1)");
+        for (int i = 0; i < 500 && !elvis_libvirt_connected(m); i++)
+                elvis_loop_iterate(m->loop, 10);
+        cr_assert(elvis_libvirt_connected(m), "connected on the loop's first turns");
 }
 
 static void setup(void)
@@ -98,6 +102,7 @@ static char *pin_of(virDomainPtr dom, unsigned vcpu)
 }
 
 static bool no_vms(void) { return m->state.nvms == 0; }
+static bool connected(void) { return elvis_libvirt_connected(m); }
 
 /* A few loop turns: deferred work (pins) runs. */
 static void settle(void)
@@ -215,6 +220,7 @@ Test(libvirt, restart_repins_drifted_vcpus)
         /* what a restart does: reconnect and reconcile */
         elvis_libvirt_stop(m);
         cr_assert_eq(elvis_libvirt_start(m), 0);
+        cr_assert(run_until(connected));
         snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&vm.cpus, 0) + 1);
         cr_assert_str_eq(pin_of(dom, 1), want, "the drifted pin was corrected");
         virDomainFree(dom);
@@ -255,6 +261,105 @@ Test(libvirt, domain_xml_from_the_hook)
         snprintf(vm.domain, sizeof(vm.domain), "outside");
         cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), -EACCES);
         cr_assert(strstr(e.detail, "outside run-dir"), "%s", e.detail);
+}
+
+/* A domain defined and started from the test's own connection: name, vCPUs, optional metadata. */
+static virDomainPtr start_domain(const char *name, const char *metadata)
+{
+        char xml[1024];
+        virDomainPtr dom;
+
+        snprintf(xml, sizeof(xml),
+                 "<domain type='test'><name>%s</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
+                 "%s</domain>", name, metadata ? metadata : "");
+        dom = virDomainDefineXML(conn, xml);
+        cr_assert_not_null(dom, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainCreate(dom), 0, "%s", virGetLastErrorMessage());
+        return dom;
+}
+
+static void drop_domain(virDomainPtr dom)
+{
+        virDomainDestroy(dom);
+        virDomainUndefine(dom);
+        virDomainFree(dom);
+}
+
+static bool has_vm(const char *name)
+{
+        for (unsigned i = 0; i < m->state.nvms; i++)
+                if (!strcmp(m->state.vms[i].name, name))
+                        return true;
+        return false;
+}
+
+static bool marker_adopted(void) { return has_vm("marker"); }
+static bool marker2_adopted(void) { return has_vm("marker2"); }
+
+#define META "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'/></metadata>"
+
+/* A domain without ELVIS metadata is not pinned when it starts (an orchestrator's instance
+ * on a shared host); events arrive in order, so once a later domain with metadata is
+ * adopted, the earlier one's STARTED event has been handled. */
+Test(libvirt, domains_without_metadata_are_left_alone)
+{
+        virDomainPtr plain = start_domain("plain1", NULL), marker;
+        struct elvis_domain_info info = { .name = "plain1" };
+        struct elvis_err e = { 0 };
+
+        marker = start_domain("marker", META);
+        cr_assert(run_until(marker_adopted), "the domain with metadata was adopted");
+        cr_assert_eq(m->state.nvms, 1, "only the domain with metadata: %u VMs", m->state.nvms);
+        cr_assert_not(has_vm("plain1"));
+        /* the line the log gets names the domain and both ways to opt in */
+        cr_assert_eq(elvis_libvirt_may_adopt(m, &info, &e), -EPERM);
+        cr_assert(strstr(e.detail, "domain plain1 has no ELVIS metadata"), "%s", e.detail);
+        cr_assert(strstr(e.detail, "left alone"), "%s", e.detail);
+        cr_assert(strstr(e.detail, "<elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'/>"), "%s", e.detail);
+        cr_assert(strstr(e.detail, "adopt-domains"), "%s", e.detail);
+        drop_domain(plain);
+        drop_domain(marker);
+}
+
+/* adopt-domains names domains to take without metadata: at their start, and on a reconnect
+ * (the daemon's restart, or libvirtd's) for those already running; others stay alone. */
+Test(libvirt, adopt_domains_names_domains_without_metadata)
+{
+        virDomainPtr web, db, late, marker, marker2;
+
+        free(m->cfg.adopt_domains);
+        m->cfg.adopt_domains = strdup("web-*, other");
+        web = start_domain("web-1", NULL);
+        db = start_domain("db-1", NULL);
+        marker = start_domain("marker", META);
+        cr_assert(run_until(marker_adopted));
+        cr_assert(has_vm("web-1"), "named by adopt-domains");
+        cr_assert_not(has_vm("db-1"), "neither metadata nor adopt-domains");
+        cr_assert_eq(m->state.nvms, 2);
+        /* the list grows while db-1 runs: the next reconnect adopts it */
+        free(m->cfg.adopt_domains);
+        m->cfg.adopt_domains = strdup("web-*,db-?");
+        elvis_libvirt_stop(m);
+        cr_assert_eq(elvis_libvirt_start(m), 0);
+        cr_assert(run_until(connected));
+        cr_assert(has_vm("db-1"), "re-adopted on reconnect");
+        cr_assert_eq(m->state.nvms, 3);
+        /* what SIGHUP does when adopt-domains changes: running domains it now names */
+        late = start_domain("late-1", NULL);
+        marker2 = start_domain("marker2", META);
+        cr_assert(run_until(marker2_adopted));
+        cr_assert_not(has_vm("late-1"));
+        free(m->cfg.adopt_domains);
+        m->cfg.adopt_domains = strdup("late-*");
+        elvis_libvirt_adopt_running(m);
+        cr_assert(has_vm("late-1"));
+        cr_assert_eq(m->state.nvms, 5);
+        drop_domain(web);
+        drop_domain(db);
+        drop_domain(late);
+        drop_domain(marker);
+        drop_domain(marker2);
+        cr_assert(run_until(no_vms), "stopping them released all five");
 }
 
 /* ---- vcpu-pinning respect: the orchestrator (here: the test's own connection) owns the

@@ -53,7 +53,8 @@ static void teardown(void)
 
 TestSuite(paths, .init = setup, .fini = teardown, .timeout = 120);
 
-/* POST /v1/vms as the qemu hook does: a domain XML with one vhost-user interface. */
+/* POST /v1/vms as the qemu hook does: a domain XML with one vhost-user interface, opted in
+ * with ELVIS metadata. */
 static long post_domain(const char *name, const char *socket, struct resp *r)
 {
         char xml[1024];
@@ -62,7 +63,9 @@ static long post_domain(const char *name, const char *socket, struct resp *r)
         long status;
 
         snprintf(xml, sizeof(xml),
-                 "<domain><name>%s</name><vcpu>1</vcpu><devices><interface type='vhostuser'>"
+                 "<domain><name>%s</name><vcpu>1</vcpu>"
+                 "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'/></metadata>"
+                 "<devices><interface type='vhostuser'>"
                  "<source type='unix' path='%s' mode='client'/><model type='virtio'/></interface></devices></domain>",
                  name, socket);
         body = json_pack("{s:s}", "domain_xml", xml);

@@ -93,6 +93,7 @@ ParameterizedTestParameters(config, golden)
                 { "bad-tls-missing" },
                 { "bad-vhost-user-dir" },
                 { "bad-vmm-user" },
+                { "bad-adopt-domains" },
                 { "bad-vcpu-pinning" },
         };
         return cr_make_param_array(struct golden, names, sizeof(names) / sizeof(names[0]));
@@ -145,6 +146,7 @@ Test(config, defaults_without_file)
         cr_assert_eq(elvis_cpuset_count(&c.reserved_cpus), 1);
         cr_assert_eq(c.log_level, LOG_INFO);
         cr_assert_not(c.foreground);
+        cr_assert_str_eq(c.adopt_domains, "", "metadata only unless the operator lists domains");
         elvis_config_fini(&c);
 }
 
@@ -275,6 +277,38 @@ Test(config, vhost_user_dir_repeats)
         cr_assert_lt(elvis_identity_parse(":0", NULL, NULL, NULL, NULL), 0);
         elvis_config_fini(&c);
         elvis_config_errors_fini(&e);
+}
+
+/* adopt-domains: a glob list from a flag or the file, checked item by item, live on SIGHUP. */
+Test(config, adopt_domains)
+{
+        char *a1[] = { "elvis-manager", "--config", "", NULL };
+        char *a2[] = { "elvis-manager", "--config", "", "--adopt-domains", "web-*,db-?", NULL };
+        char *a3[] = { "elvis-manager", "--config", "", "--adopt-domains", "web-*,", NULL };
+        char *a4[] = { "elvis-manager", "--config", "", "--adopt-domains=../etc/*", NULL };
+        char *a5[] = { "elvis-manager", "--config", DATA "/ok-full.conf", NULL };
+        struct elvis_config c1, c2;
+        struct elvis_config_errors e = { 0 };
+        struct seen s = { 0 };
+
+        cr_assert_eq(load_args(3, a1, &c1, &e), 0);
+        cr_assert_eq(load_args(5, a2, &c2, &e), 0);
+        cr_assert_str_eq(c2.adopt_domains, "web-*,db-?");
+        elvis_config_diff(&c1, &c2, collect, &s);
+        cr_assert_eq(s.n, 1);
+        cr_assert_str_eq(s.names[0], "adopt-domains");
+        cr_assert(s.live[0], "SIGHUP applies a new allow-list");
+        elvis_config_fini(&c1);
+        elvis_config_fini(&c2);
+        cr_assert_eq(load_args(5, a3, &c1, &e), -EINVAL);
+        cr_assert_str_eq(e.lines[0], "--adopt-domains: adopt-domains: empty item (two commas, or a comma at an end)");
+        elvis_config_errors_fini(&e);
+        cr_assert_eq(load_args(4, a4, &c1, &e), -EINVAL);
+        cr_assert(strstr(e.lines[0], "'../etc/*': a domain name has no '/'"), "%s", e.lines[0]);
+        elvis_config_errors_fini(&e);
+        cr_assert_eq(load_args(3, a5, &c1, &e), 0);
+        cr_assert_str_eq(c1.adopt_domains, "web-*, nova-[0-9]*");
+        elvis_config_fini(&c1);
 }
 
 Test(config, vcpu_pinning_flag)

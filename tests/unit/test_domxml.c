@@ -3,6 +3,7 @@
 
 #include "../../daemon/domxml.h"
 
+#include <errno.h>
 #include <string.h>
 
 static const char *dom =
@@ -77,6 +78,27 @@ Test(domxml, vm_names_from_domain_names)
         cr_assert_str_eq(out, "web-01");
         elvis_domxml_vm_name("01 db/primary", out, sizeof(out));
         cr_assert_str_eq(out, "vm-01-db-primary");
+}
+
+/* Opt-in: ELVIS metadata, or a glob of adopt-domains matching the name or the UUID. */
+Test(domxml, opted_in)
+{
+        struct elvis_domain_info i = { .name = "web-01", .uuid = "c7a5fdbd-cdaf-9455-926a-d65c16db1809" };
+        char err[200];
+
+        cr_assert_not(elvis_domxml_opted_in(&i, NULL));
+        cr_assert_not(elvis_domxml_opted_in(&i, ""));
+        cr_assert_not(elvis_domxml_opted_in(&i, "web-1*,db-*"));
+        cr_assert(elvis_domxml_opted_in(&i, "db-*, web-0?"), "spaces around commas are ignored");
+        cr_assert(elvis_domxml_opted_in(&i, "C7A5FDBD-*"), "a UUID glob, any case");
+        cr_assert_not(elvis_domxml_opted_in(&i, "web"), "a glob matches the whole name");
+        i.has_policy = true;
+        cr_assert(elvis_domxml_opted_in(&i, ""), "metadata is enough");
+        cr_assert_eq(elvis_domxml_globs_check("", err, sizeof(err)), 0);
+        cr_assert_eq(elvis_domxml_globs_check("web-*, nova-[0-9]*", err, sizeof(err)), 0);
+        cr_assert_eq(elvis_domxml_globs_check("web-*, ", err, sizeof(err)), -EINVAL);
+        cr_assert_eq(elvis_domxml_globs_check("a/b", err, sizeof(err)), -EINVAL);
+        cr_assert(strstr(err, "'a/b'"), "%s", err);
 }
 
 static char *fmt(const elvis_cpuset *s)
