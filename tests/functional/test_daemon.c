@@ -132,14 +132,14 @@ Test(daemon, sighup_reloads_config)
         f = fopen(conf, "w");
         fputs("reserved-cpus = 0\npid-file = /tmp/elsewhere.pid\n", f);
         fclose(f);
-        d.notify_log[0] = '\0';
+        daemon_notify_reset(&d);
         kill(d.pid, SIGHUP);
         cr_assert(daemon_wait_notify(&d, "RELOADING=1", 5000));
         cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
         f = fopen(conf, "w");
         fputs("cpus = banana\n", f);
         fclose(f);
-        d.notify_log[0] = '\0';
+        daemon_notify_reset(&d);
         kill(d.pid, SIGHUP);
         cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
         cr_assert(daemon_alive(&d), "a bad config on reload does not kill the daemon");
