@@ -8,7 +8,6 @@
 
 #include "domxml.h"
 #include "log.h"
-#include "notify.h"
 #include "paths.h"
 #include "topology_hwloc.h"
 
@@ -289,9 +288,11 @@ void elvis_manager_publish(struct elvis_manager *m, enum elvis_event ev, const s
                 m->listeners[i].fn(m, ev, old, m->listeners[i].userdata);
 }
 
+/* libsystemd's sd_notify is a blocking send: it waits only while the service manager
+ * leaves its queue full, and then the watchdog would not be heard either. */
 void elvis_manager_changed(struct elvis_manager *m)
 {
-        elvis_notify("STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
+        sd_notifyf(0, "STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
                    m->dp_status == ELVIS_DP_RUNNING ? "running" : "not running");
 }
 
