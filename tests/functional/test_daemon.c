@@ -1,6 +1,6 @@
 /* Functional tests of the elvis-manager process: sd_notify protocol, signals, SIGHUP
  * reload, --check-config goldens, usage errors, single instance, TLS listener,
- * daemonizing. */
+ * daemonizing, structured journal fields. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
@@ -9,10 +9,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,4 +429,203 @@ Test(daemon, tcp_without_tls_refuses_to_start)
         cr_assert(strstr(err, "listen requires tls-cert, tls-key and token-file"), "%s", err);
         free(out);
         free(err);
+}
+
+/* journald, played by the test: a datagram socket at /run/systemd/journal/socket in a
+ * private mount namespace (the host's journal never sees these messages). A thread decodes
+ * every datagram of the native protocol into "KEY=value\n" lines, as journald reads them. */
+struct fake_journal {
+        int fd;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        char *entries[512];
+        unsigned n;
+};
+
+static char *journal_decode(const char *p, size_t len)
+{
+        char *out = NULL;
+        size_t outlen = 0;
+        FILE *f = open_memstream(&out, &outlen);
+        const char *end = p + len;
+
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p)), *eq;
+                uint64_t size = 0;
+
+                if (!nl)
+                        break;
+                eq = memchr(p, '=', (size_t)(nl - p));
+                if (eq) {                               /* KEY=value\n */
+                        fwrite(p, 1, (size_t)(nl - p) + 1, f);
+                        p = nl + 1;
+                        continue;
+                }
+                /* KEY\n, a little-endian 64-bit size, the value, \n */
+                if ((size_t)(end - nl - 1) < 8)
+                        break;
+                for (int i = 7; i >= 0; i--)
+                        size = size << 8 | (unsigned char)nl[1 + i];
+                if (size > (uint64_t)(end - nl - 9))
+                        break;
+                fprintf(f, "%.*s=%.*s\n", (int)(nl - p), p, (int)size, nl + 9);
+                p = nl + 9 + size + 1;
+        }
+        fclose(f);
+        return out;
+}
+
+static void *journal_reader(void *userdata)
+{
+        struct fake_journal *j = userdata;
+        static char buf[65536];
+        ssize_t n;
+
+        while ((n = recv(j->fd, buf, sizeof(buf), 0)) >= 0) {
+                char *e = journal_decode(buf, (size_t)n);
+                pthread_mutex_lock(&j->lock);
+                if (j->n < sizeof(j->entries) / sizeof(j->entries[0]))
+                        j->entries[j->n++] = e;
+                else
+                        free(e);
+                pthread_cond_broadcast(&j->cond);
+                pthread_mutex_unlock(&j->lock);
+        }
+        return NULL;
+}
+
+static void fake_journal_start(struct fake_journal *j)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
+        const char *top = access("/run/systemd", F_OK) == 0 ? "/run/systemd" : "/run";
+        pthread_condattr_t ca;
+        pthread_t t;
+
+        /* a mount namespace is per thread: the daemon, spawned from this one, inherits it */
+        if (unshare(CLONE_NEWNS) < 0)
+                cr_skip_test("no private mount namespace for a fake journald (%s): this test needs root",
+                             strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+        cr_assert_eq(mount("tmpfs", top, "tmpfs", 0, "mode=0755"), 0, "%s", strerror(errno));
+        cr_assert(mkdir("/run/systemd", 0755) == 0 || errno == EEXIST);
+        cr_assert_eq(mkdir("/run/systemd/journal", 0755), 0);
+        j->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(bind(j->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+        pthread_mutex_init(&j->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->cond, &ca);
+        cr_assert_eq(pthread_create(&t, NULL, journal_reader, j), 0);
+        pthread_detach(t);              /* blocked in recv until the test's process ends */
+}
+
+/* The first entry containing every needle (NULL terminated), waiting up to ms; a copy. */
+static char *journal_wait(struct fake_journal *j, int ms, const char *const *needles)
+{
+        struct timespec until;
+        char *found = NULL;
+        unsigned seen = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&j->lock);
+        while (!found) {
+                for (; seen < j->n && !found; seen++) {
+                        bool all = true;
+                        for (const char *const *nd = needles; *nd && all; nd++)
+                                all = strstr(j->entries[seen], *nd) != NULL;
+                        if (all)
+                                found = strdup(j->entries[seen]);
+                }
+                if (!found && pthread_cond_timedwait(&j->cond, &j->lock, &until) != 0)
+                        break;
+        }
+        pthread_mutex_unlock(&j->lock);
+        return found;
+}
+
+/* Under journald (stderr is the stream $JOURNAL_STREAM names), messages go through the
+ * native protocol with their priority, code location and what they concern. */
+Test(daemon, journal_gets_structured_fields)
+{
+        static struct fake_journal j;
+        static char stream[96];
+        struct stat st;
+        struct resp r;
+        char sc_field[64], *e, *log;
+        int fd;
+
+        fake_journal_start(&j);
+        fd = open(d.log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(fstat(fd, &st), 0);
+        close(fd);
+        snprintf(stream, sizeof(stream), "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        daemon_env(&d, stream);
+        daemon_arg(&d, "--topology-xml");
+        daemon_arg(&d, ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml");
+        cr_assert_eq(daemon_start(&d), 0);
+
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"jv\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        resp_free(&r);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=VM 1 'jv' added", NULL });
+        cr_assert_not_null(e, "no journal entry for the new VM");
+        cr_assert(strstr(e, "\nPRIORITY=5\n"), "%s", e);
+        cr_assert(strstr(e, "\nELVIS_VM=jv\n"), "%s", e);
+        cr_assert(strstr(e, "\nELVIS_VM_ID=1\n"), "%s", e);
+        cr_assert(strstr(e, "\nSYSLOG_IDENTIFIER=elvis-manager-fake\n"), "%s", e);
+        cr_assert(strstr(e, "daemon/manager.c\n"), "CODE_FILE: %s", e);
+        cr_assert(strstr(e, "\nCODE_FUNC=elvis_manager_vm_add\n"), "%s", e);
+        cr_assert(strstr(e, "\nCODE_LINE="), "%s", e);
+        cr_assert_null(strstr(e, "ELVIS_SIDECORE="), "%s", e);
+        free(e);
+
+        cr_assert_eq(http_json(&d, "POST", "/v1/sidecores", NULL, &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        snprintf(sc_field, sizeof(sc_field), "\nELVIS_SIDECORE=%lld\n", json_integer_value(json_object_get(r.json, "id")));
+        resp_free(&r);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=sidecore ", sc_field, NULL });
+        cr_assert_not_null(e, "no journal entry with%s", sc_field);
+        cr_assert_null(strstr(e, "ELVIS_VM="), "%s", e);
+        free(e);
+
+        cr_assert_eq(daemon_stop(&d), 0);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=elvis-manager stopped\n", "\nPRIORITY=5\n", NULL });
+        cr_assert_not_null(e, "the last message reaches the journal too");
+        free(e);
+        log = daemon_log(&d);
+        cr_assert_null(strstr(log, "'jv' added"), "journald got it, stderr did not: %s", log);
+        free(log);
+}
+
+/* The same daemon, with $JOURNAL_STREAM naming another file: stderr lines with priority
+ * prefixes, as before. */
+Test(daemon, journal_stream_of_another_file_keeps_prefixed_stderr)
+{
+        static char stream[96];
+        struct stat st;
+        struct resp r;
+        char *log;
+
+        cr_assert_eq(stat("/dev/null", &st), 0);
+        snprintf(stream, sizeof(stream), "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        daemon_env(&d, stream);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"pv\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "<5>VM 1 'pv' added"), "%s", log);
+        free(log);
 }

@@ -224,7 +224,8 @@ int daemon_start(struct daemon *d)
         argv[n] = NULL;
         snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", d->notify_path);
         for (char **v = environ; *v && e < 200; v++)
-                if (strncmp(*v, "NOTIFY_SOCKET=", 14) && strncmp(*v, "WATCHDOG_", 9) && strncmp(*v, "ELVIS_", 6))
+                if (strncmp(*v, "NOTIFY_SOCKET=", 14) && strncmp(*v, "WATCHDOG_", 9) && strncmp(*v, "ELVIS_", 6) &&
+                    strncmp(*v, "JOURNAL_STREAM=", 15))
                         envp[e++] = *v;
         envp[e++] = notify_env;
         for (size_t i = 0; d->env[i]; i++)
