@@ -1,6 +1,6 @@
 /* Functional tests of the elvis-manager process: sd_notify protocol, signals, SIGHUP
  * reload, --check-config goldens, usage errors, single instance, TLS listener,
- * daemonizing, structured journal fields. */
+ * daemonizing, the metrics listener, structured journal fields. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
@@ -273,6 +273,22 @@ Test(daemon, daemonize_reports_startup_failure)
         cr_assert_eq(run_cmd(argv, NULL, NULL, NULL), 1, "the parent reports a child that failed to start");
 }
 
+/* A TCP port on 127.0.0.1 that nothing uses now (the kernel's pick), for a listener of the
+ * daemon: tests running side by side never share one. */
+static int free_port(void)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        port = ntohs(sa.sin_port);
+        close(fd);
+        return port;
+}
+
 static void make_tls(const char *dir, char *cert, char *key, char *token, size_t len)
 {
         char cmd[1024];
@@ -332,7 +348,7 @@ static void start_tls(int port, char *cert, size_t len)
 Test(daemon, tls_listener_requires_token)
 {
         char cert[160], url[64];
-        int port = 20000 + (getpid() % 20000);
+        int port = free_port();
 
         start_tls(port, cert, sizeof(cert));
         snprintf(url, sizeof(url), "https://localhost:%d/v1/health", port);
@@ -386,7 +402,7 @@ static bool closed_by_server(int fd, int ms)
 Test(daemon, tcp_listener_limits_unauthenticated_clients)
 {
         char cert[160], url[64];
-        int port = 20000 + ((getpid() + 7) % 20000), fds[40], nfd = 0, dropped = 0, silent;
+        int port = free_port(), fds[40], nfd = 0, dropped = 0, silent;
         struct api_probe probe;
         struct timespec t0, t1;
 
@@ -429,6 +445,170 @@ Test(daemon, tcp_without_tls_refuses_to_start)
         cr_assert(strstr(err, "listen requires tls-cert, tls-key and token-file"), "%s", err);
         free(out);
         free(err);
+}
+
+/* A request to a TCP URL: status (-1 when no answer), body and Allow header in r. */
+static long url_request(const char *method, const char *url, const char *cacert, const char *body, struct resp *r)
+{
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        char *data = NULL, *headers = NULL;
+        size_t dlen = 0, hlen = 0;
+        FILE *df = open_memstream(&data, &dlen), *hf = open_memstream(&headers, &hlen);
+        const char *allow;
+
+        memset(r, 0, sizeof(*r));
+        r->status = -1;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, df);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, hf);
+        if (cacert)
+                curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
+        if (!strcmp(method, "HEAD"))
+                curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        }
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        fclose(df);
+        fclose(hf);
+        r->body = data;
+        allow = strcasestr(headers, "\nAllow: ");
+        if (allow)
+                snprintf(r->allow, sizeof(r->allow), "%.*s", (int)strcspn(allow + 8, "\r\n"), allow + 8);
+        free(headers);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        return r->status;
+}
+
+static unsigned vm_count(void)
+{
+        struct resp r;
+        unsigned n;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms", NULL, &r), 0);
+        n = (unsigned)json_array_size(json_object_get(r.json, "vms"));
+        resp_free(&r);
+        return n;
+}
+
+/* --metrics-listen: GET /metrics without a token; nothing else of the API, read or write. */
+Test(daemon, metrics_listener_serves_metrics_only)
+{
+        static char listen[64];
+        int port = free_port();
+        char base[64], url[128];
+        struct resp r;
+
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        daemon_arg(&d, listen);
+        cr_assert_eq(daemon_start(&d), 0);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+
+        snprintf(url, sizeof(url), "%s/metrics", base);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200);
+        cr_assert(strstr(r.body, "\nelvis_vms 0\n"), "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"m1\",\"devices\":[{\"backend\":\"loopback\"}]}", &r), 0);
+        cr_assert_eq(r.status, 201);
+        resp_free(&r);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200, "no token needed");
+        cr_assert(strstr(r.body, "\nelvis_vms 1\n"), "live figures: %s", r.body);
+        cr_assert(strstr(r.body, "elvis_vm_weight{vm=\"1\",vm_name=\"m1\"}"), "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(url_request("HEAD", url, NULL, NULL, &r), 200);
+        resp_free(&r);
+        cr_assert_eq(url_request("POST", url, NULL, "{}", &r), 405);
+        cr_assert_str_eq(r.allow, "GET, HEAD");
+        resp_free(&r);
+
+        /* the read-write API is not there */
+        snprintf(url, sizeof(url), "%s/v1/vms", base);
+        cr_assert_eq(url_request("POST", url, NULL, "{\"name\":\"m2\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     404);
+        resp_free(&r);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/vms/1", base);
+        cr_assert_eq(url_request("DELETE", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/policy", base);
+        cr_assert_eq(url_request("PUT", url, NULL, "{\"mode\":\"dynamic\"}", &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/health", base);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        cr_assert_eq(vm_count(), 1, "nothing changed through the metrics listener");
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, metrics_listener_with_tls)
+{
+        static char listen[64], a1[200], a2[200];
+        char cert[160], key[160], token[160], url[128];
+        int port = free_port();
+        struct resp r;
+
+        make_tls(d.dir, cert, key, token, sizeof(cert));
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        snprintf(a1, sizeof(a1), "--metrics-tls-cert=%s", cert);
+        snprintf(a2, sizeof(a2), "--metrics-tls-key=%s", key);
+        daemon_arg(&d, listen);
+        daemon_arg(&d, a1);
+        daemon_arg(&d, a2);
+        cr_assert_eq(daemon_start(&d), 0);
+        snprintf(url, sizeof(url), "https://localhost:%d/metrics", port);
+        cr_assert_eq(url_request("GET", url, cert, NULL, &r), 200, "TLS, no token");
+        cr_assert(strstr(r.body, "# TYPE elvis_vms gauge"), "%s", r.body);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "https://localhost:%d/v1/vms", port);
+        cr_assert_eq(url_request("GET", url, cert, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+        cr_assert_neq(url_request("GET", url, NULL, NULL, &r), 200, "plain HTTP refused");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+/* The metrics listener takes the TCP API's limits: 8 connections from one address, and
+ * a connection that says nothing goes after 10 s. */
+Test(daemon, metrics_listener_limits_clients)
+{
+        static char listen[64];
+        int port = free_port(), fds[40], nfd = 0, dropped = 0, silent;
+        struct timespec t0, t1;
+        char url[128];
+        struct resp r;
+
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        daemon_arg(&d, listen);
+        cr_assert_eq(daemon_start(&d), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        silent = tcp_connect(port);
+        cr_assert_geq(silent, 0);
+        for (int i = 0; i < 40; i++) {
+                int fd = tcp_connect(port);
+                if (fd >= 0)
+                        fds[nfd++] = fd;
+        }
+        for (int i = 0; i < nfd; i++)
+                dropped += closed_by_server(fds[i], i < 8 ? 50 : 1000);
+        cr_assert_geq(dropped, nfd - 7, "%d of %d connections beyond the per-address cap were dropped", dropped, nfd);
+        for (int i = 0; i < nfd; i++)
+                close(fds[i]);
+        cr_assert(closed_by_server(silent, 15000), "a client that never speaks keeps its connection");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cr_assert_geq(t1.tv_sec - t0.tv_sec, 8, "dropped only after the timeout, not at once");
+        close(silent);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200, "a real scraper still gets in");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
 }
 
 /* journald, played by the test: a datagram socket at /run/systemd/journal/socket in a
