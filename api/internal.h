@@ -51,3 +51,6 @@ void api_fail_status(struct api_ctx *x, unsigned status, const char *detail);
 void api_ok(struct api_ctx *x, unsigned status, json_t *doc);
 /* Prometheus text rendering of a stats document from elvis_manager_stats(). */
 char *elvis_metrics_render(struct elvis_manager *m, const json_t *stats);
+/* The stats read and rendered: the body of GET /metrics, or NULL (out of memory). */
+char *elvis_metrics_scrape(struct elvis_manager *m);
+#define ELVIS_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

@@ -202,3 +202,12 @@ char *elvis_metrics_render(struct elvis_manager *m, const json_t *stats)
         }
         return buf;
 }
+
+char *elvis_metrics_scrape(struct elvis_manager *m)
+{
+        json_t *stats = elvis_manager_stats(m);
+        char *text = stats ? elvis_metrics_render(m, stats) : NULL;
+
+        json_decref(stats);
+        return text;
+}

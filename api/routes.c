@@ -342,14 +342,11 @@ static void h_stats(struct api_ctx *x)
 
 static void h_metrics(struct api_ctx *x)
 {
-        json_t *stats = elvis_manager_stats(x->m);
-
-        x->text = elvis_metrics_render(x->m, stats);
-        json_decref(stats);
+        x->text = elvis_metrics_scrape(x->m);
         if (!x->text)
                 { api_fail(x, -ENOMEM, "cannot render metrics"); return; }
         x->status = 200;
-        x->text_type = "text/plain; version=0.0.4; charset=utf-8";
+        x->text_type = ELVIS_METRICS_CONTENT_TYPE;
 }
 
 static bool query_uint(struct api_ctx *x, const char *name, unsigned long long max, unsigned long long *ret)

@@ -1,5 +1,6 @@
 /* libmicrohttpd front end driven by the manager's epoll loop: unix socket listener,
- * optional TLS+token TCP listener, body limits, content types, routing. */
+ * optional TLS+token TCP listener, read-only metrics listeners, body limits, content
+ * types, routing. */
 #include "api.h"
 #include "internal.h"
 #include "problem.h"
@@ -23,10 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The TCP listener is reachable by clients that have not authenticated yet: it limits
- * what one address can hold (connections) and start (new connections, each a TLS
- * handshake done on the daemon's thread), and how long a handshake or an idle connection
- * may take. The unix socket is guarded by its file mode and keeps the generous limits. */
+/* The TCP listeners (the API's and the metrics listeners) are reachable by clients that
+ * have not authenticated (or never will: metrics need no token): they limit what one
+ * address can hold (connections) and start (new connections, each maybe a TLS handshake
+ * done on the daemon's thread), and how long a handshake or an idle connection may take.
+ * The unix socket is guarded by its file mode and keeps the generous limits. */
 #define TCP_CONNECTIONS 64              /* in all */
 #define TCP_PER_ADDRESS 8
 #define TCP_TIMEOUT_S 10                /* handshake, request, idle keep-alive */
@@ -40,11 +42,18 @@ struct accept_bucket {
         uint64_t last_ns;
 };
 
+enum listener_kind {
+        LISTENER_UNIX,                  /* the API, guarded by the socket's file mode */
+        LISTENER_API_TCP,               /* the API, TLS and bearer token */
+        LISTENER_METRICS,               /* GET /metrics and nothing else; no token */
+};
+
 struct listener {
         struct elvis_api *api;
         struct MHD_Daemon *mhd;
         struct elvis_loop_source *src;
-        bool tcp;
+        enum listener_kind kind;
+        char name[96];                  /* for log lines */
         bool quiesced;
         struct accept_bucket buckets[TCP_BUCKETS];
         double total_tokens;
@@ -63,6 +72,8 @@ struct waiter {
 struct elvis_api {
         struct elvis_manager *m;
         struct listener ul, tl;
+        struct listener ml[ELVIS_METRICS_LISTEN_MAX];
+        unsigned nml;
         struct waiter waiters[MAX_WAITERS];
         unsigned nwaiters;
         bool in_run;                    /* inside MHD_run: resumed connections are picked up there */
@@ -71,6 +82,7 @@ struct elvis_api {
         bool listening;                 /* subscribed to the manager's journal events */
         char *token;
         char *cert, *key;
+        char *metrics_cert, *metrics_key;       /* NULL: metrics over plain HTTP */
 };
 
 struct request {
@@ -336,7 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (!rq)
                         return MHD_NO;
                 *con_cls = rq;
-                if (l->tcp && !token_ok(api, c))
+                if (l->kind == LISTENER_API_TCP && !token_ok(api, c))
                         return send_problem(c, 401, "a valid bearer token is required");
                 if (cl && strtoull(cl, NULL, 10) > ELVIS_API_MAX_BODY)
                         return send_problem(c, 413, "request body is larger than 1 MiB");
@@ -371,6 +383,39 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 free(rq);
                 *con_cls = NULL;
         }
+}
+
+/* The metrics listener never looks at the route table: nothing else of the API is
+ * reachable through it. Anything but GET or HEAD of /metrics is refused on the first
+ * call, before a body is read; a scrape is answered once the request is complete, so the
+ * connection can stay open for the next one. */
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                          const char *version, const char *upload_data, size_t *upload_size,
+                                          void **con_cls)
+{
+        struct listener *l = cls;
+        char detail[128], *text;
+
+        if (!*con_cls) {
+                if (strcmp(url, "/metrics") != 0)
+                        return send_problem(c, 404, "no such resource: this listener serves GET /metrics only");
+                if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+                        snprintf(detail, sizeof(detail), "method %.16s is not allowed here; allowed: GET, HEAD",
+                                 method);
+                        return send_doc(c, 405, elvis_problem_new(405, detail), NULL, "GET, HEAD");
+                }
+                *con_cls = l;           /* headers seen */
+                return MHD_YES;
+        }
+        if (*upload_size) {
+                *upload_size = 0;       /* a body on a GET means nothing: dropped */
+                return MHD_YES;
+        }
+        text = elvis_metrics_scrape(l->api->m);
+        if (!text)
+                return send_problem(c, 500, "cannot render metrics");
+        json_response(c, 200, ELVIS_METRICS_CONTENT_TYPE, text, NULL);
+        return MHD_YES;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -459,39 +504,44 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, sockl
         if (!ok) {
                 l->refused++;
                 if (elvis_ratelimit_ok(&l->refuse_rl, now))
-                        log_warning("TCP API: refusing new connections beyond %d/s per address or %d/s in all (%llu so far)",
-                                    TCP_NEW_PER_S, TCP_NEW_TOTAL_PER_S, (unsigned long long)l->refused);
+                        log_warning("%s: refusing new connections beyond %d/s per address or %d/s in all (%llu so far)",
+                                    l->name, TCP_NEW_PER_S, TCP_NEW_TOTAL_PER_S, (unsigned long long)l->refused);
         }
         return ok ? MHD_YES : MHD_NO;
 }
 
-static int start_listener(struct elvis_api *api, struct listener *l, int fd, bool tls)
+/* cert and key (PEM text) make it a TLS listener. */
+static int start_listener(struct elvis_api *api, struct listener *l, int fd, enum listener_kind kind,
+                          const char *cert, const char *key)
 {
         const union MHD_DaemonInfo *info;
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        bool tcp = kind != LISTENER_UNIX, tls = cert && key;
         int r;
 
         l->api = api;
-        l->tcp = tls;
+        l->kind = kind;
         l->total_tokens = TCP_NEW_TOTAL_PER_S;
         l->total_last_ns = mono_ns();
         l->refuse_rl = (struct elvis_ratelimit)ELVIS_RATELIMIT_INIT(10000, 1);
         if (tls)
                 flags |= MHD_USE_TLS;
-        l->mhd = MHD_start_daemon(flags, 0, tls ? accept_policy : NULL, l, on_request, l,
+        l->mhd = MHD_start_daemon(flags, 0, tcp ? accept_policy : NULL, l,
+                                  kind == LISTENER_METRICS ? on_metrics_request : on_request, l,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
-                                  MHD_OPTION_CONNECTION_LIMIT, tls ? (unsigned)TCP_CONNECTIONS : 256u,
-                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, tls ? (unsigned)TCP_PER_ADDRESS : 0u,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, tls ? (unsigned)TCP_TIMEOUT_S : 30u,
+                                  MHD_OPTION_CONNECTION_LIMIT, tcp ? (unsigned)TCP_CONNECTIONS : 256u,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, tcp ? (unsigned)TCP_PER_ADDRESS : 0u,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, tcp ? (unsigned)TCP_TIMEOUT_S : 30u,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                  MHD_OPTION_NOTIFY_COMPLETED, kind == LISTENER_METRICS ? NULL : on_completed, NULL,
                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                  tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, api->key,
-                                  MHD_OPTION_HTTPS_MEM_CERT, api->cert,
+                                  tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, key,
+                                  MHD_OPTION_HTTPS_MEM_CERT, cert,
                                   MHD_OPTION_END);
         if (!l->mhd) {
                 close(fd);
-                return elvis_log_errno(LOG_ERR, EINVAL, "cannot start the HTTP server%s", tls ? " (TLS)" : "");
+                return elvis_log_errno(LOG_ERR, EINVAL, "cannot start the HTTP server for %s%s", l->name,
+                                       tls ? " (TLS)" : "");
         }
         info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         if (!info) {
@@ -656,6 +706,42 @@ static int load_tls(struct elvis_api *api, const struct elvis_config *cfg)
         return 0;
 }
 
+/* One listener per --metrics-listen address, TLS when metrics-tls-cert is set. */
+static int start_metrics(struct elvis_api *api, const struct elvis_config *cfg)
+{
+        bool tls = cfg->metrics_tls_cert[0] != '\0';
+
+        if (!cfg->metrics_listen[0])
+                return 0;
+        if (tls) {
+                api->metrics_cert = read_file(cfg->metrics_tls_cert, 1 << 20);
+                if (!api->metrics_cert)
+                        return elvis_log_errno(LOG_ERR, errno, "cannot read metrics-tls-cert %s: %m", cfg->metrics_tls_cert);
+                api->metrics_key = read_file(cfg->metrics_tls_key, 1 << 20);
+                if (!api->metrics_key)
+                        return elvis_log_errno(LOG_ERR, errno, "cannot read metrics-tls-key %s: %m", cfg->metrics_tls_key);
+        }
+        for (const char *p = cfg->metrics_listen; *p && api->nml < ELVIS_METRICS_LISTEN_MAX;) {
+                size_t len = strcspn(p, "\n");
+                struct listener *l = &api->ml[api->nml];
+                char addr[256];
+                int fd, r;
+
+                snprintf(addr, sizeof(addr), "%.*s", (int)(len < sizeof(addr) ? len : sizeof(addr) - 1), p);
+                p += len + (p[len] == '\n');
+                fd = bind_tcp(addr);
+                if (fd < 0)
+                        return fd;
+                snprintf(l->name, sizeof(l->name), "metrics listener %.70s", addr);
+                r = start_listener(api, l, fd, LISTENER_METRICS, api->metrics_cert, api->metrics_key);
+                if (r < 0)
+                        return r;
+                api->nml++;
+                log_info("metrics on %s (%s, GET /metrics only, no token)", addr, tls ? "TLS" : "plain HTTP");
+        }
+        return 0;
+}
+
 static struct listener *listener_of(struct elvis_api *api, struct MHD_Connection *c)
 {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
@@ -689,7 +775,8 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
                 r = fd;
                 goto fail;
         }
-        r = start_listener(api, &api->ul, fd, false);
+        snprintf(api->ul.name, sizeof(api->ul.name), "API socket %s", m->cfg.socket);
+        r = start_listener(api, &api->ul, fd, LISTENER_UNIX, NULL, NULL);
         if (r < 0)
                 goto fail;
         if (m->cfg.listen[0]) {
@@ -701,11 +788,15 @@ int elvis_api_start(struct elvis_manager *m, struct elvis_api **ret)
                         r = fd;
                         goto fail;
                 }
-                r = start_listener(api, &api->tl, fd, true);
+                snprintf(api->tl.name, sizeof(api->tl.name), "TCP API %s", m->cfg.listen);
+                r = start_listener(api, &api->tl, fd, LISTENER_API_TCP, api->cert, api->key);
                 if (r < 0)
                         goto fail;
                 log_info("API also listening on %s (TLS, bearer token)", m->cfg.listen);
         }
+        r = start_metrics(api, &m->cfg);
+        if (r < 0)
+                goto fail;
         r = elvis_manager_listen(m, on_manager_event, api);
         if (r < 0)
                 goto fail;
@@ -735,6 +826,8 @@ void elvis_api_quiesce(struct elvis_api *api)
                 return;
         quiesce(&api->ul);
         quiesce(&api->tl);
+        for (unsigned i = 0; i < api->nml; i++)
+                quiesce(&api->ml[i]);
         if (api->socket_path)
                 unlink(api->socket_path);
 }
@@ -749,6 +842,8 @@ static unsigned connections(const struct listener *l)
         return info ? info->num_connections : 0;
 }
 
+/* Metrics connections are not waited for: a scrape changes nothing, and a scraper's idle
+ * keep-alive connection would hold every shutdown for the whole drain timeout. */
 unsigned elvis_api_connections(const struct elvis_api *api)
 {
         return api ? connections(&api->ul) + connections(&api->tl) : 0;
@@ -777,12 +872,16 @@ void elvis_api_stop(struct elvis_api *api)
         elvis_loop_source_free(api->wait_timer);
         stop_listener(&api->ul);
         stop_listener(&api->tl);
+        for (unsigned i = 0; i < ELVIS_METRICS_LISTEN_MAX; i++)
+                stop_listener(&api->ml[i]);
         if (api->socket_path)
                 unlink(api->socket_path);
         free(api->socket_path);
         free(api->token);
         free(api->cert);
         free(api->key);
+        free(api->metrics_cert);
+        free(api->metrics_key);
         free(api);
 }
 

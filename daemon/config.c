@@ -26,6 +26,7 @@ enum opt_type {
         T_DATAPLANE,
         T_PINNING,      /* own|respect */
         T_LISTEN,       /* ADDR:PORT or empty */
+        T_LISTENS,      /* repeatable: each occurrence adds an ADDR:PORT */
         T_BOOL,         /* flag without argument; yes/no/true/false/1/0 in the file */
         T_GLOBS,        /* comma-separated shell globs of libvirt domain names, or empty */
 };
@@ -44,6 +45,11 @@ struct option_def {
 #define OFF(field) offsetof(struct elvis_config, field)
 #define NO_OFFSET ((size_t)-1)
 
+static bool repeatable(enum opt_type t)
+{
+        return t == T_PATHS || t == T_LISTENS;
+}
+
 static const struct option_def options[] = {
         { "config", T_PATH, OFF(config_file), ELVIS_DEFAULT_CONFIG, false, true, "FILE",
           "configuration file (keys are the long option names)" },
@@ -57,6 +63,12 @@ static const struct option_def options[] = {
         { "tls-key", T_PATH, OFF(tls_key), "", false, false, "FILE", "TLS private key (PEM) for --listen" },
         { "token-file", T_PATH, OFF(token_file), "", false, false, "FILE",
           "bearer token required on the TCP listener" },
+        { "metrics-listen", T_LISTENS, OFF(metrics_listen), "", false, false, "ADDR:PORT",
+          "serve GET /metrics only, without a token, over TCP (repeatable)" },
+        { "metrics-tls-cert", T_PATH, OFF(metrics_tls_cert), "", false, false, "FILE",
+          "TLS certificate (PEM) for --metrics-listen (default: plain HTTP)" },
+        { "metrics-tls-key", T_PATH, OFF(metrics_tls_key), "", false, false, "FILE",
+          "TLS private key (PEM) for --metrics-listen" },
         { "state-dir", T_PATH, OFF(state_dir), "/var/lib/elvis", false, false, "DIR", "persistent state" },
         { "run-dir", T_PATH, OFF(run_dir), "/run/elvis", false, false, "DIR", "runtime files, vhost-user sockets" },
         { "vhost-user-dir", T_PATHS, OFF(vhost_user_dirs), "", false, false, "DIR",
@@ -213,7 +225,7 @@ static int parse_argv(int argc, char **argv, struct raw *raws, struct elvis_conf
                         bad = -EINVAL;
                         continue;
                 }
-                if (options[o].type == T_PATHS)
+                if (repeatable(options[o].type))
                         raw_append(&raws[o], value, origin);
                 else
                         raw_set(&raws[o], value, origin);
@@ -295,7 +307,7 @@ static int parse_file(const char *path, bool must_exist, struct raw *raws, const
                         continue;
                 }
                 snprintf(origin, sizeof(origin), "%s:%u", path, lineno);
-                if (options[o].type == T_PATHS) {
+                if (repeatable(options[o].type)) {
                         if (!flags[o].value)
                                 raw_append(&raws[o], value, origin);
                         continue;
@@ -423,6 +435,26 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                         return -EINVAL;
                 }
                 break;
+        case T_LISTENS: {
+                unsigned n = 0;
+                for (const char *p = v; *p; n++) {
+                        size_t len = strcspn(p, "\n");
+                        char one[300];
+                        snprintf(one, sizeof(one), "%.*s", (int)(len < sizeof(one) ? len : sizeof(one) - 1), p);
+                        if (len >= sizeof(one) || !listen_valid(one)) {
+                                add_error(errors, "%s: %s must be ADDR:PORT with a port in 1-65535; got '%.200s'", origin,
+                                          o->name, one);
+                                return -EINVAL;
+                        }
+                        p += len + (p[len] == '\n');
+                }
+                if (n > ELVIS_METRICS_LISTEN_MAX) {
+                        add_error(errors, "%s: %s is given %u times; at most %d listeners", origin, o->name, n,
+                                  ELVIS_METRICS_LISTEN_MAX);
+                        return -EINVAL;
+                }
+                break;
+        }
         case T_BOOL:
                 r = parse_bool(v);
                 if (r < 0) {
@@ -463,6 +495,25 @@ static int validate(const struct elvis_config *c, const struct raw *const *raws,
                 const char *files[][2] = { { "tls-cert", c->tls_cert }, { "tls-key", c->tls_key },
                                            { "token-file", c->token_file } };
                 for (size_t i = 0; i < 3; i++)
+                        if (*files[i][1] && access(files[i][1], R_OK) < 0) {
+                                add_error(errors, "%s: %s: cannot read %s: %s", origin_of(raws, files[i][0]),
+                                          files[i][0], files[i][1], strerror(errno));
+                                bad = -EINVAL;
+                        }
+        }
+        if (!*c->metrics_tls_cert != !*c->metrics_tls_key) {
+                add_error(errors, "%s: metrics-tls-cert and metrics-tls-key go together (TLS needs both)",
+                          origin_of(raws, *c->metrics_tls_cert ? "metrics-tls-cert" : "metrics-tls-key"));
+                bad = -EINVAL;
+        } else if (*c->metrics_tls_cert && !*c->metrics_listen) {
+                add_error(errors, "%s: metrics-tls-cert is set but there is no metrics-listen to use it",
+                          origin_of(raws, "metrics-tls-cert"));
+                bad = -EINVAL;
+        }
+        {
+                const char *files[][2] = { { "metrics-tls-cert", c->metrics_tls_cert },
+                                           { "metrics-tls-key", c->metrics_tls_key } };
+                for (size_t i = 0; i < 2; i++)
                         if (*files[i][1] && access(files[i][1], R_OK) < 0) {
                                 add_error(errors, "%s: %s: cannot read %s: %s", origin_of(raws, files[i][0]),
                                           files[i][0], files[i][1], strerror(errno));

@@ -10,6 +10,7 @@
 
 #define ELVIS_DEFAULT_CONFIG "/etc/elvis/elvis.conf"
 #define ELVIS_CONFIG_PATH_MAX 4096
+#define ELVIS_METRICS_LISTEN_MAX 8
 
 struct elvis_config {
         char *config_file;
@@ -19,6 +20,9 @@ struct elvis_config {
         char *tls_cert;
         char *tls_key;
         char *token_file;
+        char *metrics_listen;           /* ADDR:PORT, one per line; empty: none */
+        char *metrics_tls_cert;
+        char *metrics_tls_key;
         char *state_dir;
         char *run_dir;
         char *vhost_user_dirs;          /* more directories for vhost-user sockets, one per line */

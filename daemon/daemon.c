@@ -7,7 +7,6 @@
 #include "control.h"
 #include "libvirt.h"
 #include "log.h"
-#include "notify.h"
 #include "topology_hwloc.h"
 
 #include <errno.h>
@@ -197,7 +196,7 @@ static void on_signal(struct elvis_loop_source *src, int signo, void *userdata)
                 return;
         m->stopping = true;
         log_notice("received %s: finishing in-flight requests and stopping", strsignal(signo));
-        elvis_notify("STOPPING=1\nSTATUS=Stopping");
+        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
         if (m->fe_ops && m->fe)
                 m->fe_ops->quiesce(m->fe);
         if (elvis_loop_add_timer(m->loop, 20000, true, on_drain, m, NULL) < 0)
@@ -206,7 +205,7 @@ static void on_signal(struct elvis_loop_source *src, int signo, void *userdata)
 
 static void on_watchdog(struct elvis_loop_source *src, void *userdata)
 {
-        elvis_notify("WATCHDOG=1");
+        sd_notify(0, "WATCHDOG=1");
 }
 
 struct diff_ctx {
@@ -250,7 +249,7 @@ static void reload(struct elvis_manager *m)
         struct diff_ctx d = { m, &next, 0, 0 };
         const char *file = m->cfg.config_file;
 
-        elvis_notify("RELOADING=1");
+        sd_notify(0, "RELOADING=1");
         if (!file[0]) {
                 /* the flags are all there is, and they cannot have changed */
                 log_notice("received SIGHUP: no configuration file to reload (started with --config \"\"); "
@@ -273,7 +272,7 @@ static void reload(struct elvis_manager *m)
                 }
         }
         elvis_config_errors_fini(&errors);
-        elvis_notify("READY=1");
+        sd_notify(0, "READY=1");
         elvis_manager_changed(m);
 }
 
@@ -443,7 +442,7 @@ int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry
         m->fe_ops = frontend;
         r = elvis_manager_start(m);
         if (r < 0) {
-                elvis_notify("STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
+                sd_notifyf(0, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
                 elvis_manager_free(m);
                 return 1;
         }
@@ -451,7 +450,7 @@ int elvis_manager_main(int argc, char **argv, const struct elvis_dataplane_entry
                 elvis_manager_free(m);
                 return 1;
         }
-        elvis_notify("READY=1");
+        sd_notify(0, "READY=1");
         elvis_manager_changed(m);
         if (ready_fd >= 0) {
                 if (write(ready_fd, "1", 1) != 1)

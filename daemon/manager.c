@@ -8,7 +8,6 @@
 
 #include "domxml.h"
 #include "log.h"
-#include "notify.h"
 #include "paths.h"
 #include "topology_hwloc.h"
 
@@ -116,6 +115,15 @@ static int apply_step(struct elvis_manager *m, const struct elvis_state *b, cons
         }
 }
 
+/* The name of VM id in s, for log fields; NULL when s has no such VM. */
+static const char *vm_name(const struct elvis_state *s, uint32_t id)
+{
+        for (unsigned i = 0; i < s->nvms; i++)
+                if (s->vms[i].id == id)
+                        return s->vms[i].name;
+        return NULL;
+}
+
 /* Brings the data plane from a to b with the steps of the pure diff (policies/). The
  * first failure stops it (the caller rolls back), or, best effort, is logged and passed. */
 static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const struct elvis_state *b,
@@ -139,9 +147,15 @@ static int reconcile(struct elvis_manager *m, const struct elvis_state *a, const
                 if (r >= 0)
                         continue;
                 if (best_effort) {
-                        log_warning("data plane failed to %s (VM %u %s %u): %s", elvis_step_name(sp->kind), sp->vm,
-                                    sp->device, sp->kind == ELVIS_STEP_SIDECORE_CREATE ||
-                                    sp->kind == ELVIS_STEP_SIDECORE_DESTROY ? sp->sidecore : sp->queue, strerror(-r));
+                        bool on_sidecore = sp->kind == ELVIS_STEP_SIDECORE_CREATE ||
+                                           sp->kind == ELVIS_STEP_SIDECORE_DESTROY;
+                        const char *name = vm_name(b, sp->vm) ? vm_name(b, sp->vm) : vm_name(a, sp->vm);
+
+                        log_at(LOG_WARNING,
+                               on_sidecore ? ELVIS_LOG_SIDECORE(sp->sidecore) :
+                                             ELVIS_LOG_DEVICE(sp->vm, name, sp->device[0] ? sp->device : NULL),
+                               "data plane failed to %s (VM %u %s %u): %s", elvis_step_name(sp->kind), sp->vm,
+                               sp->device, on_sidecore ? sp->sidecore : sp->queue, strerror(-r));
                         if (!first) {
                                 first = r;
                                 elvis_err_set(e, r, "data plane refused to %s: %s", elvis_step_name(sp->kind),
@@ -310,9 +324,11 @@ void elvis_manager_publish(struct elvis_manager *m, enum elvis_event ev, const s
                 m->listeners[i].fn(m, ev, old, m->listeners[i].userdata);
 }
 
+/* libsystemd's sd_notify is a blocking send: it waits only while the service manager
+ * leaves its queue full, and then the watchdog would not be heard either. */
 void elvis_manager_changed(struct elvis_manager *m)
 {
-        elvis_notify("STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
+        sd_notifyf(0, "STATUS=%u VMs, %u sidecores, %s data plane %s", m->state.nvms, m->state.nsidecores, m->dp_kind,
                    m->dp_status == ELVIS_DP_RUNNING ? "running" : "not running");
 }
 
@@ -561,14 +577,15 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
         }
         r = commit(m, &next, e);
         if (r == 0 && elvis_config_respects_pins(&m->cfg) && vm->domain[0])
-                log_notice("VM %u '%s' added: %u vCPU(s) pinned by the orchestrator to CPUs %s, %u device(s)", vm->id,
-                           vm->name, vm->vcpus,
-                           elvis_cpuset_empty(&vm->pinned) ? "- (not pinned)" :
-                           (elvis_cpuset_format(&vm->pinned, reason, sizeof(reason)), reason), vm->ndevices);
+                log_at(LOG_NOTICE, ELVIS_LOG_VM(vm->id, vm->name),
+                       "VM %u '%s' added: %u vCPU(s) pinned by the orchestrator to CPUs %s, %u device(s)", vm->id,
+                       vm->name, vm->vcpus,
+                       elvis_cpuset_empty(&vm->pinned) ? "- (not pinned)" :
+                       (elvis_cpuset_format(&vm->pinned, reason, sizeof(reason)), reason), vm->ndevices);
         else if (r == 0)
-                log_notice("VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)", vm->id, vm->name, vm->vcpus,
-                           vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-",
-                           vm->ndevices);
+                log_at(LOG_NOTICE, ELVIS_LOG_VM(vm->id, vm->name), "VM %u '%s' added: %u vCPU(s) on CPUs %s, %u device(s)",
+                       vm->id, vm->name, vm->vcpus,
+                       vm->vcpus ? (elvis_cpuset_format(&vm->cpus, reason, sizeof(reason)), reason) : "-", vm->ndevices);
         return r;
 }
 
@@ -633,8 +650,8 @@ int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *p
         *ret = *vm;
         r = commit(m, &next, e);
         if (r == 0)
-                log_notice("VM %u '%s' updated: weight %u, exitless %s", ret->id, ret->name, ret->policy.weight,
-                           elvis_exitless_name(ret->policy.exitless));
+                log_at(LOG_NOTICE, ELVIS_LOG_VM(ret->id, ret->name), "VM %u '%s' updated: weight %u, exitless %s", ret->id,
+                       ret->name, ret->policy.weight, elvis_exitless_name(ret->policy.exitless));
         return r;
 }
 
@@ -662,7 +679,7 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
         drop_idle_automatic(&next);
         r = commit(m, &next, e);
         if (r == 0)
-                log_notice("VM %u '%s' removed", id, name);
+                log_at(LOG_NOTICE, ELVIS_LOG_VM(id, name), "VM %u '%s' removed", id, name);
         return r;
 }
 
@@ -709,7 +726,7 @@ int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_si
         assign_queues(m, &next, false);
         r = commit(m, &next, e);
         if (r == 0)
-                log_notice("sidecore %u added on CPU %d", ret->id, ret->cpu);
+                log_at(LOG_NOTICE, ELVIS_LOG_SIDECORE(ret->id), "sidecore %u added on CPU %d", ret->id, ret->cpu);
         return r;
 }
 
@@ -738,7 +755,8 @@ int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct e
         }
         r = commit(m, &next, e);
         if (r == 0)
-                log_notice("sidecore %u removed; %u queue(s) moved to other sidecores", id, load);
+                log_at(LOG_NOTICE, ELVIS_LOG_SIDECORE(id), "sidecore %u removed; %u queue(s) moved to other sidecores", id,
+                       load);
         return r;
 }
 

@@ -1,6 +1,6 @@
 /* Functional tests of the elvis-manager process: sd_notify protocol, signals, SIGHUP
  * reload, --check-config goldens, usage errors, single instance, TLS listener,
- * daemonizing. */
+ * daemonizing, the metrics listener, structured journal fields. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
@@ -9,11 +9,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,14 +139,14 @@ Test(daemon, sighup_reloads_config)
         f = fopen(conf, "w");
         fputs("reserved-cpus = 0\npid-file = /tmp/elsewhere.pid\n", f);
         fclose(f);
-        d.notify_log[0] = '\0';
+        daemon_notify_reset(&d);
         kill(d.pid, SIGHUP);
         cr_assert(daemon_wait_notify(&d, "RELOADING=1", 5000));
         cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
         f = fopen(conf, "w");
         fputs("cpus = banana\n", f);
         fclose(f);
-        d.notify_log[0] = '\0';
+        daemon_notify_reset(&d);
         kill(d.pid, SIGHUP);
         cr_assert(daemon_wait_notify(&d, "READY=1", 5000));
         cr_assert(daemon_alive(&d), "a bad config on reload does not kill the daemon");
@@ -347,6 +353,22 @@ Test(daemon, daemonize_reports_startup_failure)
         cr_assert_eq(run_cmd(argv, NULL, NULL, NULL), 1, "the parent reports a child that failed to start");
 }
 
+/* A TCP port on 127.0.0.1 that nothing uses now (the kernel's pick), for a listener of the
+ * daemon: tests running side by side never share one. */
+static int free_port(void)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        port = ntohs(sa.sin_port);
+        close(fd);
+        return port;
+}
+
 static void make_tls(const char *dir, char *cert, char *key, char *token, size_t len)
 {
         char cmd[1024];
@@ -406,7 +428,7 @@ static void start_tls(int port, char *cert, size_t len)
 Test(daemon, tls_listener_requires_token)
 {
         char cert[160], url[64];
-        int port = 20000 + (getpid() % 20000);
+        int port = free_port();
 
         start_tls(port, cert, sizeof(cert));
         snprintf(url, sizeof(url), "https://localhost:%d/v1/health", port);
@@ -460,7 +482,7 @@ static bool closed_by_server(int fd, int ms)
 Test(daemon, tcp_listener_limits_unauthenticated_clients)
 {
         char cert[160], url[64];
-        int port = 20000 + ((getpid() + 7) % 20000), fds[40], nfd = 0, dropped = 0, silent;
+        int port = free_port(), fds[40], nfd = 0, dropped = 0, silent;
         struct api_probe probe;
         struct timespec t0, t1;
 
@@ -527,4 +549,367 @@ Test(daemon, modes_do_not_depend_on_the_umask)
         cr_assert_eq(stat(sock, &st), 0);
         cr_assert_eq(st.st_mode & 07777, 0660, "the API socket is %o", st.st_mode & 07777);
         cr_assert_eq(daemon_stop(&d), 0);
+}
+
+/* A request to a TCP URL: status (-1 when no answer), body and Allow header in r. */
+static long url_request(const char *method, const char *url, const char *cacert, const char *body, struct resp *r)
+{
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        char *data = NULL, *headers = NULL;
+        size_t dlen = 0, hlen = 0;
+        FILE *df = open_memstream(&data, &dlen), *hf = open_memstream(&headers, &hlen);
+        const char *allow;
+
+        memset(r, 0, sizeof(*r));
+        r->status = -1;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, df);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, hf);
+        if (cacert)
+                curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
+        if (!strcmp(method, "HEAD"))
+                curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        }
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        fclose(df);
+        fclose(hf);
+        r->body = data;
+        allow = strcasestr(headers, "\nAllow: ");
+        if (allow)
+                snprintf(r->allow, sizeof(r->allow), "%.*s", (int)strcspn(allow + 8, "\r\n"), allow + 8);
+        free(headers);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        return r->status;
+}
+
+static unsigned vm_count(void)
+{
+        struct resp r;
+        unsigned n;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms", NULL, &r), 0);
+        n = (unsigned)json_array_size(json_object_get(r.json, "vms"));
+        resp_free(&r);
+        return n;
+}
+
+/* --metrics-listen: GET /metrics without a token; nothing else of the API, read or write. */
+Test(daemon, metrics_listener_serves_metrics_only)
+{
+        static char listen[64];
+        int port = free_port();
+        char base[64], url[128];
+        struct resp r;
+
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        daemon_arg(&d, listen);
+        cr_assert_eq(daemon_start(&d), 0);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+
+        snprintf(url, sizeof(url), "%s/metrics", base);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200);
+        cr_assert(strstr(r.body, "\nelvis_vms 0\n"), "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"m1\",\"devices\":[{\"backend\":\"loopback\"}]}", &r), 0);
+        cr_assert_eq(r.status, 201);
+        resp_free(&r);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200, "no token needed");
+        cr_assert(strstr(r.body, "\nelvis_vms 1\n"), "live figures: %s", r.body);
+        cr_assert(strstr(r.body, "elvis_vm_weight{vm=\"1\",vm_name=\"m1\"}"), "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(url_request("HEAD", url, NULL, NULL, &r), 200);
+        resp_free(&r);
+        cr_assert_eq(url_request("POST", url, NULL, "{}", &r), 405);
+        cr_assert_str_eq(r.allow, "GET, HEAD");
+        resp_free(&r);
+
+        /* the read-write API is not there */
+        snprintf(url, sizeof(url), "%s/v1/vms", base);
+        cr_assert_eq(url_request("POST", url, NULL, "{\"name\":\"m2\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     404);
+        resp_free(&r);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/vms/1", base);
+        cr_assert_eq(url_request("DELETE", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/policy", base);
+        cr_assert_eq(url_request("PUT", url, NULL, "{\"mode\":\"dynamic\"}", &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "%s/v1/health", base);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 404);
+        resp_free(&r);
+        cr_assert_eq(vm_count(), 1, "nothing changed through the metrics listener");
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+Test(daemon, metrics_listener_with_tls)
+{
+        static char listen[64], a1[200], a2[200];
+        char cert[160], key[160], token[160], url[128];
+        int port = free_port();
+        struct resp r;
+
+        make_tls(d.dir, cert, key, token, sizeof(cert));
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        snprintf(a1, sizeof(a1), "--metrics-tls-cert=%s", cert);
+        snprintf(a2, sizeof(a2), "--metrics-tls-key=%s", key);
+        daemon_arg(&d, listen);
+        daemon_arg(&d, a1);
+        daemon_arg(&d, a2);
+        cr_assert_eq(daemon_start(&d), 0);
+        snprintf(url, sizeof(url), "https://localhost:%d/metrics", port);
+        cr_assert_eq(url_request("GET", url, cert, NULL, &r), 200, "TLS, no token");
+        cr_assert(strstr(r.body, "# TYPE elvis_vms gauge"), "%s", r.body);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "https://localhost:%d/v1/vms", port);
+        cr_assert_eq(url_request("GET", url, cert, NULL, &r), 404);
+        resp_free(&r);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+        cr_assert_neq(url_request("GET", url, NULL, NULL, &r), 200, "plain HTTP refused");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+/* The metrics listener takes the TCP API's limits: 8 connections from one address, and
+ * a connection that says nothing goes after 10 s. */
+Test(daemon, metrics_listener_limits_clients)
+{
+        static char listen[64];
+        int port = free_port(), fds[40], nfd = 0, dropped = 0, silent;
+        struct timespec t0, t1;
+        char url[128];
+        struct resp r;
+
+        snprintf(listen, sizeof(listen), "--metrics-listen=127.0.0.1:%d", port);
+        daemon_arg(&d, listen);
+        cr_assert_eq(daemon_start(&d), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        silent = tcp_connect(port);
+        cr_assert_geq(silent, 0);
+        for (int i = 0; i < 40; i++) {
+                int fd = tcp_connect(port);
+                if (fd >= 0)
+                        fds[nfd++] = fd;
+        }
+        for (int i = 0; i < nfd; i++)
+                dropped += closed_by_server(fds[i], i < 8 ? 50 : 1000);
+        cr_assert_geq(dropped, nfd - 7, "%d of %d connections beyond the per-address cap were dropped", dropped, nfd);
+        for (int i = 0; i < nfd; i++)
+                close(fds[i]);
+        cr_assert(closed_by_server(silent, 15000), "a client that never speaks keeps its connection");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cr_assert_geq(t1.tv_sec - t0.tv_sec, 8, "dropped only after the timeout, not at once");
+        close(silent);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+        cr_assert_eq(url_request("GET", url, NULL, NULL, &r), 200, "a real scraper still gets in");
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+/* journald, played by the test: a datagram socket at /run/systemd/journal/socket in a
+ * private mount namespace (the host's journal never sees these messages). A thread decodes
+ * every datagram of the native protocol into "KEY=value\n" lines, as journald reads them. */
+struct fake_journal {
+        int fd;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        char *entries[512];
+        unsigned n;
+};
+
+static char *journal_decode(const char *p, size_t len)
+{
+        char *out = NULL;
+        size_t outlen = 0;
+        FILE *f = open_memstream(&out, &outlen);
+        const char *end = p + len;
+
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p)), *eq;
+                uint64_t size = 0;
+
+                if (!nl)
+                        break;
+                eq = memchr(p, '=', (size_t)(nl - p));
+                if (eq) {                               /* KEY=value\n */
+                        fwrite(p, 1, (size_t)(nl - p) + 1, f);
+                        p = nl + 1;
+                        continue;
+                }
+                /* KEY\n, a little-endian 64-bit size, the value, \n */
+                if ((size_t)(end - nl - 1) < 8)
+                        break;
+                for (int i = 7; i >= 0; i--)
+                        size = size << 8 | (unsigned char)nl[1 + i];
+                if (size > (uint64_t)(end - nl - 9))
+                        break;
+                fprintf(f, "%.*s=%.*s\n", (int)(nl - p), p, (int)size, nl + 9);
+                p = nl + 9 + size + 1;
+        }
+        fclose(f);
+        return out;
+}
+
+static void *journal_reader(void *userdata)
+{
+        struct fake_journal *j = userdata;
+        static char buf[65536];
+        ssize_t n;
+
+        while ((n = recv(j->fd, buf, sizeof(buf), 0)) >= 0) {
+                char *e = journal_decode(buf, (size_t)n);
+                pthread_mutex_lock(&j->lock);
+                if (j->n < sizeof(j->entries) / sizeof(j->entries[0]))
+                        j->entries[j->n++] = e;
+                else
+                        free(e);
+                pthread_cond_broadcast(&j->cond);
+                pthread_mutex_unlock(&j->lock);
+        }
+        return NULL;
+}
+
+static void fake_journal_start(struct fake_journal *j)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
+        const char *top = access("/run/systemd", F_OK) == 0 ? "/run/systemd" : "/run";
+        pthread_condattr_t ca;
+        pthread_t t;
+
+        /* a mount namespace is per thread: the daemon, spawned from this one, inherits it */
+        if (unshare(CLONE_NEWNS) < 0)
+                cr_skip_test("no private mount namespace for a fake journald (%s): this test needs root",
+                             strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+        cr_assert_eq(mount("tmpfs", top, "tmpfs", 0, "mode=0755"), 0, "%s", strerror(errno));
+        cr_assert(mkdir("/run/systemd", 0755) == 0 || errno == EEXIST);
+        cr_assert_eq(mkdir("/run/systemd/journal", 0755), 0);
+        j->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(bind(j->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+        pthread_mutex_init(&j->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->cond, &ca);
+        cr_assert_eq(pthread_create(&t, NULL, journal_reader, j), 0);
+        pthread_detach(t);              /* blocked in recv until the test's process ends */
+}
+
+/* The first entry containing every needle (NULL terminated), waiting up to ms; a copy. */
+static char *journal_wait(struct fake_journal *j, int ms, const char *const *needles)
+{
+        struct timespec until;
+        char *found = NULL;
+        unsigned seen = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&j->lock);
+        while (!found) {
+                for (; seen < j->n && !found; seen++) {
+                        bool all = true;
+                        for (const char *const *nd = needles; *nd && all; nd++)
+                                all = strstr(j->entries[seen], *nd) != NULL;
+                        if (all)
+                                found = strdup(j->entries[seen]);
+                }
+                if (!found && pthread_cond_timedwait(&j->cond, &j->lock, &until) != 0)
+                        break;
+        }
+        pthread_mutex_unlock(&j->lock);
+        return found;
+}
+
+/* Under journald (stderr is the stream $JOURNAL_STREAM names), messages go through the
+ * native protocol with their priority, code location and what they concern. */
+Test(daemon, journal_gets_structured_fields)
+{
+        static struct fake_journal j;
+        static char stream[96];
+        struct stat st;
+        struct resp r;
+        char sc_field[64], *e, *log;
+        int fd;
+
+        fake_journal_start(&j);
+        fd = open(d.log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(fstat(fd, &st), 0);
+        close(fd);
+        snprintf(stream, sizeof(stream), "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        daemon_env(&d, stream);
+        daemon_arg(&d, "--topology-xml");
+        daemon_arg(&d, ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml");
+        cr_assert_eq(daemon_start(&d), 0);
+
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"jv\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        resp_free(&r);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=VM 1 'jv' added", NULL });
+        cr_assert_not_null(e, "no journal entry for the new VM");
+        cr_assert(strstr(e, "\nPRIORITY=5\n"), "%s", e);
+        cr_assert(strstr(e, "\nELVIS_VM=jv\n"), "%s", e);
+        cr_assert(strstr(e, "\nELVIS_VM_ID=1\n"), "%s", e);
+        cr_assert(strstr(e, "\nSYSLOG_IDENTIFIER=elvis-manager-fake\n"), "%s", e);
+        cr_assert(strstr(e, "daemon/manager.c\n"), "CODE_FILE: %s", e);
+        cr_assert(strstr(e, "\nCODE_FUNC=elvis_manager_vm_add\n"), "%s", e);
+        cr_assert(strstr(e, "\nCODE_LINE="), "%s", e);
+        cr_assert_null(strstr(e, "ELVIS_SIDECORE="), "%s", e);
+        free(e);
+
+        cr_assert_eq(http_json(&d, "POST", "/v1/sidecores", NULL, &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        snprintf(sc_field, sizeof(sc_field), "\nELVIS_SIDECORE=%lld\n", json_integer_value(json_object_get(r.json, "id")));
+        resp_free(&r);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=sidecore ", sc_field, NULL });
+        cr_assert_not_null(e, "no journal entry with%s", sc_field);
+        cr_assert_null(strstr(e, "ELVIS_VM="), "%s", e);
+        free(e);
+
+        cr_assert_eq(daemon_stop(&d), 0);
+        e = journal_wait(&j, 5000, (const char *const[]){ "MESSAGE=elvis-manager stopped\n", "\nPRIORITY=5\n", NULL });
+        cr_assert_not_null(e, "the last message reaches the journal too");
+        free(e);
+        log = daemon_log(&d);
+        cr_assert_null(strstr(log, "'jv' added"), "journald got it, stderr did not: %s", log);
+        free(log);
+}
+
+/* The same daemon, with $JOURNAL_STREAM naming another file: stderr lines with priority
+ * prefixes, as before. */
+Test(daemon, journal_stream_of_another_file_keeps_prefixed_stderr)
+{
+        static char stream[96];
+        struct stat st;
+        struct resp r;
+        char *log;
+
+        cr_assert_eq(stat("/dev/null", &st), 0);
+        snprintf(stream, sizeof(stream), "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        daemon_env(&d, stream);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", "{\"name\":\"pv\",\"devices\":[{\"backend\":\"loopback\"}]}", &r),
+                     0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "<5>VM 1 'pv' added"), "%s", log);
+        free(log);
 }

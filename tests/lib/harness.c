@@ -27,6 +27,8 @@ static long now_ms(void)
         return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void start_notify_reader(struct daemon *d);
+
 void daemon_init(struct daemon *d, const char *binary)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -50,6 +52,7 @@ void daemon_init(struct daemon *d, const char *binary)
         cr_assert_lt(strlen(d->notify_path), sizeof(sa.sun_path));
         memcpy(sa.sun_path, d->notify_path, strlen(d->notify_path) + 1);
         cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        start_notify_reader(d);
 }
 
 void daemon_arg(struct daemon *d, const char *arg)
@@ -70,41 +73,114 @@ void daemon_env(struct daemon *d, const char *kv)
         d->env[i] = kv;
 }
 
-static void drain_notify(struct daemon *d, int timeout_ms)
+/* Moves every datagram waiting on the notify socket into notify_log; notify_lock held. */
+static void drain_locked(struct daemon *d)
 {
-        struct pollfd p = { .fd = d->notify_fd, .events = POLLIN };
         char buf[4096];
+        bool got = false;
+        ssize_t n;
 
-        while (poll(&p, 1, timeout_ms) > 0) {
-                ssize_t n = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-                if (n <= 0)
-                        break;
+        while ((n = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >= 0) {
                 buf[n] = '\0';
                 if (strlen(d->notify_log) + (size_t)n + 2 < sizeof(d->notify_log)) {
                         strcat(d->notify_log, buf);
                         strcat(d->notify_log, "\n");
                 }
-                timeout_ms = 0;
+                got = true;
         }
+        if (got)
+                pthread_cond_broadcast(&d->notify_cond);
+}
+
+static void drain(struct daemon *d)
+{
+        pthread_mutex_lock(&d->notify_lock);
+        drain_locked(d);
+        pthread_mutex_unlock(&d->notify_lock);
+}
+
+static void *notify_reader(void *userdata)
+{
+        struct daemon *d = userdata;
+        struct pollfd p[2] = { { .fd = d->notify_fd, .events = POLLIN }, { .fd = d->notify_quit[0], .events = POLLIN } };
+
+        for (;;) {
+                if (poll(p, 2, -1) < 0 && errno != EINTR)
+                        break;
+                if (p[1].revents)
+                        break;
+                if (p[0].revents)
+                        drain(d);
+        }
+        return NULL;
+}
+
+static void start_notify_reader(struct daemon *d)
+{
+        pthread_condattr_t ca;
+
+        pthread_mutex_init(&d->notify_lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&d->notify_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        cr_assert_eq(pipe2(d->notify_quit, O_CLOEXEC), 0);
+        cr_assert_eq(pthread_create(&d->notify_thread, NULL, notify_reader, d), 0);
+        d->notify_running = true;
+}
+
+static void stop_notify_reader(struct daemon *d)
+{
+        if (!d->notify_running)
+                return;
+        if (write(d->notify_quit[1], "q", 1) != 1)
+                cr_log_warn("cannot stop the notify reader");
+        pthread_join(d->notify_thread, NULL);
+        close(d->notify_quit[0]);
+        close(d->notify_quit[1]);
+        pthread_cond_destroy(&d->notify_cond);
+        pthread_mutex_destroy(&d->notify_lock);
+        d->notify_running = false;
 }
 
 bool daemon_wait_notify(struct daemon *d, const char *needle, int ms)
 {
         long deadline = now_ms() + ms;
+        bool found;
 
+        pthread_mutex_lock(&d->notify_lock);
         for (;;) {
-                drain_notify(d, 0);
-                if (strstr(d->notify_log, needle))
-                        return true;
-                long left = deadline - now_ms();
-                if (left <= 0)
-                        return false;
-                drain_notify(d, (int)(left < 100 ? left : 100));
-                if (!daemon_alive(d) && !strstr(d->notify_log, needle)) {
-                        drain_notify(d, 0);
-                        return strstr(d->notify_log, needle) != NULL;
+                long left;
+                struct timespec until;
+
+                drain_locked(d);
+                found = strstr(d->notify_log, needle) != NULL;
+                left = deadline - now_ms();
+                if (found || left <= 0)
+                        break;
+                if (!daemon_alive(d)) {
+                        drain_locked(d);        /* whatever it said before it exited */
+                        found = strstr(d->notify_log, needle) != NULL;
+                        break;
                 }
+                /* wakes on a message, or after 100 ms to see whether the daemon still runs */
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                left = left < 100 ? left : 100;
+                until.tv_nsec += left * 1000000;
+                until.tv_sec += until.tv_nsec / 1000000000;
+                until.tv_nsec %= 1000000000;
+                pthread_cond_timedwait(&d->notify_cond, &d->notify_lock, &until);
         }
+        pthread_mutex_unlock(&d->notify_lock);
+        return found;
+}
+
+void daemon_notify_reset(struct daemon *d)
+{
+        pthread_mutex_lock(&d->notify_lock);
+        drain_locked(d);
+        d->notify_log[0] = '\0';
+        pthread_mutex_unlock(&d->notify_lock);
 }
 
 bool daemon_alive(struct daemon *d)
@@ -148,13 +224,14 @@ int daemon_start(struct daemon *d)
         argv[n] = NULL;
         snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", d->notify_path);
         for (char **v = environ; *v && e < 200; v++)
-                if (strncmp(*v, "NOTIFY_SOCKET=", 14) && strncmp(*v, "WATCHDOG_", 9) && strncmp(*v, "ELVIS_", 6))
+                if (strncmp(*v, "NOTIFY_SOCKET=", 14) && strncmp(*v, "WATCHDOG_", 9) && strncmp(*v, "ELVIS_", 6) &&
+                    strncmp(*v, "JOURNAL_STREAM=", 15))
                         envp[e++] = *v;
         envp[e++] = notify_env;
         for (size_t i = 0; d->env[i]; i++)
                 envp[e++] = (char *)d->env[i];
         envp[e] = NULL;
-        d->notify_log[0] = '\0';
+        daemon_notify_reset(d);
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -185,9 +262,10 @@ static int wait_exit(struct daemon *d, int ms)
                 pid_t r = waitpid(d->pid, &status, WNOHANG);
                 if (r == d->pid) {
                         d->pid = -1;
+                        drain(d);       /* every message it sent is in notify_log now */
                         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
                 }
-                drain_notify(d, 20);    /* waits on the notify socket, bounded */
+                poll(NULL, 0, 20);      /* no event for a child's exit here: bounded polling */
         }
         return -1;
 }
@@ -219,6 +297,7 @@ void daemon_cleanup(struct daemon *d)
         char cmd[128];
 
         daemon_kill9(d);
+        stop_notify_reader(d);
         if (d->notify_fd > 0)
                 close(d->notify_fd);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);

@@ -15,7 +15,16 @@ struct daemon {
         char log_path[128];
         char notify_path[128];
         int notify_fd;
-        char notify_log[8192];  /* every sd_notify datagram received, newline separated */
+        /* Every sd_notify datagram received, newline separated. A thread reads the socket
+         * all the time, as systemd does: libsystemd's sd_notify blocks once the receiver's
+         * queue (net.unix.max_dgram_qlen, 10 by default) is full. Written under
+         * notify_lock; read it directly only once the daemon has stopped. */
+        char notify_log[8192];
+        pthread_mutex_t notify_lock;
+        pthread_cond_t notify_cond;
+        pthread_t notify_thread;
+        bool notify_running;
+        int notify_quit[2];     /* a pipe: a byte stops the thread */
         pid_t pid;
         const char *binary;     /* path of the daemon binary */
         const char *extra[16];  /* extra arguments, NULL terminated */
@@ -48,6 +57,8 @@ int daemon_stop(struct daemon *d);
 void daemon_kill9(struct daemon *d);
 /* Waits up to ms for a notify message containing needle (already received ones count). */
 bool daemon_wait_notify(struct daemon *d, const char *needle, int ms);
+/* Forgets the notify messages received so far. */
+void daemon_notify_reset(struct daemon *d);
 bool daemon_alive(struct daemon *d);
 void daemon_cleanup(struct daemon *d);
 /* Returns the daemon's log so far (caller frees). */

@@ -95,6 +95,8 @@ ParameterizedTestParameters(config, golden)
                 { "bad-vmm-user" },
                 { "bad-adopt-domains" },
                 { "bad-vcpu-pinning" },
+                { "bad-metrics-listen" },
+                { "bad-metrics-tls" },
         };
         return cr_make_param_array(struct golden, names, sizeof(names) / sizeof(names[0]));
 }
@@ -254,6 +256,43 @@ Test(config, diff_marks_live_options)
         cr_assert(s.live[1]);
         elvis_config_fini(&c1);
         elvis_config_fini(&c2);
+}
+
+/* --metrics-listen repeats, up to ELVIS_METRICS_LISTEN_MAX listeners; its TLS files go together. */
+Test(config, metrics_listen_repeats)
+{
+        char *argv[] = { "elvis-manager", "--config", "", "--metrics-listen", "127.0.0.1:9464", "--metrics-listen=[::1]:9465",
+                         NULL };
+        char *many[32] = { "elvis-manager", "--config", "" };
+        char *key_only[] = { "elvis-manager", "--config", "", "--metrics-listen", "127.0.0.1:9464", "--metrics-tls-key",
+                             "/etc/hostname", NULL };
+        char *tls_alone[] = { "elvis-manager", "--config", "", "--metrics-tls-cert", "/etc/hostname", "--metrics-tls-key",
+                              "/etc/hostname", NULL };
+        struct elvis_config c;
+        struct elvis_config_errors e = { 0 };
+        enum elvis_config_action action;
+        int n = 3;
+
+        cr_assert_eq(elvis_config_load(6, argv, &c, &action, &e), 0);
+        cr_assert_str_eq(c.metrics_listen, "127.0.0.1:9464\n[::1]:9465");
+        cr_assert_str_eq(c.metrics_tls_cert, "");
+        elvis_config_fini(&c);
+        for (int i = 0; i <= ELVIS_METRICS_LISTEN_MAX; i++) {
+                many[n++] = "--metrics-listen";
+                many[n++] = "127.0.0.1:9464";
+        }
+        cr_assert_eq(elvis_config_load(n, many, &c, &action, &e), -EINVAL);
+        cr_assert_eq(e.n, 1);
+        cr_assert(strstr(e.lines[0], "metrics-listen is given 9 times; at most 8 listeners"), "%s", e.lines[0]);
+        elvis_config_errors_fini(&e);
+        cr_assert_eq(elvis_config_load(7, key_only, &c, &action, &e), -EINVAL);
+        cr_assert_eq(e.n, 1);
+        cr_assert_str_eq(e.lines[0], "--metrics-tls-key: metrics-tls-cert and metrics-tls-key go together (TLS needs both)");
+        elvis_config_errors_fini(&e);
+        cr_assert_eq(elvis_config_load(7, tls_alone, &c, &action, &e), -EINVAL);
+        cr_assert_eq(e.n, 1);
+        cr_assert_str_eq(e.lines[0], "--metrics-tls-cert: metrics-tls-cert is set but there is no metrics-listen to use it");
+        elvis_config_errors_fini(&e);
 }
 
 /* --vhost-user-dir repeats: every occurrence adds a directory, flags replace the file's list. */
