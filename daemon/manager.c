@@ -27,17 +27,6 @@
  * another one (IBM's ELVIS served devices_per_worker=7 devices per worker). */
 #define QUEUES_PER_SIDECORE 8
 
-void elvis_dp_stats_fini(struct elvis_dp_stats *st)
-{
-        if (!st)
-                return;
-        free(st->sidecores);
-        free(st->queues);
-        st->sidecores = NULL;
-        st->queues = NULL;
-        st->nsidecores = st->nqueues = 0;
-}
-
 static bool dp_ready(const struct elvis_manager *m)
 {
         return m->dp_status == ELVIS_DP_RUNNING && m->dp;
