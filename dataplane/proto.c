@@ -187,7 +187,7 @@ size_t elvis_dpp_encode(void *buf, uint16_t type, uint32_t id, const void *paylo
         if (len > ELVIS_DPP_MSG_MAX - sizeof(h))
                 return 0;
         memcpy(buf, &h, sizeof(h));
-        if (len)
+        if (payload && len)
                 memcpy((char *)buf + sizeof(h), payload, len);
         return sizeof(h) + len;
 }

@@ -196,7 +196,8 @@ int elvis_dpp_check_reply(const void *buf, size_t len, uint16_t type, uint32_t i
                           const struct elvis_dpp_result **ret_res, const void **ret_body, size_t *ret_body_len,
                           char *why, size_t whylen);
 
-/* Writes header + payload into buf (ELVIS_DPP_MSG_MAX bytes); returns the message size. */
+/* Writes header + payload into buf (ELVIS_DPP_MSG_MAX bytes); returns the message size,
+ * 0 when it does not fit. payload NULL: the caller writes the len bytes after the header. */
 size_t elvis_dpp_encode(void *buf, uint16_t type, uint32_t id, const void *payload, size_t len);
 
 /* One datagram out; fd >= 0 goes along with SCM_RIGHTS. */

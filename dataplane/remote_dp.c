@@ -281,16 +281,13 @@ static int spawn(struct rdp *k)
         return r;
 }
 
+static int handshake(struct rdp *k);
+
 /* Connects (starting a data plane when none answers), checks the version and reads
  * what the data plane has into the adoption lists. */
 static int attach_plane(struct rdp *k)
 {
         char path[ELVIS_PATH_MAX + 32];
-        struct elvis_dpp_hello hello = { .version = ELVIS_DPP_VERSION, .pid = (uint32_t)getpid() };
-        const void *body;
-        size_t blen;
-        void *arr;
-        unsigned n;
         int fd, r;
 
         snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_SOCKET_NAME);
@@ -306,10 +303,31 @@ static int attach_plane(struct rdp *k)
         }
         k->sock = fd;
         k->connected_ns = now_ns();
+        r = handshake(k);
+        if (r < 0)
+                goto fail;
+        return 0;
+fail:
+        if (k->sock >= 0)
+                close(k->sock);
+        k->sock = -1;
+        return r;
+}
+
+/* HELLO (the version must match), then what the data plane has, for adoption. */
+static int handshake(struct rdp *k)
+{
+        struct elvis_dpp_hello hello = { .version = ELVIS_DPP_VERSION, .pid = (uint32_t)getpid() };
+        const void *body;
+        size_t blen;
+        void *arr;
+        unsigned n;
+        int r;
+
         r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, &body, &blen);
         if (r == -EPROTO) {
-                log_error("elvis-dataplane at %s speaks another protocol version than %u: stop it to have it replaced",
-                          path, ELVIS_DPP_VERSION);
+                log_error("elvis-dataplane in %s speaks another protocol version than %u: stop it to have it replaced",
+                          k->run_dir, ELVIS_DPP_VERSION);
                 goto fail;
         }
         if (r < 0 || blen != sizeof(hello)) {
@@ -336,9 +354,6 @@ static int attach_plane(struct rdp *k)
                  hello.version, k->npre_sc, k->npre_dev);
         return 0;
 fail:
-        if (k->sock >= 0)
-                close(k->sock);
-        k->sock = -1;
         return r < 0 ? r : -EPROTO;
 }
 
@@ -615,10 +630,9 @@ int elvis_remote_dp_open_fd(int fd, const struct elvis_dp_config *cfg, void **re
         k->pin = cfg->pin;
         if (fd >= 0) {
                 /* tests: an already connected socket, nothing to start */
-                struct elvis_dpp_hello hello = { .version = ELVIS_DPP_VERSION };
                 k->sock = fd;
                 k->connected_ns = now_ns();
-                r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, NULL, NULL);
+                r = handshake(k);
         } else {
                 r = attach_plane(k);
         }
