@@ -257,6 +257,7 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
         json_t *vm, *h, *d, *pol;
         char path[512];
         const char *kind;
+        bool vhost;
         size_t i;
         int r;
 
@@ -275,12 +276,13 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
                        "reserved CPUs -->\n", elvis_json_int(vm, "vcpus"), elvis_json_str(vm, "cpus"));
         printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'/>\n"
                "</metadata>\n", elvis_json_int(pol, "weight"), elvis_json_str(pol, "exitless"));
-        if (!strcmp(kind, "user"))
+        vhost = !strcmp(kind, "user") || !strcmp(kind, "user-process");
+        if (vhost)
                 printf("<memoryBacking>\n  <source type='memfd'/>\n  <access mode='shared'/>\n</memoryBacking>\n");
         printf("<devices>\n");
         json_array_foreach(json_object_get(vm, "devices"), i, d) {
-                if (!strcmp(kind, "user")) {
-                        /* QEMU dials again every second while elvis-manager restarts */
+                if (vhost) {
+                        /* QEMU dials again every second while the data plane restarts */
                         printf("  <interface type='vhostuser'>\n    <source type='unix' path='%s' mode='client'>\n"
                                "      <reconnect enabled='yes' timeout='1'/>\n    </source>\n"
                                "    <model type='virtio'/>\n", elvis_json_str(d, "socket"));

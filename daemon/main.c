@@ -4,6 +4,7 @@
 
 #include "../api/api.h"
 #include "../dataplane/kernel_dp.h"
+#include "../dataplane/remote_dp.h"
 #include "../dataplane/user_dp.h"
 
 #include <stddef.h>
@@ -11,6 +12,7 @@
 static const struct elvis_dataplane_entry dataplanes[] = {
         { "user", &elvis_user_dataplane },
         { "kernel", &elvis_kernel_dataplane },
+        { "user-process", &elvis_remote_dataplane },
         { NULL, NULL },
 };
 

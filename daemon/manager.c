@@ -26,17 +26,6 @@
  * another one (IBM's ELVIS served devices_per_worker=7 devices per worker). */
 #define QUEUES_PER_SIDECORE 8
 
-void elvis_dp_stats_fini(struct elvis_dp_stats *st)
-{
-        if (!st)
-                return;
-        free(st->sidecores);
-        free(st->queues);
-        st->sidecores = NULL;
-        st->queues = NULL;
-        st->nsidecores = st->nqueues = 0;
-}
-
 static bool dp_ready(const struct elvis_manager *m)
 {
         return m->dp_status == ELVIS_DP_RUNNING && m->dp;
@@ -402,12 +391,19 @@ static bool tap_taken(const struct elvis_state *s, const char *tap, uint32_t exc
         return false;
 }
 
+/* The user data plane, in this process or in elvis-dataplane: vhost-user sockets, taps
+ * it creates itself. */
+static bool vhost_user_plane(const struct elvis_manager *m)
+{
+        return strcmp(m->dp_kind, "user") == 0 || strcmp(m->dp_kind, "user-process") == 0;
+}
+
 /* A name for a tap the request did not name: elvisVM-DEV, or with a suffix when another
  * manager on this host (or anyone else) already has an interface by that name. */
 static void pick_tap_name(const struct elvis_manager *m, const struct elvis_state *s, uint32_t vm, unsigned d,
                           char out[ELVIS_IFNAME_MAX])
 {
-        bool user = strcmp(m->dp_kind, "user") == 0;
+        bool user = vhost_user_plane(m);
 
         for (unsigned k = 0; k < 100; k++) {
                 if (k == 0)
@@ -516,7 +512,7 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                 }
                 /* the user data plane creates its taps; an interface of that name belongs to
                  * someone else unless the request says to adopt it */
-                if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap_adopt && strcmp(m->dp_kind, "user") == 0 &&
+                if (dev->backend == ELVIS_BACKEND_TAP && !dev->tap_adopt && vhost_user_plane(m) &&
                     if_nametoindex(dev->tap)) {
                         r = elvis_err_set(e, -EEXIST,
                                           "interface '%s' already exists and ELVIS did not create it for this VM "
@@ -534,7 +530,7 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                         }
                 memset(dev->sidecore, 0, sizeof(dev->sidecore));
                 /* a socket path only comes from the libvirt domain (the VMM connects there) */
-                if (strcmp(m->dp_kind, "user") == 0 && dev->socket[0]) {
+                if (vhost_user_plane(m) && dev->socket[0]) {
                         const struct elvis_socket_rules rules = { .run_dir = m->cfg.run_dir,
                                                                   .extra_dirs = m->cfg.vhost_user_dirs,
                                                                   .api_socket = m->cfg.socket };
@@ -554,7 +550,7 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                                                 elvis_state_fini(&next);
                                                 return r;
                                         }
-                } else if (strcmp(m->dp_kind, "user") == 0) {
+                } else if (vhost_user_plane(m)) {
                         char path[512];
                         snprintf(path, sizeof(path), "%s/vm%u-%s.sock", m->cfg.run_dir, nvm->id, dev->id);
                         if (strlen(path) >= sizeof(dev->socket)) {

@@ -55,7 +55,9 @@ json_t *elvis_manager_health(struct elvis_manager *m)
         snprintf(detail, sizeof(detail), "%s", m->dp_detail);
         if (healthy && m->dp_ops->health && m->dp_ops->health(m->dp, detail, sizeof(detail)) < 0)
                 healthy = false;
-        dp = json_pack("{s:s, s:s, s:s, s:o}", "kind", m->dp_kind, "state", dp_status_name(m->dp_status), "detail",
+        dp = json_pack("{s:s, s:s, s:s, s:o}", "kind", m->dp_kind, "state",
+                       dp_status_name(m->dp_status == ELVIS_DP_RUNNING && !healthy ? ELVIS_DP_FAILED : m->dp_status),
+                       "detail",
                        detail, "implementation", m->dp_ops ? json_string(m->dp_ops->kind) : json_null());
         h = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:i, s:i, s:s}", "status", healthy ? "ok" : "degraded",
                       "version", ELVIS_VERSION, "uptime_s",

@@ -1,4 +1,5 @@
 /* The managed-state model: defaults, validation, lookups and copies. */
+#include <elvis/dataplane.h>
 #include <elvis/model.h>
 #include <elvis/tunables.h>
 
@@ -255,4 +256,17 @@ const struct elvis_device *elvis_state_find_device(const struct elvis_state *s, 
                                         return &s->vms[i].devices[d];
                                 }
         return NULL;
+}
+
+/* Declared with the data-plane interface; here so that every data plane (in the daemon
+ * or in elvis-dataplane) and the daemon share one definition. */
+void elvis_dp_stats_fini(struct elvis_dp_stats *st)
+{
+        if (!st)
+                return;
+        free(st->sidecores);
+        free(st->queues);
+        st->sidecores = NULL;
+        st->queues = NULL;
+        st->nsidecores = st->nqueues = 0;
 }

@@ -1,0 +1,165 @@
+/* elvis-dataplane: the user-space data plane in a process of its own. It hosts the
+ * vhost-user plane (user_dp.c) and serves the data-plane protocol (proto.h) on
+ * RUN_DIR/dataplane.sock; it outlives the elvis-manager that started it. No HTTP, TLS,
+ * libvirt or XML is linked in.
+ *   elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N] */
+#include "proto_server.h"
+#include "user_dp.h"
+
+#include "dp_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_CONNS 8
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N]\n"
+                   "Serves vhost-user devices and sidecores for elvis-manager over DIR/%s.\n",
+                   ELVIS_DPP_SOCKET_NAME);
+}
+
+static int listen_on(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof(a.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(a.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* the lock is ours: a socket file left here is a dead data plane's */
+        if (unlink(path) < 0 && errno != ENOENT)
+                goto fail;
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0600) < 0 || listen(fd, MAX_CONNS) < 0)
+                goto fail;
+        return fd;
+fail:;
+        int r = -errno;
+        close(fd);
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "run-dir", required_argument, NULL, 'r' }, { "no-pin", no_argument, NULL, 'n' },
+                { "ready-fd", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { 0 },
+        };
+        struct elvis_dp_config cfg = { .pin = true };
+        char sock_path[ELVIS_PATH_MAX], lock_path[256];
+        struct elvis_dpp_server *srv = NULL;
+        struct pollfd pfd[2 + MAX_CONNS];
+        int conns[MAX_CONNS], nconns = 0, ready_fd = -1, lock_fd, lfd, sfd, c, r;
+        void *dp = NULL;
+        sigset_t mask;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 'r': cfg.run_dir = optarg; break;
+                case 'n': cfg.pin = false; break;
+                case 'f': ready_fd = atoi(optarg); break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (!cfg.run_dir || optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+        prctl(PR_SET_NAME, "elvis-dataplane");
+        /* the manager that reads our stderr may be gone: a write must not kill us */
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (snprintf(sock_path, sizeof(sock_path), "%s/%s", cfg.run_dir, ELVIS_DPP_SOCKET_NAME) >= (int)sizeof(sock_path) ||
+            snprintf(lock_path, sizeof(lock_path), "%s/%s", cfg.run_dir, ELVIS_DPP_LOCK_NAME) >= (int)sizeof(lock_path)) {
+                log_error("elvis-dataplane: run directory %s: path too long", cfg.run_dir);
+                return 1;
+        }
+        lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                log_error("elvis-dataplane: %s: %s", lock_path,
+                          errno == EWOULDBLOCK ? "another elvis-dataplane serves this run directory" : strerror(errno));
+                return 1;
+        }
+        r = elvis_user_dataplane.open(&cfg, &dp);
+        if (r < 0) {
+                log_error("elvis-dataplane: the user data plane failed to start: %s", strerror(-r));
+                return 1;
+        }
+        if ((r = elvis_dpp_server_new(&elvis_user_dataplane, dp, &srv)) < 0 || (lfd = listen_on(sock_path)) < 0) {
+                log_error("elvis-dataplane: cannot serve %s: %s", sock_path, strerror(-(r < 0 ? r : lfd)));
+                elvis_user_dataplane.close(dp);
+                elvis_dpp_server_free(srv);
+                return 1;
+        }
+        log_info("elvis-dataplane %d: protocol %u on %s", (int)getpid(), ELVIS_DPP_VERSION, sock_path);
+        if (ready_fd >= 0) {
+                if (write(ready_fd, "1", 1) < 0)
+                        log_warning("elvis-dataplane: telling the manager it is ready: %s", strerror(errno));
+                close(ready_fd);
+        }
+        for (;;) {
+                pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+                pfd[1] = (struct pollfd){ .fd = lfd, .events = nconns < MAX_CONNS ? POLLIN : 0 };
+                for (int i = 0; i < nconns; i++)
+                        pfd[2 + i] = (struct pollfd){ .fd = conns[i], .events = POLLIN };
+                if (poll(pfd, 2 + (nfds_t)nconns, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error("elvis-dataplane: poll: %s", strerror(errno));
+                        break;
+                }
+                if (pfd[0].revents)
+                        break;
+                for (int i = nconns - 1; i >= 0; i--) {
+                        if (!pfd[2 + i].revents)
+                                continue;
+                        if (elvis_dpp_server_handle(srv, conns[i]) < 0) {
+                                elvis_dpp_server_forget(srv, conns[i]);
+                                close(conns[i]);
+                                conns[i] = conns[--nconns];
+                        }
+                }
+                if (pfd[1].revents & POLLIN) {
+                        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                        /* a manager that stops reading must not stall this loop for long */
+                        struct timeval tv = { .tv_sec = 2 };
+                        if (cfd >= 0) {
+                                setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+                                conns[nconns++] = cfd;
+                        }
+                }
+        }
+        log_info("elvis-dataplane %d: stopping; its devices and sidecores go with it", (int)getpid());
+        for (int i = 0; i < nconns; i++)
+                close(conns[i]);
+        close(lfd);
+        unlink(sock_path);
+        elvis_user_dataplane.close(dp);
+        elvis_dpp_server_free(srv);
+        close(lock_fd);
+        close(sfd);
+        return 0;
+}

@@ -1,0 +1,859 @@
+/* --dataplane user-process: the user data plane runs in elvis-dataplane, and this is
+ * the manager's side of the data-plane protocol (proto.h) behind the data-plane
+ * interface.
+ *
+ * Opening connects to RUN_DIR/dataplane.sock; when nothing answers there, it starts
+ * elvis-dataplane (next to this executable, detached: it outlives the manager) and
+ * waits for it to say it is ready. A data plane that answers is adopted: what it lists
+ * is kept aside, and the manager's restore claims it operation by operation (an
+ * identical device or sidecore is taken over without touching it, so guests keep their
+ * connections and traffic). What the first sync finds unclaimed was not in the saved
+ * state and is removed.
+ *
+ * Everything applied is also kept here (the mirror). When the data plane is lost (its
+ * connection closes, a reply times out), health reports it failed and every sync
+ * reconnects, or starts a new one, with exponential backoff, and replays the mirror
+ * into it through the same adoption. All of it runs on the daemon's event-loop thread. */
+#include "remote_dp.h"
+
+#include "dp_log.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CALL_TIMEOUT_S 5
+#define READY_TIMEOUT_MS 10000
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 10000u
+#define STABLE_NS (10ull * 1000000000ull)       /* up this long: the next loss restarts at once */
+
+struct rdev {
+        struct elvis_dpp_device_item it;
+        uint32_t unconfirmed;           /* queues whose adopted placement the manager has not restated */
+};
+
+struct rdp {
+        int sock;                       /* -1: lost */
+        char run_dir[ELVIS_PATH_MAX];
+        bool pin;
+        uint32_t next_id;
+        pid_t pid;                      /* the data plane's, from HELLO */
+        uint64_t connected_ns;
+        char lost_reason[160];
+        unsigned restarts;
+        unsigned backoff_ms;
+        uint64_t next_try_ns;
+        bool swept;
+        /* the mirror: what the manager applied */
+        struct elvis_dpp_sidecore sc[ELVIS_MAX_SIDECORES];
+        unsigned nsc;
+        struct rdev *dev;
+        unsigned ndev, capdev;
+        struct elvis_dpp_params params;
+        bool have_params;
+        /* what the data plane had when we connected and nobody claimed yet */
+        struct elvis_dpp_sidecore *pre_sc;
+        unsigned npre_sc;
+        struct elvis_dpp_device_item *pre_dev;
+        unsigned npre_dev;
+        _Alignas(8) unsigned char out[ELVIS_DPP_MSG_MAX];
+        _Alignas(8) unsigned char in[ELVIS_DPP_MSG_MAX];
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lost(struct rdp *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lost(struct rdp *k, const char *fmt, ...)
+{
+        va_list ap;
+        char why[128];
+
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        if (k->sock >= 0)
+                close(k->sock);
+        k->sock = -1;
+        if (now_ns() - k->connected_ns > STABLE_NS)
+                k->backoff_ms = 0;
+        k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (k->backoff_ms > BACKOFF_MAX_MS)
+                k->backoff_ms = BACKOFF_MAX_MS;
+        k->next_try_ns = now_ns() + (uint64_t)k->backoff_ms * 1000000u;
+        snprintf(k->lost_reason, sizeof(k->lost_reason), "elvis-dataplane (pid %d) lost: %s", (int)k->pid, why);
+        log_error("%s; reconnecting or restarting it in %u ms", k->lost_reason, k->backoff_ms);
+}
+
+/* One request and its reply. A transport failure loses the data plane (-ENOTCONN); a
+ * refusal returns its errno. */
+static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, const struct elvis_dpp_result **ret_res,
+                const void **ret_body, size_t *ret_len)
+{
+        const struct elvis_dpp_result *res;
+        const void *body;
+        size_t blen, n;
+        char why[ELVIS_DPP_REASON_MAX];
+        uint32_t id;
+        int r;
+
+        if (k->sock < 0)
+                return -ENOTCONN;
+        id = ++k->next_id;
+        n = elvis_dpp_encode(k->out, type, id, payload, len);
+        r = elvis_dpp_send(k->sock, k->out, n, -1);
+        if (r < 0) {
+                lost(k, "sending: %s", strerror(-r));
+                return -ENOTCONN;
+        }
+        for (;;) {
+                int fds[4];
+                unsigned nfds;
+                ssize_t got = elvis_dpp_recv(k->sock, k->in, sizeof(k->in), fds, 4, &nfds);
+                for (unsigned i = 0; i < nfds; i++)
+                        close(fds[i]);
+                if (got <= 0) {
+                        lost(k, "%s", got == 0 ? "it closed the connection" :
+                                      got == -EAGAIN ? "no answer within " "5 s" : strerror((int)-got));
+                        return -ENOTCONN;
+                }
+                r = elvis_dpp_check_reply(k->in, (size_t)got, type, id, &res, &body, &blen, why, sizeof(why));
+                if (r < 0) {
+                        lost(k, "bad reply: %s", why);
+                        return -ENOTCONN;
+                }
+                break;
+        }
+        if (res->error < 0) {
+                log_info("elvis-dataplane refused request %u: %s", type, res->reason);
+                return res->error;
+        }
+        if (ret_res)
+                *ret_res = res;
+        if (ret_body) {
+                *ret_body = body;
+                *ret_len = blen;
+        }
+        return 0;
+}
+
+/* Reads a paged list into a fresh array (caller frees). */
+static int read_pages(struct rdp *k, uint16_t type, size_t item, void **ret, unsigned *ret_n)
+{
+        unsigned char *arr = NULL;
+        unsigned n = 0, total = 0;
+        int r;
+
+        do {
+                struct elvis_dpp_page pg = { .start = n };
+                const struct elvis_dpp_result *res;
+                const void *body;
+                size_t blen;
+                r = call(k, type, &pg, sizeof(pg), &res, &body, &blen);
+                if (r < 0)
+                        goto fail;
+                if (blen != (size_t)res->count * item || (n == 0 && res->total > 1u << 20) ||
+                    (n > 0 && res->total != total) || res->count > res->total - n ||
+                    (res->count == 0 && n < res->total)) {
+                        lost(k, "a list page of request %u does not add up", type);
+                        r = -ENOTCONN;
+                        goto fail;
+                }
+                if (n == 0) {
+                        total = res->total;
+                        arr = malloc(total ? (size_t)total * item : 1);
+                        if (!arr) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                }
+                memcpy(arr + (size_t)n * item, body, blen);
+                n += res->count;
+        } while (n < total);
+        *ret = arr;
+        *ret_n = n;
+        return 0;
+fail:
+        free(arr);
+        return r;
+}
+
+static int connect_to(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = CALL_TIMEOUT_S };
+        int fd;
+
+        if (strlen(path) >= sizeof(a.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(a.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        return fd;
+}
+
+/* Starts elvis-dataplane detached (it outlives us) and waits until it listens. */
+static int spawn(struct rdp *k)
+{
+        char self[PATH_MAX], bin[PATH_MAX + 32], fdarg[16];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        int p[2], st;
+        pid_t pid;
+        char c;
+
+        if (n < 0)
+                return -errno;
+        self[n] = '\0';
+        snprintf(bin, sizeof(bin), "%s/elvis-dataplane", dirname(self));
+        if (access(bin, X_OK) < 0) {
+                int r = -errno;
+                log_error("cannot start %s: %s", bin, strerror(-r));
+                return r;
+        }
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                /* a new session, and a grandchild: init reaps it, no terminal signal reaches it */
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                setsid();
+                if (fork() != 0)
+                        _exit(0);
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (devnull >= 0)
+                        dup2(devnull, 0);
+                if (dup2(p[1], 3) < 0)
+                        _exit(127);
+                snprintf(fdarg, sizeof(fdarg), "%d", 3);
+                if (k->pin)
+                        execl(bin, "elvis-dataplane", "--run-dir", k->run_dir, "--ready-fd", fdarg, (char *)NULL);
+                else
+                        execl(bin, "elvis-dataplane", "--run-dir", k->run_dir, "--no-pin", "--ready-fd", fdarg,
+                              (char *)NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        struct pollfd pf = { .fd = p[0], .events = POLLIN };
+        int r = poll(&pf, 1, READY_TIMEOUT_MS);
+        r = r > 0 && read(p[0], &c, 1) == 1 ? 0 : -ETIMEDOUT;
+        close(p[0]);
+        if (r < 0)
+                log_error("%s did not get ready (see its log above)", bin);
+        else
+                log_info("started %s", bin);
+        return r;
+}
+
+static int handshake(struct rdp *k);
+
+/* Connects (starting a data plane when none answers), checks the version and reads
+ * what the data plane has into the adoption lists. */
+static int attach_plane(struct rdp *k)
+{
+        char path[ELVIS_PATH_MAX + 32];
+        int fd, r;
+
+        snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_SOCKET_NAME);
+        fd = connect_to(path);
+        if (fd == -ENOENT || fd == -ECONNREFUSED) {
+                if ((r = spawn(k)) < 0)
+                        return r;
+                fd = connect_to(path);
+        }
+        if (fd < 0) {
+                log_error("cannot connect to elvis-dataplane at %s: %s", path, strerror(-fd));
+                return fd;
+        }
+        k->sock = fd;
+        k->connected_ns = now_ns();
+        r = handshake(k);
+        if (r < 0)
+                goto fail;
+        return 0;
+fail:
+        if (k->sock >= 0)
+                close(k->sock);
+        k->sock = -1;
+        return r;
+}
+
+/* HELLO (the version must match), then what the data plane has, for adoption. */
+static int handshake(struct rdp *k)
+{
+        struct elvis_dpp_hello hello = { .version = ELVIS_DPP_VERSION, .pid = (uint32_t)getpid() };
+        const void *body;
+        size_t blen;
+        void *arr;
+        unsigned n;
+        int r;
+
+        r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, &body, &blen);
+        if (r == -EPROTO) {
+                log_error("elvis-dataplane in %s speaks another protocol version than %u: stop it to have it replaced",
+                          k->run_dir, ELVIS_DPP_VERSION);
+                goto fail;
+        }
+        if (r < 0 || blen != sizeof(hello)) {
+                r = r < 0 ? r : -EPROTO;
+                goto fail;
+        }
+        memcpy(&hello, body, sizeof(hello));
+        k->pid = (pid_t)hello.pid;
+        free(k->pre_sc);
+        free(k->pre_dev);
+        k->pre_sc = NULL;
+        k->pre_dev = NULL;
+        k->npre_sc = k->npre_dev = 0;
+        if ((r = read_pages(k, ELVIS_DPP_LIST_SIDECORES, sizeof(*k->pre_sc), &arr, &n)) < 0)
+                goto fail;
+        k->pre_sc = arr;
+        k->npre_sc = n;
+        if ((r = read_pages(k, ELVIS_DPP_LIST_DEVICES, sizeof(*k->pre_dev), &arr, &n)) < 0)
+                goto fail;
+        k->pre_dev = arr;
+        k->npre_dev = n;
+        k->swept = false;
+        log_info("elvis-dataplane pid %d, protocol %u: %u sidecore(s) and %u device(s) already running", (int)k->pid,
+                 hello.version, k->npre_sc, k->npre_dev);
+        return 0;
+fail:
+        return r < 0 ? r : -EPROTO;
+}
+
+static struct rdev *find_dev(struct rdp *k, uint32_t vm, const char *id)
+{
+        for (unsigned i = 0; i < k->ndev; i++)
+                if (k->dev[i].it.dev.vm_id == vm && strcmp(k->dev[i].it.dev.device_id, id) == 0)
+                        return &k->dev[i];
+        return NULL;
+}
+
+static int pre_dev_index(struct rdp *k, uint32_t vm, const char *id)
+{
+        for (unsigned i = 0; i < k->npre_dev; i++)
+                if (k->pre_dev[i].dev.vm_id == vm && strcmp(k->pre_dev[i].dev.device_id, id) == 0)
+                        return (int)i;
+        return -1;
+}
+
+static int pre_sc_index(struct rdp *k, uint32_t id)
+{
+        for (unsigned i = 0; i < k->npre_sc; i++)
+                if (k->pre_sc[i].id == id)
+                        return (int)i;
+        return -1;
+}
+
+static int assign(struct rdp *k, uint32_t vm, const char *id, unsigned q, uint32_t sc)
+{
+        struct elvis_dpp_queue_ref ref = { .vm_id = vm, .queue = q, .sidecore = sc };
+
+        snprintf(ref.device_id, sizeof(ref.device_id), "%s", id);
+        return call(k, ELVIS_DPP_QUEUE_ASSIGN, &ref, sizeof(ref), NULL, NULL, NULL);
+}
+
+/* Removes an unclaimed device of the data plane: its queues first, then the device. */
+static int drop_pre_dev(struct rdp *k, unsigned i)
+{
+        struct elvis_dpp_device_item *it = &k->pre_dev[i];
+        struct elvis_dpp_queue_ref ref = { .vm_id = it->dev.vm_id };
+        int r;
+
+        for (unsigned q = 0; q < it->dev.queues && q < ELVIS_MAX_QUEUES; q++)
+                if (it->sidecore[q] && (r = assign(k, it->dev.vm_id, it->dev.device_id, q, 0)) < 0)
+                        return r;
+        snprintf(ref.device_id, sizeof(ref.device_id), "%s", it->dev.device_id);
+        r = call(k, ELVIS_DPP_DEVICE_DETACH, &ref, sizeof(ref), NULL, NULL, NULL);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        log_info("removed device %s of VM %u that elvis-dataplane served but the state does not have",
+                 it->dev.device_id, it->dev.vm_id);
+        k->pre_dev[i] = k->pre_dev[--k->npre_dev];
+        return 0;
+}
+
+/* Removes an unclaimed sidecore: the queues it serves (claimed or not) leave it first. */
+static int drop_pre_sc(struct rdp *k, unsigned i)
+{
+        struct elvis_dpp_sidecore c = k->pre_sc[i];
+        int r;
+
+        for (unsigned d = 0; d < k->npre_dev; d++)
+                for (unsigned q = 0; q < k->pre_dev[d].dev.queues && q < ELVIS_MAX_QUEUES; q++)
+                        if (k->pre_dev[d].sidecore[q] == c.id) {
+                                if ((r = assign(k, k->pre_dev[d].dev.vm_id, k->pre_dev[d].dev.device_id, q, 0)) < 0)
+                                        return r;
+                                k->pre_dev[d].sidecore[q] = 0;
+                        }
+        for (unsigned d = 0; d < k->ndev; d++)
+                for (unsigned q = 0; q < k->dev[d].it.dev.queues; q++)
+                        if (k->dev[d].it.sidecore[q] == c.id) {
+                                if ((r = assign(k, k->dev[d].it.dev.vm_id, k->dev[d].it.dev.device_id, q, 0)) < 0)
+                                        return r;
+                                k->dev[d].it.sidecore[q] = 0;
+                        }
+        r = call(k, ELVIS_DPP_SIDECORE_DESTROY, &c, sizeof(c), NULL, NULL, NULL);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        k->pre_sc[i] = k->pre_sc[--k->npre_sc];
+        return 0;
+}
+
+static int do_sidecore_create(struct rdp *k, uint32_t id, int cpu)
+{
+        struct elvis_dpp_sidecore c = { .id = id, .cpu = cpu };
+        int i = pre_sc_index(k, id), r;
+
+        if (k->nsc == ELVIS_MAX_SIDECORES)
+                return -ENOSPC;
+        if (i >= 0 && k->pre_sc[i].cpu == cpu) {
+                log_info("sidecore %u: adopted, already running in elvis-dataplane on CPU %d", id, cpu);
+                k->pre_sc[i] = k->pre_sc[--k->npre_sc];
+        } else {
+                if (i >= 0 && (r = drop_pre_sc(k, (unsigned)i)) < 0)
+                        return r;
+                if ((r = call(k, ELVIS_DPP_SIDECORE_CREATE, &c, sizeof(c), NULL, NULL, NULL)) < 0)
+                        return r;
+        }
+        k->sc[k->nsc++] = c;
+        return 0;
+}
+
+static bool same_device(const struct elvis_dpp_device *a, const struct elvis_dpp_device *b)
+{
+        return a->backend == b->backend && a->queues == b->queues && a->flags == b->flags &&
+               a->vmm_uid == b->vmm_uid && a->vmm_gid == b->vmm_gid && strcmp(a->tap, b->tap) == 0 &&
+               strcmp(a->socket_path, b->socket_path) == 0 && strcmp(a->vm_name, b->vm_name) == 0;
+}
+
+static int mirror_add(struct rdp *k, const struct elvis_dpp_device_item *it, uint32_t unconfirmed)
+{
+        if (k->ndev == k->capdev) {
+                unsigned cap = k->capdev ? k->capdev * 2 : 16;
+                void *n = realloc(k->dev, (size_t)cap * sizeof(*k->dev));
+                if (!n)
+                        return -ENOMEM;
+                k->dev = n;
+                k->capdev = cap;
+        }
+        k->dev[k->ndev].it = *it;
+        k->dev[k->ndev].unconfirmed = unconfirmed;
+        k->ndev++;
+        return 0;
+}
+
+static int policy(struct rdp *k, uint32_t vm, const char *id, unsigned weight, unsigned exitless)
+{
+        struct elvis_dpp_policy p = { .vm_id = vm, .weight = weight, .exitless = exitless };
+
+        snprintf(p.device_id, sizeof(p.device_id), "%s", id);
+        return call(k, ELVIS_DPP_DEVICE_SET_POLICY, &p, sizeof(p), NULL, NULL, NULL);
+}
+
+static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
+{
+        struct elvis_dpp_device_item it = { .dev = *w };
+        uint32_t unconfirmed = 0;
+        int i = pre_dev_index(k, w->vm_id, w->device_id), r;
+
+        if (find_dev(k, w->vm_id, w->device_id))
+                return -EEXIST;
+        if (i >= 0 && same_device(&k->pre_dev[i].dev, w)) {
+                /* the guest keeps its connection: take the device over as it runs */
+                it = k->pre_dev[i];
+                if ((it.dev.weight != w->weight || it.dev.exitless != w->exitless) &&
+                    (r = policy(k, w->vm_id, w->device_id, w->weight, w->exitless)) < 0)
+                        return r;
+                it.dev.weight = w->weight;
+                it.dev.exitless = w->exitless;
+                for (unsigned q = 0; q < w->queues; q++)
+                        if (it.sidecore[q])
+                                unconfirmed |= 1u << q;
+                k->pre_dev[i] = k->pre_dev[--k->npre_dev];
+                log_info("VM %u device %s: adopted, already served by elvis-dataplane", w->vm_id, w->device_id);
+        } else {
+                if (i >= 0 && (r = drop_pre_dev(k, (unsigned)i)) < 0)
+                        return r;
+                if ((r = call(k, ELVIS_DPP_DEVICE_ATTACH, w, sizeof(*w), NULL, NULL, NULL)) < 0)
+                        return r;
+        }
+        r = mirror_add(k, &it, unconfirmed);
+        return r;
+}
+
+static int do_queue_assign(struct rdp *k, struct rdev *d, unsigned q, uint32_t sc)
+{
+        int r = assign(k, d->it.dev.vm_id, d->it.dev.device_id, q, sc);
+
+        if (r == 0) {
+                d->it.sidecore[q] = sc;
+                d->unconfirmed &= ~(1u << q);
+        }
+        return r;
+}
+
+static int do_queue_poll(struct rdp *k, struct rdev *d, unsigned q, unsigned start, unsigned stop)
+{
+        struct elvis_dpp_queue_poll p = { .vm_id = d->it.dev.vm_id, .queue = q, .start_rate = start,
+                                          .stop_idle_ms = stop };
+        int r;
+
+        snprintf(p.device_id, sizeof(p.device_id), "%s", d->it.dev.device_id);
+        r = call(k, ELVIS_DPP_QUEUE_SET_POLL, &p, sizeof(p), NULL, NULL, NULL);
+        if (r == 0) {
+                d->it.start_rate[q] = start;
+                d->it.stop_idle_ms[q] = stop;
+        }
+        return r;
+}
+
+/* After the manager has claimed what it knows: what is left was not in its state. */
+static int sweep(struct rdp *k)
+{
+        int r;
+
+        for (unsigned d = 0; d < k->ndev; d++)
+                for (unsigned q = 0; q < k->dev[d].it.dev.queues; q++)
+                        if ((k->dev[d].unconfirmed & (1u << q)) && (r = do_queue_assign(k, &k->dev[d], q, 0)) < 0)
+                                return r;
+        while (k->npre_dev)
+                if ((r = drop_pre_dev(k, 0)) < 0)
+                        return r;
+        while (k->npre_sc) {
+                uint32_t id = k->pre_sc[0].id;
+                if ((r = drop_pre_sc(k, 0)) < 0)
+                        return r;
+                log_info("removed sidecore %u that elvis-dataplane ran but the state does not have", id);
+        }
+        k->swept = true;
+        return 0;
+}
+
+/* A new connection (the old data plane still running, or a new one): the mirror is
+ * claimed or re-created through the same adoption as at startup. */
+static int replay(struct rdp *k)
+{
+        struct elvis_dpp_sidecore sc[ELVIS_MAX_SIDECORES];
+        unsigned nsc = k->nsc, ndev = k->ndev;
+        struct rdev *dev = k->dev;
+        int r = 0;
+
+        memcpy(sc, k->sc, sizeof(sc[0]) * nsc);
+        k->nsc = 0;
+        k->dev = NULL;
+        k->ndev = k->capdev = 0;
+        if (k->have_params)
+                r = call(k, ELVIS_DPP_SET_PARAMS, &k->params, sizeof(k->params), NULL, NULL, NULL);
+        for (unsigned i = 0; r == 0 && i < nsc; i++)
+                r = do_sidecore_create(k, sc[i].id, sc[i].cpu);
+        for (unsigned i = 0; r == 0 && i < ndev; i++) {
+                struct elvis_dpp_device_item *it = &dev[i].it;
+                struct rdev *d;
+                r = do_device_attach(k, &it->dev);
+                d = r == 0 ? find_dev(k, it->dev.vm_id, it->dev.device_id) : NULL;
+                for (unsigned q = 0; d && r == 0 && q < it->dev.queues; q++) {
+                        if (it->sidecore[q] != d->it.sidecore[q] || (d->unconfirmed & (1u << q)))
+                                r = do_queue_assign(k, d, q, it->sidecore[q]);
+                        if (r == 0 && (it->start_rate[q] != d->it.start_rate[q] ||
+                                       it->stop_idle_ms[q] != d->it.stop_idle_ms[q]))
+                                r = do_queue_poll(k, d, q, it->start_rate[q], it->stop_idle_ms[q]);
+                }
+        }
+        if (r == 0)
+                r = sweep(k);
+        if (r < 0) {
+                /* keep the full mirror for the next attempt */
+                free(k->dev);
+                k->dev = dev;
+                k->ndev = k->capdev = ndev;
+                memcpy(k->sc, sc, sizeof(sc[0]) * nsc);
+                k->nsc = nsc;
+                if (k->sock >= 0)
+                        lost(k, "re-creating its devices: %s", strerror(-r));
+                return r;
+        }
+        free(dev);
+        return 0;
+}
+
+static bool remote_available(void)
+{
+        return true;
+}
+
+int elvis_remote_dp_open_fd(int fd, const struct elvis_dp_config *cfg, void **ret)
+{
+        struct rdp *k = calloc(1, sizeof(*k));
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        k->sock = -1;
+        snprintf(k->run_dir, sizeof(k->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
+        k->pin = cfg->pin;
+        if (fd >= 0) {
+                /* tests: an already connected socket, nothing to start */
+                k->sock = fd;
+                k->connected_ns = now_ns();
+                r = handshake(k);
+        } else {
+                r = attach_plane(k);
+        }
+        if (r < 0) {
+                if (k->sock >= 0)
+                        close(k->sock);
+                free(k->pre_sc);
+                free(k->pre_dev);
+                free(k);
+                return r;
+        }
+        *ret = k;
+        return 0;
+}
+
+static int remote_open(const struct elvis_dp_config *cfg, void **ret)
+{
+        return elvis_remote_dp_open_fd(-1, cfg, ret);
+}
+
+static void remote_close(void *p)
+{
+        struct rdp *k = p;
+
+        /* elvis-dataplane keeps serving: the next manager adopts it */
+        if (k->sock >= 0)
+                close(k->sock);
+        free(k->pre_sc);
+        free(k->pre_dev);
+        free(k->dev);
+        free(k);
+}
+
+static int remote_health(void *p, char *detail, size_t len)
+{
+        struct rdp *k = p;
+        const void *body;
+        size_t blen;
+        char d[ELVIS_DPP_DETAIL_MAX] = "";
+        int r;
+
+        if (k->sock < 0) {
+                uint64_t now = now_ns();
+                snprintf(detail, len, "failed: %s; restart %u in %llu ms", k->lost_reason, k->restarts + 1,
+                         (unsigned long long)(k->next_try_ns > now ? (k->next_try_ns - now) / 1000000u : 0));
+                return -ENOTCONN;
+        }
+        r = call(k, ELVIS_DPP_HEALTH, NULL, 0, NULL, &body, &blen);
+        if (r == 0 && blen == sizeof(d))
+                memcpy(d, body, sizeof(d) - 1);
+        if (r < 0 && k->sock < 0)
+                return remote_health(p, detail, len);
+        snprintf(detail, len, "elvis-dataplane pid %d: %s", (int)k->pid, r < 0 ? strerror(-r) : d);
+        return r;
+}
+
+static int remote_sidecore_create(void *p, uint32_t id, int cpu)
+{
+        return do_sidecore_create(p, id, cpu);
+}
+
+static int remote_sidecore_destroy(void *p, uint32_t id)
+{
+        struct rdp *k = p;
+        struct elvis_dpp_sidecore c = { .id = id };
+        int r = call(k, ELVIS_DPP_SIDECORE_DESTROY, &c, sizeof(c), NULL, NULL, NULL);
+
+        if (r == 0)
+                for (unsigned i = 0; i < k->nsc; i++)
+                        if (k->sc[i].id == id) {
+                                k->sc[i] = k->sc[--k->nsc];
+                                break;
+                        }
+        return r;
+}
+
+static int remote_device_attach(void *p, const struct elvis_dp_device *dev)
+{
+        struct elvis_dpp_device w;
+
+        if (!dev->socket_path || !dev->socket_path[0] || dev->queues < 1 || dev->queues > ELVIS_MAX_QUEUES ||
+            strlen(dev->socket_path) >= sizeof(w.socket_path))
+                return -EINVAL;
+        elvis_dpp_device_from(&w, dev);
+        return do_device_attach(p, &w);
+}
+
+static int remote_device_detach(void *p, uint32_t vm, const char *id)
+{
+        struct rdp *k = p;
+        struct elvis_dpp_queue_ref ref = { .vm_id = vm };
+        struct rdev *d = find_dev(k, vm, id);
+        int r;
+
+        snprintf(ref.device_id, sizeof(ref.device_id), "%s", id);
+        r = call(k, ELVIS_DPP_DEVICE_DETACH, &ref, sizeof(ref), NULL, NULL, NULL);
+        if (r == 0 && d)
+                *d = k->dev[--k->ndev];
+        return r;
+}
+
+static int remote_device_set_policy(void *p, uint32_t vm, const char *id, unsigned weight, enum elvis_exitless ex)
+{
+        struct rdp *k = p;
+        struct rdev *d = find_dev(k, vm, id);
+        int r = policy(k, vm, id, weight, ex);
+
+        if (r == 0 && d) {
+                d->it.dev.weight = weight;
+                d->it.dev.exitless = ex;
+        }
+        return r;
+}
+
+static int remote_queue_assign(void *p, uint32_t vm, const char *id, unsigned queue, uint32_t sidecore)
+{
+        struct rdp *k = p;
+        struct rdev *d = find_dev(k, vm, id);
+
+        if (!d || queue >= d->it.dev.queues)
+                return -ENOENT;
+        return do_queue_assign(k, d, queue, sidecore);
+}
+
+static int remote_set_params(void *p, const struct elvis_dp_params *params)
+{
+        struct rdp *k = p;
+        struct elvis_dpp_params w = { .budget_packets = params->budget_packets, .budget_bytes = params->budget_bytes,
+                                      .poll_start_rate = params->poll_start_rate,
+                                      .poll_stop_idle_ms = params->poll_stop_idle_ms };
+        int r = call(k, ELVIS_DPP_SET_PARAMS, &w, sizeof(w), NULL, NULL, NULL);
+
+        if (r == 0) {
+                k->params = w;
+                k->have_params = true;
+        }
+        return r;
+}
+
+static int remote_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned queue, unsigned start_rate,
+                                 unsigned stop_idle_ms)
+{
+        struct rdp *k = p;
+        struct rdev *d = find_dev(k, vm, id);
+
+        if (!d || queue >= d->it.dev.queues)
+                return -ENOENT;
+        return do_queue_poll(k, d, queue, start_rate, stop_idle_ms);
+}
+
+static int remote_stats_read(void *p, struct elvis_dp_stats *st)
+{
+        struct rdp *k = p;
+        struct elvis_dpp_sidecore_stats *sc = NULL;
+        struct elvis_dpp_queue_stats *qs = NULL;
+        void *arr;
+        unsigned nsc = 0, nq = 0;
+        int r;
+
+        memset(st, 0, sizeof(*st));
+        if ((r = read_pages(k, ELVIS_DPP_STATS_SIDECORES, sizeof(*sc), &arr, &nsc)) < 0)
+                return r;
+        sc = arr;
+        if ((r = read_pages(k, ELVIS_DPP_STATS_QUEUES, sizeof(*qs), &arr, &nq)) < 0) {
+                free(sc);
+                return r;
+        }
+        qs = arr;
+        st->sidecores = calloc(nsc ? nsc : 1, sizeof(*st->sidecores));
+        st->queues = calloc(nq ? nq : 1, sizeof(*st->queues));
+        if (!st->sidecores || !st->queues) {
+                free(sc);
+                free(qs);
+                elvis_dp_stats_fini(st);
+                return -ENOMEM;
+        }
+        st->timestamp_ns = nsc ? sc[0].timestamp_ns : nq ? qs[0].timestamp_ns : now_ns();
+        for (unsigned i = 0; i < nsc; i++)
+                elvis_dpp_sidecore_stats_to(&st->sidecores[st->nsidecores++], &sc[i]);
+        for (unsigned i = 0; i < nq; i++)
+                elvis_dpp_queue_stats_to(&st->queues[st->nqueues++], &qs[i]);
+        free(sc);
+        free(qs);
+        return 0;
+}
+
+/* The control tick: a lost data plane is reconnected or restarted (with backoff) and
+ * given its devices back; after a (re)connection, what nobody claimed goes. */
+static int remote_sync(void *p)
+{
+        struct rdp *k = p;
+
+        if (k->sock < 0) {
+                if (now_ns() < k->next_try_ns)
+                        return -ENOTCONN;
+                k->restarts++;
+                if (attach_plane(k) < 0) {
+                        lost(k, "reconnecting or restarting failed");
+                        return -ENOTCONN;
+                }
+                log_notice("elvis-dataplane pid %d: connected again (attempt %u); re-applying %u sidecore(s) and %u "
+                           "device(s)", (int)k->pid, k->restarts, k->nsc, k->ndev);
+                return replay(k);
+        }
+        return k->swept ? 0 : sweep(k);
+}
+
+const struct elvis_dataplane_ops elvis_remote_dataplane = {
+        .kind = "user-process",
+        .available = remote_available,
+        .open = remote_open,
+        .close = remote_close,
+        .health = remote_health,
+        .sidecore_create = remote_sidecore_create,
+        .sidecore_destroy = remote_sidecore_destroy,
+        .device_attach = remote_device_attach,
+        .device_detach = remote_device_detach,
+        .device_set_policy = remote_device_set_policy,
+        .queue_assign = remote_queue_assign,
+        .set_params = remote_set_params,
+        .queue_set_poll = remote_queue_set_poll,
+        .stats_read = remote_stats_read,
+        .sync = remote_sync,
+};

@@ -1,0 +1,264 @@
+/* elvis-dataplane, the user data plane in its own process (--dataplane user-process):
+ * it links nothing that parses HTTP, TLS or XML; a sequence-numbered stream keeps
+ * flowing, losing nothing, while elvis-manager is killed with -9 and restarted (the same
+ * data plane is adopted, the VM still listed); and when the data plane is killed with
+ * -9 the manager stays up, starts a new one and serves the device again. */
+#include <criterion/criterion.h>
+
+#include "../lib/harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GUEST ELVIS_BUILD_DIR "/bench/elvis-guest"
+#define DATAPLANE ELVIS_BIN_DIR "/elvis-dataplane"
+
+static struct daemon d;
+static pid_t dp_pid;            /* the elvis-dataplane this test saw last */
+
+static void setup(void)
+{
+        daemon_init(&d, ELVIS_MANAGER);
+        daemon_arg(&d, "--dataplane");
+        daemon_arg(&d, "user-process");
+        cr_assert_eq(daemon_start(&d), 0);
+}
+
+/* Ends a data plane that is not our child: SIGTERM, then its pidfd says when it is gone. */
+static void end_dataplane(pid_t pid)
+{
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+        if (pfd < 0)
+                return;         /* already gone */
+        kill(pid, SIGTERM);
+        if (poll(&p, 1, 10000) != 1) {
+                kill(pid, SIGKILL);
+                poll(&p, 1, 5000);
+        }
+        close(pfd);
+}
+
+static pid_t health_pid(char *detail, size_t len, bool *ret_ok, double *ms);
+
+static void teardown(void)
+{
+        char detail[256];
+        bool ok;
+        double ms;
+
+        if (daemon_alive(&d) && !dp_pid)
+                dp_pid = health_pid(detail, sizeof(detail), &ok, &ms);
+        if (daemon_alive(&d))
+                cr_expect_eq(daemon_stop(&d), 0, "clean exit (and no leaks under ASan)");
+        if (dp_pid > 0)
+                end_dataplane(dp_pid);
+        daemon_cleanup(&d);
+}
+
+TestSuite(dpproc, .init = setup, .fini = teardown, .timeout = 180);
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The data plane's pid as health reports it, 0 when it is not healthy; the request's
+ * latency in *ms. */
+static pid_t health_pid(char *detail, size_t len, bool *ret_ok, double *ms)
+{
+        struct resp r;
+        uint64_t t0 = now_ms();
+        const char *det, *p;
+        pid_t pid = 0;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0, "the API answers");
+        *ms = (double)(now_ms() - t0);
+        cr_assert_eq(r.status, 200);
+        det = json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "detail"));
+        *ret_ok = strcmp(json_string_value(json_object_get(r.json, "status")), "ok") == 0;
+        snprintf(detail, len, "%s", det ? det : "");
+        if (*ret_ok && det && (p = strstr(det, "elvis-dataplane pid ")))
+                pid = (pid_t)atoi(p + strlen("elvis-dataplane pid "));
+        resp_free(&r);
+        return pid;
+}
+
+static char *add_vm(const char *name)
+{
+        char body[256], *sock;
+        struct resp r;
+
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"%s\",\"devices\":[{\"backend\":\"loopback\"}],\"policy\":{\"exitless\":\"always\"}}",
+                 name);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", body, &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        sock = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "devices"), 0),
+                                                        "socket")));
+        resp_free(&r);
+        return sock;
+}
+
+static long long queue_packets(void)
+{
+        struct resp r;
+        long long n;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        n = json_integer_value(json_object_get(json_array_get(json_object_get(r.json, "queues"), 0), "rx_packets"));
+        resp_free(&r);
+        return n;
+}
+
+struct bg_stream {
+        pid_t pid;
+        int fd;
+};
+
+static void stream_start(struct bg_stream *b, const char *sock, const char *seconds)
+{
+        int pipefd[2];
+
+        cr_assert_eq(pipe(pipefd), 0);
+        b->pid = fork();
+        if (b->pid == 0) {
+                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--seconds", seconds, NULL };
+                char *out;
+                int rc = run_cmd(argv, NULL, &out, NULL);
+                if (write(pipefd[1], out, strlen(out)) < 0)
+                        rc = 9;
+                _exit(rc);
+        }
+        close(pipefd[1]);
+        b->fd = pipefd[0];
+}
+
+static json_t *stream_finish(struct bg_stream *b)
+{
+        char out[4096] = "";
+        ssize_t got;
+        json_t *j;
+        int wst;
+
+        cr_assert_eq(waitpid(b->pid, &wst, 0), b->pid);
+        got = read(b->fd, out, sizeof(out) - 1);
+        close(b->fd);
+        out[got > 0 ? got : 0] = '\0';
+        j = json_loads(out, 0, NULL);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the stream failed: %s", out);
+        cr_assert_not_null(j, "%s", out);
+        return j;
+}
+
+static long long n(json_t *j, const char *k)
+{
+        return (long long)json_integer_value(json_object_get(j, k));
+}
+
+Test(dpproc, links_no_http_tls_libvirt_or_xml)
+{
+        const char *argv[] = { "/usr/bin/ldd", DATAPLANE, NULL };
+        static const char *const banned[] = { "libvirt", "microhttpd", "gnutls", "libssl", "libcrypto", "xml2",
+                                              "curl", "jansson", "libsystemd", "hwloc" };
+        char *out, *err;
+
+        cr_assert_eq(run_cmd(argv, NULL, &out, &err), 0, "ldd %s: %s", DATAPLANE, err);
+        cr_assert(strstr(out, "libc.so"), "ldd printed no libraries: %s", out);
+        for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+                cr_assert_null(strstr(out, banned[i]), "elvis-dataplane links %s:\n%s", banned[i], out);
+        free(out);
+        free(err);
+}
+
+Test(dpproc, manager_kill9_and_restart_lose_nothing)
+{
+        char *sock = add_vm("survivor"), detail[256], *log;
+        struct bg_stream bg;
+        pid_t before, after;
+        bool ok;
+        double ms;
+        json_t *j;
+        struct resp r;
+
+        before = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && before > 0, "%s", detail);
+        dp_pid = before;
+        stream_start(&bg, sock, "8");
+        /* the stream is flowing through the data plane before the manager goes */
+        for (uint64_t t0 = now_ms(); queue_packets() < 10000; )
+                cr_assert_lt(now_ms() - t0, 20000, "the stream never started");
+        daemon_kill9(&d);
+        cr_assert_eq(kill(before, 0), 0, "elvis-dataplane outlives the manager");
+        cr_assert_eq(daemon_start(&d), 0);
+        after = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok, "%s", detail);
+        cr_assert_eq(after, before, "the same elvis-dataplane is adopted (%s)", detail);
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms", NULL, &r), 0);
+        cr_assert_eq(json_array_size(json_object_get(r.json, "vms")), 1, "%s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "vms"), 0), "name")),
+                         "survivor");
+        resp_free(&r);
+        j = stream_finish(&bg);
+        cr_assert_gt(n(j, "tx_packets"), 10000);
+        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "every frame sent came back");
+        cr_assert_eq(n(j, "lost"), 0);
+        cr_assert_eq(n(j, "dup_or_reordered"), 0);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "adopted, already served by elvis-dataplane"), "%s", log);
+        free(log);
+        json_decref(j);
+        free(sock);
+}
+
+Test(dpproc, dataplane_kill9_is_contained_and_restarted)
+{
+        char *sock = add_vm("phoenix"), detail[256], *log;
+        const char *args[] = { GUEST, "--socket", NULL, "--mode", "stream", "--seconds", "2", NULL };
+        pid_t before, now = 0;
+        double ms, worst = 0;
+        bool ok = false;
+        char *out;
+        json_t *j;
+
+        args[2] = sock;
+        before = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && before > 0, "%s", detail);
+        dp_pid = before;
+        cr_assert_eq(kill(before, SIGKILL), 0);
+        for (uint64_t t0 = now_ms(); !(ok && now > 0 && now != before); ) {
+                cr_assert_lt(now_ms() - t0, 15000, "no new data plane: %s", detail);
+                now = health_pid(detail, sizeof(detail), &ok, &ms);
+                worst = ms > worst ? ms : worst;
+        }
+        dp_pid = now;
+        cr_assert(daemon_alive(&d), "the manager stays up");
+        cr_assert_lt(worst, 1000, "the API answered within 1 s throughout (worst %.0f ms)", worst);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "lost: "), "the loss is logged:\n%s", log);
+        cr_assert(strstr(log, "connected again"), "%s", log);
+        free(log);
+        /* a front end that (re)connects is served by the new data plane */
+        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s", out);
+        j = json_loads(out, 0, NULL);
+        cr_assert_not_null(j, "%s", out);
+        cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
+        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s", out);
+        cr_assert_eq(n(j, "lost"), 0);
+        json_decref(j);
+        free(out);
+        free(sock);
+}
