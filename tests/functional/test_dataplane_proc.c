@@ -124,46 +124,6 @@ static long long queue_packets(void)
         return n;
 }
 
-struct bg_stream {
-        pid_t pid;
-        int fd;
-};
-
-static void stream_start(struct bg_stream *b, const char *sock, const char *seconds)
-{
-        int pipefd[2];
-
-        cr_assert_eq(pipe(pipefd), 0);
-        b->pid = fork();
-        if (b->pid == 0) {
-                const char *argv[] = { GUEST, "--socket", sock, "--mode", "stream", "--seconds", seconds, NULL };
-                char *out;
-                int rc = run_cmd(argv, NULL, &out, NULL);
-                if (write(pipefd[1], out, strlen(out)) < 0)
-                        rc = 9;
-                _exit(rc);
-        }
-        close(pipefd[1]);
-        b->fd = pipefd[0];
-}
-
-static json_t *stream_finish(struct bg_stream *b)
-{
-        char out[4096] = "";
-        ssize_t got;
-        json_t *j;
-        int wst;
-
-        cr_assert_eq(waitpid(b->pid, &wst, 0), b->pid);
-        got = read(b->fd, out, sizeof(out) - 1);
-        close(b->fd);
-        out[got > 0 ? got : 0] = '\0';
-        j = json_loads(out, 0, NULL);
-        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the stream failed: %s", out);
-        cr_assert_not_null(j, "%s", out);
-        return j;
-}
-
 static long long n(json_t *j, const char *k)
 {
         return (long long)json_integer_value(json_object_get(j, k));

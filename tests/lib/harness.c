@@ -589,3 +589,39 @@ char *testpmd_run(const char *const *sockets, unsigned n, const char *mode, int 
         free(err);
         return out;
 }
+
+void stream_start(struct bg_stream *b, const char *sock, const char *seconds)
+{
+        int pipefd[2];
+
+        cr_assert_eq(pipe(pipefd), 0);
+        b->pid = fork();
+        if (b->pid == 0) {
+                const char *argv[] = { ELVIS_BUILD_DIR "/bench/elvis-guest", "--socket", sock, "--mode", "stream",
+                                       "--seconds", seconds, NULL };
+                char *out;
+                int rc = run_cmd(argv, NULL, &out, NULL);
+                if (write(pipefd[1], out, strlen(out)) < 0)
+                        rc = 9;
+                _exit(rc);
+        }
+        close(pipefd[1]);
+        b->fd = pipefd[0];
+}
+
+json_t *stream_finish(struct bg_stream *b)
+{
+        char out[4096] = "";
+        ssize_t got;
+        json_t *j;
+        int wst;
+
+        cr_assert_eq(waitpid(b->pid, &wst, 0), b->pid);
+        got = read(b->fd, out, sizeof(out) - 1);
+        close(b->fd);
+        out[got > 0 ? got : 0] = '\0';
+        j = json_loads(out, 0, NULL);
+        cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the stream failed: %s", out);
+        cr_assert_not_null(j, "%s", out);
+        return j;
+}

@@ -78,6 +78,17 @@ int run_cmd(const char *const *argv, const char *const *env, char **out, char **
 
 char *slurp_file(const char *path);
 
+/* A time-bounded sequence-numbered stream of the guest emulator (bench/elvis-guest) on a
+ * vhost-user socket, run in a child while the test does something else (on a loaded CI
+ * host the rate varies tenfold: what matters is that every frame sent comes back in
+ * order). finish waits, asserts the emulator succeeded and returns its JSON verdict. */
+struct bg_stream {
+        pid_t pid;
+        int fd;
+};
+void stream_start(struct bg_stream *b, const char *sock, const char *seconds);
+json_t *stream_finish(struct bg_stream *b);
+
 /* DPDK's testpmd with a virtio-user port on each socket (up to 8; no hugepages, both
  * lcores on CPU 0, 64-byte frames), stopped after seconds; returns what it printed. */
 char *testpmd_run(const char *const *sockets, unsigned n, const char *mode, int seconds);
