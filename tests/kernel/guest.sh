@@ -15,6 +15,10 @@ elvis-vtest $args || fail "elvis-vtest failed"
 if [ -z "$args" ] || echo " $args " | grep -q " qemu "; then
 	elvis-qemu-init || fail "QEMU did not take /dev/elvis-net as its vhost device"
 fi
+# the same transcripts from the user data plane (elvis-manager --dataplane user, vhost-user)
+if [ -z "$args" ] || echo " $args " | grep -q " user "; then
+	elvis-userplane-test || fail "the user data plane's transcripts differ from vhost-net's"
+fi
 # elvis-manager --dataplane kernel through the REST API
 if [ -z "$args" ] || echo " $args " | grep -q " daemon "; then
 	elvis-daemon-test || fail "elvis-manager did not drive elvis.ko"
