@@ -13,8 +13,14 @@ log=$dir/manager.log
 # each mode runs all 21: tx (2), rx (3), offload, qemu (2), restart, notify (2), hostile (10)
 scenarios="tx rx offload qemu restart notify hostile"
 expect=21
+mpid=""
+# the daemon goes too: its sidecores must not spin under the elvis.ko scenarios that follow
 fail() {
 	echo "USERPLANE-FAIL: $*"
+	if [ -n "$mpid" ]; then
+		kill -TERM "$mpid"
+		wait "$mpid"
+	fi
 	echo "--- elvis-manager log (tail)"
 	tail -n 40 "$log" | sed 's/^/daemon-log: /'
 	exit 1
@@ -48,5 +54,8 @@ for mode in always never auto; do
 	echo "USERPLANE: $passed transcripts of the user data plane equal vhost-net's (exitless $mode)"
 done
 kill -TERM "$mpid"
-wait "$mpid" || fail "elvis-manager exited with $? on SIGTERM"
+wait "$mpid"
+rc=$?
+mpid=""
+[ $rc -eq 0 ] || fail "elvis-manager exited with $rc on SIGTERM"
 echo "USERPLANE-OK"
