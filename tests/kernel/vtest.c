@@ -161,10 +161,10 @@ static void ring_setup(struct dev *d, struct gring *g, uint64_t ring_off, uint64
  * memory is a memfd passed with SCM_RIGHTS, the region offset is its position in mem),
  * SET_VRING_NUM/BASE/ADDR, GET_VRING_BASE, SET_VRING_KICK/CALL/ERR. vhost-user has no
  * back-end ioctl: VHOST_NET_SET_BACKEND with a tap becomes SET_VRING_ENABLE 1 and
- * without one SET_VRING_ENABLE 0, where QEMU sends them when it starts and stops a
- * vhost-user device. REPLY_ACK is negotiated and asked for on every request that has no
- * answer of its own, so a request returns once the daemon applied it and a refusal fails
- * the step that made it, like a failed ioctl. */
+ * without one SET_VRING_ENABLE 0, vhost-user's switch for a ring's traffic (QEMU enables
+ * a vhost-user device's rings once it started it). REPLY_ACK is negotiated and asked for
+ * on every request that has no answer of its own, so a request returns once the daemon
+ * applied it and a refusal fails the step that made it, like a failed ioctl. */
 static const char *user_api;            /* --user-plane=SOCKET: elvis-manager's API */
 static const char *user_exitless;       /* --exitless=MODE for the VMs created, NULL: the default */
 static unsigned user_serial;            /* VM and tap names are never reused */
@@ -200,6 +200,7 @@ static int api(const char *method, const char *target, const char *body, char *r
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), n, status = -1;
 	char *p;
 
+	resp[0] = 0;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", user_api);
 	n = snprintf(req, sizeof(req),
 		     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -353,7 +354,10 @@ static int vu_send(struct dev *d, uint32_t req, uint32_t flags, const void *payl
 		   unsigned nfds)
 {
 	uint8_t buf[VU_HDR + 512];
-	char cbuf[CMSG_SPACE(sizeof(int) * 8)] = { 0 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} cbuf = { { 0 } };
 	struct iovec iov = { buf, VU_HDR + size };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
@@ -369,7 +373,7 @@ static int vu_send(struct dev *d, uint32_t req, uint32_t flags, const void *payl
 	if (nfds) {
 		struct cmsghdr *cm;
 
-		mh.msg_control = cbuf;
+		mh.msg_control = cbuf.buf;
 		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
