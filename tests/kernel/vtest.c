@@ -4,12 +4,18 @@
  * produces a transcript (frames seen on the tap, guest receive buffers, notification
  * decisions); the elvis transcript must equal the vhost one byte for byte.
  * Scenarios that only make sense for elvis.ko (sidecores, moves) check invariants.
+ * With --user-plane=SOCKET the same transcript scenarios replay against the user-space
+ * data plane instead: each device is a VM that this build's elvis-manager (its REST API on
+ * SOCKET) creates with a tap back end, driven over its vhost-user socket (see "the
+ * vhost-user transport" below), and its transcript must equal vhost-net's.
  * Usage: elvis-vtest [--soak-seconds=N] [scenario...]  (default: all but bench)
+ *        elvis-vtest --user-plane=SOCKET [--exitless=auto|always|never] [scenario...]
+ *                     (default: every transcript scenario: tx rx offload qemu restart notify hostile)
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
  * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop busyloop-bound auto ndev weights
  * move move-rx churn leak kill fault-tx fault-rx fault-used fault-ioctl soak bench.
- * Exit status 0 only if all selected scenarios pass. */
+ * Exit status 0 only if all selected scenarios pass, 2 on bad arguments. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -39,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +54,7 @@
 
 #define VHOST_PATH "/dev/vhost-net"
 #define ELVIS_PATH "/dev/elvis-net"
+#define USER_PATH "vhost-user"  /* the user data plane: a VM of elvis-manager, see user_plane */
 #define NUM 256
 #define BUFSZ 2048
 #define MEMSZ (4u << 20)
@@ -120,6 +128,11 @@ struct dev {
 	uint32_t id;            /* elvis device id */
 	unsigned kicks_sent;
 	int hl;                 /* virtio-net header length: 12 with VERSION_1 or MRG_RXBUF, else 10 */
+	/* vhost-user (USER_PATH): fd is the connection, the VM is elvis-manager's */
+	int mem_fd;             /* the memfd behind mem, passed in SET_MEM_TABLE */
+	char vm[32];            /* the VM to remove when the device closes */
+	char sock[108];         /* its vhost-user socket */
+	bool reply_ack;         /* VHOST_USER_PROTOCOL_F_REPLY_ACK negotiated */
 };
 
 static uint64_t off_gpa(uint64_t off)
@@ -138,9 +151,426 @@ static void ring_setup(struct dev *d, struct gring *g, uint64_t ring_off, uint64
 	vring_used_event(&g->vr) = 0;
 }
 
+/* ---- the vhost-user transport: the user data plane, through elvis-manager ----
+ * Each device is a VM the daemon creates through its REST API (POST /v1/vms, one tap-backed
+ * device; DELETE when the device closes), with a fresh tap name so that a tap the previous
+ * VM's removal is still tearing down is never in the way. The scenario then talks to the
+ * VM's vhost-user socket as QEMU does, and vioctl() below turns each vhost-net ioctl into
+ * its vhost-user message, so every scenario runs the same steps on both transports:
+ * SET_OWNER, GET/SET_FEATURES (plus VHOST_USER_F_PROTOCOL_FEATURES), SET_MEM_TABLE (the
+ * memory is a memfd passed with SCM_RIGHTS, the region offset is its position in mem),
+ * SET_VRING_NUM/BASE/ADDR, GET_VRING_BASE, SET_VRING_KICK/CALL/ERR. vhost-user has no
+ * back-end ioctl: VHOST_NET_SET_BACKEND with a tap becomes SET_VRING_ENABLE 1 and
+ * without one SET_VRING_ENABLE 0, vhost-user's switch for a ring's traffic (QEMU enables
+ * a vhost-user device's rings once it started it). REPLY_ACK is negotiated and asked for
+ * on every request that has no answer of its own, so a request returns once the daemon
+ * applied it and a refusal fails the step that made it, like a failed ioctl. */
+static const char *user_api;            /* --user-plane=SOCKET: elvis-manager's API */
+static const char *user_exitless;       /* --exitless=MODE for the VMs created, NULL: the default */
+static unsigned user_serial;            /* VM and tap names are never reused */
+
+enum {
+	VU_GET_FEATURES = 1, VU_SET_FEATURES = 2, VU_SET_OWNER = 3, VU_SET_MEM_TABLE = 5, VU_SET_VRING_NUM = 8,
+	VU_SET_VRING_ADDR = 9, VU_SET_VRING_BASE = 10, VU_GET_VRING_BASE = 11, VU_SET_VRING_KICK = 12,
+	VU_SET_VRING_CALL = 13, VU_SET_VRING_ERR = 14, VU_GET_PROTOCOL_FEATURES = 15, VU_SET_PROTOCOL_FEATURES = 16,
+	VU_SET_VRING_ENABLE = 18,
+};
+#define VU_F_PROTOCOL_FEATURES (1ull << 30)
+#define VU_PF_REPLY_ACK (1ull << 3)
+#define VU_FLAG_VERSION 0x1
+#define VU_FLAG_REPLY 0x4
+#define VU_FLAG_NEED_REPLY 0x8
+#define VU_VRING_NOFD 0x100
+#define VU_HDR 12
+#define VU_TIMEOUT_MS 10000
+
+static bool is_user(const struct dev *d)
+{
+	return d->path && strcmp(d->path, USER_PATH) == 0;
+}
+
+/* One HTTP/1.1 exchange on the API socket. Returns the status (body in resp, NUL
+ * terminated) or -1. */
+static int api(const char *method, const char *target, const char *body, char *resp, size_t cap)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char req[2048];
+	size_t have = 0;
+	uint64_t end = now_ms() + 30000;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), n, status = -1;
+	char *p;
+
+	resp[0] = 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", user_api);
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     method, target, body ? strlen(body) : 0, body ? body : "");
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || n >= (int)sizeof(req) ||
+	    write(fd, req, (size_t)n) != n) {
+		fprintf(stderr, "  api: %s %s: cannot reach %s: %s\n", method, target, user_api, strerror(errno));
+		goto out;
+	}
+	while (have + 1 < cap) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (now_ms() > end || poll(&pf, 1, 1000) < 0) {
+			fprintf(stderr, "  api: %s %s: no answer within 30 s\n", method, target);
+			goto out;
+		}
+		if (!pf.revents)
+			continue;
+		k = read(fd, resp + have, cap - 1 - have);
+		if (k < 0)
+			goto out;
+		if (k == 0)
+			break;
+		have += (size_t)k;
+	}
+	resp[have] = 0;
+	if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) {
+		fprintf(stderr, "  api: %s %s: not an HTTP answer\n", method, target);
+		status = -1;
+		goto out;
+	}
+	p = strstr(resp, "\r\n\r\n");
+	memmove(resp, p ? p + 4 : resp + have, strlen(p ? p + 4 : resp + have) + 1);
+out:
+	if (fd >= 0)
+		close(fd);
+	return status;
+}
+
+/* The string value of the first "key": "value" in a JSON text, or NULL. */
+static const char *json_str(const char *json, const char *key, char *ret, size_t cap)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	p = strstr(json, pat);
+	if (!p)
+		return NULL;
+	p += strlen(pat);
+	e = strchr(p, '"');
+	if (!e || (size_t)(e - p) >= cap)
+		return NULL;
+	memcpy(ret, p, (size_t)(e - p));
+	ret[e - p] = 0;
+	return ret;
+}
+
+/* A VM with one tap-backed device; its name, tap and vhost-user socket go into d. */
+static int user_vm_add(struct dev *d, const char *tapname)
+{
+	char body[512], resp[8192], policy[64] = "";
+	unsigned n = ++user_serial;
+	bool vanilla = user_exitless && strcmp(user_exitless, "never") == 0;
+	const char *sc;
+	int st;
+
+	snprintf(d->vm, sizeof(d->vm), "vtest%u", n);
+	snprintf(d->tap, sizeof(d->tap), "%.8s-u%u", tapname, n % 100000);
+	if (user_exitless)
+		snprintf(policy, sizeof(policy), "\"policy\": { \"exitless\": \"%s\" }, ", user_exitless);
+	snprintf(body, sizeof(body),
+		 "{ \"name\": \"%s\", \"vcpus\": 0, %s\"devices\": [ { \"backend\": \"tap\", \"tap\": \"%s\" } ] }", d->vm,
+		 policy, d->tap);
+	st = api("POST", "/v1/vms", body, resp, sizeof(resp));
+	if (st != 201) {
+		fprintf(stderr, "  api: adding VM %s (tap %s) answered %d: %s\n", d->vm, d->tap, st, resp);
+		d->vm[0] = 0;
+		return -1;
+	}
+	if (!json_str(resp, "socket", d->sock, sizeof(d->sock))) {
+		fprintf(stderr, "  api: VM %s has no vhost-user socket: %s\n", d->vm, resp);
+		return -1;
+	}
+	/* the mode asked for is the one that serves it: a sidecore, unless vanilla */
+	sc = strstr(resp, "\"sidecores\": [");
+	if (sc) {
+		sc += strlen("\"sidecores\": [");
+		sc += strspn(sc, " \n");
+	}
+	if (!sc || (strncmp(sc, "null", 4) == 0) != vanilla) {
+		fprintf(stderr, "  api: VM %s (exitless %s) is served %s: %s\n", d->vm,
+			user_exitless ? user_exitless : "default", vanilla ? "by a sidecore" : "by no sidecore", resp);
+		return -1;
+	}
+	return 0;
+}
+
+static void user_vm_del(struct dev *d)
+{
+	char target[64], resp[4096];
+	int st;
+
+	if (!d->vm[0])
+		return;
+	snprintf(target, sizeof(target), "/v1/vms/%s", d->vm);
+	st = api("DELETE", target, NULL, resp, sizeof(resp));
+	if (st != 204 && st != 200) {
+		/* the next scenario must not inherit it: the run fails here */
+		fprintf(stderr, "FAIL [%s]: removing VM %s answered %d: %s\n", scenario, d->vm, st, resp);
+		failures++;
+	}
+	d->vm[0] = 0;
+}
+
+/* The VM's exitless mode changes live (PATCH), as set_exitless() does on /dev/elvis. */
+static int user_set_exitless(struct dev *d, const char *mode)
+{
+	char target[64], body[96], resp[8192];
+	int st;
+
+	snprintf(target, sizeof(target), "/v1/vms/%s", d->vm);
+	snprintf(body, sizeof(body), "{ \"policy\": { \"exitless\": \"%s\" } }", mode);
+	st = api("PATCH", target, body, resp, sizeof(resp));
+	if (st != 200) {
+		fprintf(stderr, "  api: exitless=%s for VM %s answered %d: %s\n", mode, d->vm, st, resp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The queue row of d's VM in /v1/stats: its state and error count. */
+static int user_queue_state(const struct dev *d, char *state, size_t cap, unsigned *ret_errors)
+{
+	char resp[65536], pat[64];
+	const char *p, *e;
+
+	if (api("GET", "/v1/stats", NULL, resp, sizeof(resp)) != 200)
+		return -1;
+	snprintf(pat, sizeof(pat), "\"vm_name\": \"%s\"", d->vm);
+	p = strstr(resp, pat);
+	if (!p || !json_str(p, "state", state, cap) || !(e = strstr(p, "\"errors\": ")))
+		return -1;
+	*ret_errors = (unsigned)strtoul(e + 10, NULL, 10);
+	return 0;
+}
+
+static int vu_send(struct dev *d, uint32_t req, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+		   unsigned nfds)
+{
+	uint8_t buf[VU_HDR + 512];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} cbuf = { { 0 } };
+	struct iovec iov = { buf, VU_HDR + size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (size > sizeof(buf) - VU_HDR || nfds > 8) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	flags |= VU_FLAG_VERSION;
+	memcpy(buf, &req, 4);
+	memcpy(buf + 4, &flags, 4);
+	memcpy(buf + 8, &size, 4);
+	memcpy(buf + VU_HDR, payload, size);
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	return sendmsg(d->fd, &mh, MSG_NOSIGNAL) == (ssize_t)(VU_HDR + size) ? 0 : -1;
+}
+
+static int read_full(int fd, void *p, size_t n, uint64_t end)
+{
+	size_t have = 0;
+
+	while (have < n) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (now_ms() > end) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		k = read(fd, (uint8_t *)p + have, n - have);
+		if (k <= 0) {
+			if (k == 0)
+				errno = ECONNRESET;
+			return -1;
+		}
+		have += (size_t)k;
+	}
+	return 0;
+}
+
+/* The answer to request req: a payload of exactly size bytes. */
+static int vu_recv(struct dev *d, uint32_t req, void *ret, uint32_t size)
+{
+	uint32_t h[3];
+	uint64_t end = now_ms() + VU_TIMEOUT_MS;
+
+	if (read_full(d->fd, h, sizeof(h), end) < 0)
+		goto bad;
+	if (h[0] != req || !(h[1] & VU_FLAG_REPLY) || h[2] != size) {
+		fprintf(stderr, "  vhost-user: answer to request %u is request %u flags %#x size %u (want size %u)\n",
+			req, h[0], h[1], h[2], size);
+		errno = EPROTO;
+		return -1;
+	}
+	if (read_full(d->fd, ret, size, end) < 0)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "  vhost-user: no answer to request %u from %s: %s\n", req, d->sock, strerror(errno));
+	return -1;
+}
+
+/* A request without an answer of its own: with REPLY_ACK, 0 once applied. */
+static int vu_set(struct dev *d, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds)
+{
+	uint64_t ack;
+
+	if (vu_send(d, req, d->reply_ack ? VU_FLAG_NEED_REPLY : 0, payload, size, fds, nfds) < 0)
+		return -1;
+	if (!d->reply_ack)
+		return 0;
+	if (vu_recv(d, req, &ack, 8) < 0)
+		return -1;
+	if (ack) {
+		fprintf(stderr, "  vhost-user: request %u refused by elvis-manager (ack %llu; its log says why)\n", req,
+			(unsigned long long)ack);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static int vu_get(struct dev *d, uint32_t req, const void *payload, uint32_t size, void *ret, uint32_t ret_size)
+{
+	return vu_send(d, req, 0, payload, size, NULL, 0) < 0 ? -1 : vu_recv(d, req, ret, ret_size);
+}
+
+/* Creates the VM, connects to its socket and negotiates the protocol features (REPLY_ACK),
+ * as QEMU does before SET_OWNER. */
+static int user_connect(struct dev *d, const char *tapname)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint64_t feat, pf;
+
+	if (user_vm_add(d, tapname) < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->sock);
+	d->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (d->fd < 0 || connect(d->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "  vhost-user: cannot connect to %s: %s\n", d->sock, strerror(errno));
+		return -1;
+	}
+	if (vu_get(d, VU_GET_FEATURES, NULL, 0, &feat, 8) < 0)
+		return -1;
+	if (!(feat & VU_F_PROTOCOL_FEATURES)) {
+		fprintf(stderr, "  vhost-user: %s does not offer protocol features (%#llx)\n", d->sock,
+			(unsigned long long)feat);
+		return -1;
+	}
+	if (vu_get(d, VU_GET_PROTOCOL_FEATURES, NULL, 0, &pf, 8) < 0)
+		return -1;
+	if (!(pf & VU_PF_REPLY_ACK)) {
+		fprintf(stderr, "  vhost-user: %s does not offer REPLY_ACK (%#llx)\n", d->sock, (unsigned long long)pf);
+		return -1;
+	}
+	pf = VU_PF_REPLY_ACK;
+	if (vu_send(d, VU_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0) < 0)
+		return -1;
+	d->reply_ack = true;
+	return 0;
+}
+
+/* A vhost-net ioctl as the vhost-user message QEMU sends for it. */
+static int vu_ioctl(struct dev *d, unsigned long cmd, void *arg)
+{
+	switch (cmd) {
+	case VHOST_SET_OWNER:
+		return vu_set(d, VU_SET_OWNER, NULL, 0, NULL, 0);
+	case VHOST_GET_FEATURES:
+		return vu_get(d, VU_GET_FEATURES, NULL, 0, arg, 8);
+	case VHOST_SET_FEATURES: {
+		uint64_t f = *(uint64_t *)arg | VU_F_PROTOCOL_FEATURES;
+		return vu_set(d, VU_SET_FEATURES, &f, 8, NULL, 0);
+	}
+	case VHOST_SET_MEM_TABLE: {
+		const struct vhost_memory *m = arg;
+		uint8_t p[8 + 8 * 32] = { 0 };
+		int fds[8];
+
+		if (m->nregions > 8) {
+			errno = E2BIG;
+			return -1;
+		}
+		memcpy(p, &m->nregions, 4);
+		for (uint32_t i = 0; i < m->nregions; i++) {
+			const struct vhost_memory_region *r = &m->regions[i];
+			uint64_t reg[4] = { r->guest_phys_addr, r->memory_size, r->userspace_addr,
+					    r->userspace_addr - (uintptr_t)d->mem };
+
+			/* every region lies in mem, the one memfd there is */
+			if (r->userspace_addr < (uintptr_t)d->mem ||
+			    r->userspace_addr + r->memory_size > (uintptr_t)d->mem + MEMSZ) {
+				errno = EINVAL;
+				return -1;
+			}
+			memcpy(p + 8 + 32 * i, reg, sizeof(reg));
+			fds[i] = d->mem_fd;
+		}
+		return vu_set(d, VU_SET_MEM_TABLE, p, 8 + 32 * m->nregions, fds, m->nregions);
+	}
+	case VHOST_SET_VRING_NUM:
+	case VHOST_SET_VRING_BASE:
+		return vu_set(d, cmd == VHOST_SET_VRING_NUM ? VU_SET_VRING_NUM : VU_SET_VRING_BASE, arg,
+			      sizeof(struct vhost_vring_state), NULL, 0);
+	case VHOST_GET_VRING_BASE:
+		return vu_get(d, VU_GET_VRING_BASE, arg, sizeof(struct vhost_vring_state), arg,
+			      sizeof(struct vhost_vring_state));
+	case VHOST_SET_VRING_ADDR:
+		/* the same 40 bytes: index, flags, desc, used, avail, log */
+		return vu_set(d, VU_SET_VRING_ADDR, arg, sizeof(struct vhost_vring_addr), NULL, 0);
+	case VHOST_SET_VRING_KICK:
+	case VHOST_SET_VRING_CALL:
+	case VHOST_SET_VRING_ERR: {
+		const struct vhost_vring_file *f = arg;
+		uint64_t v = f->index | (f->fd < 0 ? VU_VRING_NOFD : 0);
+		uint32_t req = cmd == VHOST_SET_VRING_KICK ? VU_SET_VRING_KICK :
+			       cmd == VHOST_SET_VRING_CALL ? VU_SET_VRING_CALL : VU_SET_VRING_ERR;
+
+		return vu_set(d, req, &v, 8, &f->fd, f->fd < 0 ? 0 : 1);
+	}
+	default:
+		break;
+	}
+	errno = ENOTTY;
+	return -1;
+}
+
 static int vioctl(struct dev *d, unsigned long cmd, void *arg)
 {
-	return ioctl(d->fd, cmd, arg);
+	return is_user(d) ? vu_ioctl(d, cmd, arg) : ioctl(d->fd, cmd, arg);
+}
+
+/* Ring i gets its back end (on) or loses it: VHOST_NET_SET_BACKEND with the tap or -1;
+ * over vhost-user, whose back end is the daemon's own tap, SET_VRING_ENABLE 1 or 0. */
+static int dev_backend(struct dev *d, unsigned i, bool on)
+{
+	struct vhost_vring_file f = { i, on ? d->tap_fd : -1 };
+	struct vhost_vring_state s = { i, on };
+
+	if (is_user(d))
+		return vu_set(d, VU_SET_VRING_ENABLE, &s, sizeof(s), NULL, 0);
+	return vioctl(d, VHOST_NET_SET_BACKEND, &f);
 }
 
 /* Brings a tap up and opens the capture and send sockets on it: capture what the tap
@@ -198,8 +628,13 @@ static int dev_open(struct dev *d, const char *path, const char *tapname, uint64
 
 	memset(d, 0, sizeof(*d));
 	d->path = path;
-	d->fd = open(path, O_RDWR | O_CLOEXEC);
-	CHECK(d->fd >= 0, "open %s", path);
+	if (is_user(d)) {
+		d->tap_fd = -1;         /* the daemon's */
+		CHECK(user_connect(d, tapname) == 0, "vhost-user device for tap %s", tapname);
+	} else {
+		d->fd = open(path, O_RDWR | O_CLOEXEC);
+		CHECK(d->fd >= 0, "open %s", path);
+	}
 	CHECK(vioctl(d, VHOST_SET_OWNER, NULL) == 0, "SET_OWNER");
 	CHECK(vioctl(d, VHOST_GET_FEATURES, &have) == 0, "GET_FEATURES");
 	CHECK((have & want) == want, "%s lacks features %#llx", path, (unsigned long long)(want & ~have));
@@ -210,7 +645,14 @@ static int dev_open(struct dev *d, const char *path, const char *tapname, uint64
 		CHECK(vioctl(d, VHOST_SET_BACKEND_FEATURES, &zero) == 0, "SET_BACKEND_FEATURES");
 		CHECK(ioctl(d->fd, ELVIS_NET_IOC_GET_ID, &d->id) == 0 && d->id, "GET_ID");
 	}
-	d->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (is_user(d)) {
+		/* another process maps it: a memfd, as QEMU's memory-backend-memfd */
+		d->mem_fd = memfd_create("elvis-vtest-guest", MFD_CLOEXEC);
+		CHECK(d->mem_fd >= 0 && ftruncate(d->mem_fd, MEMSZ) == 0, "memfd");
+		d->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED, d->mem_fd, 0);
+	} else {
+		d->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
 	CHECK(d->mem != MAP_FAILED, "mmap");
 	m->nregions = 1;
 	m->regions[0].guest_phys_addr = GPA_BASE;
@@ -243,12 +685,12 @@ static int dev_open(struct dev *d, const char *path, const char *tapname, uint64
 		f.fd = d->err[i];
 		CHECK(vioctl(d, VHOST_SET_VRING_ERR, &f) == 0, "SET_VRING_ERR");
 	}
-	CHECK(tap_open(d, tapname) == 0, "tap %s", tapname);
-	for (unsigned i = 0; i < 2; i++) {
-		struct vhost_vring_file f = { i, d->tap_fd };
-
-		CHECK(vioctl(d, VHOST_NET_SET_BACKEND, &f) == 0, "SET_BACKEND");
-	}
+	if (is_user(d))
+		CHECK(tap_attach(d, d->tap) == 0, "the daemon's tap %s", d->tap);
+	else
+		CHECK(tap_open(d, tapname) == 0, "tap %s", tapname);
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(dev_backend(d, i, true) == 0, "SET_BACKEND");
 	return 0;
 }
 
@@ -256,6 +698,10 @@ static void dev_close(struct dev *d)
 {
 	if (d->fd > 0)
 		close(d->fd);
+	/* after the connection: the VM goes with its tap */
+	user_vm_del(d);
+	if (d->mem_fd > 0)
+		close(d->mem_fd);
 	for (int i = 0; i < 2; i++) {
 		if (d->kick[i] > 0)
 			close(d->kick[i]);
@@ -381,11 +827,50 @@ static void rx_post(struct dev *d, unsigned n, uint32_t sz)
 	guest_publish(d, g, 0, idx);
 }
 
-/* transcripts: bytes appended as they are observed */
+/* transcripts: bytes appended as they are observed, and notes saying what the bytes
+ * from an offset on are (for the diff) */
+struct tr_note {
+	size_t off;
+	char what[64];
+};
+
 struct tr {
 	uint8_t *p;
 	size_t len, cap;
+	struct tr_note *notes;
+	size_t nnotes;
+	unsigned frames;        /* tap frames recorded so far */
 };
+
+static void __attribute__((format(printf, 2, 3))) tr_note(struct tr *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!t)
+		return;
+	t->notes = realloc(t->notes, (t->nnotes + 1) * sizeof(*t->notes));
+	t->notes[t->nnotes].off = t->len;
+	va_start(ap, fmt);
+	vsnprintf(t->notes[t->nnotes].what, sizeof(t->notes[0].what), fmt, ap);
+	va_end(ap);
+	t->nnotes++;
+}
+
+/* What the byte at off belongs to, and where in it. */
+static const char *tr_what(const struct tr *t, size_t off, char *buf, size_t cap)
+{
+	const struct tr_note *n = NULL;
+
+	for (size_t i = 0; i < t->nnotes && t->notes[i].off <= off; i++)
+		n = &t->notes[i];
+	if (off >= t->len)
+		snprintf(buf, cap, "nothing (its transcript ends)");
+	else if (n)
+		snprintf(buf, cap, "%s, its byte %zu", n->what, off - n->off);
+	else
+		snprintf(buf, cap, "byte %zu", off);
+	return buf;
+}
 
 static void tr_add(struct tr *t, const void *p, size_t n)
 {
@@ -427,6 +912,7 @@ static int capture(struct dev *d, unsigned want, unsigned ms, struct tr *t, uint
 		    !((buf[12] == ETHERTYPE >> 8 && buf[13] == (ETHERTYPE & 0xff)) || (buf[12] == 8 && buf[13] == 0)))
 			continue;
 		if (t) {
+			tr_note(t, "tap frame %u (%zd bytes)", t->frames++, n);
 			tr_u32(t, (uint32_t)n);
 			tr_add(t, buf, (size_t)n);
 		}
@@ -558,6 +1044,11 @@ static bool sidecore_sleeps(uint32_t dev)
 #define F_MRG (1ull << VIRTIO_NET_F_MRG_RXBUF)
 #define F_IND (1ull << VIRTIO_RING_F_INDIRECT_DESC)
 #define F_ALL (F_V1 | F_EVIDX | F_MRG | F_IND)
+/* The offloads QEMU acks for a guest using them. vhost-net never sees these (QEMU sets the
+ * tap's offloads itself); a vhost-user back end gets them and configures its tap. */
+#define F_OFFLOADS                                                                                        \
+	((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_GUEST_TSO4) |    \
+	 (1ull << VIRTIO_NET_F_GUEST_TSO6) | (1ull << VIRTIO_NET_F_HOST_TSO4))
 
 static const size_t sizes[] = { 60, 64, 100, 128, 255, 256, 500, 1000, 1400, 1514 };
 
@@ -590,6 +1081,7 @@ static int sc_tx(const char *path, uint64_t feat, struct tr *t)
 		}
 		for (uint16_t k = start; k != d.tx.avail_idx; k++) {
 			struct vring_used_elem *u = &d.tx.vr.used->ring[k % NUM];
+			tr_note(t, "TX used entry %u (id, len)", k);
 			tr_u32(t, u->id);
 			tr_u32(t, u->len);
 		}
@@ -630,6 +1122,7 @@ static int sc_rx(const char *path, uint64_t feat, uint32_t bufsz, struct tr *t)
 			while (seen != used) {
 				struct vring_used_elem *u = &d.rx.vr.used->ring[seen % NUM];
 				uint8_t *b = d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ;
+				tr_note(t, "guest RX used entry %u (id, len, buffer)", seen);
 				tr_u32(t, u->id);
 				tr_u32(t, u->len);
 				tr_add(t, b, u->len <= BUFSZ ? u->len : BUFSZ);
@@ -714,7 +1207,7 @@ static int sc_offload(const char *path, struct tr *t)
 	struct virtio_net_hdr_v1 h = { 0 };
 	int r = -1;
 
-	if (dev_open(&d, path, "vt0", F_ALL) < 0)
+	if (dev_open(&d, path, "vt0", F_ALL | (strcmp(path, USER_PATH) == 0 ? F_OFFLOADS : 0)) < 0)
 		goto out;
 	/* checksum offload */
 	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
@@ -745,7 +1238,8 @@ static int sc_offload(const char *path, struct tr *t)
 		uint64_t end;
 		uint16_t seen = 0;
 
-		if (ioctl(d.tap_fd, TUNSETOFFLOAD, off) < 0 ||
+		/* over vhost-user the daemon set them from the features acked (GUEST_CSUM, GUEST_TSO4/6) */
+		if ((!is_user(&d) && ioctl(d.tap_fd, TUNSETOFFLOAD, off) < 0) ||
 		    setsockopt(d.tx_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) {
 			fail_at(__LINE__, "offload setup", "%s: tap offloads / PACKET_VNET_HDR", path);
 			goto out;
@@ -775,6 +1269,7 @@ static int sc_offload(const char *path, struct tr *t)
 		}
 		for (uint16_t k = 0; k < seen; k++) {
 			struct vring_used_elem *u = &d.rx.vr.used->ring[k];
+			tr_note(t, "guest RX used entry %u (id, len, buffer)", k);
 			tr_u32(t, u->id);
 			tr_u32(t, u->len);
 			tr_add(t, d.mem + d.rx.buf_off + (uint64_t)(u->id % NUM) * BUFSZ, u->len <= 2048 ? u->len : 2048);
@@ -900,7 +1395,9 @@ static int qt_read(struct qt *q, uint64_t addr, void *p, size_t n)
 	return 0;
 }
 
-static int qt_start(struct qt *q, const char *vhost, const char *tap, bool modern)
+/* vu_sock: a vhost-user netdev on that socket (the tap is the daemon's), guest memory a
+ * shared memfd; NULL: a tap netdev with vhost (the device at path vhost as vhostfd). */
+static int qt_start(struct qt *q, const char *vhost, const char *tap, bool modern, const char *vu_sock)
 {
 	char device[160];
 
@@ -924,19 +1421,34 @@ static int qt_start(struct qt *q, const char *vhost, const char *tap, bool moder
 		return -1;
 	q->pid = fork();
 	if (q->pid == 0) {
-		char netdev[256];
-		int vfd = getenv("ELVIS_QT_NO_VHOST") ? open("/dev/null", O_RDWR) : open(vhost, O_RDWR);
+		char netdev[256], chardev[160];
+		const char *argv[40] = { "qemu-system-x86_64", "-L", "/tmp/elvis-qemu-data", "-M", "pc", "-accel", "tcg",
+					 "-bios", "/tmp/elvis-halt.bin", "-qtest", "stdio", "-qtest-log", "/dev/null",
+					 "-display", "none", "-nodefaults", "-m", "64", "-netdev", netdev, "-device",
+					 device };
+		int argc = 22;
+		int vfd = getenv("ELVIS_QT_NO_VHOST") || vu_sock ? open("/dev/null", O_RDWR) : open(vhost, O_RDWR);
 
 		/* the pipes first: one of them may be fd 3 */
 		if (vfd < 0 || dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(vfd, 3) < 0)
 			_exit(126);
-		/* the modern run also asks for poll-us: QEMU then sets a busy-loop timeout */
-		snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,script=no,downscript=no,%s%s", tap,
-			 getenv("ELVIS_QT_NO_VHOST") ? "vhost=off" : "vhost=on,vhostforce=on,vhostfd=3",
-			 modern && !getenv("ELVIS_QT_NO_VHOST") ? ",poll-us=50" : "");
-		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-L", "/tmp/elvis-qemu-data", "-M", "pc", "-accel",
-		       "tcg", "-bios", "/tmp/elvis-halt.bin", "-qtest", "stdio", "-qtest-log", "/dev/null", "-display",
-		       "none", "-nodefaults", "-m", "64", "-netdev", netdev, "-device", device, (char *)NULL);
+		if (vu_sock) {
+			snprintf(chardev, sizeof(chardev), "socket,id=c0,path=%s", vu_sock);
+			snprintf(netdev, sizeof(netdev), "vhost-user,id=n0,chardev=c0");
+			argv[argc++] = "-chardev";
+			argv[argc++] = chardev;
+			argv[argc++] = "-object";
+			argv[argc++] = "memory-backend-memfd,id=m0,size=64M,share=on";
+			argv[argc++] = "-machine";
+			argv[argc++] = "memory-backend=m0";
+		} else {
+			/* the modern run also asks for poll-us: QEMU then sets a busy-loop timeout */
+			snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,script=no,downscript=no,%s%s", tap,
+				 getenv("ELVIS_QT_NO_VHOST") ? "vhost=off" : "vhost=on,vhostforce=on,vhostfd=3",
+				 modern && !getenv("ELVIS_QT_NO_VHOST") ? ",poll-us=50" : "");
+		}
+		argv[argc] = NULL;
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	close(in[0]);
@@ -1145,17 +1657,23 @@ static int sc_qemu(const char *path, bool modern, struct tr *t)
 
 	memset(&d, 0, sizeof(d));
 	d.path = path;
-	if (qt_start(&q, path, "qq0", modern) < 0)
+	snprintf(d.tap, sizeof(d.tap), "qq0");
+	if (is_user(&d) && user_vm_add(&d, "qq0") < 0) {
+		fail_at(__LINE__, "vm", "no VM for QEMU's vhost-user netdev");
+		goto out;
+	}
+	if (qt_start(&q, path, d.tap, modern, is_user(&d) ? d.sock : NULL) < 0)
 		goto out;
 	if ((modern ? qt_modern_setup(&q, path, &feat, num, &x) : qt_legacy_setup(&q, path, &feat, num)) < 0)
 		goto out;
 	hl = feat & (F_MRG | F_V1) ? 12 : 10;
+	tr_note(t, "features the guest driver negotiated");
 	tr_u32(t, (uint32_t)feat);
 	tr_u32(t, (uint32_t)(feat >> 32));
 	fprintf(stderr, "  qemu %s: %s, features %#llx, rings %llu/%llu, DRIVER_OK\n", path, modern ? "modern" : "legacy",
 		(unsigned long long)feat, (unsigned long long)num[0], (unsigned long long)num[1]);
-	if (tap_attach(&d, "qq0") < 0) {
-		fail_at(__LINE__, "tap", "%s: QEMU's tap", path);
+	if (tap_attach(&d, d.tap) < 0) {
+		fail_at(__LINE__, "tap", "%s: the tap %s", path, d.tap);
 		goto out;
 	}
 	if (is_elvis(&d)) {
@@ -1213,6 +1731,7 @@ static int sc_qemu(const char *path, bool modern, struct tr *t)
 		if (qt_read(&q, qt_ring(QT_RX_PFN, (unsigned)num[0], 2) + 4 + 8ull * i, &u, sizeof(u)) < 0 || u.len > 2048 ||
 		    qt_read(&q, QT_RX_BUF + (u.id % 8) * 2048ull, b, u.len) < 0)
 			goto out;
+		tr_note(t, "guest RX used entry %u (id, len, buffer)", i);
 		tr_u32(t, u.id);
 		tr_u32(t, u.len);
 		tr_add(t, b, u.len);
@@ -1232,6 +1751,7 @@ out:
 		close(d.cap_fd);
 	if (d.tx_fd > 0)
 		close(d.tx_fd);
+	user_vm_del(&d);
 	return r;
 }
 
@@ -1258,12 +1778,12 @@ static int sc_restart(const char *path, struct tr *t)
 			break;
 		/* stop: as QEMU's vhost_net_stop */
 		for (unsigned i = 0; i < 2; i++) {
-			struct vhost_vring_file bf = { i, -1 };
 			st[i] = (struct vhost_vring_state){ i, 0 };
-			if (vioctl(&d, VHOST_NET_SET_BACKEND, &bf) < 0 || vioctl(&d, VHOST_GET_VRING_BASE, &st[i]) < 0) {
+			if (dev_backend(&d, i, false) < 0 || vioctl(&d, VHOST_GET_VRING_BASE, &st[i]) < 0) {
 				fail_at(__LINE__, "stop", "%s: stop", path);
 				goto out;
 			}
+			tr_note(t, "ring %u base read back at stop %u", i, phase);
 			tr_u32(t, st[i].num);
 		}
 		if (st[1].num != d.tx.avail_idx) {
@@ -1300,8 +1820,7 @@ static int sc_restart(const char *path, struct tr *t)
 			}
 		}
 		for (unsigned i = 0; i < 2; i++) {
-			struct vhost_vring_file bf = { i, d.tap_fd };
-			if (vioctl(&d, VHOST_NET_SET_BACKEND, &bf) < 0) {
+			if (dev_backend(&d, i, true) < 0) {
 				fail_at(__LINE__, "start", "%s: back end %u", path, i);
 				goto out;
 			}
@@ -1328,7 +1847,8 @@ static int sc_notify(const char *path, uint64_t feat, struct tr *t)
 
 	if (dev_open(&d, path, "vt0", feat) < 0)
 		goto out;
-	if (is_elvis(&d) && set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0) {
+	if ((is_elvis(&d) && set_exitless(d.id, ELVIS_EXITLESS_MODE_NEVER) < 0) ||
+	    (is_user(&d) && user_set_exitless(&d, "never") < 0)) {
 		fail_at(__LINE__, "set_exitless", "cannot make the queue notification driven");
 		goto out;
 	}
@@ -1350,6 +1870,7 @@ static int sc_notify(const char *path, uint64_t feat, struct tr *t)
 		}
 		msleep(50);
 		calls = efd_read(d.call[1]);
+		tr_note(t, "step %u: interrupted or not", step);
 		tr_u32(t, step);
 		tr_u32(t, calls ? 1 : 0);
 		if ((calls != 0) == suppress) {
@@ -1362,12 +1883,14 @@ static int sc_notify(const char *path, uint64_t feat, struct tr *t)
 	msleep(100);
 	if (evidx) {
 		uint16_t ae = vring_avail_event(&d.tx.vr);
+		tr_note(t, "idle avail_event");
 		tr_u32(t, ae);
 		if (ae != d.tx.avail_idx) {
 			fail_at(__LINE__, "avail_event", "%s: idle avail_event %u, expected %u", path, ae, d.tx.avail_idx);
 			goto out;
 		}
 	} else {
+		tr_note(t, "idle used flags");
 		tr_u32(t, d.tx.vr.used->flags);
 		if (d.tx.vr.used->flags & VRING_USED_F_NO_NOTIFY) {
 			fail_at(__LINE__, "flags", "%s: idle device suppresses kicks", path);
@@ -1449,6 +1972,7 @@ static int sc_hostile(const char *path, enum hostile kind, struct tr *t)
 	end = now_ms() + 3000;
 	while (!(e = efd_read(bad.err[kind == H_RX_READONLY ? 0 : 1])) && now_ms() < end)
 		usleep(1000);
+	tr_note(t, "error eventfd signalled or not");
 	tr_u32(t, kind);
 	tr_u32(t, e ? 1 : 0);
 	if (!e) {
@@ -1461,6 +1985,16 @@ static int sc_hostile(const char *path, enum hostile kind, struct tr *t)
 		if (info_of(bad.id, &qi) < 0 || qi.state != ELVIS_QUEUE_STATE_ERROR || counters_of(bad.id, &c) < 0 ||
 		    c.errors < 1) {
 			fail_at(__LINE__, "state", "%s: queue not reported in error", hostile_name[kind]);
+			goto out;
+		}
+	}
+	if (is_user(&bad)) {
+		char state[32] = "";
+		unsigned errors = 0;
+		if (user_queue_state(&bad, state, sizeof(state), &errors) < 0 || strcmp(state, "error") != 0 ||
+		    errors < 1) {
+			fail_at(__LINE__, "state", "%s: /v1/stats shows the queue %s with %u errors", hostile_name[kind],
+				state, errors);
 			goto out;
 		}
 	}
@@ -2915,38 +3449,76 @@ out:
 	return r;
 }
 
+static const char *plane_path = ELVIS_PATH;     /* what the oracle is compared with */
+
+static const char *plane_name(void)
+{
+	return strcmp(plane_path, USER_PATH) == 0 ? "vhost-user (elvis-manager)" : "elvis-net";
+}
+
+/* A row of 16 transcript bytes, "--" past the end. */
+static void hex_row(const char *who, const struct tr *t, size_t row)
+{
+	fprintf(stderr, "    %06zx %-26s", row, who);
+	for (size_t k = row; k < row + 16; k++)
+		k < t->len ? fprintf(stderr, " %02x", t->p[k]) : fprintf(stderr, " --");
+	fprintf(stderr, "\n");
+}
+
+/* Equal, or a failure with the diff: where the transcripts part, what the bytes there
+ * are, both sides in hex around it with the differing bytes marked. */
 static int compare(const char *what, struct tr *a, struct tr *b)
 {
+	size_t i = 0, common = a->len < b->len ? a->len : b->len, ndiff = 0;
+	char wa[128], wb[128];
+
 	if (a->len == b->len && memcmp(a->p, b->p, a->len) == 0) {
 		printf("  %s: %zu transcript bytes identical to vhost-net\n", what, a->len);
 		return 0;
 	}
-	size_t i = 0;
-	while (i < a->len && i < b->len && a->p[i] == b->p[i])
+	while (i < common && a->p[i] == b->p[i])
 		i++;
-	fprintf(stderr, "FAIL [%s]: %s differs from vhost-net at byte %zu (vhost %zu bytes, elvis %zu)\n", scenario,
-		what, i, a->len, b->len);
+	for (size_t k = i; k < common; k++)
+		ndiff += a->p[k] != b->p[k];
+	fprintf(stderr, "FAIL [%s]: %s: %s differs from vhost-net at byte %zu (vhost-net %zu bytes, %s %zu; "
+		"%zu of the %zu bytes both have differ)\n", scenario, what, plane_name(), i, a->len, plane_name(), b->len,
+		ndiff, common);
+	fprintf(stderr, "  at byte %zu: vhost-net has %s; %s has %s\n", i, tr_what(a, i, wa, sizeof(wa)), plane_name(),
+		tr_what(b, i, wb, sizeof(wb)));
+	for (size_t row = (i & ~(size_t)15) >= 16 ? (i & ~(size_t)15) - 16 : 0, n = 0; n < 4; row += 16, n++) {
+		if (row >= a->len && row >= b->len)
+			break;
+		hex_row("vhost-net", a, row);
+		hex_row(plane_name(), b, row);
+		fprintf(stderr, "    %6s %-26s", "", "");
+		for (size_t k = row; k < row + 16; k++)
+			fprintf(stderr, (k < a->len) != (k < b->len) || (k < common && a->p[k] != b->p[k]) ? " ^^" : "   ");
+		fprintf(stderr, "\n");
+	}
 	return -1;
 }
 
 static void tr_free(struct tr *t)
 {
 	free(t->p);
+	free(t->notes);
 	memset(t, 0, sizeof(*t));
 }
 
-/* Runs fn against both devices and compares the transcripts. */
+/* Runs fn against vhost-net and the plane under test and compares the transcripts. */
 #define ORACLE(name, call)                                                                                \
 	do {                                                                                              \
 		struct tr tv = { 0 }, te = { 0 };                                                         \
 		const char *path = VHOST_PATH;                                                            \
 		struct tr *cur = &tv;                                                                     \
 		int rv = call;                                                                            \
-		path = ELVIS_PATH;                                                                        \
+		path = plane_path;                                                                        \
 		cur = &te;                                                                                \
 		int re = call;                                                                            \
 		if (rv < 0)                                                                               \
 			fprintf(stderr, "FAIL [%s]: the oracle (vhost-net) failed\n", scenario);          \
+		if (re < 0)                                                                               \
+			fprintf(stderr, "FAIL [%s]: %s failed\n", scenario, plane_name());                \
 		r = rv < 0 || re < 0 ? -1 : compare(name, &tv, &te);                                      \
 		tr_free(&tv);                                                                             \
 		tr_free(&te);                                                                             \
@@ -2965,6 +3537,48 @@ static bool wanted(int argc, char **argv, const char *name)
 			return true;
 	}
 	return !any && strcmp(name, "bench") != 0;
+}
+
+/* --user-plane=SOCKET and --exitless=MODE; with them, only the scenarios that have a
+ * vhost-user replay may be named. 0, or -1 after saying what is wrong. */
+static int user_plane_args(int argc, char **argv)
+{
+	static const char *const replayed[] = { "tx", "rx", "offload", "qemu", "restart", "notify", "hostile" };
+
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--user-plane=", 13) == 0 && argv[i][13])
+			user_api = argv[i] + 13;
+		else if (strncmp(argv[i], "--exitless=", 11) == 0)
+			user_exitless = argv[i] + 11;
+	}
+	if (user_exitless && (!user_api || (strcmp(user_exitless, "auto") && strcmp(user_exitless, "always") &&
+					    strcmp(user_exitless, "never")))) {
+		fprintf(stderr, "elvis-vtest: --exitless=%s: needs --user-plane and one of auto, always, never\n",
+			user_exitless);
+		return -1;
+	}
+	if (!user_api)
+		return 0;
+	for (int i = 1; i < argc; i++) {
+		bool ok = false;
+
+		if (argv[i][0] == '-')
+			continue;
+		for (size_t k = 0; k < sizeof(replayed) / sizeof(replayed[0]); k++)
+			ok |= strcmp(argv[i], replayed[k]) == 0;
+		if (!ok) {
+			/* abi checks the ioctl ABIs of /dev/elvis-net and /dev/elvis; the others
+			 * drive elvis.ko's sidecores through /dev/elvis and check invariants, with no
+			 * vhost-net transcript to compare */
+			fprintf(stderr, "elvis-vtest: scenario '%s' has no user-plane replay (replayed: tx rx offload qemu "
+				"restart notify hostile; the others are specific to elvis.ko and its ioctls)\n", argv[i]);
+			return -1;
+		}
+	}
+	plane_path = USER_PATH;
+	printf("elvis-vtest: comparing vhost-net with the user data plane of the elvis-manager on %s (exitless %s)\n",
+	       user_api, user_exitless ? user_exitless : "default");
+	return 0;
 }
 
 static void run(const char *name, int r)
@@ -3008,7 +3622,9 @@ int main(int argc, char **argv)
 	}
 	if (argc == 4 && strcmp(argv[1], "--vmm") == 0)
 		return vmm(argv[2], (unsigned)atoi(argv[3])) == 0 ? 0 : 1;
-	if (wanted(argc, argv, "abi")) {
+	if (user_plane_args(argc, argv) < 0)
+		return 2;
+	if (!user_api && wanted(argc, argv, "abi")) {
 		scenario = "abi";
 		run(scenario, sc_abi());
 	}
@@ -3078,13 +3694,13 @@ int main(int argc, char **argv)
 			{ "kill", sc_kill },   { "fault-tx", sc_fault_tx }, { "fault-rx", sc_fault_rx },
 			{ "fault-used", sc_fault_used }, { "fault-ioctl", sc_fault_ioctl },
 		};
-		for (size_t k = 0; k < sizeof(only_elvis) / sizeof(only_elvis[0]); k++)
+		for (size_t k = 0; k < sizeof(only_elvis) / sizeof(only_elvis[0]) && !user_api; k++)
 			if (wanted(argc, argv, only_elvis[k].name)) {
 				scenario = only_elvis[k].name;
 				run(scenario, only_elvis[k].fn());
 			}
 	}
-	if (wanted(argc, argv, "soak")) {
+	if (!user_api && wanted(argc, argv, "soak")) {
 		unsigned secs = 60;
 		for (int i = 1; i < argc; i++)
 			if (strncmp(argv[i], "--soak-seconds=", 15) == 0)
@@ -3092,7 +3708,7 @@ int main(int argc, char **argv)
 		scenario = "soak";
 		run(scenario, sc_soak(secs));
 	}
-	if (wanted(argc, argv, "bench")) {
+	if (!user_api && wanted(argc, argv, "bench")) {
 		scenario = "bench";
 		run(scenario, sc_bench());
 	}
