@@ -328,7 +328,7 @@ static int weights_hold(const unsigned *weight, unsigned n, unsigned ring)
 		fail("READ_COUNTERS lacks testpmd's devices");
 		goto out_pmd;
 	}
-	for (uint64_t end = now_ms() + 20000;;) {
+	for (uint64_t end = now_ms() + 30000;;) {
 		bool all = true;
 
 		msleep(WINDOW_MS);
@@ -339,7 +339,7 @@ static int weights_hold(const unsigned *weight, unsigned n, unsigned ring)
 		for (unsigned k = 0; k < n; k++)
 			all &= cur[k].tx_packets > prev[k].tx_packets && cur[k].sidecore == sc.id;
 		if (!all && now_ms() > end) {
-			fail("testpmd's ports did not all send through sidecore %u within 20 s", sc.id);
+			fail("testpmd's ports did not all send through sidecore %u within 30 s", sc.id);
 			for (unsigned k = 0; k < n; k++)
 				fprintf(stderr, "  port %u: device %u on sidecore %u, %llu packets in the last second, "
 					"%llu turns (%llu empty), %llu errors\n", k, ids[k], cur[k].sidecore,
