@@ -31,6 +31,11 @@ fi
 if [ -z "$args" ] || echo " $args " | grep -q " daemon "; then
 	elvis-daemon-test || fail "elvis-manager did not drive elvis.ko"
 fi
+# DPDK's virtio-user drives /dev/elvis-net (vhost-kernel back end): weighted shares
+if [ -z "$args" ] || echo " $args " | grep -q " dpdk-weights "; then
+	mkdir -p /var/run    # DPDK's runtime directory for root
+	elvis-dpdk-weights || fail "weights do not hold with DPDK's virtio-user as the driver"
+fi
 # unloading is refused while a device is open, then works; reload and run again
 exec 3<>/dev/elvis-net
 rmmod elvis 2>/dev/null && fail "rmmod succeeded with /dev/elvis-net open"
