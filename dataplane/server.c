@@ -36,7 +36,11 @@ struct dp_slot {
         uint32_t reg_gen;
         struct reg regs[REG_MAX];
         int sig_fds[4];                 /* our duplicates of the call and error eventfds (SIG_* order) */
-        bool live;                      /* a ring was live when last looked at under the lock */
+        bool live;
+        /* the pair's DRR inputs as of its last turn, copied under qp->lock: the round reads
+         * them without taking every pair's lock */
+        bool busy;
+        u32 weight, ring_cap;                      /* a ring was live when last looked at under the lock */
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -210,9 +214,13 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
         if (atomic_exchange(&qp->vmm_fd_stuck, false)) {
                 /* the VMM made one of its eventfds blocking: a broken or hostile VMM */
                 elvis_netq_fail(&qp->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
+                sl->busy = false;
                 return 0;
         }
         n = elvis_netq_turn(&qp->q, &t);
+        sl->busy = qp->q.drr.busy;
+        sl->weight = t.weight;
+        sl->ring_cap = elvis_netq_ring_cap(&qp->q);
         STAT_ADD(s->st.polls, 1);
         if (n)
                 STAT_ADD(s->st.packets, n);
@@ -357,9 +365,8 @@ static void *server_main(void *arg)
                 /* this round's unit: every busy queue's quantum must fit its rings */
                 elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
                 for (unsigned k = 0; k < s->nslots && !s->vanilla; k++)
-                        if (s->slots[k]->live && s->slots[k]->qp->q.drr.busy)
-                                elvis_drr_round_fit(&s->drr, weight_of(s->slots[k]->qp),
-                                                    elvis_netq_ring_cap(&s->slots[k]->qp->q));
+                        if (s->slots[k]->live && s->slots[k]->busy)
+                                elvis_drr_round_fit(&s->drr, s->slots[k]->weight, s->slots[k]->ring_cap);
                 for (unsigned k = 0; k < s->nslots; k++) {
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;
