@@ -37,8 +37,8 @@ struct dp_slot {
         struct reg regs[REG_MAX];
         int sig_fds[4];                 /* our duplicates of the call and error eventfds (SIG_* order) */
         bool live;
-        /* the pair's DRR inputs as of its last turn, copied under qp->lock: the round reads
-         * them without taking every pair's lock */
+        /* the pair's DRR inputs, copied under qp->lock (busy and weight at each turn, ring
+         * capacity at each generation): the round reads them without every pair's lock */
         bool busy;
         u32 weight, ring_cap;                      /* a ring was live when last looked at under the lock */
 };
@@ -107,6 +107,8 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp
         sl->reg_gen = gen;
         /* with reg_gen, or the round would skip a queue that became live meanwhile */
         sl->live = dp_qp_live(qp);
+        /* ring sizes and liveness change only with a generation bump */
+        sl->ring_cap = elvis_netq_ring_cap(&qp->q);
 }
 
 /* Frees a slot and drops the device reference it held: possibly the last one, which
@@ -220,7 +222,6 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
         n = elvis_netq_turn(&qp->q, &t);
         sl->busy = qp->q.drr.busy;
         sl->weight = t.weight;
-        sl->ring_cap = elvis_netq_ring_cap(&qp->q);
         STAT_ADD(s->st.polls, 1);
         if (n)
                 STAT_ADD(s->st.packets, n);
