@@ -13,6 +13,8 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/net.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
 #include <linux/nospec.h>
 #include <linux/netdevice.h>
 #include <linux/sched/mm.h>
@@ -33,6 +35,29 @@ void elvis_net_wake_server(struct elvis_net *net)
 	rcu_read_lock();
 	elvis_sidecore_wake(rcu_dereference(net->sc));
 	rcu_read_unlock();
+}
+
+/* The engine's dirty-log write (elvis_port.h): the log is the VMM's memory, which it
+ * reads and clears concurrently, so the bits are set atomically in the pinned page, as
+ * vhost does. In a sidecore turn (faults off) only a resident page is pinned: an absent
+ * one is -EFAULT, and the device's slow path repeats the turn with faults allowed. */
+int ev_log_or8(void __user *p, u8 bits)
+{
+	unsigned long addr = (unsigned long)p;
+	unsigned int flags = FOLL_WRITE | (pagefault_disabled() ? FOLL_NOFAULT : 0);
+	struct page *page;
+	unsigned long *base;
+	unsigned int nr = (addr & ~PAGE_MASK) * 8;
+
+	if (pin_user_pages_fast(addr, 1, flags, &page) != 1)
+		return -EFAULT;
+	base = kmap_local_page(page);
+	for (unsigned int b = 0; b < 8; b++)
+		if (bits & (1u << b))
+			set_bit(nr + b, base);
+	kunmap_local(base);
+	unpin_user_pages_dirty_lock(&page, 1, true);
+	return 0;
 }
 
 /* wait-queue hooks: a kick or tap data marks the device and wakes its sidecore */

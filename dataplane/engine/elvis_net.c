@@ -22,6 +22,8 @@ bool elvis_netq_live(const struct elvis_netq *q)
 void elvis_netq_reset(struct elvis_netq *q)
 {
         memset(q->vq, 0, sizeof(q->vq));
+        q->log.base = EV_UPTR_NULL;
+        q->log.size = 0;
         q->features = 0;
         q->mode = ELVIS_NETQ_NOTIFY;
         q->last_work_ns = q->last_turn_ns = q->window_start_ns = q->window_kicks = 0;
@@ -179,9 +181,24 @@ int elvis_netq_refresh(struct elvis_netq *q, int vq, bool want, const char **why
         }
         v->live = true;
         v->err_signalled = false;
+        elvis_netq_log_update(q);
         if (q->mode == ELVIS_NETQ_POLL)
                 elvis_vring_notify_disable(&v->vr);
         return 0;
+}
+
+void elvis_netq_log_update(struct elvis_netq *q)
+{
+        bool on = q->log.base != EV_UPTR_NULL;
+
+        for (int i = 0; i < 2; i++) {
+                struct elvis_netq_vq *v = &q->vq[i];
+
+                if (v->live)
+                        elvis_vring_set_log(&v->vr, on ? &q->log : NULL,
+                                            q->features & (1ull << ELVIS_NET_FEAT_LOG_ALL), v->log_used,
+                                            v->log_addr);
+        }
 }
 
 void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_netq_mode mode)
@@ -291,6 +308,10 @@ int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
                         goto fail;
                 }
                 off += n;
+                if (elvis_vring_log_chain(&v->vr, c, n)) {
+                        r = v->vr.error;
+                        goto fail;
+                }
                 r = elvis_vring_push(&v->vr, c->head, (u32)n);
                 if (r < 0)
                         goto fail;

@@ -28,6 +28,7 @@
 
 /* feature bits the model reads */
 #define ELVIS_NET_FEAT_MRG_RXBUF 15
+#define ELVIS_NET_FEAT_LOG_ALL 26               /* VHOST_F_LOG_ALL: log every guest write */
 #define ELVIS_NET_FEAT_INDIRECT_DESC 28
 #define ELVIS_NET_FEAT_EVENT_IDX 29
 #define ELVIS_NET_FEAT_VERSION_1 32
@@ -57,6 +58,8 @@ struct elvis_netq_vq {
         u32 num;
         u64 desc, avail, used;                  /* VMM addresses */
         u16 base;
+        u64 log_addr;                           /* guest physical address of the used ring */
+        bool log_used;                          /* VHOST_VRING_F_LOG was set with the addresses */
         bool addr_set;
         bool live;                              /* vr is initialised and may be processed */
         bool err_signalled;
@@ -65,6 +68,7 @@ struct elvis_netq_vq {
 struct elvis_netq {
         struct elvis_netq_vq vq[2];
         const struct elvis_vring_mem *mem;
+        struct elvis_log log;                   /* the VMM's dirty log, or base EV_UPTR_NULL */
         u64 features;                           /* acked by the driver */
         enum elvis_netq_mode mode;
         u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
@@ -119,8 +123,9 @@ unsigned int elvis_netq_hdr_len(const struct elvis_netq *q);
  * two descriptors a packet (while a turn takes one half, the guest refills the other). */
 u32 elvis_netq_ring_cap(const struct elvis_netq *q);
 bool elvis_netq_live(const struct elvis_netq *q);
-/* Back to a driver-less pair: rings unconfigured, notifications, nothing owed. Keeps the
- * counters, the memory table pointer and rxbuf. */
+/* Back to a driver-less pair: rings unconfigured, notifications, nothing owed, no dirty
+ * log (the plane releases its mapping). Keeps the counters, the memory table pointer and
+ * rxbuf. */
 void elvis_netq_reset(struct elvis_netq *q);
 /* (Re)initialises a ring from its configuration when want, stops it otherwise; what a
  * running ring owed its guest is written first and its position kept. 0, or the
@@ -130,6 +135,10 @@ int elvis_netq_refresh(struct elvis_netq *q, int vq, bool want, const char **why
 void elvis_netq_error(struct elvis_netq *q, int vq);
 /* Stops both rings with err (guest memory vanished, the VMM's fds misbehave). */
 void elvis_netq_fail(struct elvis_netq *q, int err, const char *what);
+/* Applies the dirty-log configuration (q->log, the LOG_ALL feature, each ring's log_used
+ * and log_addr) to the live rings in place: turning logging on or off while the rings run
+ * neither loses nor repeats a frame. refresh applies it too. */
+void elvis_netq_log_update(struct elvis_netq *q);
 void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_netq_mode mode);
 /* One turn: the mode follows the policy and the kick rate, the grant follows the weight,
  * TX then RX batches until it or the work runs out, used rings published and the guest

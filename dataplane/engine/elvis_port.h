@@ -46,6 +46,11 @@ static inline int ev_copy_to(ev_uptr dst, const void *src, size_t n)
         return copy_to_user(dst, src, n) ? -EFAULT : 0;
 }
 
+/* Atomically ORs bits into one byte of the VMM's dirty log (a __user address): defined
+ * by the kernel plane, which pins the page (with page faults off, only a page already
+ * mapped: -EFAULT otherwise, and the turn is repeated where faults may sleep). */
+int ev_log_or8(ev_uptr p, u8 bits);
+
 #define ev_rmb() smp_rmb()
 #define ev_wmb() smp_wmb()
 #define ev_mb() smp_mb()
@@ -104,6 +109,14 @@ static inline int ev_copy_from(void *dst, ev_uptr src, size_t n)
 static inline int ev_copy_to(ev_uptr dst, const void *src, size_t n)
 {
         memcpy(dst, src, n);
+        return 0;
+}
+
+/* The dirty log is shared with a VMM that fetches-and-clears it concurrently, and other
+ * sidecores set bits in the same bytes: one atomic OR, ordered after the data it covers. */
+static inline int ev_log_or8(ev_uptr p, u8 bits)
+{
+        __atomic_fetch_or((u8 *)p, bits, __ATOMIC_RELEASE);
         return 0;
 }
 

@@ -41,6 +41,84 @@ int elvis_mem_validate(const struct elvis_vring_mem *mem, const char **why)
         return 0;
 }
 
+int elvis_log_write(const struct elvis_log *log, u64 gpa, u64 len)
+{
+        u64 page, last;
+
+        if (!len)
+                return 0;
+        if (!log || log->base == EV_UPTR_NULL || gpa + len - 1 < gpa)
+                return -EFAULT;
+        page = gpa >> ELVIS_LOG_PAGE_SHIFT;
+        last = (gpa + len - 1) >> ELVIS_LOG_PAGE_SHIFT;
+        /* the data this covers is visible before its bits */
+        ev_wmb();
+        while (page <= last) {
+                u64 byte = page >> 3;
+                u8 bits = 0;
+
+                if (byte >= log->size)
+                        return -EFAULT;
+                /* every page of this byte in the range: one atomic OR */
+                do {
+                        bits |= (u8)(1u << (page & 7));
+                        page++;
+                } while (page <= last && (page & 7));
+                if (ev_log_or8(ev_uptr_add(log->base, byte), bits))
+                        return -EFAULT;
+        }
+        return 0;
+}
+
+void elvis_vring_set_log(struct elvis_vring *vr, const struct elvis_log *log, bool log_data, bool log_used,
+                         u64 log_used_gpa)
+{
+        vr->log = log;
+        vr->log_data = log && log_data;
+        vr->log_used = log && log_used;
+        vr->log_used_gpa = log_used_gpa;
+}
+
+/* Logs a write of len bytes at offset off of the used ring. */
+static int log_used(struct elvis_vring *vr, u64 off, u64 len)
+{
+        if (ev_likely(!vr->log_used))
+                return 0;
+        if (elvis_log_write(vr->log, vr->log_used_gpa + off, len))
+                return elvis_vring_fail(vr, -EFAULT, "cannot write the dirty log");
+        return 0;
+}
+
+/* The guest physical address of an accessor-space address inside one region. */
+static int gpa_of(const struct elvis_vring_mem *mem, ev_uptr p, u64 *gpa)
+{
+        u64 a = ev_uptr_to_u64(p);
+
+        for (u32 i = 0; i < mem->nregions; i++) {
+                u64 b = ev_uptr_to_u64(mem->r[i].base);
+
+                if (a >= b && a - b < mem->r[i].size) {
+                        *gpa = mem->r[i].gpa + (a - b);
+                        return 0;
+                }
+        }
+        return -EFAULT;
+}
+
+int elvis_vring_log_chain(struct elvis_vring *vr, const struct elvis_chain *c, u64 len)
+{
+        if (ev_likely(!vr->log_data))
+                return 0;
+        for (u32 i = c->nout; i < c->nout + c->nin && len; i++) {
+                u64 n = c->iov[i].len < len ? c->iov[i].len : len, gpa;
+
+                if (gpa_of(vr->mem, c->iov[i].base, &gpa) || elvis_log_write(vr->log, gpa, n))
+                        return elvis_vring_fail(vr, -EFAULT, "cannot write the dirty log");
+                len -= n;
+        }
+        return 0;
+}
+
 static const struct elvis_mem_region *find_gpa(const struct elvis_vring_mem *mem, u64 gpa)
 {
         for (u32 i = 0; i < mem->nregions; i++)
@@ -307,6 +385,8 @@ int elvis_vring_push(struct elvis_vring *vr, u16 head, u32 len)
 #endif
         if (ev_copy_to(ev_uptr_add(vr->used, off), &elem, sizeof(elem)))
                 return elvis_vring_fail(vr, -EFAULT, "cannot write used ring");
+        if (log_used(vr, off, sizeof(elem)))
+                return vr->error;
         vr->used_idx++;
         return 0;
 }
@@ -319,6 +399,8 @@ int elvis_vring_publish(struct elvis_vring *vr)
         ev_wmb();
         if (ev_store16(ev_uptr_add(vr->used, USED_IDX), vr->used_idx))
                 return elvis_vring_fail(vr, -EFAULT, "cannot write used index");
+        if (log_used(vr, USED_IDX, 2))
+                return vr->error;
         vr->published_used = vr->used_idx;
         return 0;
 }
@@ -351,12 +433,16 @@ static void write_avail_event(struct elvis_vring *vr, u16 v)
 {
         if (ev_store16(ev_uptr_add(vr->used, USED_RING + 8ull * vr->num), v))
                 elvis_vring_fail(vr, -EFAULT, "cannot write avail event");
+        else
+                log_used(vr, USED_RING + 8ull * vr->num, 2);
 }
 
 static void write_used_flags(struct elvis_vring *vr, u16 v)
 {
         if (ev_store16(ev_uptr_add(vr->used, USED_FLAGS), v))
                 elvis_vring_fail(vr, -EFAULT, "cannot write used flags");
+        else
+                log_used(vr, USED_FLAGS, 2);
 }
 
 void elvis_vring_notify_disable(struct elvis_vring *vr)

@@ -39,6 +39,14 @@ struct elvis_vring_mem {
         struct elvis_mem_region r[ELVIS_MEM_MAX_REGIONS];
 };
 
+/* The VMM's dirty log for live migration, vhost's layout: bit (gpa / 4096) % 8 of byte
+ * gpa / 4096 / 8 is set when the device wrote guest page gpa / 4096. */
+#define ELVIS_LOG_PAGE_SHIFT 12
+struct elvis_log {
+        ev_uptr base;           /* accessor-space address of byte 0; EV_UPTR_NULL: none */
+        u64 size;               /* bytes the VMM gave (vhost-user); the kernel plane checks its range */
+};
+
 struct elvis_iov {
         ev_uptr base;
         u32 len;
@@ -72,6 +80,11 @@ struct elvis_vring {
         bool indirect;
         bool notify_enabled;    /* guest kicks wanted */
         u16 event_written;      /* last avail_event stored while kicks are off */
+        /* dirty logging (see elvis_vring_set_log) */
+        const struct elvis_log *log;
+        u64 log_used_gpa;       /* guest physical address of the used ring */
+        bool log_used;          /* VHOST_VRING_F_LOG: used-ring writes are logged */
+        bool log_data;          /* VHOST_F_LOG_ALL: buffers written are logged (elvis_vring_log_chain) */
         int error;              /* 0, or the first error: the ring is stopped */
         const char *error_what;
 };
@@ -105,6 +118,18 @@ bool elvis_vring_need_signal(struct elvis_vring *vr);
  * meanwhile, which the caller must process since no kick will come for it. */
 void elvis_vring_notify_disable(struct elvis_vring *vr);
 bool elvis_vring_notify_enable(struct elvis_vring *vr);
+/* Marks the guest pages of [gpa, gpa + len) dirty, one atomic OR per log byte touched.
+ * 0, or -EFAULT: no log, the range wraps, or a bit lies beyond log->size (nothing after
+ * the first such bit is written). */
+int elvis_log_write(const struct elvis_log *log, u64 gpa, u64 len);
+/* Turns logging of this ring's writes on or off; the ring's position is untouched, so
+ * switching never loses or repeats an entry. log is the device's, and must outlive the
+ * ring's use of it. */
+void elvis_vring_set_log(struct elvis_vring *vr, const struct elvis_log *log, bool log_data, bool log_used,
+                         u64 log_used_gpa);
+/* With log_data: logs the first len bytes written into c's device-writable segments
+ * (what a used entry of length len covers). 0 or the latched -EFAULT. */
+int elvis_vring_log_chain(struct elvis_vring *vr, const struct elvis_chain *c, u64 len);
 /* Latches an error; returns it. */
 int elvis_vring_fail(struct elvis_vring *vr, int err, const char *what);
 

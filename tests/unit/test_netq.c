@@ -343,3 +343,122 @@ Test(netq, weights_far_above_the_default_hold)
 {
         weights_hold(2500, 7500);
 }
+
+/* ---- dirty logging (live migration) through the device model ---- */
+
+static bool logged(const uint8_t *log, uint64_t gpa)
+{
+        return log[(gpa >> 12) / 8] & (1u << ((gpa >> 12) % 8));
+}
+
+static void log_on(struct pair *p, uint8_t *log, size_t size, bool all)
+{
+        p->q.log = (struct elvis_log){ log, size };
+        if (all)
+                p->q.features |= 1ull << ELVIS_NET_FEAT_LOG_ALL;
+        else
+                p->q.features &= ~(1ull << ELVIS_NET_FEAT_LOG_ALL);
+        for (int i = 0; i < 2; i++) {
+                p->q.vq[i].log_used = true;
+                p->q.vq[i].log_addr = GPA + p->r[i].used;
+        }
+        elvis_netq_log_update(&p->q);
+}
+
+Test(netq, received_frames_and_used_entries_are_logged_with_log_all)
+{
+        struct pair *p = &pairs[0];
+        size_t size = (GPA + MEM) / 4096 / 8;
+        uint8_t *log = calloc(1, size);
+        uint32_t buf;
+
+        setup_pair(p, 0, (1ull << ELVIS_NET_FEAT_VERSION_1) | (1ull << ELVIS_NET_FEAT_MRG_RXBUF));
+        log_on(p, log, size, true);
+        /* two 2 KiB buffers, a 3000-byte frame: buffer 0 whole and buffer 1's first 952 bytes */
+        offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
+        offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
+        buf = p->r[ELVIS_NETQ_RX].buf;
+        memset(p->rx_frame, 0x22, 3000);
+        memset(p->rx_frame, 0, 12);
+        p->rx_len = 3000;
+        p->rx_left = 1;
+        cr_assert_eq(turn(p, NULL, 100), 1);
+        cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 2);
+        cr_assert(logged(log, GPA + buf), "the first buffer's page");
+        cr_assert(logged(log, GPA + buf + BUFSZ), "the second buffer's page");
+        cr_assert(logged(log, GPA + p->r[ELVIS_NETQ_RX].used), "the used ring's page");
+        for (uint64_t pg = 0; pg < size * 8; pg++) {
+                uint64_t a = pg << 12;
+                /* TX's used ring too: its flags were written (kicks off during the turn) */
+                bool want = a == ((GPA + buf) & ~0xfffull) || a == ((GPA + p->r[ELVIS_NETQ_RX].used) & ~0xfffull) ||
+                            a == ((GPA + p->r[ELVIS_NETQ_TX].used) & ~0xfffull);
+                cr_assert_eq(logged(log, a), want, "page %#llx", (unsigned long long)a);
+        }
+        free(log);
+}
+
+Test(netq, without_log_all_only_the_used_ring_is_logged)
+{
+        struct pair *p = &pairs[0];
+        size_t size = (GPA + MEM) / 4096 / 8;
+        uint8_t *log = calloc(1, size);
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        log_on(p, log, size, false);
+        offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
+        memset(p->rx_frame, 0, 100);
+        p->rx_len = 100;
+        p->rx_left = 1;
+        offer(p, ELVIS_NETQ_TX, 60, 0);
+        cr_assert_eq(turn(p, NULL, 100), 2);
+        cr_assert_not(logged(log, GPA + p->r[ELVIS_NETQ_RX].buf));
+        cr_assert(logged(log, GPA + p->r[ELVIS_NETQ_RX].used));
+        cr_assert(logged(log, GPA + p->r[ELVIS_NETQ_TX].used), "TX's used ring too; its buffers are only read");
+        cr_assert_not(logged(log, GPA + p->r[ELVIS_NETQ_TX].buf));
+        free(log);
+}
+
+Test(netq, switching_logging_while_frames_flow_loses_and_repeats_nothing)
+{
+        struct pair *p = &pairs[0];
+        size_t size = (GPA + MEM) / 4096 / 8;
+        uint8_t *log = calloc(1, size);
+        unsigned sent = 0;
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        for (int round = 0; round < 6; round++) {
+                if (round % 2)
+                        log_on(p, log, size, true);
+                else {
+                        p->q.log = (struct elvis_log){ EV_UPTR_NULL, 0 };
+                        elvis_netq_log_update(&p->q);
+                }
+                for (int k = 0; k < 5; k++)
+                        offer(p, ELVIS_NETQ_TX, 60, (uint8_t)(sent + k));
+                cr_assert_eq(turn(p, NULL, 100), 5);
+                sent += 5;
+                cr_assert_eq(p->xmits, sent, "each frame sent once");
+                cr_assert_eq(used_idx(p, ELVIS_NETQ_TX), sent);
+        }
+        cr_assert(logged(log, GPA + p->r[ELVIS_NETQ_TX].used));
+        free(log);
+}
+
+Test(netq, a_hostile_log_stops_the_ring_it_would_have_covered)
+{
+        struct pair *p = &pairs[0];
+        uint8_t log[4] = { 0 };
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        /* the log covers pages 0-15 only: every write of this device lies beyond it */
+        log_on(p, log, 2, true);
+        offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
+        memset(p->rx_frame, 0, 100);
+        p->rx_len = 100;
+        p->rx_left = 1;
+        turn(p, NULL, 100);
+        cr_assert_not(p->q.vq[ELVIS_NETQ_RX].live, "the queue errors");
+        cr_assert_eq(p->notified[ELVIS_NETQ_SIG_ERR_RX], 1);
+        cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 0, "and publishes nothing");
+        cr_assert_eq(log[2], 0, "nothing written past the log");
+}

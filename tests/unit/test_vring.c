@@ -4,6 +4,7 @@
 
 #include "elvis_vring.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,4 +374,174 @@ Test(vring, memory_table_validation)
         cr_assert_eq(ELVIS_MEM_MAX_REGIONS, 64u);
         m.nregions = ELVIS_MEM_MAX_REGIONS + 1;
         cr_assert_eq(elvis_mem_validate(&m, &why), -EINVAL);
+}
+
+/* ---- the dirty log (live migration): vhost's layout, one bit per 4 KiB guest page ---- */
+
+static bool bit(const uint8_t *log, uint64_t page)
+{
+        return log[page / 8] & (1u << (page % 8));
+}
+
+static unsigned bits_set(const uint8_t *log, size_t size)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < size; i++)
+                n += (unsigned)__builtin_popcount(log[i]);
+        return n;
+}
+
+Test(vring, log_write_sets_the_pages_a_range_touches)
+{
+        uint8_t bytes[64] = { 0 };
+        struct elvis_log log = { bytes, sizeof(bytes) };
+
+        cr_assert_eq(elvis_log_write(&log, 0x1000, 1), 0);
+        cr_assert(bit(bytes, 1));
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 1, "one byte at a page start: one page");
+        memset(bytes, 0, sizeof(bytes));
+        cr_assert_eq(elvis_log_write(&log, 0x1fff, 2), 0, "two bytes across a page boundary");
+        cr_assert(bit(bytes, 1) && bit(bytes, 2));
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 2);
+        memset(bytes, 0, sizeof(bytes));
+        cr_assert_eq(elvis_log_write(&log, 0x7000, 0x1000), 0, "a whole page and not the next");
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 1);
+        cr_assert(bit(bytes, 7));
+        memset(bytes, 0, sizeof(bytes));
+        /* pages 6 to 17 span three log bytes, each ORed whole */
+        cr_assert_eq(elvis_log_write(&log, 0x6800, 12 * 0x1000 - 0x800), 0);
+        for (uint64_t p = 0; p < 64 * 8; p++)
+                cr_assert_eq(bit(bytes, p), p >= 6 && p <= 17, "page %llu", (unsigned long long)p);
+        cr_assert_eq(elvis_log_write(&log, 0x123456, 0), 0, "nothing written, nothing logged");
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 12);
+}
+
+Test(vring, log_write_keeps_bits_already_set)
+{
+        uint8_t bytes[4] = { 0xa5, 0, 0, 0 };
+        struct elvis_log log = { bytes, sizeof(bytes) };
+
+        cr_assert_eq(elvis_log_write(&log, 0x1000, 1), 0);
+        cr_assert_eq(bytes[0], 0xa7, "OR, never a store over the VMM's bits");
+}
+
+Test(vring, log_write_at_large_guest_addresses)
+{
+        /* a guest with memory above 4 GiB and 1 TiB: the byte index is gpa >> 15 */
+        uint64_t gpa = (1ull << 40) + 5 * 4096 + 17;
+        size_t size = (size_t)((gpa >> 15) + 1);
+        uint8_t *bytes = calloc(1, size);
+        struct elvis_log log = { bytes, size };
+
+        cr_assert_not_null(bytes);
+        cr_assert_eq(elvis_log_write(&log, gpa, 100), 0);
+        cr_assert_eq(bytes[size - 1], 1u << 5);
+        cr_assert_eq(bits_set(bytes, size), 1);
+        cr_assert_eq(elvis_log_write(&log, 4ull << 30, 1), 0, "4 GiB exactly");
+        cr_assert(bit(bytes, (4ull << 30) >> 12));
+        free(bytes);
+}
+
+Test(vring, log_write_refuses_what_lies_outside_the_log)
+{
+        uint8_t bytes[3] = { 0 };
+        struct elvis_log log = { bytes, 2 };      /* pages 0 to 15 */
+
+        cr_assert_eq(elvis_log_write(&log, 16 * 4096, 1), -EFAULT, "first page beyond the log");
+        cr_assert_eq(elvis_log_write(&log, 15 * 4096, 4097), -EFAULT, "a range running past its end");
+        cr_assert_eq(bytes[2], 0, "nothing beyond the log is written");
+        cr_assert_eq(elvis_log_write(&log, UINT64_MAX - 10, 100), -EFAULT, "a range that wraps");
+        cr_assert_eq(elvis_log_write(NULL, 0, 1), -EFAULT, "no log");
+        log.base = EV_UPTR_NULL;
+        cr_assert_eq(elvis_log_write(&log, 0, 1), -EFAULT);
+}
+
+struct log_writer {
+        struct elvis_log *log;
+        unsigned first;
+};
+
+/* Each thread sets every 4th page from its own offset, so all four touch every byte. */
+static void *set_quarter(void *arg)
+{
+        struct log_writer *w = arg;
+
+        for (uint64_t p = w->first; p < w->log->size * 8; p += 4)
+                if (elvis_log_write(w->log, p << 12, 1))
+                        return (void *)1;
+        return NULL;
+}
+
+Test(vring, log_writes_from_concurrent_sidecores_all_land)
+{
+        enum { SIZE = 1 << 16 };
+        uint8_t *bytes = calloc(1, SIZE);
+        struct elvis_log log = { bytes, SIZE };
+        struct log_writer w[4];
+        pthread_t t[4];
+
+        cr_assert_not_null(bytes);
+        for (unsigned i = 0; i < 4; i++) {
+                w[i] = (struct log_writer){ &log, i };
+                cr_assert_eq(pthread_create(&t[i], NULL, set_quarter, &w[i]), 0);
+        }
+        for (unsigned i = 0; i < 4; i++) {
+                void *ret;
+                cr_assert_eq(pthread_join(t[i], &ret), 0);
+                cr_assert_null(ret);
+        }
+        for (size_t i = 0; i < SIZE; i++)
+                cr_assert_eq(bytes[i], 0xff, "byte %zu lost a bit", i);
+        free(bytes);
+}
+
+Test(vring, used_ring_writes_are_logged_through_the_vmms_address)
+{
+        uint8_t bytes[64] = { 0 };
+        struct elvis_log log = { bytes, sizeof(bytes) };
+        /* the VMM may give any guest address for the used ring's log: here page 100 */
+        const uint64_t log_gpa = 100 * 4096;
+
+        elvis_vring_set_log(&vr, &log, false, true, log_gpa);
+        set_desc(0, GPA + BUF, 64, ELVIS_VRING_DESC_F_WRITE, 0);
+        offer(0);
+        cr_assert_eq(elvis_vring_pop(&vr, &chain, ELVIS_CHAIN_WRITE), 1);
+        cr_assert_eq(elvis_vring_log_chain(&vr, &chain, 64), 0);
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0, "buffers are logged only with LOG_ALL");
+        cr_assert_eq(elvis_vring_push(&vr, 0, 64), 0);
+        cr_assert_eq(elvis_vring_publish(&vr), 0);
+        cr_assert(bit(bytes, 100));
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 1);
+
+        elvis_vring_set_log(&vr, &log, true, true, log_gpa);
+        memset(bytes, 0, sizeof(bytes));
+        set_desc(1, GPA + BUF + 0x1ff0, 0x20, ELVIS_VRING_DESC_F_WRITE, 0);
+        offer(1);
+        cr_assert_eq(elvis_vring_pop(&vr, &chain, ELVIS_CHAIN_WRITE), 1);
+        cr_assert_eq(elvis_vring_log_chain(&vr, &chain, 0x10), 0, "the first 16 bytes: one page");
+        cr_assert(bit(bytes, (GPA + BUF + 0x1ff0) >> 12));
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 1);
+        cr_assert_eq(elvis_vring_log_chain(&vr, &chain, 0x20), 0, "all 32: the next page too");
+        cr_assert(bit(bytes, (GPA + BUF + 0x2000) >> 12));
+
+        /* logging off: the ring goes on where it was, writing nothing to the log */
+        elvis_vring_set_log(&vr, NULL, false, false, 0);
+        memset(bytes, 0, sizeof(bytes));
+        cr_assert_eq(elvis_vring_push(&vr, 1, 0x20), 0);
+        cr_assert_eq(elvis_vring_publish(&vr), 0);
+        cr_assert_eq(*used_idx(), 2, "no entry lost or repeated across the switches");
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0);
+}
+
+Test(vring, a_used_ring_log_outside_the_log_stops_the_ring)
+{
+        uint8_t bytes[8] = { 0 };
+        struct elvis_log log = { bytes, 4 };       /* pages 0 to 31 */
+
+        elvis_vring_set_log(&vr, &log, false, true, 64ull * 4096);
+        cr_assert_eq(elvis_vring_push(&vr, 0, 0), -EFAULT);
+        cr_assert(strstr(vr.error_what, "dirty log"), "%s", vr.error_what);
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0, "nothing written anywhere");
+        cr_assert_eq(*used_idx(), 0);
 }
