@@ -343,41 +343,51 @@ fail:
         return r;
 }
 
-/* The used entry of a TX chain (length 0, as vhost-net). A chain the back end took is
- * never sent again: if its entry cannot be written with faults off it is owed, and the
- * next turn writes it before anything else. */
-static bool tx_complete(struct elvis_netq *q, u16 head, u64 len)
+/* A TX used entry that could not be written: with faults off it is owed (the chain the
+ * back end took is never sent again; the next turn writes the entry before anything
+ * else), otherwise the ring stops. */
+static void tx_push_failed(struct elvis_netq *q, u16 head, u64 len)
 {
-        if (elvis_vring_push(&q->vq[ELVIS_NETQ_TX].vr, head, 0) < 0) {
-                if (turn_fault(q, ELVIS_NETQ_TX)) {
-                        q->tx_owed = true;
-                        q->tx_owed_head = head;
-                        q->tx_owed_len = len;
-                } else {
-                        elvis_netq_error(q, ELVIS_NETQ_TX);
-                }
+        if (turn_fault(q, ELVIS_NETQ_TX)) {
+                q->tx_owed = true;
+                q->tx_owed_head = head;
+                q->tx_owed_len = len;
+        } else {
+                elvis_netq_error(q, ELVIS_NETQ_TX);
+        }
+}
+
+/* The used entry of a TX chain (length 0, as vhost-net). */
+static inline bool tx_complete(struct elvis_netq *q, u16 head, u64 len)
+{
+        if (ev_unlikely(elvis_vring_push(&q->vq[ELVIS_NETQ_TX].vr, head, 0) < 0)) {
+                tx_push_failed(q, head, len);
                 return false;
         }
         q->tx_owed = false;
-        tx_count(q, len);
         return true;
 }
 
+/* Frames completed in a batch are counted once at its end: the counters are shared
+ * cache lines that readers snapshot. */
 static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
 {
         struct elvis_netq_vq *v = &q->vq[ELVIS_NETQ_TX];
         struct elvis_chain *c = &q->chain;
         unsigned int n = 0, hl = elvis_netq_hdr_len(q);
+        u64 bytes = 0, drops = 0;
+        s64 deficit = q->deficit_bytes;
 
         if (q->tx_owed && v->live) {
                 u64 len = q->tx_owed_len;
 
                 if (!tx_complete(q, q->tx_owed_head, len))
                         return 0;
-                q->deficit_bytes -= (s64)len;
+                deficit -= (s64)len;
+                bytes += len > hl ? len - hl : 0;
                 n++;
         }
-        while (n < limit && q->deficit_bytes > 0 && v->live && !q->faulted) {
+        while (n < limit && deficit > 0 && v->live && !q->faulted) {
                 u64 len;
                 int r = elvis_vring_pop(&v->vr, c, ELVIS_CHAIN_READ);
 
@@ -387,28 +397,36 @@ static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
                         break;
                 }
                 len = c->out_len;
-                if (len < hl || len > ELVIS_NET_MAX_FRAME) {
-                        ev_stat_add(q->st.drops, 1);
+                if (ev_unlikely(len < hl || len > ELVIS_NET_MAX_FRAME)) {
+                        drops++;
                 } else {
                         r = elvis_netq_port_xmit(q, c, len);
-                        if (r == -EAGAIN || r == -ENOSPC || (r == -EFAULT && q->nofault)) {
-                                elvis_vring_unpop(&v->vr, 1);
-                                if (r == -EAGAIN)
-                                        q->tx_blocked = true;
-                                else if (r == -ENOSPC)
-                                        q->rx_blocked = q->tx_waits_rx = true;
-                                else
-                                        q->faulted = true;
-                                break;
+                        if (ev_unlikely(r < 0)) {
+                                if (r == -EAGAIN || r == -ENOSPC || (r == -EFAULT && q->nofault)) {
+                                        elvis_vring_unpop(&v->vr, 1);
+                                        if (r == -EAGAIN)
+                                                q->tx_blocked = true;
+                                        else if (r == -ENOSPC)
+                                                q->rx_blocked = q->tx_waits_rx = true;
+                                        else
+                                                q->faulted = true;
+                                }
+                                break;  /* otherwise the port stopped a ring */
                         }
-                        if (r < 0)
-                                break;  /* the port stopped a ring */
                 }
                 if (!tx_complete(q, c->head, len))
                         break;
-                q->deficit_bytes -= (s64)len;
+                deficit -= (s64)len;
+                bytes += len > hl ? len - hl : 0;
                 n++;
         }
+        q->deficit_bytes = deficit;
+        if (n) {
+                ev_stat_add(q->st.tx_packets, n);
+                ev_stat_add(q->st.tx_bytes, bytes);
+        }
+        if (drops)
+                ev_stat_add(q->st.drops, drops);
         return n;
 }
 
