@@ -7,7 +7,9 @@
 
 #include "../lib/harness.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -221,4 +223,64 @@ Test(dpproc, dataplane_kill9_is_contained_and_restarted)
         json_decref(j);
         free(out);
         free(sock);
+}
+
+/* Whether process pid holds a /dev/net/tun file descriptor. */
+static bool holds_tun(pid_t pid)
+{
+        char dir[64], link[320], target[128];
+        struct dirent *e;
+        bool found = false;
+        DIR *fds;
+
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+        fds = opendir(dir);
+        cr_assert_not_null(fds, "%s: %s", dir, strerror(errno));
+        while (!found && (e = readdir(fds))) {
+                ssize_t n;
+                snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+                n = readlink(link, target, sizeof(target) - 1);
+                if (n > 0) {
+                        target[n] = '\0';
+                        found = strcmp(target, "/dev/net/tun") == 0;
+                }
+        }
+        closedir(fds);
+        return found;
+}
+
+/* A tap device: elvis-manager creates the interface and passes its queues, which only
+ * elvis-dataplane then holds; after the data plane is killed, the manager opens them
+ * anew for its successor. */
+Test(dpproc, taps_are_opened_by_the_manager_and_held_by_the_data_plane)
+{
+        char tap[IFNAMSIZ], body[256], detail[256];
+        pid_t pid, now = 0;
+        struct resp r;
+        bool ok = false;
+        double ms;
+
+        snprintf(tap, sizeof(tap), "edpt%d", (int)getpid() % 100000);
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"tapped\",\"devices\":[{\"backend\":\"tap\",\"tap\":\"%s\",\"queues\":2}]}", tap);
+        cr_assert_eq(http_json(&d, "POST", "/v1/vms", body, &r), 0);
+        if (r.status != 201 && strstr(r.body, "Operation not permitted"))
+                cr_skip_test("creating a tap needs CAP_NET_ADMIN: %s", r.body);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        resp_free(&r);
+        pid = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && pid > 0, "%s", detail);
+        dp_pid = pid;
+        cr_assert_neq(if_nametoindex(tap), 0, "interface %s exists", tap);
+        cr_assert(holds_tun(pid), "elvis-dataplane holds the tap's queues");
+        cr_assert_not(holds_tun(d.pid), "elvis-manager keeps none");
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        for (uint64_t t0 = now_ms(); !(ok && now > 0 && now != pid); ) {
+                cr_assert_lt(now_ms() - t0, 15000, "no new data plane: %s", detail);
+                now = health_pid(detail, sizeof(detail), &ok, &ms);
+        }
+        dp_pid = now;
+        cr_assert_neq(if_nametoindex(tap), 0, "interface %s made again", tap);
+        cr_assert(holds_tun(now), "the new elvis-dataplane holds the tap's queues");
+        cr_assert_not(holds_tun(d.pid));
 }
