@@ -80,9 +80,9 @@ static const char *const always[] = {
         "accept", "accept4", "bind", "listen", "connect", "getsockopt", "setsockopt", "sendmsg", "recvmsg",
         "sendto", "recvfrom", "shutdown", "getsockname", "getpeername",
 #ifdef SANITIZED
-        /* the sanitizers' runtimes: LeakSanitizer stops the world with a ptrace'ing clone */
-        "ptrace", "wait4", "kill", "tkill", "prctl", "clone", "process_vm_readv", "getppid", "pipe2",
-        "sched_getparam", "getrlimit", "prlimit64", "setrlimit",
+        /* the sanitizers' runtimes: LeakSanitizer stops the world from a ptrace'ing clone
+         * (CLONE_VM, below) and reads /proc/self/maps */
+        "ptrace", "wait4", "prctl", "getppid", "pipe2", "sched_getparam", "getrlimit", "prlimit64", "getdents",
 #endif
 };
 
@@ -116,7 +116,10 @@ int elvis_dp_seccomp(void)
         /* new threads, never new processes (glibc falls back from clone3, whose flags a
          * filter cannot see, to clone) */
         cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-#ifndef SANITIZED
+        if (r == 0)
+                r = allow(ctx, "clone", 1, &cmp);
+#ifdef SANITIZED
+        cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM);
         if (r == 0)
                 r = allow(ctx, "clone", 1, &cmp);
 #endif
