@@ -349,15 +349,18 @@ Test(dpproto, tap_attach_takes_its_queues_as_fds_and_nothing_else)
         close(ofds[0]);
 }
 
-/* Random bytes, and valid headers over random payloads: each gets exactly one reply
- * to its id, nothing crashes (ASan) and nothing leaks (LSan, fd count). */
+/* Random bytes, and valid headers over random payloads, some with fds: each gets
+ * exactly one reply to its id, nothing crashes (ASan) and nothing leaks (LSan, fd
+ * count). */
 Test(dpproto, random_datagrams)
 {
         _Alignas(8) unsigned char m[1024];
         unsigned seed = 12345;
-        int before = count_fds();
+        int p[2], before;
 
         signal(SIGPIPE, SIG_IGN);
+        cr_assert_eq(pipe(p), 0);
+        before = count_fds();
         for (unsigned i = 0; i < 3000; i++) {
                 struct elvis_dpp_hdr h, *mh = (void *)m;
                 size_t len = 1 + rand_r(&seed) % sizeof(m);
@@ -373,11 +376,14 @@ Test(dpproto, random_datagrams)
                         mh->length = (uint32_t)(len - sizeof(*mh));
                         mh->id = i;
                 }
-                raw(m, len, -1, &h);
+                /* every eighth comes with fds that are no tap's queues */
+                raw_fds(m, len, p, i % 8 == 3 ? 1 + i % 2 : 0, &h);
                 if (i % 2 && len >= sizeof(*mh))
                         cr_assert_eq(h.id, i);
         }
-        cr_assert_eq(count_fds(), before);
+        cr_assert_eq(count_fds(), before, "every fd that came along was closed");
+        close(p[0]);
+        close(p[1]);
 }
 
 /* The client side over a server thread. */
