@@ -451,6 +451,8 @@ Test(dpproc, the_spawned_data_plane_runs_with_least_privilege)
         free(sock);
 }
 
+static pid_t probes[2];          /* the probe data planes this suite started */
+
 /* elvis-dataplane-probe (tests/lib/dp_probe.c) on run_dir: its stderr comes back on
  * *ret_err, and it has said it is ready. */
 static pid_t probe_start(const char *run_dir, bool seccomp, int *ret_err)
@@ -509,11 +511,38 @@ static void probe_stop(pid_t pid, int err)
 
         kill(pid, SIGTERM);
         cr_assert_eq(waitpid(pid, &st, 0), pid);
+        for (int i = 0; i < 2; i++)
+                if (probes[i] == pid)
+                        probes[i] = 0;
         cr_expect(WIFEXITED(st), "the probe data plane ended by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         close(err);
 }
 
-TestSuite(dpsandbox, .timeout = 120);
+/* After a failure too: no probe data plane, and no data plane the manager started for
+ * want of one, outlives the test. */
+static void sandbox_fini(void)
+{
+        char detail[256];
+        bool ok;
+        double ms;
+        pid_t spawned = 0;
+
+        if (daemon_alive(&d)) {
+                spawned = health_pid(detail, sizeof(detail), &ok, &ms);
+                daemon_stop(&d);
+        }
+        for (int i = 0; i < 2; i++)
+                if (probes[i] > 0) {
+                        kill(probes[i], SIGKILL);
+                        waitpid(probes[i], NULL, 0);
+                        probes[i] = 0;
+                }
+        if (spawned > 0)
+                end_dataplane(spawned);
+        daemon_cleanup(&d);
+}
+
+TestSuite(dpsandbox, .fini = sandbox_fini, .timeout = 120);
 
 /* The running data plane under its allow-list: the manager adopts it, a stream through
  * it loses nothing, and then network sockets, programs, processes, signals to others and
@@ -533,7 +562,7 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         daemon_arg(&d, "--dataplane");
         daemon_arg(&d, "user-process");
         cr_assert_eq(mkdir(d.run_dir, 0755), 0);
-        pid = probe_start(d.run_dir, true, &err);
+        pid = probes[0] = probe_start(d.run_dir, true, &err);
         cr_assert_eq(daemon_start(&d), 0);
         sock = add_vm("probed");
         log = daemon_log(&d);
@@ -562,7 +591,7 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         /* the control: the same probe without the filter */
         snprintf(other, sizeof(other), "%s/nofilter", d.dir);
         cr_assert_eq(mkdir(other, 0755), 0);
-        pid2 = probe_start(other, false, &err2);
+        pid2 = probes[1] = probe_start(other, false, &err2);
         out = probe_run(pid2, err2);
         cr_assert(strstr(out, "probe: socket(AF_INET) allowed"), "%s", out);
         cr_assert(strstr(out, "probe: fork allowed"), "%s", out);
@@ -570,6 +599,5 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         cr_assert(strstr(out, "probe: kill(another process) allowed"), "%s", out);
         free(out);
         probe_stop(pid2, err2);
-        daemon_cleanup(&d);
         free(sock);
 }
