@@ -136,7 +136,7 @@ int main(int argc, char **argv)
                 elvis_dpp_server_free(srv);
                 return 1;
         }
-        log_info("elvis-dataplane %d: protocol %u on %s; capabilities: chown, dac_override, fowner only; seccomp %s",
+        log_info("elvis-dataplane %d: protocol %u on %s; capabilities: chown, dac_override, fowner at most; seccomp %s",
                  (int)getpid(), ELVIS_DPP_VERSION, sock_path, seccomp ? "allow-list on" : "off (--no-seccomp)");
         if (ready_fd >= 0) {
                 if (write(ready_fd, "1", 1) < 0)

@@ -146,6 +146,7 @@ Test(dpproc, links_no_http_tls_libvirt_or_xml)
 
         cr_assert_eq(run_cmd(argv, NULL, &out, &err), 0, "ldd %s: %s", DATAPLANE, err);
         cr_assert(strstr(out, "libc.so"), "ldd printed no libraries: %s", out);
+        cr_assert(strstr(out, "libseccomp"), "the sandbox's library: %s", out);
         for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
                 cr_assert_null(strstr(out, banned[i]), "elvis-dataplane links %s:\n%s", banned[i], out);
         free(out);
