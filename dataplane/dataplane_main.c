@@ -1,12 +1,14 @@
 /* elvis-dataplane: the user-space data plane in a process of its own. It hosts the
  * vhost-user plane (user_dp.c) and serves the data-plane protocol (proto.h) on
  * RUN_DIR/dataplane.sock; it outlives the elvis-manager that started it. No HTTP, TLS,
- * libvirt or XML is linked in.
- *   elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N] */
+ * libvirt or XML is linked in. Before any thread starts it drops every capability but
+ * the three its sockets need and installs a seccomp allow-list (sandbox.c).
+ *   elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N] [--no-seccomp] */
 #include "proto_server.h"
 #include "user_dp.h"
 
 #include "dp_log.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +29,13 @@
 
 #define MAX_CONNS 8
 
+#ifdef ELVIS_DP_PROBE
+void elvis_dp_probe(void);
+#endif
+
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N]\n"
+        fprintf(f, "usage: elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N] [--no-seccomp]\n"
                    "Serves vhost-user devices and sidecores for elvis-manager over DIR/%s.\n",
                    ELVIS_DPP_SOCKET_NAME);
 }
@@ -61,7 +67,8 @@ int main(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "run-dir", required_argument, NULL, 'r' }, { "no-pin", no_argument, NULL, 'n' },
-                { "ready-fd", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { 0 },
+                { "ready-fd", required_argument, NULL, 'f' }, { "no-seccomp", no_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' }, { 0 },
         };
         struct elvis_dp_config cfg = { .pin = true };
         char sock_path[ELVIS_PATH_MAX], lock_path[256];
@@ -69,6 +76,7 @@ int main(int argc, char **argv)
         struct pollfd pfd[2 + MAX_CONNS];
         int conns[MAX_CONNS], nconns = 0, ready_fd = -1, lock_fd, lfd, sfd, c, r;
         void *dp = NULL;
+        bool seccomp = true;
         sigset_t mask;
 
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -76,6 +84,7 @@ int main(int argc, char **argv)
                 case 'r': cfg.run_dir = optarg; break;
                 case 'n': cfg.pin = false; break;
                 case 'f': ready_fd = atoi(optarg); break;
+                case 's': seccomp = false; break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
@@ -90,6 +99,9 @@ int main(int argc, char **argv)
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+#ifdef ELVIS_DP_PROBE
+        sigaddset(&mask, SIGUSR1);
+#endif
         sigprocmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         if (snprintf(sock_path, sizeof(sock_path), "%s/%s", cfg.run_dir, ELVIS_DPP_SOCKET_NAME) >= (int)sizeof(sock_path) ||
@@ -103,6 +115,16 @@ int main(int argc, char **argv)
                           errno == EWOULDBLOCK ? "another elvis-dataplane serves this run directory" : strerror(errno));
                 return 1;
         }
+        /* capabilities are per thread: both before the plane starts any */
+        if ((r = elvis_dp_drop_caps()) < 0) {
+                log_error("elvis-dataplane: dropping capabilities: %s", strerror(-r));
+                return 1;
+        }
+        if (seccomp && (r = elvis_dp_seccomp()) < 0) {
+                log_error("elvis-dataplane: installing the seccomp allow-list: %s (--no-seccomp runs without it)",
+                          strerror(-r));
+                return 1;
+        }
         r = elvis_user_dataplane.open(&cfg, &dp);
         if (r < 0) {
                 log_error("elvis-dataplane: the user data plane failed to start: %s", strerror(-r));
@@ -114,7 +136,8 @@ int main(int argc, char **argv)
                 elvis_dpp_server_free(srv);
                 return 1;
         }
-        log_info("elvis-dataplane %d: protocol %u on %s", (int)getpid(), ELVIS_DPP_VERSION, sock_path);
+        log_info("elvis-dataplane %d: protocol %u on %s; capabilities: chown, dac_override, fowner at most; seccomp %s",
+                 (int)getpid(), ELVIS_DPP_VERSION, sock_path, seccomp ? "allow-list on" : "off (--no-seccomp)");
         if (ready_fd >= 0) {
                 if (write(ready_fd, "1", 1) < 0)
                         log_warning("elvis-dataplane: telling the manager it is ready: %s", strerror(errno));
@@ -131,8 +154,17 @@ int main(int argc, char **argv)
                         log_error("elvis-dataplane: poll: %s", strerror(errno));
                         break;
                 }
-                if (pfd[0].revents)
+                if (pfd[0].revents) {
+#ifdef ELVIS_DP_PROBE
+                        /* test builds: SIGUSR1 tries what the sandbox forbids (tests/lib/dp_probe.c) */
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGUSR1) {
+                                elvis_dp_probe();
+                                continue;
+                        }
+#endif
                         break;
+                }
                 for (int i = nconns - 1; i >= 0; i--) {
                         if (!pfd[2 + i].revents)
                                 continue;

@@ -279,6 +279,8 @@ void dp_device_put(struct dp_device *dev);
 
 /* net.c */
 int dp_tap_open(struct dp_device *dev);
+/* Takes nqp queue fds opened elsewhere (after checking them); the caller keeps its own. */
+int dp_tap_take(struct dp_device *dev, const int *fds);
 void dp_tap_close(struct dp_device *dev);
 void dp_tap_configure(struct dp_device *dev);
 /* (Re)initialises or stops the rings of a vq from its configuration; qp->lock held. A

@@ -2,6 +2,7 @@
  * (tap, null sink, loopback), notifications owed to the guest, ring set-up from the
  * vhost-user configuration under a SIGBUS guard, and what observers see. */
 #include "dp.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,49 +29,56 @@ static unsigned hdr_len(const struct dp_device *dev)
         return dev->features & (BIT(F_VERSION_1) | BIT(F_MRG_RXBUF)) ? ELVIS_NET_HDR_LEN_MRG : ELVIS_NET_HDR_LEN;
 }
 
-/* One fd per queue pair. Unless the device adopts an existing interface, the first open
- * must create it (IFF_TUN_EXCL): attaching to someone else's tap, multiqueue or not, would
- * hand their traffic to this VM. The other queues attach to the interface just made. */
+_Static_assert(DP_HDR_LEN == ELVIS_TAP_HDR_LEN, "a tap opened elsewhere starts with the header we expect");
+
+static int tap_rxbufs(struct dp_device *dev)
+{
+        for (unsigned i = 0; i < dev->nqp; i++)
+                if (!dev->qp[i].q.rxbuf && !(dev->qp[i].q.rxbuf = malloc(ELVIS_NET_MAX_FRAME)))
+                        return -ENOMEM;
+        return 0;
+}
+
+/* One fd per queue pair (tap.c says who may create the interface). */
 int dp_tap_open(struct dp_device *dev)
 {
-        int r = 0;
+        int fds[ELVIS_MAX_QUEUES], r = elvis_tap_open(dev->tap, dev->nqp, dev->tap_adopt, fds);
 
-        for (unsigned i = 0; i < dev->nqp && r == 0; i++) {
-                struct ifreq ifr = { 0 };
-                int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), hdr = DP_HDR_LEN;
-
-                if (fd < 0) {
-                        r = -errno;
-                        break;
-                }
-                ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (dev->nqp > 1 ? IFF_MULTI_QUEUE : 0);
-                if (i == 0 && !dev->tap_adopt)
-                        ifr.ifr_flags |= IFF_TUN_EXCL;
-                memcpy(ifr.ifr_name, dev->tap, strlen(dev->tap) + 1);
-                if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
-                        r = errno == EBUSY && i == 0 && !dev->tap_adopt ? -EEXIST : -errno;
-                        close(fd);
-                        break;
-                }
-                /* TUNSETIFF may hand back another name if ours was a template */
-                if (strcmp(ifr.ifr_name, dev->tap) != 0) {
-                        close(fd);
-                        r = -EINVAL;
-                        break;
-                }
-                dev->qp[i].tap_fd = fd;
-                if (!dev->qp[i].q.rxbuf && !(dev->qp[i].q.rxbuf = malloc(ELVIS_NET_MAX_FRAME))) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        if (r == 0)
+        for (unsigned i = 0; r == 0 && i < dev->nqp; i++)
+                dev->qp[i].tap_fd = fds[i];
+        if (r == 0 && (r = tap_rxbufs(dev)) == 0)
                 return 0;
         if (r == -EEXIST)
                 log_error("VM %u device %s: interface '%s' already exists and the device does not adopt it", dev->vm_id,
                           dev->id, dev->tap);
         else
                 log_error("VM %u device %s: cannot open tap '%s': %s", dev->vm_id, dev->id, dev->tap, strerror(-r));
+        dp_tap_close(dev);
+        return r;
+}
+
+/* Queues another process opened (elvis-manager, for elvis-dataplane): checked, and
+ * duplicated, so the caller keeps and closes its own. */
+int dp_tap_take(struct dp_device *dev, const int *fds)
+{
+        const char *why = NULL;
+        int r = 0;
+
+        for (unsigned i = 0; i < dev->nqp && r == 0; i++) {
+                if ((r = elvis_tap_check_fd(fds[i], dev->tap, dev->nqp, &why)) < 0)
+                        break;
+                int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3), fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+
+                dev->qp[i].tap_fd = fd;
+                if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+                        r = -errno;
+                        why = strerror(errno);
+                }
+        }
+        if (r == 0 && (r = tap_rxbufs(dev)) == 0)
+                return 0;
+        log_error("VM %u device %s: refusing the fds passed for tap '%s': %s", dev->vm_id, dev->id, dev->tap,
+                  why ? why : strerror(-r));
         dp_tap_close(dev);
         return r;
 }

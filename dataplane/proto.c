@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_FDS 4
+#define MAX_FDS ELVIS_DPP_FDS_MAX
 
 static int fail(int r, char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(int r, char *why, size_t len, const char *fmt, ...)
@@ -77,6 +77,8 @@ static int check_payload(uint16_t type, const void *p, char *why, size_t len)
                         return fail(-EINVAL, why, len, "device: %u queue pairs (1..%u)", d->queues, ELVIS_MAX_QUEUES);
                 if (d->weight < ELVIS_WEIGHT_MIN || d->weight > ELVIS_WEIGHT_MAX)
                         return fail(-EINVAL, why, len, "device: weight %u out of range", d->weight);
+                if (d->backend == ELVIS_BACKEND_TAP && !elvis_ifname_valid(d->tap))
+                        return fail(-EINVAL, why, len, "device: a tap device needs a valid interface name");
                 if (d->flags & ~ELVIS_DPP_DEV_TAP_ADOPT)
                         return fail(-EINVAL, why, len, "device: unknown flags %#x", d->flags);
                 if (d->vmm_uid < -1 || d->vmm_gid < -1 || d->vmm_uid > UINT32_MAX || d->vmm_gid > UINT32_MAX)
@@ -128,8 +130,10 @@ static int check_payload(uint16_t type, const void *p, char *why, size_t len)
 int elvis_dpp_check_request(const void *buf, size_t len, unsigned nfds, struct elvis_dpp_hdr *ret_hdr, char *why,
                             size_t whylen)
 {
+        const void *p = (const char *)buf + sizeof(struct elvis_dpp_hdr);
         struct elvis_dpp_hdr h;
         size_t want;
+        int r;
 
         if (len < sizeof(h))
                 return fail(-EBADMSG, why, whylen, "truncated: %zu bytes, a header has %zu", len, sizeof(h));
@@ -150,9 +154,17 @@ int elvis_dpp_check_request(const void *buf, size_t len, unsigned nfds, struct e
         want = elvis_dpp_request_size(h.type);
         if (h.length != want)
                 return fail(-EBADMSG, why, whylen, "type %u carries %zu bytes, got %u", h.type, want, h.length);
-        if (nfds)
-                return fail(-EBADF, why, whylen, "type %u carries no file descriptor, got %u", h.type, nfds);
-        return check_payload(h.type, (const char *)buf + sizeof(h), why, whylen);
+        r = check_payload(h.type, p, why, whylen);
+        if (r < 0)
+                return r;
+        if (h.type == ELVIS_DPP_DEVICE_ATTACH && ((const struct elvis_dpp_device *)p)->backend == ELVIS_BACKEND_TAP)
+                want = ((const struct elvis_dpp_device *)p)->queues;
+        else
+                want = 0;
+        if (nfds != want)
+                return fail(-EBADF, why, whylen, "type %u carries %zu file descriptor(s) (a tap's queues), got %u",
+                            h.type, want, nfds);
+        return 0;
 }
 
 int elvis_dpp_check_reply(const void *buf, size_t len, uint16_t type, uint32_t id,
@@ -165,10 +177,13 @@ int elvis_dpp_check_reply(const void *buf, size_t len, uint16_t type, uint32_t i
         if (len < sizeof(h) + sizeof(*res))
                 return fail(-EBADMSG, why, whylen, "reply truncated: %zu bytes", len);
         memcpy(&h, buf, sizeof(h));
-        if (h.magic != ELVIS_DPP_MAGIC || h.version != ELVIS_DPP_VERSION || h.length != len - sizeof(h))
+        if (h.magic == ELVIS_DPP_MAGIC && h.version != ELVIS_DPP_VERSION)
+                return fail(-EPROTO, why, whylen, "the data plane speaks protocol version %u, not %u", h.version,
+                            ELVIS_DPP_VERSION);
+        if (h.magic != ELVIS_DPP_MAGIC || h.length != len - sizeof(h))
                 return fail(-EBADMSG, why, whylen, "reply with a bad header");
         if (h.id != id || h.type != (type | ELVIS_DPP_REPLY))
-                return fail(-EPROTO, why, whylen, "reply %u to type %u, expected %u to %u", h.id, h.type, id, type);
+                return fail(-EBADMSG, why, whylen, "reply %u to type %u, expected %u to %u", h.id, h.type, id, type);
         res = (const void *)((const char *)buf + sizeof(h));
         if (strnlen(res->reason, sizeof(res->reason)) == sizeof(res->reason))
                 return fail(-EBADMSG, why, whylen, "reply reason not terminated");
@@ -192,25 +207,27 @@ size_t elvis_dpp_encode(void *buf, uint16_t type, uint32_t id, const void *paylo
         return sizeof(h) + len;
 }
 
-int elvis_dpp_send(int sock, const void *msg, size_t len, int fd)
+int elvis_dpp_send(int sock, const void *msg, size_t len, const int *fds, unsigned nfds)
 {
         struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
         } ctl;
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n;
 
-        if (fd >= 0) {
+        if (nfds > MAX_FDS)
+                return -EINVAL;
+        if (nfds) {
                 memset(&ctl, 0, sizeof(ctl));
                 mh.msg_control = ctl.buf;
-                mh.msg_controllen = sizeof(ctl.buf);
+                mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
                 struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+                c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+                memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
         }
         do
                 n = sendmsg(sock, &mh, MSG_NOSIGNAL);

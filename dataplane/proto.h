@@ -15,11 +15,12 @@
 #include <sys/types.h>
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
-#define ELVIS_DPP_VERSION 1u
+#define ELVIS_DPP_VERSION 2u             /* 2: DEVICE_ATTACH of a tap carries its queue fds */
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
 #define ELVIS_DPP_LOCK_NAME "dataplane.lock"
 #define ELVIS_DPP_REASON_MAX 96
+#define ELVIS_DPP_FDS_MAX ELVIS_MAX_QUEUES     /* file descriptors one datagram may carry */
 
 #define ELVIS_DPP_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " is wire format: its size is fixed")
 
@@ -45,7 +46,7 @@ enum elvis_dpp_type {
         /* state changes */
         ELVIS_DPP_SIDECORE_CREATE = 32, /* struct elvis_dpp_sidecore */
         ELVIS_DPP_SIDECORE_DESTROY,     /* struct elvis_dpp_sidecore (cpu ignored) */
-        ELVIS_DPP_DEVICE_ATTACH,        /* struct elvis_dpp_device */
+        ELVIS_DPP_DEVICE_ATTACH,        /* struct elvis_dpp_device; a tap: + one fd per queue pair */
         ELVIS_DPP_DEVICE_DETACH,        /* struct elvis_dpp_queue_ref (queue ignored) */
         ELVIS_DPP_DEVICE_SET_POLICY,    /* struct elvis_dpp_policy */
         ELVIS_DPP_QUEUE_ASSIGN,         /* struct elvis_dpp_queue_ref */
@@ -85,7 +86,7 @@ struct elvis_dpp_sidecore {
 };
 ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_sidecore, 8);
 
-#define ELVIS_DPP_DEV_TAP_ADOPT (1u << 0)
+#define ELVIS_DPP_DEV_TAP_ADOPT (1u << 0)     /* the manager adopted an existing interface */
 
 struct elvis_dpp_device {
         uint32_t vm_id;
@@ -185,9 +186,10 @@ bool elvis_dpp_is_observation(uint16_t type);
 /* The payload size a request of type carries; 0 for an unknown type. */
 size_t elvis_dpp_request_size(uint16_t type);
 
-/* Checks a received request: header, size, strings, enums and fds. On failure returns a
- * negative errno and says why in why; ret_hdr is filled whenever the header could be
- * read (so the error reply can carry the id). */
+/* Checks a received request: header, size, strings, enums and how many fds came along
+ * (a tap's DEVICE_ATTACH: one per queue pair; anything else: none). On failure returns
+ * a negative errno and says why in why; ret_hdr is filled whenever the header could be
+ * read (so the error reply can carry the id). What the fds are is the server's check. */
 int elvis_dpp_check_request(const void *buf, size_t len, unsigned nfds, struct elvis_dpp_hdr *ret_hdr, char *why,
                             size_t whylen);
 /* Checks a received reply to request (type, id); on success ret_res points into buf and
@@ -200,12 +202,13 @@ int elvis_dpp_check_reply(const void *buf, size_t len, uint16_t type, uint32_t i
  * 0 when it does not fit. payload NULL: the caller writes the len bytes after the header. */
 size_t elvis_dpp_encode(void *buf, uint16_t type, uint32_t id, const void *payload, size_t len);
 
-/* One datagram out; fd >= 0 goes along with SCM_RIGHTS. */
-int elvis_dpp_send(int sock, const void *msg, size_t len, int fd);
+/* One datagram out; nfds (at most ELVIS_DPP_FDS_MAX) fds go along with SCM_RIGHTS. */
+int elvis_dpp_send(int sock, const void *msg, size_t len, const int *fds, unsigned nfds);
 /* One datagram in (blocking per the socket's mode). Returns its size, 0 at EOF or a
- * negative errno; -EMSGSIZE for a datagram longer than cap (consumed). fds that came
- * along are returned in ret_fds (up to max, close-on-exec; the rest closed) with their
- * count in ret_nfds; the caller closes them. */
+ * negative errno; -EMSGSIZE for a datagram longer than cap (consumed); -EBADF when more
+ * than max (or ELVIS_DPP_FDS_MAX) fds came along. fds that came along are returned in
+ * ret_fds (up to max, close-on-exec; the rest closed) with their count in ret_nfds; the
+ * caller closes them. */
 ssize_t elvis_dpp_recv(int sock, void *buf, size_t cap, int *ret_fds, unsigned max, unsigned *ret_nfds);
 
 /* Conversions between the wire and the data-plane interface. */

@@ -2,6 +2,7 @@
  * docs/dataplane-protocol.md). Observation requests read the record or the counters
  * and never call an operation that changes the data plane. */
 #include "proto_server.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RECV_FDS 4
 
 struct elvis_dpp_server {
         const struct elvis_dataplane_ops *ops;
@@ -98,7 +98,7 @@ static int reply(struct elvis_dpp_server *s, int conn, const struct elvis_dpp_hd
         memcpy(s->out + hl, &res, sizeof(res));
         if (len)
                 memcpy(s->out + hl + sizeof(res), body, len);
-        return elvis_dpp_send(conn, s->out, hl + sizeof(res) + len, -1);
+        return elvis_dpp_send(conn, s->out, hl + sizeof(res) + len, NULL, 0);
 }
 
 static int reply_err(struct elvis_dpp_server *s, int conn, const struct elvis_dpp_hdr *req, int error)
@@ -201,8 +201,24 @@ static int add_dev(struct elvis_dpp_server *s, const struct elvis_dpp_device *w)
         return 0;
 }
 
+/* A tap's queues come from the manager, which opened them: each must be a queue of the
+ * interface the device names, or the request is refused with the reason. */
+static int check_tap_fds(const struct elvis_dpp_device *w, const int *fds, unsigned nfds, char *why, size_t len)
+{
+        const char *what;
+        int r;
+
+        for (unsigned i = 0; i < nfds; i++)
+                if ((r = elvis_tap_check_fd(fds[i], w->tap, w->queues, &what)) < 0) {
+                        snprintf(why, len, "queue %u of tap '%s': %s", i, w->tap, what);
+                        return r;
+                }
+        return 0;
+}
+
 /* State changes: the operation, then the record when it succeeded. */
-static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, const void *p)
+static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, const void *p, const int *fds,
+                  unsigned nfds, char *why, size_t whylen)
 {
         const struct elvis_dataplane_ops *ops = s->ops;
         struct elvis_dpp_device_item *it;
@@ -232,7 +248,10 @@ static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, con
                 struct elvis_dp_device d;
                 if (find_dev(s, w->vm_id, w->device_id))
                         return -EEXIST;
+                if ((r = check_tap_fds(w, fds, nfds, why, whylen)) < 0)
+                        return r;
                 elvis_dpp_device_to(&d, w);
+                d.tap_fds = nfds ? fds : NULL;
                 r = ops->device_attach(s->dp, &d);
                 if (r == 0 && (r = add_dev(s, w)) < 0)
                         ops->device_detach(s->dp, w->vm_id, w->device_id);
@@ -286,40 +305,51 @@ static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, con
 int elvis_dpp_server_handle(struct elvis_dpp_server *s, int conn)
 {
         struct elvis_dpp_hdr h = { 0 };
-        int fds[RECV_FDS];
+        int fds[ELVIS_DPP_FDS_MAX];
         unsigned nfds = 0;
-        char why[ELVIS_DPP_REASON_MAX];
+        char why[ELVIS_DPP_REASON_MAX] = "";
         ssize_t n;
         int r;
 
         memset(s->in, 0, sizeof(h));
-        n = elvis_dpp_recv(conn, s->in, sizeof(s->in), fds, RECV_FDS, &nfds);
-        /* no request takes a file descriptor in this version: none is kept */
-        for (unsigned i = 0; i < nfds; i++)
-                close(fds[i]);
-        if (n == 0)
-                return -ECONNRESET;
-        if (n < 0 && n != -EMSGSIZE && n != -EBADF)
-                return (int)n;
+        n = elvis_dpp_recv(conn, s->in, sizeof(s->in), fds, ELVIS_DPP_FDS_MAX, &nfds);
+        if (n == 0) {
+                r = -ECONNRESET;
+                goto out;
+        }
+        if (n < 0 && n != -EMSGSIZE && n != -EBADF) {
+                r = (int)n;
+                goto out;
+        }
         if (n == -EMSGSIZE) {
                 snprintf(why, sizeof(why), "datagram longer than %u bytes", ELVIS_DPP_MSG_MAX);
                 r = -EMSGSIZE;
                 /* the header, if any, is in the part that was received */
                 memcpy(&h, s->in, sizeof(h));
-                h.type &= (uint16_t)~ELVIS_DPP_REPLY;
         } else if (n == -EBADF) {
                 memcpy(&h, s->in, sizeof(h));
-                h.type &= (uint16_t)~ELVIS_DPP_REPLY;
-                snprintf(why, sizeof(why), "too many file descriptors");
+                snprintf(why, sizeof(why), "more than %u file descriptors", ELVIS_DPP_FDS_MAX);
                 r = -EBADF;
         } else {
                 r = elvis_dpp_check_request(s->in, (size_t)n, nfds, &h, why, sizeof(why));
-                h.type &= (uint16_t)~ELVIS_DPP_REPLY;
         }
+        h.type &= (uint16_t)~ELVIS_DPP_REPLY;
+        if (r == 0 && elvis_dpp_is_observation(h.type)) {
+                r = observe(s, conn, &h, s->in + sizeof(h));
+                goto out;
+        }
+        if (r == 0)
+                r = change(s, &h, s->in + sizeof(h), fds, nfds, why, sizeof(why));
+        /* the data plane keeps duplicates of what it uses: once the reply is out, the
+         * sender may count on every fd it passed being closed here */
+        for (unsigned i = 0; i < nfds; i++)
+                close(fds[i]);
+        nfds = 0;
         if (r < 0)
-                return reply(s, conn, &h, r, why, 0, 0, NULL, 0);
-        if (elvis_dpp_is_observation(h.type))
-                return observe(s, conn, &h, s->in + sizeof(h));
-        r = change(s, &h, s->in + sizeof(h));
-        return r < 0 ? reply_err(s, conn, &h, r) : reply(s, conn, &h, 0, NULL, 0, 0, NULL, 0);
+                return reply(s, conn, &h, r, why[0] ? why : strerror(-r), 0, 0, NULL, 0);
+        return reply(s, conn, &h, 0, NULL, 0, 0, NULL, 0);
+out:
+        for (unsigned i = 0; i < nfds; i++)
+                close(fds[i]);
+        return r;
 }

@@ -18,6 +18,7 @@
 
 #include "dp_log.h"
 #include "proto.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -104,10 +105,11 @@ static void lost(struct rdp *k, const char *fmt, ...)
         log_error("%s; reconnecting or restarting it in %u ms", k->lost_reason, k->backoff_ms);
 }
 
-/* One request and its reply. A transport failure loses the data plane (-ENOTCONN); a
- * refusal returns its errno. */
-static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, const struct elvis_dpp_result **ret_res,
-                const void **ret_body, size_t *ret_len)
+/* One request (with nfds fds) and its reply. A transport failure loses the data plane
+ * (-ENOTCONN; -EPROTO when it speaks another protocol version); a refusal returns its
+ * errno. */
+static int call_fds(struct rdp *k, uint16_t type, const void *payload, size_t len, const int *fds, unsigned nfds,
+                    const struct elvis_dpp_result **ret_res, const void **ret_body, size_t *ret_len)
 {
         const struct elvis_dpp_result *res;
         const void *body;
@@ -120,17 +122,17 @@ static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, c
                 return -ENOTCONN;
         id = ++k->next_id;
         n = elvis_dpp_encode(k->out, type, id, payload, len);
-        r = elvis_dpp_send(k->sock, k->out, n, -1);
+        r = elvis_dpp_send(k->sock, k->out, n, fds, nfds);
         if (r < 0) {
                 lost(k, "sending: %s", strerror(-r));
                 return -ENOTCONN;
         }
         for (;;) {
-                int fds[4];
-                unsigned nfds;
-                ssize_t got = elvis_dpp_recv(k->sock, k->in, sizeof(k->in), fds, 4, &nfds);
-                for (unsigned i = 0; i < nfds; i++)
-                        close(fds[i]);
+                int rfds[ELVIS_DPP_FDS_MAX];
+                unsigned nr;
+                ssize_t got = elvis_dpp_recv(k->sock, k->in, sizeof(k->in), rfds, ELVIS_DPP_FDS_MAX, &nr);
+                for (unsigned i = 0; i < nr; i++)
+                        close(rfds[i]);
                 if (got <= 0) {
                         lost(k, "%s", got == 0 ? "it closed the connection" :
                                       got == -EAGAIN ? "no answer within " "5 s" : strerror((int)-got));
@@ -139,7 +141,7 @@ static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, c
                 r = elvis_dpp_check_reply(k->in, (size_t)got, type, id, &res, &body, &blen, why, sizeof(why));
                 if (r < 0) {
                         lost(k, "bad reply: %s", why);
-                        return -ENOTCONN;
+                        return r == -EPROTO ? -EPROTO : -ENOTCONN;
                 }
                 break;
         }
@@ -154,6 +156,12 @@ static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, c
                 *ret_len = blen;
         }
         return 0;
+}
+
+static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, const struct elvis_dpp_result **ret_res,
+                const void **ret_body, size_t *ret_len)
+{
+        return call_fds(k, type, payload, len, NULL, 0, ret_res, ret_body, ret_len);
 }
 
 /* Reads a paged list into a fresh array (caller frees). */
@@ -487,6 +495,28 @@ static int policy(struct rdp *k, uint32_t vm, const char *id, unsigned weight, u
         return call(k, ELVIS_DPP_DEVICE_SET_POLICY, &p, sizeof(p), NULL, NULL, NULL);
 }
 
+/* DEVICE_ATTACH. A tap's queues are opened here, where CAP_NET_ADMIN is, under the rules
+ * the in-process plane applies (tap.c), and passed along; elvis-dataplane keeps its
+ * duplicates, ours are closed whatever the outcome. */
+static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w)
+{
+        int fds[ELVIS_MAX_QUEUES], r;
+        unsigned n = w->backend == ELVIS_BACKEND_TAP ? w->queues : 0;
+
+        if (n && (r = elvis_tap_open(w->tap, n, w->flags & ELVIS_DPP_DEV_TAP_ADOPT, fds)) < 0) {
+                if (r == -EEXIST)
+                        log_error("VM %u device %s: interface '%s' already exists and the device does not adopt it",
+                                  w->vm_id, w->device_id, w->tap);
+                else
+                        log_error("VM %u device %s: cannot open tap '%s': %s", w->vm_id, w->device_id, w->tap,
+                                  strerror(-r));
+                return r;
+        }
+        r = call_fds(k, ELVIS_DPP_DEVICE_ATTACH, w, sizeof(*w), fds, n, NULL, NULL, NULL);
+        elvis_tap_close(fds, n);
+        return r;
+}
+
 static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
 {
         struct elvis_dpp_device_item it = { .dev = *w };
@@ -511,7 +541,7 @@ static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
         } else {
                 if (i >= 0 && (r = drop_pre_dev(k, (unsigned)i)) < 0)
                         return r;
-                if ((r = call(k, ELVIS_DPP_DEVICE_ATTACH, w, sizeof(*w), NULL, NULL, NULL)) < 0)
+                if ((r = attach_with_taps(k, w)) < 0)
                         return r;
         }
         r = mirror_add(k, &it, unconfirmed);

@@ -272,7 +272,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
                 r = -EEXIST;
                 goto fail;
         }
-        if (dev->backend == ELVIS_BACKEND_TAP && (r = dp_tap_open(dev)) < 0)
+        if (dev->backend == ELVIS_BACKEND_TAP &&
+            (r = cfg->tap_fds ? dp_tap_take(dev, cfg->tap_fds) : dp_tap_open(dev)) < 0)
                 goto fail;
         r = dp_device_listen(dp, dev);
         if (r < 0)

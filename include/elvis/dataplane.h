@@ -21,6 +21,10 @@ struct elvis_dp_device {
         enum elvis_backend backend;
         const char *tap;                /* tap backend: interface name */
         bool tap_adopt;                 /* use the interface if it exists (else it must not) */
+        /* tap backend, optional: one queue fd per queue pair, opened by the caller, which
+         * keeps and closes them (the data plane keeps duplicates). NULL: the data plane
+         * opens the tap itself (it then needs CAP_NET_ADMIN). */
+        const int *tap_fds;
         unsigned queues;                /* queue pairs */
         const char *socket_path;        /* user data plane: vhost-user socket to listen on */
         unsigned weight;

@@ -155,9 +155,10 @@ static int fake_device_attach(void *dp, const struct elvis_dp_device *dev)
                         d->queues = dev->queues;
                         d->weight = dev->weight;
                         d->exitless = dev->exitless;
-                        record("device_attach %u %s queues=%u backend=%s socket=%s", dev->vm_id, dev->device_id,
+                        record("device_attach %u %s queues=%u backend=%s socket=%s%s", dev->vm_id, dev->device_id,
                                dev->queues, elvis_backend_name(dev->backend),
-                               dev->socket_path && *dev->socket_path ? dev->socket_path : "-");
+                               dev->socket_path && *dev->socket_path ? dev->socket_path : "-",
+                               dev->tap_fds ? " tap_fds=passed" : "");
                         return 0;
                 }
         return -ENOSPC;

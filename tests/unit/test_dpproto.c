@@ -8,11 +8,13 @@
 #include "../../dataplane/proto.h"
 #include "../../dataplane/proto_server.h"
 #include "../../dataplane/remote_dp.h"
+#include "../../dataplane/tap.h"
 #include "../fakes/fake_dataplane.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,12 +72,13 @@ static void teardown(void)
 
 TestSuite(dpproto, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Sends raw bytes (with fd when >= 0), lets the server handle them, returns the reply. */
-static const struct elvis_dpp_result *raw(const void *msg, size_t len, int fd, struct elvis_dpp_hdr *ret_hdr)
+/* Sends raw bytes with nfds fds, lets the server handle them, returns the reply. */
+static const struct elvis_dpp_result *raw_fds(const void *msg, size_t len, const int *fds, unsigned nfds,
+                                              struct elvis_dpp_hdr *ret_hdr)
 {
         ssize_t n;
 
-        cr_assert_eq(elvis_dpp_send(sv[0], msg, len, fd), 0);
+        cr_assert_eq(elvis_dpp_send(sv[0], msg, len, fds, nfds), 0);
         cr_assert_eq(elvis_dpp_server_handle(srv, sv[1]), 0, "the server keeps the connection");
         n = recv(sv[0], buf, sizeof(buf), 0);
         cr_assert_geq(n, (ssize_t)(sizeof(struct elvis_dpp_hdr) + sizeof(struct elvis_dpp_result)), "a reply");
@@ -83,6 +86,12 @@ static const struct elvis_dpp_result *raw(const void *msg, size_t len, int fd, s
         cr_assert_eq(ret_hdr->magic, ELVIS_DPP_MAGIC);
         cr_assert_eq(ret_hdr->length, (size_t)n - sizeof(*ret_hdr));
         return (const void *)(buf + sizeof(*ret_hdr));
+}
+
+/* The same with one fd when fd >= 0. */
+static const struct elvis_dpp_result *raw(const void *msg, size_t len, int fd, struct elvis_dpp_hdr *ret_hdr)
+{
+        return raw_fds(msg, len, &fd, fd >= 0 ? 1 : 0, ret_hdr);
 }
 
 static int request(uint16_t type, uint32_t id, const void *payload, size_t len)
@@ -217,8 +226,8 @@ Test(dpproto, malformed_requests_get_an_error_reply)
         free(log);
 }
 
-/* No request carries an fd in this version: one that comes along is closed, the
- * request refused. */
+/* Only a tap's DEVICE_ATTACH carries fds: one that comes along with anything else is
+ * closed, the request refused. */
 Test(dpproto, unexpected_fds_are_refused_and_closed)
 {
         _Alignas(8) unsigned char m[ELVIS_DPP_MSG_MAX];
@@ -245,15 +254,113 @@ Test(dpproto, unexpected_fds_are_refused_and_closed)
         free(log);
 }
 
-/* Random bytes, and valid headers over random payloads: each gets exactly one reply
- * to its id, nothing crashes (ASan) and nothing leaks (LSan, fd count). */
+/* A tap device of a given name for these tests: unique per process. */
+static const char *tap_name(char *name, size_t len, const char *tag)
+{
+        snprintf(name, len, "edpp%s%d", tag, (int)getpid() % 100000);
+        return name;
+}
+
+static struct elvis_dpp_device tap_device(uint32_t vm, const char *tap, unsigned queues)
+{
+        struct elvis_dpp_device d = device(vm, "net0", queues);
+
+        d.backend = ELVIS_BACKEND_TAP;
+        snprintf(d.tap, sizeof(d.tap), "%s", tap);
+        return d;
+}
+
+/* Opens a tap as the manager does; skips the test where that takes privileges we lack. */
+static void open_tap_or_skip(const char *name, unsigned queues, int *fds)
+{
+        int r = elvis_tap_open(name, queues, false, fds);
+
+        if (r == -EPERM || r == -EACCES || r == -ENOENT)
+                cr_skip_test("cannot create tap %s here (%s): needs CAP_NET_ADMIN and /dev/net/tun", name,
+                             strerror(-r));
+        cr_assert_eq(r, 0, "tap %s: %s", name, strerror(-r));
+}
+
+/* Version 2: a tap's DEVICE_ATTACH carries one fd per queue pair, each a queue of the
+ * interface it names; anything else is refused with the reason, and never reaches the
+ * data plane. Every fd received is closed. */
+Test(dpproto, tap_attach_takes_its_queues_as_fds_and_nothing_else)
+{
+        _Alignas(8) unsigned char m[ELVIS_DPP_MSG_MAX];
+        char name[IFNAMSIZ], other[IFNAMSIZ];
+        struct elvis_dpp_device d = tap_device(1, tap_name(name, sizeof(name), "a"), 1);
+        const struct elvis_dpp_result *res;
+        struct elvis_dpp_hdr h;
+        int p[2], tun, fds[2], ofds[1], many[ELVIS_DPP_FDS_MAX + 1], before;
+        size_t n;
+        char *log;
+
+        signal(SIGPIPE, SIG_IGN);
+        open_tap_or_skip(name, 1, fds);
+        open_tap_or_skip(tap_name(other, sizeof(other), "b"), 1, ofds);
+        cr_assert_eq(pipe(p), 0);
+        tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        cr_assert_geq(tun, 0);
+        before = count_fds();
+        n = elvis_dpp_encode(m, ELVIS_DPP_DEVICE_ATTACH, 40, &d, sizeof(d));
+        /* no fd; too many for the queues */
+        res = raw_fds(m, n, NULL, 0, &h);
+        cr_assert_eq(res->error, -EBADF);
+        cr_assert(strstr(res->reason, "file descriptor"), "%s", res->reason);
+        res = raw_fds(m, n, (int[]){ fds[0], fds[0] }, 2, &h);
+        cr_assert_eq(res->error, -EBADF);
+        /* a pipe, an unattached /dev/net/tun, another interface's queue */
+        res = raw(m, n, p[0], &h);
+        cr_assert_eq(res->error, -EINVAL);
+        cr_assert(strstr(res->reason, "not a tap"), "%s", res->reason);
+        res = raw(m, n, tun, &h);
+        cr_assert_eq(res->error, -EINVAL);
+        cr_assert(strstr(res->reason, "not attached"), "%s", res->reason);
+        res = raw(m, n, ofds[0], &h);
+        cr_assert_eq(res->error, -EINVAL);
+        cr_assert(strstr(res->reason, "another interface"), "%s", res->reason);
+        /* a one-queue tap for a two-queue device */
+        d = tap_device(1, name, 2);
+        n = elvis_dpp_encode(m, ELVIS_DPP_DEVICE_ATTACH, 41, &d, sizeof(d));
+        res = raw_fds(m, n, (int[]){ fds[0], fds[0] }, 2, &h);
+        cr_assert_eq(res->error, -EINVAL);
+        cr_assert(strstr(res->reason, "single-queue"), "%s", res->reason);
+        /* more fds than any datagram may carry */
+        for (unsigned i = 0; i < ELVIS_DPP_FDS_MAX + 1; i++)
+                many[i] = fds[0];
+        cr_assert_eq(elvis_dpp_send(sv[0], m, n, many, ELVIS_DPP_FDS_MAX + 1), -EINVAL, "the sender refuses");
+        log = fake_log();
+        cr_assert_not(strstr(log, "device_attach"), "a refused attach reached the data plane: %s", log);
+        free(log);
+        cr_assert_eq(count_fds(), before, "every fd passed was closed");
+        /* the tap's own queue: attached, and the data plane saw it */
+        d = tap_device(1, name, 1);
+        n = elvis_dpp_encode(m, ELVIS_DPP_DEVICE_ATTACH, 42, &d, sizeof(d));
+        res = raw(m, n, fds[0], &h);
+        cr_assert_eq(res->error, 0, "%s", res->reason);
+        cr_assert_eq(count_fds(), before);
+        log = fake_log();
+        cr_assert(strstr(log, "backend=tap") && strstr(log, "tap_fds=passed"), "%s", log);
+        free(log);
+        close(p[0]);
+        close(p[1]);
+        close(tun);
+        close(fds[0]);
+        close(ofds[0]);
+}
+
+/* Random bytes, and valid headers over random payloads, some with fds: each gets
+ * exactly one reply to its id, nothing crashes (ASan) and nothing leaks (LSan, fd
+ * count). */
 Test(dpproto, random_datagrams)
 {
         _Alignas(8) unsigned char m[1024];
         unsigned seed = 12345;
-        int before = count_fds();
+        int p[2], before;
 
         signal(SIGPIPE, SIG_IGN);
+        cr_assert_eq(pipe(p), 0);
+        before = count_fds();
         for (unsigned i = 0; i < 3000; i++) {
                 struct elvis_dpp_hdr h, *mh = (void *)m;
                 size_t len = 1 + rand_r(&seed) % sizeof(m);
@@ -269,11 +376,14 @@ Test(dpproto, random_datagrams)
                         mh->length = (uint32_t)(len - sizeof(*mh));
                         mh->id = i;
                 }
-                raw(m, len, -1, &h);
+                /* every eighth comes with fds that are no tap's queues */
+                raw_fds(m, len, p, i % 8 == 3 ? 1 + i % 2 : 0, &h);
                 if (i % 2 && len >= sizeof(*mh))
                         cr_assert_eq(h.id, i);
         }
-        cr_assert_eq(count_fds(), before);
+        cr_assert_eq(count_fds(), before, "every fd that came along was closed");
+        close(p[0]);
+        close(p[1]);
 }
 
 /* The client side over a server thread. */
@@ -362,6 +472,45 @@ Test(dpproto, client_and_server_end_to_end)
         cr_assert(strstr(log, "device_set_policy 1 n3 weight=300 exitless=never"), "%s", log);
         cr_assert(strstr(log, "set_params budget_packets=64"), "%s", log);
         free(log);
+        client_close(&c);
+}
+
+/* The manager's side opens a tap device's queues itself (creating the interface) and
+ * passes them; its own copies are closed afterwards, and an interface it did not create
+ * is refused unless the device adopts it. */
+Test(dpproto, the_client_opens_and_passes_tap_queues)
+{
+        const struct elvis_dataplane_ops *ops = &elvis_remote_dataplane;
+        char name[IFNAMSIZ], *log;
+        struct elvis_dp_device d = dp_device(1, "net0", 2), e = dp_device(1, "net1", 2);
+        struct client c;
+        int mine[2], before;
+
+        open_tap_or_skip(tap_name(name, sizeof(name), "c"), 1, mine);
+        close(mine[0]);
+        client_open(&c);
+        before = count_fds();
+        d.backend = ELVIS_BACKEND_TAP;
+        d.tap = name;
+        cr_assert_eq(ops->device_attach(c.rdp, &d), 0);
+        cr_assert_eq(count_fds(), before, "the manager keeps no tap fd");
+        log = fake_log();
+        cr_assert(strstr(log, "device_attach 1 net0 queues=2 backend=tap") && strstr(log, "tap_fds=passed"), "%s",
+                  log);
+        free(log);
+        /* an interface somebody else made: refused before anything is sent, unless adopted */
+        open_tap_or_skip(tap_name(name, sizeof(name), "d"), 2, mine);
+        e.backend = ELVIS_BACKEND_TAP;
+        e.tap = name;
+        e.socket_path = "/run/x/e.sock";
+        cr_assert_eq(ops->device_attach(c.rdp, &e), -EEXIST);
+        log = fake_log();
+        cr_assert_not(strstr(log, "device_attach 1 net1"), "%s", log);
+        free(log);
+        e.tap_adopt = true;
+        cr_assert_eq(ops->device_attach(c.rdp, &e), 0);
+        cr_assert_eq(count_fds(), before + 2, "only the test's own tap fds are open");
+        elvis_tap_close(mine, 2);
         client_close(&c);
 }
 
