@@ -203,6 +203,13 @@ static void h_vms_create(struct api_ctx *x)
         }
         snprintf(x->location, sizeof(x->location), "/v1/vms/%u", vm.id);
         journal_vm(x, "vm_added", vm.id, vm.name);
+        if (vm.migration == ELVIS_MIGRATION_INCOMING) {
+                char reason[512];
+                snprintf(reason, sizeof(reason),
+                         "domain %s arrives by live migration: VM '%s' added with its CPUs and %u device(s) "
+                         "before its QEMU starts here", vm.domain[0] ? vm.domain : "-", vm.name, vm.ndevices);
+                elvis_libvirt_journal_migration(x->m, "migration_in", &vm, reason);
+        }
         api_ok(x, 201, elvis_vm_to_json(&vm));
 }
 

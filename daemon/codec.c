@@ -298,15 +298,18 @@ json_t *elvis_vm_to_json(const struct elvis_vm *vm)
                 json_array_append_new(devs, device_to_json(&vm->devices[i]));
         json_object_set_new(j, "devices", devs);
         json_object_set_new(j, "created", json_integer(vm->created));
+        json_object_set_new(j, "migration",
+                            vm->migration ? json_string(elvis_migration_name(vm->migration)) : json_null());
         return j;
 }
 
 int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvis_vm *vm, struct elvis_err *e)
 {
         static const char *const keys[] = { "id",      "name",    "domain",  "vcpus",   "cpus",    "pinned_cpus",
-                                            "numa_node", "policy", "vmm_uid", "vmm_gid", "devices", "created", NULL };
+                                            "numa_node", "policy", "vmm_uid", "vmm_gid", "devices", "created",
+                                            "migration", NULL };
         static const char *const readonly[] = { "id", "cpus", "pinned_cpus", "numa_node", "created", NULL };
-        static const char *const immutable[] = { "domain", "vcpus", "devices", "vmm_uid", "vmm_gid", NULL };
+        static const char *const immutable[] = { "domain", "vcpus", "devices", "vmm_uid", "vmm_gid", "migration", NULL };
         struct elvis_vm v = *vm;
         unsigned long long u;
         json_t *devs, *pol;
@@ -370,6 +373,21 @@ int elvis_vm_from_json(const json_t *j, enum elvis_decode_mode mode, struct elvi
         pol = json_object_get(j, "policy");
         if (pol && (r = vm_policy_from_json(pol, &v.policy, e)) < 0)
                 return r;
+        if (json_is_null(json_object_get(j, "migration")))
+                v.migration = ELVIS_MIGRATION_NONE;
+        else if (mode != ELVIS_DECODE_PATCH) {
+                int x;
+                r = get_enum(j, "migration", "VM", elvis_migration_parse, "none, incoming, outgoing", &x, e);
+                if (r < 0)
+                        return r;
+                /* a request may only say that the VM arrives (the qemu hook's migrate); the
+                 * daemon learns that one leaves from libvirt */
+                if (r && mode == ELVIS_DECODE_CREATE && x == ELVIS_MIGRATION_OUTGOING)
+                        return elvis_err_set(e, -EINVAL, "VM: field 'migration' may only be 'incoming' or 'none' "
+                                                         "when adding a VM");
+                if (r)
+                        v.migration = (enum elvis_migration)x;
+        }
         /* uid/gid (uid_t)-1 means "none" to the kernel: not a valid identity */
         r = get_uint(j, "vmm_uid", "VM", 0, UINT32_MAX - 1, false, &u, e);
         if (r < 0)
@@ -576,6 +594,8 @@ json_t *elvis_state_to_json(const struct elvis_state *s)
                  * readable by the releases before vcpu-pinning */
                 if (elvis_cpuset_empty(&s->vms[i].pinned))
                         json_object_del(vm, "pinned_cpus");
+                if (!s->vms[i].migration)
+                        json_object_del(vm, "migration");
                 json_array_append_new(vms, vm);
         }
         for (unsigned i = 0; i < s->nsidecores; i++)

@@ -617,25 +617,27 @@ void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id)
 
 /* ---- adoption and lifecycle ---- */
 
-static void adopt(struct elvis_manager *m, virDomainPtr dom)
+/* Adopts a domain that opted in (as arriving by migration when it does); the new VM's
+ * id, or 0 when it was not adopted (each reason logged). */
+static uint32_t adopt(struct elvis_manager *m, virDomainPtr dom, enum elvis_migration migration)
 {
         struct elvis_domain_info info;
-        struct elvis_vm vm = { .numa = -1 };
+        struct elvis_vm vm = { .numa = -1, .migration = migration };
         struct elvis_err e = { 0 };
         char *xml = virDomainGetXMLDesc(dom, 0), err[256];
         int r;
 
         if (!xml)
-                return;
+                return 0;
         r = elvis_domxml_parse(xml, strlen(xml), &info, err, sizeof(err));
         free(xml);
         if (r < 0) {
                 log_warning("domain %s: not adopted: %s", virDomainGetName(dom), err);
-                return;
+                return 0;
         }
         if (elvis_libvirt_may_adopt(m, &info, &e) < 0) {
                 log_info("%s", e.detail);
-                return;
+                return 0;
         }
         elvis_domxml_vm_name(info.name, vm.name, sizeof(vm.name));
         snprintf(vm.domain, sizeof(vm.domain), "%s", info.uuid[0] ? info.uuid : info.name);
@@ -653,13 +655,16 @@ static void adopt(struct elvis_manager *m, virDomainPtr dom)
                 vm.pinned = elvis_placement_pinned_cpus(sets, info.vcpu_cpuset_applies ? 2 : 1, &m->topo.online);
         }
         r = elvis_manager_vm_add(m, &vm, false, &e);
-        if (r < 0)
-                log_error("domain %s opted in (%s) but cannot be adopted: %s", info.name,
-                          info.has_policy ? "ELVIS metadata" : "adopt-domains", e.detail);
-        else
-                log_notice("domain %s adopted as VM %u '%s' (%s; weight %u, exitless %s)", info.name, vm.id, vm.name,
-                           info.has_policy ? "ELVIS metadata" : "adopt-domains", vm.policy.weight,
-                           elvis_exitless_name(vm.policy.exitless));
+        if (r < 0) {
+                log_error("domain %s opted in (%s) but cannot be adopted%s: %s", info.name,
+                          info.has_policy ? "ELVIS metadata" : "adopt-domains",
+                          migration == ELVIS_MIGRATION_INCOMING ? " for its incoming migration" : "", e.detail);
+                return 0;
+        }
+        log_notice("domain %s adopted as VM %u '%s' (%s; weight %u, exitless %s)", info.name, vm.id, vm.name,
+                   info.has_policy ? "ELVIS metadata" : "adopt-domains", vm.policy.weight,
+                   elvis_exitless_name(vm.policy.exitless));
+        return vm.id;
 }
 
 int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_domain_info *info,
@@ -673,26 +678,238 @@ int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_do
                              info->name[0] ? info->name : info->uuid);
 }
 
-static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+/* ---- live migration ----
+ * Source: SUSPENDED_MIGRATED (the switch-over) marks the VM outgoing and changes nothing
+ * else: QEMU still drives its devices until it stops, and a failed migration resumes it
+ * here. STOPPED_MIGRATED (the domain no longer runs here) releases it. RESUMED while
+ * outgoing: the migration failed, the VM stays. Destination: STARTED_MIGRATED (QEMU runs
+ * with -incoming, the guest's CPUs do not) adopts it, or marks the VM the qemu hook's
+ * migrate already adopted, and pins it at once; RESUMED completes it; a stop before
+ * that cleans it up. Each step is committed (state.json) and then journalled, so a
+ * restart in between finds the mark and reconciles it with libvirt's view. */
+
+void elvis_libvirt_journal_migration(struct elvis_manager *m, const char *event, const struct elvis_vm *vm,
+                                     const char *reason)
 {
-        struct elvis_manager *m = opaque;
+        log_at(LOG_NOTICE, ELVIS_LOG_VM(vm->id, vm->name), "%s", reason);
+        elvis_journal_add(m, "libvirt",
+                          json_pack("{s:s, s:I, s:s, s:s, s:s}", "event", event, "vm", (json_int_t)vm->id, "vm_name",
+                                    vm->name, "domain", vm->domain, "reason", reason));
+}
+
+/* What libvirt's job says: INCOMING or OUTGOING while a migration job runs on a domain
+ * (outgoing only once it is paused for the switch-over), else NONE. */
+static enum elvis_migration migration_of(virDomainPtr dom)
+{
+        virTypedParameterPtr params = NULL;
+        int type = 0, nparams = 0, op = 0, state = 0, reason = 0;
+        enum elvis_migration r = ELVIS_MIGRATION_NONE;
+
+        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0)
+                return r;
+        if (type != VIR_DOMAIN_JOB_NONE &&
+            virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1) {
+                if (op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN)
+                        r = ELVIS_MIGRATION_INCOMING;
+                else if (op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT &&
+                         virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED)
+                        r = ELVIS_MIGRATION_OUTGOING;
+        }
+        virTypedParamsFree(params, nparams);
+        return r;
+}
+
+/* Marks VM id; 0, or -1 (logged) when the mark could not be committed. */
+static int mark(struct elvis_manager *m, uint32_t id, enum elvis_migration migration, const char *event,
+                const char *what)
+{
+        struct elvis_vm *vm = elvis_state_vm(&m->state, id);
+        struct elvis_err e = { 0 };
+        char reason[1024];
+
+        if (!vm)
+                return -1;
+        if (elvis_manager_vm_set_migration(m, id, migration, &e) < 0) {
+                log_error("domain %s: cannot record its migration state (%s): %s", vm->domain,
+                          elvis_migration_name(migration), e.detail);
+                return -1;
+        }
+        vm = elvis_state_vm(&m->state, id);
+        snprintf(reason, sizeof(reason), "domain %s %s (VM %u '%s')", vm->domain, what, vm->id, vm->name);
+        elvis_libvirt_journal_migration(m, event, vm, reason);
+        return 0;
+}
+
+/* Removes VM id after its migration ended here; the journal says how. */
+static void release_migrated(struct elvis_manager *m, uint32_t id, const char *event, const char *why)
+{
+        struct elvis_vm *vm = elvis_state_vm(&m->state, id), copy;
+        struct elvis_err e = { 0 };
+        char cpus[256], reason[1400];
+
+        if (!vm)
+                return;
+        copy = *vm;
+        elvis_cpuset_format(elvis_cpuset_empty(&copy.cpus) ? &copy.pinned : &copy.cpus, cpus, sizeof(cpus));
+        if (elvis_manager_vm_remove(m, id, &e) < 0) {
+                log_error("domain %s %s but VM '%s' could not be removed: %s", copy.domain, why, copy.name, e.detail);
+                return;
+        }
+        snprintf(reason, sizeof(reason), "domain %s %s: VM %u '%s' removed, CPUs %s, its sidecore queues and %u device(s) released",
+                 copy.domain, why, copy.id, copy.name, cpus[0] ? cpus : "-", copy.ndevices);
+        elvis_libvirt_journal_migration(m, event, &copy, reason);
+}
+
+static void pin_now(struct elvis_manager *m, uint32_t id)
+{
+        struct elvis_vm *vm = elvis_state_vm(&m->state, id);
+
+        if (vm && elvis_config_respects_pins(&m->cfg))
+                refresh_pins(m, id, false);
+        else if (vm)
+                pin_vm(m, vm, true);
+}
+
+/* Destination: the domain runs here with -incoming; its guest does not yet. */
+static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis_vm *vm)
+{
+        uint32_t id;
+        char reason[1400], cpus[256];
+
+        if (!vm) {
+                id = adopt(m, dom, ELVIS_MIGRATION_INCOMING);
+                if (!id)
+                        return;
+                vm = elvis_state_vm(&m->state, id);
+                elvis_cpuset_format(elvis_cpuset_empty(&vm->cpus) ? &vm->pinned : &vm->cpus, cpus, sizeof(cpus));
+                snprintf(reason, sizeof(reason),
+                         "domain %s arrives by live migration: adopted from its metadata as VM '%s' (CPUs %s, %u device(s) "
+                         "listening) before its guest runs here", vm->domain, vm->name, cpus[0] ? cpus : "-",
+                         vm->ndevices);
+                elvis_libvirt_journal_migration(m, "migration_in", vm, reason);
+        } else {
+                id = vm->id;
+                if (vm->migration != ELVIS_MIGRATION_INCOMING &&
+                    mark(m, id, ELVIS_MIGRATION_INCOMING, "migration_in",
+                         "arrives by live migration: its VM (already managed here) is ready before its guest runs") < 0)
+                        return;
+        }
+        /* now, not on the next loop turn: the guest may resume as soon as the memory is here */
+        pin_now(m, id);
+}
+
+/* Whether the VM was removed (its domain is gone or stopped here). Settles a mark
+ * against libvirt's view: a restart mid-migration, or events missed while away. */
+static bool settle_migration(struct elvis_manager *m, uint32_t id, virDomainPtr dom)
+{
+        struct elvis_vm *vm = elvis_state_vm(&m->state, id);
+        int state = VIR_DOMAIN_NOSTATE, reason = 0;
+        bool off;
+
+        if (!vm)
+                return true;
+        if (dom && virDomainGetState(dom, &state, &reason, 0) < 0)
+                return false;
+        off = !dom || state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED;
+        switch (vm->migration) {
+        case ELVIS_MIGRATION_OUTGOING:
+                if (off) {
+                        release_migrated(m, id, "migrated_out", "left this host (migrated while ELVIS was away)");
+                        return true;
+                }
+                if (state == VIR_DOMAIN_RUNNING)
+                        mark(m, id, ELVIS_MIGRATION_NONE, "migration_out_failed",
+                             "runs here again: its migration failed or was cancelled, its VM is kept as it was");
+                return false;
+        case ELVIS_MIGRATION_INCOMING:
+                if (off) {
+                        release_migrated(m, id, "migration_in_failed", "did not arrive (its incoming migration failed)");
+                        return true;
+                }
+                if (state == VIR_DOMAIN_RUNNING)
+                        mark(m, id, ELVIS_MIGRATION_NONE, "migrated_in",
+                             "runs here: its migration completed and its VM is served here");
+                return false;
+        default:
+                if (dom && state == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED) {
+                        release_migrated(m, id, "migrated_out", "left this host (migrated while ELVIS was away)");
+                        return true;
+                }
+                if (!dom)
+                        return false;
+                switch (migration_of(dom)) {
+                case ELVIS_MIGRATION_INCOMING:
+                        mark(m, id, ELVIS_MIGRATION_INCOMING, "migration_in",
+                             "is arriving by live migration: its VM is ready before its guest runs");
+                        break;
+                case ELVIS_MIGRATION_OUTGOING:
+                        mark(m, id, ELVIS_MIGRATION_OUTGOING, "migrating_out",
+                             "is paused here for a live migration's switch-over: its VM keeps its CPUs, sidecore "
+                             "and queues until the domain stops here");
+                        break;
+                default:
+                        break;
+                }
+                return false;
+        }
+}
+
+int elvis_libvirt_domain_event(struct elvis_manager *m, virDomainPtr dom, int event, int detail)
+{
         struct elvis_vm *vm = vm_for_domain(m, dom);
         struct elvis_err e = { 0 };
+        uint32_t id = vm ? vm->id : 0;
 
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
+                if (detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED) {
+                        migration_in(m, dom, vm);
+                        break;
+                }
+                if (vm)
+                        pin_now(m, id);
+                else
+                        adopt(m, dom, ELVIS_MIGRATION_NONE);
+                break;
         case VIR_DOMAIN_EVENT_RESUMED:
-                if (vm && elvis_config_respects_pins(&m->cfg))
-                        refresh_pins(m, vm->id, false);
-                else if (vm)
-                        pin_vm(m, vm, true);
-                else if (event == VIR_DOMAIN_EVENT_STARTED)
-                        adopt(m, dom);
+                if (vm && vm->migration == ELVIS_MIGRATION_OUTGOING)
+                        mark(m, id, ELVIS_MIGRATION_NONE, "migration_out_failed",
+                             "resumed here: its migration failed or was cancelled, its VM is kept as it was");
+                else if (vm && vm->migration == ELVIS_MIGRATION_INCOMING)
+                        mark(m, id, ELVIS_MIGRATION_NONE, "migrated_in",
+                             "resumed here: its migration completed and its VM is served here");
+                if (vm)
+                        pin_now(m, id);
+                break;
+        case VIR_DOMAIN_EVENT_SUSPENDED:
+                if (!vm || (detail != VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED && detail != VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY))
+                        break;
+                if (detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
+                        log_at(LOG_WARNING, ELVIS_LOG_VM(id, vm->name),
+                               "domain %s entered post-copy migration, which ELVIS does not support: its data planes "
+                               "do not handle userfault-driven post-copy", vm->domain);
+                if (vm->migration != ELVIS_MIGRATION_OUTGOING)
+                        mark(m, id, ELVIS_MIGRATION_OUTGOING, "migrating_out",
+                             "is paused here for a live migration's switch-over: its VM keeps its CPUs, sidecore "
+                             "and queues until the domain stops here");
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
         case VIR_DOMAIN_EVENT_UNDEFINED:
-                if (vm) {
-                        uint32_t id = vm->id;
+                if (!vm)
+                        break;
+                /* undefining a running domain leaves it running (transient): it still needs us */
+                if (event == VIR_DOMAIN_EVENT_UNDEFINED && virDomainIsActive(dom) == 1)
+                        break;
+                if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED) {
+                        release_migrated(m, id, "migrated_out", "migrated to another host and stopped here");
+                        break;
+                }
+                if (vm->migration == ELVIS_MIGRATION_INCOMING) {
+                        release_migrated(m, id, "migration_in_failed",
+                                         "stopped before its incoming migration completed");
+                        break;
+                }
+                {
                         char name[ELVIS_VM_NAME_MAX];
                         snprintf(name, sizeof(name), "%s", vm->name);
                         if (elvis_manager_vm_remove(m, id, &e) == 0)
@@ -708,6 +925,11 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                 break;
         }
         return 0;
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+        return elvis_libvirt_domain_event(opaque, dom, event, detail);
 }
 
 /* A live vcpupin (virsh vcpupin, Nova, KubeVirt) arrives as cputune.vcpupinN. */
@@ -747,32 +969,36 @@ static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const ch
 }
 
 /* After a (re)connect: pins of managed domains back where they belong, domains that
- * disappeared while we were away released, running domains that opted in adopted. */
+ * disappeared while we were away released, migrations that moved on while we were away
+ * settled, running domains that opted in adopted. */
 static void reconcile(struct elvis_manager *m)
 {
-        for (unsigned i = 0; i < m->state.nvms;) {
-                struct elvis_vm *vm = &m->state.vms[i];
+        uint32_t ids[ELVIS_MAX_VMS];
+        unsigned n = 0;
+
+        /* by id: each step may commit and shift the array */
+        for (unsigned i = 0; i < m->state.nvms && n < ELVIS_MAX_VMS; i++)
+                if (m->state.vms[i].domain[0])
+                        ids[n++] = m->state.vms[i].id;
+        for (unsigned i = 0; i < n; i++) {
+                struct elvis_vm *vm = elvis_state_vm(&m->state, ids[i]);
                 virDomainPtr dom;
-                if (!vm->domain[0]) {
-                        i++;
+                bool gone;
+
+                if (!vm)
                         continue;
-                }
                 dom = lookup(m, vm->domain);
-                if (!dom) {
+                if (!dom && !vm->migration) {
                         struct elvis_err e = { 0 };
                         log_notice("domain %s no longer exists: releasing VM '%s'", vm->domain, vm->name);
-                        if (elvis_manager_vm_remove(m, vm->id, &e) == 0)
-                                continue;       /* the array shifted */
-                        i++;
+                        elvis_manager_vm_remove(m, vm->id, &e);
                         continue;
                 }
-                virDomainFree(dom);
-                /* refresh_pins may commit: vm is not used after it */
-                if (elvis_config_respects_pins(&m->cfg))
-                        refresh_pins(m, vm->id, false);
-                else
-                        pin_vm(m, vm, true);
-                i++;
+                gone = settle_migration(m, ids[i], dom);
+                if (dom)
+                        virDomainFree(dom);
+                if (!gone)
+                        pin_now(m, ids[i]);
         }
         elvis_libvirt_adopt_running(m);
 }
@@ -786,8 +1012,21 @@ void elvis_libvirt_adopt_running(struct elvis_manager *m)
                 return;
         n = virConnectListAllDomains(m->libvirt->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
         for (int i = 0; i < n; i++) {
-                if (!vm_for_domain(m, doms[i]))
-                        adopt(m, doms[i]);
+                if (!vm_for_domain(m, doms[i])) {
+                        enum elvis_migration mig = migration_of(doms[i]);
+                        uint32_t id = adopt(m, doms[i], mig);
+                        struct elvis_vm *vm = id ? elvis_state_vm(&m->state, id) : NULL;
+                        if (vm && mig) {
+                                char reason[1024];
+                                snprintf(reason, sizeof(reason),
+                                         mig == ELVIS_MIGRATION_INCOMING ?
+                                         "domain %s is arriving by live migration: adopted from its metadata as VM '%s' before its guest runs here" :
+                                         "domain %s is paused here for a live migration's switch-over: adopted as VM '%s' until it stops here",
+                                         vm->domain, vm->name);
+                                elvis_libvirt_journal_migration(m, mig == ELVIS_MIGRATION_INCOMING ? "migration_in" :
+                                                                "migrating_out", vm, reason);
+                        }
+                }
                 virDomainFree(doms[i]);
         }
         free(doms);

@@ -45,6 +45,15 @@ void elvis_libvirt_schedule_pin(struct elvis_manager *m, uint32_t vm_id);
 void elvis_libvirt_refresh_pins(struct elvis_manager *m);
 /* Appends health warnings: sidecores whose CPU an orchestrator gave to a vCPU. */
 void elvis_libvirt_add_warnings(struct elvis_manager *m, json_t *warnings);
+/* libvirt's lifecycle callback (live migration included, see libvirt.c); also how the
+ * tests deliver the migration events libvirt's test driver cannot produce. dom is a
+ * virDomainPtr of any connection to the same libvirt. Always 0. */
+struct _virDomain;
+int elvis_libvirt_domain_event(struct elvis_manager *m, struct _virDomain *dom, int event, int detail);
+/* Logs one line and journals {"event", "vm", "vm_name", "domain", "reason"} (source
+ * "libvirt") for a step of a VM's live migration. */
+void elvis_libvirt_journal_migration(struct elvis_manager *m, const char *event, const struct elvis_vm *vm,
+                                     const char *reason);
 /* {"uri", "connected", "error"?, "vcpu_pinning"} */
 json_t *elvis_libvirt_status(struct elvis_manager *m);
 /* {"state", "vcpu_pins": [cpu lists], "emulator_pin"} from libvirt, null without a domain. */

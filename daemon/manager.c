@@ -617,6 +617,26 @@ int elvis_manager_vm_set_pins(struct elvis_manager *m, uint32_t id, const elvis_
         return commit(m, &next, e);
 }
 
+int elvis_manager_vm_set_migration(struct elvis_manager *m, uint32_t id, enum elvis_migration migration,
+                                   struct elvis_err *e)
+{
+        struct elvis_state next;
+        struct elvis_vm *vm;
+        int r;
+
+        if (migration >= __ELVIS_MIGRATION_MAX)
+                return elvis_err_set(e, -EINVAL, "invalid migration state %d", (int)migration);
+        r = scratch_vm(m, &next, id, &vm, e);
+        if (r < 0)
+                return r;
+        if (vm->migration == migration) {
+                elvis_state_fini(&next);
+                return 0;
+        }
+        vm->migration = migration;
+        return commit(m, &next, e);
+}
+
 int elvis_manager_vm_patch(struct elvis_manager *m, uint32_t id, const json_t *patch, struct elvis_vm *ret,
                            struct elvis_err *e)
 {

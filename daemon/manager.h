@@ -111,6 +111,10 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
 /* vcpu-pinning respect: records the CPUs the orchestrator pinned a VM's vCPUs to (what
  * libvirt reports), which ELVIS then treats as taken; the VM's node follows them. */
 int elvis_manager_vm_set_pins(struct elvis_manager *m, uint32_t id, const elvis_cpuset *pinned, struct elvis_err *e);
+/* Records where a VM is in a live migration (a commit: state.json says it before the
+ * journal does); its CPUs, sidecores and queues stay as they are. */
+int elvis_manager_vm_set_migration(struct elvis_manager *m, uint32_t id, enum elvis_migration migration,
+                                   struct elvis_err *e);
 /* cpu < 0: choose one. */
 int elvis_manager_sidecore_add(struct elvis_manager *m, int cpu, struct elvis_sidecore *ret, struct elvis_err *e);
 int elvis_manager_sidecore_remove(struct elvis_manager *m, uint32_t id, struct elvis_err *e);

@@ -175,6 +175,7 @@ enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const
 static const char *const exitless_names[] = { "auto", "always", "never" };
 static const char *const backend_names[] = { "tap", "loopback", "null" };
 static const char *const mode_names[] = { "static", "dynamic" };
+static const char *const migration_names[] = { "none", "incoming", "outgoing" };
 
 static int parse_name(const char *const *names, int n, const char *s)
 {
@@ -190,6 +191,13 @@ const char *elvis_exitless_name(enum elvis_exitless e)
 }
 
 int elvis_exitless_parse(const char *s) { return parse_name(exitless_names, __ELVIS_EXITLESS_MAX, s); }
+
+const char *elvis_migration_name(enum elvis_migration m)
+{
+        return m < __ELVIS_MIGRATION_MAX ? migration_names[m] : "invalid";
+}
+
+int elvis_migration_parse(const char *s) { return parse_name(migration_names, __ELVIS_MIGRATION_MAX, s); }
 
 const char *elvis_backend_name(enum elvis_backend b)
 {

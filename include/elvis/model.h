@@ -28,6 +28,14 @@ enum elvis_exitless {
         __ELVIS_EXITLESS_MAX
 };
 
+/* Where a VM is in a live migration (libvirt's events, or the qemu hook's migrate). */
+enum elvis_migration {
+        ELVIS_MIGRATION_NONE,
+        ELVIS_MIGRATION_INCOMING,       /* adopted here for an incoming migration; the guest has not run here yet */
+        ELVIS_MIGRATION_OUTGOING,       /* paused here for the switch-over; still served until it stops here */
+        __ELVIS_MIGRATION_MAX
+};
+
 enum elvis_backend {
         ELVIS_BACKEND_TAP,
         ELVIS_BACKEND_LOOPBACK,         /* transmit reflected to receive, losslessly */
@@ -77,6 +85,7 @@ struct elvis_vm {
         unsigned ndevices;
         struct elvis_device devices[ELVIS_MAX_DEVICES];
         int64_t created;                /* unix seconds */
+        enum elvis_migration migration;
 };
 
 struct elvis_sidecore {
@@ -142,6 +151,8 @@ enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const
 
 const char *elvis_exitless_name(enum elvis_exitless e);
 int elvis_exitless_parse(const char *s);        /* enum value or -EINVAL */
+const char *elvis_migration_name(enum elvis_migration m);      /* "none", "incoming", "outgoing" */
+int elvis_migration_parse(const char *s);
 const char *elvis_backend_name(enum elvis_backend b);
 int elvis_backend_parse(const char *s);
 const char *elvis_mode_name(enum elvis_policy_mode m);
