@@ -720,8 +720,8 @@ static enum elvis_migration migration_of(virDomainPtr dom)
 }
 
 /* Marks VM id; 0, or -1 (logged) when the mark could not be committed. */
-static int mark(struct elvis_manager *m, uint32_t id, enum elvis_migration migration, const char *event,
-                const char *what)
+static int mark(struct elvis_manager *m, uint32_t id, const char *dname, enum elvis_migration migration,
+                const char *event, const char *what)
 {
         struct elvis_vm *vm = elvis_state_vm(&m->state, id);
         struct elvis_err e = { 0 };
@@ -735,13 +735,15 @@ static int mark(struct elvis_manager *m, uint32_t id, enum elvis_migration migra
                 return -1;
         }
         vm = elvis_state_vm(&m->state, id);
-        snprintf(reason, sizeof(reason), "domain %s %s (VM %u '%s')", vm->domain, what, vm->id, vm->name);
+        snprintf(reason, sizeof(reason), "domain %s %s (VM %u '%s')", dname ? dname : vm->domain, what, vm->id,
+                 vm->name);
         elvis_libvirt_journal_migration(m, event, vm, reason);
         return 0;
 }
 
 /* Removes VM id after its migration ended here; the journal says how. */
-static void release_migrated(struct elvis_manager *m, uint32_t id, const char *event, const char *why)
+static void release_migrated(struct elvis_manager *m, uint32_t id, const char *dname, const char *event,
+                             const char *why)
 {
         struct elvis_vm *vm = elvis_state_vm(&m->state, id), copy;
         struct elvis_err e = { 0 };
@@ -756,7 +758,7 @@ static void release_migrated(struct elvis_manager *m, uint32_t id, const char *e
                 return;
         }
         snprintf(reason, sizeof(reason), "domain %s %s: VM %u '%s' removed, CPUs %s, its sidecore queues and %u device(s) released",
-                 copy.domain, why, copy.id, copy.name, cpus[0] ? cpus : "-", copy.ndevices);
+                 dname ? dname : copy.domain, why, copy.id, copy.name, cpus[0] ? cpus : "-", copy.ndevices);
         elvis_libvirt_journal_migration(m, event, &copy, reason);
 }
 
@@ -773,6 +775,7 @@ static void pin_now(struct elvis_manager *m, uint32_t id)
 /* Destination: the domain runs here with -incoming; its guest does not yet. */
 static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis_vm *vm)
 {
+        const char *dname = virDomainGetName(dom);
         uint32_t id;
         char reason[1400], cpus[256];
 
@@ -784,13 +787,13 @@ static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis
                 elvis_cpuset_format(elvis_cpuset_empty(&vm->cpus) ? &vm->pinned : &vm->cpus, cpus, sizeof(cpus));
                 snprintf(reason, sizeof(reason),
                          "domain %s arrives by live migration: adopted from its metadata as VM '%s' (CPUs %s, %u device(s) "
-                         "listening) before its guest runs here", vm->domain, vm->name, cpus[0] ? cpus : "-",
+                         "listening) before its guest runs here", virDomainGetName(dom), vm->name, cpus[0] ? cpus : "-",
                          vm->ndevices);
                 elvis_libvirt_journal_migration(m, "migration_in", vm, reason);
         } else {
                 id = vm->id;
                 if (vm->migration != ELVIS_MIGRATION_INCOMING &&
-                    mark(m, id, ELVIS_MIGRATION_INCOMING, "migration_in",
+                    mark(m, id, dname, ELVIS_MIGRATION_INCOMING, "migration_in",
                          "arrives by live migration: its VM (already managed here) is ready before its guest runs") < 0)
                         return;
         }
@@ -803,6 +806,7 @@ static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis
 static bool settle_migration(struct elvis_manager *m, uint32_t id, virDomainPtr dom)
 {
         struct elvis_vm *vm = elvis_state_vm(&m->state, id);
+        const char *dname = dom ? virDomainGetName(dom) : NULL;
         int state = VIR_DOMAIN_NOSTATE, reason = 0;
         bool off;
 
@@ -814,36 +818,36 @@ static bool settle_migration(struct elvis_manager *m, uint32_t id, virDomainPtr 
         switch (vm->migration) {
         case ELVIS_MIGRATION_OUTGOING:
                 if (off) {
-                        release_migrated(m, id, "migrated_out", "left this host (migrated while ELVIS was away)");
+                        release_migrated(m, id, dname, "migrated_out", "left this host (migrated while ELVIS was away)");
                         return true;
                 }
                 if (state == VIR_DOMAIN_RUNNING)
-                        mark(m, id, ELVIS_MIGRATION_NONE, "migration_out_failed",
+                        mark(m, id, dname, ELVIS_MIGRATION_NONE, "migration_out_failed",
                              "runs here again: its migration failed or was cancelled, its VM is kept as it was");
                 return false;
         case ELVIS_MIGRATION_INCOMING:
                 if (off) {
-                        release_migrated(m, id, "migration_in_failed", "did not arrive (its incoming migration failed)");
+                        release_migrated(m, id, dname, "migration_in_failed", "did not arrive (its incoming migration failed)");
                         return true;
                 }
                 if (state == VIR_DOMAIN_RUNNING)
-                        mark(m, id, ELVIS_MIGRATION_NONE, "migrated_in",
+                        mark(m, id, dname, ELVIS_MIGRATION_NONE, "migrated_in",
                              "runs here: its migration completed and its VM is served here");
                 return false;
         default:
                 if (dom && state == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_MIGRATED) {
-                        release_migrated(m, id, "migrated_out", "left this host (migrated while ELVIS was away)");
+                        release_migrated(m, id, dname, "migrated_out", "left this host (migrated while ELVIS was away)");
                         return true;
                 }
                 if (!dom)
                         return false;
                 switch (migration_of(dom)) {
                 case ELVIS_MIGRATION_INCOMING:
-                        mark(m, id, ELVIS_MIGRATION_INCOMING, "migration_in",
+                        mark(m, id, dname, ELVIS_MIGRATION_INCOMING, "migration_in",
                              "is arriving by live migration: its VM is ready before its guest runs");
                         break;
                 case ELVIS_MIGRATION_OUTGOING:
-                        mark(m, id, ELVIS_MIGRATION_OUTGOING, "migrating_out",
+                        mark(m, id, dname, ELVIS_MIGRATION_OUTGOING, "migrating_out",
                              "is paused here for a live migration's switch-over: its VM keeps its CPUs, sidecore "
                              "and queues until the domain stops here");
                         break;
@@ -859,6 +863,7 @@ int elvis_libvirt_domain_event(struct elvis_manager *m, virDomainPtr dom, int ev
         struct elvis_vm *vm = vm_for_domain(m, dom);
         struct elvis_err e = { 0 };
         uint32_t id = vm ? vm->id : 0;
+        const char *dname = virDomainGetName(dom);
 
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
@@ -873,10 +878,10 @@ int elvis_libvirt_domain_event(struct elvis_manager *m, virDomainPtr dom, int ev
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
                 if (vm && vm->migration == ELVIS_MIGRATION_OUTGOING)
-                        mark(m, id, ELVIS_MIGRATION_NONE, "migration_out_failed",
+                        mark(m, id, dname, ELVIS_MIGRATION_NONE, "migration_out_failed",
                              "resumed here: its migration failed or was cancelled, its VM is kept as it was");
                 else if (vm && vm->migration == ELVIS_MIGRATION_INCOMING)
-                        mark(m, id, ELVIS_MIGRATION_NONE, "migrated_in",
+                        mark(m, id, dname, ELVIS_MIGRATION_NONE, "migrated_in",
                              "resumed here: its migration completed and its VM is served here");
                 if (vm)
                         pin_now(m, id);
@@ -889,7 +894,7 @@ int elvis_libvirt_domain_event(struct elvis_manager *m, virDomainPtr dom, int ev
                                "domain %s entered post-copy migration, which ELVIS does not support: its data planes "
                                "do not handle userfault-driven post-copy", vm->domain);
                 if (vm->migration != ELVIS_MIGRATION_OUTGOING)
-                        mark(m, id, ELVIS_MIGRATION_OUTGOING, "migrating_out",
+                        mark(m, id, dname, ELVIS_MIGRATION_OUTGOING, "migrating_out",
                              "is paused here for a live migration's switch-over: its VM keeps its CPUs, sidecore "
                              "and queues until the domain stops here");
                 break;
@@ -901,11 +906,11 @@ int elvis_libvirt_domain_event(struct elvis_manager *m, virDomainPtr dom, int ev
                 if (event == VIR_DOMAIN_EVENT_UNDEFINED && virDomainIsActive(dom) == 1)
                         break;
                 if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED) {
-                        release_migrated(m, id, "migrated_out", "migrated to another host and stopped here");
+                        release_migrated(m, id, dname, "migrated_out", "migrated to another host and stopped here");
                         break;
                 }
                 if (vm->migration == ELVIS_MIGRATION_INCOMING) {
-                        release_migrated(m, id, "migration_in_failed",
+                        release_migrated(m, id, dname, "migration_in_failed",
                                          "stopped before its incoming migration completed");
                         break;
                 }

@@ -584,3 +584,353 @@ Test(libvirt_respect, adopted_domains_keep_their_pins)
         cr_assert(run_until(no_vms));
         virDomainFree(dom);
 }
+
+/* ---- live migration: libvirt's test driver cannot migrate, so its domains are put in
+ * the state a migration leaves them in (paused, destroyed, resumed) and the migration
+ * events are handed to the lifecycle handler, elvis_libvirt_domain_event(), which the
+ * manager's libvirt callback calls for every event. What libvirt sends on its own for
+ * those state changes (SUSPENDED_PAUSED, STOPPED_DESTROYED, RESUMED_UNPAUSED) still
+ * arrives through the manager's connection. ---- */
+
+TestSuite(migration, .init = setup, .fini = teardown, .timeout = 60);
+
+#define META_NET                                                                                                 \
+        "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='300'/></metadata>"
+
+/* The last journal event of that name: its reason (a static copy), or NULL. */
+static const char *journal_reason(const char *event)
+{
+        static char buf[1024];
+        uint64_t last;
+        json_t *a = elvis_journal_since(m, 0, 1000, &last), *ev;
+        const char *found = NULL;
+        size_t i;
+
+        json_array_foreach(a, i, ev) {
+                const char *name = json_string_value(json_object_get(ev, "event"));
+                if (name && strcmp(name, event) == 0) {
+                        snprintf(buf, sizeof(buf), "%s", json_string_value(json_object_get(ev, "reason")));
+                        found = buf;
+                }
+        }
+        json_decref(a);
+        return found;
+}
+
+/* What state.json says about VM name: its "migration" ("" when the key is absent), or
+ * NULL when the file has no such VM. */
+static const char *saved_migration(const char *name)
+{
+        static char buf[32];
+        char path[160];
+        json_error_t jerr;
+        json_t *j, *vm;
+        const char *r = NULL;
+        size_t i;
+
+        snprintf(path, sizeof(path), "%s/state/state.json", dir);
+        j = json_load_file(path, 0, &jerr);
+        cr_assert_not_null(j, "%s: %s", path, jerr.text);
+        json_array_foreach(json_object_get(j, "vms"), i, vm)
+                if (strcmp(json_string_value(json_object_get(vm, "name")), name) == 0) {
+                        json_t *mig = json_object_get(vm, "migration");
+                        snprintf(buf, sizeof(buf), "%s", mig ? json_string_value(mig) : "");
+                        r = buf;
+                }
+        json_decref(j);
+        return r;
+}
+
+static struct elvis_vm *vm_named(const char *name)
+{
+        return elvis_state_vm_by_name(&m->state, name);
+}
+
+/* The source: "test" (2 vCPUs) as VM t1 with a loopback device on a sidecore. */
+static uint32_t source_vm(void)
+{
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO }, .ndevices = 1 };
+        struct elvis_err e = { 0 };
+
+        snprintf(vm.name, sizeof(vm.name), "t1");
+        snprintf(vm.domain, sizeof(vm.domain), "test");
+        vm.devices[0] = (struct elvis_device){ .backend = ELVIS_BACKEND_LOOPBACK, .queues = 1 };
+        snprintf(vm.devices[0].id, sizeof(vm.devices[0].id), "net0");
+        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
+        settle();
+        cr_assert_eq(m->state.nsidecores, 1, "the device has a sidecore");
+        cr_assert_neq(m->state.vms[0].devices[0].sidecore[0], 0, "its queue is served");
+        return vm.id;
+}
+
+static bool t1_gone(void) { return !vm_named("t1"); }
+
+Test(migration, the_source_keeps_the_vm_until_the_domain_stops_here)
+{
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        uint32_t id = source_vm(), sc = m->state.sidecores[0].id;
+        elvis_cpuset cpus = vm_named("t1")->cpus;
+        const char *why;
+
+        /* the switch-over: QEMU pauses the guest here and hands its rings over */
+        cr_assert_eq(virDomainSuspend(dom), 0);
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED);
+        settle();
+        cr_assert_not_null(vm_named("t1"), "kept while the domain is paused here");
+        cr_assert_eq(vm_named("t1")->migration, ELVIS_MIGRATION_OUTGOING);
+        cr_assert(elvis_cpuset_equal(&vm_named("t1")->cpus, &cpus), "its CPUs are still its own");
+        cr_assert_eq(m->state.nsidecores, 1);
+        cr_assert_eq(vm_named("t1")->devices[0].sidecore[0], sc, "its queue is still served by the same sidecore");
+        cr_assert_str_eq(saved_migration("t1"), "outgoing", "state.json says so before the journal does");
+        {
+                char want[16];
+                snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&cpus, 0));
+                cr_assert_str_eq(pin_of(dom, 0), want, "its vCPU pins stay");
+        }
+        why = journal_reason("migrating_out");
+        cr_assert_not_null(why, "the hand-over is journalled");
+        cr_assert(strstr(why, "domain test is paused here for a live migration's switch-over"), "%s", why);
+        cr_assert_null(journal_reason("migrated_out"));
+        /* the destination took over: QEMU stops here */
+        cr_assert_eq(virDomainDestroy(dom), 0);
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_MIGRATED);
+        cr_assert(t1_gone(), "released once the domain is gone from this host");
+        cr_assert_null(saved_migration("t1"), "and gone from state.json");
+        settle();
+        cr_assert_eq(m->state.nsidecores, 0, "the idle automatic sidecore went with it");
+        why = journal_reason("migrated_out");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "domain test migrated to another host and stopped here: VM 1 't1' removed"), "%s", why);
+        cr_assert(strstr(why, "1 device(s) released"), "%s", why);
+        cr_assert_null(elvis_state_vm(&m->state, id));
+        /* libvirt's own STOPPED_DESTROYED arrives after: nothing left to do */
+        settle();
+        cr_assert_eq(journal_count("migrated_out"), 1);
+        virDomainFree(dom);
+}
+
+static bool t1_not_migrating(void) { return vm_named("t1") && vm_named("t1")->migration == ELVIS_MIGRATION_NONE; }
+
+/* The migration fails after the switch-over began: QEMU resumes the guest here. */
+Test(migration, a_failed_migration_leaves_the_source_intact)
+{
+        virDomainPtr dom = virDomainLookupByName(conn, "test");
+        uint32_t sc;
+        elvis_cpuset cpus;
+        const char *why;
+
+        source_vm();
+        sc = m->state.sidecores[0].id;
+        cpus = vm_named("t1")->cpus;
+        cr_assert_eq(virDomainSuspend(dom), 0);
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED);
+        cr_assert_eq(vm_named("t1")->migration, ELVIS_MIGRATION_OUTGOING);
+        /* libvirt resumes it (RESUMED_MIGRATED on a source; the test driver says UNPAUSED) */
+        cr_assert_eq(virDomainResume(dom), 0);
+        cr_assert(run_until(t1_not_migrating), "the resume ended the migration here");
+        cr_assert(elvis_cpuset_equal(&vm_named("t1")->cpus, &cpus));
+        cr_assert_eq(m->state.nsidecores, 1);
+        cr_assert_eq(vm_named("t1")->devices[0].sidecore[0], sc);
+        cr_assert_str_eq(saved_migration("t1"), "", "state.json: no migration");
+        why = journal_reason("migration_out_failed");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "domain test resumed here: its migration failed or was cancelled"), "%s", why);
+        cr_assert_null(journal_reason("migrated_out"));
+        /* the same through the event a real source gets */
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED);
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED);
+        cr_assert_eq(vm_named("t1")->migration, ELVIS_MIGRATION_NONE);
+        cr_assert_eq(journal_count("migration_out_failed"), 2);
+        virDomainFree(dom);
+}
+
+/* The destination's domain as libvirt starts it for an incoming migration: ELVIS
+ * metadata, one vCPU, a vhost-user interface under run-dir; QEMU runs, the guest not. */
+static virDomainPtr incoming_domain(const char *name)
+{
+        char xml[1024];
+        virDomainPtr dom;
+
+        snprintf(xml, sizeof(xml),
+                 "<domain type='test'><name>%s</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
+                 META_NET "<devices><interface type='vhostuser'><source type='unix' path='%s/run/%s.sock' "
+                 "mode='client'/><model type='virtio'/></interface></devices></domain>", name, dir, name);
+        dom = virDomainDefineXML(conn, xml);
+        cr_assert_not_null(dom, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainCreate(dom), 0, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainSuspend(dom), 0);
+        return dom;
+}
+
+static char *pin_of_one(virDomainPtr dom)
+{
+        static char buf[64];
+        unsigned char map = 0;
+        elvis_cpuset s;
+
+        cr_assert_geq(virDomainGetVcpuPinInfo(dom, 1, &map, 1, 0), 0, "%s", virGetLastErrorMessage());
+        elvis_cpuset_zero(&s);
+        for (int c = 0; c < 8; c++)
+                if (map & (1u << c))
+                        elvis_cpuset_set(&s, c);
+        elvis_cpuset_format(&s, buf, sizeof(buf));
+        return buf;
+}
+
+Test(migration, the_destination_adopts_before_the_guest_runs)
+{
+        virDomainPtr dom = incoming_domain("mig1");
+        const struct elvis_vm *vm;
+        char sock[160], want[16];
+        const char *why;
+
+        snprintf(sock, sizeof(sock), "%s/run/mig1.sock", dir);
+        /* handled at once, without a loop turn: nothing is deferred to after the resume */
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        vm = vm_named("mig1");
+        cr_assert_not_null(vm, "adopted from its metadata");
+        cr_assert_eq(vm->migration, ELVIS_MIGRATION_INCOMING);
+        cr_assert_eq(vm->policy.weight, 300);
+        cr_assert_eq(vm->ndevices, 1);
+        cr_assert_str_eq(vm->devices[0].socket, sock, "the device listens where the domain's QEMU connects");
+        cr_assert_eq(m->state.nsidecores, 1, "a sidecore serves it");
+        cr_assert_neq(vm->devices[0].sidecore[0], 0);
+        snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&vm->cpus, 0));
+        cr_assert_str_eq(pin_of_one(dom), want, "its vCPU is pinned before the guest runs");
+        cr_assert_str_eq(saved_migration("mig1"), "incoming");
+        why = journal_reason("migration_in");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "domain mig1 arrives by live migration: adopted from its metadata as VM 'mig1'"), "%s", why);
+        cr_assert(strstr(why, "1 device(s) listening) before its guest runs here"), "%s", why);
+        /* the switch-over completed: libvirt resumes the guest here */
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED);
+        vm = vm_named("mig1");
+        cr_assert_eq(vm->migration, ELVIS_MIGRATION_NONE);
+        cr_assert_str_eq(saved_migration("mig1"), "");
+        why = journal_reason("migrated_in");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "domain mig1 resumed here: its migration completed"), "%s", why);
+        /* libvirt's own events for the same domain (STARTED, SUSPENDED) change nothing */
+        settle();
+        cr_assert_eq(m->state.nvms, 1);
+        cr_assert_eq(journal_count("migration_in"), 1);
+        drop_domain(dom);
+        cr_assert(run_until(no_vms));
+}
+
+static bool mig2_gone(void) { return !vm_named("mig2"); }
+
+/* The migration fails before the guest ran here: libvirt kills the incoming QEMU. */
+Test(migration, a_failed_incoming_migration_cleans_the_destination)
+{
+        virDomainPtr dom = incoming_domain("mig2");
+        char sock[160];
+        const char *why;
+
+        snprintf(sock, sizeof(sock), "%s/run/mig2.sock", dir);
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        cr_assert_not_null(vm_named("mig2"));
+        cr_assert_eq(m->state.nsidecores, 1);
+        cr_assert_eq(virDomainDestroy(dom), 0);
+        /* a real destination gets STOPPED_FAILED; the test driver's STOPPED_DESTROYED is as good */
+        cr_assert(run_until(mig2_gone), "the stop released it");
+        settle();
+        cr_assert_eq(m->state.nsidecores, 0, "its sidecore went with it");
+        cr_assert_null(saved_migration("mig2"));
+        why = journal_reason("migration_in_failed");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "domain mig2 stopped before its incoming migration completed: VM 1 'mig2' removed"), "%s",
+                  why);
+        cr_assert_null(journal_reason("migrated_in"));
+        virDomainUndefine(dom);
+        virDomainFree(dom);
+}
+
+/* A domain that did not opt in is not adopted on arrival either. */
+Test(migration, an_incoming_domain_without_metadata_is_left_alone)
+{
+        virDomainPtr dom = start_domain("plain-in", NULL);
+
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        cr_assert_eq(m->state.nvms, 0);
+        cr_assert_null(journal_reason("migration_in"));
+        drop_domain(dom);
+}
+
+/* What a restart of the manager does on the libvirt side: the state it loads from
+ * state.json, reconciled with libvirt's view when it connects. */
+static void restart_libvirt_side(void)
+{
+        struct elvis_state loaded;
+        char aside[256];
+
+        elvis_libvirt_stop(m);
+        cr_assert_eq(elvis_state_init(&loaded), 0);
+        cr_assert_eq(elvis_store_load(&m->store, &loaded, aside, sizeof(aside)), 1, "state.json is readable");
+        elvis_state_fini(&m->state);
+        m->state = loaded;
+        cr_assert_eq(elvis_libvirt_start(m), 0);
+        cr_assert(run_until(connected));
+}
+
+Test(migration, a_restart_mid_migration_reconciles)
+{
+        virDomainPtr src = virDomainLookupByName(conn, "test"), in1, in2, in3;
+
+        /* the source: paused for the switch-over, then it stopped while ELVIS was away */
+        source_vm();
+        cr_assert_eq(virDomainSuspend(src), 0);
+        elvis_libvirt_domain_event(m, src, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED);
+        /* three arrivals: one completes while ELVIS is away, one fails, one still runs */
+        in1 = incoming_domain("in1");
+        in2 = incoming_domain("in2");
+        in3 = incoming_domain("in3");
+        elvis_libvirt_domain_event(m, in1, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        elvis_libvirt_domain_event(m, in2, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        elvis_libvirt_domain_event(m, in3, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        settle();
+        cr_assert_eq(m->state.nvms, 4);
+        cr_assert_str_eq(saved_migration("t1"), "outgoing");
+        cr_assert_str_eq(saved_migration("in1"), "incoming");
+        elvis_libvirt_stop(m);
+        cr_assert_eq(virDomainDestroy(src), 0);
+        cr_assert_eq(virDomainResume(in1), 0);
+        cr_assert_eq(virDomainDestroy(in2), 0);
+        restart_libvirt_side();
+        cr_assert_null(vm_named("t1"), "the source's domain stopped: released");
+        cr_assert_not_null(journal_reason("migrated_out"));
+        cr_assert(strstr(journal_reason("migrated_out"), "domain test left this host (migrated while ELVIS was away)"),
+                  "%s", journal_reason("migrated_out"));
+        cr_assert_not_null(vm_named("in1"));
+        cr_assert_eq(vm_named("in1")->migration, ELVIS_MIGRATION_NONE, "in1 runs: its migration completed");
+        cr_assert_str_eq(saved_migration("in1"), "");
+        cr_assert(strstr(journal_reason("migrated_in"), "domain in1 runs here: its migration completed"), "%s",
+                  journal_reason("migrated_in"));
+        cr_assert_null(vm_named("in2"), "in2 stopped before it arrived: cleaned");
+        cr_assert(strstr(journal_reason("migration_in_failed"), "domain in2 did not arrive"), "%s",
+                  journal_reason("migration_in_failed"));
+        cr_assert_not_null(vm_named("in3"));
+        cr_assert_eq(vm_named("in3")->migration, ELVIS_MIGRATION_INCOMING, "in3 still waits for its guest");
+        cr_assert_str_eq(saved_migration("in3"), "incoming");
+        cr_assert_eq(m->state.nvms, 2);
+        virDomainUndefine(src);
+        virDomainFree(src);
+        drop_domain(in1);
+        virDomainUndefine(in2);
+        virDomainFree(in2);
+        drop_domain(in3);
+}
+
+/* Undefining a running domain leaves it running (transient): its VM stays. */
+Test(migration, undefining_a_running_domain_keeps_its_vm)
+{
+        virDomainPtr dom = start_domain("transient1", META);
+
+        cr_assert(run_until(one_vm));
+        cr_assert_eq(virDomainUndefine(dom), 0);
+        settle();
+        cr_assert_eq(m->state.nvms, 1, "still runs here");
+        cr_assert_eq(virDomainDestroy(dom), 0);
+        cr_assert(run_until(no_vms), "released when it stops");
+        virDomainFree(dom);
+}

@@ -269,6 +269,47 @@ Test(codec, state_with_orchestrator_pins)
         elvis_state_fini(&back);
 }
 
+/* A live migration's mark: stored only while set (older releases read the file), given
+ * by a request only as "incoming" (the qemu hook's migrate), never patched. */
+Test(codec, vm_migration_mark)
+{
+        struct elvis_state s, back;
+        struct elvis_vm vm;
+        struct elvis_err e = { 0 };
+        json_t *j, *v;
+
+        sample_state(&s);
+        j = elvis_state_to_json(&s);
+        cr_assert_null(json_object_get(json_array_get(json_object_get(j, "vms"), 0), "migration"),
+                       "no migration, no key in the state file");
+        json_decref(j);
+        v = elvis_vm_to_json(&s.vms[0]);
+        cr_assert(json_is_null(json_object_get(v, "migration")), "the API shows null");
+        json_decref(v);
+        s.vms[0].migration = ELVIS_MIGRATION_OUTGOING;
+        j = elvis_state_to_json(&s);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "vms"), 0), "migration")),
+                         "outgoing");
+        cr_assert_eq(elvis_state_init(&back), 0);
+        cr_assert_eq(elvis_state_from_json(j, &back, &e), 0, "%s", e.detail);
+        cr_assert_eq(back.vms[0].migration, ELVIS_MIGRATION_OUTGOING, "a restart finds the mark");
+        json_decref(j);
+        elvis_state_fini(&s);
+        elvis_state_fini(&back);
+
+        cr_assert_eq(decode_vm("{\"name\":\"a\",\"migration\":\"incoming\"}", ELVIS_DECODE_CREATE, &vm, &e), 0, "%s",
+                     e.detail);
+        cr_assert_eq(vm.migration, ELVIS_MIGRATION_INCOMING);
+        cr_assert_eq(decode_vm("{\"name\":\"a\",\"migration\":null}", ELVIS_DECODE_CREATE, &vm, &e), 0, "%s", e.detail);
+        cr_assert_eq(vm.migration, ELVIS_MIGRATION_NONE);
+        expect_bad("{\"name\":\"a\",\"migration\":\"outgoing\"}", ELVIS_DECODE_CREATE,
+                   "may only be 'incoming' or 'none'");
+        expect_bad("{\"name\":\"a\",\"migration\":\"sideways\"}", ELVIS_DECODE_CREATE,
+                   "one of none, incoming, outgoing, got 'sideways'");
+        expect_bad("{\"name\":\"a\",\"migration\":1}", ELVIS_DECODE_CREATE, "must be a string");
+        expect_bad("{\"migration\":\"none\"}", ELVIS_DECODE_PATCH, "'migration' cannot be changed");
+}
+
 Test(codec, policy_patch_and_validation)
 {
         struct elvis_policy p;
