@@ -18,6 +18,7 @@
 
 static struct daemon d;
 static char bindir[128], logpath[128], conf[128], path_env[4200], log_env[160], sock_env[200];
+static char *hook_stdout;       /* what the last hook run printed on standard output */
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
@@ -57,6 +58,8 @@ static void teardown(void)
         if (daemon_alive(&d))
                 cr_expect_eq(daemon_stop(&d), 0, "clean exit");
         daemon_cleanup(&d);
+        free(hook_stdout);
+        hook_stdout = NULL;
 }
 
 TestSuite(hook, .init = setup, .fini = teardown, .timeout = 60);
@@ -80,7 +83,8 @@ static int hook(const char *domain, const char *op, const char *metadata, bool s
         write_file(xmlpath, xml, 0644);
         r = run_cmd(argv, env, &out, &err);
         cr_assert_str_empty(err, "the hook logs through logger: %s", err);
-        free(out);
+        free(hook_stdout);
+        hook_stdout = out;
         free(err);
         return r;
 }
@@ -200,4 +204,69 @@ Test(hook, api_refuses_domain_xml_that_did_not_opt_in)
                                &r), 0);
         cr_assert_eq(r.status, 201, "%s", r.body);
         resp_free(&r);
+}
+
+/* The destination of a live migration: libvirtd runs `qemu DOM migrate begin -` with the
+ * domain XML on stdin before it starts QEMU there, and takes the hook's standard output
+ * as the domain XML (empty: unchanged). */
+Test(hook, migrate_adds_the_arriving_domain_before_qemu_starts)
+{
+        struct resp r;
+        json_t *ev;
+        size_t i;
+        bool journalled = false;
+        char *log;
+
+        cr_assert_eq(hook("mig1", "migrate", META, true, NULL), 0);
+        cr_assert_str_empty(hook_stdout, "nothing on stdout: libvirtd uses the XML as it is, got: %s", hook_stdout);
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms/mig1", NULL, &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(r.json, "migration")), "incoming", "%s", r.body);
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "policy"), "weight")), 250);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "GET", "/v1/events?since=0", NULL, &r), 0);
+        json_array_foreach(json_object_get(r.json, "events"), i, ev)
+                if (strcmp(json_string_value(json_object_get(ev, "event")), "migration_in") == 0) {
+                        journalled = true;
+                        cr_assert_str_eq(json_string_value(json_object_get(ev, "vm_name")), "mig1");
+                        cr_assert(strstr(json_string_value(json_object_get(ev, "reason")),
+                                         "domain mig1 arrives by live migration: VM 'mig1' added"), "%s", r.body);
+                }
+        resp_free(&r);
+        cr_assert(journalled, "the arrival is journalled");
+        /* then libvirtd prepares QEMU: already there */
+        cr_assert_eq(hook("mig1", "prepare", META, true, NULL), 0);
+        cr_assert_str_empty(hook_stdout);
+        log = hook_log();
+        cr_assert(strstr(log, "mig1 added to elvis-manager for its incoming migration\n"), "%s", log);
+        cr_assert(strstr(log, "mig1 already managed by elvis-manager\n"), "%s", log);
+        free(log);
+        /* the mark is in state.json: a restart mid-migration still knows */
+        cr_assert_eq(daemon_stop(&d), 0);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms/mig1", NULL, &r), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(r.json, "migration")), "incoming", "%s", r.body);
+        resp_free(&r);
+        /* the migration failed: libvirtd releases the domain */
+        cr_assert_eq(hook("mig1", "release", META, true, NULL), 0);
+        cr_assert_not(vm_listed("mig1"));
+}
+
+Test(hook, migrate_leaves_domains_that_did_not_opt_in_and_fails_only_when_strict)
+{
+        char missing[160], *log;
+
+        cr_assert_eq(hook("plainmig", "migrate", NULL, true, NULL), 0, "not opted in: the migration goes on");
+        cr_assert_str_empty(hook_stdout);
+        cr_assert_not(vm_listed("plainmig"));
+        snprintf(missing, sizeof(missing), "%s/no-such.sock", d.dir);
+        cr_assert_eq(hook("meta4", "migrate", META, false, missing), 0, "not strict: the migration goes on");
+        cr_assert_str_empty(hook_stdout);
+        cr_assert_eq(hook("meta4", "migrate", META, true, missing), 1,
+                     "strict: libvirtd cancels the incoming migration (the source keeps running)");
+        cr_assert_str_empty(hook_stdout);
+        log = hook_log();
+        cr_assert(strstr(log, "domain plainmig has no ELVIS metadata"), "%s", log);
+        cr_assert(strstr(log, "elvis-manager unreachable for meta4"), "%s", log);
+        free(log);
 }
