@@ -133,6 +133,10 @@ static void print_vm(struct elvis_ctl *x, const json_t *vm)
                 printf("  vCPUs:    no dedicated cores\n");
         printf("  policy:   weight %lld, exitless %s\n", elvis_json_int(pol, "weight"),
                elvis_json_str(pol, "exitless"));
+        if (json_is_string(json_object_get(vm, "migration")))
+                printf("  migration: %s\n", strcmp(elvis_json_str(vm, "migration"), "incoming") == 0 ?
+                       "incoming (adopted here; its guest has not run here yet)" :
+                       "outgoing (paused here for the switch-over; served until it stops here)");
         print_libvirt(json_object_get(vm, "libvirt"));
         json_array_foreach(json_object_get(vm, "devices"), i, d) {
                 char scs[256];

@@ -241,6 +241,16 @@ Test(hook, migrate_adds_the_arriving_domain_before_qemu_starts)
         cr_assert(strstr(log, "mig1 added to elvis-manager for its incoming migration\n"), "%s", log);
         cr_assert(strstr(log, "mig1 already managed by elvis-manager\n"), "%s", log);
         free(log);
+        {
+                const char *argv[] = { ELVISCTL, "vm", "show", "mig1", NULL };
+                const char *env[] = { sock_env, NULL };
+                char *out, *err;
+                cr_assert_eq(run_cmd(argv, env, &out, &err), 0, "%s", err);
+                cr_assert(strstr(out, "  migration: incoming (adopted here; its guest has not run here yet)\n"), "%s",
+                          out);
+                free(out);
+                free(err);
+        }
         /* the mark is in state.json: a restart mid-migration still knows */
         cr_assert_eq(daemon_stop(&d), 0);
         cr_assert_eq(daemon_start(&d), 0);
