@@ -208,21 +208,28 @@ Test(hook, api_refuses_domain_xml_that_did_not_opt_in)
 
 /* The destination of a live migration: libvirtd runs `qemu DOM migrate begin -` with the
  * domain XML on stdin before it starts QEMU there, and takes the hook's standard output
- * as the domain XML (empty: unchanged). */
+ * as the domain XML (empty: unchanged). The source's pins came with the XML: the hook
+ * replaces them with the CPUs ELVIS placed the VM on here, and keeps the rest. */
 Test(hook, migrate_adds_the_arriving_domain_before_qemu_starts)
 {
         struct resp r;
         json_t *ev;
         size_t i;
         bool journalled = false;
-        char *log;
+        char *log, want[256];
 
-        cr_assert_eq(hook("mig1", "migrate", META, true, NULL), 0);
-        cr_assert_str_empty(hook_stdout, "nothing on stdout: libvirtd uses the XML as it is, got: %s", hook_stdout);
+        cr_assert_eq(hook("mig1", "migrate", META "<cputune><vcpupin vcpu='0' cpuset='3'/><emulatorpin cpuset='0'/></cputune>",
+                          true, NULL), 0);
         cr_assert_eq(http_json(&d, "GET", "/v1/vms/mig1", NULL, &r), 0);
         cr_assert_eq(r.status, 200, "%s", r.body);
         cr_assert_str_eq(json_string_value(json_object_get(r.json, "migration")), "incoming", "%s", r.body);
         cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "policy"), "weight")), 250);
+        snprintf(want, sizeof(want),
+                 "<domain type='kvm'><name>mig1</name><vcpu>1</vcpu>" META
+                 "<cputune><vcpupin vcpu=\"0\" cpuset=\"%s\"/><emulatorpin cpuset='0'/></cputune><devices/></domain>",
+                 json_string_value(json_object_get(r.json, "cpus")));
+        cr_assert_str_neq(json_string_value(json_object_get(r.json, "cpus")), "3", "placed elsewhere than the source's pin");
+        cr_assert_str_eq(hook_stdout, want, "the XML with this host's pin, the rest unchanged");
         resp_free(&r);
         cr_assert_eq(http_json(&d, "GET", "/v1/events?since=0", NULL, &r), 0);
         json_array_foreach(json_object_get(r.json, "events"), i, ev)
@@ -234,6 +241,15 @@ Test(hook, migrate_adds_the_arriving_domain_before_qemu_starts)
                 }
         resp_free(&r);
         cr_assert(journalled, "the arrival is journalled");
+        /* a domain without <cputune> gets one */
+        cr_assert_eq(hook("mig5", "migrate", META, true, NULL), 0);
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms/mig5", NULL, &r), 0);
+        snprintf(want, sizeof(want),
+                 "<domain type='kvm'><name>mig5</name><vcpu>1</vcpu>" META
+                 "<devices/><cputune><vcpupin vcpu=\"0\" cpuset=\"%s\"/></cputune></domain>",
+                 json_string_value(json_object_get(r.json, "cpus")));
+        resp_free(&r);
+        cr_assert_str_eq(hook_stdout, want);
         /* then libvirtd prepares QEMU: already there */
         cr_assert_eq(hook("mig1", "prepare", META, true, NULL), 0);
         cr_assert_str_empty(hook_stdout);
