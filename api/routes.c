@@ -207,7 +207,8 @@ static void h_vms_create(struct api_ctx *x)
                 char reason[512];
                 snprintf(reason, sizeof(reason),
                          "domain %s arrives by live migration: VM '%s' added with its CPUs and %u device(s) "
-                         "before its QEMU starts here", vm.domain[0] ? vm.domain : "-", vm.name, vm.ndevices);
+                         "before its QEMU starts here", have_info && info.name[0] ? info.name : vm.domain[0] ? vm.domain : "-",
+                         vm.name, vm.ndevices);
                 elvis_libvirt_journal_migration(x->m, "migration_in", &vm, reason);
         }
         api_ok(x, 201, elvis_vm_to_json(&vm));
