@@ -250,12 +250,22 @@ static void h_vm_delete(struct api_ctx *x)
         if (!vm)
                 return;
         {
-                uint32_t id = vm->id;
-                char name[ELVIS_VM_NAME_MAX];
-                snprintf(name, sizeof(name), "%s", vm->name);
-                r = elvis_manager_vm_remove(x->m, id, &e);
+                struct elvis_vm was = *vm;
+                r = elvis_manager_vm_remove(x->m, was.id, &e);
                 if (r == 0)
-                        journal_vm(x, "vm_removed", id, name);
+                        journal_vm(x, "vm_removed", was.id, was.name);
+                /* the qemu hook's release on a source can come before libvirt's STOPPED_MIGRATED
+                 * event, and on a destination before STOPPED: the migration's end is told either way */
+                if (r == 0 && was.migration) {
+                        char reason[512];
+                        snprintf(reason, sizeof(reason), "domain %s %s: VM %u '%s' removed through the API (qemu hook release)",
+                                 was.domain[0] ? was.domain : "-",
+                                 was.migration == ELVIS_MIGRATION_OUTGOING ? "stopped here after its switch-over" :
+                                                                             "stopped before its incoming migration completed",
+                                 was.id, was.name);
+                        elvis_libvirt_journal_migration(x->m, was.migration == ELVIS_MIGRATION_OUTGOING ? "migrated_out" :
+                                                        "migration_in_failed", &was, reason);
+                }
         }
         if (r < 0)
                 { api_fail(x, r, e.detail); return; }

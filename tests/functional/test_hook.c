@@ -273,9 +273,20 @@ Test(hook, migrate_adds_the_arriving_domain_before_qemu_starts)
         cr_assert_eq(http_json(&d, "GET", "/v1/vms/mig1", NULL, &r), 0);
         cr_assert_str_eq(json_string_value(json_object_get(r.json, "migration")), "incoming", "%s", r.body);
         resp_free(&r);
-        /* the migration failed: libvirtd releases the domain */
+        /* the migration failed: libvirtd releases the domain, and the journal says so */
         cr_assert_eq(hook("mig1", "release", META, true, NULL), 0);
         cr_assert_not(vm_listed("mig1"));
+        journalled = false;
+        cr_assert_eq(http_json(&d, "GET", "/v1/events?since=0", NULL, &r), 0);
+        json_array_foreach(json_object_get(r.json, "events"), i, ev)
+                if (strcmp(json_string_value(json_object_get(ev, "event")), "migration_in_failed") == 0) {
+                        journalled = true;
+                        cr_assert(strstr(json_string_value(json_object_get(ev, "reason")),
+                                         "stopped before its incoming migration completed: VM 1 'mig1' removed "
+                                         "through the API (qemu hook release)"), "%s", r.body);
+                }
+        resp_free(&r);
+        cr_assert(journalled, "a failed arrival is journalled");
 }
 
 Test(hook, migrate_leaves_domains_that_did_not_opt_in_and_fails_only_when_strict)
