@@ -387,7 +387,10 @@ static int pin_emulator(virDomainPtr dom, unsigned char *map, int maplen, unsign
         return virDomainPinEmulator(dom, map, maplen, 0);
 }
 
-/* Pins vCPU i to the VM's i-th CPU; corrects drift and says so. */
+/* Pins vCPU i to the VM's i-th CPU; corrects drift and says so. Not while the domain
+ * arrives by migration: libvirt holds its job until the guest resumes here, and a pin
+ * call would block the loop until it times out (30 s). The qemu hook puts the pins in
+ * the incoming XML instead; the resume pins it. */
 static void pin_vm(struct elvis_manager *m, const struct elvis_vm *vm, bool report_drift)
 {
         virDomainPtr dom;
@@ -396,6 +399,8 @@ static void pin_vm(struct elvis_manager *m, const struct elvis_vm *vm, bool repo
         unsigned char map[ELVIS_MAX_CPUS / 8], cur[ELVIS_MAX_CPUS / 8 * 8];
         unsigned i = 0;
 
+        if (vm->migration == ELVIS_MIGRATION_INCOMING)
+                return;
         if (!vm->domain[0] || !m->libvirt || !m->libvirt->conn || (dom = lookup(m, vm->domain)) == NULL)
                 return;
         ncpus = virNodeGetCPUMap(m->libvirt->conn, NULL, NULL, 0);
@@ -684,8 +689,10 @@ int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_do
  * here. STOPPED_MIGRATED (the domain no longer runs here) releases it. RESUMED while
  * outgoing: the migration failed, the VM stays. Destination: STARTED_MIGRATED (QEMU runs
  * with -incoming, the guest's CPUs do not) adopts it, or marks the VM the qemu hook's
- * migrate already adopted, and pins it at once; RESUMED completes it; a stop before
- * that cleans it up. Each step is committed (state.json) and then journalled, so a
+ * migrate already adopted; under vcpu-pinning respect its pins are read then. ELVIS's own
+ * pins are not set through libvirt while the migration runs (see pin_vm): the hook's
+ * XML carries them, and RESUMED, which completes the migration, applies them; a stop
+ * before that cleans it up. Each step is committed (state.json) and then journalled, so a
  * restart in between finds the mark and reconciles it with libvirt's view. */
 
 void elvis_libvirt_journal_migration(struct elvis_manager *m, const char *event, const struct elvis_vm *vm,
@@ -787,7 +794,7 @@ static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis
                 elvis_cpuset_format(elvis_cpuset_empty(&vm->cpus) ? &vm->pinned : &vm->cpus, cpus, sizeof(cpus));
                 snprintf(reason, sizeof(reason),
                          "domain %s arrives by live migration: adopted from its metadata as VM '%s' (CPUs %s, %u device(s) "
-                         "listening) before its guest runs here", virDomainGetName(dom), vm->name, cpus[0] ? cpus : "-",
+                         "ready) before its guest runs here", virDomainGetName(dom), vm->name, cpus[0] ? cpus : "-",
                          vm->ndevices);
                 elvis_libvirt_journal_migration(m, "migration_in", vm, reason);
         } else {
@@ -797,7 +804,8 @@ static void migration_in(struct elvis_manager *m, virDomainPtr dom, struct elvis
                          "arrives by live migration: its VM (already managed here) is ready before its guest runs") < 0)
                         return;
         }
-        /* now, not on the next loop turn: the guest may resume as soon as the memory is here */
+        /* respect: the orchestrator's pins for this host, read now (no job needed); own:
+         * nothing until the resume (pin_vm) */
         pin_now(m, id);
 }
 

@@ -785,7 +785,7 @@ Test(migration, the_destination_adopts_before_the_guest_runs)
         const char *why;
 
         snprintf(sock, sizeof(sock), "%s/run/mig1.sock", dir);
-        /* handled at once, without a loop turn: nothing is deferred to after the resume */
+        /* handled at once, without a loop turn */
         elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
         vm = vm_named("mig1");
         cr_assert_not_null(vm, "adopted from its metadata");
@@ -796,16 +796,21 @@ Test(migration, the_destination_adopts_before_the_guest_runs)
         cr_assert_eq(m->state.nsidecores, 1, "a sidecore serves it");
         cr_assert_neq(vm->devices[0].sidecore[0], 0);
         snprintf(want, sizeof(want), "%d", elvis_cpuset_next(&vm->cpus, 0));
-        cr_assert_str_eq(pin_of_one(dom), want, "its vCPU is pinned before the guest runs");
+        settle();
+        /* a real libvirtd holds the incoming migration's job until the guest resumes: a pin
+         * call would block the loop until it timed out (the qemu hook puts the pins in the
+         * incoming XML instead) */
+        cr_assert_str_eq(pin_of_one(dom), "0-7", "no pin call while the migration runs");
         cr_assert_str_eq(saved_migration("mig1"), "incoming");
         why = journal_reason("migration_in");
         cr_assert_not_null(why);
         cr_assert(strstr(why, "domain mig1 arrives by live migration: adopted from its metadata as VM 'mig1'"), "%s", why);
-        cr_assert(strstr(why, "1 device(s) listening) before its guest runs here"), "%s", why);
+        cr_assert(strstr(why, "1 device(s) ready) before its guest runs here"), "%s", why);
         /* the switch-over completed: libvirt resumes the guest here */
         elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED);
         vm = vm_named("mig1");
         cr_assert_eq(vm->migration, ELVIS_MIGRATION_NONE);
+        cr_assert_str_eq(pin_of_one(dom), want, "pinned as the migration completes");
         cr_assert_str_eq(saved_migration("mig1"), "");
         why = journal_reason("migrated_in");
         cr_assert_not_null(why);
