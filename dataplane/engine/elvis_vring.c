@@ -105,18 +105,23 @@ static int gpa_of(const struct elvis_vring_mem *mem, ev_uptr p, u64 *gpa)
         return -EFAULT;
 }
 
-int elvis_vring_log_chain(struct elvis_vring *vr, const struct elvis_chain *c, u64 len)
+int elvis_vring_log_iov(struct elvis_vring *vr, const struct elvis_iov *iov, u32 n, u64 len)
 {
         if (ev_likely(!vr->log_data))
                 return 0;
-        for (u32 i = c->nout; i < c->nout + c->nin && len; i++) {
-                u64 n = c->iov[i].len < len ? c->iov[i].len : len, gpa;
+        for (u32 i = 0; i < n && len; i++) {
+                u64 k = iov[i].len < len ? iov[i].len : len, gpa;
 
-                if (gpa_of(vr->mem, c->iov[i].base, &gpa) || elvis_log_write(vr->log, gpa, n))
+                if (gpa_of(vr->mem, iov[i].base, &gpa) || elvis_log_write(vr->log, gpa, k))
                         return elvis_vring_fail(vr, -EFAULT, "cannot write the dirty log");
-                len -= n;
+                len -= k;
         }
         return 0;
+}
+
+int elvis_vring_log_chain(struct elvis_vring *vr, const struct elvis_chain *c, u64 len)
+{
+        return elvis_vring_log_iov(vr, &c->iov[c->nout], c->nin, len);
 }
 
 static const struct elvis_mem_region *find_gpa(const struct elvis_vring_mem *mem, u64 gpa)

@@ -130,6 +130,8 @@ void elvis_vring_set_log(struct elvis_vring *vr, const struct elvis_log *log, bo
 /* With log_data: logs the first len bytes written into c's device-writable segments
  * (what a used entry of length len covers). 0 or the latched -EFAULT. */
 int elvis_vring_log_chain(struct elvis_vring *vr, const struct elvis_chain *c, u64 len);
+/* The same for any segments the device wrote: the first len bytes of iov[0..n). */
+int elvis_vring_log_iov(struct elvis_vring *vr, const struct elvis_iov *iov, u32 n, u64 len);
 /* Latches an error; returns it. */
 int elvis_vring_fail(struct elvis_vring *vr, int err, const char *what);
 
