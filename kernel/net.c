@@ -118,9 +118,9 @@ static bool vq_log_ok(struct elvis_net *net, int i, unsigned long base, u64 feat
 /* The kernel's log has no size: vhost-net is given a base only, and a bit may be written
  * wherever its byte is a user address. The engine bounds its writes by log.size, so the
  * size is the longest range from base that access_ok accepts: a bit beyond it is -EFAULT
- * (a ring error), never an address that wrapped or left user space. Bisected, because
- * where access_ok stops at the top of user space differs between kernels (6.1 accepts
- * the last byte below TASK_SIZE_MAX, x86's later check does not). */
+ * (a ring error), never an address that wrapped or left user space. Bisected rather than
+ * computed from TASK_SIZE_MAX, because where access_ok stops at the top of user space is
+ * the architecture's and kernel version's business. */
 static u64 log_span(unsigned long base)
 {
 	unsigned long ok = 1, bad = ULONG_MAX - base;
@@ -929,7 +929,7 @@ static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __use
 			return -EOPNOTSUPP;
 		if ((v & (1ull << ELVIS_NET_FEAT_LOG_ALL)) && !log_all_ok(net, &net->mem))
 			return -EFAULT;
-		if (!((v ^ net->features) & ~(1ull << ELVIS_NET_FEAT_LOG_ALL))) {
+		if ((v ^ net->features) == (1ull << ELVIS_NET_FEAT_LOG_ALL)) {
 			/* QEMU turning logging on or off around a migration: in place, the
 			 * rings keep running */
 			net->features = v;
