@@ -2328,7 +2328,34 @@ out:
  *       ceil(2052 / 32 KiB) bytes passes, and the ring's end is logged in the byte past it. */
 enum log_hostile { LH_UNMAPPED_TX, LH_UNMAPPED_RX, LH_OVERFLOW, LH_MAX };
 static const char *const log_hostile_name[] = { "log unmapped (TX)", "log unmapped (RX)", "log past user space" };
-#define USER_TOP 0x7ffffffff000ull              /* x86-64 TASK_SIZE_MAX with 4-level page tables */
+
+/* The end of the user address space (x86-64's TASK_SIZE_MAX: 5-level page tables under
+ * -cpu max, else 4-level), where the last page can be mapped and the next cannot; 0 if
+ * neither. */
+static uint64_t user_top(void)
+{
+	static const uint64_t tops[] = { (1ull << 56) - 4096, (1ull << 47) - 4096 };
+
+	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+		void *last = mmap((void *)(uintptr_t)(tops[i] - 4096), 4096, PROT_READ,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		void *past;
+
+		if (last == MAP_FAILED)
+			continue;
+		munmap(last, 4096);
+		if (last != (void *)(uintptr_t)(tops[i] - 4096))
+			continue;
+		past = mmap((void *)(uintptr_t)tops[i], 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			    -1, 0);
+		if (past != MAP_FAILED) {
+			munmap(past, 4096);
+			continue;
+		}
+		return tops[i];
+	}
+	return 0;
+}
 
 static int sc_log_hostile(const char *path, enum log_hostile kind, struct tr *t)
 {
@@ -2336,7 +2363,7 @@ static int sc_log_hostile(const char *path, enum log_hostile kind, struct tr *t)
 	uint8_t f[MAXFRAME], *top = MAP_FAILED;
 	unsigned vq = kind == LH_UNMAPPED_RX ? 0 : 1;
 	struct gring *g = vq ? &bad.tx : &bad.rx;
-	uint64_t base, feat, e = 0, end;
+	uint64_t base, feat, e = 0, end, utop = user_top();
 	/* overflow: log byte 2 is the last below the top; the used ring's log address starts
 	 * 1 KiB before the end of that byte's 32 KiB, so its tail is logged in byte 3 */
 	uint64_t ring_log = 3 * 32768ull - 1024;
@@ -2347,10 +2374,11 @@ static int sc_log_hostile(const char *path, enum log_hostile kind, struct tr *t)
 		goto out;
 	CHECK_OUT(!is_elvis(&bad) || set_exitless(bad.id, ELVIS_EXITLESS_MODE_NEVER) == 0, "exitless never");
 	if (kind == LH_OVERFLOW) {
-		top = mmap((void *)(uintptr_t)(USER_TOP - 4096), 4096, PROT_READ | PROT_WRITE,
+		CHECK_OUT(utop, "cannot find the end of the user address space");
+		top = mmap((void *)(uintptr_t)(utop - 4096), 4096, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		CHECK_OUT(top == (void *)(uintptr_t)(USER_TOP - 4096), "cannot map the top page of user space");
-		base = USER_TOP - 1 - 2;
+		CHECK_OUT(top == (void *)(uintptr_t)(utop - 4096), "cannot map the top page of user space");
+		base = utop - 1 - 2;
 	} else {
 		void *p = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -2426,6 +2454,101 @@ out:
 	dev_close(&good);
 	if (top != MAP_FAILED)
 		munmap(top, 4096);
+	return r;
+}
+
+/* The log ioctls' error paths, each answer compared with vhost-net's: eventfds, flags,
+ * alignment, bases whose bits leave user space (for the memory with LOG_ALL, for a used
+ * ring with VHOST_VRING_F_LOG, checked at SET_LOG_BASE, SET_FEATURES, SET_VRING_ADDR,
+ * SET_MEM_TABLE and SET_BACKEND, the last with -1 too), then traffic still flows. */
+static int sc_log_abi(const char *path, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME], *log = MAP_FAILED;
+	struct vhost_memory *m = calloc(1, sizeof(*m) + 2 * sizeof(m->regions[0]));
+	uint64_t utop = user_top(), high = utop - 16, top = utop - LOG_SIZE, wrap = ~0ull, good, feat_log;
+	void *toplog = MAP_FAILED;
+	int efd = -1, r = -1, k = 0;
+	int res[32];
+
+	memset(&d, 0, sizeof(d));
+	CHECK_OUT(utop, "cannot find the end of the user address space");
+	toplog = mmap((void *)(uintptr_t)top, LOG_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK_OUT(toplog == (void *)(uintptr_t)top, "cannot map a log at the top of user space");
+	if (log_open(&d, path, F_ALL, &log, &efd) < 0)
+		goto out;
+	good = (uintptr_t)log;
+	feat_log = d.features | 1ull << VHOST_F_LOG_ALL;
+#define TRY(call) (res[k++] = (call) < 0 ? errno : 0)
+	{
+		int fd = d.tap_fd, none = -1, bad = -5;
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &fd));         /* not an eventfd */
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &bad));
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &none));
+	}
+	{
+		struct vhost_vring_addr a = { .index = 1, .flags = 2, .desc_user_addr = (uintptr_t)d.tx.vr.desc,
+					      .avail_user_addr = (uintptr_t)d.tx.vr.avail,
+					      .used_user_addr = (uintptr_t)d.tx.vr.used };
+		TRY(vioctl(&d, VHOST_SET_VRING_ADDR, &a));      /* an unknown flag */
+		a.flags = 1u << VHOST_VRING_F_LOG;
+		a.log_guest_addr = used_gpa(&d, &d.tx) + 2;
+		TRY(vioctl(&d, VHOST_SET_VRING_ADDR, &a));      /* misaligned */
+	}
+	/* a base 16 bytes below the top: fine without LOG_ALL or a logged ring */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(vioctl(&d, VHOST_SET_FEATURES, &feat_log));
+	TRY(log_ring(&d, 1, true));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &wrap));
+	/* a real log, then the bad ones again */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &good));
+	TRY(vioctl(&d, VHOST_SET_FEATURES, &feat_log));
+	TRY(log_ring(&d, 1, true));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &wrap));
+	/* a log that ends at the top of user space: memory whose bits lie beyond it */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &top));
+	m->nregions = 2;
+	m->regions[0] = (struct vhost_memory_region){ GPA_BASE, MEMSZ, (uintptr_t)d.mem, 0 };
+	m->regions[1] = (struct vhost_memory_region){ 1ull << 40, 4096, (uintptr_t)d.mem, 0 };
+	TRY(vioctl(&d, VHOST_SET_MEM_TABLE, m));
+	/* without back ends nothing is checked; getting one, or dropping it, is */
+	TRY(dev_backend(&d, 0, false));
+	TRY(dev_backend(&d, 1, false));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(dev_backend(&d, 0, true));
+	TRY(dev_backend(&d, 1, false));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &good));
+	TRY(dev_backend(&d, 0, true));
+	TRY(dev_backend(&d, 1, true));
+#undef TRY
+	tr_note(t, "errno of each log ioctl");
+	for (int i = 0; i < k; i++)
+		tr_u32(t, (uint32_t)res[i]);
+	{
+		char list[256] = "";
+		size_t n = 0;
+		for (int i = 0; i < k; i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, " %d", res[i]);
+		printf("  %s: errno:%s\n", path, list);
+	}
+	/* the device still works, logging */
+	tx_add(&d, f, make_frame(f, 100, 11, 0), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (log_settle(&d, &d.tx, 1, d.tx.avail_idx) < 0 || log_record(t, path, log, "TX after the errors") < 0)
+		goto out;
+	CHECK_OUT(capture(&d, 1, 3000, t, NULL) == 1, "%s: the frame did not reach the tap", path);
+	r = 0;
+out:
+	dev_close(&d);
+	free(m);
+	if (toplog != MAP_FAILED)
+		munmap(toplog, LOG_SIZE);
+	if (log != MAP_FAILED)
+		munmap(log, LOG_SIZE);
+	if (efd >= 0)
+		close(efd);
 	return r;
 }
 
@@ -4181,6 +4304,9 @@ int main(int argc, char **argv)
 			ORACLE(name, sc_log_hostile(path, (enum log_hostile)k, cur));
 			run(name, r);
 		}
+		scenario = "log-abi";
+		ORACLE("log ioctls' errors", sc_log_abi(path, cur));
+		run(scenario, r);
 		scenario = "log-switch";
 		run(scenario, sc_log_switch());
 	}
