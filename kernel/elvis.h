@@ -143,6 +143,7 @@ struct elvis_net {
 	u64 features;
 	u64 backend_features;
 	struct elvis_vring_mem mem;
+	struct eventfd_ctx *log_ctx;    /* VHOST_SET_LOG_FD: signalled after dirty-log writes */
 	struct elvis_vq vq[ELVIS_NET_NVQS];
 	struct elvis_poll tap_poll;     /* RX back end readable */
 	/* serving: sc and work.node change under elvis_lock and the sidecores' locks; wakers

@@ -30,6 +30,9 @@
 
 #include "elvis.h"
 
+/* every dirty-log byte written, by any device (see log_signal) */
+static atomic_long_t log_writes = ATOMIC_LONG_INIT(0);
+
 void elvis_net_wake_server(struct elvis_net *net)
 {
 	rcu_read_lock();
@@ -57,6 +60,134 @@ int ev_log_or8(void __user *p, u8 bits)
 			set_bit(nr + b, base);
 	kunmap_local(base);
 	unpin_user_pages_dirty_lock(&page, 1, true);
+	atomic_long_inc(&log_writes);
+	return 0;
+}
+
+/* Signals the VMM's log eventfd (VHOST_SET_LOG_FD) if the log was written since before, a
+ * value of log_writes read before the device's turn or ioctl. The count is global (the
+ * engine's write does not know its device): a device logging at the same time as another
+ * may signal once too often, which only makes the VMM look at its bitmap again; a write is
+ * never left unsignalled. net->mutex held. */
+static void log_signal(struct elvis_net *net, long before)
+{
+	lockdep_assert_held(&net->mutex);
+	if (net->log_ctx && atomic_long_read(&log_writes) != before)
+		elvis_eventfd_signal(net->log_ctx);
+}
+
+/* vhost's log_access_ok: may the log bits of guest range [gpa, gpa + len) be written, with
+ * the log at base? vhost's arithmetic is kept, so the ioctls answer as vhost-net's do; it
+ * checks ceil(len / 32 KiB) bytes from the byte of gpa, one byte short for a range that
+ * straddles a log byte. The engine's bound (log.size, see log_span) is exact, so a write
+ * there that leaves the user address space is still refused when it happens: the ring
+ * stops with an error. */
+static bool log_range_ok(unsigned long base, u64 gpa, u64 len)
+{
+	u64 byte = gpa >> (ELVIS_LOG_PAGE_SHIFT + 3);
+
+	if (byte > ULONG_MAX - base)
+		return false;
+	return access_ok((void __user *)(base + (unsigned long)byte),
+			 (len + (8ull << ELVIS_LOG_PAGE_SHIFT) - 1) >> (ELVIS_LOG_PAGE_SHIFT + 3));
+}
+
+/* With VHOST_F_LOG_ALL every byte the device writes into guest memory is logged: the
+ * bits of every region must be writable (vhost's vq_memory_access_ok). */
+static bool mem_log_ok(const struct elvis_vring_mem *mem, unsigned long base)
+{
+	for (u32 i = 0; i < mem->nregions; i++)
+		if (!log_range_ok(base, mem->r[i].gpa, mem->r[i].size))
+			return false;
+	return true;
+}
+
+/* vhost's vq_log_access_ok for ring i, with the log at base and these features: the
+ * memory's bits with LOG_ALL, the used ring's (log_addr, avail event included) with
+ * VHOST_VRING_F_LOG. */
+static bool vq_log_ok(struct elvis_net *net, int i, unsigned long base, u64 features)
+{
+	const struct elvis_netq_vq *v = &net->q.vq[i];
+	u64 used = 4 + 8ull * v->num + (features & (1ull << ELVIS_NET_FEAT_EVENT_IDX) ? 2 : 0);
+
+	if ((features & (1ull << ELVIS_NET_FEAT_LOG_ALL)) && !mem_log_ok(&net->mem, base))
+		return false;
+	return !v->log_used || log_range_ok(base, v->log_addr, used);
+}
+
+/* The kernel's log has no size: vhost-net is given a base only, and a bit may be written
+ * wherever its byte is a user address. The engine bounds its writes by log.size, so the
+ * size is the longest range from base that access_ok accepts: a bit beyond it is -EFAULT
+ * (a ring error), never an address that wrapped or left user space. Bisected rather than
+ * computed from TASK_SIZE_MAX, because where access_ok stops at the top of user space is
+ * the architecture's and kernel version's business. */
+static u64 log_span(unsigned long base)
+{
+	unsigned long ok = 1, bad = ULONG_MAX - base;
+
+	if (!base || !access_ok((void __user *)base, 1))
+		return 0;
+	if (access_ok((void __user *)base, bad))
+		return bad;
+	while (bad - ok > 1) {
+		unsigned long mid = ok + (bad - ok) / 2;
+
+		if (access_ok((void __user *)base, mid))
+			ok = mid;
+		else
+			bad = mid;
+	}
+	return ok;
+}
+
+/* For VHOST_F_LOG_ALL (vhost's memory_access_ok with logging): if a ring has a back end,
+ * the bits of all of mem can be written. */
+static bool log_all_ok(struct elvis_net *net, const struct elvis_vring_mem *mem)
+{
+	unsigned long base = (unsigned long)ev_uptr_to_u64(net->q.log.base);
+
+	for (int i = 0; i < ELVIS_NET_NVQS; i++)
+		if (net->vq[i].backend && !mem_log_ok(mem, base))
+			return false;
+	return true;
+}
+
+/* VHOST_SET_LOG_BASE. vhost-net checks each ring with a back end and keeps the old base
+ * on those that fail (the others take the new one); here one log serves both rings, so a
+ * failure changes nothing. In place: running rings log from their next write on. */
+static int set_log_base(struct elvis_net *net, u64 v)
+{
+	unsigned long base = (unsigned long)v;
+
+	lockdep_assert_held(&net->mutex);
+	if (base != v)
+		return -EFAULT;
+	for (int i = 0; i < ELVIS_NET_NVQS; i++)
+		if (net->vq[i].backend && !vq_log_ok(net, i, base, net->features))
+			return -EFAULT;
+	/* 0 is vhost's "no log" too: it could only be written at a NULL page */
+	net->q.log.base = ev_uptr_from_u64(base);
+	net->q.log.size = log_span(base);
+	elvis_netq_log_update(&net->q);
+	return 0;
+}
+
+/* VHOST_SET_LOG_FD: an eventfd, or -1 for none. */
+static int set_log_fd(struct elvis_net *net, int __user *argp)
+{
+	struct eventfd_ctx *ctx = NULL;
+	int fd;
+
+	if (get_user(fd, argp))
+		return -EFAULT;
+	if (fd != -1) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	swap(ctx, net->log_ctx);
+	if (ctx)
+		eventfd_ctx_put(ctx);
 	return 0;
 }
 
@@ -322,9 +453,12 @@ static void slow_turn(struct elvis_net *net)
 {
 	mutex_lock(&net->mutex);
 	if (!READ_ONCE(net->dead) && net->mm && elvis_netq_live(&net->q)) {
+		long logged = atomic_long_read(&log_writes);
+
 		kthread_use_mm(net->mm);
 		turn(net, NULL, elvis_now_ns());
 		kthread_unuse_mm(net->mm);
+		log_signal(net, logged);
 	}
 	clear_bit(ELVIS_NET_SLOW, &net->pending);
 	set_bit(ELVIS_NET_PENDING, &net->pending);
@@ -394,6 +528,8 @@ static bool sidecore_run(struct elvis_work *w, const struct elvis_drr_round *rou
 		return true;
 	}
 	if (net->q.mode == ELVIS_NETQ_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending)) {
+		long logged = atomic_long_read(&log_writes);
+
 		bytes0 = net->q.st.rx_bytes + net->q.st.tx_bytes;
 		kthread_use_mm(net->mm);
 		pagefault_disable();
@@ -402,6 +538,7 @@ static bool sidecore_run(struct elvis_work *w, const struct elvis_drr_round *rou
 		net->q.nofault = false;
 		pagefault_enable();
 		kthread_unuse_mm(net->mm);
+		log_signal(net, logged);
 		res->ran = true;
 		res->bytes = net->q.st.rx_bytes + net->q.st.tx_bytes - bytes0;
 		if (net->q.faulted) {
@@ -504,6 +641,9 @@ static void net_reset(struct elvis_net *net)
 	net->features = 0;
 	net->backend_features = 0;
 	memset(&net->mem, 0, sizeof(net->mem));
+	if (net->log_ctx)
+		eventfd_ctx_put(net->log_ctx);
+	net->log_ctx = NULL;
 	elvis_netq_reset(&net->q);
 	tap_track(net);
 }
@@ -552,6 +692,12 @@ static int set_mem_table(struct elvis_net *net, void __user *argp)
 			goto out;
 		}
 	}
+	/* with LOG_ALL, running rings must be able to log the new memory (vhost's
+	 * memory_access_ok) */
+	if ((net->features & (1ull << ELVIS_NET_FEAT_LOG_ALL)) && !log_all_ok(net, mem)) {
+		r = -EFAULT;
+		goto out;
+	}
 	r = elvis_mem_validate(mem, &why);
 	if (r)
 		goto out;
@@ -569,6 +715,10 @@ static int set_backend(struct elvis_net *net, struct elvis_vq *vq, int fd)
 	struct socket *sock = NULL;
 	int r;
 
+	/* like vhost-net, before anything else and with -1 too: the ring must be able to
+	 * write its log */
+	if (!vq_log_ok(net, (int)(vq - net->vq), (unsigned long)ev_uptr_to_u64(net->q.log.base), net->features))
+		return -EFAULT;
 	if (fd != -1) {
 		file = fget(fd);
 		if (!file)
@@ -602,6 +752,40 @@ static int set_backend(struct elvis_net *net, struct elvis_vq *vq, int fd)
 		fput(old);
 	tap_track(net);
 	return r;
+}
+
+/* VHOST_SET_VRING_ADDR. With VHOST_VRING_F_LOG the ring's used-ring writes are logged at
+ * log_guest_addr, the used ring's guest address as the VMM gives it (checked against the
+ * log like vhost-net does, once the ring has a back end). The same addresses with another
+ * log flag, which is how QEMU turns logging on and off, change the running ring in place. */
+static int set_vring_addr(struct elvis_net *net, struct elvis_vq *vq, const struct vhost_vring_addr *a)
+{
+	struct elvis_netq_vq *r = vq->ring;
+	bool log = a->flags & (1u << VHOST_VRING_F_LOG), same;
+
+	if (a->flags & ~(1u << VHOST_VRING_F_LOG))
+		return -EOPNOTSUPP;
+	if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3) ||
+	    (a->log_guest_addr & 3))
+		return -EINVAL;
+	if (vq->backend && log &&
+	    !log_range_ok((unsigned long)ev_uptr_to_u64(net->q.log.base), a->log_guest_addr, 4 + 8ull * r->num))
+		return -EINVAL;
+	same = r->live && r->addr_set && r->desc == a->desc_user_addr && r->avail == a->avail_user_addr &&
+	       r->used == a->used_user_addr;
+	r->log_used = log;
+	r->log_addr = a->log_guest_addr;
+	if (same) {
+		elvis_netq_log_update(&net->q);
+		return 0;
+	}
+	r->desc = a->desc_user_addr;
+	r->avail = a->avail_user_addr;
+	r->used = a->used_user_addr;
+	r->addr_set = true;
+	if (vq_refresh(net, vq) < 0)
+		elvis_netq_error(&net->q, (int)(vq - net->vq));
+	return 0;
 }
 
 static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *argp)
@@ -645,17 +829,7 @@ static long vring_ioctl(struct elvis_net *net, unsigned int cmd, void __user *ar
 	case VHOST_SET_VRING_ADDR:
 		if (copy_from_user(&a, argp, sizeof(a)))
 			return -EFAULT;
-		if (a.flags)
-			return -EOPNOTSUPP;     /* VHOST_VRING_F_LOG: no dirty logging */
-		if ((a.desc_user_addr & 15) || (a.avail_user_addr & 1) || (a.used_user_addr & 3))
-			return -EINVAL;
-		vq->ring->desc = a.desc_user_addr;
-		vq->ring->avail = a.avail_user_addr;
-		vq->ring->used = a.used_user_addr;
-		vq->ring->addr_set = true;
-		if (vq_refresh(net, vq) < 0)
-			elvis_netq_error(&net->q, (int)(vq - net->vq));
-		return 0;
+		return set_vring_addr(net, vq, &a);
 	case VHOST_SET_VRING_KICK: {
 		struct file *kick = NULL;
 
@@ -753,9 +927,25 @@ static long net_ioctl_locked(struct elvis_net *net, unsigned int cmd, void __use
 			return -EFAULT;
 		if (v & ~ELVIS_NET_FEATURES)
 			return -EOPNOTSUPP;
+		if ((v & (1ull << ELVIS_NET_FEAT_LOG_ALL)) && !log_all_ok(net, &net->mem))
+			return -EFAULT;
+		if ((v ^ net->features) == (1ull << ELVIS_NET_FEAT_LOG_ALL)) {
+			/* QEMU turning logging on or off around a migration: in place, the
+			 * rings keep running */
+			net->features = v;
+			net->q.features = v;
+			elvis_netq_log_update(&net->q);
+			return 0;
+		}
 		net->features = v;
 		refresh_all(net);
 		return 0;
+	case VHOST_SET_LOG_BASE:
+		if (copy_from_user(&v, argp, sizeof(v)))
+			return -EFAULT;
+		return set_log_base(net, v);
+	case VHOST_SET_LOG_FD:
+		return set_log_fd(net, argp);
 	case VHOST_SET_MEM_TABLE:
 		return set_mem_table(net, argp);
 	case VHOST_SET_VRING_NUM:
@@ -821,13 +1011,16 @@ static void ensure_served(struct elvis_net *net)
 static long net_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct elvis_net *net = file->private_data;
-	long r;
+	long r, logged;
 
 	if (cmd == ELVIS_NET_IOC_GET_ID)
 		return put_user(net->id, (u32 __user *)arg);
 
 	mutex_lock(&net->mutex);
+	logged = atomic_long_read(&log_writes);
+	/* a ring restarted here writes what it owed its guest */
 	r = net_ioctl_locked(net, cmd, (void __user *)arg);
+	log_signal(net, logged);
 	view_update(net);
 	mutex_unlock(&net->mutex);
 	/* the configuration may have changed, and a sidecore that found the mutex taken

@@ -286,10 +286,12 @@ ELVIS_UAPI_ASSERT_SIZE(struct elvis_ioc_queue_move, 16);
 
 /* virtio feature bits /dev/elvis-net offers (VHOST_GET_FEATURES) */
 #define ELVIS_NET_F_MRG_RXBUF 15
+#define ELVIS_NET_F_LOG_ALL 26          /* VHOST_F_LOG_ALL: dirty logging for live migration */
 #define ELVIS_NET_F_INDIRECT_DESC 28
 #define ELVIS_NET_F_EVENT_IDX 29
 #define ELVIS_NET_F_VERSION_1 32
-#define ELVIS_NET_FEATURES ((1ull << ELVIS_NET_F_MRG_RXBUF) | (1ull << ELVIS_NET_F_INDIRECT_DESC) | \
-			    (1ull << ELVIS_NET_F_EVENT_IDX) | (1ull << ELVIS_NET_F_VERSION_1))
+#define ELVIS_NET_FEATURES ((1ull << ELVIS_NET_F_MRG_RXBUF) | (1ull << ELVIS_NET_F_LOG_ALL) | \
+			    (1ull << ELVIS_NET_F_INDIRECT_DESC) | (1ull << ELVIS_NET_F_EVENT_IDX) | \
+			    (1ull << ELVIS_NET_F_VERSION_1))
 
 #endif /* _UAPI_LINUX_ELVIS_H */

@@ -13,8 +13,8 @@
  *                     (default: every transcript scenario: tx rx offload qemu restart notify hostile)
  *        elvis-vtest --list   (the devices and sidecores /dev/elvis lists, one per line)
  *        elvis-vtest --vmm TAP SECONDS   (a VMM sending traffic for the daemon test)
- * Scenarios: abi tx rx offload qemu restart notify hostile poll busyloop busyloop-bound auto ndev weights
- * move move-rx churn leak kill fault-tx fault-rx fault-used fault-ioctl soak bench.
+ * Scenarios: abi tx rx offload qemu restart notify hostile log poll busyloop busyloop-bound auto ndev
+ * weights move move-rx churn leak kill fault-tx fault-rx fault-used fault-ioctl soak bench.
  * Exit status 0 only if all selected scenarios pass, 2 on bad arguments. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -2023,6 +2023,535 @@ out:
 	return r;
 }
 
+/* ---- dirty logging (live migration) ----
+ * The VMM's log, vhost's layout: bit (gpa / 4096) % 8 of byte gpa / 32768 marks a guest page
+ * the device wrote. Logging goes on while the rings run, the way QEMU starts a migration
+ * (VHOST_SET_LOG_FD, VHOST_SET_LOG_BASE, VHOST_SET_FEATURES with VHOST_F_LOG_ALL,
+ * VHOST_SET_VRING_ADDR with VHOST_VRING_F_LOG and the same addresses), and off again. The
+ * bitmap after the same traffic must be vhost-net's, bit for bit. So that a wrong bit shows,
+ * the structures written sit on pages of their own: the used ring is placed against a page
+ * boundary (its index alone on one page, or its avail event alone on one page), the
+ * address the log is told for it (log_guest_addr) is not where it is (a device logging the
+ * ring's real address sets other bits), receive buffers straddle page boundaries (a device
+ * logging whole buffers rather than the bytes it wrote sets the second page for small
+ * frames), transmit buffers are on pages nothing writes (a device logging what it read
+ * sets their bits). */
+#define LOG_SIZE (64u << 10)                    /* covers guest physical 0 to 2 GiB */
+#define LOG_MEM_BYTE (GPA_BASE >> 15)           /* the first log byte of the device memory */
+#define LOG_MEM_BYTES (MEMSZ >> 15)
+#define LOG_RX_USED 0x118000ull                 /* page boundaries the used rings are put against */
+#define LOG_TX_USED 0x128000ull
+#define LOG_USED_SHIFT 0x2c0000ull              /* log_guest_addr: the used ring's address plus this */
+#define LOG_RX_BUFS 0x140000ull                 /* receive buffers, one per 8 KiB, across a page end */
+#define USED_LEN (4 + 8 * NUM)                  /* flags, index, entries: the avail event follows */
+
+enum log_split { SPLIT_INDEX, SPLIT_EVENT };    /* which part of the used ring is alone on its page */
+
+static uint64_t used_gpa(const struct dev *d, const struct gring *g)
+{
+	return off_gpa((uint64_t)((uint8_t *)g->vr.used - d->mem));
+}
+
+/* Moves ring vq's used ring (still untouched) to offset used_off, the back end detached
+ * meanwhile as QEMU does to change a ring's addresses. */
+static int log_place_used(struct dev *d, unsigned vq, uint64_t used_off)
+{
+	struct gring *g = vq ? &d->tx : &d->rx;
+	struct vhost_vring_addr a = { .index = vq };
+
+	CHECK(dev_backend(d, vq, false) == 0, "back end %u off", vq);
+	g->vr.used = (struct vring_used *)(d->mem + used_off);
+	memset(g->vr.used, 0, USED_LEN + 2);
+	a.desc_user_addr = (uintptr_t)g->vr.desc;
+	a.avail_user_addr = (uintptr_t)g->vr.avail;
+	a.used_user_addr = (uintptr_t)g->vr.used;
+	CHECK(vioctl(d, VHOST_SET_VRING_ADDR, &a) == 0, "SET_VRING_ADDR %u", vq);
+	CHECK(dev_backend(d, vq, true) == 0, "back end %u on", vq);
+	return 0;
+}
+
+/* The used ring against page boundary at (offset): its index alone on the page before, or
+ * its avail event alone on the page after. */
+static uint64_t log_used_off(uint64_t boundary, enum log_split split)
+{
+	return split == SPLIT_INDEX ? boundary - 4 : boundary - USED_LEN;
+}
+
+/* VHOST_SET_VRING_ADDR for ring vq with its current addresses and the log flag. */
+static int log_ring(struct dev *d, unsigned vq, bool on)
+{
+	struct gring *g = vq ? &d->tx : &d->rx;
+	struct vhost_vring_addr a = { .index = vq, .flags = on ? 1u << VHOST_VRING_F_LOG : 0,
+				      .desc_user_addr = (uintptr_t)g->vr.desc, .avail_user_addr = (uintptr_t)g->vr.avail,
+				      .used_user_addr = (uintptr_t)g->vr.used,
+				      .log_guest_addr = used_gpa(d, g) + LOG_USED_SHIFT };
+
+	return vioctl(d, VHOST_SET_VRING_ADDR, &a);
+}
+
+/* Logging on (log, its eventfd, LOG_ALL, the used rings in mask) or off, as QEMU does. */
+static int log_switch(struct dev *d, uint8_t *log, int efd, unsigned mask, bool on)
+{
+	uint64_t base = (uintptr_t)log, feat = d->features | (on ? 1ull << VHOST_F_LOG_ALL : 0);
+
+	if (on) {
+		CHECK(vioctl(d, VHOST_SET_LOG_FD, &efd) == 0, "SET_LOG_FD");
+		CHECK(vioctl(d, VHOST_SET_LOG_BASE, &base) == 0, "SET_LOG_BASE");
+	}
+	CHECK(vioctl(d, VHOST_SET_FEATURES, &feat) == 0, "SET_FEATURES %s LOG_ALL", on ? "with" : "without");
+	for (unsigned i = 0; i < 2; i++)
+		if (mask & (1u << i))
+			CHECK(log_ring(d, i, on) == 0, "SET_VRING_ADDR %u log %d", i, on);
+	return 0;
+}
+
+/* Waits until ring g used idx and then wrote avail event idx (the last thing both devices
+ * write when a ring goes idle), then takes the ring's lock through an ioctl (vhost-net's vq
+ * mutex, elvis's device mutex, both held across a turn): what that turn logged is in the
+ * bitmap once this returns. */
+static int log_settle(struct dev *d, struct gring *g, unsigned vq, uint16_t idx)
+{
+	uint64_t end = now_ms() + 3000;
+	struct vhost_vring_state s = { vq, 0 };
+
+	CHECK(wait_used(g, idx, 3000) == 0, "ring %u used %u, not %u", vq, g->vr.used->idx, idx);
+	while (__atomic_load_n(&vring_avail_event(&g->vr), __ATOMIC_ACQUIRE) != idx) {
+		CHECK(now_ms() < end, "ring %u avail event %u, not %u", vq, vring_avail_event(&g->vr), idx);
+		usleep(200);
+	}
+	CHECK(vioctl(d, VHOST_GET_VRING_BASE, &s) == 0, "GET_VRING_BASE %u", vq);
+	return 0;
+}
+
+/* The bitmap into the transcript (the bytes covering the device memory; nothing else may
+ * be set), the dirty pages listed on stdout. */
+static int log_record(struct tr *t, const char *path, const uint8_t *log, const char *what)
+{
+	char pages[512] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < LOG_SIZE; i++)
+		CHECK(log[i] == 0 || (i >= LOG_MEM_BYTE && i < LOG_MEM_BYTE + LOG_MEM_BYTES),
+		      "%s: %s: log byte %zu (outside the device memory) is %#x", path, what, i, log[i]);
+	for (size_t p = 0; p < LOG_MEM_BYTES * 8; p++)
+		if ((log[LOG_MEM_BYTE + p / 8] & (1u << (p % 8))) && n < sizeof(pages) - 8)
+			n += (size_t)snprintf(pages + n, sizeof(pages) - n, " %#zx", p);
+	printf("  %s: %s: dirty pages (4 KiB, from the start of memory):%s\n", path, what, n ? pages : " none");
+	tr_note(t, "dirty log (%s), byte k: pages 8k to 8k+7", what);
+	tr_add(t, log + LOG_MEM_BYTE, LOG_MEM_BYTES);
+	return 0;
+}
+
+/* Was the log eventfd signalled (and reset it)? */
+static void log_fd_record(struct tr *t, int efd, const char *what)
+{
+	tr_note(t, "log eventfd signalled %s", what);
+	tr_u32(t, efd_read(efd) ? 1 : 0);
+}
+
+/* count TX frames (every layout), completed and idle; their used entries into t. */
+static int log_tx_round(struct dev *d, unsigned count, unsigned *seq, struct tr *t)
+{
+	uint8_t f[MAXFRAME];
+	uint16_t start = d->tx.avail_idx;
+
+	for (unsigned i = 0; i < count; i++) {
+		size_t len = make_frame(f, sizes[i % 10], 6, (*seq)++);
+
+		tx_add(d, f, len, NULL, (int)(i % 3));
+		d->tx.avail_idx++;
+	}
+	d->tx.avail_idx = start;
+	guest_publish(d, &d->tx, 1, (uint16_t)(start + count));
+	if (log_settle(d, &d->tx, 1, d->tx.avail_idx) < 0)
+		return -1;
+	for (uint16_t k = start; k != d->tx.avail_idx; k++) {
+		tr_note(t, "TX used entry %u (id, len)", k);
+		tr_u32(t, d->tx.vr.used->ring[k % NUM].id);
+		tr_u32(t, d->tx.vr.used->ring[k % NUM].len);
+	}
+	return 0;
+}
+
+static int log_open(struct dev *d, const char *path, uint64_t feat, uint8_t **log, int *efd)
+{
+	CHECK(dev_open(d, path, "vt0", feat) == 0, "open %s", path);
+	/* notifications throughout: when polling, elvis refreshes the avail event on its own
+	 * schedule, which vhost-net has no counterpart of */
+	CHECK(!is_elvis(d) || set_exitless(d->id, ELVIS_EXITLESS_MODE_NEVER) == 0, "exitless never");
+	*log = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	*efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK(*log != MAP_FAILED && *efd >= 0, "log");
+	return 0;
+}
+
+/* Guest TX with the TX ring logged: its used ring only (TX writes nothing else). Before:
+ * traffic without a log; then logging on, traffic, bitmap; logging off, traffic, no bits. */
+static int sc_log_tx(const char *path, enum log_split split, struct tr *t)
+{
+	struct dev d;
+	uint8_t *log = MAP_FAILED;
+	int efd = -1, r = -1;
+	unsigned seq = 0;
+
+	memset(&d, 0, sizeof(d));
+	if (log_open(&d, path, F_ALL, &log, &efd) < 0 || log_place_used(&d, 1, log_used_off(LOG_TX_USED, split)) < 0 ||
+	    log_tx_round(&d, 10, &seq, t) < 0)
+		goto out;
+	if (log_switch(&d, log, efd, 1u << 1, true) < 0 || log_tx_round(&d, 10, &seq, t) < 0 ||
+	    log_record(t, path, log, "TX, logging on") < 0)
+		goto out;
+	log_fd_record(t, efd, "after TX with logging on");
+	if (log_switch(&d, log, efd, 1u << 1, false) < 0)
+		goto out;
+	efd_read(efd);
+	memset(log, 0, LOG_SIZE);
+	if (log_tx_round(&d, 10, &seq, t) < 0 || log_record(t, path, log, "TX, logging off") < 0)
+		goto out;
+	log_fd_record(t, efd, "after TX with logging off");
+	CHECK_OUT(capture(&d, 30, 3000, t, NULL) == 30, "%s: fewer than 30 frames on the tap", path);
+	r = 0;
+out:
+	dev_close(&d);
+	if (log != MAP_FAILED)
+		munmap(log, LOG_SIZE);
+	if (efd >= 0)
+		close(efd);
+	return r;
+}
+
+/* n receive buffers of sz bytes, each starting cross bytes before a page end. */
+static void log_rx_post(struct dev *d, unsigned n, uint32_t sz, uint32_t cross)
+{
+	struct gring *g = &d->rx;
+	uint16_t idx = g->avail_idx;
+
+	for (unsigned i = 0; i < n; i++, idx++) {
+		uint16_t slot = idx % NUM;
+		uint64_t buf = LOG_RX_BUFS + (uint64_t)(slot % 128) * 8192 + 4096 - cross;
+
+		g->vr.desc[slot] = (struct vring_desc){ off_gpa(buf), sz, VRING_DESC_F_WRITE, 0 };
+		g->vr.avail->ring[slot] = slot;
+	}
+	guest_publish(d, g, 0, idx);
+}
+
+/* The used entries from *seen on, and the bytes written into their buffers, into t. */
+static void log_rx_entries(struct dev *d, uint16_t *seen, struct tr *t)
+{
+	for (uint16_t used = d->rx.vr.used->idx; *seen != used; (*seen)++) {
+		struct vring_used_elem *u = &d->rx.vr.used->ring[*seen % NUM];
+		struct vring_desc *desc = &d->rx.vr.desc[u->id % NUM];
+
+		tr_note(t, "guest RX used entry %u (id, len, buffer)", *seen);
+		tr_u32(t, u->id);
+		tr_u32(t, u->len);
+		tr_add(t, d->mem + (desc->addr - GPA_BASE), u->len <= desc->len ? u->len : desc->len);
+	}
+}
+
+/* Host frames into guest buffers with the RX ring logged and LOG_ALL: the bytes each used
+ * entry covers and the used ring. The buffers posted with logging on are exactly what the
+ * ten frames take, and an eleventh finds none: both devices then want a kick and write
+ * the avail event (elvis also writes it at the first turn after a ring starts, vhost-net
+ * only when buffers run out, so it is compared where both write it). */
+static int sc_log_rx(const char *path, uint64_t feat, enum log_split split, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME], *log = MAP_FAILED;
+	bool mrg = feat & F_MRG;
+	uint32_t sz = mrg ? 1024 : 2048, cross = mrg ? 512 : 1000;
+	unsigned need = 0;
+	uint16_t seen = 0;
+	int efd = -1, r = -1;
+
+	memset(&d, 0, sizeof(d));
+	if (log_open(&d, path, feat, &log, &efd) < 0 || log_place_used(&d, 0, log_used_off(LOG_RX_USED, split)) < 0)
+		goto out;
+	/* before: two frames without a log */
+	log_rx_post(&d, 2, sz, cross);
+	for (unsigned i = 0; i < 2; i++)
+		CHECK_OUT(host_send(&d, f, make_frame(f, 300, 7, i)) == 0, "send");
+	CHECK_OUT(wait_used(&d.rx, 2, 3000) == 0, "%s: RX before logging: used %u of 2", path, d.rx.vr.used->idx);
+	{
+		struct vhost_vring_state s = { 0, 0 };
+		CHECK_OUT(vioctl(&d, VHOST_GET_VRING_BASE, &s) == 0, "GET_VRING_BASE");
+	}
+	log_rx_entries(&d, &seen, t);
+	if (log_switch(&d, log, efd, 1u << 0, true) < 0)
+		goto out;
+	for (unsigned i = 0; i < 10; i++)
+		need += mrg ? (unsigned)(sizes[i] + d.hl + sz - 1) / sz : 1;
+	log_rx_post(&d, need, sz, cross);
+	for (unsigned i = 0; i < 11; i++)
+		CHECK_OUT(host_send(&d, f, make_frame(f, i < 10 ? sizes[i] : 100, 7, 10 + i)) == 0, "send");
+	if (log_settle(&d, &d.rx, 0, (uint16_t)(2 + need)) < 0)
+		goto out;
+	log_rx_entries(&d, &seen, t);
+	if (log_record(t, path, log, mrg ? "RX mergeable, logging on" : "RX, logging on") < 0)
+		goto out;
+	log_fd_record(t, efd, "after RX with logging on");
+	if (log_switch(&d, log, efd, 1u << 0, false) < 0)
+		goto out;
+	efd_read(efd);
+	memset(log, 0, LOG_SIZE);
+	/* the eleventh frame goes into the next buffer */
+	log_rx_post(&d, 2, sz, cross);
+	CHECK_OUT(wait_used(&d.rx, (uint16_t)(3 + need), 3000) == 0, "%s: the held frame was not delivered", path);
+	{
+		struct vhost_vring_state s = { 0, 0 };
+		CHECK_OUT(vioctl(&d, VHOST_GET_VRING_BASE, &s) == 0, "GET_VRING_BASE");
+	}
+	log_rx_entries(&d, &seen, t);
+	if (log_record(t, path, log, "RX, logging off") < 0)
+		goto out;
+	log_fd_record(t, efd, "after RX with logging off");
+	r = 0;
+out:
+	dev_close(&d);
+	if (log != MAP_FAILED)
+		munmap(log, LOG_SIZE);
+	if (efd >= 0)
+		close(efd);
+	return r;
+}
+
+/* Hostile logs. elvis: the queue stops with an error (eventfd, state), the guest gets
+ * nothing more from it (used index unchanged), nothing is set in a log it cannot write,
+ * another device on the same sidecore carries on and the sidecore sleeps. vhost-net takes
+ * the same ioctls (their answers are the transcript) and, at run time, ignores a log write
+ * that fails: its queue goes on, the pages unlogged; that is printed, not required.
+ *   unmapped-tx, unmapped-rx: the log is an address with nothing mapped (LOG_ALL and the
+ *       used ring logged; LOG_ALL alone);
+ *   overflow: the used ring's bits run past the end of the user address space: the log
+ *       byte of the ring's start is the last one below it (mapped), so vhost's check of
+ *       ceil(2052 / 32 KiB) bytes passes, and the ring's end is logged in the byte past it. */
+enum log_hostile { LH_UNMAPPED_TX, LH_UNMAPPED_RX, LH_OVERFLOW, LH_MAX };
+static const char *const log_hostile_name[] = { "log unmapped (TX)", "log unmapped (RX)", "log past user space" };
+
+/* The end of the user address space (x86-64's TASK_SIZE_MAX: 5-level page tables under
+ * -cpu max, else 4-level), where the last page can be mapped and the next cannot; 0 if
+ * neither. */
+static uint64_t user_top(void)
+{
+	static const uint64_t tops[] = { (1ull << 56) - 4096, (1ull << 47) - 4096 };
+
+	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+		void *last = mmap((void *)(uintptr_t)(tops[i] - 4096), 4096, PROT_READ,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		void *past;
+
+		if (last == MAP_FAILED)
+			continue;
+		munmap(last, 4096);
+		if (last != (void *)(uintptr_t)(tops[i] - 4096))
+			continue;
+		past = mmap((void *)(uintptr_t)tops[i], 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			    -1, 0);
+		if (past != MAP_FAILED) {
+			munmap(past, 4096);
+			continue;
+		}
+		return tops[i];
+	}
+	return 0;
+}
+
+static int sc_log_hostile(const char *path, enum log_hostile kind, struct tr *t)
+{
+	struct dev bad, good;
+	uint8_t f[MAXFRAME], *top = MAP_FAILED;
+	unsigned vq = kind == LH_UNMAPPED_RX ? 0 : 1;
+	struct gring *g = vq ? &bad.tx : &bad.rx;
+	uint64_t base, feat, e = 0, end, utop = user_top();
+	/* overflow: log byte 2 is the last below the top; the used ring's log address starts
+	 * 1 KiB before the end of that byte's 32 KiB, so its tail is logged in byte 3 */
+	uint64_t ring_log = 3 * 32768ull - 1024;
+	int ret[3], r = -1;
+
+	memset(&good, 0, sizeof(good));
+	if (dev_open(&bad, path, "vtbad", F_ALL) < 0 || dev_open(&good, path, "vtgood", F_ALL) < 0)
+		goto out;
+	CHECK_OUT(!is_elvis(&bad) || set_exitless(bad.id, ELVIS_EXITLESS_MODE_NEVER) == 0, "exitless never");
+	if (kind == LH_OVERFLOW) {
+		CHECK_OUT(utop, "cannot find the end of the user address space");
+		top = mmap((void *)(uintptr_t)(utop - 4096), 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		CHECK_OUT(top == (void *)(uintptr_t)(utop - 4096), "cannot map the top page of user space");
+		base = utop - 1 - 2;
+	} else {
+		void *p = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		CHECK_OUT(p != MAP_FAILED, "mmap");
+		munmap(p, LOG_SIZE);
+		base = (uintptr_t)p;
+	}
+	/* QEMU's order; each answer is compared with vhost-net's */
+	feat = bad.features | (kind == LH_OVERFLOW ? 0 : 1ull << VHOST_F_LOG_ALL);
+	ret[0] = vioctl(&bad, VHOST_SET_LOG_BASE, &base) < 0 ? errno : 0;
+	ret[1] = vioctl(&bad, VHOST_SET_FEATURES, &feat) < 0 ? errno : 0;
+	ret[2] = 0;
+	if (kind != LH_UNMAPPED_RX) {
+		struct vhost_vring_addr a = { .index = 1, .flags = 1u << VHOST_VRING_F_LOG,
+					      .desc_user_addr = (uintptr_t)g->vr.desc,
+					      .avail_user_addr = (uintptr_t)g->vr.avail,
+					      .used_user_addr = (uintptr_t)g->vr.used,
+					      .log_guest_addr = kind == LH_OVERFLOW ? ring_log : used_gpa(&bad, g) };
+		ret[2] = vioctl(&bad, VHOST_SET_VRING_ADDR, &a) < 0 ? errno : 0;
+	}
+	tr_note(t, "SET_LOG_BASE, SET_FEATURES, SET_VRING_ADDR errno");
+	for (int i = 0; i < 3; i++)
+		tr_u32(t, (uint32_t)ret[i]);
+	if (ret[0] || ret[1] || ret[2]) {
+		/* refused up front (a kernel whose access_ok ends lower): nothing to run */
+		printf("  %s: %s: refused by the ioctls (errno %d %d %d)\n", path, log_hostile_name[kind], ret[0], ret[1],
+		       ret[2]);
+		r = 0;
+		goto out;
+	}
+	if (vq) {
+		tx_add(&bad, f, make_frame(f, 100, 8, 0), NULL, 0);
+		guest_publish(&bad, g, 1, 1);
+	} else {
+		rx_post(&bad, 4, 2048);
+		CHECK_OUT(host_send(&bad, f, make_frame(f, 100, 8, 0)) == 0, "send");
+	}
+	if (!is_elvis(&bad)) {
+		wait_used(g, 1, 3000);
+		printf("  vhost-net: %s: used index %u, error eventfd %s: a log write that fails is ignored\n",
+		       log_hostile_name[kind], g->vr.used->idx, efd_read(bad.err[vq]) ? "signalled" : "silent");
+		r = 0;
+		goto out;
+	}
+	end = now_ms() + 3000;
+	while (!(e = efd_read(bad.err[vq])) && now_ms() < end)
+		usleep(1000);
+	CHECK_OUT(e, "%s: no error signalled", log_hostile_name[kind]);
+	{
+		struct elvis_queue_info qi;
+		CHECK_OUT(info_of(bad.id, &qi) == 0 && qi.state == ELVIS_QUEUE_STATE_ERROR, "%s: queue not in error",
+			  log_hostile_name[kind]);
+	}
+	CHECK_OUT(g->vr.used->idx == 0, "%s: the guest got %u used entries from a queue that cannot log",
+		  log_hostile_name[kind], g->vr.used->idx);
+	if (top != MAP_FAILED)
+		for (unsigned i = 0; i < 4096; i++)
+			CHECK_OUT(top[i] == 0, "%s: byte %u of the log's last page set (%#x)", log_hostile_name[kind], i,
+				  top[i]);
+	for (unsigned i = 0; i < 5; i++) {
+		tx_add(&good, f, make_frame(f, 200, 9, i), NULL, 0);
+		guest_publish(&good, &good.tx, 1, (uint16_t)(good.tx.avail_idx + 1));
+	}
+	CHECK_OUT(wait_used(&good.tx, good.tx.avail_idx, 3000) == 0 && capture(&good, 5, 3000, NULL, NULL) == 5,
+		  "%s: the healthy device stopped", log_hostile_name[kind]);
+	eventfd_write(bad.kick[0], 1);
+	eventfd_write(bad.kick[1], 1);
+	CHECK_OUT(sidecore_sleeps(bad.id), "%s: a queue in error keeps its sidecore busy", log_hostile_name[kind]);
+	printf("  elvis-net: %s: queue stopped with an error, nothing used, nothing logged\n", log_hostile_name[kind]);
+	r = 0;
+out:
+	dev_close(&bad);
+	dev_close(&good);
+	if (top != MAP_FAILED)
+		munmap(top, 4096);
+	return r;
+}
+
+/* The log ioctls' error paths, each answer compared with vhost-net's: eventfds, flags,
+ * alignment, bases whose bits leave user space (for the memory with LOG_ALL, for a used
+ * ring with VHOST_VRING_F_LOG, checked at SET_LOG_BASE, SET_FEATURES, SET_VRING_ADDR,
+ * SET_MEM_TABLE and SET_BACKEND, the last with -1 too), then traffic still flows. */
+static int sc_log_abi(const char *path, struct tr *t)
+{
+	struct dev d;
+	uint8_t f[MAXFRAME], *log = MAP_FAILED;
+	struct vhost_memory *m = calloc(1, sizeof(*m) + 2 * sizeof(m->regions[0]));
+	uint64_t utop = user_top(), high = utop - 16, top = utop - LOG_SIZE, wrap = ~0ull, good, feat_log;
+	void *toplog = MAP_FAILED;
+	int efd = -1, r = -1, k = 0;
+	int res[32];
+
+	memset(&d, 0, sizeof(d));
+	CHECK_OUT(utop, "cannot find the end of the user address space");
+	toplog = mmap((void *)(uintptr_t)top, LOG_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK_OUT(toplog == (void *)(uintptr_t)top, "cannot map a log at the top of user space");
+	if (log_open(&d, path, F_ALL, &log, &efd) < 0)
+		goto out;
+	good = (uintptr_t)log;
+	feat_log = d.features | 1ull << VHOST_F_LOG_ALL;
+#define TRY(call) (res[k++] = (call) < 0 ? errno : 0)
+	{
+		int fd = d.tap_fd, none = -1, bad = -5;
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &fd));         /* not an eventfd */
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &bad));
+		TRY(vioctl(&d, VHOST_SET_LOG_FD, &none));
+	}
+	{
+		struct vhost_vring_addr a = { .index = 1, .flags = 2, .desc_user_addr = (uintptr_t)d.tx.vr.desc,
+					      .avail_user_addr = (uintptr_t)d.tx.vr.avail,
+					      .used_user_addr = (uintptr_t)d.tx.vr.used };
+		TRY(vioctl(&d, VHOST_SET_VRING_ADDR, &a));      /* an unknown flag */
+		a.flags = 1u << VHOST_VRING_F_LOG;
+		a.log_guest_addr = used_gpa(&d, &d.tx) + 2;
+		TRY(vioctl(&d, VHOST_SET_VRING_ADDR, &a));      /* misaligned */
+	}
+	/* a base 16 bytes below the top: fine without LOG_ALL or a logged ring */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(vioctl(&d, VHOST_SET_FEATURES, &feat_log));
+	TRY(log_ring(&d, 1, true));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &wrap));
+	/* a real log, then the bad ones again */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &good));
+	TRY(vioctl(&d, VHOST_SET_FEATURES, &feat_log));
+	TRY(log_ring(&d, 1, true));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &wrap));
+	/* a log that ends at the top of user space: memory whose bits lie beyond it */
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &top));
+	m->nregions = 2;
+	m->regions[0] = (struct vhost_memory_region){ GPA_BASE, MEMSZ, (uintptr_t)d.mem, 0 };
+	m->regions[1] = (struct vhost_memory_region){ 1ull << 40, 4096, (uintptr_t)d.mem, 0 };
+	TRY(vioctl(&d, VHOST_SET_MEM_TABLE, m));
+	/* without back ends nothing is checked; getting one, or dropping it, is */
+	TRY(dev_backend(&d, 0, false));
+	TRY(dev_backend(&d, 1, false));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &high));
+	TRY(dev_backend(&d, 0, true));
+	TRY(dev_backend(&d, 1, false));
+	TRY(vioctl(&d, VHOST_SET_LOG_BASE, &good));
+	TRY(dev_backend(&d, 0, true));
+	TRY(dev_backend(&d, 1, true));
+#undef TRY
+	tr_note(t, "errno of each log ioctl");
+	for (int i = 0; i < k; i++)
+		tr_u32(t, (uint32_t)res[i]);
+	{
+		char list[256] = "";
+		size_t n = 0;
+		for (int i = 0; i < k; i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, " %d", res[i]);
+		printf("  %s: errno:%s\n", path, list);
+	}
+	/* the device still works, logging */
+	tx_add(&d, f, make_frame(f, 100, 11, 0), NULL, 0);
+	guest_publish(&d, &d.tx, 1, (uint16_t)(d.tx.avail_idx + 1));
+	if (log_settle(&d, &d.tx, 1, d.tx.avail_idx) < 0 || log_record(t, path, log, "TX after the errors") < 0)
+		goto out;
+	CHECK_OUT(capture(&d, 1, 3000, t, NULL) == 1, "%s: the frame did not reach the tap", path);
+	r = 0;
+out:
+	dev_close(&d);
+	free(m);
+	if (toplog != MAP_FAILED)
+		munmap(toplog, LOG_SIZE);
+	if (log != MAP_FAILED)
+		munmap(log, LOG_SIZE);
+	if (efd >= 0)
+		close(efd);
+	return r;
+}
+
 /* Sends count sequence-numbered frames as fast as the ring allows; every move_every
  * frames calls mover(arg). Returns frames sent or -1. */
 static int blast(struct dev *d, unsigned count, unsigned move_every, void (*mover)(void *), void *arg,
@@ -2086,6 +2615,61 @@ static int check_seqs(const uint32_t *seqs, unsigned n, unsigned count)
 			return -1;
 		}
 	return 0;
+}
+
+/* Logging switched on and off every 100 frames while sequence-numbered frames flow (elvis
+ * only: no transcript to compare, vhost-net's timing differs): every frame arrives once and
+ * in order, the queue stays healthy, and the periods with logging on left bits. Exitless
+ * stays auto, so the switch also meets a polling queue. */
+struct log_toggle {
+	struct dev *d;
+	uint8_t *log;
+	int efd;
+	unsigned n;
+	int err;
+};
+
+static void log_toggler(void *p)
+{
+	struct log_toggle *lt = p;
+
+	if (log_switch(lt->d, lt->log, lt->efd, 3, ++lt->n % 2) < 0)
+		lt->err = -1;
+}
+
+static int sc_log_switch(void)
+{
+	struct dev d;
+	unsigned count = 3000, got = 0;
+	uint32_t *seqs = calloc(count + 16, sizeof(*seqs));
+	struct log_toggle lt = { .d = &d };
+	struct elvis_queue_info qi;
+	int r = -1;
+	bool bits = false;
+
+	memset(&d, 0, sizeof(d));
+	CHECK_OUT(seqs && dev_open(&d, ELVIS_PATH, "vt0", F_ALL) == 0, "open");
+	lt.log = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	lt.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK_OUT(lt.log != MAP_FAILED && lt.efd >= 0, "log");
+	blast(&d, count, 100, log_toggler, &lt, seqs, &got);
+	CHECK_OUT(!lt.err, "switching the log failed");
+	if (check_seqs(seqs, got, count) < 0)
+		goto out;
+	CHECK_OUT(info_of(d.id, &qi) == 0 && qi.state == ELVIS_QUEUE_STATE_READY, "queue state %u", qi.state);
+	for (size_t i = 0; i < LOG_MEM_BYTES; i++)
+		bits |= lt.log[LOG_MEM_BYTE + i] != 0;
+	CHECK_OUT(bits && efd_read(lt.efd), "nothing was logged while logging was on");
+	printf("  %u frames, logging switched %u times: none lost, duplicated or reordered\n", count, lt.n);
+	r = 0;
+out:
+	dev_close(&d);
+	if (lt.log && lt.log != MAP_FAILED)
+		munmap(lt.log, LOG_SIZE);
+	if (lt.efd > 0)
+		close(lt.efd);
+	free(seqs);
+	return r;
 }
 
 /* A queue moved between two sidecores every 50 frames: nothing lost, duplicated or
@@ -3691,6 +4275,40 @@ int main(int argc, char **argv)
 			ORACLE(name, sc_hostile(path, (enum hostile)k, cur));
 			run(name, r);
 		}
+	}
+	if (!user_api && wanted(argc, argv, "log")) {
+		/* dirty logging: not replayed over vhost-user (its log is a shared memfd) */
+		static const struct {
+			const char *name;
+			uint64_t feat;          /* 0: TX */
+		} logged[] = { { "log-tx", 0 }, { "log-rx-mrg", F_ALL }, { "log-rx", F_V1 | F_EVIDX } };
+		static const char *const split_name[] = { "used index alone on its page", "avail event alone on its page" };
+
+		for (size_t k = 0; k < sizeof(logged) / sizeof(logged[0]); k++)
+			for (int sp = SPLIT_INDEX; sp <= SPLIT_EVENT; sp++) {
+				char name[96];
+
+				snprintf(name, sizeof(name), "%s (%s)", logged[k].name, split_name[sp]);
+				scenario = logged[k].name;
+				if (logged[k].feat)
+					ORACLE(name, sc_log_rx(path, logged[k].feat, (enum log_split)sp, cur));
+				else
+					ORACLE(name, sc_log_tx(path, (enum log_split)sp, cur));
+				run(name, r);
+			}
+		for (int k = 0; k < LH_MAX; k++) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "hostile %s", log_hostile_name[k]);
+			scenario = log_hostile_name[k];
+			ORACLE(name, sc_log_hostile(path, (enum log_hostile)k, cur));
+			run(name, r);
+		}
+		scenario = "log-abi";
+		ORACLE("log ioctls' errors", sc_log_abi(path, cur));
+		run(scenario, r);
+		scenario = "log-switch";
+		run(scenario, sc_log_switch());
 	}
 	{
 		/* elvis-only scenarios, in this order */
