@@ -47,19 +47,33 @@ void elvis_net_wake_server(struct elvis_net *net)
 int ev_log_or8(void __user *p, u8 bits)
 {
 	unsigned long addr = (unsigned long)p;
-	unsigned int flags = FOLL_WRITE | (pagefault_disabled() ? FOLL_NOFAULT : 0);
 	struct page *page;
 	unsigned long *base;
 	unsigned int nr = (addr & ~PAGE_MASK) * 8;
+	int got;
 
-	if (pin_user_pages_fast(addr, 1, flags, &page) != 1)
+	/* in a sidecore turn only the lockless walk of the page tables: the slow walk would
+	 * take the VMM's mmap lock, which the VMM may hold for as long as it likes (a
+	 * reference, not a pin: held for the few instructions below) */
+	bool fast = pagefault_disabled();
+
+	if (fast)
+		got = get_user_pages_fast_only(addr, 1, FOLL_WRITE, &page);
+	else
+		got = pin_user_pages_fast(addr, 1, FOLL_WRITE, &page);
+	if (got != 1)
 		return -EFAULT;
 	base = kmap_local_page(page);
 	for (unsigned int b = 0; b < 8; b++)
 		if (bits & (1u << b))
 			set_bit(nr + b, base);
 	kunmap_local(base);
-	unpin_user_pages_dirty_lock(&page, 1, true);
+	if (fast) {
+		set_page_dirty_lock(page);
+		put_page(page);
+	} else {
+		unpin_user_pages_dirty_lock(&page, 1, true);
+	}
 	atomic_long_inc(&log_writes);
 	return 0;
 }
