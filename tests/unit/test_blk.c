@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "elvis_blk.h"
+#include "../lib/guest_mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,8 @@ static void setup(void)
 {
         const char *why = NULL;
 
-        mem = aligned_alloc(4096, MEM);
-        memset(mem, 0, MEM);
-        map.nregions = 1;
-        map.r[0] = (struct elvis_mem_region){ .gpa = GPA, .size = MEM, .vmm_addr = (uint64_t)(uintptr_t)mem,
-                                              .base = mem };
+        mem = guest_mem_map(&map, GPA, MEM);
+        cr_assert_not_null(mem);
         cr_assert_eq(elvis_vring_init(&vr, &map, NUM, (uintptr_t)mem + DESC, (uintptr_t)mem + AVAIL,
                                       (uintptr_t)mem + USED, 0, true, true, &why), 0, "%s", why);
         disk = (struct elvis_blk_disk){ .capacity = 2048, .blk_size = 512, .num_queues = 1, .discard = true,

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include "elvis_net.h"
+#include "../lib/guest_mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,11 +117,8 @@ static void setup_pair(struct pair *p, unsigned idx, uint64_t features)
 
 static void setup(void)
 {
-        mem = aligned_alloc(4096, MEM);
-        memset(mem, 0, MEM);
-        map.nregions = 1;
-        map.r[0] = (struct elvis_mem_region){ .gpa = GPA, .size = MEM, .vmm_addr = (uint64_t)(uintptr_t)mem,
-                                              .base = mem };
+        mem = guest_mem_map(&map, GPA, MEM);
+        cr_assert_not_null(mem);
         pairs = calloc(NQ, sizeof(*pairs));
 }
 
@@ -150,6 +148,15 @@ static void offer(struct pair *p, int i, uint32_t len, uint8_t tag)
         u16_at(r->avail + 4)[r->avail_idx % NUM] = id;
         r->avail_idx++;
         *u16_at(r->avail + 2) = r->avail_idx;
+}
+
+/* The back end has one frame for the guest: len bytes of fill after a zero header. */
+static void backend_frame(struct pair *p, uint8_t fill, uint32_t len)
+{
+        memset(p->rx_frame, fill, len);
+        memset(p->rx_frame, 0, 12);
+        p->rx_len = len;
+        p->rx_left = 1;
 }
 
 static uint16_t used_idx(struct pair *p, int i)
@@ -225,10 +232,7 @@ Test(netq, without_mergeable_buffers_num_buffers_is_the_guests)
         buf = p->r[ELVIS_NETQ_RX].buf;
         mem[buf + 10] = 0xcd;
         mem[buf + 11] = 0xab;
-        memset(p->rx_frame, 0x5a, 100);
-        memset(p->rx_frame, 0, 12);
-        p->rx_len = 100;
-        p->rx_left = 1;
+        backend_frame(p, 0x5a, 100);
         cr_assert_eq(turn(p, NULL, 100), 1);
         cr_assert_eq(mem[buf + 10], 0xcd, "as vhost-net and QEMU: left as the guest wrote it");
         cr_assert_eq(mem[buf + 11], 0xab);
@@ -246,10 +250,7 @@ Test(netq, mergeable_buffers_carry_their_count)
         offer(p, ELVIS_NETQ_RX, 64, 0);
         offer(p, ELVIS_NETQ_RX, 64, 0);
         buf = p->r[ELVIS_NETQ_RX].buf;
-        memset(p->rx_frame, 0x11, 100);
-        memset(p->rx_frame, 0, 12);
-        p->rx_len = 100;
-        p->rx_left = 1;
+        backend_frame(p, 0x11, 100);
         cr_assert_eq(turn(p, NULL, 100), 1);
         cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 2, "one frame, two buffers");
         cr_assert_eq(mem[buf + 10], 2);
@@ -263,9 +264,7 @@ Test(netq, a_frame_without_room_waits_and_asks_for_rx_kicks)
         struct pair *p = &pairs[0];
 
         setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
-        memset(p->rx_frame, 0, 100);
-        p->rx_len = 100;
-        p->rx_left = 1;
+        backend_frame(p, 0, 100);
         cr_assert_eq(turn(p, NULL, 100), 0);
         cr_assert(p->q.rx_blocked);
         cr_assert_eq(p->q.rxlen, 100, "the frame stays");
@@ -378,10 +377,7 @@ Test(netq, received_frames_and_used_entries_are_logged_with_log_all)
         offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
         offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
         buf = p->r[ELVIS_NETQ_RX].buf;
-        memset(p->rx_frame, 0x22, 3000);
-        memset(p->rx_frame, 0, 12);
-        p->rx_len = 3000;
-        p->rx_left = 1;
+        backend_frame(p, 0x22, 3000);
         cr_assert_eq(turn(p, NULL, 100), 1);
         cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 2);
         cr_assert(logged(log, GPA + buf), "the first buffer's page");
@@ -406,9 +402,7 @@ Test(netq, without_log_all_only_the_used_ring_is_logged)
         setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
         log_on(p, log, size, false);
         offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
-        memset(p->rx_frame, 0, 100);
-        p->rx_len = 100;
-        p->rx_left = 1;
+        backend_frame(p, 0, 100);
         offer(p, ELVIS_NETQ_TX, 60, 0);
         cr_assert_eq(turn(p, NULL, 100), 2);
         cr_assert_not(logged(log, GPA + p->r[ELVIS_NETQ_RX].buf));
@@ -453,9 +447,7 @@ Test(netq, a_hostile_log_stops_the_ring_it_would_have_covered)
         /* the log covers pages 0-15 only: every write of this device lies beyond it */
         log_on(p, log, 2, true);
         offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
-        memset(p->rx_frame, 0, 100);
-        p->rx_len = 100;
-        p->rx_left = 1;
+        backend_frame(p, 0, 100);
         turn(p, NULL, 100);
         cr_assert_not(p->q.vq[ELVIS_NETQ_RX].live, "the queue errors");
         cr_assert_eq(p->notified[ELVIS_NETQ_SIG_ERR_RX], 1);
