@@ -649,18 +649,12 @@ static struct elvis_vm *vm_named(const char *name)
 /* The source: "test" (2 vCPUs) as VM t1 with a loopback device on a sidecore. */
 static uint32_t source_vm(void)
 {
-        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO }, .ndevices = 1 };
-        struct elvis_err e = { 0 };
+        uint32_t id = add_with_device()->id;
 
-        snprintf(vm.name, sizeof(vm.name), "t1");
-        snprintf(vm.domain, sizeof(vm.domain), "test");
-        vm.devices[0] = (struct elvis_device){ .backend = ELVIS_BACKEND_LOOPBACK, .queues = 1 };
-        snprintf(vm.devices[0].id, sizeof(vm.devices[0].id), "net0");
-        cr_assert_eq(add_domain(&vm, &e), 0, "%s", e.detail);
         settle();
         cr_assert_eq(m->state.nsidecores, 1, "the device has a sidecore");
         cr_assert_neq(m->state.vms[0].devices[0].sidecore[0], 0, "its queue is served");
-        return vm.id;
+        return id;
 }
 
 static bool t1_gone(void) { return !vm_named("t1"); }
