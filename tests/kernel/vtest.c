@@ -2185,6 +2185,16 @@ static int log_open(struct dev *d, const char *path, uint64_t feat, uint8_t **lo
 	return 0;
 }
 
+/* The end of a logging scenario: the device, the log mapping, the log eventfd. */
+static void log_dev_close(struct dev *d, uint8_t *log, int efd)
+{
+	dev_close(d);
+	if (log != MAP_FAILED)
+		munmap(log, LOG_SIZE);
+	if (efd >= 0)
+		close(efd);
+}
+
 /* Guest TX with the TX ring logged: its used ring only (TX writes nothing else). Before:
  * traffic without a log; then logging on, traffic, bitmap; logging off, traffic, no bits. */
 static int sc_log_tx(const char *path, enum log_split split, struct tr *t)
@@ -2212,11 +2222,7 @@ static int sc_log_tx(const char *path, enum log_split split, struct tr *t)
 	CHECK_OUT(capture(&d, 30, 3000, t, NULL) == 30, "%s: fewer than 30 frames on the tap", path);
 	r = 0;
 out:
-	dev_close(&d);
-	if (log != MAP_FAILED)
-		munmap(log, LOG_SIZE);
-	if (efd >= 0)
-		close(efd);
+	log_dev_close(&d, log, efd);
 	return r;
 }
 
@@ -2308,11 +2314,7 @@ static int sc_log_rx(const char *path, uint64_t feat, enum log_split split, stru
 	log_fd_record(t, efd, "after RX with logging off");
 	r = 0;
 out:
-	dev_close(&d);
-	if (log != MAP_FAILED)
-		munmap(log, LOG_SIZE);
-	if (efd >= 0)
-		close(efd);
+	log_dev_close(&d, log, efd);
 	return r;
 }
 
