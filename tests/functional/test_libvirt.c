@@ -375,19 +375,26 @@ static void orchestrator_pins(virDomainPtr dom, unsigned vcpu, int cpu)
         cr_assert_eq(virDomainPinVcpu(dom, vcpu, &map, 1), 0, "%s", virGetLastErrorMessage());
 }
 
-static char *emulator_pin_of(virDomainPtr dom)
+/* A one-byte CPU map as a cpuset string (static buffer). */
+static char *map_string(unsigned char map)
 {
         static char buf[64];
-        unsigned char map = 0;
         elvis_cpuset s;
 
-        cr_assert_geq(virDomainGetEmulatorPinInfo(dom, &map, 1, 0), 0, "%s", virGetLastErrorMessage());
         elvis_cpuset_zero(&s);
         for (int c = 0; c < 8; c++)
                 if (map & (1u << c))
                         elvis_cpuset_set(&s, c);
         elvis_cpuset_format(&s, buf, sizeof(buf));
         return buf;
+}
+
+static char *emulator_pin_of(virDomainPtr dom)
+{
+        unsigned char map = 0;
+
+        cr_assert_geq(virDomainGetEmulatorPinInfo(dom, &map, 1, 0), 0, "%s", virGetLastErrorMessage());
+        return map_string(map);
 }
 
 static char *fmt(const elvis_cpuset *s)
@@ -758,17 +765,10 @@ static virDomainPtr incoming_domain(const char *name)
 
 static char *pin_of_one(virDomainPtr dom)
 {
-        static char buf[64];
         unsigned char map = 0;
-        elvis_cpuset s;
 
         cr_assert_geq(virDomainGetVcpuPinInfo(dom, 1, &map, 1, 0), 0, "%s", virGetLastErrorMessage());
-        elvis_cpuset_zero(&s);
-        for (int c = 0; c < 8; c++)
-                if (map & (1u << c))
-                        elvis_cpuset_set(&s, c);
-        elvis_cpuset_format(&s, buf, sizeof(buf));
-        return buf;
+        return map_string(map);
 }
 
 Test(migration, the_destination_adopts_before_the_guest_runs)
