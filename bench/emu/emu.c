@@ -229,15 +229,8 @@ static int start_vq(struct emu *e, struct emu_vq *vq, uint32_t index)
         return 0;
 }
 
-int emu_open(struct emu *e, const struct emu_opts *o)
+int emu_mem_connect(struct emu *e, const struct emu_opts *o)
 {
-        uint64_t offered, want, pf;
-        struct {
-                uint32_t n, pad;
-                uint64_t gpa, size, uaddr, offset;
-        } table;
-        size_t off = 0;
-
         memset(e, 0, sizeof(*e));
         e->o = *o;
         e->sock = e->memfd = -1;
@@ -258,7 +251,45 @@ int emu_open(struct emu *e, const struct emu_opts *o)
         e->mem = mmap(NULL, e->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, e->memfd, 0);
         if (e->mem == MAP_FAILED)
                 return fail(e, "mmap: %s", strerror(errno));
-        if (emu_connect(e) || get_u64(e, GET_FEATURES, &offered))
+        return emu_connect(e);
+}
+
+int emu_msg_set(struct emu *e, uint32_t request, const void *payload, uint32_t size, const int *fds, unsigned nfds)
+{
+        return set(e, request, payload, size, fds, nfds);
+}
+
+int emu_msg_get_u64(struct emu *e, uint32_t request, uint64_t *v)
+{
+        return get_u64(e, request, v);
+}
+
+void emu_vq_setup(struct emu *e, struct emu_vq *vq, size_t *off)
+{
+        vq_layout(e, vq, off);
+}
+
+int emu_vq_start(struct emu *e, struct emu_vq *vq, uint32_t index)
+{
+        return start_vq(e, vq, index);
+}
+
+int emu_mem_table(struct emu *e)
+{
+        struct {
+                uint32_t n, pad;
+                uint64_t gpa, size, uaddr, offset;
+        } table = { 1, 0, EMU_GPA_BASE, e->mem_size, (uintptr_t)e->mem, 0 };
+
+        return set(e, SET_MEM_TABLE, &table, sizeof(table), &e->memfd, 1);
+}
+
+int emu_open(struct emu *e, const struct emu_opts *o)
+{
+        uint64_t offered, want, pf;
+        size_t off = 0;
+
+        if (emu_mem_connect(e, o) || get_u64(e, GET_FEATURES, &offered))
                 return -1;
         want = (1ull << F_VERSION_1) | (1ull << F_PROTOCOL);
         if (!o->no_event_idx)
@@ -295,8 +326,7 @@ int emu_open(struct emu *e, const struct emu_opts *o)
         }
         if (off > e->mem_size)
                 return fail(e, "guest memory too small for %u queue pairs of %u entries", e->nqp, e->o.ring);
-        table = (typeof(table)){ 1, 0, EMU_GPA_BASE, e->mem_size, (uintptr_t)e->mem, 0 };
-        if (set(e, SET_MEM_TABLE, &table, sizeof(table), &e->memfd, 1))
+        if (emu_mem_table(e))
                 return -1;
         for (unsigned i = 0; i < e->nqp; i++) {
                 emu_rx_post_all(e, i);
@@ -373,6 +403,11 @@ static void publish(struct emu *e, struct emu_vq *vq)
                 vq->kicks++;
                 emu_spin_ns(e->o.exit_cost_ns);
         }
+}
+
+void emu_vq_publish(struct emu *e, struct emu_vq *vq)
+{
+        publish(e, vq);
 }
 
 void emu_irq(struct emu *e, struct emu_vq *vq, bool wanted)

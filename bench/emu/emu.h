@@ -66,6 +66,17 @@ int emu_open(struct emu *e, const struct emu_opts *o);
 /* Stops the rings (GET_VRING_BASE) and disconnects. */
 void emu_close(struct emu *e);
 
+/* Pieces of emu_open for other device types (blk.c): guest memory and the connection;
+ * a setting (acknowledged with REPLY_ACK); a u64 query; a ring's layout in guest memory
+ * at *off, its start, making posted entries visible (kicking if the device wants). */
+int emu_mem_connect(struct emu *e, const struct emu_opts *o);
+int emu_msg_set(struct emu *e, uint32_t request, const void *payload, uint32_t size, const int *fds, unsigned nfds);
+int emu_msg_get_u64(struct emu *e, uint32_t request, uint64_t *v);
+int emu_mem_table(struct emu *e);
+void emu_vq_setup(struct emu *e, struct emu_vq *vq, size_t *off);
+int emu_vq_start(struct emu *e, struct emu_vq *vq, uint32_t index);
+void emu_vq_publish(struct emu *e, struct emu_vq *vq);
+
 /* Low-level protocol access (hostile modes). */
 int emu_connect(struct emu *e);
 int emu_send(struct emu *e, uint32_t request, uint32_t flags, const void *payload, uint32_t size, const int *fds,

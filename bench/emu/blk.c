@@ -1,0 +1,450 @@
+/* elvis-guest-blk: the guest emulator's virtio-blk driver over vhost-user, for tests and
+ * benchmarks of any vhost-user-blk back end (ELVIS, qemu-storage-daemon, SPDK).
+ *   elvis-guest-blk --socket PATH [--mode verify|iops] [--queues N] [--depth N] [--seconds S]
+ *                   [--count N] [--bs BYTES] [--rw randread|randwrite] [--ring N] [--cpu N]
+ * verify: random reads, writes, flushes, write-zeroes and discards over the first 64 MiB
+ *   (at most), no two requests in flight on one block; every read is checked against what
+ *   was last written (a per-block generation and a pattern derived from it; zeros where
+ *   zeroed or never written; blocks after a discard are not checked until rewritten).
+ * iops: random reads or writes of --bs bytes at --depth per queue; completions per second,
+ *   latency percentiles, notifications per 1,000 requests.
+ * The driver polls the used rings (interrupts off), kicks as the device asks. Prints one
+ * JSON line; exits 1 on a failure (a request error, a mismatch, a stall). */
+#include "emu.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16,
+       GET_QUEUE_NUM = 17, GET_CONFIG = 24 };
+
+#define F_SEG_MAX 2
+#define F_RO 5
+#define F_BLK_SIZE 6
+#define F_FLUSH 9
+#define F_MQ 12
+#define F_DISCARD 13
+#define F_WRITE_ZEROES 14
+#define F_EVENT_IDX 29
+#define F_PROTOCOL 30
+#define F_VERSION_1 32
+#define PF_MQ 0
+#define PF_REPLY_ACK 3
+#define PF_CONFIG 9
+
+#define T_IN 0u
+#define T_OUT 1u
+#define T_FLUSH 4u
+#define T_DISCARD 11u
+#define T_WRITE_ZEROES 13u
+#define DESC_F_NEXT 1
+#define DESC_F_WRITE 2
+
+#define MAX_Q 8
+#define MAX_BS (64u << 10)
+#define STATUS_OFF (4096u + MAX_BS)
+#define SLOT_STRIDE (STATUS_OFF + 4096u)        /* [16 B header, 16 B range][data at 4096][status] */
+#define BLOCK 4096u
+#define VERIFY_BLOCKS 16384u            /* 64 MiB */
+#define GEN_UNKNOWN UINT32_MAX          /* discarded: contents not promised */
+
+struct slot {
+        bool busy;
+        uint32_t type, nblocks, gen;
+        uint64_t block, t0;
+};
+
+struct queue {
+        struct emu_vq vq;
+        uint64_t slots_off;
+        struct slot *slot;
+        unsigned inflight;
+};
+
+static struct emu e;
+static struct queue q[MAX_Q];
+static unsigned nq, depth = 16, bs = 4096;
+static uint64_t capacity, features;
+static uint32_t blk_size = 512;
+static uint32_t *gen;
+static uint8_t *busy;
+static unsigned nblocks;
+static uint64_t reads, writes, flushes, zeroes, discards, errors, mismatches;
+static uint64_t *lat;
+static size_t nlat, lat_cap;
+
+static uint64_t rnd(void)
+{
+        static uint64_t x = 0x9e3779b97f4a7c15ull;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+}
+
+static uint64_t pattern(uint64_t block, uint32_t g, unsigned word)
+{
+        uint64_t v = block * 0x9e3779b97f4a7c15ull ^ (uint64_t)g << 32 ^ word;
+        v ^= v >> 31;
+        v *= 0xbf58476d1ce4e5b9ull;
+        return v ^ v >> 29;
+}
+
+static int negotiate(const char *sock, unsigned queues, unsigned ring)
+{
+        struct emu_opts o = { .socket = sock, .queues = 1, .ring = ring, .mem_mb = 0 };
+        uint64_t offered, pf, want;
+        struct {
+                uint32_t offset, size, flags;
+                uint8_t cfg[60];
+        } c = { 0, 60, 0, { 0 } };
+        uint32_t req, len;
+        size_t off = 0;
+
+        o.mem_mb = (unsigned)((queues * (size_t)depth * SLOT_STRIDE + queues * (ring * 24ull + 16384)) >> 20) + 8;
+        if (emu_mem_connect(&e, &o) || emu_msg_get_u64(&e, GET_FEATURES, &offered))
+                return -1;
+        want = 1ull << F_VERSION_1 | 1ull << F_PROTOCOL | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |
+               1ull << F_RO | 1ull << F_DISCARD | 1ull << F_WRITE_ZEROES | 1ull << F_EVENT_IDX;
+        if (queues > 1)
+                want |= 1ull << F_MQ;
+        features = offered & want;
+        if (!(features & (1ull << F_PROTOCOL)) || emu_msg_get_u64(&e, GET_PROTOCOL_FEATURES, &pf))
+                return -1;
+        pf &= 1ull << PF_MQ | 1ull << PF_REPLY_ACK | 1ull << PF_CONFIG;
+        if (emu_send(&e, SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0))
+                return -1;
+        e.protocol_features = pf;
+        if (!(pf & (1ull << PF_CONFIG))) {
+                snprintf(e.error, sizeof(e.error), "the back end has no GET_CONFIG");
+                return -1;
+        }
+        if (emu_send(&e, GET_CONFIG, 0, &c, sizeof(c), NULL, 0) || emu_recv(&e, &req, &c, sizeof(c), &len) ||
+            req != GET_CONFIG || len != sizeof(c)) {
+                snprintf(e.error, sizeof(e.error), "GET_CONFIG failed");
+                return -1;
+        }
+        memcpy(&capacity, c.cfg, 8);
+        if (features & (1ull << F_BLK_SIZE))
+                memcpy(&blk_size, c.cfg + 20, 4);
+        if (queues > 1) {
+                uint16_t cfgq;
+                memcpy(&cfgq, c.cfg + 34, 2);
+                if (!(features & (1ull << F_MQ)) || cfgq < queues) {
+                        snprintf(e.error, sizeof(e.error), "the back end offers %u queues, %u wanted", cfgq, queues);
+                        return -1;
+                }
+        }
+        if (emu_msg_set(&e, SET_OWNER, NULL, 0, NULL, 0) || emu_msg_set(&e, SET_FEATURES, &features, 8, NULL, 0))
+                return -1;
+        nq = queues;
+        for (unsigned i = 0; i < nq; i++) {
+                emu_vq_setup(&e, &q[i].vq, &off);
+                q[i].slots_off = (off + 4095) & ~4095ull;
+                off = q[i].slots_off + (size_t)depth * SLOT_STRIDE;
+                q[i].slot = calloc(depth, sizeof(struct slot));
+                if (!q[i].slot)
+                        return -1;
+        }
+        if (off > e.mem_size) {
+                snprintf(e.error, sizeof(e.error), "guest memory too small");
+                return -1;
+        }
+        if (emu_mem_table(&e))
+                return -1;
+        for (unsigned i = 0; i < nq; i++) {
+                if (emu_vq_start(&e, &q[i].vq, i))
+                        return -1;
+                emu_irq(&e, &q[i].vq, false);
+        }
+        return 0;
+}
+
+static uint8_t *slot_mem(unsigned qi, unsigned s)
+{
+        return e.mem + q[qi].slots_off + (size_t)s * SLOT_STRIDE;
+}
+
+static uint64_t slot_gpa(unsigned qi, unsigned s)
+{
+        return EMU_GPA_BASE + q[qi].slots_off + (uint64_t)s * SLOT_STRIDE;
+}
+
+/* Posts request s of queue qi: type, first sector, data bytes (IN/OUT) or the range
+ * (DISCARD/WRITE_ZEROES). Three descriptors per slot: 3s, 3s+1, 3s+2. */
+static void post(unsigned qi, unsigned s, uint32_t type, uint64_t sector, uint32_t len)
+{
+        struct emu_vq *vq = &q[qi].vq;
+        uint8_t *m = slot_mem(qi, s);
+        uint64_t g = slot_gpa(qi, s);
+        uint16_t d = (uint16_t)(3 * s), n = 0;
+        uint32_t zero = 0;
+
+        memcpy(m, &type, 4);
+        memcpy(m + 4, &zero, 4);
+        memcpy(m + 8, &sector, 8);
+        m[STATUS_OFF] = 0xff;        /* status: the back end must overwrite it */
+        if (type == T_DISCARD || type == T_WRITE_ZEROES) {
+                uint32_t sectors = len >> 9, flags = 0;
+                memcpy(m + 16, &sector, 8);
+                memcpy(m + 24, &sectors, 4);
+                memcpy(m + 28, &flags, 4);
+                vq->desc[d] = (struct emu_desc){ g, 32, DESC_F_NEXT, (uint16_t)(d + 1) };
+                n = 1;
+        } else {
+                vq->desc[d] = (struct emu_desc){ g, 16, DESC_F_NEXT, (uint16_t)(d + 1) };
+                n = 1;
+                if (type == T_IN || type == T_OUT) {
+                        vq->desc[d + 1] = (struct emu_desc){ g + 4096, len,
+                                                             (uint16_t)(DESC_F_NEXT | (type == T_IN ? DESC_F_WRITE : 0)),
+                                                             (uint16_t)(d + 2) };
+                        n = 2;
+                }
+        }
+        vq->desc[d + n - 1].next = (uint16_t)(d + n);
+        vq->desc[d + n] = (struct emu_desc){ g + STATUS_OFF, 1, DESC_F_WRITE, 0 };
+        vq->avail[2 + (vq->avail_idx & (vq->num - 1))] = d;
+        vq->avail_idx++;
+        q[qi].inflight++;
+}
+
+static bool verify_mode;
+static bool writes_mode;
+
+/* Starts one request in a free slot of queue qi. */
+static void start(unsigned qi, unsigned s)
+{
+        struct slot *sl = &q[qi].slot[s];
+        uint32_t per = BLOCK / 512;
+        uint8_t *data = slot_mem(qi, s) + 4096;
+
+        sl->t0 = emu_now_ns();
+        if (!verify_mode) {
+                uint64_t units = capacity * 512 / bs;
+                uint64_t at = (rnd() % (units ? units : 1)) * (bs / 512);
+                sl->type = writes_mode ? T_OUT : T_IN;
+                sl->busy = true;
+                post(qi, s, sl->type, at, bs);
+                return;
+        }
+        unsigned r = (unsigned)(rnd() % 100), nb = 1 + (unsigned)(rnd() % 4);
+        uint64_t b = rnd() % (nblocks - nb + 1);
+        for (unsigned k = 0; k < nb; k++)
+                if (busy[b + k]) {
+                        r = 90;         /* a flush instead: it touches no block */
+                        break;
+                }
+        if (r >= 90 && r < 94) {
+                sl->type = T_FLUSH;
+                sl->nblocks = 0;
+                sl->busy = true;
+                post(qi, s, T_FLUSH, 0, 0);
+                return;
+        }
+        sl->block = b;
+        sl->nblocks = nb;
+        if (r < 45 || (r >= 94 && !(features & (1ull << (r < 97 ? F_DISCARD : F_WRITE_ZEROES))))) {
+                sl->type = T_OUT;
+                sl->gen = gen[b] == GEN_UNKNOWN ? 1 : gen[b] + 1;
+                for (unsigned k = 0; k < nb; k++)
+                        for (unsigned w = 0; w < BLOCK / 8; w++) {
+                                uint64_t v = pattern(b + k, sl->gen, w);
+                                memcpy(data + (size_t)k * BLOCK + w * 8, &v, 8);
+                        }
+        } else if (r < 90) {
+                sl->type = T_IN;
+                memset(data, 0xa5, (size_t)nb * BLOCK);
+        } else {
+                sl->type = r < 97 ? T_DISCARD : T_WRITE_ZEROES;
+        }
+        for (unsigned k = 0; k < nb; k++)
+                busy[b + k] = 1;
+        sl->busy = true;
+        post(qi, s, sl->type, b * per, nb * BLOCK);
+}
+
+static void check_read(unsigned qi, unsigned s)
+{
+        struct slot *sl = &q[qi].slot[s];
+        const uint8_t *data = slot_mem(qi, s) + 4096;
+
+        for (unsigned k = 0; k < sl->nblocks; k++) {
+                uint32_t g = gen[sl->block + k];
+                if (g == GEN_UNKNOWN)
+                        continue;
+                for (unsigned w = 0; w < BLOCK / 8; w++) {
+                        uint64_t v, want = g ? pattern(sl->block + k, g, w) : 0;
+                        memcpy(&v, data + (size_t)k * BLOCK + w * 8, 8);
+                        if (v != want) {
+                                if (!mismatches)
+                                        fprintf(stderr, "elvis-guest-blk: block %llu word %u: %016llx, want %016llx\n",
+                                                (unsigned long long)(sl->block + k), w, (unsigned long long)v,
+                                                (unsigned long long)want);
+                                mismatches++;
+                                break;
+                        }
+                }
+        }
+}
+
+/* Reaps queue qi's completions; returns how many. */
+static unsigned reap(unsigned qi)
+{
+        struct emu_vq *vq = &q[qi].vq;
+        uint16_t idx = __atomic_load_n(&vq->used[1], __ATOMIC_ACQUIRE);
+        unsigned n = 0;
+
+        while (vq->used_last != idx) {
+                uint32_t id = ((uint32_t *)&vq->used[2])[2 * (vq->used_last & (vq->num - 1))];
+                unsigned s = id / 3;
+                vq->used_last++;
+                if (id % 3 || s >= depth || !q[qi].slot[s].busy) {
+                        errors++;
+                        continue;
+                }
+                struct slot *sl = &q[qi].slot[s];
+                uint8_t status = slot_mem(qi, s)[STATUS_OFF];
+                if (status != 0)
+                        errors++;
+                if (lat && nlat < lat_cap)
+                        lat[nlat++] = emu_now_ns() - sl->t0;
+                switch (sl->type) {
+                case T_IN: reads++; if (verify_mode && !status) check_read(qi, s); break;
+                case T_OUT: writes++; break;
+                case T_FLUSH: flushes++; break;
+                case T_DISCARD: discards++; break;
+                default: zeroes++; break;
+                }
+                if (verify_mode && !status)
+                        for (unsigned k = 0; k < sl->nblocks; k++)
+                                gen[sl->block + k] = sl->type == T_OUT ? sl->gen :
+                                                     sl->type == T_DISCARD ? GEN_UNKNOWN :
+                                                     sl->type == T_WRITE_ZEROES ? 0 : gen[sl->block + k];
+                for (unsigned k = 0; k < sl->nblocks; k++)
+                        busy[sl->block + k] = 0;
+                sl->busy = false;
+                q[qi].inflight--;
+                n++;
+        }
+        return n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "socket", 1, 0, 's' }, { "mode", 1, 0, 'm' }, { "queues", 1, 0, 'q' }, { "depth", 1, 0, 'd' },
+                { "seconds", 1, 0, 'S' }, { "count", 1, 0, 'n' }, { "bs", 1, 0, 'b' }, { "rw", 1, 0, 'w' },
+                { "ring", 1, 0, 'r' }, { "cpu", 1, 0, 'c' }, { 0, 0, 0, 0 },
+        };
+        const char *sock = NULL, *mode = "verify", *rw = "randread";
+        unsigned queues = 1, ring = 256;
+        double seconds = 2;
+        unsigned long long count = 0, done = 0;
+        uint64_t kicks = 0, t0, end, last_progress;
+        int c, cpu = -1;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 's': sock = optarg; break;
+                case 'm': mode = optarg; break;
+                case 'q': queues = (unsigned)atoi(optarg); break;
+                case 'd': depth = (unsigned)atoi(optarg); break;
+                case 'S': seconds = atof(optarg); break;
+                case 'n': count = strtoull(optarg, NULL, 10); break;
+                case 'b': bs = (unsigned)atoi(optarg); break;
+                case 'w': rw = optarg; break;
+                case 'r': ring = (unsigned)atoi(optarg); break;
+                case 'c': cpu = atoi(optarg); break;
+                default: fprintf(stderr, "elvis-guest-blk: see the comment at the top of bench/emu/blk.c\n"); return 2;
+                }
+        }
+        verify_mode = !strcmp(mode, "verify");
+        writes_mode = !strcmp(rw, "randwrite");
+        if (!sock || !queues || queues > MAX_Q || !depth || 3 * depth > ring || bs < 512 || bs > MAX_BS || bs % 512 ||
+            seconds <= 0 || seconds > 3600 || (!verify_mode && strcmp(mode, "iops"))) {
+                fprintf(stderr, "elvis-guest-blk: bad arguments\n");
+                return 2;
+        }
+        if (cpu >= 0) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(cpu, &set);
+                sched_setaffinity(0, sizeof(set), &set);
+        }
+        if (negotiate(sock, queues, ring) < 0) {
+                printf("{\"error\": \"%s: %s\"}\n", sock, e.error);
+                emu_close(&e);
+                return 1;
+        }
+        if (verify_mode && (features & (1ull << F_RO))) {
+                printf("{\"error\": \"the disk is read-only: verify needs to write\"}\n");
+                return 1;
+        }
+        nblocks = (unsigned)(capacity * 512 / BLOCK < VERIFY_BLOCKS ? capacity * 512 / BLOCK : VERIFY_BLOCKS);
+        gen = calloc(nblocks + 1, sizeof(*gen));
+        busy = calloc(nblocks + 1, 1);
+        lat_cap = 1 << 20;
+        lat = malloc(lat_cap * sizeof(*lat));
+        if (!gen || !busy || !lat || (verify_mode && nblocks < 8)) {
+                printf("{\"error\": \"the disk is too small or out of memory\"}\n");
+                return 1;
+        }
+        t0 = last_progress = emu_now_ns();
+        end = t0 + (uint64_t)(seconds * 1e9);
+        while (emu_now_ns() < end && (!count || done < count)) {
+                for (unsigned i = 0; i < nq; i++) {
+                        for (unsigned s = 0; s < depth && (!count || done + q[i].inflight < count); s++)
+                                if (!q[i].slot[s].busy)
+                                        start(i, s);
+                        uint64_t before = q[i].vq.kicks;
+                        emu_vq_publish(&e, &q[i].vq);
+                        kicks += q[i].vq.kicks - before;
+                        unsigned n = reap(i);
+                        done += n;
+                        if (n)
+                                last_progress = emu_now_ns();
+                }
+                if (emu_now_ns() - last_progress > 5000000000ull) {
+                        fprintf(stderr, "elvis-guest-blk: no completion for 5 s\n");
+                        errors++;
+                        break;
+                }
+        }
+        double secs = (double)(emu_now_ns() - t0) / 1e9;
+        /* what is in flight completes (bounded) before the rings stop */
+        for (uint64_t stop = emu_now_ns() + 5000000000ull; emu_now_ns() < stop;) {
+                unsigned left = 0;
+                for (unsigned i = 0; i < nq; i++) {
+                        done += reap(i);
+                        left += q[i].inflight;
+                }
+                if (!left)
+                        break;
+        }
+        for (unsigned i = 0; i < nq; i++)
+                if (q[i].inflight)
+                        errors++;
+        qsort(lat, nlat, sizeof(*lat), cmp_u64);
+        printf("{\"mode\": \"%s\", \"socket\": \"%s\", \"capacity_sectors\": %llu, \"blk_size\": %u, \"queues\": %u, "
+               "\"depth\": %u, \"seconds\": %.3f, \"requests\": %llu, \"iops\": %.0f, \"reads\": %llu, \"writes\": %llu, "
+               "\"flushes\": %llu, \"write_zeroes\": %llu, \"discards\": %llu, \"errors\": %llu, \"mismatches\": %llu, "
+               "\"kicks_per_1000\": %.2f, \"p50_ns\": %llu, \"p99_ns\": %llu, \"features\": \"%#llx\"}\n",
+               mode, sock, (unsigned long long)capacity, blk_size, nq, depth, secs, done, (double)done / secs,
+               (unsigned long long)reads, (unsigned long long)writes, (unsigned long long)flushes,
+               (unsigned long long)zeroes, (unsigned long long)discards, (unsigned long long)errors,
+               (unsigned long long)mismatches, done ? 1000.0 * (double)kicks / (double)done : 0.0,
+               (unsigned long long)(nlat ? lat[nlat / 2] : 0), (unsigned long long)(nlat ? lat[nlat * 99 / 100] : 0),
+               (unsigned long long)features);
+        emu_close(&e);
+        return errors || mismatches || !done ? 1 : 0;
+}
