@@ -233,7 +233,7 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
 
 /* A turn with a SIGBUS guard (see contain.c): a guest memory file that shrank under us
  * stops this queue pair and nothing else. qp->lock held. Returns packets moved. */
-static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
+static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl, uint64_t *now) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_guard *g = &dp_guard_tls;
         unsigned n;
@@ -244,8 +244,12 @@ static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl) DP_REQUIRE
                 return 0;
         }
         g->armed = 1;
-        n = turn(s, sl, dp_now_ns());
+        n = turn(s, sl, *now);
         g->armed = 0;
+        /* the turn's end is the next one's start: one clock read per turn that did work,
+         * none for an empty one */
+        if (sl->qp->q.last_turn_ns > *now)
+                *now = sl->qp->q.last_turn_ns;
         return n;
 }
 
@@ -358,7 +362,7 @@ static void *server_main(void *arg)
                         log_warning("sidecore %u: cannot pin to CPU %d", s->id, s->cpu);
         }
         while (!atomic_load(&s->stop)) {
-                uint64_t start = dp_now_ns(), end;
+                uint64_t start = dp_now_ns(), end, now = start;
                 unsigned progress = 0;
                 bool all_notify = true, tx_blocked = false;
 
@@ -385,7 +389,7 @@ static void *server_main(void *arg)
                         sync_fds(s, sl);
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
-                                progress += guarded_turn(s, sl);
+                                progress += guarded_turn(s, sl, &now);
                                 if (qp->q.mode == ELVIS_NETQ_POLL)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;

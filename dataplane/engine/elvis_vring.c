@@ -456,7 +456,7 @@ void elvis_vring_notify_disable(struct elvis_vring *vr)
                 /* Just behind what we consumed: the guest's next additions never cross it.
                  * Rewritten only every quarter of the index space, so the cache line the
                  * guest reads on every addition is not bounced by each poll. */
-                if (vr->notify_enabled || (u16)(vr->last_avail_idx - vr->event_written) > 0x4000) {
+                if (elvis_vring_notify_disable_due(vr)) {
                         vr->event_written = vr->last_avail_idx;
                         write_avail_event(vr, (u16)(vr->last_avail_idx - 1));
                 }

@@ -117,6 +117,12 @@ bool elvis_vring_need_signal(struct elvis_vring *vr);
 /* Stops guest kicks (polling) / restarts them. Enable returns true when work arrived
  * meanwhile, which the caller must process since no kick will come for it. */
 void elvis_vring_notify_disable(struct elvis_vring *vr);
+/* Would elvis_vring_notify_disable write anything? (kicks on, or with EVENT_IDX an avail
+ * event a quarter of the index space behind) */
+static inline bool elvis_vring_notify_disable_due(const struct elvis_vring *vr)
+{
+        return vr->notify_enabled || (vr->event_idx && (u16)(vr->last_avail_idx - vr->event_written) > 0x4000);
+}
 bool elvis_vring_notify_enable(struct elvis_vring *vr);
 /* Marks the guest pages of [gpa, gpa + len) dirty, one atomic OR per log byte touched.
  * 0, or -EFAULT: no log, the range wraps, or a bit lies beyond log->size (nothing after
