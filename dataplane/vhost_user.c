@@ -359,6 +359,8 @@ static int set_log_base(struct dp_device *dev, struct dp_conn *c, const struct m
         unlock_all(dev);
         if (old.addr)
                 munmap(old.addr, old.len);
+        log_info("VM %u device %s: dirty log of %llu bytes from the front end (live migration)", dev->vm_id, dev->id,
+                 (unsigned long long)lm.mmap_size);
         if ((dev->protocol_features & BIT(PF_LOG_SHMFD)) &&
             !((m->flags & FLAG_NEED_REPLY) && (dev->protocol_features & BIT(PF_REPLY_ACK)))) {
                 *replied = true;
@@ -526,7 +528,7 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
 static int set_features(struct dp_device *dev, const struct msg *m, const char **why)
 {
         uint64_t f;
-        bool only_log;
+        bool only_log, log_change;
         int r;
 
         if ((r = need_size(m, 8, why)) < 0)
@@ -538,6 +540,7 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         }
         lock_all(dev);
         only_log = dev->features_set && ((dev->features ^ f) & ~BIT(F_LOG_ALL)) == 0;
+        log_change = only_log && ((dev->features ^ f) & BIT(F_LOG_ALL));
         dev->features = f;
         dev->features_set = true;
         for (unsigned i = 0; i < dev->nqp; i++) {
@@ -554,6 +557,9 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
         unlock_all(dev);
+        if (log_change)
+                log_info("VM %u device %s: dirty logging of every guest write %s (rings keep running)", dev->vm_id,
+                         dev->id, f & BIT(F_LOG_ALL) ? "on" : "off");
         if (!only_log)
                 dp_tap_configure(dev);
         return 0;
