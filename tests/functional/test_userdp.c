@@ -149,6 +149,36 @@ Test(userdp, lossless_loopback_stream)
         free(sock);
 }
 
+/* Mappings of the daemon whose file name contains name (a memfd shows as /memfd:NAME). */
+static int mappings_of(pid_t pid, const char *name)
+{
+        char path[64], line[512];
+        FILE *f;
+        int c = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+        f = fopen(path, "r");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, name))
+                        c++;
+        fclose(f);
+        return c;
+}
+
+/* The daemon drops a front end's log when it disconnects: polled, as nothing announces
+ * that the control thread has handled the hang-up (5 s at most). */
+static bool log_unmapped(const char *name)
+{
+        for (int i = 0; i < 500; i++) {
+                if (mappings_of(d.pid, name) == 0)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
 /* Dirty logging switched on and off while frames stream (what QEMU does around a live
  * migration): no frame lost or repeated, every receive buffer the device filled and its
  * used entry marked in the log while it was on, no bit outside guest memory; also with
@@ -177,6 +207,7 @@ Test(userdp, dirty_log_toggled_under_traffic)
                 cr_assert_eq(n(j, "log_missing"), 0, "case %zu: entries whose pages are not in the log", i);
                 cr_assert_eq(n(j, "log_stray"), 0, "case %zu: bits outside guest memory", i);
                 json_decref(j);
+                cr_assert(log_unmapped("elvis-emu-log"), "case %zu: the log is still mapped after the disconnect", i);
         }
         free(one);
         free(two);
@@ -388,6 +419,7 @@ Test(userdp, hostile_dirty_log_hurts_nobody_else)
                 int st;
 
                 hostile_next_to_victim(evil, good, *k, NULL);
+                cr_assert(log_unmapped("hostile-log"), "%s: a refused or dropped log is still mapped", *k);
                 j = GUEST_RUN(evil, &st, "--mode", "stream", "--count", "20000", "--seconds", "10", "--dirty-log");
                 cr_assert_eq(st, 0, "%s: the device does not serve its next front end", *k);
                 cr_assert_eq(n(j, "rx_packets"), 20000, "%s: %s", *k, json_dumps(j, 0));
