@@ -45,11 +45,18 @@ static struct sigaction old_sigbus;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned installed;
 
+static bool in_range(const struct dp_region_map *m, const void *addr)
+{
+        return m->addr && (const char *)addr >= (const char *)m->addr && (const char *)addr < (const char *)m->addr + m->len;
+}
+
+/* guest memory, or the dirty log (a file the VMM may shrink just the same) */
 static bool in_device_memory(const struct dp_device *dev, const void *addr)
 {
+        if (dev && in_range(&dev->log_map, addr))
+                return true;
         for (unsigned i = 0; dev && i < ELVIS_MEM_MAX_REGIONS; i++) {
-                const char *a = dev->maps[i].addr;
-                if (a && (const char *)addr >= a && (const char *)addr < a + dev->maps[i].len)
+                if (in_range(&dev->maps[i], addr))
                         return true;
         }
         return false;

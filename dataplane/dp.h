@@ -49,6 +49,7 @@
 #define F_HOST_ECN 13
 #define F_MRG_RXBUF 15
 #define F_MQ 22
+#define F_LOG_ALL ELVIS_NET_FEAT_LOG_ALL      /* VHOST_F_LOG_ALL */
 #define F_INDIRECT_DESC 28
 #define F_EVENT_IDX 29
 #define F_PROTOCOL_FEATURES 30
@@ -57,6 +58,7 @@
 
 /* protocol feature bits */
 #define PF_MQ 0
+#define PF_LOG_SHMFD 1
 #define PF_REPLY_ACK 3
 #define PF_BACKEND_REQ 5
 #define PF_STATUS 16
@@ -152,6 +154,7 @@ struct dp_device {
         int backend_req_fd;
         struct elvis_vring_mem mem;
         struct dp_region_map maps[ELVIS_MEM_MAX_REGIONS];
+        struct dp_region_map log_map;   /* the VMM's dirty log (SET_LOG_BASE), or none */
         struct dp_qp qp[ELVIS_MAX_QUEUES];
         struct dp_server *vanilla;      /* exitless never: the device's own thread */
         struct dp_device *next;

@@ -90,6 +90,8 @@ void dp_device_put(struct dp_device *dev)
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
                 if (dev->maps[i].addr)
                         munmap(dev->maps[i].addr, dev->maps[i].len);
+        if (dev->log_map.addr)
+                munmap(dev->log_map.addr, dev->log_map.len);
         if (dev->backend_req_fd >= 0)
                 close(dev->backend_req_fd);
         for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++)

@@ -41,8 +41,11 @@ enum {
 #define OFFERED_FEATURES (BIT(F_VERSION_1) | BIT(F_EVENT_IDX) | BIT(F_INDIRECT_DESC) | BIT(F_MRG_RXBUF) | \
                           BIT(F_CSUM) | BIT(F_GUEST_CSUM) | BIT(F_GUEST_TSO4) | BIT(F_GUEST_TSO6) |       \
                           BIT(F_GUEST_ECN) | BIT(F_HOST_TSO4) | BIT(F_HOST_TSO6) | BIT(F_HOST_ECN) |      \
-                          BIT(F_PROTOCOL_FEATURES))
-#define OFFERED_PROTOCOL (BIT(PF_MQ) | BIT(PF_REPLY_ACK) | BIT(PF_BACKEND_REQ) | BIT(PF_STATUS))
+                          BIT(F_PROTOCOL_FEATURES) | BIT(F_LOG_ALL))
+#define OFFERED_PROTOCOL (BIT(PF_MQ) | BIT(PF_LOG_SHMFD) | BIT(PF_REPLY_ACK) | BIT(PF_BACKEND_REQ) | BIT(PF_STATUS))
+/* a bit per 4 KiB guest page: 1 GiB of log covers 32 TiB of guest-physical space */
+#define LOG_MAX_SIZE (1ull << 30)
+#define VRING_F_LOG 0x1
 
 struct dp_conn {
         struct dp_device *dev;
@@ -119,6 +122,15 @@ static void unmap_memory(struct dp_device *dev)
         memset(&dev->mem, 0, sizeof(dev->mem));
 }
 
+/* Every pair's q->log must no longer point into it (elvis_netq_reset, or a new log
+ * installed under the pairs' locks). */
+static void unmap_log(struct dp_device *dev)
+{
+        if (dev->log_map.addr)
+                munmap(dev->log_map.addr, dev->log_map.len);
+        dev->log_map = (struct dp_region_map){ 0 };
+}
+
 /* Every pair of the device, in index order; the analysis cannot follow locks taken in a loop. */
 static void lock_all(struct dp_device *dev) DP_NO_TSA
 {
@@ -147,6 +159,7 @@ static void reset_device(struct dp_device *dev)
                 dp_qp_publish(qp);
         }
         unmap_memory(dev);
+        unmap_log(dev);         /* dp_qp_reset dropped every pair's pointer into it */
         unlock_all(dev);
         dev->features = 0;
         dev->features_set = false;
@@ -249,7 +262,8 @@ static int send_reply(struct dp_conn *c, const struct msg *m, const void *payloa
         memcpy(buf, &m->request, 4);
         memcpy(buf + 4, &flags, 4);
         memcpy(buf + 8, &size, 4);
-        memcpy(buf + HDR_SIZE, payload, size);
+        if (size)
+                memcpy(buf + HDR_SIZE, payload, size);
         w = send(c->fd, buf, HDR_SIZE + size, MSG_NOSIGNAL | MSG_DONTWAIT);
         return w == (ssize_t)(HDR_SIZE + size) ? 0 : -EPIPE;
 }
@@ -277,6 +291,80 @@ static int need_size(const struct msg *m, uint32_t size, const char **why)
         if (m->size != size) {
                 *why = "payload size is wrong for this request";
                 return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- dirty log (live migration) ---- */
+
+struct log_msg {
+        uint64_t mmap_size, mmap_offset;
+};
+
+/* The front end's dirty bitmap: one memfd, mapped shared, installed in every pair under
+ * its lock; the old mapping goes once no pair points into it. With LOG_SHMFD QEMU waits
+ * for an empty reply (hw/virtio/vhost-user.c, vhost_user_set_log_base), so a log we
+ * cannot use is not answered: the connection closes (request_has_reply), and the front
+ * end fails the migration instead of running it with a log nobody writes. */
+static int set_log_base(struct dp_device *dev, struct dp_conn *c, const struct msg *m, bool *replied,
+                        const char **why)
+{
+        struct log_msg lm;
+        struct dp_region_map map, old;
+        struct stat st;
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t align, map_off, lead;
+        int r;
+
+        if ((r = need_size(m, sizeof(lm), why)) < 0)
+                return r;
+        memcpy(&lm, m->payload, sizeof(lm));
+        if (m->nfds != 1) {
+                *why = "exactly one file descriptor expected (the log's memfd)";
+                return -EINVAL;
+        }
+        if (dp_vmm_memfd_check(m->fds[0], &st, why) < 0) {
+                *why = "the dirty log must be a memfd, tmpfs or hugetlbfs file";
+                return -EINVAL;
+        }
+        if (lm.mmap_size == 0 || lm.mmap_size > LOG_MAX_SIZE) {
+                *why = "log size is zero or above 1 GiB";
+                return -EINVAL;
+        }
+        /* a mapping past the end of the file would fault (SIGBUS) on the first log write */
+        if (lm.mmap_offset + lm.mmap_size < lm.mmap_offset || lm.mmap_offset + lm.mmap_size > (uint64_t)st.st_size) {
+                *why = "log is larger than its file or its offset lies beyond the end";
+                return -EINVAL;
+        }
+        align = st.st_blksize > page ? (uint64_t)st.st_blksize : (uint64_t)page;
+        map_off = lm.mmap_offset & ~(align - 1);
+        lead = lm.mmap_offset - map_off;
+        map.len = lm.mmap_size + lead;
+        map.addr = mmap(NULL, map.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[0], (off_t)map_off);
+        if (map.addr == MAP_FAILED) {
+                *why = "cannot map the dirty log";
+                return -errno;
+        }
+        lock_all(dev);
+        old = dev->log_map;
+        dev->log_map = map;
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                struct dp_qp *qp = &dev->qp[i];
+
+                dp_assert_held(&qp->lock);      /* lock_all */
+                qp->q.log.base = (char *)map.addr + lead;
+                qp->q.log.size = lm.mmap_size;
+                elvis_netq_log_update(&qp->q);
+        }
+        unlock_all(dev);
+        if (old.addr)
+                munmap(old.addr, old.len);
+        log_info("VM %u device %s: dirty log of %llu bytes from the front end (live migration)", dev->vm_id, dev->id,
+                 (unsigned long long)lm.mmap_size);
+        if ((dev->protocol_features & BIT(PF_LOG_SHMFD)) &&
+            !((m->flags & FLAG_NEED_REPLY) && (dev->protocol_features & BIT(PF_REPLY_ACK)))) {
+                *replied = true;
+                return send_reply(c, m, NULL, 0);
         }
         return 0;
 }
@@ -415,12 +503,23 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
         memcpy(&a, m->payload, sizeof(a));
         if ((r = vq_of(dev, a.index, &qp, &vq, why)) < 0)
                 return r;
+        if (a.flags & ~(uint32_t)VRING_F_LOG) {
+                *why = "unknown vring address flags";
+                return -EINVAL;
+        }
         dp_mutex_lock(&qp->lock);
-        vq->ring->desc = a.desc;
-        vq->ring->avail = a.avail;
-        vq->ring->used = a.used;
-        vq->ring->addr_set = true;
-        dp_vq_refresh(qp, vq);
+        vq->ring->log_used = a.flags & VRING_F_LOG;
+        vq->ring->log_addr = a.log;
+        if (vq->ring->live && vq->ring->desc == a.desc && vq->ring->avail == a.avail && vq->ring->used == a.used) {
+                /* logging switched on or off (migration): in place, the ring keeps running */
+                elvis_netq_log_update(&qp->q);
+        } else {
+                vq->ring->desc = a.desc;
+                vq->ring->avail = a.avail;
+                vq->ring->used = a.used;
+                vq->ring->addr_set = true;
+                dp_vq_refresh(qp, vq);
+        }
         dp_qp_kick_server(qp);
         dp_mutex_unlock(&qp->lock);
         return 0;
@@ -429,6 +528,7 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
 static int set_features(struct dp_device *dev, const struct msg *m, const char **why)
 {
         uint64_t f;
+        bool only_log, log_change;
         int r;
 
         if ((r = need_size(m, 8, why)) < 0)
@@ -439,17 +539,29 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
                 return -EINVAL;
         }
         lock_all(dev);
+        only_log = dev->features_set && ((dev->features ^ f) & ~BIT(F_LOG_ALL)) == 0;
+        log_change = only_log && ((dev->features ^ f) & BIT(F_LOG_ALL));
         dev->features = f;
         dev->features_set = true;
         for (unsigned i = 0; i < dev->nqp; i++) {
                 dp_assert_held(&dev->qp[i].lock);       /* lock_all */
+                if (only_log) {
+                        /* LOG_ALL on or off while the rings run: no restart, no frame lost or repeated */
+                        dev->qp[i].q.features = f;
+                        elvis_netq_log_update(&dev->qp[i].q);
+                        continue;
+                }
                 if (dev->qp[i].rx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
                 if (dev->qp[i].tx.ring->live)
                         dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
         unlock_all(dev);
-        dp_tap_configure(dev);
+        if (log_change)
+                log_info("VM %u device %s: dirty logging of every guest write %s (rings keep running)", dev->vm_id,
+                         dev->id, f & BIT(F_LOG_ALL) ? "on" : "off");
+        if (!only_log)
+                dp_tap_configure(dev);
         return 0;
 }
 
@@ -475,6 +587,18 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
                 return 0;
         case SET_MEM_TABLE:
                 return set_mem_table(dev, m, why);
+        case SET_LOG_BASE:
+                return set_log_base(dev, c, m, replied, why);
+        case SET_LOG_FD:
+                /* an eventfd to tell the front end the log changed; QEMU reads the bitmap on
+                 * its own schedule and never asks for it, so it is checked and closed */
+                if (m->nfds != 1) {
+                        *why = "exactly one file descriptor expected";
+                        return -EINVAL;
+                }
+                if ((r = dp_vmm_eventfd_take(m->fds[0], why)) < 0)
+                        return r;
+                return 0;
         case SET_VRING_NUM:
         case SET_VRING_BASE:
         case SET_VRING_ENABLE:
@@ -537,10 +661,11 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
         }
 }
 
-static bool request_has_reply(uint32_t request)
+static bool request_has_reply(const struct dp_device *dev, uint32_t request)
 {
         return request == GET_FEATURES || request == GET_PROTOCOL_FEATURES || request == GET_VRING_BASE ||
-               request == GET_QUEUE_NUM || request == GET_STATUS;
+               request == GET_QUEUE_NUM || request == GET_STATUS ||
+               (request == SET_LOG_BASE && (dev->protocol_features & BIT(PF_LOG_SHMFD)));
 }
 
 static void conn_free(struct dp_user *dp, struct dp_conn *c)
@@ -604,7 +729,7 @@ static bool process(struct dp_user *dp, struct dp_conn *c)
         if (!replied && (m.flags & FLAG_NEED_REPLY) && (dev->protocol_features & BIT(PF_REPLY_ACK)))
                 return reply_u64(c, &m, r < 0 ? 1 : 0) == 0;
         /* a failed request the front end waits an answer for cannot be answered properly */
-        if (r < 0 && request_has_reply(m.request) && !replied)
+        if (r < 0 && request_has_reply(dev, m.request) && !replied)
                 return false;
         return true;
 }

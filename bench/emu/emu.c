@@ -17,7 +17,7 @@
 
 enum {
         GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5, SET_VRING_NUM = 8, SET_VRING_ADDR = 9,
-        SET_VRING_BASE = 10, GET_VRING_BASE = 11, SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14,
+        SET_LOG_BASE = 6, SET_VRING_BASE = 10, GET_VRING_BASE = 11, SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14,
         GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18,
 };
 
@@ -27,7 +27,9 @@ enum {
 #define F_EVENT_IDX 29
 #define F_PROTOCOL 30
 #define F_VERSION_1 32
+#define F_LOG_ALL 26
 #define PF_MQ 0
+#define PF_LOG_SHMFD 1
 #define PF_REPLY_ACK 3
 #define NEED_REPLY 0x8
 #define DESC_F_WRITE 2
@@ -233,7 +235,7 @@ int emu_mem_connect(struct emu *e, const struct emu_opts *o)
 {
         memset(e, 0, sizeof(*e));
         e->o = *o;
-        e->sock = e->memfd = -1;
+        e->sock = e->memfd = e->logfd = -1;
         if (!e->o.ring)
                 e->o.ring = 256;
         if (!e->o.queues)
@@ -304,7 +306,7 @@ int emu_open(struct emu *e, const struct emu_opts *o)
         if (e->features & (1ull << F_PROTOCOL)) {
                 if (get_u64(e, GET_PROTOCOL_FEATURES, &pf))
                         return -1;
-                pf &= (1ull << PF_MQ) | (1ull << PF_REPLY_ACK);
+                pf &= (1ull << PF_MQ) | (1ull << PF_LOG_SHMFD) | (1ull << PF_REPLY_ACK);
                 if (emu_send(e, SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0))
                         return fail(e, "SET_PROTOCOL_FEATURES failed");
                 e->protocol_features = pf;
@@ -360,6 +362,12 @@ void emu_close(struct emu *e)
         if (e->memfd >= 0)
                 close(e->memfd);
         e->sock = e->memfd = -1;
+        if (e->log)
+                munmap(e->log, e->log_size);
+        e->log = NULL;
+        if (e->logfd >= 0)
+                close(e->logfd);
+        e->logfd = -1;
         e->mem = NULL;
 }
 
@@ -443,6 +451,93 @@ void emu_drain_irqs(struct emu *e, struct emu_vq *vq)
         }
 }
 
+static bool logged(const struct emu *e, uint64_t gpa, uint64_t len)
+{
+        for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++)
+                if (p / 8 >= e->log_size || !(__atomic_load_n(&e->log[p / 8], __ATOMIC_ACQUIRE) & (1u << (p % 8))))
+                        return false;
+        return true;
+}
+
+static int set_vring_log(struct emu *e, struct emu_vq *vq, uint32_t index, bool on)
+{
+        struct {
+                uint32_t index, flags;
+                uint64_t desc, used, avail, log;
+        } addr = { index, on ? 1u : 0u, (uintptr_t)e->mem + vq->desc_off, (uintptr_t)e->mem + vq->used_off,
+                   (uintptr_t)e->mem + vq->avail_off, EMU_GPA_BASE + vq->used_off };
+
+        return set(e, SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0);
+}
+
+/* One bit per page from guest-physical 0 to the end of guest memory, handed over as QEMU
+ * does: no NEED_REPLY, and with LOG_SHMFD an empty reply comes back. */
+static int log_base(struct emu *e)
+{
+        struct {
+                uint64_t size, offset;
+        } lm;
+        uint32_t req, size;
+        uint64_t junk;
+        int r;
+
+        e->log_size = ((EMU_GPA_BASE + e->mem_size) >> 15) + 1;
+        e->logfd = memfd_create("elvis-emu-log", MFD_CLOEXEC);
+        if (e->logfd < 0 || ftruncate(e->logfd, (off_t)e->log_size) < 0)
+                return fail(e, "log memfd: %s", strerror(errno));
+        e->log = mmap(NULL, e->log_size, PROT_READ | PROT_WRITE, MAP_SHARED, e->logfd, 0);
+        if (e->log == MAP_FAILED) {
+                e->log = NULL;
+                return fail(e, "log mmap: %s", strerror(errno));
+        }
+        lm.size = e->log_size;
+        lm.offset = 0;
+        r = emu_send(e, SET_LOG_BASE, 0, &lm, sizeof(lm), &e->logfd, 1);
+        if (r == 0)
+                r = emu_recv(e, &req, &junk, sizeof(junk), &size);
+        if (r == 0 && (req != SET_LOG_BASE || size != 0))
+                r = -EPROTO;
+        if (r < 0)
+                return fail(e, "SET_LOG_BASE: %s", strerror(-r));
+        return 0;
+}
+
+int emu_log(struct emu *e, bool on)
+{
+        uint64_t f = e->features | (on ? 1ull << F_LOG_ALL : 0);
+
+        if (!(e->protocol_features & (1ull << PF_LOG_SHMFD)))
+                return fail(e, "the back end does not offer LOG_SHMFD");
+        if (on && e->logfd < 0 && log_base(e) < 0)
+                return -1;
+        for (unsigned i = 0; i < e->nqp; i++)
+                e->qp[i].log_check = false;
+        if (set(e, SET_FEATURES, &f, 8, NULL, 0))
+                return -1;
+        for (unsigned i = 0; i < e->nqp; i++)
+                if (set_vring_log(e, &e->qp[i].rx, 2 * i, on) || set_vring_log(e, &e->qp[i].tx, 2 * i + 1, on))
+                        return -1;
+        /* the back end acknowledged: every entry published from now on was written with
+         * logging on (its turns publish before they release the queue) */
+        for (unsigned i = 0; on && i < e->nqp; i++) {
+                struct emu_vq *rx = &e->qp[i].rx;
+                e->qp[i].log_skip = (uint16_t)(load16(&USED_IDX(rx)) - rx->used_last);
+                e->qp[i].log_check = true;
+        }
+        return 0;
+}
+
+uint64_t emu_log_stray(const struct emu *e)
+{
+        uint64_t n = 0;
+
+        for (uint64_t p = 0; e->log && p < (uint64_t)e->log_size * 8; p++)
+                if ((e->log[p / 8] & (1u << (p % 8))) &&
+                    (p < EMU_GPA_BASE >> 12 || p > (EMU_GPA_BASE + e->mem_size - 1) >> 12))
+                        n++;
+        return n;
+}
+
 unsigned emu_tx(struct emu *e, unsigned qpi, unsigned count, unsigned size)
 {
         struct emu_qp *qp = &e->qp[qpi];
@@ -514,6 +609,16 @@ unsigned emu_rx(struct emu *e, unsigned qpi)
         while (vq->used_last != idx) {
                 uint32_t *elem = &((uint32_t *)&vq->used[2])[2 * (vq->used_last & (vq->num - 1))];
                 uint32_t id = elem[0], len = elem[1];
+                if (qp->log_check && qp->log_skip)
+                        qp->log_skip--;
+                else if (qp->log_check && id < vq->num) {
+                        /* the bytes written into the buffer, and the used entry itself */
+                        uint64_t slot = vq->used_last & (vq->num - 1);
+                        qp->log_checked++;
+                        if ((len && !logged(e, EMU_GPA_BASE + vq->buf_off + (uint64_t)id * EMU_BUF, len)) ||
+                            !logged(e, EMU_GPA_BASE + vq->used_off + 4 + 8 * slot, 8))
+                                qp->log_missing++;
+                }
                 vq->used_last++;
                 if (id >= vq->num)
                         continue;

@@ -37,6 +37,10 @@ struct emu_qp {
         struct emu_vq rx, tx;
         uint64_t tx_seq, rx_expect;
         uint64_t tx_packets, rx_packets, lost, dup_or_reordered;
+        /* dirty log: after log_skip more receive entries, each must have its pages marked */
+        bool log_check;
+        uint16_t log_skip;
+        uint64_t log_checked, log_missing;
 };
 
 struct emu_opts {
@@ -57,6 +61,9 @@ struct emu {
         size_t mem_size;
         uint64_t features, protocol_features;
         unsigned nqp;
+        int logfd;                      /* the dirty log (emu_log), or -1 */
+        uint8_t *log;
+        size_t log_size;
         struct emu_qp qp[EMU_MAX_QP];
         char error[256];
 };
@@ -76,6 +83,13 @@ int emu_mem_table(struct emu *e);
 void emu_vq_setup(struct emu *e, struct emu_vq *vq, size_t *off);
 int emu_vq_start(struct emu *e, struct emu_vq *vq, uint32_t index);
 void emu_vq_publish(struct emu *e, struct emu_vq *vq);
+
+/* Dirty logging as QEMU drives it for a migration: on, a log covering guest memory
+ * (SET_LOG_BASE, the empty reply of LOG_SHMFD), LOG_ALL and every ring's used-ring
+ * address; off, both cleared. The rings keep running. 0 or -1 with e->error set. */
+int emu_log(struct emu *e, bool on);
+/* Log bits set for pages outside guest memory (a careful back end sets none). */
+uint64_t emu_log_stray(const struct emu *e);
 
 /* Low-level protocol access (hostile modes). */
 int emu_connect(struct emu *e);

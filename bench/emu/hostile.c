@@ -19,7 +19,7 @@
 #define DESC_F_INDIRECT 4
 
 enum {
-        GET_FEATURES = 1, SET_MEM_TABLE = 5, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_KICK = 12,
+        GET_FEATURES = 1, SET_MEM_TABLE = 5, SET_LOG_BASE = 6, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_KICK = 12,
         SET_VRING_CALL = 13, SET_VRING_ERR = 14, SET_BACKEND_REQ_FD = 21,
 };
 
@@ -139,6 +139,83 @@ static int wrong_kinds(struct emu *e)
         return ok;
 }
 
+struct log_msg {
+        uint64_t size, offset;
+};
+
+/* SET_LOG_BASE with fds of every wrong kind, and without one: 1 when all were refused. */
+static int log_wrong_kinds(struct emu *e)
+{
+        struct log_msg lm = { 4096, 0 };
+        int pfd[2], sv[2], kinds[4], ok = 1;
+
+        if (pipe2(pfd, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -1;
+        kinds[0] = pfd[0];
+        kinds[1] = sv[0];
+        kinds[2] = e->qp[0].tx.kick_fd;
+        kinds[3] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        for (unsigned k = 0; k < 4; k++)
+                if (nack(e, SET_LOG_BASE, &lm, sizeof(lm), &kinds[k], 1) != 1)
+                        ok = 0;
+        if (nack(e, SET_LOG_BASE, &lm, sizeof(lm), NULL, 0) != 1)
+                ok = 0;
+        close(pfd[0]);
+        close(pfd[1]);
+        close(sv[0]);
+        close(sv[1]);
+        close(kinds[3]);
+        return ok;
+}
+
+/* Log sizes and offsets that wrap, are empty, huge, or lie beyond the file: 1 when all
+ * were refused. */
+static int log_bad_ranges(struct emu *e)
+{
+        const struct log_msg bad[] = {
+                { 8192, 0xfffffffffffff000ull },        /* offset + size wraps */
+                { 0xffffffffffffffffull, 4096 },        /* likewise, through the size */
+                { 0, 0 },
+                { 1ull << 31, 0 },                      /* above the 1 GiB bound */
+                { 8192, 0 },                            /* larger than the 4 KiB file */
+                { 4096, 4096 },                         /* starts at its end */
+        };
+        int fd = memfd_create("hostile-log", MFD_CLOEXEC), ok = 1;
+
+        if (fd < 0 || ftruncate(fd, 4096) < 0)
+                return -1;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (nack(e, SET_LOG_BASE, &bad[i], sizeof(bad[i]), &fd, 1) != 1)
+                        ok = 0;
+        close(fd);
+        return ok;
+}
+
+/* A one-byte log (guest pages 0 to 7) and the TX used ring, far above, logged into it
+ * (VRING_F_LOG only: with LOG_ALL the looped-back frame's receive buffer would fail
+ * first, on the other ring): 1 when the log was accepted, else 0. *ret_log is the log's
+ * mapping (4 KiB). */
+static int log_too_small(struct emu *e, struct emu_vq *tx, uint8_t **ret_log)
+{
+        struct log_msg lm = { 1, 0 };
+        struct {
+                uint32_t index, flags;
+                uint64_t desc, used, avail, log;
+        } a = { 1, 1, (uintptr_t)e->mem + tx->desc_off, (uintptr_t)e->mem + tx->used_off,
+                (uintptr_t)e->mem + tx->avail_off, gpa(e, tx->used_off) };
+        int fd = memfd_create("hostile-log", MFD_CLOEXEC), ok;
+
+        if (fd < 0 || ftruncate(fd, 4096) < 0)
+                return 0;
+        *ret_log = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+        ok = *ret_log != MAP_FAILED && nack(e, SET_LOG_BASE, &lm, sizeof(lm), &fd, 1) == 0 &&
+             nack(e, SET_VRING_ADDR, &a, sizeof(a), NULL, 0) == 0;
+        if (*ret_log == MAP_FAILED)
+                *ret_log = NULL;
+        close(fd);
+        return ok;
+}
+
 /* 1 if the TX ring consumed nothing within ms (a refused fd leaves the ring stopped). */
 static int tx_stays_stopped(struct emu *e, struct emu_vq *tx, unsigned ms)
 {
@@ -153,7 +230,8 @@ static int tx_stays_stopped(struct emu *e, struct emu_vq *tx, unsigned ms)
 int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsigned settle_ms)
 {
         struct emu_vq *tx, *rx;
-        bool err = false, closed = false, alive;
+        bool err = false, closed = false, alive, log_clean = true;
+        uint8_t *log = NULL;
         int na = -2, expect_err = 1;
 
         if (emu_open(e, o) < 0) {
@@ -274,6 +352,21 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                 close(sv[0]);
                 close(sv[1]);
                 expect_err = 0;
+        } else if (!strcmp(kind, "log-wrong-fd-kinds")) {
+                na = log_wrong_kinds(e);
+                expect_err = 0;
+        } else if (!strcmp(kind, "log-overflow")) {
+                na = log_bad_ranges(e);
+                expect_err = 0;
+        } else if (!strcmp(kind, "log-too-small")) {
+                /* the used ring's writes fall outside the log: that ring stops with an
+                 * error, and nothing is written into the log (nor past it) */
+                if (!log_too_small(e, tx, &log)) {
+                        na = 0;
+                        expect_err = 0;
+                } else {
+                        emu_tx(e, 0, 1, 64);
+                }
         } else if (!strcmp(kind, "wrong-fd-kinds")) {
                 na = wrong_kinds(e);
                 expect_err = 0;
@@ -325,15 +418,22 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
                 kick(tx);
                 err = err_signalled(tx, (int)settle_ms);
         }
+        if (log) {
+                for (unsigned i = 0; i < 4096; i++)
+                        if (log[i])
+                                log_clean = false;
+                munmap(log, 4096);
+        }
         {
                 bool stalls = !strcmp(kind, "half-message") || !strcmp(kind, "header-only");
                 alive = !closed && !stalls && answers(e);
                 if (!alive && !stalls)
                         closed = true;
         }
-        printf("{\"kind\": \"%s\", \"err_signalled\": %s, \"nack\": %s, \"closed\": %s, \"still_answers\": %s}\n", kind,
-               err ? "true" : "false", na == 1 ? "true" : na == 0 ? "false" : "null", closed ? "true" : "false",
-               alive ? "true" : "false");
+        printf("{\"kind\": \"%s\", \"err_signalled\": %s, \"nack\": %s, \"closed\": %s, \"still_answers\": %s, "
+               "\"log_untouched\": %s}\n",
+               kind, err ? "true" : "false", na == 1 ? "true" : na == 0 ? "false" : "null", closed ? "true" : "false",
+               alive ? "true" : "false", log_clean ? "true" : "false");
         if (o->linger_ms) {
                 /* the verdict is out; the broken rings stay as they are for whoever inspects them */
                 fflush(stdout);
@@ -342,6 +442,8 @@ int emu_hostile(struct emu *e, const struct emu_opts *o, const char *kind, unsig
         emu_close(e);
         /* what a careful back end does: error eventfd for ring faults, NACK for bad settings,
          * close for unparseable framing */
+        if (!log_clean)
+                return 1;
         if (expect_err)
                 return err ? 0 : 1;
         if (na != -2)

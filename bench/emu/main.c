@@ -59,6 +59,16 @@ static void print_result(struct emu *e, const char *mode, double secs, double cp
                (unsigned long long)dup, (unsigned long long)(e->qp[0].tx_seq - e->qp[0].rx_expect),
                emu_has_event_idx(e) ? "true" : "false", (e->features & (1ull << 15)) ? "true" : "false", cpus,
                (unsigned long long)o->exit_cost_ns);
+        if (e->log) {
+                uint64_t checked = 0, missing = 0;
+                for (unsigned i = 0; i < e->nqp; i++) {
+                        checked += e->qp[i].log_checked;
+                        missing += e->qp[i].log_missing;
+                }
+                printf(", \"log_checked\": %llu, \"log_missing\": %llu, \"log_stray\": %llu",
+                       (unsigned long long)checked, (unsigned long long)missing,
+                       (unsigned long long)emu_log_stray(e));
+        }
         if (nlat)
                 printf(", \"rr_count\": %zu, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu", nlat,
                        (unsigned long long)lat[nlat / 2], (unsigned long long)lat[nlat * 99 / 100],
@@ -72,7 +82,8 @@ static void usage(void)
                 "usage: elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [--kind K]\n"
                 "       [--linger S] [--seconds S] [--count N]\n"
                 "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
-                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n");
+                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n"
+                "       [--dirty-log]   (stream: dirty logging on for the middle third, as a migration does)\n");
 }
 
 int main(int argc, char **argv)
@@ -83,6 +94,7 @@ int main(int argc, char **argv)
                 { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
                 { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
                 { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "linger", 1, 0, 'L' }, { "help", 0, 0, 'h' },
+                { "dirty-log", 0, 0, 'D' },
                 { 0, 0, 0, 0 },
         };
         struct emu_opts o = { .queues = 1, .ring = 256 };
@@ -91,6 +103,8 @@ int main(int argc, char **argv)
         unsigned long long count = 0, work_ns = 0;
         unsigned size = 64, batch = 32;
         int cpu = -1, c;
+        bool dirty_log = false;
+        unsigned log_phase = 0;         /* --dirty-log: 0 before, 1 on, 2 off again */
         static struct emu devs[EMU_MAX_DEVICES];
         const char *sockets[EMU_MAX_DEVICES];
         unsigned ndev = 0;
@@ -126,6 +140,7 @@ int main(int argc, char **argv)
                 case 'b': batch = (unsigned)atoi(optarg); break;
                 case 'W': work_ns = strtoull(optarg, NULL, 10); break;
                 case 'L': o.linger_ms = (unsigned)(atof(optarg) * 1000); break;
+                case 'D': dirty_log = true; break;
                 default: usage(); return 2;
                 }
         }
@@ -170,6 +185,19 @@ int main(int argc, char **argv)
                                 emu_irq(&devs[d], &devs[d].qp[i].tx, false);
                         }
                 while (emu_now_ns() < end && (!count || sent < count)) {
+                        /* the middle third of the count (or of the time) runs with logging on */
+                        unsigned third = count ? (unsigned)(3 * sent / count) : (unsigned)(3 * (emu_now_ns() - start) / (end - start));
+                        if (dirty_log && log_phase < 2 && third > log_phase) {
+                                bool on = log_phase == 0;
+                                for (unsigned d = 0; d < ndev; d++)
+                                        if (emu_log(&devs[d], on) < 0) {
+                                                printf("{\"error\": \"%s: %s\"}\n", sockets[d], devs[d].error);
+                                                rc = 1;
+                                        }
+                                if (rc)
+                                        break;
+                                log_phase++;
+                        }
                         for (unsigned d = 0; d < ndev; d++) {
                                 struct emu *e = &devs[d];
                                 for (unsigned i = 0; i < e->nqp; i++) {

@@ -149,6 +149,70 @@ Test(userdp, lossless_loopback_stream)
         free(sock);
 }
 
+/* Mappings of the daemon whose file name contains name (a memfd shows as /memfd:NAME). */
+static int mappings_of(pid_t pid, const char *name)
+{
+        char path[64], line[512];
+        FILE *f;
+        int c = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+        f = fopen(path, "r");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, name))
+                        c++;
+        fclose(f);
+        return c;
+}
+
+/* The daemon drops a front end's log when it disconnects: polled, as nothing announces
+ * that the control thread has handled the hang-up (5 s at most). */
+static bool log_unmapped(const char *name)
+{
+        for (int i = 0; i < 500; i++) {
+                if (mappings_of(d.pid, name) == 0)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* Dirty logging switched on and off while frames stream (what QEMU does around a live
+ * migration): no frame lost or repeated, every receive buffer the device filled and its
+ * used entry marked in the log while it was on, no bit outside guest memory; also with
+ * two queue pairs (one log, installed in both) and without mergeable buffers. */
+Test(userdp, dirty_log_toggled_under_traffic)
+{
+        char *one = add_vm("a", "{\"backend\":\"loopback\"}", "always");
+        char *two = add_vm("b", "{\"backend\":\"loopback\",\"queues\":2}", "always");
+        const char *const cases[][3] = { { "1", "", "" }, { "2", "", "" }, { "1", "--no-mrg", "" } };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                const char *sock = cases[i][0][0] == '2' ? two : one;
+                int st;
+                json_t *j = cases[i][1][0] ? GUEST_RUN(sock, &st, "--mode", "stream", "--count", "300000", "--seconds",
+                                                       "30", "--dirty-log", "--queues", cases[i][0], cases[i][1])
+                                           : GUEST_RUN(sock, &st, "--mode", "stream", "--count", "300000", "--seconds",
+                                                       "30", "--dirty-log", "--queues", cases[i][0]);
+
+                cr_assert_not_null(j);
+                cr_assert_eq(st, 0, "case %zu: %s", i, json_dumps(j, 0));
+                cr_assert_eq(n(j, "rx_packets"), 300000, "case %zu: every packet came back", i);
+                cr_assert_eq(n(j, "lost"), 0, "case %zu", i);
+                cr_assert_eq(n(j, "dup_or_reordered"), 0, "case %zu", i);
+                cr_assert_gt(n(j, "log_checked"), 50000, "case %zu: the middle third ran logged: %s", i,
+                             json_dumps(j, 0));
+                cr_assert_eq(n(j, "log_missing"), 0, "case %zu: entries whose pages are not in the log", i);
+                cr_assert_eq(n(j, "log_stray"), 0, "case %zu: bits outside guest memory", i);
+                json_decref(j);
+                cr_assert(log_unmapped("elvis-emu-log"), "case %zu: the log is still mapped after the disconnect", i);
+        }
+        free(one);
+        free(two);
+}
+
 Test(userdp, multiqueue_and_reconnect)
 {
         char *sock = add_vm("mq", "{\"backend\":\"loopback\",\"queues\":2}", "always");
@@ -334,6 +398,34 @@ Test(userdp, hostile_vmm_hurts_nobody_else)
                 json_decref(j);
         }
         cr_log_info("worst API p99 under a hostile VMM: %.1f ms", worst_p99);
+        cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
+        free(evil);
+        free(good);
+}
+
+/* A VMM's bad dirty logs: fds of the wrong kind, sizes and offsets that wrap or lie
+ * beyond the file, and a log too small for the used ring it is told to log (that ring
+ * stops, nothing is written into the log). Only that VMM's queue is affected, and the
+ * device serves its next front end. */
+Test(userdp, hostile_dirty_log_hurts_nobody_else)
+{
+        static const char *const log_kinds[] = { "log-wrong-fd-kinds", "log-overflow", "log-too-small", NULL };
+        char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
+        char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
+        int fds0 = count_fds(d.pid);
+
+        for (const char *const *k = log_kinds; *k; k++) {
+                json_t *j;
+                int st;
+
+                hostile_next_to_victim(evil, good, *k, NULL);
+                cr_assert(log_unmapped("hostile-log"), "%s: a refused or dropped log is still mapped", *k);
+                j = GUEST_RUN(evil, &st, "--mode", "stream", "--count", "20000", "--seconds", "10", "--dirty-log");
+                cr_assert_eq(st, 0, "%s: the device does not serve its next front end", *k);
+                cr_assert_eq(n(j, "rx_packets"), 20000, "%s: %s", *k, json_dumps(j, 0));
+                cr_assert_eq(n(j, "log_missing"), 0, "%s: %s", *k, json_dumps(j, 0));
+                json_decref(j);
+        }
         cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
         free(evil);
         free(good);
