@@ -566,7 +566,10 @@ unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_netq_turn 
         }
         if (t->round)
                 elvis_drr_charge(&q->drr, total, q->deficit_packets > 0 && q->deficit_bytes > 0);
-        if (t->exitless == ELVIS_NETQ_AUTO && q->mode == ELVIS_NETQ_POLL && t1 - q->last_work_ns > t->poll_stop_idle_ns)
+        /* t1 may be the turn's start, older than a mode change this turn made (which
+         * restarts the idle clock): never idle then */
+        if (t->exitless == ELVIS_NETQ_AUTO && q->mode == ELVIS_NETQ_POLL && t1 > q->last_work_ns &&
+            t1 - q->last_work_ns > t->poll_stop_idle_ns)
                 elvis_netq_set_mode(q, ELVIS_NETQ_NOTIFY);
         reap_errors(q);
         q->last_turn_ns = t1;
