@@ -41,22 +41,6 @@ static void setup(void)
         cr_assert_eq(daemon_start(&d), 0);
 }
 
-/* Ends a data plane that is not our child: SIGTERM, then its pidfd says when it is gone. */
-static void end_dataplane(pid_t pid)
-{
-        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        struct pollfd p = { .fd = pfd, .events = POLLIN };
-
-        if (pfd < 0)
-                return;         /* already gone */
-        kill(pid, SIGTERM);
-        if (poll(&p, 1, 10000) != 1) {
-                kill(pid, SIGKILL);
-                poll(&p, 1, 5000);
-        }
-        close(pfd);
-}
-
 static pid_t health_pid(char *detail, size_t len, bool *ret_ok, double *ms);
 
 static void teardown(void)
@@ -70,7 +54,7 @@ static void teardown(void)
         if (daemon_alive(&d))
                 cr_expect_eq(daemon_stop(&d), 0, "clean exit (and no leaks under ASan)");
         if (dp_pid > 0)
-                end_dataplane(dp_pid);
+                dataplane_end(dp_pid);
         daemon_cleanup(&d);
 }
 
@@ -552,7 +536,7 @@ static void sandbox_fini(void)
                         probes[i] = 0;
                 }
         if (spawned > 0)
-                end_dataplane(spawned);
+                dataplane_end(spawned);
         daemon_cleanup(&d);
 }
 
@@ -657,7 +641,7 @@ static void other_version_is_replaced(const char *version, const char *how, cons
         now = health_pid(detail, sizeof(detail), &ok, &ms);
         cr_assert(ok && now > 0, "%s", detail);
         cr_assert_eq(daemon_stop(&d), 0);
-        end_dataplane(now);
+        dataplane_end(now);
         /* the run directory is served by a data plane of another version */
         old = probes[0] = probe_start(d.run_dir, "--probe-speak", version, &err);
         cr_assert_eq(daemon_start(&d), 0);
