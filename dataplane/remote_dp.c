@@ -255,6 +255,9 @@ static int spawn(struct rdp *k)
                 log_error("cannot start %s: %s", bin, strerror(-r));
                 return r;
         }
+        if (getenv("INVOCATION_ID"))
+                log_warning("no elvis-dataplane.socket listens on %s: starting elvis-dataplane inside this unit, where "
+                            "a restart of the manager ends it", k->run_dir);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         pid = fork();
