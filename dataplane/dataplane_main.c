@@ -3,6 +3,7 @@
  * RUN_DIR/dataplane.sock; it outlives the elvis-manager that started it. No HTTP, TLS,
  * libvirt or XML is linked in. Before any thread starts it drops every capability but
  * the three its sockets need and installs a seccomp allow-list (sandbox.c).
+ * Under systemd, elvis-dataplane.socket listens and passes the socket (LISTEN_FDS).
  *   elvis-dataplane --run-dir DIR [--no-pin] [--ready-fd N] [--no-seccomp] */
 #include "proto_server.h"
 #include "user_dp.h"
@@ -31,6 +32,7 @@
 
 #ifdef ELVIS_DP_PROBE
 void elvis_dp_probe(void);
+int elvis_dp_probe_speak(int lfd, int sfd, unsigned version);
 #endif
 
 static void usage(FILE *f)
@@ -63,12 +65,42 @@ fail:;
         return r;
 }
 
+/* Socket activation (elvis-dataplane.socket): systemd listens on the socket and passes
+ * it as fd 3; it stays systemd's, so a front end's manager can connect while we restart.
+ * -ENOENT when we were not started that way. */
+static int listen_fd_from_systemd(void)
+{
+        const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+        int type = 0, acc = 0, fd = 3;
+        socklen_t l1 = sizeof(type), l2 = sizeof(acc);
+        struct sockaddr_un a;
+        socklen_t al = sizeof(a);
+
+        if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
+                return -ENOENT;
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_FDNAMES");
+        if (strcmp(n, "1") != 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) < 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l2) < 0 || getsockname(fd, (struct sockaddr *)&a, &al) < 0 ||
+            a.sun_family != AF_UNIX || type != SOCK_SEQPACKET || !acc)
+                return -EINVAL;
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                return -errno;
+        return fd;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "run-dir", required_argument, NULL, 'r' }, { "no-pin", no_argument, NULL, 'n' },
                 { "ready-fd", required_argument, NULL, 'f' }, { "no-seccomp", no_argument, NULL, 's' },
-                { "help", no_argument, NULL, 'h' }, { 0 },
+                { "help", no_argument, NULL, 'h' },
+#ifdef ELVIS_DP_PROBE
+                /* test builds: a data plane of another protocol version (tests/lib/dp_probe.c) */
+                { "probe-speak", required_argument, NULL, 'v' },
+#endif
+                { 0 },
         };
         struct elvis_dp_config cfg = { .pin = true };
         char sock_path[ELVIS_PATH_MAX], lock_path[256];
@@ -76,7 +108,11 @@ int main(int argc, char **argv)
         struct pollfd pfd[2 + MAX_CONNS];
         int conns[MAX_CONNS], nconns = 0, ready_fd = -1, lock_fd, lfd, sfd, c, r;
         void *dp = NULL;
-        bool seccomp = true;
+        bool seccomp = true, activated, stop = false;
+        const char *why = "a signal";
+#ifdef ELVIS_DP_PROBE
+        unsigned speak = 0;
+#endif
         sigset_t mask;
 
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -86,6 +122,9 @@ int main(int argc, char **argv)
                 case 'f': ready_fd = atoi(optarg); break;
                 case 's': seccomp = false; break;
                 case 'h': usage(stdout); return 0;
+#ifdef ELVIS_DP_PROBE
+                case 'v': speak = (unsigned)atoi(optarg); break;
+#endif
                 default: usage(stderr); return 2;
                 }
         }
@@ -109,6 +148,12 @@ int main(int argc, char **argv)
                 log_error("elvis-dataplane: run directory %s: path too long", cfg.run_dir);
                 return 1;
         }
+        lfd = listen_fd_from_systemd();
+        activated = lfd >= 0;
+        if (lfd == -EINVAL || (lfd < 0 && lfd != -ENOENT)) {
+                log_error("elvis-dataplane: LISTEN_FDS does not pass one listening unix SOCK_SEQPACKET socket");
+                return 1;
+        }
         lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
                 log_error("elvis-dataplane: %s: %s", lock_path,
@@ -130,20 +175,28 @@ int main(int argc, char **argv)
                 log_error("elvis-dataplane: the user data plane failed to start: %s", strerror(-r));
                 return 1;
         }
-        if ((r = elvis_dpp_server_new(&elvis_user_dataplane, dp, &srv)) < 0 || (lfd = listen_on(sock_path)) < 0) {
+        if ((r = elvis_dpp_server_new(&elvis_user_dataplane, dp, &srv)) < 0 ||
+            (!activated && (lfd = listen_on(sock_path)) < 0)) {
                 log_error("elvis-dataplane: cannot serve %s: %s", sock_path, strerror(-(r < 0 ? r : lfd)));
                 elvis_user_dataplane.close(dp);
                 elvis_dpp_server_free(srv);
                 return 1;
         }
-        log_info("elvis-dataplane %d: protocol %u on %s; capabilities: chown, dac_override, fowner at most; seccomp %s",
-                 (int)getpid(), ELVIS_DPP_VERSION, sock_path, seccomp ? "allow-list on" : "off (--no-seccomp)");
+        log_info("elvis-dataplane %d: protocol %u on %s%s; capabilities: chown, dac_override, fowner at most; seccomp %s",
+                 (int)getpid(), ELVIS_DPP_VERSION, sock_path, activated ? " (systemd's socket)" : "",
+                 seccomp ? "allow-list on" : "off (--no-seccomp)");
         if (ready_fd >= 0) {
                 if (write(ready_fd, "1", 1) < 0)
                         log_warning("elvis-dataplane: telling the manager it is ready: %s", strerror(errno));
                 close(ready_fd);
         }
-        for (;;) {
+#ifdef ELVIS_DP_PROBE
+        if (speak) {
+                stop = true;
+                why = elvis_dp_probe_speak(lfd, sfd, speak) ? "a STOP" : "a signal";
+        }
+#endif
+        while (!stop) {
                 pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
                 pfd[1] = (struct pollfd){ .fd = lfd, .events = nconns < MAX_CONNS ? POLLIN : 0 };
                 for (int i = 0; i < nconns; i++)
@@ -174,6 +227,10 @@ int main(int argc, char **argv)
                                 conns[i] = conns[--nconns];
                         }
                 }
+                if (elvis_dpp_server_stopping(srv)) {
+                        why = "a STOP from the manager";
+                        break;
+                }
                 if (pfd[1].revents & POLLIN) {
                         int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                         /* a manager that stops reading must not stall this loop for long */
@@ -184,11 +241,12 @@ int main(int argc, char **argv)
                         }
                 }
         }
-        log_info("elvis-dataplane %d: stopping; its devices and sidecores go with it", (int)getpid());
+        log_info("elvis-dataplane %d: stopping on %s; its devices and sidecores go with it", (int)getpid(), why);
         for (int i = 0; i < nconns; i++)
                 close(conns[i]);
         close(lfd);
-        unlink(sock_path);
+        if (!activated)
+                unlink(sock_path);
         elvis_user_dataplane.close(dp);
         elvis_dpp_server_free(srv);
         close(lock_fd);

@@ -46,13 +46,13 @@ size_t elvis_dpp_request_size(uint16_t type)
         case ELVIS_DPP_DEVICE_SET_POLICY: return sizeof(struct elvis_dpp_policy);
         case ELVIS_DPP_SET_PARAMS: return sizeof(struct elvis_dpp_params);
         case ELVIS_DPP_QUEUE_SET_POLL: return sizeof(struct elvis_dpp_queue_poll);
-        default: return 0;
+        default: return 0;      /* HEALTH and STOP carry nothing */
         }
 }
 
 static bool known(uint16_t type)
 {
-        return type == ELVIS_DPP_HEALTH || elvis_dpp_request_size(type) > 0;
+        return type == ELVIS_DPP_HEALTH || type == ELVIS_DPP_STOP || elvis_dpp_request_size(type) > 0;
 }
 
 /* A fixed-size string field: terminated inside its array; non-empty when required. */

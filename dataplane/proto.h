@@ -5,7 +5,13 @@
  *
  * Every message starts with struct elvis_dpp_hdr; length is the payload's size, which
  * must be exactly the size that type's payload has. A reply repeats the request's id,
- * has type | ELVIS_DPP_REPLY and starts with struct elvis_dpp_result. */
+ * has type | ELVIS_DPP_REPLY and starts with struct elvis_dpp_result.
+ *
+ * Since version 3, two requests mean the same in every version, so that a manager can
+ * replace a data plane of another version: HELLO of any version is answered with the
+ * data plane's own hello (an error reply, -EPROTO, when the versions differ), and STOP
+ * of any version is honoured. Their type numbers, the header and struct elvis_dpp_hello
+ * never change. */
 #pragma once
 #include <elvis/dataplane.h>
 #include <elvis/model.h>
@@ -15,7 +21,8 @@
 #include <sys/types.h>
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
-#define ELVIS_DPP_VERSION 2u             /* 2: DEVICE_ATTACH of a tap carries its queue fds */
+/* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version */
+#define ELVIS_DPP_VERSION 3u
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
 #define ELVIS_DPP_LOCK_NAME "dataplane.lock"
@@ -52,6 +59,8 @@ enum elvis_dpp_type {
         ELVIS_DPP_QUEUE_ASSIGN,         /* struct elvis_dpp_queue_ref */
         ELVIS_DPP_SET_PARAMS,           /* struct elvis_dpp_params */
         ELVIS_DPP_QUEUE_SET_POLL,       /* struct elvis_dpp_queue_poll */
+        /* no payload; the data plane answers, then stops (its devices and sidecores go) */
+        ELVIS_DPP_STOP = 64,
         __ELVIS_DPP_TYPE_MAX
 };
 

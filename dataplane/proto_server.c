@@ -24,6 +24,7 @@ struct elvis_dpp_server {
         struct elvis_dp_stats snap;
         bool have_snap;
         int snap_conn;
+        bool stop;                      /* a STOP was answered */
         _Alignas(8) unsigned char in[ELVIS_DPP_MSG_MAX];
         _Alignas(8) unsigned char out[ELVIS_DPP_MSG_MAX];
         _Alignas(8) unsigned char body[ELVIS_DPP_MSG_MAX];  /* a page being filled */
@@ -145,18 +146,24 @@ static void fill_qstat(struct elvis_dpp_server *s, unsigned i, void *o)
         elvis_dpp_queue_stats_from(o, &s->snap.queues[i], s->snap.timestamp_ns);
 }
 
+/* HELLO, in every version: who we are, with error (-EPROTO) when the asker speaks another. */
+static int hello(struct elvis_dpp_server *s, int conn, const struct elvis_dpp_hdr *h, int error, const char *why)
+{
+        struct elvis_dpp_hello o = { .version = ELVIS_DPP_VERSION, .pid = (uint32_t)getpid(),
+                                     .started_ns = s->started_ns };
+
+        snprintf(o.kind, sizeof(o.kind), "%s", s->ops->kind);
+        return reply(s, conn, h, error, why, 0, 0, &o, sizeof(o));
+}
+
 static int observe(struct elvis_dpp_server *s, int conn, const struct elvis_dpp_hdr *h, const void *p)
 {
         const struct elvis_dpp_page *pg = p;
         int r;
 
         switch (h->type) {
-        case ELVIS_DPP_HELLO: {
-                struct elvis_dpp_hello o = { .version = ELVIS_DPP_VERSION, .pid = (uint32_t)getpid(),
-                                             .started_ns = s->started_ns };
-                snprintf(o.kind, sizeof(o.kind), "%s", s->ops->kind);
-                return reply(s, conn, h, 0, NULL, 0, 0, &o, sizeof(o));
-        }
+        case ELVIS_DPP_HELLO:
+                return hello(s, conn, h, 0, NULL);
         case ELVIS_DPP_HEALTH: {
                 char detail[ELVIS_DPP_DETAIL_MAX] = "";
                 r = s->ops->health ? s->ops->health(s->dp, detail, sizeof(detail)) : 0;
@@ -334,6 +341,17 @@ int elvis_dpp_server_handle(struct elvis_dpp_server *s, int conn)
                 r = elvis_dpp_check_request(s->in, (size_t)n, nfds, &h, why, sizeof(why));
         }
         h.type &= (uint16_t)~ELVIS_DPP_REPLY;
+        /* the two requests every version understands: a manager of another version
+         * learns who we are, and may stop us to start its own */
+        if (r == -EPROTO && h.type == ELVIS_DPP_HELLO) {
+                r = hello(s, conn, &h, -EPROTO, why);
+                goto out;
+        }
+        if ((r == 0 || r == -EPROTO) && h.type == ELVIS_DPP_STOP) {
+                s->stop = true;
+                r = reply(s, conn, &h, 0, NULL, 0, 0, NULL, 0);
+                goto out;
+        }
         if (r == 0 && elvis_dpp_is_observation(h.type)) {
                 r = observe(s, conn, &h, s->in + sizeof(h));
                 goto out;
@@ -352,4 +370,9 @@ out:
         for (unsigned i = 0; i < nfds; i++)
                 close(fds[i]);
         return r;
+}
+
+bool elvis_dpp_server_stopping(const struct elvis_dpp_server *s)
+{
+        return s->stop;
 }

@@ -14,3 +14,5 @@ void elvis_dpp_server_free(struct elvis_dpp_server *s);
 int elvis_dpp_server_handle(struct elvis_dpp_server *s, int conn);
 /* The connection conn is closed: forget what was kept for it. */
 void elvis_dpp_server_forget(struct elvis_dpp_server *s, int conn);
+/* Whether a STOP was answered: the caller stops serving and ends the data plane. */
+bool elvis_dpp_server_stopping(const struct elvis_dpp_server *s);

@@ -10,6 +10,8 @@
  * connections and traffic). What the first sync finds unclaimed was not in the saved
  * state and is removed.
  *
+ * A data plane of another protocol version is drained and replaced (drain()).
+ *
  * Everything applied is also kept here (the mirror). When the data plane is lost (its
  * connection closes, a reply times out), health reports it failed and every sync
  * reconnects, or starts a new one, with exponential backoff, and replays the mirror
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -41,6 +44,7 @@
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 10000u
 #define STABLE_NS (10ull * 1000000000ull)       /* up this long: the next loss restarts at once */
+#define DRAIN_TIMEOUT_MS 10000                  /* for a data plane of another version to stop */
 
 struct rdev {
         struct elvis_dpp_device_item it;
@@ -53,6 +57,7 @@ struct rdp {
         bool pin;
         uint32_t next_id;
         pid_t pid;                      /* the data plane's, from HELLO */
+        unsigned peer_version;          /* of a data plane that answered HELLO with another version */
         uint64_t connected_ns;
         char lost_reason[160];
         unsigned restarts;
@@ -139,6 +144,11 @@ static int call_fds(struct rdp *k, uint16_t type, const void *payload, size_t le
                         return -ENOTCONN;
                 }
                 r = elvis_dpp_check_reply(k->in, (size_t)got, type, id, &res, &body, &blen, why, sizeof(why));
+                if (r == -EPROTO && type == ELVIS_DPP_HELLO) {
+                        /* another version: the connection stays, to drain it (attach_plane) */
+                        k->peer_version = ((const struct elvis_dpp_hdr *)k->in)->version;
+                        return -EPROTO;
+                }
                 if (r < 0) {
                         lost(k, "bad reply: %s", why);
                         return r == -EPROTO ? -EPROTO : -ENOTCONN;
@@ -245,6 +255,9 @@ static int spawn(struct rdp *k)
                 log_error("cannot start %s: %s", bin, strerror(-r));
                 return r;
         }
+        if (getenv("INVOCATION_ID"))
+                log_warning("no elvis-dataplane.socket listens on %s: starting elvis-dataplane inside this unit, where "
+                            "a restart of the manager ends it", k->run_dir);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         pid = fork();
@@ -291,30 +304,128 @@ static int spawn(struct rdp *k)
 
 static int handshake(struct rdp *k);
 
-/* Connects (starting a data plane when none answers), checks the version and reads
- * what the data plane has into the adoption lists. */
+/* Whether pid is an elvis-dataplane (not PID 1, whose socket elvis-dataplane.socket is). */
+static bool is_dataplane(pid_t pid)
+{
+        char path[64], comm[32] = "";
+        FILE *f;
+
+        if (pid <= 1 || pid == getpid())
+                return false;
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+        fclose(f);
+        return strcmp(comm, "elvis-dataplane\n") == 0;
+}
+
+/* Until nobody holds RUN_DIR/dataplane.lock: the data plane that held it has exited. */
+static int wait_unlocked(struct rdp *k)
+{
+        char path[ELVIS_PATH_MAX + 32];
+        int fd, r = -ETIMEDOUT;
+
+        snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_LOCK_NAME);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        for (unsigned ms = 0; ms < DRAIN_TIMEOUT_MS; ms += 20) {
+                if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+                        flock(fd, LOCK_UN);
+                        r = 0;
+                        break;
+                }
+                nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000 }, NULL);
+        }
+        close(fd);
+        return r;
+}
+
+/* A data plane of another protocol version answered HELLO: it is drained and replaced.
+ * Its lists cannot be read in our layout, so what the new one gets is the manager's
+ * state (its restore, or the mirror after a loss); its front ends see their sockets
+ * close and reconnect to the new one. It is asked to STOP, which every version since 3
+ * understands; an older one is sent SIGTERM (the peer of our connection, if that is an
+ * elvis-dataplane). */
+static int drain(struct rdp *k)
+{
+        _Alignas(8) unsigned char buf[ELVIS_DPP_MSG_MAX];
+        const struct elvis_dpp_hdr *h = (const void *)buf;
+        const struct elvis_dpp_result *res = (const void *)(buf + sizeof(*h));
+        struct ucred cred = { 0 };
+        socklen_t cl = sizeof(cred);
+        uint32_t id = ++k->next_id;
+        size_t n = elvis_dpp_encode(k->out, ELVIS_DPP_STOP, id, NULL, 0);
+        bool stopped = false;
+        ssize_t got;
+        int r;
+
+        if (getsockopt(k->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+                cred.pid = 0;
+        log_warning("elvis-dataplane in %s (pid %d) speaks protocol version %u, this manager %u: draining and "
+                    "replacing it; its guests reconnect to the new one", k->run_dir, (int)cred.pid, k->peer_version,
+                    ELVIS_DPP_VERSION);
+        if (elvis_dpp_send(k->sock, k->out, n, NULL, 0) == 0 &&
+            (got = recv(k->sock, buf, sizeof(buf), 0)) >= (ssize_t)(sizeof(*h) + sizeof(*res)))
+                stopped = h->magic == ELVIS_DPP_MAGIC && h->type == (ELVIS_DPP_STOP | ELVIS_DPP_REPLY) && h->id == id &&
+                          res->error == 0;
+        close(k->sock);
+        k->sock = -1;
+        if (!stopped) {
+                if (!is_dataplane(cred.pid)) {
+                        log_error("elvis-dataplane in %s does not understand STOP and its process is unknown: stop "
+                                  "it to have it replaced", k->run_dir);
+                        return -EPROTO;
+                }
+                log_info("elvis-dataplane pid %d predates STOP: sending it SIGTERM", (int)cred.pid);
+                if (kill(cred.pid, SIGTERM) < 0) {
+                        r = -errno;
+                        log_error("cannot stop elvis-dataplane pid %d: %s", (int)cred.pid, strerror(-r));
+                        return r;
+                }
+        }
+        if ((r = wait_unlocked(k)) < 0) {
+                log_error("elvis-dataplane of protocol version %u did not stop within %u ms", k->peer_version,
+                          DRAIN_TIMEOUT_MS);
+                return r;
+        }
+        log_notice("elvis-dataplane of protocol version %u stopped (%s); starting this version's", k->peer_version,
+                   stopped ? "STOP" : "SIGTERM");
+        return 0;
+}
+
+/* Connects (starting a data plane when none answers), checks the version (a data plane
+ * of another one is drained and replaced, once) and reads what the data plane has into
+ * the adoption lists. */
 static int attach_plane(struct rdp *k)
 {
         char path[ELVIS_PATH_MAX + 32];
         int fd, r;
 
         snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_SOCKET_NAME);
-        fd = connect_to(path);
-        if (fd == -ENOENT || fd == -ECONNREFUSED) {
-                if ((r = spawn(k)) < 0)
-                        return r;
+        for (int attempt = 0;; attempt++) {
                 fd = connect_to(path);
+                if (fd == -ENOENT || fd == -ECONNREFUSED) {
+                        if ((r = spawn(k)) < 0)
+                                return r;
+                        fd = connect_to(path);
+                }
+                if (fd < 0) {
+                        log_error("cannot connect to elvis-dataplane at %s: %s", path, strerror(-fd));
+                        return fd;
+                }
+                k->sock = fd;
+                k->connected_ns = now_ns();
+                r = handshake(k);
+                if (r == -EPROTO && attempt == 0 && k->sock >= 0 && (r = drain(k)) == 0)
+                        continue;
+                if (r < 0)
+                        goto fail;
+                return 0;
         }
-        if (fd < 0) {
-                log_error("cannot connect to elvis-dataplane at %s: %s", path, strerror(-fd));
-                return fd;
-        }
-        k->sock = fd;
-        k->connected_ns = now_ns();
-        r = handshake(k);
-        if (r < 0)
-                goto fail;
-        return 0;
 fail:
         if (k->sock >= 0)
                 close(k->sock);
@@ -333,11 +444,8 @@ static int handshake(struct rdp *k)
         int r;
 
         r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, &body, &blen);
-        if (r == -EPROTO) {
-                log_error("elvis-dataplane in %s speaks another protocol version than %u: stop it to have it replaced",
-                          k->run_dir, ELVIS_DPP_VERSION);
-                goto fail;
-        }
+        if (r == -EPROTO && k->sock >= 0)
+                return r;       /* another version: attach_plane drains it */
         if (r < 0 || blen != sizeof(hello)) {
                 r = r < 0 ? r : -EPROTO;
                 goto fail;

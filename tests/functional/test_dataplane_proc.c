@@ -41,22 +41,6 @@ static void setup(void)
         cr_assert_eq(daemon_start(&d), 0);
 }
 
-/* Ends a data plane that is not our child: SIGTERM, then its pidfd says when it is gone. */
-static void end_dataplane(pid_t pid)
-{
-        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        struct pollfd p = { .fd = pfd, .events = POLLIN };
-
-        if (pfd < 0)
-                return;         /* already gone */
-        kill(pid, SIGTERM);
-        if (poll(&p, 1, 10000) != 1) {
-                kill(pid, SIGKILL);
-                poll(&p, 1, 5000);
-        }
-        close(pfd);
-}
-
 static pid_t health_pid(char *detail, size_t len, bool *ret_ok, double *ms);
 
 static void teardown(void)
@@ -70,7 +54,7 @@ static void teardown(void)
         if (daemon_alive(&d))
                 cr_expect_eq(daemon_stop(&d), 0, "clean exit (and no leaks under ASan)");
         if (dp_pid > 0)
-                end_dataplane(dp_pid);
+                dataplane_end(dp_pid);
         daemon_cleanup(&d);
 }
 
@@ -153,7 +137,10 @@ Test(dpproc, links_no_http_tls_libvirt_or_xml)
         free(err);
 }
 
-Test(dpproc, manager_kill9_and_restart_lose_nothing)
+/* A stream through the data plane while the manager goes (kill -9, or SIGTERM: a clean
+ * stop, as systemctl restart does) and a new one starts: nothing lost, the same data
+ * plane adopted, the VM still listed. */
+static void manager_restart_loses_nothing(bool sigterm)
 {
         char *sock = add_vm("survivor"), detail[256], *log;
         struct bg_stream bg;
@@ -170,7 +157,10 @@ Test(dpproc, manager_kill9_and_restart_lose_nothing)
         /* the stream is flowing through the data plane before the manager goes */
         for (uint64_t t0 = now_ms(); queue_packets() < 10000; )
                 cr_assert_lt(now_ms() - t0, 20000, "the stream never started");
-        daemon_kill9(&d);
+        if (sigterm)
+                cr_assert_eq(daemon_stop(&d), 0, "the manager stops cleanly on SIGTERM");
+        else
+                daemon_kill9(&d);
         cr_assert_eq(kill(before, 0), 0, "elvis-dataplane outlives the manager");
         cr_assert_eq(daemon_start(&d), 0);
         after = health_pid(detail, sizeof(detail), &ok, &ms);
@@ -191,6 +181,16 @@ Test(dpproc, manager_kill9_and_restart_lose_nothing)
         free(log);
         json_decref(j);
         free(sock);
+}
+
+Test(dpproc, manager_kill9_and_restart_lose_nothing)
+{
+        manager_restart_loses_nothing(false);
+}
+
+Test(dpproc, manager_sigterm_and_restart_lose_nothing)
+{
+        manager_restart_loses_nothing(true);
 }
 
 Test(dpproc, dataplane_kill9_is_contained_and_restarted)
@@ -456,8 +456,9 @@ static pid_t probes[2];          /* the probe data planes this suite started */
 
 /* elvis-dataplane-probe (tests/lib/dp_probe.c) on run_dir: its stderr comes back on
  * *ret_err, and it has said it is ready. */
-static pid_t probe_start(const char *run_dir, bool seccomp, int *ret_err)
+static pid_t probe_start(const char *run_dir, const char *opt, const char *val, int *ret_err)
 {
+        const char *argv[] = { "elvis-dataplane", "--run-dir", run_dir, "--ready-fd", "3", opt, val, NULL };
         int ready[2], err[2];
         struct pollfd p;
         pid_t pid;
@@ -470,11 +471,7 @@ static pid_t probe_start(const char *run_dir, bool seccomp, int *ret_err)
         if (pid == 0) {
                 if (dup2(err[1], 2) < 0 || dup2(ready[1], 3) < 0)
                         _exit(127);
-                if (seccomp)
-                        execl(PROBE, "elvis-dataplane", "--run-dir", run_dir, "--ready-fd", "3", (char *)NULL);
-                else
-                        execl(PROBE, "elvis-dataplane", "--run-dir", run_dir, "--ready-fd", "3", "--no-seccomp",
-                              (char *)NULL);
+                execv(PROBE, (char *const *)argv);
                 _exit(127);
         }
         close(ready[1]);
@@ -539,7 +536,7 @@ static void sandbox_fini(void)
                         probes[i] = 0;
                 }
         if (spawned > 0)
-                end_dataplane(spawned);
+                dataplane_end(spawned);
         daemon_cleanup(&d);
 }
 
@@ -563,7 +560,7 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         daemon_arg(&d, "--dataplane");
         daemon_arg(&d, "user-process");
         cr_assert_eq(mkdir(d.run_dir, 0755), 0);
-        pid = probes[0] = probe_start(d.run_dir, true, &err);
+        pid = probes[0] = probe_start(d.run_dir, NULL, NULL, &err);
         cr_assert_eq(daemon_start(&d), 0);
         sock = add_vm("probed");
         log = daemon_log(&d);
@@ -592,7 +589,7 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         /* the control: the same probe without the filter */
         snprintf(other, sizeof(other), "%s/nofilter", d.dir);
         cr_assert_eq(mkdir(other, 0755), 0);
-        pid2 = probes[1] = probe_start(other, false, &err2);
+        pid2 = probes[1] = probe_start(other, "--no-seccomp", NULL, &err2);
         out = probe_run(pid2, err2);
         cr_assert(strstr(out, "probe: socket(AF_INET) allowed"), "%s", out);
         cr_assert(strstr(out, "probe: fork allowed"), "%s", out);
@@ -601,4 +598,85 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         free(out);
         probe_stop(pid2, err2);
         free(sock);
+}
+
+/* What fd gives until EOF (the probe has exited), at most 10 s (caller frees). */
+static char *read_to_eof(int fd)
+{
+        size_t cap = 65536, len = 0;
+        char *out = calloc(1, cap);
+        ssize_t got;
+
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                cr_assert_eq(poll(&p, 1, 10000), 1, "the probe did not end; so far:\n%s", out);
+                got = read(fd, out + len, cap - 1 - len);
+                if (got <= 0)
+                        break;
+                len += (size_t)got;
+                cr_assert_lt(len, cap - 1);
+        }
+        return out;
+}
+
+/* A data plane of another protocol version is found on the run directory when the
+ * manager starts: it is drained (asked to STOP, or sent SIGTERM when its version
+ * predates STOP), a data plane of this version is started in its place, the saved VM is
+ * created there again and a front end that reconnects is served. */
+static void other_version_is_replaced(const char *version, const char *how, const char *probe_says)
+{
+        const char *args[] = { GUEST, "--socket", NULL, "--mode", "stream", "--seconds", "2", NULL };
+        char detail[256], *sock, *out, *log, *said;
+        pid_t old, now;
+        bool ok;
+        double ms;
+        int err, st;
+        json_t *j;
+
+        daemon_init(&d, ELVIS_MANAGER);
+        daemon_arg(&d, "--dataplane");
+        daemon_arg(&d, "user-process");
+        cr_assert_eq(daemon_start(&d), 0);
+        sock = add_vm("upgraded");
+        now = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && now > 0, "%s", detail);
+        cr_assert_eq(daemon_stop(&d), 0);
+        dataplane_end(now);
+        /* the run directory is served by a data plane of another version */
+        old = probes[0] = probe_start(d.run_dir, "--probe-speak", version, &err);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(waitpid(old, &st, 0), old, "the old data plane was stopped");
+        probes[0] = 0;
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "it stopped cleanly (status %#x)", st);
+        said = read_to_eof(err);
+        close(err);
+        cr_assert(strstr(said, probe_says), "the old data plane's log:\n%s", said);
+        now = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && now > 0 && now != old, "a data plane of this version serves: %s", detail);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "draining and replacing it"), "%s", log);
+        cr_assert(strstr(log, how), "%s", log);
+        free(log);
+        args[2] = sock;
+        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s", out);
+        j = json_loads(out, 0, NULL);
+        cr_assert_not_null(j, "%s", out);
+        cr_assert_gt(n(j, "tx_packets"), 1000, "the VM is served again: %s", out);
+        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s", out);
+        json_decref(j);
+        free(out);
+        free(said);
+        free(sock);
+}
+
+TestSuite(dpversion, .fini = sandbox_fini, .timeout = 120);
+
+Test(dpversion, a_data_plane_of_version_2_is_sent_sigterm_and_replaced)
+{
+        other_version_is_replaced("2", "stopped (SIGTERM)", "answered request 64 of version 3\n");
+}
+
+Test(dpversion, a_data_plane_of_a_later_version_is_stopped_and_replaced)
+{
+        other_version_is_replaced("4", "stopped (STOP)", "answered request 64 of version 3: stopping");
 }

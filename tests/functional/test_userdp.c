@@ -1,7 +1,9 @@
 /* Functional tests of the user-space data plane with the guest emulator: lossless
  * loopback, every hostile ring and control message while another VM keeps streaming on
  * the same sidecore, stalled control connections, live queue moves under sequence
- * numbered traffic, adaptive polling and sleep, vanilla mode, multiqueue, reconnects. */
+ * numbered traffic, adaptive polling and sleep, vanilla mode, multiqueue, reconnects.
+ * ELVIS_TEST_DATAPLANE=user-process runs them against elvis-dataplane instead of the
+ * in-process plane (ctest test_userdp_process). */
 #include <criterion/criterion.h>
 
 #include "../lib/harness.h"
@@ -27,20 +29,30 @@
 #define TOPO ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml"
 
 static struct daemon d;
+static pid_t plane;             /* the process that serves the devices: the manager, or elvis-dataplane */
+
+static bool separate(void)
+{
+        const char *p = getenv("ELVIS_TEST_DATAPLANE");
+
+        return p && strcmp(p, "user-process") == 0;
+}
 
 static void start_env(bool xml, const char *env)
 {
         daemon_init(&d, ELVIS_MANAGER);
         if (env)
-                daemon_env(&d, env);
+                daemon_env(&d, env);    /* elvis-dataplane inherits it */
         daemon_arg(&d, "--dataplane");
-        daemon_arg(&d, "user");
+        daemon_arg(&d, separate() ? "user-process" : "user");
         if (xml) {
                 /* more CPUs than the host has: sidecores run unpinned, placement has room */
                 daemon_arg(&d, "--topology-xml");
                 daemon_arg(&d, TOPO);
         }
         cr_assert_eq(daemon_start(&d), 0);
+        plane = separate() ? daemon_dataplane_pid(&d) : d.pid;
+        cr_assert_gt(plane, 0, "no data plane serves");
 }
 
 static void start(bool xml) { start_env(xml, NULL); }
@@ -53,6 +65,8 @@ static void teardown(void)
 {
         if (daemon_alive(&d))
                 cr_expect_eq(daemon_stop(&d), 0, "clean exit (and no leaks under ASan)");
+        if (separate() && plane > 0)
+                dataplane_end(plane);
         daemon_cleanup(&d);
 }
 
@@ -366,9 +380,9 @@ Test(userdp, hostile_rings_hurt_nobody_else)
         for (const char *const *k = kinds; *k; k++) {
                 hostile_next_to_victim(evil, good, *k, NULL);
                 if (k == kinds)
-                        fds0 = count_fds(d.pid);
+                        fds0 = count_fds(plane);
         }
-        cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
+        cr_assert_leq(count_fds(plane), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(plane), fds0);
         free(evil);
         free(good);
 }
@@ -381,7 +395,7 @@ Test(userdp, hostile_vmm_hurts_nobody_else)
         char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
         char *good = add_vm("good", "{\"backend\":\"loopback\"}", "always");
         double worst_p99 = 0;
-        int fds0 = count_fds(d.pid);
+        int fds0 = count_fds(plane);
 
         for (const char *const *k = vmm_kinds; *k; k++) {
                 double p99;
@@ -398,7 +412,7 @@ Test(userdp, hostile_vmm_hurts_nobody_else)
                 json_decref(j);
         }
         cr_log_info("worst API p99 under a hostile VMM: %.1f ms", worst_p99);
-        cr_assert_leq(count_fds(d.pid), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(d.pid), fds0);
+        cr_assert_leq(count_fds(plane), fds0 + 2, "file descriptors leaked: %d after vs %d", count_fds(plane), fds0);
         free(evil);
         free(good);
 }

@@ -1,7 +1,13 @@
 /* Test builds of elvis-dataplane only (tests/elvis-dataplane-probe): on SIGUSR1 the
  * running data plane tries what its sandbox forbids and prints one line per try,
  *   probe: WHAT refused: REASON   or   probe: WHAT allowed
- * then "probe: done". test_dataplane_proc reads them. Nothing here is in the product. */
+ * then "probe: done". test_dataplane_proc reads them. With --probe-speak N it is a data
+ * plane of protocol version N instead (elvis_dp_probe_speak). Nothing here is in the
+ * product. */
+#include "../../dataplane/proto.h"
+
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -16,6 +22,7 @@
 #include <unistd.h>
 
 void elvis_dp_probe(void);
+int elvis_dp_probe_speak(int lfd, int sfd, unsigned version);
 
 static void report(const char *what, int r, int err)
 {
@@ -65,4 +72,84 @@ void elvis_dp_probe(void)
                 close(fd);
         }
         fprintf(stderr, "probe: done\n");
+}
+
+/* One answer of a version-N data plane: every request refused with -EPROTO in a
+ * version-N header, as a data plane of that version answers ours; from version 3 on,
+ * HELLO carries its hello and STOP is honoured (returns 1). */
+static int speak_once(int conn, unsigned version)
+{
+        _Alignas(8) unsigned char in[ELVIS_DPP_MSG_MAX], out[ELVIS_DPP_MSG_MAX];
+        struct elvis_dpp_hdr h, *o = (void *)out;
+        struct elvis_dpp_result res = { .error = -EPROTO };
+        struct elvis_dpp_hello hello = { .version = version, .pid = (uint32_t)getpid() };
+        ssize_t n = recv(conn, in, sizeof(in), 0);
+        size_t len = sizeof(h) + sizeof(res);
+        bool stop;
+
+        if (n < (ssize_t)sizeof(h))
+                return -1;
+        memcpy(&h, in, sizeof(h));
+        stop = version >= 3 && h.type == ELVIS_DPP_STOP;
+        if (stop)
+                res.error = 0;
+        else
+                snprintf(res.reason, sizeof(res.reason), "protocol version %u, this data plane speaks %u", h.version,
+                         version);
+        memcpy(out + sizeof(h), &res, sizeof(res));
+        if (version >= 3 && h.type == ELVIS_DPP_HELLO) {
+                snprintf(hello.kind, sizeof(hello.kind), "user");
+                memcpy(out + len, &hello, sizeof(hello));
+                len += sizeof(hello);
+        }
+        *o = (struct elvis_dpp_hdr){ .magic = ELVIS_DPP_MAGIC, .version = (uint16_t)version,
+                                     .type = (uint16_t)(h.type | ELVIS_DPP_REPLY), .id = h.id,
+                                     .length = (uint32_t)(len - sizeof(h)) };
+        if (send(conn, out, len, MSG_NOSIGNAL) < 0)
+                return -1;
+        fprintf(stderr, "probe: version %u answered request %u of version %u%s\n", version, h.type, h.version,
+                stop ? ": stopping" : "");
+        return stop;
+}
+
+/* Serves lfd as a data plane of protocol version `version` until a signal (0) or,
+ * from version 3 on, a STOP (1). */
+int elvis_dp_probe_speak(int lfd, int sfd, unsigned version)
+{
+        int conn = -1, r = 0;
+
+        fprintf(stderr, "probe: speaking protocol version %u\n", version);
+        for (;;) {
+                struct pollfd p[3] = { { .fd = sfd, .events = POLLIN }, { .fd = lfd, .events = POLLIN },
+                                       { .fd = conn, .events = POLLIN } };
+                if (poll(p, conn >= 0 ? 3 : 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGUSR1)
+                                continue;
+                        break;
+                }
+                if (conn >= 0 && p[2].revents && (r = speak_once(conn, version)) != 0) {
+                        close(conn);
+                        conn = -1;
+                        if (r > 0)
+                                break;
+                        r = 0;
+                }
+                if (p[1].revents & POLLIN) {
+                        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                        if (c >= 0) {
+                                if (conn >= 0)
+                                        close(conn);
+                                conn = c;
+                        }
+                }
+        }
+        if (conn >= 0)
+                close(conn);
+        return r > 0;
 }

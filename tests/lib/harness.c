@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -624,4 +625,36 @@ json_t *stream_finish(struct bg_stream *b)
         cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the stream failed: %s", out);
         cr_assert_not_null(j, "%s", out);
         return j;
+}
+
+pid_t daemon_dataplane_pid(struct daemon *d)
+{
+        static const char key[] = "elvis-dataplane pid ";
+        struct resp r;
+        const char *det, *p;
+        pid_t pid = 0;
+
+        if (http_json(d, "GET", "/v1/health", NULL, &r) < 0)
+                return 0;
+        det = json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "detail"));
+        if (r.status == 200 && det && (p = strstr(det, key)) &&
+            strcmp(json_string_value(json_object_get(r.json, "status")), "ok") == 0)
+                pid = (pid_t)atoi(p + strlen(key));
+        resp_free(&r);
+        return pid;
+}
+
+void dataplane_end(pid_t pid)
+{
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+        if (pfd < 0)
+                return;         /* already gone */
+        kill(pid, SIGTERM);
+        if (poll(&p, 1, 10000) != 1) {
+                kill(pid, SIGKILL);
+                poll(&p, 1, 5000);
+        }
+        close(pfd);
 }

@@ -63,6 +63,12 @@ bool daemon_alive(struct daemon *d);
 void daemon_cleanup(struct daemon *d);
 /* Returns the daemon's log so far (caller frees). */
 char *daemon_log(struct daemon *d);
+/* --dataplane user-process: the elvis-dataplane serving d, as /v1/health names it while
+ * it is healthy; 0 otherwise. */
+pid_t daemon_dataplane_pid(struct daemon *d);
+/* Ends an elvis-dataplane (not our child, it outlives the manager): SIGTERM, then its
+ * pidfd says when it is gone (SIGKILL after 10 s). */
+void dataplane_end(pid_t pid);
 
 /* HTTP over the daemon's socket. body may be NULL. Returns 0 when a response arrived. */
 int http(struct daemon *d, const char *method, const char *path, const char *content_type, const char *body,

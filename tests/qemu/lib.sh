@@ -80,3 +80,15 @@ qmp() {
         exec {fd}>&-
         printf '%s\n' "$line"
 }
+
+# until_ok SECONDS COMMAND...: runs COMMAND every 0.2 s until it succeeds (0) or SECONDS pass (1).
+until_ok() {
+        local n=$(($1 * 5))
+        shift
+        while [ "$n" -gt 0 ]; do
+                "$@" && return 0
+                sleep 0.2
+                n=$((n - 1))
+        done
+        return 1
+}

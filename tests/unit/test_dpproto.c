@@ -228,6 +228,43 @@ Test(dpproto, malformed_requests_get_an_error_reply)
 
 /* Only a tap's DEVICE_ATTACH carries fds: one that comes along with anything else is
  * closed, the request refused. */
+/* HELLO and STOP mean the same in every version: a manager of another version learns
+ * who answers (with -EPROTO) and can stop it; anything else of another version is
+ * refused and changes nothing. */
+Test(dpproto, hello_and_stop_are_understood_in_every_version)
+{
+        _Alignas(8) unsigned char m[ELVIS_DPP_MSG_MAX];
+        struct elvis_dpp_hello hello = { .version = 1 }, got;
+        struct elvis_dpp_sidecore c = { .id = 1, .cpu = -1 };
+        struct elvis_dpp_hdr h, *mh = (void *)m;
+        const struct elvis_dpp_result *res;
+        size_t n;
+        char *log;
+
+        n = elvis_dpp_encode(m, ELVIS_DPP_HELLO, 1, &hello, sizeof(hello));
+        mh->version = 1;
+        res = raw(m, n, -1, &h);
+        cr_assert_eq(res->error, -EPROTO);
+        cr_assert_eq(h.version, ELVIS_DPP_VERSION, "the reply is in the data plane's version");
+        cr_assert_eq(h.length, sizeof(*res) + sizeof(got), "and carries its hello");
+        memcpy(&got, res + 1, sizeof(got));
+        cr_assert_eq(got.version, ELVIS_DPP_VERSION);
+        cr_assert_eq(got.pid, (uint32_t)getpid());
+        n = elvis_dpp_encode(m, ELVIS_DPP_SIDECORE_CREATE, 2, &c, sizeof(c));
+        mh->version = ELVIS_DPP_VERSION + 7;
+        cr_assert_eq(raw(m, n, -1, &h)->error, -EPROTO);
+        cr_assert_not(elvis_dpp_server_stopping(srv));
+        n = elvis_dpp_encode(m, ELVIS_DPP_STOP, 3, NULL, 0);
+        mh->version = ELVIS_DPP_VERSION + 7;
+        res = raw(m, n, -1, &h);
+        cr_assert_eq(res->error, 0, "%s", res->reason);
+        cr_assert_eq(h.type, ELVIS_DPP_STOP | ELVIS_DPP_REPLY);
+        cr_assert(elvis_dpp_server_stopping(srv));
+        log = fake_log();
+        cr_assert_null(strstr(log, "sidecore_create"), "the other version's request reached nothing:\n%s", log);
+        free(log);
+}
+
 Test(dpproto, unexpected_fds_are_refused_and_closed)
 {
         _Alignas(8) unsigned char m[ELVIS_DPP_MSG_MAX];
