@@ -375,12 +375,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "elvis-guest-blk: bad arguments\n");
                 return 2;
         }
-        if (cpu >= 0) {
-                cpu_set_t set;
-                CPU_ZERO(&set);
-                CPU_SET(cpu, &set);
-                sched_setaffinity(0, sizeof(set), &set);
-        }
+        emu_pin_cpu(cpu);
         if (negotiate(sock, queues, ring) < 0) {
                 printf("{\"error\": \"%s: %s\"}\n", sock, e.error);
                 emu_close(&e);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,17 @@ static int fail(struct emu *e, const char *fmt, ...)
         vsnprintf(e->error, sizeof(e->error), fmt, ap);
         va_end(ap);
         return -1;
+}
+
+void emu_pin_cpu(int cpu)
+{
+        cpu_set_t set;
+
+        if (cpu < 0)
+                return;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        sched_setaffinity(0, sizeof(set), &set);
 }
 
 void emu_spin_ns(uint64_t ns)

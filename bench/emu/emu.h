@@ -110,6 +110,8 @@ bool emu_wait_irq(struct emu *e, struct emu_vq *vq, int ms);
 void emu_drain_irqs(struct emu *e, struct emu_vq *vq);
 bool emu_has_event_idx(const struct emu *e);
 uint64_t emu_now_ns(void);
+/* Runs this process on one CPU (cpu < 0: anywhere). */
+void emu_pin_cpu(int cpu);
 /* Busy-waits ns nanoseconds (guest CPU spent on a modelled cost). */
 void emu_spin_ns(uint64_t ns);
 

@@ -102,17 +102,45 @@ static int lowat_socket(int sv[2])
 
 /* Every vring fd slot with fds of the wrong kind, each sent with NEED_REPLY: 1 when all
  * were refused. */
+/* Four fds of kinds a back end must refuse where it wants another: a pipe, a socket,
+ * third (whatever is wrong for the message at hand) and a character device. */
+struct wrong_fds {
+        int pfd[2], sv[2], kinds[4];
+};
+
+static int wrong_fds_open(struct wrong_fds *w, int third)
+{
+        if (pipe2(w->pfd, O_CLOEXEC) < 0)
+                return -1;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sv) < 0) {
+                close(w->pfd[0]);
+                close(w->pfd[1]);
+                return -1;
+        }
+        w->kinds[0] = w->pfd[0];
+        w->kinds[1] = w->sv[0];
+        w->kinds[2] = third;
+        w->kinds[3] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        return 0;
+}
+
+static void wrong_fds_close(struct wrong_fds *w)
+{
+        close(w->pfd[0]);
+        close(w->pfd[1]);
+        close(w->sv[0]);
+        close(w->sv[1]);
+        close(w->kinds[3]);
+}
+
 static int wrong_kinds(struct emu *e)
 {
-        int pfd[2], sv[2], kinds[4], ok = 1;
+        struct wrong_fds w;
+        int *pfd = w.pfd, *kinds = w.kinds, ok = 1;
         uint64_t file = 1;      /* the TX ring */
 
-        if (pipe2(pfd, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        if (wrong_fds_open(&w, e->memfd) < 0)
                 return -1;
-        kinds[0] = pfd[0];
-        kinds[1] = sv[0];
-        kinds[2] = e->memfd;
-        kinds[3] = open("/dev/null", O_RDWR | O_CLOEXEC);
         for (unsigned r = 0; r < 3; r++) {
                 uint32_t req = r == 0 ? SET_VRING_KICK : r == 1 ? SET_VRING_CALL : SET_VRING_ERR;
                 for (unsigned k = 0; k < 4; k++)
@@ -131,11 +159,7 @@ static int wrong_kinds(struct emu *e)
                     nack(e, SET_BACKEND_REQ_FD, NULL, 0, &ev, 1) != 1)
                         ok = 0;
         }
-        close(pfd[0]);
-        close(pfd[1]);
-        close(sv[0]);
-        close(sv[1]);
-        close(kinds[3]);
+        wrong_fds_close(&w);
         return ok;
 }
 
@@ -147,24 +171,17 @@ struct log_msg {
 static int log_wrong_kinds(struct emu *e)
 {
         struct log_msg lm = { 4096, 0 };
-        int pfd[2], sv[2], kinds[4], ok = 1;
+        struct wrong_fds w;
+        int ok = 1;
 
-        if (pipe2(pfd, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        if (wrong_fds_open(&w, e->qp[0].tx.kick_fd) < 0)
                 return -1;
-        kinds[0] = pfd[0];
-        kinds[1] = sv[0];
-        kinds[2] = e->qp[0].tx.kick_fd;
-        kinds[3] = open("/dev/null", O_RDWR | O_CLOEXEC);
         for (unsigned k = 0; k < 4; k++)
-                if (nack(e, SET_LOG_BASE, &lm, sizeof(lm), &kinds[k], 1) != 1)
+                if (nack(e, SET_LOG_BASE, &lm, sizeof(lm), &w.kinds[k], 1) != 1)
                         ok = 0;
         if (nack(e, SET_LOG_BASE, &lm, sizeof(lm), NULL, 0) != 1)
                 ok = 0;
-        close(pfd[0]);
-        close(pfd[1]);
-        close(sv[0]);
-        close(sv[1]);
-        close(kinds[3]);
+        wrong_fds_close(&w);
         return ok;
 }
 

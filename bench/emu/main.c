@@ -149,12 +149,7 @@ int main(int argc, char **argv)
                 usage();
                 return 2;
         }
-        if (cpu >= 0) {
-                cpu_set_t set;
-                CPU_ZERO(&set);
-                CPU_SET(cpu, &set);
-                sched_setaffinity(0, sizeof(set), &set);
-        }
+        emu_pin_cpu(cpu);
         if (!strcmp(mode, "hostile")) {
                 if (!kind) {
                         usage();

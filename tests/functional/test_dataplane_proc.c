@@ -121,6 +121,23 @@ static long long n(json_t *j, const char *k)
         return (long long)json_integer_value(json_object_get(j, k));
 }
 
+/* Runs the emulator (args, a loopback stream) and expects its frames back: over 1000 sent,
+ * every one received, none lost. */
+static void expect_echo(const char *const *args, const char *what)
+{
+        char *out = NULL;
+        json_t *j;
+
+        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s: %s", what, out);
+        j = json_loads(out, 0, NULL);
+        cr_assert_not_null(j, "%s", out);
+        cr_assert_gt(n(j, "tx_packets"), 1000, "%s: %s", what, out);
+        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s: %s", what, out);
+        cr_assert_eq(n(j, "lost"), 0, "%s: %s", what, out);
+        json_decref(j);
+        free(out);
+}
+
 Test(dpproc, links_no_http_tls_libvirt_or_xml)
 {
         const char *argv[] = { "/usr/bin/ldd", DATAPLANE, NULL };
@@ -200,8 +217,6 @@ Test(dpproc, dataplane_kill9_is_contained_and_restarted)
         pid_t before, now = 0;
         double ms, worst = 0;
         bool ok = false;
-        char *out;
-        json_t *j;
 
         args[2] = sock;
         before = health_pid(detail, sizeof(detail), &ok, &ms);
@@ -221,14 +236,7 @@ Test(dpproc, dataplane_kill9_is_contained_and_restarted)
         cr_assert(strstr(log, "connected again"), "%s", log);
         free(log);
         /* a front end that (re)connects is served by the new data plane */
-        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s", out);
-        j = json_loads(out, 0, NULL);
-        cr_assert_not_null(j, "%s", out);
-        cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
-        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s", out);
-        cr_assert_eq(n(j, "lost"), 0);
-        json_decref(j);
-        free(out);
+        expect_echo(args, "served");
         free(sock);
 }
 
@@ -554,7 +562,6 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         char line[96], other[96], *out, *sock, *log;
         int err, err2;
         pid_t pid, pid2;
-        json_t *j;
 
         daemon_init(&d, ELVIS_MANAGER);
         daemon_arg(&d, "--dataplane");
@@ -567,14 +574,7 @@ Test(dpsandbox, calls_outside_the_allow_list_are_refused_in_the_running_data_pla
         cr_assert(strstr(log, "already running"), "the manager adopted the probe data plane:\n%s", log);
         free(log);
         args[2] = sock;
-        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s", out);
-        j = json_loads(out, 0, NULL);
-        cr_assert_not_null(j, "%s", out);
-        cr_assert_gt(n(j, "tx_packets"), 1000, "%s", out);
-        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s", out);
-        cr_assert_eq(n(j, "lost"), 0);
-        json_decref(j);
-        free(out);
+        expect_echo(args, "served");
         out = probe_run(pid, err);
         for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
                 snprintf(line, sizeof(line), "probe: %s refused: Operation not permitted", refused[i]);
@@ -626,12 +626,11 @@ static char *read_to_eof(int fd)
 static void other_version_is_replaced(const char *version, const char *how, const char *probe_says)
 {
         const char *args[] = { GUEST, "--socket", NULL, "--mode", "stream", "--seconds", "2", NULL };
-        char detail[256], *sock, *out, *log, *said;
+        char detail[256], *sock, *log, *said;
         pid_t old, now;
         bool ok;
         double ms;
         int err, st;
-        json_t *j;
 
         daemon_init(&d, ELVIS_MANAGER);
         daemon_arg(&d, "--dataplane");
@@ -658,13 +657,7 @@ static void other_version_is_replaced(const char *version, const char *how, cons
         cr_assert(strstr(log, how), "%s", log);
         free(log);
         args[2] = sock;
-        cr_assert_eq(run_cmd(args, NULL, &out, NULL), 0, "%s", out);
-        j = json_loads(out, 0, NULL);
-        cr_assert_not_null(j, "%s", out);
-        cr_assert_gt(n(j, "tx_packets"), 1000, "the VM is served again: %s", out);
-        cr_assert_eq(n(j, "rx_packets"), n(j, "tx_packets"), "%s", out);
-        json_decref(j);
-        free(out);
+        expect_echo(args, "served");
         free(said);
         free(sock);
 }

@@ -18,3 +18,12 @@ static inline uint8_t *guest_mem_map(struct elvis_vring_mem *map, uint64_t gpa, 
                                                .base = mem };
         return mem;
 }
+
+/* A ring of num entries at offsets desc, avail and used of mem (EVENT_IDX and indirect
+ * descriptors on), from avail index 0: elvis_vring_init's answer. */
+static inline int guest_ring_init(struct elvis_vring *vr, const struct elvis_vring_mem *map, uint8_t *mem, unsigned num,
+                                  uint32_t desc, uint32_t avail, uint32_t used, const char **why)
+{
+        return elvis_vring_init(vr, map, num, (uintptr_t)mem + desc, (uintptr_t)mem + avail, (uintptr_t)mem + used, 0,
+                                true, true, why);
+}

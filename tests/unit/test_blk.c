@@ -32,8 +32,7 @@ static void setup(void)
 
         mem = guest_mem_map(&map, GPA, MEM);
         cr_assert_not_null(mem);
-        cr_assert_eq(elvis_vring_init(&vr, &map, NUM, (uintptr_t)mem + DESC, (uintptr_t)mem + AVAIL,
-                                      (uintptr_t)mem + USED, 0, true, true, &why), 0, "%s", why);
+        cr_assert_eq(guest_ring_init(&vr, &map, mem, NUM, DESC, AVAIL, USED, &why), 0, "%s", why);
         disk = (struct elvis_blk_disk){ .capacity = 2048, .blk_size = 512, .num_queues = 1, .discard = true,
                                         .write_zeroes = true, .max_discard_sectors = 1024,
                                         .max_write_zeroes_sectors = 1024, .id = "elvis-disk-0" };

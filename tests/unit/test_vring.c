@@ -38,8 +38,7 @@ static void setup(void)
 
         mem = guest_mem_map(&map, GPA, MEM);
         cr_assert_not_null(mem);
-        cr_assert_eq(elvis_vring_init(&vr, &map, NUM, (uintptr_t)mem + DESC, (uintptr_t)mem + AVAIL,
-                                      (uintptr_t)mem + USED, 0, true, true, &why), 0, "%s", why);
+        cr_assert_eq(guest_ring_init(&vr, &map, mem, NUM, DESC, AVAIL, USED, &why), 0, "%s", why);
 }
 
 static void teardown(void)
