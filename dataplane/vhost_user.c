@@ -112,11 +112,18 @@ static void flush_errors(struct dp_device *dev)
 
 /* ---- memory ---- */
 
+/* A mapping of the VMM's memory goes; a failure would leak it for good, so it is said. */
+static void unmap_vmm(const struct dp_region_map *m)
+{
+        if (m->addr && munmap(m->addr, m->len) < 0)
+                log_error("cannot unmap %zu bytes of a VMM's memory: %s", (size_t)m->len, strerror(errno));
+}
+
 static void unmap_memory(struct dp_device *dev)
 {
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
                 if (dev->maps[i].addr) {
-                        munmap(dev->maps[i].addr, dev->maps[i].len);
+                        unmap_vmm(&dev->maps[i]);
                         dev->maps[i] = (struct dp_region_map){ 0 };
                 }
         memset(&dev->mem, 0, sizeof(dev->mem));
@@ -126,8 +133,7 @@ static void unmap_memory(struct dp_device *dev)
  * installed under the pairs' locks). */
 static void unmap_log(struct dp_device *dev)
 {
-        if (dev->log_map.addr)
-                munmap(dev->log_map.addr, dev->log_map.len);
+        unmap_vmm(&dev->log_map);
         dev->log_map = (struct dp_region_map){ 0 };
 }
 
@@ -214,7 +220,9 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
                 align = st.st_blksize > page ? (uint64_t)st.st_blksize : (uint64_t)page;
                 map_off = rm.mmap_offset & ~(align - 1);
                 lead = rm.mmap_offset - map_off;
-                maps[i].len = rm.size + lead;
+                /* whole blocks: munmap of hugetlbfs takes only whole huge pages (a file of
+                 * that kind is a whole number of them, so this stays inside it) */
+                maps[i].len = (rm.size + lead + align - 1) & ~(align - 1);
                 maps[i].addr = mmap(NULL, maps[i].len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i],
                                     (off_t)map_off);
                 if (maps[i].addr == MAP_FAILED) {
@@ -231,8 +239,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
                 r = elvis_mem_validate(&mem, why);
         if (r < 0) {
                 for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                        if (maps[i].addr)
-                                munmap(maps[i].addr, maps[i].len);
+                        unmap_vmm(&maps[i]);
                 return r;
         }
         lock_all(dev);
@@ -246,8 +253,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
         }
         unlock_all(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                if (old[i].addr)
-                        munmap(old[i].addr, old[i].len);
+                unmap_vmm(&old[i]);
         return 0;
 }
 
@@ -339,7 +345,7 @@ static int set_log_base(struct dp_device *dev, struct dp_conn *c, const struct m
         align = st.st_blksize > page ? (uint64_t)st.st_blksize : (uint64_t)page;
         map_off = lm.mmap_offset & ~(align - 1);
         lead = lm.mmap_offset - map_off;
-        map.len = lm.mmap_size + lead;
+        map.len = (lm.mmap_size + lead + align - 1) & ~(align - 1);   /* whole blocks, as for guest memory */
         map.addr = mmap(NULL, map.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[0], (off_t)map_off);
         if (map.addr == MAP_FAILED) {
                 *why = "cannot map the dirty log";
@@ -357,8 +363,7 @@ static int set_log_base(struct dp_device *dev, struct dp_conn *c, const struct m
                 elvis_netq_log_update(&qp->q);
         }
         unlock_all(dev);
-        if (old.addr)
-                munmap(old.addr, old.len);
+        unmap_vmm(&old);
         log_info("VM %u device %s: dirty log of %llu bytes from the front end (live migration)", dev->vm_id, dev->id,
                  (unsigned long long)lm.mmap_size);
         if ((dev->protocol_features & BIT(PF_LOG_SHMFD)) &&

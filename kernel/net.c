@@ -16,6 +16,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/nospec.h>
+#include <linux/pagemap.h>
 #include <linux/netdevice.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
@@ -63,13 +64,20 @@ int ev_log_or8(void __user *p, u8 bits)
 		got = pin_user_pages_fast(addr, 1, FOLL_WRITE, &page);
 	if (got != 1)
 		return -EFAULT;
+	/* the page lock is the VMM's to hold too (migration, writeback): in a turn only a
+	 * free one is taken, else the slow path does this write */
+	if (fast && !trylock_page(page)) {
+		put_page(page);
+		return -EFAULT;
+	}
 	base = kmap_local_page(page);
 	for (unsigned int b = 0; b < 8; b++)
 		if (bits & (1u << b))
 			set_bit(nr + b, base);
 	kunmap_local(base);
 	if (fast) {
-		set_page_dirty_lock(page);
+		set_page_dirty(page);
+		unlock_page(page);
 		put_page(page);
 	} else {
 		unpin_user_pages_dirty_lock(&page, 1, true);

@@ -329,6 +329,12 @@ int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
                         r = elvis_vring_fail(&v->vr, -EFAULT, "cannot write num_buffers");
                         goto fail;
                 }
+                /* written after its buffer was logged: logged again, or a VMM that fetched
+                 * the bitmap in between would migrate the page without it */
+                if (elvis_vring_log_iov(&v->vr, first, nfirst, NUM_BUFFERS_OFF + 2)) {
+                        r = v->vr.error;
+                        goto fail;
+                }
         }
         ev_stat_add(q->st.rx_packets, 1);
         ev_stat_add(q->st.rx_bytes, len > hl ? len - hl : 0);

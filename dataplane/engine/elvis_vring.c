@@ -84,7 +84,8 @@ static int log_used(struct elvis_vring *vr, u64 off, u64 len)
 {
         if (ev_likely(!vr->log_used))
                 return 0;
-        if (elvis_log_write(vr->log, vr->log_used_gpa + off, len))
+        /* an address the VMM gave that wraps marks no page: an error, like one beyond the log */
+        if (vr->log_used_gpa + off < vr->log_used_gpa || elvis_log_write(vr->log, vr->log_used_gpa + off, len))
                 return elvis_vring_fail(vr, -EFAULT, "cannot write the dirty log");
         return 0;
 }

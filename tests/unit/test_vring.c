@@ -542,3 +542,15 @@ Test(vring, a_used_ring_log_outside_the_log_stops_the_ring)
         cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0, "nothing written anywhere");
         cr_assert_eq(*used_idx(), 0);
 }
+
+Test(vring, a_used_ring_log_address_that_wraps_stops_the_ring)
+{
+        uint8_t bytes[8] = { 0 };
+        struct elvis_log log = { bytes, sizeof(bytes) };
+
+        /* the first used entry, at offset 4, would wrap to gpa 2: page 0, inside the log */
+        elvis_vring_set_log(&vr, &log, false, true, UINT64_MAX - 1);
+        cr_assert_eq(elvis_vring_push(&vr, 0, 0), -EFAULT);
+        cr_assert(strstr(vr.error_what, "dirty log"), "%s", vr.error_what);
+        cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0, "no page marked for a wrapped address");
+}
