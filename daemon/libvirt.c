@@ -391,6 +391,25 @@ static int pin_emulator(virDomainPtr dom, unsigned char *map, int maplen, unsign
  * arrives by migration: libvirt holds its job until the guest resumes here, and a pin
  * call would block the loop until it times out (30 s). The qemu hook puts the pins in
  * the incoming XML instead; the resume pins it. */
+static enum elvis_migration migration_of(virDomainPtr dom);
+
+/* A migration job runs on the domain, in either direction, switch-over or not. */
+static bool migration_job(virDomainPtr dom)
+{
+        virTypedParameterPtr params = NULL;
+        int type = 0, nparams = 0, op = 0;
+        bool r = false;
+
+        if (migration_of(dom) != ELVIS_MIGRATION_NONE)
+                return true;
+        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0)
+                return false;
+        if (type != VIR_DOMAIN_JOB_NONE && virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1)
+                r = op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN || op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+        virTypedParamsFree(params, nparams);
+        return r;
+}
+
 static void pin_vm(struct elvis_manager *m, const struct elvis_vm *vm, bool report_drift)
 {
         virDomainPtr dom;
@@ -399,10 +418,17 @@ static void pin_vm(struct elvis_manager *m, const struct elvis_vm *vm, bool repo
         unsigned char map[ELVIS_MAX_CPUS / 8], cur[ELVIS_MAX_CPUS / 8 * 8];
         unsigned i = 0;
 
-        if (vm->migration == ELVIS_MIGRATION_INCOMING)
+        /* libvirt holds a migrating domain's job: a pin call would wait for it (30 s and
+         * a retry, per vCPU) with the event loop stopped. Pins wait for the migration's end. */
+        if (vm->migration != ELVIS_MIGRATION_NONE)
                 return;
         if (!vm->domain[0] || !m->libvirt || !m->libvirt->conn || (dom = lookup(m, vm->domain)) == NULL)
                 return;
+        if (migration_job(dom)) {
+                log_info("domain %s is migrating: its pins are left until the migration ends", vm->domain);
+                virDomainFree(dom);
+                return;
+        }
         ncpus = virNodeGetCPUMap(m->libvirt->conn, NULL, NULL, 0);
         if (ncpus <= 0)
                 ncpus = ELVIS_MAX_CPUS;
@@ -712,8 +738,14 @@ static enum elvis_migration migration_of(virDomainPtr dom)
         int type = 0, nparams = 0, op = 0, state = 0, reason = 0;
         enum elvis_migration r = ELVIS_MIGRATION_NONE;
 
-        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0)
+        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
+                /* the destination answers no job statistics ("only on the source host"):
+                 * a domain paused for a migration there is arriving */
+                if (virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED &&
+                    reason == VIR_DOMAIN_PAUSED_MIGRATION)
+                        r = ELVIS_MIGRATION_INCOMING;
                 return r;
+        }
         if (type != VIR_DOMAIN_JOB_NONE &&
             virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1) {
                 if (op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN)
