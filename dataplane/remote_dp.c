@@ -420,6 +420,15 @@ static int attach_plane(struct rdp *k)
                 k->sock = fd;
                 k->connected_ns = now_ns();
                 r = handshake(k);
+                /* only an older data plane is drained: a newer one came with a package this
+                 * manager predates (restart the manager), and stopping it would be undone by
+                 * its socket unit at once, over and over */
+                if (r == -EPROTO && k->sock >= 0 && k->peer_version > ELVIS_DPP_VERSION) {
+                        log_error("elvis-dataplane in %s speaks protocol version %u, newer than this manager's %u: "
+                                  "left running; restart elvis-manager to use it",
+                                  k->run_dir, k->peer_version, ELVIS_DPP_VERSION);
+                        goto fail;
+                }
                 if (r == -EPROTO && attempt == 0 && k->sock >= 0 && (r = drain(k)) == 0)
                         continue;
                 if (r < 0)
