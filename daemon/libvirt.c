@@ -20,6 +20,11 @@
 /* vcpu-pinning respect: pins are re-read on lifecycle and tunable events, and this often
  * for drivers that send no tunable events */
 #define PIN_POLL_US (10 * 1000000ull)
+/* A VM marked incoming whose domain libvirt does not know after this many checks, 30 s
+ * apart, never arrives: libvirt fails some incoming migrations after the qemu hook ran
+ * and before the domain exists, with no event and no release */
+#define ARRIVAL_CHECK_US (30 * 1000000ull)
+#define ARRIVAL_STRIKES 4
 #define MAX_CONFLICTS 64
 
 /* ---- libvirt's event loop implemented on elvis_loop ---- */
@@ -43,6 +48,12 @@ struct elvis_libvirt {
         struct elvis_loop_source *pin_poll;
         uint32_t pending_pins[64];
         unsigned npending;
+        struct elvis_loop_source *arrival;
+        struct {
+                uint32_t id;
+                unsigned strikes;
+        } absent[64];                   /* incoming VMs libvirt did not know at the last checks */
+        unsigned nabsent;
         bool check_conflicts;
         /* conflicts already logged and journalled: each is reported once */
         struct elvis_pin_conflict reported[MAX_CONFLICTS];
@@ -866,6 +877,10 @@ static bool settle_migration(struct elvis_manager *m, uint32_t id, virDomainPtr 
                              "runs here again: its migration failed or was cancelled, its VM is kept as it was");
                 return false;
         case ELVIS_MIGRATION_INCOMING:
+                /* no domain yet: the hook may have added the VM before libvirt created it;
+                 * elvis_libvirt_check_arrivals decides after a grace period */
+                if (!dom)
+                        return false;
                 if (off) {
                         release_migrated(m, id, dname, "migration_in_failed", "did not arrive (its incoming migration failed)");
                         return true;
@@ -1149,6 +1164,8 @@ static void on_commit(struct elvis_manager *m, enum elvis_event ev, const struct
         }
 }
 
+static void on_arrival_check(struct elvis_loop_source *src, void *userdata);
+
 int elvis_libvirt_start(struct elvis_manager *m)
 {
         struct elvis_libvirt *lv;
@@ -1176,8 +1193,56 @@ int elvis_libvirt_start(struct elvis_manager *m)
         if (elvis_config_respects_pins(&m->cfg) &&
             (r = elvis_loop_add_timer(m->loop, PIN_POLL_US, true, poll_pins, m, &lv->pin_poll)) < 0)
                 return r;
+        if ((r = elvis_loop_add_timer(m->loop, ARRIVAL_CHECK_US, true, on_arrival_check, m, &lv->arrival)) < 0)
+                return r;
         elvis_loop_timer_rearm(lv->retry, 1, false);
         return elvis_manager_listen(m, on_commit, lv);
+}
+
+void elvis_libvirt_check_arrivals(struct elvis_manager *m)
+{
+        struct elvis_libvirt *lv = m->libvirt;
+        uint32_t ids[ELVIS_MAX_VMS];
+        unsigned n = 0, kept = 0;
+
+        if (!lv || !lv->conn)
+                return;         /* unknown is not absent: wait for libvirt */
+        for (unsigned i = 0; i < m->state.nvms && n < ELVIS_MAX_VMS; i++)
+                if (m->state.vms[i].migration == ELVIS_MIGRATION_INCOMING)
+                        ids[n++] = m->state.vms[i].id;
+        for (unsigned i = 0; i < n; i++) {
+                struct elvis_vm *vm = elvis_state_vm(&m->state, ids[i]);
+                virDomainPtr dom = vm ? lookup(m, vm->domain) : NULL;
+                unsigned strikes = 0;
+
+                if (!vm)
+                        continue;
+                if (dom) {
+                        virDomainFree(dom);
+                        continue;       /* it exists: its events settle it */
+                }
+                for (unsigned k = 0; k < lv->nabsent; k++)
+                        if (lv->absent[k].id == ids[i])
+                                strikes = lv->absent[k].strikes;
+                if (++strikes >= ARRIVAL_STRIKES) {
+                        release_migrated(m, ids[i], NULL, "migration_in_failed",
+                                         "never appeared in libvirt after its incoming migration was announced (libvirt "
+                                         "failed it before creating the domain)");
+                        continue;
+                }
+                if (kept < sizeof(lv->absent) / sizeof(lv->absent[0])) {
+                        lv->absent[kept].id = ids[i];
+                        lv->absent[kept].strikes = strikes;
+                        kept++;
+                }
+        }
+        lv->nabsent = kept;
+}
+
+static void on_arrival_check(struct elvis_loop_source *src, void *userdata)
+{
+        (void)src;
+        elvis_libvirt_check_arrivals(userdata);
 }
 
 void elvis_libvirt_stop(struct elvis_manager *m)
@@ -1200,6 +1265,7 @@ void elvis_libvirt_stop(struct elvis_manager *m)
         elvis_loop_source_free(lv->retry);
         elvis_loop_source_free(lv->deferred);
         elvis_loop_source_free(lv->pin_poll);
+        elvis_loop_source_free(lv->arrival);
         free(lv);
         m->libvirt = NULL;
 }

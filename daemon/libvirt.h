@@ -28,6 +28,9 @@ int elvis_libvirt_domain(struct elvis_manager *m, const char *domain, struct elv
  * domain_xml) may be taken: 0, or -EPERM with a detail naming the domain and how to opt in. */
 int elvis_libvirt_may_adopt(const struct elvis_manager *m, const struct elvis_domain_info *info,
                             struct elvis_err *e);
+/* Releases VMs marked incoming whose domain libvirt has not known for 4 checks in a row
+ * (a timer runs it every 30 s; exposed for tests). */
+void elvis_libvirt_check_arrivals(struct elvis_manager *m);
 /* Adopts the running domains that opted in and are not managed yet (adopt-domains changed). */
 void elvis_libvirt_adopt_running(struct elvis_manager *m);
 /* What a new VM that names a domain can learn from libvirt (vCPUs, interfaces, QEMU's

@@ -845,6 +845,36 @@ Test(migration, a_failed_incoming_migration_cleans_the_destination)
         virDomainFree(dom);
 }
 
+/* libvirt can fail an incoming migration after the hook added the VM and before the
+ * domain exists, with no event: the VM is released after four checks find no domain,
+ * and not before; one whose domain exists is never released this way. */
+Test(migration, an_arrival_that_never_comes_is_released_after_a_grace_period)
+{
+        virDomainPtr dom = incoming_domain("mig3"), here = incoming_domain("mig4");
+        const char *why;
+
+        elvis_libvirt_domain_event(m, dom, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        elvis_libvirt_domain_event(m, here, VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED);
+        cr_assert_not_null(vm_named("mig3"));
+        cr_assert_str_eq(saved_migration("mig3"), "incoming");
+        /* the domain vanishes from libvirt; its events are not delivered (the loop does not run) */
+        cr_assert_eq(virDomainDestroy(dom), 0);
+        cr_assert_eq(virDomainUndefine(dom), 0);
+        for (int i = 0; i < 3; i++)
+                elvis_libvirt_check_arrivals(m);
+        cr_assert_not_null(vm_named("mig3"), "three checks are not enough");
+        cr_assert_null(journal_reason("migration_in_failed"));
+        elvis_libvirt_check_arrivals(m);
+        cr_assert_null(vm_named("mig3"), "the fourth releases it");
+        why = journal_reason("migration_in_failed");
+        cr_assert_not_null(why);
+        cr_assert(strstr(why, "never appeared in libvirt"), "%s", why);
+        cr_assert_not_null(vm_named("mig4"), "a VM whose domain exists stays");
+        cr_assert_str_eq(saved_migration("mig4"), "incoming");
+        virDomainFree(dom);
+        drop_domain(here);
+}
+
 /* A domain that did not opt in is not adopted on arrival either. */
 Test(migration, an_incoming_domain_without_metadata_is_left_alone)
 {
