@@ -665,10 +665,25 @@ static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
         return r;
 }
 
+/* A removal while the data plane is lost succeeds here: it leaves the mirror, so the
+ * replay on reconnect does not restore it, and a data plane that survived still holding
+ * it has it removed by the first sync (what the state does not restate goes). Failing
+ * it instead would roll back the commit: a VM that left by migration, or a domain that
+ * stopped, would stay held until something retried. */
+static int forget_while_lost(struct rdp *k, const char *what, uint32_t id)
+{
+        (void)k;
+        log_notice("elvis-dataplane is unreachable: %s %u removed here, and from the data plane when it is back", what,
+                   id);
+        return 0;
+}
+
 static int do_queue_assign(struct rdp *k, struct rdev *d, unsigned q, uint32_t sc)
 {
         int r = assign(k, d->it.dev.vm_id, d->it.dev.device_id, q, sc);
 
+        if (r == -ENOTCONN && sc == 0)
+                r = forget_while_lost(k, "queue placement of VM", d->it.dev.vm_id);
         if (r == 0) {
                 d->it.sidecore[q] = sc;
                 d->unconfirmed &= ~(1u << q);
@@ -847,6 +862,9 @@ static int remote_sidecore_destroy(void *p, uint32_t id)
         struct elvis_dpp_sidecore c = { .id = id };
         int r = call(k, ELVIS_DPP_SIDECORE_DESTROY, &c, sizeof(c), NULL, NULL, NULL);
 
+        /* a lost data plane: the removal stands (see forget_while_lost) */
+        if (r == -ENOTCONN)
+                r = forget_while_lost(k, "sidecore", id);
         if (r == 0)
                 for (unsigned i = 0; i < k->nsc; i++)
                         if (k->sc[i].id == id) {
@@ -876,6 +894,8 @@ static int remote_device_detach(void *p, uint32_t vm, const char *id)
 
         snprintf(ref.device_id, sizeof(ref.device_id), "%s", id);
         r = call(k, ELVIS_DPP_DEVICE_DETACH, &ref, sizeof(ref), NULL, NULL, NULL);
+        if (r == -ENOTCONN)
+                r = forget_while_lost(k, "device of VM", vm);
         if (r == 0 && d)
                 *d = k->dev[--k->ndev];
         return r;

@@ -240,6 +240,42 @@ Test(dpproc, dataplane_kill9_is_contained_and_restarted)
         free(sock);
 }
 
+/* Removing a VM while elvis-dataplane does not answer (stopped here with SIGSTOP) is not
+ * refused: the VM goes from the state at once, and from the data plane once it answers
+ * again (its socket disappears). */
+Test(dpproc, a_vm_removed_while_the_data_plane_is_lost_goes_everywhere)
+{
+        char *sock = add_vm("leaving"), detail[256];
+        struct resp r;
+        pid_t dp;
+        bool ok = false;
+        double ms;
+
+        dp = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && dp > 0, "%s", detail);
+        dp_pid = dp;
+        cr_assert_eq(access(sock, F_OK), 0, "the VM's socket exists");
+        cr_assert_eq(kill(dp, SIGSTOP), 0);
+        cr_assert_eq(http_json(&d, "DELETE", "/v1/vms/leaving", NULL, &r), 0);
+        cr_assert_eq(r.status, 200, "removed although the data plane is lost: %s", r.body);
+        resp_free(&r);
+        cr_assert_eq(http_json(&d, "GET", "/v1/vms", NULL, &r), 0);
+        cr_assert_eq(json_array_size(json_object_get(r.json, "vms")), 0, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(kill(dp, SIGCONT), 0);
+        for (uint64_t t0 = now_ms(); access(sock, F_OK) == 0;) {
+                cr_assert_lt(now_ms() - t0, 20000, "the data plane still serves the removed VM's socket");
+                usleep(100000);
+        }
+        health_pid(detail, sizeof(detail), &ok, &ms);
+        for (uint64_t t0 = now_ms(); !ok;) {
+                cr_assert_lt(now_ms() - t0, 20000, "the data plane did not come back: %s", detail);
+                usleep(100000);
+                dp_pid = health_pid(detail, sizeof(detail), &ok, &ms);
+        }
+        free(sock);
+}
+
 /* Whether process pid holds a /dev/net/tun file descriptor. */
 static bool holds_tun(pid_t pid)
 {
