@@ -48,6 +48,8 @@ static const struct metric queue_metrics[] = {
         { "wait_ns", "elvis_queue_wait_seconds_total", "counter", 1e-9, "Total time buffers waited before pickup." },
         { "wait_samples", "elvis_queue_wait_samples_total", "counter", 1, "Buffers whose wait was measured." },
         { "errors", "elvis_queue_errors_total", "counter", 1, "Ring errors (malformed descriptors and the like)." },
+        { "drops", "elvis_queue_drops_total", "counter", 1,
+          "Frames discarded: a bad size, no room in the guest's buffer, or in flight when a ring stopped." },
         { "signals_deferred", "elvis_queue_signals_deferred_total", "counter", 1,
           "Guest notifications the VMM's eventfd could not take at once (retried later)." },
 };

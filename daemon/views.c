@@ -193,6 +193,7 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
                                                      (json_int_t)q->wait_ns, "wait_samples",
                                                      (json_int_t)q->wait_samples, "errors", (json_int_t)q->errors));
                 json_object_set_new(o, "signals_deferred", json_integer((json_int_t)q->signals_deferred));
+                json_object_set_new(o, "drops", json_integer((json_int_t)q->drops));
                 json_array_append_new(qs, o);
         }
         /* per-VM cycles on shared sidecores: what a VM costs, for billing or caps */

@@ -780,7 +780,8 @@ static void queue_stats(struct elvis_dp_queue_stats *o, const struct elvis_queue
         o->busy_ns = x->busy_ns;
         o->wait_ns = x->wait_ns;
         o->wait_samples = x->wait_samples;
-        o->errors = x->errors + x->drops;       /* as the user data plane counts them */
+        o->errors = x->errors;
+        o->drops = x->drops;
 }
 
 /* The control tick: bind the devices VMMs opened since, move their queues where the

@@ -349,7 +349,7 @@ void elvis_dpp_queue_stats_from(struct elvis_dpp_queue_stats *w, const struct el
                 .tx_bytes = q->tx_bytes, .kicks = q->kicks, .interrupts = q->interrupts, .polls = q->polls,
                 .empty_polls = q->empty_polls, .busy_ns = q->busy_ns, .wait_ns = q->wait_ns,
                 .wait_samples = q->wait_samples, .errors = q->errors, .signals_deferred = q->signals_deferred,
-                .timestamp_ns = ts,
+                .timestamp_ns = ts, .drops = q->drops,
         };
         copy_str(w->device_id, sizeof(w->device_id), q->device);
 }
@@ -365,6 +365,7 @@ void elvis_dpp_queue_stats_to(struct elvis_dp_queue_stats *q, const struct elvis
                 .tx_bytes = w->tx_bytes, .kicks = w->kicks, .interrupts = w->interrupts, .polls = w->polls,
                 .empty_polls = w->empty_polls, .busy_ns = w->busy_ns, .wait_ns = w->wait_ns,
                 .wait_samples = w->wait_samples, .errors = w->errors, .signals_deferred = w->signals_deferred,
+                .drops = w->drops,
         };
         snprintf(q->device, sizeof(q->device), "%.*s", (int)sizeof(w->device_id) - 1, w->device_id);
 }

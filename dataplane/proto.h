@@ -22,7 +22,7 @@
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
 /* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version */
-#define ELVIS_DPP_VERSION 3u
+#define ELVIS_DPP_VERSION 4u
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
 #define ELVIS_DPP_LOCK_NAME "dataplane.lock"
@@ -183,8 +183,9 @@ struct elvis_dpp_queue_stats {
         uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, kicks, interrupts, polls, empty_polls;
         uint64_t busy_ns, wait_ns, wait_samples, errors, signals_deferred;
         uint64_t timestamp_ns;
+        uint64_t drops;                 /* since version 4 */
 };
-ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_queue_stats, 152);
+ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_queue_stats, 160);
 
 /* Items of a paged reply that fit in one datagram. */
 #define ELVIS_DPP_PAGE_ITEMS(type) \

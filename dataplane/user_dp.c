@@ -429,7 +429,8 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
         q->busy_ns = STAT_GET(qp->q.st.busy_ns);
         q->wait_ns = STAT_GET(qp->q.st.wait_ns);
         q->wait_samples = STAT_GET(qp->q.st.wait_samples);
-        q->errors = STAT_GET(qp->q.st.errors) + STAT_GET(qp->q.st.drops);
+        q->errors = STAT_GET(qp->q.st.errors);
+        q->drops = STAT_GET(qp->q.st.drops);
         q->signals_deferred = STAT_GET(qp->st.signals_deferred);
 }
 

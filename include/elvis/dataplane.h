@@ -75,7 +75,8 @@ struct elvis_dp_queue_stats {
         uint64_t polls, empty_polls;
         uint64_t busy_ns;               /* time the data plane spent on this queue */
         uint64_t wait_ns, wait_samples; /* buffers' wait before pickup, sum and count */
-        uint64_t errors;
+        uint64_t errors;                /* rings stopped as malformed */
+        uint64_t drops;                 /* frames discarded: bad size, no room, ring stopped with frames in flight */
         uint64_t signals_deferred;      /* notifications the VMM's eventfd could not take at once (retried) */
 };
 

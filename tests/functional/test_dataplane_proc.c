@@ -702,7 +702,13 @@ TestSuite(dpversion, .fini = sandbox_fini, .timeout = 120);
 
 Test(dpversion, a_data_plane_of_version_2_is_sent_sigterm_and_replaced)
 {
-        other_version_is_replaced("2", "stopped (SIGTERM)", "answered request 64 of version 3\n");
+        other_version_is_replaced("2", "stopped (SIGTERM)", "answered request 64 of version 4\n");
+}
+
+/* the upgrade from the previous release: version 3 knows STOP */
+Test(dpversion, a_data_plane_of_version_3_is_sent_stop_and_replaced)
+{
+        other_version_is_replaced("3", "stopped (STOP)", "answered request 64 of version 4: stopping\n");
 }
 
 /* A newer data plane came with a package this manager predates: stopping it would be
@@ -726,7 +732,7 @@ Test(dpversion, a_data_plane_of_a_later_version_is_left_running)
         cr_assert_eq(daemon_stop(&d), 0);
         dataplane_end(dp_pid);
         dp_pid = 0;
-        newer = probes[0] = probe_start(d.run_dir, "--probe-speak", "4", &err);
+        newer = probes[0] = probe_start(d.run_dir, "--probe-speak", "5", &err);
         cr_assert_eq(daemon_start(&d), 0);
         /* the manager's attempt is logged; the data plane is never stopped */
         for (int i = 0; i < 100; i++) {
