@@ -234,6 +234,9 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
                 return r;
         if (r)
                 d->backend = x;
+        if (!elvis_backend_serves(d->type, d->backend))
+                return elvis_err_set(e, -EINVAL, "%s: backend \"%s\" cannot serve a %s device", what,
+                                     elvis_backend_name(d->backend), elvis_device_type_name(d->type));
         r = get_string(j, "tap", what, d->tap, sizeof(d->tap), false, true, e);
         if (r < 0)
                 return r;

@@ -616,7 +616,7 @@ static int kernel_device_attach(void *p, const struct elvis_dp_device *cfg)
         struct kdevice *d;
 
         /* the module's back end is the tap QEMU hands to /dev/elvis-net */
-        if (cfg->backend != ELVIS_BACKEND_TAP || !cfg->tap || !cfg->tap[0])
+        if (cfg->type != ELVIS_DEVICE_NET || cfg->backend != ELVIS_BACKEND_TAP || !cfg->tap || !cfg->tap[0])
                 return -EOPNOTSUPP;
         if (cfg->queues < 1 || cfg->queues > ELVIS_MAX_QUEUES)
                 return -EINVAL;

@@ -881,6 +881,8 @@ static int remote_device_attach(void *p, const struct elvis_dp_device *dev)
         if (!dev->socket_path || !dev->socket_path[0] || dev->queues < 1 || dev->queues > ELVIS_MAX_QUEUES ||
             strlen(dev->socket_path) >= sizeof(w.socket_path))
                 return -EINVAL;
+        if (dev->type != ELVIS_DEVICE_NET)
+                return -EOPNOTSUPP;     /* the protocol carries no blk device yet */
         elvis_dpp_device_from(&w, dev);
         return do_device_attach(p, &w);
 }

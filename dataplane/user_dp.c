@@ -244,6 +244,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
 
         if (!cfg->socket_path || !cfg->socket_path[0] || cfg->queues < 1 || cfg->queues > ELVIS_MAX_QUEUES)
                 return -EINVAL;
+        if (cfg->type != ELVIS_DEVICE_NET || !elvis_backend_serves(cfg->type, cfg->backend))
+                return -EOPNOTSUPP;     /* blk devices: not served yet */
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;

@@ -173,7 +173,8 @@ enum elvis_exitless elvis_effective_exitless(const struct elvis_policy *p, const
 }
 
 static const char *const exitless_names[] = { "auto", "always", "never" };
-static const char *const backend_names[] = { "tap", "loopback", "null" };
+static const char *const backend_names[] = { "tap", "loopback", "null", "file" };
+static const char *const device_type_names[] = { "net", "blk" };
 static const char *const mode_names[] = { "static", "dynamic" };
 static const char *const migration_names[] = { "none", "incoming", "outgoing" };
 
@@ -198,6 +199,20 @@ const char *elvis_migration_name(enum elvis_migration m)
 }
 
 int elvis_migration_parse(const char *s) { return parse_name(migration_names, __ELVIS_MIGRATION_MAX, s); }
+
+const char *elvis_device_type_name(enum elvis_device_type t)
+{
+        return t < __ELVIS_DEVICE_TYPE_MAX ? device_type_names[t] : "invalid";
+}
+
+int elvis_device_type_parse(const char *s) { return parse_name(device_type_names, __ELVIS_DEVICE_TYPE_MAX, s); }
+
+bool elvis_backend_serves(enum elvis_device_type t, enum elvis_backend b)
+{
+        if (t == ELVIS_DEVICE_BLK)
+                return b == ELVIS_BACKEND_FILE || b == ELVIS_BACKEND_NULL;
+        return t == ELVIS_DEVICE_NET && (b == ELVIS_BACKEND_TAP || b == ELVIS_BACKEND_LOOPBACK || b == ELVIS_BACKEND_NULL);
+}
 
 const char *elvis_backend_name(enum elvis_backend b)
 {

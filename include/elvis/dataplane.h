@@ -18,6 +18,7 @@ struct elvis_dp_device {
         uint32_t vm_id;
         const char *vm_name;
         const char *device_id;
+        enum elvis_device_type type;
         enum elvis_backend backend;
         const char *tap;                /* tap backend: interface name */
         bool tap_adopt;                 /* use the interface if it exists (else it must not) */
@@ -25,7 +26,15 @@ struct elvis_dp_device {
          * keeps and closes them (the data plane keeps duplicates). NULL: the data plane
          * opens the tap itself (it then needs CAP_NET_ADMIN). */
         const int *tap_fds;
-        unsigned queues;                /* queue pairs */
+        /* blk, file backend: the image. image_fd, when not NULL, points to the image opened
+         * by the caller (O_RDWR, or O_RDONLY when readonly; O_DIRECT is the data plane's
+         * choice), which keeps and closes it; the data plane keeps a duplicate and never
+         * opens path then (path is only shown). NULL: the data plane opens path itself. */
+        const char *path;
+        const int *image_fd;
+        bool readonly;
+        uint64_t size_bytes;            /* blk, null backend: the disk's size */
+        unsigned queues;                /* net: queue pairs; blk: virtqueues */
         const char *socket_path;        /* user data plane: vhost-user socket to listen on */
         unsigned weight;
         enum elvis_exitless exitless;   /* effective policy */
@@ -61,10 +70,14 @@ enum elvis_dp_queue_state {
         __ELVIS_DP_QUEUE_STATE_MAX
 };
 
+/* A net queue pair, or a blk virtqueue: then rx_* count reads (data towards the guest),
+ * tx_* writes (data from the guest), and FLUSH, GET_ID, DISCARD and WRITE_ZEROES count in
+ * tx_packets with no bytes. */
 struct elvis_dp_queue_stats {
         uint32_t vm_id;
         char device[ELVIS_DEVICE_ID_MAX];
-        unsigned queue;                 /* queue pair */
+        enum elvis_device_type type;
+        unsigned queue;                 /* net: queue pair; blk: virtqueue */
         uint32_t sidecore;              /* ELVIS_SIDECORE_NONE: vanilla thread or unserved */
         enum elvis_dp_queue_state state;
         bool polling;                   /* guest notifications suppressed */

@@ -12,6 +12,7 @@
 #define ELVIS_DEVICE_ID_MAX 16          /* including NUL */
 #define ELVIS_IFNAME_MAX 16             /* IFNAMSIZ */
 #define ELVIS_PATH_MAX 108              /* sun_path */
+#define ELVIS_IMAGE_PATH_MAX 256        /* a disk image's path, including NUL */
 #define ELVIS_MAX_DEVICES 8             /* per VM */
 #define ELVIS_MAX_QUEUES 16             /* queue pairs per device */
 #define ELVIS_MAX_VCPUS 256             /* per VM */
@@ -36,10 +37,19 @@ enum elvis_migration {
         __ELVIS_MIGRATION_MAX
 };
 
+/* What a device is to the guest. */
+enum elvis_device_type {
+        ELVIS_DEVICE_NET,               /* virtio-net: queues are queue pairs */
+        ELVIS_DEVICE_BLK,               /* virtio-blk (vhost-user-blk, user data planes only): queues are virtqueues */
+        __ELVIS_DEVICE_TYPE_MAX
+};
+
+/* What serves a device. net: tap, loopback, null; blk: file, null. */
 enum elvis_backend {
         ELVIS_BACKEND_TAP,
         ELVIS_BACKEND_LOOPBACK,         /* transmit reflected to receive, losslessly */
-        ELVIS_BACKEND_NULL,             /* transmit consumed and discarded (a sink for benchmarks) */
+        ELVIS_BACKEND_NULL,             /* net: transmit discarded; blk: reads zeroes, writes discarded (benchmarks) */
+        ELVIS_BACKEND_FILE,             /* blk: a raw image file or block device, through io_uring */
         __ELVIS_BACKEND_MAX
 };
 
@@ -53,10 +63,15 @@ enum elvis_policy_mode {
 
 struct elvis_device {
         char id[ELVIS_DEVICE_ID_MAX];
+        enum elvis_device_type type;
         enum elvis_backend backend;
         char tap[ELVIS_IFNAME_MAX];     /* tap backend only */
         bool tap_adopt;                 /* tap backend: use an interface that exists already */
-        unsigned queues;                /* queue pairs, 1..ELVIS_MAX_QUEUES */
+        /* blk only */
+        char path[ELVIS_IMAGE_PATH_MAX];        /* file backend: the image, resolved under an image directory */
+        bool readonly;
+        uint64_t size_bytes;            /* null backend: the disk's size (whole 512-byte sectors) */
+        unsigned queues;                /* net: queue pairs; blk: virtqueues; 1..ELVIS_MAX_QUEUES */
         uint32_t sidecore[ELVIS_MAX_QUEUES];    /* per queue pair, ELVIS_SIDECORE_NONE if unserved */
         char socket[ELVIS_PATH_MAX];    /* vhost-user socket (user data plane), derived */
 };
@@ -153,6 +168,10 @@ const char *elvis_exitless_name(enum elvis_exitless e);
 int elvis_exitless_parse(const char *s);        /* enum value or -EINVAL */
 const char *elvis_migration_name(enum elvis_migration m);      /* "none", "incoming", "outgoing" */
 int elvis_migration_parse(const char *s);
+const char *elvis_device_type_name(enum elvis_device_type t);
+int elvis_device_type_parse(const char *s);
+/* Whether a backend can serve a device type. */
+bool elvis_backend_serves(enum elvis_device_type t, enum elvis_backend b);
 const char *elvis_backend_name(enum elvis_backend b);
 int elvis_backend_parse(const char *s);
 const char *elvis_mode_name(enum elvis_policy_mode m);
