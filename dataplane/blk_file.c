@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -27,10 +28,12 @@ struct slot {
         struct iovec iov[ELVIS_BLK_SEG_MAX];
         void *bounce;                   /* aligned, ELVIS_BLK_MAX_REQ_BYTES, made on first need */
         bool bounced;
+        bool busy;                      /* submitted, not reaped */
+        bool forgotten;                 /* dp_blk_file_forget: the guest buffers are not ours any more */
 };
 
 struct dp_blk_file {
-        int fd;
+        int fd, efd;
         struct io_uring ring;
         struct dp_blk_file_info info;
         u32 mem_align, off_align;       /* O_DIRECT's alignment of buffers and of offsets/lengths */
@@ -87,13 +90,37 @@ int dp_blk_file_open(const struct dp_blk_file_opts *o, struct dp_blk_file **ret,
                 *why = "out of memory";
                 return -ENOMEM;
         }
-        f->fd = -1;
+        f->fd = f->efd = -1;
         f->info.direct = !o->buffered;
-        f->fd = open(o->path, flags | (f->info.direct ? O_DIRECT : 0));
-        if (f->fd < 0 && errno == EINVAL && f->info.direct) {
-                /* the file system has no O_DIRECT (tmpfs): the page cache it is */
-                f->info.direct = false;
-                f->fd = open(o->path, flags);
+        if (o->use_fd) {
+                int fl;
+
+                /* O_DIRECT is ours to choose: the caller's open file takes it, where the
+                 * file system allows it */
+                f->fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+                fl = f->fd < 0 ? -1 : fcntl(f->fd, F_GETFL);
+                if (fl < 0) {
+                        r = -errno;
+                        *why = "cannot use the image's file descriptor";
+                        goto fail;
+                }
+                if (!o->readonly && (fl & O_ACCMODE) != O_RDWR) {
+                        r = -EBADF;
+                        *why = "the image's file descriptor is not open for writing";
+                        goto fail;
+                }
+                if (f->info.direct && !(fl & O_DIRECT) && fcntl(f->fd, F_SETFL, fl | O_DIRECT) < 0)
+                        f->info.direct = false;
+                if (!f->info.direct && (fl & O_DIRECT) && o->buffered)
+                        fcntl(f->fd, F_SETFL, fl & ~O_DIRECT);
+                f->info.direct = fcntl(f->fd, F_GETFL) & O_DIRECT;
+        } else {
+                f->fd = open(o->path, flags | (f->info.direct ? O_DIRECT : 0));
+                if (f->fd < 0 && errno == EINVAL && f->info.direct) {
+                        /* the file system has no O_DIRECT (tmpfs): the page cache it is */
+                        f->info.direct = false;
+                        f->fd = open(o->path, flags);
+                }
         }
         if (f->fd < 0) {
                 r = -errno;
@@ -237,6 +264,8 @@ int dp_blk_file_submit(struct dp_blk_file *f, const struct elvis_blk_req *r, voi
         if (!f->info.direct)
                 io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         io_uring_sqe_set_data64(sqe, idx);
+        s->busy = true;
+        s->forgotten = false;
         f->nfree--;
         f->queued++;
         return 0;
@@ -271,7 +300,8 @@ unsigned dp_blk_file_reap(struct dp_blk_file *f, void (*done)(void *tag, int sta
                 if (idx >= f->depth)
                         continue;       /* a filler nop */
                 struct slot *s = &f->slots[idx];
-                int status = res == s->want ? ELVIS_BLK_S_OK : ELVIS_BLK_S_IOERR;
+                int status = res == s->want && !s->forgotten ? ELVIS_BLK_S_OK : ELVIS_BLK_S_IOERR;
+                s->busy = false;
                 if (status == ELVIS_BLK_S_OK && s->bounced && s->type == ELVIS_BLK_T_IN) {
                         u64 k = 0;
                         for (u32 i = 0; i < s->niov; i++) {
@@ -284,6 +314,53 @@ unsigned dp_blk_file_reap(struct dp_blk_file *f, void (*done)(void *tag, int sta
                 n++;
         }
         return n;
+}
+
+void dp_blk_file_forget(struct dp_blk_file *f)
+{
+        for (unsigned i = 0; i < f->depth; i++)
+                if (f->slots[i].busy)
+                        f->slots[i].forgotten = true;
+}
+
+int dp_blk_file_eventfd(struct dp_blk_file *f)
+{
+        int r;
+
+        if (f->efd >= 0)
+                return f->efd;
+        f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (f->efd < 0)
+                return -errno;
+        if ((r = io_uring_register_eventfd(&f->ring, f->efd)) < 0) {
+                close(f->efd);
+                f->efd = -1;
+                return r;
+        }
+        return f->efd;
+}
+
+bool dp_blk_file_release(struct dp_blk_file *f)
+{
+        bool clean;
+
+        if (!f)
+                return true;
+        dp_blk_file_kick(f);
+        clean = f->inflight == 0;
+        /* the ring's teardown lets the kernel finish what is in flight on its own */
+        io_uring_queue_exit(&f->ring);
+        close(f->fd);
+        if (f->efd >= 0)
+                close(f->efd);
+        if (clean) {
+                for (unsigned i = 0; i < f->depth; i++)
+                        free(f->slots[i].bounce);
+                free(f->slots);
+        }
+        free(f->free);
+        free(f);
+        return clean;
 }
 
 unsigned dp_blk_file_inflight(const struct dp_blk_file *f)
@@ -312,6 +389,8 @@ void dp_blk_file_close(struct dp_blk_file *f)
         leak = f->inflight != 0;
         io_uring_queue_exit(&f->ring);
         close(f->fd);
+        if (f->efd >= 0)
+                close(f->efd);
         if (!leak) {
                 for (unsigned i = 0; i < f->depth; i++)
                         free(f->slots[i].bounce);

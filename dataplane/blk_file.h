@@ -22,6 +22,8 @@ struct dp_blk_file;
 
 struct dp_blk_file_opts {
         const char *path;
+        bool use_fd;            /* serve a duplicate of fd (opened by the caller); path is only shown */
+        int fd;
         bool readonly;
         bool buffered;          /* no O_DIRECT even where it works */
         unsigned depth;         /* requests in flight, 1..256 (0: 64) */
@@ -36,8 +38,8 @@ struct dp_blk_file_info {
         bool discard, write_zeroes;
 };
 
-/* Opens path (a regular file or a block device, never following a final symlink) and
- * sets up its ring. 0, or a negative errno with why. */
+/* Opens path (a regular file or a block device, never following a final symlink), or
+ * duplicates o->fd, and sets up its ring. 0, or a negative errno with why. */
 int dp_blk_file_open(const struct dp_blk_file_opts *o, struct dp_blk_file **ret, struct dp_blk_file_info *info,
                      const char **why);
 /* Queues a validated request (elvis_blk_parse: IN, OUT, FLUSH, DISCARD, WRITE_ZEROES).
@@ -52,6 +54,16 @@ unsigned dp_blk_file_reap(struct dp_blk_file *f, void (*done)(void *tag, int sta
                           unsigned max);
 /* Requests handed to the kernel and not reaped yet. */
 unsigned dp_blk_file_inflight(const struct dp_blk_file *f);
+/* Every request in flight now is forgotten: its completion still comes back through
+ * reap (as an I/O error) but copies nothing into the guest buffers it named. */
+void dp_blk_file_forget(struct dp_blk_file *f);
+/* An eventfd the kernel signals on each completion (for the sidecore's epoll), made on
+ * first call; the back end owns it. -errno if the ring cannot have one. */
+int dp_blk_file_eventfd(struct dp_blk_file *f);
+/* Closes without waiting. False if requests were still in flight: then their buffers are
+ * left allocated (the kernel may still write them) and so must every guest mapping they
+ * named be (the caller keeps those reserved). */
+bool dp_blk_file_release(struct dp_blk_file *f);
 /* Waits for what is in flight (their completions are dropped: the guest's memory may be
  * gone), then closes. */
 void dp_blk_file_close(struct dp_blk_file *f);

@@ -20,6 +20,7 @@
 #pragma once
 #include <elvis/dataplane.h>
 
+#include "engine/elvis_blkq.h"
 #include "engine/elvis_net.h"
 
 #include "dp_log.h"
@@ -61,6 +62,7 @@
 #define PF_LOG_SHMFD 1
 #define PF_REPLY_ACK 3
 #define PF_BACKEND_REQ 5
+#define PF_CONFIG 9
 #define PF_STATUS 16
 
 /* Counters of this plane; the device model's are in qp->q.st. */
@@ -76,7 +78,7 @@ struct dp_stats {
 /* A virtqueue's fds and state on the vhost-user side; its ring (configuration included)
  * is the device model's, in qp->q. */
 struct dp_vq {
-        struct elvis_netq_vq *ring;     /* &qp->q.vq[ELVIS_NETQ_RX or _TX] */
+        struct elvis_qvq *ring;     /* &qp->q.vq[ELVIS_NETQ_RX or _TX]; blk: tx is &qp->bq->q.vq */
         bool started;           /* kick fd received (or NOFD), not yet stopped */
         bool enabled;
         int kick_fd, call_fd, err_fd;
@@ -96,13 +98,25 @@ struct dp_vq {
 
 struct dp_device;
 struct dp_server;
+struct dp_blk_file;
+
+/* A blk virtqueue's model and back end (blk.c). */
+struct dp_blkq {
+        struct dp_qp *qp;
+        struct dp_blk_file *file;       /* file back end; NULL: null back end */
+        int efd;                        /* the file back end's completion eventfd, or -1 */
+        u16 free[ELVIS_BLKQ_DEPTH_MAX];
+        struct elvis_blkq_slot *slots;
+        struct elvis_blkq q;            /* large: last */
+};
 
 struct dp_qp {
         struct dp_device *dev;
         unsigned index;
         struct dp_mutex lock;
         struct dp_vq rx DP_GUARDED_BY(lock);    /* vq 2*index */
-        struct dp_vq tx DP_GUARDED_BY(lock);    /* vq 2*index+1 */
+        struct dp_vq tx DP_GUARDED_BY(lock);    /* vq 2*index+1; blk: vq index */
+        struct dp_blkq *bq;             /* blk: the virtqueue's model (its state under lock); NULL for net */
         int tap_fd;                     /* -1: loopback */
         _Atomic uint32_t gen;           /* bumped when fds or readiness change */
         /* serving */
@@ -130,8 +144,14 @@ struct dp_device {
         uint32_t vm_id;
         char id[ELVIS_DEVICE_ID_MAX];
         char vm_name[ELVIS_VM_NAME_MAX];
+        enum elvis_device_type type;
         enum elvis_backend backend;
         char tap[ELVIS_IFNAME_MAX];
+        /* blk */
+        struct elvis_blk_disk disk;
+        char path[ELVIS_PATH_MAX];
+        struct dp_region_map *quarantine;       /* old guest mappings held for requests still on a disk */
+        unsigned nquarantine;
         bool tap_adopt;                 /* the tap may exist already (else we must create it) */
         unsigned nqp;
         char socket_path[ELVIS_PATH_MAX];
@@ -294,6 +314,10 @@ void dp_qp_init(struct dp_device *dev, struct dp_qp *qp, unsigned index);
 /* Closes the pair's fds and returns its rings and model to their initial state. */
 void dp_qp_reset(struct dp_qp *qp);
 bool dp_qp_live(const struct dp_qp *qp);
+/* The model's scheduling state, counters and ring capacity, whichever model the pair has. */
+const struct elvis_sched *dp_qp_sched(const struct dp_qp *qp);
+const struct elvis_qstats *dp_qp_stats(const struct dp_qp *qp);
+u32 dp_qp_ring_cap(const struct dp_qp *qp);
 /* Stops both vqs of a pair after a guest-memory fault (SIGBUS). qp->lock held. */
 void dp_qp_memory_fault(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Republishes qp->pub after a state change; qp->lock held. */
@@ -301,6 +325,24 @@ void dp_qp_publish(struct dp_qp *qp) DP_REQUIRES(qp->lock);
 /* Writes the notifications owed (qp->signal) with the given fds (index: SIG_* bit), without
  * qp->lock. Undeliverable ones stay owed; a VMM fd that blocked marks qp->vmm_fd_stuck. */
 void dp_qp_flush_signals(struct dp_qp *qp, const int fds[4]);
+
+/* blk.c: vhost-user-blk devices */
+/* Sets up the disk (size, features, back ends, one queue model per virtqueue). */
+int dp_blk_open(struct dp_device *dev, const struct elvis_dp_device *cfg);
+/* At the device's end: closes the back ends without waiting. False if a disk still held
+ * requests (their guest mappings must then stay reserved for good). */
+bool dp_blk_close(struct dp_device *dev);
+void dp_blk_vq_refresh(struct dp_qp *qp, bool want) DP_REQUIRES(qp->lock);
+void dp_blk_features(struct dp_device *dev, uint64_t features);
+/* Requests of the device on its disks; every queue's lock held. */
+bool dp_blk_busy(const struct dp_device *dev);
+/* Unmaps a mapping of the VMM's memory, or when busy (a request still on a disk may name
+ * it) reserves its addresses with an inaccessible mapping until nothing is in flight. */
+void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, bool busy);
+/* Releases reserved mappings once the device has nothing in flight (busy false). */
+void dp_blk_unquarantine(struct dp_device *dev, bool busy);
+/* The blk device's config space, GET_CONFIG's bytes. */
+void dp_blk_config(const struct dp_device *dev, uint8_t out[ELVIS_BLK_CONFIG_SIZE]);
 
 /* server.c */
 int dp_server_start(struct dp_user *dp, uint32_t id, int cpu, bool vanilla, struct dp_server **ret);

@@ -118,7 +118,7 @@ void dp_tap_configure(struct dp_device *dev)
         }
 }
 
-static void vq_init(struct dp_vq *vq, struct elvis_netq_vq *ring)
+static void vq_init(struct dp_vq *vq, struct elvis_qvq *ring)
 {
         vq->ring = ring;
         vq->started = vq->enabled = false;
@@ -149,6 +149,8 @@ void dp_qp_reset(struct dp_qp *qp)
                 vq_init(vqs[i], vqs[i]->ring);
         }
         elvis_netq_reset(&qp->q);
+        if (qp->bq)
+                elvis_blkq_reset(&qp->bq->q);
 }
 
 static struct dp_qp *qp_of(struct elvis_netq *q)
@@ -182,13 +184,20 @@ static int refresh_guarded(struct dp_qp *qp, int i, bool want, const char **why)
 void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 {
         struct dp_device *dev = qp->dev;
-        struct elvis_netq_vq *ring = vq->ring;
+        struct elvis_qvq *ring = vq->ring;
         bool want = vq->started && vq->enabled && ring->addr_set && ring->num && dev->mem.nregions;
         const char *why = "";
         int i = vq_index(qp, vq);
 
         dp_assert_held(&qp->lock);
 
+        if (qp->bq) {
+                /* a blk virtqueue has only its TX place */
+                dp_blk_vq_refresh(qp, want && vq == &qp->tx);
+                atomic_fetch_add(&qp->gen, 1);
+                dp_qp_publish(qp);
+                return;
+        }
         qp->q.features = dev->features;
         if (refresh_guarded(qp, i, want, &why) < 0) {
                 log_warning("VM %u device %s queue %u: ring rejected: %s", dev->vm_id, dev->id, qp->index, why);
@@ -200,25 +209,52 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 
 bool dp_qp_live(const struct dp_qp *qp)
 {
-        return elvis_netq_live(&qp->q);
+        return qp->bq ? elvis_blkq_live(&qp->bq->q) : elvis_netq_live(&qp->q);
+}
+
+const struct elvis_sched *dp_qp_sched(const struct dp_qp *qp)
+{
+        return qp->bq ? &qp->bq->q.sched : &qp->q.sched;
+}
+
+const struct elvis_qstats *dp_qp_stats(const struct dp_qp *qp)
+{
+        return qp->bq ? &qp->bq->q.st : &qp->q.st;
+}
+
+u32 dp_qp_ring_cap(const struct dp_qp *qp)
+{
+        return qp->bq ? elvis_blkq_ring_cap(&qp->bq->q) : elvis_netq_ring_cap(&qp->q);
 }
 
 void dp_qp_publish(struct dp_qp *qp)
 {
-        const struct elvis_netq_vq *tx = &qp->q.vq[ELVIS_NETQ_TX];
+        const struct elvis_qvq *tx = &qp->q.vq[ELVIS_NETQ_TX];
         unsigned pub = 0;
 
+        if (qp->bq) {
+                const struct elvis_blkq *b = &qp->bq->q;
+
+                pub = (b->vq.live ? PUB_LIVE : 0) | (b->vq.vr.error ? PUB_ERROR : 0) |
+                      (b->sched.mode == ELVIS_TURN_POLL || (b->vq.live && !b->vq.vr.notify_enabled) ? PUB_POLLING : 0);
+                atomic_store_explicit(&qp->pub, pub, memory_order_relaxed);
+                return;
+        }
         if (dp_qp_live(qp))
                 pub |= PUB_LIVE;
         if (qp->q.vq[ELVIS_NETQ_RX].vr.error || tx->vr.error)
                 pub |= PUB_ERROR;
-        if (qp->q.mode == ELVIS_NETQ_POLL || (tx->live && !tx->vr.notify_enabled))
+        if (qp->q.sched.mode == ELVIS_NETQ_POLL || (tx->live && !tx->vr.notify_enabled))
                 pub |= PUB_POLLING;
         atomic_store_explicit(&qp->pub, pub, memory_order_relaxed);
 }
 
 void dp_qp_memory_fault(struct dp_qp *qp)
 {
+        if (qp->bq) {
+                elvis_blkq_fail(&qp->bq->q, -EFAULT, "guest memory vanished under the ring (SIGBUS)");
+                return;
+        }
         elvis_netq_fail(&qp->q, -EFAULT, "guest memory vanished under the ring (SIGBUS)");
 }
 

@@ -1,12 +1,14 @@
 /* elvis-dataplane's capabilities and seccomp allow-list. The list is what the vhost-user
  * plane does after start-up: unix sockets (the protocol, vhost-user, NSS for the VMM's
  * group), guest memory maps, eventfds, epoll, the tap queues it was given, its own
- * threads and signals, and files under its run directory. No other socket family, no
+ * threads and signals, files under its run directory, and disk images through io_uring
+ * (vhost-user-blk: the ring's three calls, and the size ioctls of a block device). No other socket family, no
  * new process or program, no tap creation, no signals to other processes. */
 #include "sandbox.h"
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -76,6 +78,9 @@ static const char *const always[] = {
         /* events */
         "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd2", "poll", "ppoll",
         "signalfd4",
+        /* vhost-user-blk's file back end: every read, write, flush and discard is an
+         * io_uring operation, so no pread/fallocate of its own */
+        "io_uring_setup", "io_uring_enter", "io_uring_register",
         /* unix sockets (socket() itself only for AF_UNIX, below) */
         "accept", "accept4", "bind", "listen", "connect", "getsockopt", "setsockopt", "sendmsg", "recvmsg",
         "sendto", "recvfrom", "shutdown", "getsockname", "getpeername",
@@ -99,7 +104,7 @@ static int allow(scmp_filter_ctx ctx, const char *name, unsigned n, const struct
 int elvis_dp_seccomp(void)
 {
         static const unsigned long ioctls[] = { TUNSETVNETHDRSZ, TUNSETOFFLOAD, TUNGETIFF, TUNGETVNETHDRSZ,
-                                                FIONBIO, FIONREAD };
+                                                FIONBIO, FIONREAD, BLKGETSIZE64, BLKSSZGET };
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
         struct scmp_arg_cmp cmp;
         int r = 0;
@@ -129,7 +134,8 @@ int elvis_dp_seccomp(void)
         cmp = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
         if (r == 0)
                 r = allow(ctx, "tgkill", 1, &cmp);
-        /* the tap queues it was given: their header and offloads, never TUNSETIFF */
+        /* the tap queues it was given: their header and offloads, never TUNSETIFF; a block
+         * device image's size */
         for (size_t i = 0; r == 0 && i < sizeof(ioctls) / sizeof(ioctls[0]); i++) {
                 cmp = SCMP_A1(SCMP_CMP_EQ, ioctls[i]);
                 r = allow(ctx, "ioctl", 1, &cmp);

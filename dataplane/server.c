@@ -20,7 +20,7 @@
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
 #define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
 
-enum reg_kind { REG_TX_KICK, REG_RX_KICK, REG_TAP, REG_MAX };
+enum reg_kind { REG_TX_KICK, REG_RX_KICK, REG_TAP, REG_DISK, REG_MAX };
 
 struct dp_slot;
 
@@ -104,11 +104,14 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp
         reg_set(s, &sl->regs[REG_TX_KICK], qp->tx.ring->live ? qp->tx.kick_fd : -1, EPOLLIN);
         reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.ring->live ? qp->rx.kick_fd : -1, EPOLLIN);
         reg_set(s, &sl->regs[REG_TAP], qp->rx.ring->live ? qp->tap_fd : -1, EPOLLIN);
+        /* a blk queue's disk completions wake the sidecore like kicks */
+        if (sl->regs[REG_DISK].fd < 0 && qp->bq && qp->bq->efd >= 0)
+                reg_set(s, &sl->regs[REG_DISK], qp->bq->efd, EPOLLIN);
         sl->reg_gen = gen;
         /* with reg_gen, or the round would skip a queue that became live meanwhile */
         sl->live = dp_qp_live(qp);
         /* ring sizes and liveness change only with a generation bump */
-        sl->ring_cap = elvis_netq_ring_cap(&qp->q);
+        sl->ring_cap = dp_qp_ring_cap(qp);
 }
 
 /* Frees a slot and drops the device reference it held: possibly the last one, which
@@ -186,12 +189,12 @@ static u32 weight_of(const struct dp_qp *qp)
         return w ? w : ELVIS_WEIGHT_DEFAULT;
 }
 
-static enum elvis_netq_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
+static enum elvis_turn_exitless effective(const struct dp_server *s, const struct dp_qp *qp)
 {
-        return s->vanilla ? ELVIS_NETQ_NEVER : (enum elvis_netq_exitless)atomic_load(&qp->dev->exitless);
+        return s->vanilla ? ELVIS_NETQ_NEVER : (enum elvis_turn_exitless)atomic_load(&qp->dev->exitless);
 }
 
-/* One turn on a slot: the device model's (engine/elvis_net.c), with this plane's
+/* One turn on a slot: the device model's (engine/elvis_net.c, engine/elvis_blkq.c), with this plane's
  * parameters and budget. qp->lock held. Returns packets moved. */
 static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_REQUIRES(sl->qp->lock)
 {
@@ -199,7 +202,7 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
         struct dp_params *p = &s->dp->params;
         unsigned rate = atomic_load_explicit(&qp->poll_start_rate, memory_order_relaxed);
         unsigned stop = atomic_load_explicit(&qp->poll_stop_idle_ms, memory_order_relaxed);
-        struct elvis_netq_turn t = {
+        struct elvis_turn t = {
                 .now = now,
                 .kicks = STAT_GET(qp->st.kicks),
                 .exitless = effective(s, qp),
@@ -215,12 +218,15 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
         dp_assert_held(&qp->lock);
         if (atomic_exchange(&qp->vmm_fd_stuck, false)) {
                 /* the VMM made one of its eventfds blocking: a broken or hostile VMM */
-                elvis_netq_fail(&qp->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
+                if (qp->bq)
+                        elvis_blkq_fail(&qp->bq->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
+                else
+                        elvis_netq_fail(&qp->q, -EBADF, "an eventfd of the VMM blocked (it cleared O_NONBLOCK)");
                 sl->busy = false;
                 return 0;
         }
-        n = elvis_netq_turn(&qp->q, &t);
-        sl->busy = qp->q.drr.busy;
+        n = qp->bq ? elvis_blkq_turn(&qp->bq->q, &t) : elvis_netq_turn(&qp->q, &t);
+        sl->busy = dp_qp_sched(qp)->drr.busy;
         sl->weight = t.weight;
         STAT_ADD(s->st.polls, 1);
         if (n)
@@ -248,8 +254,8 @@ static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl, uint64_t *
         g->armed = 0;
         /* the turn's end is the next one's start: one clock read per turn that did work,
          * none for an empty one */
-        if (sl->qp->q.last_turn_ns > *now)
-                *now = sl->qp->q.last_turn_ns;
+        if (dp_qp_sched(sl->qp)->last_turn_ns > *now)
+                *now = dp_qp_sched(sl->qp)->last_turn_ns;
         return n;
 }
 
@@ -281,6 +287,11 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
                         eventfd_read(s->wake_fd, &v);
                         continue;
                 }
+                if (g->kind == REG_DISK) {
+                        /* completions: the next round reaps them */
+                        eventfd_read(g->fd, &v);
+                        continue;
+                }
                 if (g->kind == REG_TAP) {
                         /* data waits in the tap: the next round reads it */
                         continue;
@@ -302,7 +313,7 @@ static bool guarded_enable_notify(struct dp_qp *qp) DP_REQUIRES(qp->lock)
                 return true;
         }
         g->armed = 1;
-        pending = elvis_netq_enable_notify(&qp->q);
+        pending = qp->bq ? elvis_blkq_enable_notify(&qp->bq->q) : elvis_netq_enable_notify(&qp->q);
         g->armed = 0;
         return pending;
 }
@@ -390,12 +401,12 @@ static void *server_main(void *arg)
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
                                 progress += guarded_turn(s, sl, &now);
-                                if (qp->q.mode == ELVIS_NETQ_POLL)
+                                if (dp_qp_sched(qp)->mode == ELVIS_TURN_POLL)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
                         }
                         /* read under the lock: the control thread may reset the pair */
-                        spent = s->vanilla && qp->q.deficit_packets <= 0;
+                        spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
                         dp_mutex_unlock(&sl->qp->lock);
                         flush_signals(sl);
                         if (spent)

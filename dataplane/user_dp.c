@@ -84,12 +84,16 @@ void dp_device_get(struct dp_device *dev)
 /* Nothing references the device any more: no list, no front end, no server slot. */
 void dp_device_put(struct dp_device *dev)
 {
+        bool disks_clean;
+
         if (atomic_fetch_sub(&dev->refs, 1) != 1)
                 return;
         dp_tap_close(dev);
+        /* a disk that still holds requests may write guest memory by address: then the
+         * mappings stay, reserved (blk.c) */
+        disks_clean = dp_blk_close(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                if (dev->maps[i].addr)
-                        munmap(dev->maps[i].addr, dev->maps[i].len);
+                dp_blk_unmap(dev, &dev->maps[i], !disks_clean);
         if (dev->log_map.addr)
                 munmap(dev->log_map.addr, dev->log_map.len);
         if (dev->backend_req_fd >= 0)
@@ -244,8 +248,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
 
         if (!cfg->socket_path || !cfg->socket_path[0] || cfg->queues < 1 || cfg->queues > ELVIS_MAX_QUEUES)
                 return -EINVAL;
-        if (cfg->type != ELVIS_DEVICE_NET || !elvis_backend_serves(cfg->type, cfg->backend))
-                return -EOPNOTSUPP;     /* blk devices: not served yet */
+        if (!elvis_backend_serves(cfg->type, cfg->backend))
+                return -EOPNOTSUPP;
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;
@@ -253,6 +257,7 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         dev->vm_id = cfg->vm_id;
         snprintf(dev->id, sizeof(dev->id), "%s", cfg->device_id);
         snprintf(dev->vm_name, sizeof(dev->vm_name), "%s", cfg->vm_name);
+        dev->type = cfg->type;
         dev->backend = cfg->backend;
         snprintf(dev->tap, sizeof(dev->tap), "%s", cfg->tap ? cfg->tap : "");
         dev->tap_adopt = cfg->tap_adopt;
@@ -279,6 +284,8 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         if (dev->backend == ELVIS_BACKEND_TAP &&
             (r = cfg->tap_fds ? dp_tap_take(dev, cfg->tap_fds) : dp_tap_open(dev)) < 0)
                 goto fail;
+        if (dev->type == ELVIS_DEVICE_BLK && (r = dp_blk_open(dev, cfg)) < 0)
+                goto fail;
         r = dp_device_listen(dp, dev);
         if (r < 0)
                 goto fail;
@@ -287,8 +294,9 @@ static int user_device_attach(void *p, const struct elvis_dp_device *cfg)
         dev->next = dp->devices;
         dp->devices = dev;
         dp_mutex_unlock(&dp->lock);
-        log_info("VM %u device %s: vhost-user socket %s (%s backend%s%s, %u queue pair%s)", dev->vm_id, dev->id,
-                 dev->socket_path, elvis_backend_name(dev->backend), dev->tap[0] ? " " : "", dev->tap, dev->nqp,
+        log_info("VM %u device %s: vhost-user%s socket %s (%s backend%s%s, %u %s%s)", dev->vm_id, dev->id,
+                 dev->type == ELVIS_DEVICE_BLK ? "-blk" : "", dev->socket_path, elvis_backend_name(dev->backend),
+                 dev->tap[0] ? " " : "", dev->tap, dev->nqp, dev->type == ELVIS_DEVICE_BLK ? "virtqueue" : "queue pair",
                  dev->nqp > 1 ? "s" : "");
         return 0;
 fail:
@@ -405,11 +413,13 @@ static int user_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned qu
 static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
 {
         struct dp_device *d = qp->dev;
+        const struct elvis_qstats *m = dp_qp_stats(qp);
 
         q->vm_id = d->vm_id;
         snprintf(q->device, sizeof(q->device), "%s", d->id);
         unsigned pub = atomic_load_explicit(&qp->pub, memory_order_relaxed);
 
+        q->type = d->type;
         q->queue = qp->index;
         q->sidecore = atomic_load(&qp->sidecore);
         /* published by whoever changed the rings: reading never waits for a turn */
@@ -420,19 +430,19 @@ static void qp_stats(struct dp_qp *qp, struct elvis_dp_queue_stats *q)
         else
                 q->state = ELVIS_QUEUE_DISCONNECTED;
         q->polling = pub & PUB_POLLING;
-        q->rx_packets = STAT_GET(qp->q.st.rx_packets);
-        q->rx_bytes = STAT_GET(qp->q.st.rx_bytes);
-        q->tx_packets = STAT_GET(qp->q.st.tx_packets);
-        q->tx_bytes = STAT_GET(qp->q.st.tx_bytes);
+        q->rx_packets = STAT_GET(m->rx_packets);
+        q->rx_bytes = STAT_GET(m->rx_bytes);
+        q->tx_packets = STAT_GET(m->tx_packets);
+        q->tx_bytes = STAT_GET(m->tx_bytes);
         q->kicks = STAT_GET(qp->st.kicks);
         q->interrupts = STAT_GET(qp->st.interrupts);
-        q->polls = STAT_GET(qp->q.st.polls);
-        q->empty_polls = STAT_GET(qp->q.st.empty_polls);
-        q->busy_ns = STAT_GET(qp->q.st.busy_ns);
-        q->wait_ns = STAT_GET(qp->q.st.wait_ns);
-        q->wait_samples = STAT_GET(qp->q.st.wait_samples);
-        q->errors = STAT_GET(qp->q.st.errors);
-        q->drops = STAT_GET(qp->q.st.drops);
+        q->polls = STAT_GET(m->polls);
+        q->empty_polls = STAT_GET(m->empty_polls);
+        q->busy_ns = STAT_GET(m->busy_ns);
+        q->wait_ns = STAT_GET(m->wait_ns);
+        q->wait_samples = STAT_GET(m->wait_samples);
+        q->errors = STAT_GET(m->errors);
+        q->drops = STAT_GET(m->drops);
         q->signals_deferred = STAT_GET(qp->st.signals_deferred);
 }
 

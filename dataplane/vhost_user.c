@@ -24,7 +24,7 @@ enum {
         SET_LOG_FD = 7, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10, GET_VRING_BASE = 11,
         SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14, GET_PROTOCOL_FEATURES = 15,
         SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18, SET_BACKEND_REQ_FD = 21,
-        RESET_DEVICE = 34, SET_STATUS = 39, GET_STATUS = 40,
+        GET_CONFIG = 24, SET_CONFIG = 25, RESET_DEVICE = 34, SET_STATUS = 39, GET_STATUS = 40,
 };
 
 #define HDR_SIZE 12
@@ -43,6 +43,12 @@ enum {
                           BIT(F_GUEST_ECN) | BIT(F_HOST_TSO4) | BIT(F_HOST_TSO6) | BIT(F_HOST_ECN) |      \
                           BIT(F_PROTOCOL_FEATURES) | BIT(F_LOG_ALL))
 #define OFFERED_PROTOCOL (BIT(PF_MQ) | BIT(PF_LOG_SHMFD) | BIT(PF_REPLY_ACK) | BIT(PF_BACKEND_REQ) | BIT(PF_STATUS))
+/* vhost-user-blk: transport bits as net has them, the disk's own from the request model */
+#define OFFERED_BLK_TRANSPORT (BIT(F_VERSION_1) | BIT(F_EVENT_IDX) | BIT(F_INDIRECT_DESC) | BIT(F_PROTOCOL_FEATURES) | \
+                               BIT(F_LOG_ALL))
+/* GET_CONFIG's payload: {u32 offset, u32 size, u32 flags} then the bytes */
+#define CONFIG_HDR 12u
+#define CONFIG_MAX 256u         /* VHOST_USER_MAX_CONFIG_SIZE */
 /* a bit per 4 KiB guest page: 1 GiB of log covers 32 TiB of guest-physical space */
 #define LOG_MAX_SIZE (1ull << 30)
 #define VRING_F_LOG 0x1
@@ -66,8 +72,15 @@ struct msg {
 
 static uint64_t next_id = 1;    /* epoll tags; never reused, so a stale event finds nothing */
 
+static uint64_t offered_protocol(const struct dp_device *dev)
+{
+        return OFFERED_PROTOCOL | (dev->type == ELVIS_DEVICE_BLK ? BIT(PF_CONFIG) : 0);
+}
+
 static uint64_t offered_features(const struct dp_device *dev)
 {
+        if (dev->type == ELVIS_DEVICE_BLK)
+                return OFFERED_BLK_TRANSPORT | elvis_blk_features(&dev->disk);
         return OFFERED_FEATURES | (dev->nqp > 1 ? BIT(F_MQ) : 0);
 }
 
@@ -82,7 +95,7 @@ static const char *request_name(uint32_t r)
                 [SET_VRING_ERR] = "SET_VRING_ERR", [GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
                 [SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES", [GET_QUEUE_NUM] = "GET_QUEUE_NUM",
                 [SET_VRING_ENABLE] = "SET_VRING_ENABLE", [SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
-                [RESET_DEVICE] = "RESET_DEVICE", [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
+                [GET_CONFIG] = "GET_CONFIG", [SET_CONFIG] = "SET_CONFIG", [RESET_DEVICE] = "RESET_DEVICE", [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
         };
         return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown request";
 }
@@ -119,14 +132,16 @@ static void unmap_vmm(const struct dp_region_map *m)
                 log_error("cannot unmap %zu bytes of a VMM's memory: %s", (size_t)m->len, strerror(errno));
 }
 
-static void unmap_memory(struct dp_device *dev)
+/* busy: a disk still holds requests that may name this memory (blk.c keeps it reserved) */
+static void unmap_memory(struct dp_device *dev, bool busy)
 {
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
                 if (dev->maps[i].addr) {
-                        unmap_vmm(&dev->maps[i]);
+                        dp_blk_unmap(dev, &dev->maps[i], busy);
                         dev->maps[i] = (struct dp_region_map){ 0 };
                 }
         memset(&dev->mem, 0, sizeof(dev->mem));
+        dp_blk_unquarantine(dev, busy);
 }
 
 /* Every pair's q->log must no longer point into it (elvis_netq_reset, or a new log
@@ -155,6 +170,8 @@ static void unlock_all(struct dp_device *dev) DP_NO_TSA
 /* Stops every ring and forgets the front end's memory and features. */
 static void reset_device(struct dp_device *dev)
 {
+        bool busy;
+
         lock_all(dev);
         for (unsigned i = 0; i < dev->nqp; i++) {
                 struct dp_qp *qp = &dev->qp[i];
@@ -164,7 +181,8 @@ static void reset_device(struct dp_device *dev)
                 atomic_fetch_add(&qp->gen, 1);
                 dp_qp_publish(qp);
         }
-        unmap_memory(dev);
+        busy = dp_blk_busy(dev);
+        unmap_memory(dev, busy);
         unmap_log(dev);         /* dp_qp_reset dropped every pair's pointer into it */
         unlock_all(dev);
         dev->features = 0;
@@ -185,6 +203,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
         struct elvis_vring_mem mem = { 0 };
         struct dp_region_map maps[ELVIS_MEM_MAX_REGIONS] = { { 0 } }, old[ELVIS_MEM_MAX_REGIONS];
         uint32_t n;
+        bool busy;
         int r = 0;
 
         if (m->size < 8) {
@@ -251,9 +270,11 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
                 dp_vq_refresh(&dev->qp[i], &dev->qp[i].rx);
                 dp_vq_refresh(&dev->qp[i], &dev->qp[i].tx);
         }
+        busy = dp_blk_busy(dev);
         unlock_all(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                unmap_vmm(&old[i]);
+                dp_blk_unmap(dev, &old[i], busy);
+        dp_blk_unquarantine(dev, busy);
         return 0;
 }
 
@@ -261,7 +282,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
 
 static int send_reply(struct dp_conn *c, const struct msg *m, const void *payload, uint32_t size)
 {
-        uint8_t buf[HDR_SIZE + 64];
+        uint8_t buf[HDR_SIZE + CONFIG_HDR + CONFIG_MAX];
         uint32_t flags = FLAG_VERSION | FLAG_REPLY;
         ssize_t w;
 
@@ -283,6 +304,16 @@ static int reply_u64(struct dp_conn *c, const struct msg *m, uint64_t v)
 
 static int vq_of(struct dp_device *dev, uint32_t index, struct dp_qp **qp, struct dp_vq **vq, const char **why)
 {
+        if (dev->type == ELVIS_DEVICE_BLK) {
+                /* one virtqueue per unit, in its TX place */
+                if (index >= dev->nqp) {
+                        *why = "vring index out of range";
+                        return -EINVAL;
+                }
+                *qp = &dev->qp[index];
+                *vq = &(*qp)->tx;
+                return 0;
+        }
         if (index >= 2 * dev->nqp) {
                 *why = "vring index out of range";
                 return -EINVAL;
@@ -358,6 +389,12 @@ static int set_log_base(struct dp_device *dev, struct dp_conn *c, const struct m
                 struct dp_qp *qp = &dev->qp[i];
 
                 dp_assert_held(&qp->lock);      /* lock_all */
+                if (qp->bq) {
+                        qp->bq->q.log.base = (char *)map.addr + lead;
+                        qp->bq->q.log.size = lm.mmap_size;
+                        elvis_blkq_log_update(&qp->bq->q);
+                        continue;
+                }
                 qp->q.log.base = (char *)map.addr + lead;
                 qp->q.log.size = lm.mmap_size;
                 elvis_netq_log_update(&qp->q);
@@ -517,7 +554,10 @@ static int vring_addr(struct dp_device *dev, const struct msg *m, const char **w
         vq->ring->log_addr = a.log;
         if (vq->ring->live && vq->ring->desc == a.desc && vq->ring->avail == a.avail && vq->ring->used == a.used) {
                 /* logging switched on or off (migration): in place, the ring keeps running */
-                elvis_netq_log_update(&qp->q);
+                if (qp->bq)
+                        elvis_blkq_log_update(&qp->bq->q);
+                else
+                        elvis_netq_log_update(&qp->q);
         } else {
                 vq->ring->desc = a.desc;
                 vq->ring->avail = a.avail;
@@ -552,6 +592,11 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
                 dp_assert_held(&dev->qp[i].lock);       /* lock_all */
                 if (only_log) {
                         /* LOG_ALL on or off while the rings run: no restart, no frame lost or repeated */
+                        if (dev->qp[i].bq) {
+                                dev->qp[i].bq->q.features = f;
+                                elvis_blkq_log_update(&dev->qp[i].bq->q);
+                                continue;
+                        }
                         dev->qp[i].q.features = f;
                         elvis_netq_log_update(&dev->qp[i].q);
                         continue;
@@ -568,6 +613,39 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         if (!only_log)
                 dp_tap_configure(dev);
         return 0;
+}
+
+/* GET_CONFIG (vhost-user-blk): the front end names a window of the config space; the
+ * reply carries the same header and that window. A window outside the space is refused
+ * with an empty reply, which a front end takes as a failure. */
+static int get_config(struct dp_device *dev, struct dp_conn *c, const struct msg *m, const char **why)
+{
+        uint8_t out[CONFIG_HDR + CONFIG_MAX] = { 0 }, cfg[ELVIS_BLK_CONFIG_SIZE];
+        uint32_t off, size;
+
+        if (dev->type != ELVIS_DEVICE_BLK) {
+                *why = "a network device has no config space here";
+                send_reply(c, m, NULL, 0);
+                return -EOPNOTSUPP;
+        }
+        if (m->size < CONFIG_HDR) {
+                *why = "payload too short";
+                send_reply(c, m, NULL, 0);
+                return -EINVAL;
+        }
+        memcpy(&off, m->payload, 4);
+        memcpy(&size, m->payload + 4, 4);
+        if (size > CONFIG_MAX || off > CONFIG_MAX - size || m->size != CONFIG_HDR + size) {
+                *why = "config window beyond the config space, or the payload does not match its size";
+                send_reply(c, m, NULL, 0);
+                return -EINVAL;
+        }
+        dp_blk_config(dev, cfg);
+        memcpy(out, m->payload, CONFIG_HDR);
+        /* fields past the disk's (features not offered) read as zeros */
+        for (uint32_t i = 0; i < size; i++)
+                out[CONFIG_HDR + i] = off + i < sizeof(cfg) ? cfg[off + i] : 0;
+        return send_reply(c, m, out, CONFIG_HDR + size);
 }
 
 /* Handles one complete message; returns 0, or -errno with why set (the caller answers). */
@@ -621,12 +699,12 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
                 return vring_fd(dev, m, why);
         case GET_PROTOCOL_FEATURES:
                 *replied = true;
-                return reply_u64(c, m, OFFERED_PROTOCOL);
+                return reply_u64(c, m, offered_protocol(dev));
         case SET_PROTOCOL_FEATURES:
                 if ((r = need_size(m, 8, why)) < 0)
                         return r;
                 memcpy(&v, m->payload, 8);
-                if (v & ~OFFERED_PROTOCOL) {
+                if (v & ~offered_protocol(dev)) {
                         *why = "protocol features that were not offered";
                         return -EINVAL;
                 }
@@ -660,6 +738,13 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
         case GET_STATUS:
                 *replied = true;
                 return reply_u64(c, m, dev->status);
+        case GET_CONFIG:
+                *replied = true;
+                return get_config(dev, c, m, why);
+        case SET_CONFIG:
+                /* writeback and the other writable fields are not offered */
+                *why = "the config space is read-only";
+                return -EPERM;
         default:
                 *why = "request not supported by this back end";
                 return -EOPNOTSUPP;
@@ -669,7 +754,7 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
 static bool request_has_reply(const struct dp_device *dev, uint32_t request)
 {
         return request == GET_FEATURES || request == GET_PROTOCOL_FEATURES || request == GET_VRING_BASE ||
-               request == GET_QUEUE_NUM || request == GET_STATUS ||
+               request == GET_QUEUE_NUM || request == GET_STATUS || request == GET_CONFIG ||
                (request == SET_LOG_BASE && (dev->protocol_features & BIT(PF_LOG_SHMFD)));
 }
 

@@ -86,7 +86,7 @@ struct elvis_poll {
 
 /* A virtqueue's files; its ring (configuration included) is the device model's, in net->q. */
 struct elvis_vq {
-	struct elvis_netq_vq *ring;     /* &net->q.vq[i] */
+	struct elvis_qvq *ring;     /* &net->q.vq[i] */
 	u32 busyloop_us;                /* VHOST_SET_VRING_BUSYLOOP_TIMEOUT (QEMU's tap poll-us) */
 	struct file *kick;
 	struct elvis_poll kick_poll;

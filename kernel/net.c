@@ -129,7 +129,7 @@ static bool mem_log_ok(const struct elvis_vring_mem *mem, unsigned long base)
  * VHOST_VRING_F_LOG. */
 static bool vq_log_ok(struct elvis_net *net, int i, unsigned long base, u64 features)
 {
-	const struct elvis_netq_vq *v = &net->q.vq[i];
+	const struct elvis_qvq *v = &net->q.vq[i];
 	u64 used = 4 + 8ull * v->num + (features & (1ull << ELVIS_NET_FEAT_EVENT_IDX) ? 2 : 0);
 
 	if ((features & (1ull << ELVIS_NET_FEAT_LOG_ALL)) && !mem_log_ok(&net->mem, base))
@@ -281,7 +281,7 @@ static void view_update(struct elvis_net *net)
 		state = ELVIS_QUEUE_STATE_UNCONFIGURED;
 	spin_lock(&net->view_lock);
 	v->state = state;
-	v->flags = (net->q.mode == ELVIS_NETQ_POLL ? ELVIS_QUEUE_F_POLLING : 0) |
+	v->flags = (net->q.sched.mode == ELVIS_NETQ_POLL ? ELVIS_QUEUE_F_POLLING : 0) |
 		   (test_bit(ELVIS_NET_SLOW, &net->pending) ? ELVIS_QUEUE_F_SLOW_PATH : 0);
 	v->owner_pid = net->owner_tgid;
 	v->backends = (net->vq[ELVIS_NET_VQ_RX].backend ? 1u : 0) | (net->vq[ELVIS_NET_VQ_TX].backend ? 2u : 0);
@@ -429,7 +429,7 @@ static u32 busyloop_us(const struct elvis_vq *vq)
 static unsigned int turn(struct elvis_net *net, const struct elvis_drr_round *round, u64 now)
 {
 	struct elvis_netq *q = &net->q;
-	struct elvis_netq_turn t = {
+	struct elvis_turn t = {
 		.now = now,
 		.kicks = atomic64_read(&net->kicks),
 		.exitless = READ_ONCE(net->exitless),
@@ -446,14 +446,14 @@ static unsigned int turn(struct elvis_net *net, const struct elvis_drr_round *ro
 	total = elvis_netq_turn(q, &t);
 	WRITE_ONCE(net->work.weight, t.weight);
 	WRITE_ONCE(net->work.ring_cap, elvis_netq_ring_cap(q));
-	WRITE_ONCE(net->work.busy, q->drr.busy);
+	WRITE_ONCE(net->work.busy, q->sched.drr.busy);
 	/* more may be waiting: another turn before notifications go back on */
 	if (total)
 		set_bit(ELVIS_NET_PENDING, &net->pending);
-	if (q->mode == ELVIS_NETQ_NOTIFY && !total && !q->faulted) {
+	if (q->sched.mode == ELVIS_NETQ_NOTIFY && !total && !q->faulted) {
 		u64 spin = (u64)max(busyloop_us(&net->vq[0]), busyloop_us(&net->vq[1])) * 1000;
 
-		if ((spin && elvis_now_ns() - q->last_work_ns < spin) || elvis_netq_enable_notify(q))
+		if ((spin && elvis_now_ns() - q->sched.last_work_ns < spin) || elvis_netq_enable_notify(q))
 			set_bit(ELVIS_NET_PENDING, &net->pending);
 	}
 	return total;
@@ -549,7 +549,7 @@ static bool sidecore_run(struct elvis_work *w, const struct elvis_drr_round *rou
 		mutex_unlock(&net->mutex);
 		return true;
 	}
-	if (net->q.mode == ELVIS_NETQ_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending)) {
+	if (net->q.sched.mode == ELVIS_NETQ_POLL || test_and_clear_bit(ELVIS_NET_PENDING, &net->pending)) {
 		long logged = atomic_long_read(&log_writes);
 
 		bytes0 = net->q.st.rx_bytes + net->q.st.tx_bytes;
@@ -570,7 +570,7 @@ static bool sidecore_run(struct elvis_work *w, const struct elvis_drr_round *rou
 		}
 	}
 	res->awake = !test_bit(ELVIS_NET_SLOW, &net->pending) &&
-		     (net->q.mode == ELVIS_NETQ_POLL || test_bit(ELVIS_NET_PENDING, &net->pending));
+		     (net->q.sched.mode == ELVIS_NETQ_POLL || test_bit(ELVIS_NET_PENDING, &net->pending));
 	res->tx_blocked = net->q.tx_blocked;
 	mutex_unlock(&net->mutex);
 	return true;
@@ -782,7 +782,7 @@ static int set_backend(struct elvis_net *net, struct elvis_vq *vq, int fd)
  * log flag, which is how QEMU turns logging on and off, change the running ring in place. */
 static int set_vring_addr(struct elvis_net *net, struct elvis_vq *vq, const struct vhost_vring_addr *a)
 {
-	struct elvis_netq_vq *r = vq->ring;
+	struct elvis_qvq *r = vq->ring;
 	bool log = a->flags & (1u << VHOST_VRING_F_LOG), same;
 
 	if (a->flags & ~(1u << VHOST_VRING_F_LOG))

@@ -2,12 +2,18 @@
  * benchmarks of any vhost-user-blk back end (ELVIS, qemu-storage-daemon, SPDK).
  *   elvis-guest-blk --socket PATH [--mode verify|iops] [--queues N] [--depth N] [--seconds S]
  *                   [--count N] [--bs BYTES] [--rw randread|randwrite] [--ring N] [--cpu N]
+ *                   [--hostile KIND]
  * verify: random reads, writes, flushes, write-zeroes and discards over the first 64 MiB
  *   (at most), no two requests in flight on one block; every read is checked against what
  *   was last written (a per-block generation and a pattern derived from it; zeros where
  *   zeroed or never written; blocks after a discard are not checked until rewritten).
  * iops: random reads or writes of --bs bytes at --depth per queue; completions per second,
  *   latency percentiles, notifications per 1,000 requests.
+ * hostile: --hostile KIND posts one malformed request on queue 0 and reports what became
+ *   of it: "answered" with its status (beyond, overflow, unaligned, segments, unsupported:
+ *   a device must answer IOERR or UNSUPP and go on, which a good read after it shows), or
+ *   not answered within a second (ro-status, bad-addr, loop: no answer is possible, the
+ *   device stops the queue). Exits 0 either way; the caller judges.
  * The driver polls the used rings (interrupts off), kicks as the device asks. Prints one
  * JSON line; exits 1 on a failure (a request error, a mismatch, a stall). */
 #include "emu.h"
@@ -141,6 +147,9 @@ static int negotiate(const char *sock, unsigned queues, unsigned ring)
         }
         if (emu_msg_set(&e, SET_OWNER, NULL, 0, NULL, 0) || emu_msg_set(&e, SET_FEATURES, &features, 8, NULL, 0))
                 return -1;
+        /* the shared code enables each ring (SET_VRING_ENABLE) when PROTOCOL_FEATURES was
+         * acked, as the spec asks and QEMU does */
+        e.features = features;
         nq = queues;
         for (unsigned i = 0; i < nq; i++) {
                 emu_vq_setup(&e, &q[i].vq, &off);
@@ -333,6 +342,94 @@ static unsigned reap(unsigned qi)
         return n;
 }
 
+/* Waits up to ms for queue 0's next used entry; its status byte (slot 0), or -1. */
+static int hostile_wait(unsigned ms)
+{
+        struct emu_vq *vq = &q[0].vq;
+        uint64_t end = emu_now_ns() + (uint64_t)ms * 1000000ull;
+
+        while (emu_now_ns() < end) {
+                uint16_t idx = __atomic_load_n(&vq->used[1], __ATOMIC_ACQUIRE);
+
+                if (idx != vq->used_last) {
+                        vq->used_last++;
+                        q[0].inflight--;
+                        return slot_mem(0, 0)[STATUS_OFF];
+                }
+        }
+        return -1;
+}
+
+/* One malformed request (see the top of the file) on queue 0, slot 0. */
+static int hostile(const char *kind)
+{
+        struct emu_vq *vq = &q[0].vq;
+        uint64_t g = slot_gpa(0, 0);
+        uint8_t *m = slot_mem(0, 0);
+        int status, after = -1;
+        bool answerable = true;
+
+        if (!strcmp(kind, "beyond")) {
+                post(0, 0, T_IN, capacity, 4096);
+        } else if (!strcmp(kind, "overflow")) {
+                post(0, 0, T_IN, UINT64_MAX - 7, 4096);
+        } else if (!strcmp(kind, "unaligned")) {
+                post(0, 0, T_OUT, 0, 100);
+        } else if (!strcmp(kind, "unsupported")) {
+                post(0, 0, 99, 0, 0);
+        } else if (!strcmp(kind, "segments")) {
+                /* 200 data segments of 512 bytes, past seg_max; descriptors after the slots' */
+                uint16_t d = (uint16_t)(3 * depth), n = 202;
+                uint32_t type = T_IN, zero = 0;
+                uint64_t sector = 0;
+
+                if ((unsigned)d + n > vq->num) {
+                        fprintf(stderr, "elvis-guest-blk: --ring too small for the segments request\n");
+                        return 2;
+                }
+                memcpy(m, &type, 4);
+                memcpy(m + 4, &zero, 4);
+                memcpy(m + 8, &sector, 8);
+                m[STATUS_OFF] = 0xff;
+                vq->desc[d] = (struct emu_desc){ g, 16, DESC_F_NEXT, (uint16_t)(d + 1) };
+                for (uint16_t k = 1; k <= 200; k++)
+                        vq->desc[d + k] = (struct emu_desc){ g + 4096 + (k - 1) * 256u, 256,
+                                                             DESC_F_NEXT | DESC_F_WRITE, (uint16_t)(d + k + 1) };
+                vq->desc[d + 201] = (struct emu_desc){ g + STATUS_OFF, 1, DESC_F_WRITE, 0 };
+                vq->avail[2 + (vq->avail_idx & (vq->num - 1))] = d;
+                vq->avail_idx++;
+                q[0].inflight++;
+        } else if (!strcmp(kind, "ro-status") || !strcmp(kind, "bad-addr") || !strcmp(kind, "loop")) {
+                answerable = false;
+                if (!strcmp(kind, "ro-status")) {
+                        /* a flush whose status byte is device-readable: no place for an answer */
+                        post(0, 0, T_FLUSH, 0, 0);
+                        vq->desc[1].flags = 0;
+                } else {
+                        post(0, 0, T_IN, 0, 4096);
+                        if (!strcmp(kind, "bad-addr"))
+                                vq->desc[1].addr = 1ull << 50;  /* far outside guest memory */
+                        else
+                                vq->desc[1].next = 0;           /* data -> header -> data ... */
+                }
+        } else {
+                fprintf(stderr, "elvis-guest-blk: unknown hostile kind '%s'\n", kind);
+                return 2;
+        }
+        emu_vq_publish(&e, vq);
+        status = hostile_wait(answerable ? 2000 : 1000);
+        if (status >= 0) {
+                /* the queue must go on: a good read of block 0 */
+                post(0, 0, T_IN, 0, 4096);
+                emu_vq_publish(&e, vq);
+                after = hostile_wait(2000);
+        }
+        printf("{\"hostile\": \"%s\", \"answered\": %s, \"status\": %d, \"after\": %d}\n", kind,
+               status >= 0 ? "true" : "false", status, after);
+        emu_close(&e);
+        return 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
         uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -344,9 +441,9 @@ int main(int argc, char **argv)
         static const struct option opts[] = {
                 { "socket", 1, 0, 's' }, { "mode", 1, 0, 'm' }, { "queues", 1, 0, 'q' }, { "depth", 1, 0, 'd' },
                 { "seconds", 1, 0, 'S' }, { "count", 1, 0, 'n' }, { "bs", 1, 0, 'b' }, { "rw", 1, 0, 'w' },
-                { "ring", 1, 0, 'r' }, { "cpu", 1, 0, 'c' }, { 0, 0, 0, 0 },
+                { "ring", 1, 0, 'r' }, { "cpu", 1, 0, 'c' }, { "hostile", 1, 0, 'H' }, { 0, 0, 0, 0 },
         };
-        const char *sock = NULL, *mode = "verify", *rw = "randread";
+        const char *sock = NULL, *mode = "verify", *rw = "randread", *hostile_kind = NULL;
         unsigned queues = 1, ring = 256;
         double seconds = 2;
         unsigned long long count = 0, done = 0;
@@ -365,6 +462,7 @@ int main(int argc, char **argv)
                 case 'w': rw = optarg; break;
                 case 'r': ring = (unsigned)atoi(optarg); break;
                 case 'c': cpu = atoi(optarg); break;
+                case 'H': hostile_kind = optarg; break;
                 default: fprintf(stderr, "elvis-guest-blk: see the comment at the top of bench/emu/blk.c\n"); return 2;
                 }
         }
@@ -381,6 +479,8 @@ int main(int argc, char **argv)
                 emu_close(&e);
                 return 1;
         }
+        if (hostile_kind)
+                return hostile(hostile_kind);
         if (verify_mode && (features & (1ull << F_RO))) {
                 printf("{\"error\": \"the disk is read-only: verify needs to write\"}\n");
                 return 1;

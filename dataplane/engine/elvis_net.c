@@ -25,10 +25,7 @@ void elvis_netq_reset(struct elvis_netq *q)
         q->log.base = EV_UPTR_NULL;
         q->log.size = 0;
         q->features = 0;
-        q->mode = ELVIS_NETQ_NOTIFY;
-        q->last_work_ns = q->last_turn_ns = q->window_start_ns = q->window_kicks = 0;
-        memset(&q->drr, 0, sizeof(q->drr));
-        q->deficit_packets = q->deficit_bytes = 0;
+        elvis_sched_reset(&q->sched);
         q->rx_blocked = q->tx_blocked = q->tx_waits_rx = false;
         q->faulted = false;
         q->tx_owed = false;
@@ -52,7 +49,7 @@ static unsigned int sig_call(int vq)
 
 void elvis_netq_error(struct elvis_netq *q, int vq)
 {
-        struct elvis_netq_vq *v = &q->vq[vq];
+        struct elvis_qvq *v = &q->vq[vq];
 
         v->live = false;
         ev_stat_add(q->st.errors, 1);
@@ -126,7 +123,7 @@ static bool notify_enable(struct elvis_netq *q, int vq)
  * interrupt at worst, never a missing one. */
 static void signal_guest(struct elvis_netq *q, int vq)
 {
-        struct elvis_netq_vq *v = &q->vq[vq];
+        struct elvis_qvq *v = &q->vq[vq];
         u16 before = v->vr.published_used;
 
         /* nothing pushed since the last publish: nothing to publish or signal */
@@ -151,7 +148,7 @@ static void tx_count(struct elvis_netq *q, u64 len)
 
 int elvis_netq_refresh(struct elvis_netq *q, int vq, bool want, const char **why)
 {
-        struct elvis_netq_vq *v = &q->vq[vq];
+        struct elvis_qvq *v = &q->vq[vq];
         int r;
 
         /* the ring restarts from guest memory: what a turn cut short by a fault left
@@ -183,7 +180,7 @@ int elvis_netq_refresh(struct elvis_netq *q, int vq, bool want, const char **why
         v->live = true;
         v->err_signalled = false;
         elvis_netq_log_update(q);
-        if (q->mode == ELVIS_NETQ_POLL)
+        if (q->sched.mode == ELVIS_NETQ_POLL)
                 elvis_vring_notify_disable(&v->vr);
         return 0;
 }
@@ -193,7 +190,7 @@ void elvis_netq_log_update(struct elvis_netq *q)
         bool on = q->log.base != EV_UPTR_NULL;
 
         for (int i = 0; i < 2; i++) {
-                struct elvis_netq_vq *v = &q->vq[i];
+                struct elvis_qvq *v = &q->vq[i];
 
                 if (v->live)
                         elvis_vring_set_log(&v->vr, on ? &q->log : NULL,
@@ -202,13 +199,10 @@ void elvis_netq_log_update(struct elvis_netq *q)
         }
 }
 
-void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_netq_mode mode)
+void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_turn_mode mode)
 {
-        if (q->mode == mode)
+        if (q->sched.mode == mode || !elvis_sched_set_mode(&q->sched, mode, elvis_netq_port_now()))
                 return;
-        q->mode = mode;
-        /* the idle clock starts now, not at the last work done before polling */
-        q->last_work_ns = elvis_netq_port_now();
         if (mode == ELVIS_NETQ_POLL)
                 for (int i = 0; i < 2; i++)
                         if (q->vq[i].live)
@@ -261,7 +255,7 @@ static void deliver_undo(struct elvis_vring *vr, u16 popped, u16 used)
 
 int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
 {
-        struct elvis_netq_vq *v = &q->vq[ELVIS_NETQ_RX];
+        struct elvis_qvq *v = &q->vq[ELVIS_NETQ_RX];
         struct elvis_chain *c = &q->rx_chain;
         bool mrg = q->features & (1ull << ELVIS_NET_FEAT_MRG_RXBUF);
         unsigned int hl = elvis_netq_hdr_len(q);
@@ -379,11 +373,11 @@ static inline bool tx_complete(struct elvis_netq *q, u16 head, u64 len)
  * cache lines that readers snapshot. */
 static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
 {
-        struct elvis_netq_vq *v = &q->vq[ELVIS_NETQ_TX];
+        struct elvis_qvq *v = &q->vq[ELVIS_NETQ_TX];
         struct elvis_chain *c = &q->chain;
         unsigned int n = 0, hl = elvis_netq_hdr_len(q);
         u64 bytes = 0, drops = 0;
-        s64 deficit = q->deficit_bytes;
+        s64 deficit = q->sched.deficit_bytes;
 
         if (q->tx_owed && v->live) {
                 u64 len = q->tx_owed_len;
@@ -427,7 +421,7 @@ static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
                 bytes += len > hl ? len - hl : 0;
                 n++;
         }
-        q->deficit_bytes = deficit;
+        q->sched.deficit_bytes = deficit;
         if (n) {
                 ev_stat_add(q->st.tx_packets, n);
                 ev_stat_add(q->st.tx_bytes, bytes);
@@ -439,10 +433,10 @@ static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
 
 static unsigned int rx_batch(struct elvis_netq *q, unsigned int limit)
 {
-        struct elvis_netq_vq *v = &q->vq[ELVIS_NETQ_RX];
+        struct elvis_qvq *v = &q->vq[ELVIS_NETQ_RX];
         unsigned int n = 0, hl = elvis_netq_hdr_len(q);
 
-        while (n < limit && q->deficit_bytes > 0 && v->live && !q->faulted && q->rxbuf) {
+        while (n < limit && q->sched.deficit_bytes > 0 && v->live && !q->faulted && q->rxbuf) {
                 int r;
 
                 if (!q->rxlen) {
@@ -455,7 +449,7 @@ static unsigned int rx_batch(struct elvis_netq *q, unsigned int limit)
                                 break;
                         if ((u64)got < hl || got > ELVIS_NET_MAX_FRAME) {
                                 ev_stat_add(q->st.drops, 1);
-                                q->deficit_bytes -= got < ELVIS_NET_MAX_FRAME ? got : ELVIS_NET_MAX_FRAME;
+                                q->sched.deficit_bytes -= got < ELVIS_NET_MAX_FRAME ? got : ELVIS_NET_MAX_FRAME;
                                 continue;
                         }
                         q->rxlen = (u32)got;
@@ -471,7 +465,7 @@ static unsigned int rx_batch(struct elvis_netq *q, unsigned int limit)
                         elvis_netq_error(q, ELVIS_NETQ_RX);
                         break;
                 }
-                q->deficit_bytes -= q->rxlen;
+                q->sched.deficit_bytes -= q->rxlen;
                 q->rxlen = 0;
                 n++;
         }
@@ -480,43 +474,13 @@ static unsigned int rx_batch(struct elvis_netq *q, unsigned int limit)
 
 /* The mode the policy and the guest's kick rate want, and kicks off while the turn runs
  * (when polling this also refreshes the avail event, so a stale one is never crossed). */
-static void turn_mode(struct elvis_netq *q, const struct elvis_netq_turn *t)
+static void turn_mode(struct elvis_netq *q, const struct elvis_turn *t)
 {
-        if (t->now - q->window_start_ns > ELVIS_NET_KICK_WINDOW_NS) {
-                q->window_start_ns = t->now;
-                q->window_kicks = t->kicks;
-        }
-        if (t->exitless == ELVIS_NETQ_ALWAYS ||
-            (t->exitless == ELVIS_NETQ_AUTO && (t->kicks - q->window_kicks) * 100 >= t->poll_start_rate))
-                elvis_netq_set_mode(q, ELVIS_NETQ_POLL);
-        if (t->exitless == ELVIS_NETQ_NEVER)
-                elvis_netq_set_mode(q, ELVIS_NETQ_NOTIFY);
+        elvis_netq_set_mode(q, elvis_sched_want(&q->sched, t));
         for (int i = 0; i < 2; i++)
                 if (q->vq[i].live && (q->vq[i].vr.notify_enabled ||
-                                      (q->mode == ELVIS_NETQ_POLL && elvis_vring_notify_disable_due(&q->vq[i].vr))))
+                                      (q->sched.mode == ELVIS_NETQ_POLL && elvis_vring_notify_disable_due(&q->vq[i].vr))))
                         notify_disable(q, i);
-}
-
-/* This turn's grant. With a sidecore round, deficit round robin (elvis_drr.h); alone, the
- * fixed budget scaled by weight. Bytes follow packets at the budget's ratio, and one frame
- * of any size always fits. False: a small weight still saving up. */
-static bool turn_grant(struct elvis_netq *q, const struct elvis_netq_turn *t)
-{
-        u32 bp = t->budget_packets ? t->budget_packets : 1;
-        s64 per = (s64)t->budget_bytes / bp;
-        u64 packets;
-
-        if (t->round)
-                packets = elvis_drr_grant(t->round, &q->drr, t->weight, elvis_netq_ring_cap(q));
-        else
-                packets = (u64)bp * (t->weight ? t->weight : 100) / 100;
-        if (!packets)
-                return false;
-        q->deficit_packets = (s64)packets;
-        q->deficit_bytes = (s64)packets * (per > 0 ? per : 1);
-        if (q->deficit_bytes < ELVIS_NET_MAX_FRAME)
-                q->deficit_bytes = ELVIS_NET_MAX_FRAME;
-        return true;
 }
 
 /* Errors latched where nobody looked (a notification write) stop their ring now; with
@@ -528,8 +492,9 @@ static void reap_errors(struct elvis_netq *q)
                         elvis_netq_error(q, i);
 }
 
-unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_netq_turn *t)
+unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_turn *t)
 {
+        struct elvis_sched *s = &q->sched;
         unsigned int n, total = 0;
         u64 t1;
 
@@ -538,15 +503,16 @@ unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_netq_turn 
         q->tx_blocked = false;
         q->tx_waits_rx = false;
         turn_mode(q, t);
-        if (!turn_grant(q, t))
+        /* one frame of any size always fits the byte grant */
+        if (!elvis_sched_grant(s, t, elvis_netq_ring_cap(q), ELVIS_NET_MAX_FRAME))
                 return 0;
-        while (q->deficit_packets > 0 && q->deficit_bytes > 0 && !q->faulted) {
-                unsigned int limit = q->deficit_packets < ELVIS_NET_TX_BATCH ? (unsigned int)q->deficit_packets :
+        while (s->deficit_packets > 0 && s->deficit_bytes > 0 && !q->faulted) {
+                unsigned int limit = s->deficit_packets < ELVIS_NET_TX_BATCH ? (unsigned int)s->deficit_packets :
                                                                                ELVIS_NET_TX_BATCH;
 
                 n = tx_batch(q, limit);
                 n += rx_batch(q, limit);
-                q->deficit_packets -= n;
+                s->deficit_packets -= n;
                 total += n;
                 if (n == 0)
                         break;
@@ -558,27 +524,9 @@ unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_netq_turn 
         /* an empty turn took no time worth a clock read: many idle queues on a sidecore
          * must cost little each */
         t1 = total ? elvis_netq_port_now() : t->now;
-        ev_stat_add(q->st.polls, 1);
-        if (total) {
-                ev_stat_add(q->st.busy_ns, t1 - t->now);
-                /* how long the queue waited for this turn since its last one ended */
-                if (q->last_turn_ns && t->now > q->last_turn_ns) {
-                        ev_stat_add(q->st.wait_ns, t->now - q->last_turn_ns);
-                        ev_stat_add(q->st.wait_samples, 1);
-                }
-                q->last_work_ns = t1;
-        } else {
-                ev_stat_add(q->st.empty_polls, 1);
-        }
-        if (t->round)
-                elvis_drr_charge(&q->drr, total, q->deficit_packets > 0 && q->deficit_bytes > 0);
-        /* t1 may be the turn's start, older than a mode change this turn made (which
-         * restarts the idle clock): never idle then */
-        if (t->exitless == ELVIS_NETQ_AUTO && q->mode == ELVIS_NETQ_POLL && t1 > q->last_work_ns &&
-            t1 - q->last_work_ns > t->poll_stop_idle_ns)
+        if (elvis_sched_end(s, &q->st, t, total, t1))
                 elvis_netq_set_mode(q, ELVIS_NETQ_NOTIFY);
         reap_errors(q);
-        q->last_turn_ns = t1;
         return total;
 }
 

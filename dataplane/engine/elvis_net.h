@@ -17,14 +17,12 @@
  * back, stops the turn where nothing is lost or done twice and sets q->faulted; the plane
  * repeats the turn where faults may sleep (see kernel/net.c, "slow path"). */
 #pragma once
-#include "elvis_drr.h"
-#include "elvis_vring.h"
+#include "elvis_turn.h"
 
 #define ELVIS_NET_HDR_LEN 10                    /* legacy virtio_net_hdr */
 #define ELVIS_NET_HDR_LEN_MRG 12                /* virtio_net_hdr_v1 / _mrg_rxbuf */
 #define ELVIS_NET_MAX_FRAME (65536 + 256)       /* largest frame either way, header included */
 #define ELVIS_NET_TX_BATCH 32
-#define ELVIS_NET_KICK_WINDOW_NS 10000000ull    /* kick rate is measured over 10 ms windows */
 
 /* feature bits the model reads */
 #define ELVIS_NET_FEAT_MRG_RXBUF 15
@@ -42,38 +40,19 @@
 #define ELVIS_NETQ_SIG_ERR_RX 4u
 #define ELVIS_NETQ_SIG_ERR_TX 8u
 
-/* same values as the API's enum elvis_exitless and the module's ELVIS_EXITLESS_MODE_* */
-enum elvis_netq_exitless { ELVIS_NETQ_AUTO, ELVIS_NETQ_ALWAYS, ELVIS_NETQ_NEVER };
-enum elvis_netq_mode { ELVIS_NETQ_NOTIFY, ELVIS_NETQ_POLL };
-
-/* Single-writer counters (the thread serving the pair); readers take snapshots. */
-struct elvis_netq_stats {
-        u64 rx_packets, rx_bytes, tx_packets, tx_bytes;
-        u64 drops, errors, polls, empty_polls, busy_ns, wait_ns, wait_samples;
-};
-
-struct elvis_netq_vq {
-        struct elvis_vring vr;
-        /* configuration from the front end */
-        u32 num;
-        u64 desc, avail, used;                  /* VMM addresses */
-        u16 base;
-        u64 log_addr;                           /* guest physical address of the used ring */
-        bool log_used;                          /* VHOST_VRING_F_LOG was set with the addresses */
-        bool addr_set;
-        bool live;                              /* vr is initialised and may be processed */
-        bool err_signalled;
-};
+/* the turn's modes and policies (elvis_turn.h), under the names the planes use */
+#define ELVIS_NETQ_AUTO ELVIS_TURN_AUTO
+#define ELVIS_NETQ_ALWAYS ELVIS_TURN_ALWAYS
+#define ELVIS_NETQ_NEVER ELVIS_TURN_NEVER
+#define ELVIS_NETQ_NOTIFY ELVIS_TURN_NOTIFY
+#define ELVIS_NETQ_POLL ELVIS_TURN_POLL
 
 struct elvis_netq {
-        struct elvis_netq_vq vq[2];
+        struct elvis_qvq vq[2];
         const struct elvis_vring_mem *mem;
         struct elvis_log log;                   /* the VMM's dirty log, or base EV_UPTR_NULL */
         u64 features;                           /* acked by the driver */
-        enum elvis_netq_mode mode;
-        u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
-        struct elvis_drr_queue drr;
-        s64 deficit_packets, deficit_bytes;     /* what is left of this turn's grant */
+        struct elvis_sched sched;               /* mode, DRR credit, this turn's grant (elvis_turn.h) */
         bool rx_blocked;                        /* a frame waits for guest receive buffers */
         bool tx_blocked;                        /* the back end refused a frame: retry later */
         bool tx_waits_rx;                       /* loopback: a frame waits for receive buffers */
@@ -83,21 +62,9 @@ struct elvis_netq {
         u64 tx_owed_len;
         u8 *rxbuf;                              /* ELVIS_NET_MAX_FRAME bytes, the plane's */
         u32 rxlen;                              /* a frame in rxbuf not delivered yet */
-        struct elvis_netq_stats st;
+        struct elvis_qstats st;
         struct elvis_chain chain;               /* TX; large, as is the next */
         struct elvis_chain rx_chain;            /* RX (loopback delivers while a TX chain is out) */
-};
-
-/* What a turn may do, from the plane's parameters. */
-struct elvis_netq_turn {
-        u64 now;
-        u64 kicks;                              /* guest kicks so far, monotonic */
-        enum elvis_netq_exitless exitless;
-        u32 poll_start_rate;                    /* kicks per second that start polling */
-        u64 poll_stop_idle_ns;                  /* idle time that stops it */
-        const struct elvis_drr_round *round;    /* sidecore round, or NULL: a fixed budget */
-        u32 weight;
-        u32 budget_packets, budget_bytes;       /* per turn at the default weight (100) */
 };
 
 /* ---- the port: each plane defines these ---- */
@@ -139,11 +106,11 @@ void elvis_netq_fail(struct elvis_netq *q, int err, const char *what);
  * and log_addr) to the live rings in place: turning logging on or off while the rings run
  * neither loses nor repeats a frame. refresh applies it too. */
 void elvis_netq_log_update(struct elvis_netq *q);
-void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_netq_mode mode);
+void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_turn_mode mode);
 /* One turn: the mode follows the policy and the kick rate, the grant follows the weight,
  * TX then RX batches until it or the work runs out, used rings published and the guest
  * interrupted if it asked; a queue idle long enough stops polling. Packets moved. */
-unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_netq_turn *t);
+unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_turn *t);
 /* Guest kicks back on after a turn that found nothing. True if work arrived meanwhile
  * (no kick will come for it). Receive kicks are wanted only while a frame waits. */
 bool elvis_netq_enable_notify(struct elvis_netq *q);

@@ -104,7 +104,7 @@ static void setup_pair(struct pair *p, unsigned idx, uint64_t features)
                 r->avail = r->desc + 16 * NUM;
                 r->used = r->desc + 0x2000u;
                 r->buf = p->base + 0x10000u + (uint32_t)i * 0x40000u;
-                p->q.vq[i] = (struct elvis_netq_vq){ .num = NUM, .desc = (uintptr_t)mem + r->desc,
+                p->q.vq[i] = (struct elvis_qvq){ .num = NUM, .desc = (uintptr_t)mem + r->desc,
                                                      .avail = (uintptr_t)mem + r->avail,
                                                      .used = (uintptr_t)mem + r->used, .addr_set = true };
         }
@@ -166,7 +166,7 @@ static uint16_t used_idx(struct pair *p, int i)
 
 static unsigned turn(struct pair *p, const struct elvis_drr_round *round, u32 weight)
 {
-        struct elvis_netq_turn t = { .now = elvis_netq_port_now(), .exitless = ELVIS_NETQ_NEVER,
+        struct elvis_turn t = { .now = elvis_netq_port_now(), .exitless = ELVIS_NETQ_NEVER,
                                      .poll_start_rate = 1000, .poll_stop_idle_ns = 1000000, .round = round,
                                      .weight = weight, .budget_packets = 64, .budget_bytes = 65536 };
         return elvis_netq_turn(&p->q, &t);
@@ -309,7 +309,7 @@ static void weights_hold(u32 w0, u32 w1)
         for (int r = 0; r < 4000; r++) {
                 elvis_drr_round_begin(&round, 64);
                 for (int i = 0; i < 2; i++)
-                        if (pairs[i].q.drr.busy)
+                        if (pairs[i].q.sched.drr.busy)
                                 elvis_drr_round_fit(&round, w[i], elvis_netq_ring_cap(&pairs[i].q));
                 for (int i = 0; i < 2; i++) {
                         struct pair *p = &pairs[i];
