@@ -370,7 +370,8 @@ static void vu_send(int fd, uint32_t req, uint32_t flags, const void *p, uint32_
         uint32_t h[3] = { req, 1 | flags, n };
 
         memcpy(b, h, 12);
-        memcpy(b + 12, p, n);
+        if (n)
+                memcpy(b + 12, p, n);
         cr_assert_eq(send(fd, b, 12 + n, 0), (ssize_t)(12 + n));
 }
 
