@@ -186,6 +186,8 @@ void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, bool bus
                 if (mmap(m->addr, m->len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) !=
                     MAP_FAILED) {
                         n[dev->nquarantine++] = *m;
+                        log_debug("VM %u device %s: %zu bytes of old guest memory reserved while a disk holds requests",
+                                  dev->vm_id, dev->id, (size_t)m->len);
                         return;
                 }
         }

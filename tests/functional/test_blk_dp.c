@@ -347,6 +347,52 @@ Test(blk, queue_moves_under_io)
         cr_assert_eq(elvis_user_dataplane.device_detach(dp, 1, "d0"), 0);
 }
 
+/* A front end that dies with requests on the disk: the plane does not wait for them,
+ * writes nothing late, and serves the next front end. */
+Test(blk, front_end_dies_with_requests_in_flight)
+{
+        struct elvis_dp_queue_stats q;
+        char out[1024], sock[256];
+
+        make_image("img");
+        cr_assert_eq(attach(1, "d0", ELVIS_BACKEND_FILE, "img", 2, 1, NULL), 0);
+        snprintf(sock, sizeof(sock), "%s/vm1-d0.sock", dir);
+        for (int i = 0; i < 5; i++) {
+                char cmd[512];
+                snprintf(cmd, sizeof(cmd),
+                         "timeout -s KILL 0.%d %s --socket %s --mode iops --rw randwrite --bs 65536 --depth 32 "
+                         "--queues 2 --ring 128 --seconds 5 >/dev/null 2>&1",
+                         3 + i, GUEST, sock);
+                cr_assert_neq(system(cmd), 0, "killed while writing");
+        }
+        cr_assert_eq(guest(1, "d0", "--mode iops --queues 2 --depth 16 --seconds 1", out, sizeof(out)), 0, "%s", out);
+        cr_assert_gt(field(out, "requests"), 100, "%s", out);
+        queue_stats(1, "d0", 0, &q);
+        cr_assert_eq(q.errors, 0);
+        cr_assert_gt(q.tx_packets, 0, "the killed writers did write");
+}
+
+/* exitless never: the device's own thread serves the disk, notification driven */
+Test(blk, vanilla_thread)
+{
+        char out[1024], sock[256], img[256];
+        struct elvis_dp_device d = { .vm_id = 1, .vm_name = "vm", .device_id = "v0", .type = ELVIS_DEVICE_BLK,
+                                     .backend = ELVIS_BACKEND_FILE, .queues = 2, .socket_path = sock, .weight = 100,
+                                     .exitless = ELVIS_EXITLESS_NEVER, .vmm_uid = -1, .vmm_gid = -1, .path = img };
+        struct elvis_dp_queue_stats q;
+
+        make_image("img");
+        path_of(img, sizeof(img), "img");
+        snprintf(sock, sizeof(sock), "%s/vm1-v0.sock", dir);
+        cr_assert_eq(elvis_user_dataplane.device_attach(dp, &d), 0);
+        cr_assert_eq(guest(1, "v0", "--mode verify --queues 2 --depth 8 --seconds 1", out, sizeof(out)), 0, "%s", out);
+        verified(out);
+        queue_stats(1, "v0", 1, &q);
+        cr_assert_eq(q.sidecore, 0, "no sidecore");
+        cr_assert_not(q.polling);
+        cr_assert_gt(q.interrupts + q.kicks, 0, "notifications both ways");
+}
+
 /* ---- a raw vhost-user client for what the emulator never does wrong ---- */
 
 enum { GET_FEATURES = 1, SET_PROTOCOL_FEATURES = 16, GET_PROTOCOL_FEATURES = 15, GET_QUEUE_NUM = 17,
