@@ -10,9 +10,9 @@
  * may name guest memory by its address in this process; so while a disk holds requests,
  * a guest mapping the control thread gives up is not unmapped but replaced by an
  * inaccessible reservation (nothing else can be mapped at those addresses, and a late
- * write there fails instead of landing in someone else's memory). Reservations go when
- * the disks gave everything back, or stay for good if a disk never does (address space
- * only, no memory). A guest that stops a ring with requests in flight gets no answer for
+ * write there fails instead of landing in someone else's memory). Reservations go at the
+ * first memory change, reset or removal after the disks gave everything back, or stay for
+ * good if a disk never does (address space only, no memory). A guest that stops a ring with requests in flight gets no answer for
  * them, as after a reset; QEMU's in-flight tracking (INFLIGHT_SHMFD) is not offered. */
 #include "dp.h"
 
@@ -145,9 +145,7 @@ bool dp_blk_close(struct dp_device *dev)
                         continue;
                 if (b->file && !dp_blk_file_release(b->file))
                         clean = false;
-                /* a disk that kept requests may still name the model's slots: never */
-                if (clean || !b->file)
-                        free(b->slots);
+                free(b->slots);
                 free(b);
                 dev->qp[i].bq = NULL;
         }

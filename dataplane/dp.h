@@ -1,5 +1,7 @@
 /* Internals of the user-space data plane: devices (one vhost-user socket each), queue
- * pairs (the unit a sidecore serves), and servers (sidecore or vanilla threads).
+ * pairs (the unit a sidecore serves: a net queue pair, or one virtqueue of a blk device,
+ * kept in the pair's TX place with its model in qp->bq), and servers (sidecore or vanilla
+ * threads).
  *
  * Threads and locks. The rule: nobody waits for a thread that a VMM can slow down, and no
  * lock that another VM or the daemon needs is held across a system call on a VMM's fd.

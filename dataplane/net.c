@@ -193,7 +193,9 @@ void dp_vq_refresh(struct dp_qp *qp, struct dp_vq *vq)
 
         if (qp->bq) {
                 /* a blk virtqueue has only its TX place */
-                dp_blk_vq_refresh(qp, want && vq == &qp->tx);
+                if (vq != &qp->tx)
+                        return;
+                dp_blk_vq_refresh(qp, want);
                 atomic_fetch_add(&qp->gen, 1);
                 dp_qp_publish(qp);
                 return;

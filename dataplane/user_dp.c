@@ -94,6 +94,7 @@ void dp_device_put(struct dp_device *dev)
         disks_clean = dp_blk_close(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
                 dp_blk_unmap(dev, &dev->maps[i], !disks_clean);
+        free(dev->quarantine);          /* the list; what it lists stays reserved when a disk held on */
         if (dev->log_map.addr)
                 munmap(dev->log_map.addr, dev->log_map.len);
         if (dev->backend_req_fd >= 0)

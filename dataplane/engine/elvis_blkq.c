@@ -140,7 +140,7 @@ void elvis_blkq_log_update(struct elvis_blkq *q)
 
 void elvis_blkq_set_mode(struct elvis_blkq *q, enum elvis_turn_mode mode)
 {
-        if (!elvis_sched_set_mode(&q->sched, mode, elvis_blkq_port_now()))
+        if (q->sched.mode == mode || !elvis_sched_set_mode(&q->sched, mode, elvis_blkq_port_now()))
                 return;
         if (mode == ELVIS_TURN_POLL && q->vq.live)
                 elvis_vring_notify_disable(&q->vq.vr);
