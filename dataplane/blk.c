@@ -3,17 +3,23 @@
  * back end of blk_file.c, or null), and what keeps a late completion away from guest
  * memory that is gone.
  *
- * Requests in flight when a ring stops (GET_VRING_BASE, a reset, a disconnect, a new
- * memory table). The control thread never waits for a disk: the ring stops at once, what
- * the disk already finished is answered, the rest is abandoned (the model drops their
- * completions, the back end copies nothing for them). A request the kernel still works on
- * may name guest memory by its address in this process; so while a disk holds requests,
- * a guest mapping the control thread gives up is not unmapped but replaced by an
- * inaccessible reservation (nothing else can be mapped at those addresses, and a late
- * write there fails instead of landing in someone else's memory). Reservations go at the
- * first memory change, reset or removal after the disks gave everything back, or stay for
- * good if a disk never does (address space only, no memory). A guest that stops a ring with requests in flight gets no answer for
- * them, as after a reset; QEMU's in-flight tracking (INFLIGHT_SHMFD) is not offered. */
+ * Requests in flight when a ring stops (GET_VRING_BASE, a reset, a disconnect). The
+ * control thread never waits for a disk: the ring stops at once, what the disk already
+ * finished is answered, the rest is abandoned (the model drops their completions, the back
+ * end copies nothing for them). A guest that stops a ring with requests in flight gets no
+ * answer for them, as after a reset; QEMU's in-flight tracking (INFLIGHT_SHMFD) is not
+ * offered. A ring restarted in place (a new memory table: memory hot-plug) keeps its
+ * requests, which complete into it.
+ *
+ * A request the kernel still works on may name guest memory by its address in this
+ * process, so while a disk holds requests a guest mapping the control thread gives up is
+ * not unmapped: after a new memory table it stays mapped as it was (the old addresses
+ * still reach the same guest pages, and kept requests complete through them); after a
+ * reset or a disconnect it is replaced by an inaccessible reservation (nothing else can be
+ * mapped at those addresses, a late write there fails instead of landing in someone
+ * else's memory, and the guest's memory is released). Both go at the first memory change,
+ * reset or removal after the disks gave everything back; a reservation stays for good if
+ * a disk never does (address space only). */
 #include "dp.h"
 
 #include "blk_file.h"
@@ -173,24 +179,26 @@ bool dp_blk_busy(const struct dp_device *dev) DP_NO_TSA
         return false;
 }
 
-void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, bool busy)
+void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, enum dp_blk_keep keep)
 {
         struct dp_region_map *n;
 
         if (!m->addr)
                 return;
-        if (busy && (n = realloc(dev->quarantine, (dev->nquarantine + 1) * sizeof(*n)))) {
+        if (keep != DP_BLK_UNMAP && (n = realloc(dev->quarantine, (dev->nquarantine + 1) * sizeof(*n)))) {
                 dev->quarantine = n;
-                if (mmap(m->addr, m->len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) !=
-                    MAP_FAILED) {
+                if (keep == DP_BLK_KEEP_MAPPED ||
+                    mmap(m->addr, m->len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) !=
+                            MAP_FAILED) {
                         n[dev->nquarantine++] = *m;
-                        log_debug("VM %u device %s: %zu bytes of old guest memory reserved while a disk holds requests",
-                                  dev->vm_id, dev->id, (size_t)m->len);
+                        log_debug("VM %u device %s: %zu bytes of old guest memory %s while a disk holds requests",
+                                  dev->vm_id, dev->id, (size_t)m->len,
+                                  keep == DP_BLK_KEEP_MAPPED ? "kept mapped" : "reserved");
                         return;
                 }
         }
-        if (busy)
-                log_error("VM %u device %s: cannot reserve guest memory a disk request may name: %s", dev->vm_id,
+        if (keep != DP_BLK_UNMAP)
+                log_error("VM %u device %s: cannot keep guest memory a disk request may name: %s", dev->vm_id,
                           dev->id, strerror(errno));
         if (munmap(m->addr, m->len) < 0)
                 log_error("cannot unmap %zu bytes of a VMM's memory: %s", (size_t)m->len, strerror(errno));

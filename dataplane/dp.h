@@ -338,9 +338,15 @@ void dp_blk_vq_refresh(struct dp_qp *qp, bool want) DP_REQUIRES(qp->lock);
 void dp_blk_features(struct dp_device *dev, uint64_t features);
 /* Requests of the device on its disks; every queue's lock held. */
 bool dp_blk_busy(const struct dp_device *dev);
-/* Unmaps a mapping of the VMM's memory, or when busy (a request still on a disk may name
- * it) reserves its addresses with an inaccessible mapping until nothing is in flight. */
-void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, bool busy);
+/* What becomes of a mapping of the VMM's memory that a request still on a disk may name. */
+enum dp_blk_keep {
+        DP_BLK_UNMAP,           /* nothing in flight: unmapped */
+        DP_BLK_KEEP_MAPPED,     /* requests may still complete through it (a new memory table) */
+        DP_BLK_RESERVE,         /* requests were abandoned: inaccessible, addresses held */
+};
+/* Gives up a mapping of the VMM's memory (see enum dp_blk_keep); kept ones go with
+ * dp_blk_unquarantine. */
+void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, enum dp_blk_keep keep);
 /* Releases reserved mappings once the device has nothing in flight (busy false). */
 void dp_blk_unquarantine(struct dp_device *dev, bool busy);
 /* The blk device's config space, GET_CONFIG's bytes. */

@@ -93,7 +93,7 @@ void dp_device_put(struct dp_device *dev)
          * mappings stay, reserved (blk.c) */
         disks_clean = dp_blk_close(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                dp_blk_unmap(dev, &dev->maps[i], !disks_clean);
+                dp_blk_unmap(dev, &dev->maps[i], disks_clean ? DP_BLK_UNMAP : DP_BLK_RESERVE);
         free(dev->quarantine);          /* the list; what it lists stays reserved when a disk held on */
         if (dev->log_map.addr)
                 munmap(dev->log_map.addr, dev->log_map.len);

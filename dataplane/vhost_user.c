@@ -137,7 +137,7 @@ static void unmap_memory(struct dp_device *dev, bool busy)
 {
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
                 if (dev->maps[i].addr) {
-                        dp_blk_unmap(dev, &dev->maps[i], busy);
+                        dp_blk_unmap(dev, &dev->maps[i], busy ? DP_BLK_RESERVE : DP_BLK_UNMAP);
                         dev->maps[i] = (struct dp_region_map){ 0 };
                 }
         memset(&dev->mem, 0, sizeof(dev->mem));
@@ -273,7 +273,7 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
         busy = dp_blk_busy(dev);
         unlock_all(dev);
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
-                dp_blk_unmap(dev, &old[i], busy);
+                dp_blk_unmap(dev, &old[i], busy ? DP_BLK_KEEP_MAPPED : DP_BLK_UNMAP);
         dp_blk_unquarantine(dev, busy);
         return 0;
 }

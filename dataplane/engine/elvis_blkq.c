@@ -95,6 +95,7 @@ static void signal_guest(struct elvis_blkq *q)
 int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
 {
         struct elvis_qvq *v = &q->vq;
+        bool in_place = false;
         int r;
 
         if (v->live) {
@@ -103,10 +104,13 @@ int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
                         elvis_blkq_port_reap(q, q->depth);
                 signal_guest(q);
                 v->base = v->vr.last_avail_idx;
+                in_place = want && v->num == q->ring_num && v->desc == q->ring_desc && v->avail == q->ring_avail &&
+                           v->used == q->ring_used;
         }
-        /* a ring that stops or restarts (new memory, new base) answers nothing it popped
-         * before: those requests point into what may be unmapped */
-        abandon(q);
+        /* a ring that stops, moves or starts from another base answers nothing it popped
+         * before; one restarted in place (new memory or features) still owes its requests */
+        if (!in_place)
+                abandon(q);
         if (!want) {
                 v->live = false;
                 return 0;
@@ -115,6 +119,7 @@ int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
                              q->features & (1ull << ELVIS_VQ_FEAT_EVENT_IDX),
                              q->features & (1ull << ELVIS_VQ_FEAT_INDIRECT_DESC), why);
         if (r < 0) {
+                abandon(q);     /* kept for a restart that failed: nobody answers them now */
                 v->live = false;
                 v->vr.error = 0;
                 elvis_vring_fail(&v->vr, r, *why);
@@ -123,6 +128,10 @@ int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
         v->live = true;
         v->err_signalled = false;
         q->blocked = false;
+        q->ring_num = v->num;
+        q->ring_desc = v->desc;
+        q->ring_avail = v->avail;
+        q->ring_used = v->used;
         elvis_blkq_log_update(q);
         if (q->sched.mode == ELVIS_TURN_POLL)
                 elvis_vring_notify_disable(&v->vr);

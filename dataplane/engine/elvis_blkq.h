@@ -10,11 +10,14 @@
  * ring, where they wait for a completion: never behind another queue's disk.
  *
  * Stopping a ring with requests in flight (the front end stops it, resets the device or
- * goes; the memory table changes): what the back end already finished is completed first;
- * the rest is abandoned: its completions, when they come, write nothing (no status, no
- * used entry: that ring position belongs to a new ring now), and the back end is told
- * (port_abandon) so that it copies nothing into guest memory either. The plane keeps the
- * guest's old mappings reserved until the back end gave those requests back.
+ * goes, or moves the ring): what the back end already finished is completed first; the
+ * rest is abandoned: its completions, when they come, write nothing (no status, no used
+ * entry: that ring position belongs to a new ring now), and the back end is told
+ * (port_abandon) so that it copies nothing into guest memory either. A ring restarted in
+ * place (a new memory table or new features, the same ring addresses and size) keeps its
+ * requests: they complete into it. The plane keeps the guest's old mappings while the
+ * back end may still use them (reserved and inaccessible once abandoned, mapped as they
+ * were while requests may still complete through them).
  *
  * Locking: none here; one thread at a time per queue (the caller's lock). */
 #pragma once
@@ -43,6 +46,8 @@ struct elvis_blkq {
         struct elvis_qstats st;
         bool blocked;                           /* the back end was full: requests wait in the ring */
         u32 epoch;                              /* bumped when the ring stops: older requests are abandoned */
+        u64 ring_desc, ring_avail, ring_used;   /* the live ring's configuration, to know a restart in place */
+        u32 ring_num;
         u32 depth, nfree;
         u32 inflight;                           /* started, not given back by the back end (abandoned included) */
         u32 active;                             /* of those, the ones the ring still waits for */
@@ -83,7 +88,8 @@ bool elvis_blkq_live(const struct elvis_blkq *q);
 /* Requests the ring holds at once, for the weighted turn. */
 u32 elvis_blkq_ring_cap(const struct elvis_blkq *q);
 /* (Re)initialises the ring from its configuration when want, stops it otherwise; what the
- * back end finished is completed first, the rest abandoned. 0 or the ring's error. */
+ * back end finished is completed first, the rest abandoned unless the ring restarts in
+ * place. 0 or the ring's error. */
 int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why);
 /* Stops the ring after an error: counter, the error notification once, port_changed. */
 void elvis_blkq_error(struct elvis_blkq *q);

@@ -346,6 +346,32 @@ Test(blkq, requests_in_flight_when_the_ring_stops)
         cr_assert_eq(blk_used(), 2);
 }
 
+Test(blkq, a_ring_restarted_in_place_keeps_its_requests)
+{
+        const char *why = NULL;
+        unsigned s;
+
+        b->async = true;
+        s = offer(ELVIS_BLK_T_IN, 0, 4096, false);
+        blk_turn(NULL, 100);
+        cr_assert_eq(b->q.inflight, 1);
+        /* a new memory table (the same ring): the request is still owed */
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), 0, "%s", why);
+        cr_assert_eq(b->abandons, 0);
+        b->complete = true;
+        blk_turn(NULL, 100);
+        cr_assert_eq(blk_used(), 1);
+        cr_assert_eq(slot_mem(s)[4608], ELVIS_BLK_S_OK);
+
+        /* the ring moved: what was in flight is not its any more */
+        b->complete = false;
+        offer(ELVIS_BLK_T_IN, 8, 4096, false);
+        blk_turn(NULL, 100);
+        b->q.vq.used += 0x100;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), 0, "%s", why);
+        cr_assert_eq(b->abandons, 1);
+}
+
 /* ---- one round, a net queue pair and a blk queue ---- */
 
 static void net_setup(void)
