@@ -164,13 +164,6 @@ bool dp_blk_close(struct dp_device *dev)
         return true;
 }
 
-void dp_blk_features(struct dp_device *dev, uint64_t features)
-{
-        for (unsigned i = 0; i < dev->nqp; i++)
-                if (dev->qp[i].bq)
-                        dev->qp[i].bq->q.features = features;
-}
-
 bool dp_blk_busy(const struct dp_device *dev) DP_NO_TSA
 {
         for (unsigned i = 0; i < dev->nqp; i++)

@@ -335,7 +335,6 @@ int dp_blk_open(struct dp_device *dev, const struct elvis_dp_device *cfg);
  * requests (their guest mappings must then stay reserved for good). */
 bool dp_blk_close(struct dp_device *dev);
 void dp_blk_vq_refresh(struct dp_qp *qp, bool want) DP_REQUIRES(qp->lock);
-void dp_blk_features(struct dp_device *dev, uint64_t features);
 /* Requests of the device on its disks; every queue's lock held. */
 bool dp_blk_busy(const struct dp_device *dev);
 /* What becomes of a mapping of the VMM's memory that a request still on a disk may name. */

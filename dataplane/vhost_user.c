@@ -95,7 +95,8 @@ static const char *request_name(uint32_t r)
                 [SET_VRING_ERR] = "SET_VRING_ERR", [GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
                 [SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES", [GET_QUEUE_NUM] = "GET_QUEUE_NUM",
                 [SET_VRING_ENABLE] = "SET_VRING_ENABLE", [SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
-                [GET_CONFIG] = "GET_CONFIG", [SET_CONFIG] = "SET_CONFIG", [RESET_DEVICE] = "RESET_DEVICE", [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
+                [GET_CONFIG] = "GET_CONFIG", [SET_CONFIG] = "SET_CONFIG", [RESET_DEVICE] = "RESET_DEVICE",
+                [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
         };
         return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown request";
 }
@@ -132,7 +133,8 @@ static void unmap_vmm(const struct dp_region_map *m)
                 log_error("cannot unmap %zu bytes of a VMM's memory: %s", (size_t)m->len, strerror(errno));
 }
 
-/* busy: a disk still holds requests that may name this memory (blk.c keeps it reserved) */
+/* busy: a disk still holds abandoned requests that may name this memory (blk.c keeps it
+ * reserved) */
 static void unmap_memory(struct dp_device *dev, bool busy)
 {
         for (unsigned i = 0; i < ELVIS_MEM_MAX_REGIONS; i++)
