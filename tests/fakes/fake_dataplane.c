@@ -25,6 +25,7 @@ struct fake_dev {
         uint32_t sc[ELVIS_MAX_QUEUES];
         unsigned weight;
         enum elvis_exitless exitless;
+        enum elvis_device_type type;
 };
 
 struct fake {
@@ -157,6 +158,7 @@ static int fake_device_attach(void *dp, const struct elvis_dp_device *dev)
                         d->queues = dev->queues;
                         d->weight = dev->weight;
                         d->exitless = dev->exitless;
+                        d->type = dev->type;
                         if (dev->type == ELVIS_DEVICE_BLK) {
                                 /* what a blk device got: its image as the manager opened it */
                                 struct stat st = { 0 };
@@ -280,6 +282,7 @@ static int fake_stats_read(void *dp, struct elvis_dp_stats *ret)
                         struct elvis_dp_queue_stats *s = &ret->queues[k++];
                         s->vm_id = f->devs[d].vm;
                         snprintf(s->device, sizeof(s->device), "%s", f->devs[d].id);
+                        s->type = f->devs[d].type;
                         s->queue = q;
                         s->sidecore = f->devs[d].sc[q];
                         s->state = ELVIS_QUEUE_READY;
