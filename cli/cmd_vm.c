@@ -307,28 +307,29 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
                 printf("<!-- elvis-manager pins its %lld vCPU(s) to CPUs %s and its emulator threads to the "
                        "reserved CPUs -->\n", elvis_json_int(vm, "vcpus"), elvis_json_str(vm, "cpus"));
         vhost = !strcmp(kind, "user") || !strcmp(kind, "user-process");
-        printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'/>\n",
+        printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'",
                elvis_json_int(pol, "weight"), elvis_json_str(pol, "exitless"));
-        /* a vhostuser <disk> names no image: libvirt adoption reads it from here */
+        /* a vhostuser <disk> names no image: libvirt adoption reads it from here (inside the
+         * policy: libvirt keeps one <metadata> element per namespace) */
         disk = 0;
         json_array_foreach(json_object_get(vm, "devices"), i, d)
                 if (vhost && is_blk(d)) {
                         char dev[8];
+                        if (!disk)
+                                printf(">\n");
                         disk_name(disk++, dev, sizeof(dev));
                         if (!strcmp(elvis_json_str(d, "backend"), "file"))
-                                printf("  <elvis:disk xmlns:elvis='https://elvis.dev/xmlns/1' target='%s' id='%s' "
-                                       "backend='file' path='%s' readonly='%s' queues='%lld'/>\n", dev,
-                                       elvis_json_str(d, "id"), elvis_json_str(d, "path"),
+                                printf("    <elvis:disk target='%s' id='%s' backend='file' path='%s' readonly='%s' "
+                                       "queues='%lld'/>\n", dev, elvis_json_str(d, "id"), elvis_json_str(d, "path"),
                                        json_is_true(json_object_get(d, "readonly")) ? "yes" : "no",
                                        elvis_json_int(d, "queues"));
                         else
-                                printf("  <elvis:disk xmlns:elvis='https://elvis.dev/xmlns/1' target='%s' id='%s' "
-                                       "backend='null' size='%lld' readonly='%s' queues='%lld'/>\n", dev,
-                                       elvis_json_str(d, "id"), elvis_json_int(d, "size"),
+                                printf("    <elvis:disk target='%s' id='%s' backend='null' size='%lld' readonly='%s' "
+                                       "queues='%lld'/>\n", dev, elvis_json_str(d, "id"), elvis_json_int(d, "size"),
                                        json_is_true(json_object_get(d, "readonly")) ? "yes" : "no",
                                        elvis_json_int(d, "queues"));
                 }
-        printf("</metadata>\n");
+        printf(disk ? "  </elvis:policy>\n</metadata>\n" : "/>\n</metadata>\n");
         if (vhost)
                 printf("<memoryBacking>\n  <source type='memfd'/>\n  <access mode='shared'/>\n</memoryBacking>\n");
         printf("<devices>\n");

@@ -453,17 +453,8 @@ static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const 
                 vm->vmm_gid_set = info.vmm_gid_set;
                 vm->vmm_gid = info.vmm_gid;
         }
-        if (!vm->ndevices) {
-                vm->ndevices = info.nifaces;
-                for (unsigned i = 0; i < info.nifaces; i++) {
-                        struct elvis_device *d = &vm->devices[i];
-                        memset(d, 0, sizeof(*d));
-                        snprintf(d->id, sizeof(d->id), "net%u", i);
-                        d->backend = ELVIS_BACKEND_TAP;
-                        d->queues = 1;
-                        snprintf(d->socket, sizeof(d->socket), "%s", info.sockets[i]);
-                }
-        }
+        if (!vm->ndevices)
+                vm->ndevices = elvis_domxml_devices(&info, vm->devices);
         return 0;
 }
 

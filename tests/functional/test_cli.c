@@ -380,7 +380,9 @@ Test(cli_blk, a_vm_with_a_disk_and_a_nic, .init = blk_setup, .fini = blk_teardow
         cr_assert(strstr(out, "-blk0.sock'>\n      <reconnect enabled='yes' timeout='1'/>\n    </source>\n"
                               "    <target dev='vdb' bus='virtio'/>\n  </disk>"), "%s", out);
         cr_assert(strstr(out, "<target dev='vdc' bus='virtio'/>"), "%s", out);
-        cr_assert(strstr(out, "target='vdb' id='blk0' backend='file' path='"), "%s", out);
+        cr_assert(strstr(out, "exitless='auto'>\n    <elvis:disk target='vdb' id='blk0' backend='file' path='"), "%s",
+                  out);
+        cr_assert(strstr(out, "  </elvis:policy>\n</metadata>"), "%s", out);
         cr_assert(strstr(out, "readonly='yes' queues='2'/>"), "%s", out);
         cr_assert(strstr(out, "target='vdc' id='scratch' backend='null' size='67108864'"), "%s", out);
         cr_assert(strstr(out, "<interface type='vhostuser'>"), "%s", out);
