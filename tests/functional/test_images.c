@@ -400,3 +400,53 @@ Test(images, kernel_data_plane_refuses_blk)
         resp_free(&r);
         cr_assert_eq(nvms(), 0);
 }
+
+/* A data plane that refuses the device: the VM is not added and its image not kept. */
+Test(images, a_refused_attach_keeps_no_image)
+{
+        char a[256];
+        struct resp r;
+
+        snprintf(a, sizeof(a), "%s/a.img", images);
+        make_image(a, "a");
+        daemon_env(&d, "ELVIS_FAKE_FAIL=device_attach");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_neq(add_vm("vm1", a, false, &r), 201, "%s", r.body);
+        resp_free(&r);
+        cr_assert_eq(nvms(), 0);
+        cr_assert_not(daemon_holds(ino_of(a)), "the image was closed with the failed transaction");
+}
+
+/* After a restart an image that is gone (or now outside the rules) is reported and its
+ * device left out of the data plane; the daemon starts, the VM and its other devices
+ * stay, and nothing is opened in its place. */
+Test(images, a_missing_image_after_restart_is_reported)
+{
+        char a[256], *log, *line;
+
+        snprintf(a, sizeof(a), "%s/a.img", images);
+        make_image(a, "a");
+        cr_assert_eq(daemon_start(&d), 0);
+        {
+                char body[400];
+                struct resp r;
+                snprintf(body, sizeof(body), "{\"name\":\"vm1\",\"devices\":[{\"type\":\"blk\",\"path\":\"%s\"},"
+                         "{\"backend\":\"loopback\"}]}", a);
+                cr_assert_eq(http_json(&d, "POST", "/v1/vms", body, &r), 0);
+                cr_assert_eq(r.status, 201, "%s", r.body);
+                resp_free(&r);
+        }
+        cr_assert_eq(daemon_stop(&d), 0);
+        cr_assert_eq(unlink(a), 0);
+        unlink(fake_log);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(nvms(), 1, "the VM is still there");
+        line = attach_line(1, "blk0");
+        cr_assert_null(line, "no image, no attach: %s", line);
+        line = attach_line(1, "net1");
+        cr_assert_not_null(line, "its other device is served");
+        free(line);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "VM 1 device blk0 is not served: image '") && strstr(log, "does not exist"), "%s", log);
+        free(log);
+}
