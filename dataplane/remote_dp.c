@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -49,7 +50,16 @@
 struct rdev {
         struct elvis_dpp_device_item it;
         uint32_t unconfirmed;           /* queues whose adopted placement the manager has not restated */
+        int image_fd;                   /* blk file: our duplicate of the manager's image, for replays; else -1 */
 };
+
+static void mirror_free(struct rdev *v, unsigned n)
+{
+        for (unsigned i = 0; i < n; i++)
+                if (v[i].image_fd >= 0)
+                        close(v[i].image_fd);
+        free(v);
+}
 
 struct rdp {
         int sock;                       /* -1: lost */
@@ -581,25 +591,34 @@ static int do_sidecore_create(struct rdp *k, uint32_t id, int cpu)
         return 0;
 }
 
+/* Identical but for weight and exitless mode: a blk device serves the same image (by
+ * st_dev and st_ino, not only by name) or the same null disk. */
 static bool same_device(const struct elvis_dpp_device *a, const struct elvis_dpp_device *b)
 {
-        return a->backend == b->backend && a->queues == b->queues && a->flags == b->flags &&
+        return a->type == b->type && a->backend == b->backend && a->queues == b->queues && a->flags == b->flags &&
                a->vmm_uid == b->vmm_uid && a->vmm_gid == b->vmm_gid && strcmp(a->tap, b->tap) == 0 &&
-               strcmp(a->socket_path, b->socket_path) == 0 && strcmp(a->vm_name, b->vm_name) == 0;
+               strcmp(a->socket_path, b->socket_path) == 0 && strcmp(a->vm_name, b->vm_name) == 0 &&
+               a->size_bytes == b->size_bytes && a->image_dev == b->image_dev && a->image_ino == b->image_ino &&
+               strcmp(a->path, b->path) == 0;
 }
 
-static int mirror_add(struct rdp *k, const struct elvis_dpp_device_item *it, uint32_t unconfirmed)
+/* Takes image_fd over. */
+static int mirror_add(struct rdp *k, const struct elvis_dpp_device_item *it, uint32_t unconfirmed, int image_fd)
 {
         if (k->ndev == k->capdev) {
                 unsigned cap = k->capdev ? k->capdev * 2 : 16;
                 void *n = realloc(k->dev, (size_t)cap * sizeof(*k->dev));
-                if (!n)
+                if (!n) {
+                        if (image_fd >= 0)
+                                close(image_fd);
                         return -ENOMEM;
+                }
                 k->dev = n;
                 k->capdev = cap;
         }
         k->dev[k->ndev].it = *it;
         k->dev[k->ndev].unconfirmed = unconfirmed;
+        k->dev[k->ndev].image_fd = image_fd;
         k->ndev++;
         return 0;
 }
@@ -614,11 +633,18 @@ static int policy(struct rdp *k, uint32_t vm, const char *id, unsigned weight, u
 
 /* DEVICE_ATTACH. A tap's queues are opened here, where CAP_NET_ADMIN is, under the rules
  * the in-process plane applies (tap.c), and passed along; elvis-dataplane keeps its
- * duplicates, ours are closed whatever the outcome. */
-static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w)
+ * duplicates, ours are closed whatever the outcome. A blk file's image was opened by the
+ * manager (image_fd) and goes along as it is. */
+static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w, int image_fd)
 {
         int fds[ELVIS_MAX_QUEUES], r;
-        unsigned n = w->backend == ELVIS_BACKEND_TAP ? w->queues : 0;
+        unsigned n = w->type == ELVIS_DEVICE_NET && w->backend == ELVIS_BACKEND_TAP ? w->queues : 0;
+
+        if (elvis_dpp_device_nfds(w) == 1 && w->type == ELVIS_DEVICE_BLK) {
+                if (image_fd < 0)
+                        return -EBADF;
+                return call_fds(k, ELVIS_DPP_DEVICE_ATTACH, w, sizeof(*w), &image_fd, 1, NULL, NULL, NULL);
+        }
 
         if (n && (r = elvis_tap_open(w->tap, n, w->flags & ELVIS_DPP_DEV_TAP_ADOPT, fds)) < 0) {
                 if (r == -EEXIST)
@@ -634,20 +660,23 @@ static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w)
         return r;
 }
 
-static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
+/* image_fd (blk file; else -1) is borrowed: the mirror keeps a duplicate. */
+static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w, int image_fd)
 {
         struct elvis_dpp_device_item it = { .dev = *w };
         uint32_t unconfirmed = 0;
-        int i = pre_dev_index(k, w->vm_id, w->device_id), r;
+        int i = pre_dev_index(k, w->vm_id, w->device_id), r, dup_fd = -1;
 
         if (find_dev(k, w->vm_id, w->device_id))
                 return -EEXIST;
+        if (image_fd >= 0 && (dup_fd = fcntl(image_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                return -errno;
         if (i >= 0 && same_device(&k->pre_dev[i].dev, w)) {
                 /* the guest keeps its connection: take the device over as it runs */
                 it = k->pre_dev[i];
                 if ((it.dev.weight != w->weight || it.dev.exitless != w->exitless) &&
                     (r = policy(k, w->vm_id, w->device_id, w->weight, w->exitless)) < 0)
-                        return r;
+                        goto fail;
                 it.dev.weight = w->weight;
                 it.dev.exitless = w->exitless;
                 for (unsigned q = 0; q < w->queues; q++)
@@ -657,11 +686,14 @@ static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
                 log_info("VM %u device %s: adopted, already served by elvis-dataplane", w->vm_id, w->device_id);
         } else {
                 if (i >= 0 && (r = drop_pre_dev(k, (unsigned)i)) < 0)
-                        return r;
-                if ((r = attach_with_taps(k, w)) < 0)
-                        return r;
+                        goto fail;
+                if ((r = attach_with_taps(k, w, image_fd)) < 0)
+                        goto fail;
         }
-        r = mirror_add(k, &it, unconfirmed);
+        return mirror_add(k, &it, unconfirmed, dup_fd);
+fail:
+        if (dup_fd >= 0)
+                close(dup_fd);
         return r;
 }
 
@@ -748,7 +780,7 @@ static int replay(struct rdp *k)
         for (unsigned i = 0; r == 0 && i < ndev; i++) {
                 struct elvis_dpp_device_item *it = &dev[i].it;
                 struct rdev *d;
-                r = do_device_attach(k, &it->dev);
+                r = do_device_attach(k, &it->dev, dev[i].image_fd);
                 d = r == 0 ? find_dev(k, it->dev.vm_id, it->dev.device_id) : NULL;
                 for (unsigned q = 0; d && r == 0 && q < it->dev.queues; q++) {
                         if (it->sidecore[q] != d->it.sidecore[q] || (d->unconfirmed & (1u << q)))
@@ -762,7 +794,7 @@ static int replay(struct rdp *k)
                 r = sweep(k);
         if (r < 0) {
                 /* keep the full mirror for the next attempt */
-                free(k->dev);
+                mirror_free(k->dev, k->ndev);
                 k->dev = dev;
                 k->ndev = k->capdev = ndev;
                 memcpy(k->sc, sc, sizeof(sc[0]) * nsc);
@@ -771,7 +803,7 @@ static int replay(struct rdp *k)
                         lost(k, "re-creating its devices: %s", strerror(-r));
                 return r;
         }
-        free(dev);
+        mirror_free(dev, ndev);
         return 0;
 }
 
@@ -824,7 +856,7 @@ static void remote_close(void *p)
                 close(k->sock);
         free(k->pre_sc);
         free(k->pre_dev);
-        free(k->dev);
+        mirror_free(k->dev, k->ndev);
         free(k);
 }
 
@@ -881,10 +913,17 @@ static int remote_device_attach(void *p, const struct elvis_dp_device *dev)
         if (!dev->socket_path || !dev->socket_path[0] || dev->queues < 1 || dev->queues > ELVIS_MAX_QUEUES ||
             strlen(dev->socket_path) >= sizeof(w.socket_path))
                 return -EINVAL;
-        if (dev->type != ELVIS_DEVICE_NET)
-                return -EOPNOTSUPP;     /* the protocol carries no blk device yet */
         elvis_dpp_device_from(&w, dev);
-        return do_device_attach(p, &w);
+        if (dev->type == ELVIS_DEVICE_BLK && dev->backend == ELVIS_BACKEND_FILE) {
+                struct stat st;
+                /* elvis-dataplane never opens an image: the manager passes it */
+                if (!dev->image_fd || fstat(*dev->image_fd, &st) < 0)
+                        return -EBADF;
+                w.image_dev = (uint64_t)st.st_dev;
+                w.image_ino = (uint64_t)st.st_ino;
+                return do_device_attach(p, &w, *dev->image_fd);
+        }
+        return do_device_attach(p, &w, -1);
 }
 
 static int remote_device_detach(void *p, uint32_t vm, const char *id)
@@ -898,8 +937,11 @@ static int remote_device_detach(void *p, uint32_t vm, const char *id)
         r = call(k, ELVIS_DPP_DEVICE_DETACH, &ref, sizeof(ref), NULL, NULL, NULL);
         if (r == -ENOTCONN)
                 r = forget_while_lost(k, "device of VM", vm);
-        if (r == 0 && d)
+        if (r == 0 && d) {
+                if (d->image_fd >= 0)
+                        close(d->image_fd);
                 *d = k->dev[--k->ndev];
+        }
         return r;
 }
 
