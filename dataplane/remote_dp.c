@@ -20,6 +20,7 @@
 
 #include "dp_log.h"
 #include "proto.h"
+#include "remote_obs.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -40,12 +41,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CALL_TIMEOUT_S 5
+#define CALL_TIMEOUT_S 2
 #define READY_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 10000u
 #define STABLE_NS (10ull * 1000000000ull)       /* up this long: the next loss restarts at once */
 #define DRAIN_TIMEOUT_MS 10000                  /* for a data plane of another version to stop */
+#define UNRESPONSIVE_NS (1000ull * 1000000ull)  /* silent this long: failed, and changes are refused */
+#define HUNG_NS (30ull * 1000000000ull)         /* silent this long: killed, and restarted as if lost */
 
 struct rdev {
         struct elvis_dpp_device_item it;
@@ -62,10 +65,10 @@ static void mirror_free(struct rdev *v, unsigned n)
 }
 
 struct rdp {
-        int sock;                       /* -1: lost */
+        struct dpp_chan ch;             /* state-changing calls; ch.sock -1: lost */
+        struct dpp_observer *obs;       /* health and counters (remote_obs.h); NULL in tests on a given fd */
         char run_dir[ELVIS_PATH_MAX];
         bool pin;
-        uint32_t next_id;
         pid_t pid;                      /* the data plane's, from HELLO */
         unsigned peer_version;          /* of a data plane that answered HELLO with another version */
         uint64_t connected_ns;
@@ -86,8 +89,6 @@ struct rdp {
         unsigned npre_sc;
         struct elvis_dpp_device_item *pre_dev;
         unsigned npre_dev;
-        _Alignas(8) unsigned char out[ELVIS_DPP_MSG_MAX];
-        _Alignas(8) unsigned char in[ELVIS_DPP_MSG_MAX];
 };
 
 static uint64_t now_ns(void)
@@ -107,9 +108,9 @@ static void lost(struct rdp *k, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
-        if (k->sock >= 0)
-                close(k->sock);
-        k->sock = -1;
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
+        k->ch.sock = -1;
         if (now_ns() - k->connected_ns > STABLE_NS)
                 k->backoff_ms = 0;
         k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -128,42 +129,29 @@ static int call_fds(struct rdp *k, uint16_t type, const void *payload, size_t le
 {
         const struct elvis_dpp_result *res;
         const void *body;
-        size_t blen, n;
+        size_t blen;
         char why[ELVIS_DPP_REASON_MAX];
-        uint32_t id;
+        unsigned version = 0;
+        uint64_t silent;
         int r;
 
-        if (k->sock < 0)
+        if (k->ch.sock < 0)
                 return -ENOTCONN;
-        id = ++k->next_id;
-        n = elvis_dpp_encode(k->out, type, id, payload, len);
-        r = elvis_dpp_send(k->sock, k->out, n, fds, nfds);
-        if (r < 0) {
-                lost(k, "sending: %s", strerror(-r));
-                return -ENOTCONN;
+        /* the observer has waited on it for a while: no change waits too */
+        if (k->obs && (silent = dpp_observer_silent_ns(k->obs, why, sizeof(why))) > UNRESPONSIVE_NS) {
+                log_warning("elvis-dataplane pid %d has not answered for %.1f s: request %u not sent", (int)k->pid,
+                            (double)silent / 1e9, type);
+                return -ETIMEDOUT;
         }
-        for (;;) {
-                int rfds[ELVIS_DPP_FDS_MAX];
-                unsigned nr;
-                ssize_t got = elvis_dpp_recv(k->sock, k->in, sizeof(k->in), rfds, ELVIS_DPP_FDS_MAX, &nr);
-                for (unsigned i = 0; i < nr; i++)
-                        close(rfds[i]);
-                if (got <= 0) {
-                        lost(k, "%s", got == 0 ? "it closed the connection" :
-                                      got == -EAGAIN ? "no answer within " "5 s" : strerror((int)-got));
-                        return -ENOTCONN;
-                }
-                r = elvis_dpp_check_reply(k->in, (size_t)got, type, id, &res, &body, &blen, why, sizeof(why));
-                if (r == -EPROTO && type == ELVIS_DPP_HELLO) {
-                        /* another version: the connection stays, to drain it (attach_plane) */
-                        k->peer_version = ((const struct elvis_dpp_hdr *)k->in)->version;
-                        return -EPROTO;
-                }
-                if (r < 0) {
-                        lost(k, "bad reply: %s", why);
-                        return r == -EPROTO ? -EPROTO : -ENOTCONN;
-                }
-                break;
+        r = dpp_chan_call(&k->ch, type, payload, len, fds, nfds, &res, &body, &blen, &version, why, sizeof(why));
+        if (r == -EPROTO && type == ELVIS_DPP_HELLO && version && version != ELVIS_DPP_VERSION) {
+                /* another version: the connection stays, to drain it (attach_plane) */
+                k->peer_version = version;
+                return -EPROTO;
+        }
+        if (r < 0) {
+                lost(k, "%s%s", r == -EPROTO ? "bad reply: " : "", why);
+                return r;
         }
         if (res->error < 0) {
                 log_info("elvis-dataplane refused request %u: %s", type, res->reason);
@@ -184,67 +172,28 @@ static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, c
         return call_fds(k, type, payload, len, NULL, 0, ret_res, ret_body, ret_len);
 }
 
-/* Reads a paged list into a fresh array (caller frees). */
+/* Reads a paged list into a fresh array (caller frees); a transport failure or pages
+ * that do not add up lose the data plane. */
 static int read_pages(struct rdp *k, uint16_t type, size_t item, void **ret, unsigned *ret_n)
 {
-        unsigned char *arr = NULL;
-        unsigned n = 0, total = 0;
+        char why[160];
         int r;
 
-        do {
-                struct elvis_dpp_page pg = { .start = n };
-                const struct elvis_dpp_result *res;
-                const void *body;
-                size_t blen;
-                r = call(k, type, &pg, sizeof(pg), &res, &body, &blen);
-                if (r < 0)
-                        goto fail;
-                if (blen != (size_t)res->count * item || (n == 0 && res->total > 1u << 20) ||
-                    (n > 0 && res->total != total) || res->count > res->total - n ||
-                    (res->count == 0 && n < res->total)) {
-                        lost(k, "a list page of request %u does not add up", type);
-                        r = -ENOTCONN;
-                        goto fail;
-                }
-                if (n == 0) {
-                        total = res->total;
-                        arr = malloc(total ? (size_t)total * item : 1);
-                        if (!arr) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                }
-                memcpy(arr + (size_t)n * item, body, blen);
-                n += res->count;
-        } while (n < total);
-        *ret = arr;
-        *ret_n = n;
-        return 0;
-fail:
-        free(arr);
+        if (k->ch.sock < 0)
+                return -ENOTCONN;
+        r = dpp_chan_pages(&k->ch, type, item, ret, ret_n, why, sizeof(why));
+        if (r == -ENOTCONN || r == -EPROTO || r == -EBADMSG) {
+                lost(k, "%s", why);
+                return r == -EPROTO ? -EPROTO : -ENOTCONN;
+        }
+        if (r < 0)
+                log_info("elvis-dataplane refused list %u: %s", type, why);
         return r;
 }
 
 static int connect_to(const char *path)
 {
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = CALL_TIMEOUT_S };
-        int fd;
-
-        if (strlen(path) >= sizeof(a.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(a.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        return fd;
+        return dpp_connect(path, CALL_TIMEOUT_S * 1000);
 }
 
 /* Starts elvis-dataplane detached (it outlives us) and waits until it listens. */
@@ -367,23 +316,23 @@ static int drain(struct rdp *k)
         const struct elvis_dpp_result *res = (const void *)(buf + sizeof(*h));
         struct ucred cred = { 0 };
         socklen_t cl = sizeof(cred);
-        uint32_t id = ++k->next_id;
-        size_t n = elvis_dpp_encode(k->out, ELVIS_DPP_STOP, id, NULL, 0);
+        uint32_t id = ++k->ch.next_id;
+        size_t n = elvis_dpp_encode(k->ch.out, ELVIS_DPP_STOP, id, NULL, 0);
         bool stopped = false;
         ssize_t got;
         int r;
 
-        if (getsockopt(k->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+        if (getsockopt(k->ch.sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
                 cred.pid = 0;
         log_warning("elvis-dataplane in %s (pid %d) speaks protocol version %u, this manager %u: draining and "
                     "replacing it; its guests reconnect to the new one", k->run_dir, (int)cred.pid, k->peer_version,
                     ELVIS_DPP_VERSION);
-        if (elvis_dpp_send(k->sock, k->out, n, NULL, 0) == 0 &&
-            (got = recv(k->sock, buf, sizeof(buf), 0)) >= (ssize_t)(sizeof(*h) + sizeof(*res)))
+        if (elvis_dpp_send(k->ch.sock, k->ch.out, n, NULL, 0) == 0 &&
+            (got = recv(k->ch.sock, buf, sizeof(buf), 0)) >= (ssize_t)(sizeof(*h) + sizeof(*res)))
                 stopped = h->magic == ELVIS_DPP_MAGIC && h->type == (ELVIS_DPP_STOP | ELVIS_DPP_REPLY) && h->id == id &&
                           res->error == 0;
-        close(k->sock);
-        k->sock = -1;
+        close(k->ch.sock);
+        k->ch.sock = -1;
         if (!stopped) {
                 if (!is_dataplane(cred.pid)) {
                         log_error("elvis-dataplane in %s does not understand STOP and its process is unknown: stop "
@@ -427,28 +376,28 @@ static int attach_plane(struct rdp *k)
                         log_error("cannot connect to elvis-dataplane at %s: %s", path, strerror(-fd));
                         return fd;
                 }
-                k->sock = fd;
+                k->ch.sock = fd;
                 k->connected_ns = now_ns();
                 r = handshake(k);
                 /* only an older data plane is drained: a newer one came with a package this
                  * manager predates (restart the manager), and stopping it would be undone by
                  * its socket unit at once, over and over */
-                if (r == -EPROTO && k->sock >= 0 && k->peer_version > ELVIS_DPP_VERSION) {
+                if (r == -EPROTO && k->ch.sock >= 0 && k->peer_version > ELVIS_DPP_VERSION) {
                         log_error("elvis-dataplane in %s speaks protocol version %u, newer than this manager's %u: "
                                   "left running; restart elvis-manager to use it",
                                   k->run_dir, k->peer_version, ELVIS_DPP_VERSION);
                         goto fail;
                 }
-                if (r == -EPROTO && attempt == 0 && k->sock >= 0 && (r = drain(k)) == 0)
+                if (r == -EPROTO && attempt == 0 && k->ch.sock >= 0 && (r = drain(k)) == 0)
                         continue;
                 if (r < 0)
                         goto fail;
                 return 0;
         }
 fail:
-        if (k->sock >= 0)
-                close(k->sock);
-        k->sock = -1;
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
+        k->ch.sock = -1;
         return r;
 }
 
@@ -463,7 +412,7 @@ static int handshake(struct rdp *k)
         int r;
 
         r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, &body, &blen);
-        if (r == -EPROTO && k->sock >= 0)
+        if (r == -EPROTO && k->ch.sock >= 0)
                 return r;       /* another version: attach_plane drains it */
         if (r < 0 || blen != sizeof(hello)) {
                 r = r < 0 ? r : -EPROTO;
@@ -799,7 +748,7 @@ static int replay(struct rdp *k)
                 k->ndev = k->capdev = ndev;
                 memcpy(k->sc, sc, sizeof(sc[0]) * nsc);
                 k->nsc = nsc;
-                if (k->sock >= 0)
+                if (k->ch.sock >= 0)
                         lost(k, "re-creating its devices: %s", strerror(-r));
                 return r;
         }
@@ -819,20 +768,26 @@ int elvis_remote_dp_open_fd(int fd, const struct elvis_dp_config *cfg, void **re
 
         if (!k)
                 return -ENOMEM;
-        k->sock = -1;
+        k->ch.sock = -1;
         snprintf(k->run_dir, sizeof(k->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
         k->pin = cfg->pin;
         if (fd >= 0) {
                 /* tests: an already connected socket, nothing to start */
-                k->sock = fd;
+                k->ch.sock = fd;
                 k->connected_ns = now_ns();
                 r = handshake(k);
         } else {
                 r = attach_plane(k);
         }
+        if (r == 0 && fd < 0) {
+                char path[ELVIS_PATH_MAX + 32];
+
+                snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_SOCKET_NAME);
+                r = dpp_observer_start(path, &k->obs);
+        }
         if (r < 0) {
-                if (k->sock >= 0)
-                        close(k->sock);
+                if (k->ch.sock >= 0)
+                        close(k->ch.sock);
                 free(k->pre_sc);
                 free(k->pre_dev);
                 free(k);
@@ -852,12 +807,23 @@ static void remote_close(void *p)
         struct rdp *k = p;
 
         /* elvis-dataplane keeps serving: the next manager adopts it */
-        if (k->sock >= 0)
-                close(k->sock);
+        dpp_observer_stop(k->obs);
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
         free(k->pre_sc);
         free(k->pre_dev);
         mirror_free(k->dev, k->ndev);
         free(k);
+}
+
+/* Observation no longer uses the main connection, so its end is looked for here: EOF (or
+ * anything unasked for) means the data plane went. Never waits. */
+static void check_closed(struct rdp *k)
+{
+        struct pollfd pf = { .fd = k->ch.sock, .events = POLLIN };
+
+        if (k->ch.sock >= 0 && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLIN | POLLHUP | POLLERR)))
+                lost(k, "it closed the connection");
 }
 
 static int remote_health(void *p, char *detail, size_t len)
@@ -866,18 +832,35 @@ static int remote_health(void *p, char *detail, size_t len)
         const void *body;
         size_t blen;
         char d[ELVIS_DPP_DETAIL_MAX] = "";
+        uint64_t silent;
         int r;
 
-        if (k->sock < 0) {
+        check_closed(k);
+        if (k->ch.sock < 0) {
                 uint64_t now = now_ns();
                 snprintf(detail, len, "failed: %s; restart %u in %llu ms", k->lost_reason, k->restarts + 1,
                          (unsigned long long)(k->next_try_ns > now ? (k->next_try_ns - now) / 1000000u : 0));
                 return -ENOTCONN;
         }
+        if (k->obs) {
+                /* the observer's last answer: a health probe never waits on the data plane */
+                if ((silent = dpp_observer_silent_ns(k->obs, d, sizeof(d))) > UNRESPONSIVE_NS) {
+                        snprintf(detail, len, "elvis-dataplane pid %d: not answering for %.1f s%s%s", (int)k->pid,
+                                 (double)silent / 1e9, d[0] ? ": " : "", d);
+                        return -ETIMEDOUT;
+                }
+                r = dpp_observer_health(k->obs, d, sizeof(d));
+                if (r == -EAGAIN) {
+                        snprintf(detail, len, "elvis-dataplane pid %d: connected", (int)k->pid);
+                        return 0;
+                }
+                snprintf(detail, len, "elvis-dataplane pid %d: %s", (int)k->pid, d);
+                return r;
+        }
         r = call(k, ELVIS_DPP_HEALTH, NULL, 0, NULL, &body, &blen);
         if (r == 0 && blen == sizeof(d))
                 memcpy(d, body, sizeof(d) - 1);
-        if (r < 0 && k->sock < 0)
+        if (r < 0 && k->ch.sock < 0)
                 return remote_health(p, detail, len);
         snprintf(detail, len, "elvis-dataplane pid %d: %s", (int)k->pid, r < 0 ? strerror(-r) : d);
         return r;
@@ -997,37 +980,23 @@ static int remote_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned 
 static int remote_stats_read(void *p, struct elvis_dp_stats *st)
 {
         struct rdp *k = p;
-        struct elvis_dpp_sidecore_stats *sc = NULL;
-        struct elvis_dpp_queue_stats *qs = NULL;
-        void *arr;
+        void *sc = NULL, *qs = NULL;
         unsigned nsc = 0, nq = 0;
         int r;
 
         memset(st, 0, sizeof(*st));
-        if ((r = read_pages(k, ELVIS_DPP_STATS_SIDECORES, sizeof(*sc), &arr, &nsc)) < 0)
+        check_closed(k);
+        if (k->ch.sock < 0)
+                return -ENOTCONN;
+        if (k->obs)
+                return dpp_observer_stats(k->obs, st);
+        if ((r = read_pages(k, ELVIS_DPP_STATS_SIDECORES, sizeof(struct elvis_dpp_sidecore_stats), &sc, &nsc)) < 0)
                 return r;
-        sc = arr;
-        if ((r = read_pages(k, ELVIS_DPP_STATS_QUEUES, sizeof(*qs), &arr, &nq)) < 0) {
-                free(sc);
-                return r;
-        }
-        qs = arr;
-        st->sidecores = calloc(nsc ? nsc : 1, sizeof(*st->sidecores));
-        st->queues = calloc(nq ? nq : 1, sizeof(*st->queues));
-        if (!st->sidecores || !st->queues) {
-                free(sc);
-                free(qs);
-                elvis_dp_stats_fini(st);
-                return -ENOMEM;
-        }
-        st->timestamp_ns = nsc ? sc[0].timestamp_ns : nq ? qs[0].timestamp_ns : now_ns();
-        for (unsigned i = 0; i < nsc; i++)
-                elvis_dpp_sidecore_stats_to(&st->sidecores[st->nsidecores++], &sc[i]);
-        for (unsigned i = 0; i < nq; i++)
-                elvis_dpp_queue_stats_to(&st->queues[st->nqueues++], &qs[i]);
+        if ((r = read_pages(k, ELVIS_DPP_STATS_QUEUES, sizeof(struct elvis_dpp_queue_stats), &qs, &nq)) == 0)
+                r = dpp_stats_build(st, sc, nsc, qs, nq, now_ns());
         free(sc);
         free(qs);
-        return 0;
+        return r;
 }
 
 /* The control tick: a lost data plane is reconnected or restarted (with backoff) and
@@ -1036,7 +1005,8 @@ static int remote_sync(void *p)
 {
         struct rdp *k = p;
 
-        if (k->sock < 0) {
+        check_closed(k);
+        if (k->ch.sock < 0) {
                 if (now_ns() < k->next_try_ns)
                         return -ENOTCONN;
                 k->restarts++;
@@ -1047,6 +1017,15 @@ static int remote_sync(void *p)
                 log_notice("elvis-dataplane pid %d: connected again (attempt %u); re-applying %u sidecore(s) and %u "
                            "device(s)", (int)k->pid, k->restarts, k->nsc, k->ndev);
                 return replay(k);
+        }
+        if (k->obs && dpp_observer_silent_ns(k->obs, NULL, 0) > HUNG_NS && is_dataplane(k->pid)) {
+                /* alive but not answering (stopped, deadlocked): it serves nobody well; a
+                 * new one gets the devices, and front ends reconnect */
+                log_error("elvis-dataplane pid %d has not answered for %llu s: killing it", (int)k->pid,
+                          (unsigned long long)(HUNG_NS / 1000000000ull));
+                kill(k->pid, SIGKILL);
+                lost(k, "hung, killed");
+                return -ENOTCONN;
         }
         return k->swept ? 0 : sweep(k);
 }
