@@ -36,6 +36,8 @@ unsigned elvis_http_status_for_errno(int err)
                 return 415;
         case ENODEV:
         case EAGAIN:
+        case ENOTCONN:          /* the data plane is lost (restarting) */
+        case ETIMEDOUT:         /* the data plane does not answer */
                 return 503;
         default:
                 return 500;

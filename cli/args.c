@@ -13,7 +13,8 @@
 
 static const char *const exitless_modes[] = { "auto", "always", "never", NULL };
 static const char *const policy_modes[] = { "static", "dynamic", NULL };
-static const char *const backends[] = { "tap", "loopback", "null", NULL };
+static const char *const backends[] = { "tap", "loopback", "null", "file", NULL };
+static const char *const device_types[] = { "net", "blk", NULL };
 
 /* In the schema's order, which is also the order `policy show` prints. */
 const struct elvis_arg_key elvis_arg_policy_keys[] = {
@@ -54,10 +55,14 @@ const struct elvis_arg_key elvis_arg_vm_set_keys[] = {
 
 const struct elvis_arg_key elvis_arg_device_keys[] = {
         { "id", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "type", ELVIS_ARG_ENUM, NULL, device_types, NULL },
         { "backend", ELVIS_ARG_ENUM, NULL, backends, NULL },
         { "tap", ELVIS_ARG_STRING, NULL, NULL, NULL },
         { "queues", ELVIS_ARG_INT, NULL, NULL, NULL },
         { "adopt", ELVIS_ARG_BOOL, NULL, NULL, NULL },
+        { "path", ELVIS_ARG_STRING, NULL, NULL, NULL },
+        { "readonly", ELVIS_ARG_BOOL, NULL, NULL, NULL },
+        { "size", ELVIS_ARG_STRING, NULL, NULL, NULL },
         { NULL, 0, NULL, NULL, NULL },
 };
 

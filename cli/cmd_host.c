@@ -164,6 +164,7 @@ static const struct elvis_column stats_sidecore_columns[] = {
 static const struct elvis_column stats_queue_columns[] = {
         { "VM", ELVIS_COL_STR, .key = "vm_name" },
         { "DEVICE", ELVIS_COL_STR, .key = "device" },
+        { "TYPE", ELVIS_COL_STR, .key = "type" },
         { "Q", ELVIS_COL_INT, .key = "queue" },
         { "SIDECORE", ELVIS_COL_INT, .key = "sidecore" },
         { "STATE", ELVIS_COL_STR, .key = "state" },

@@ -44,10 +44,16 @@ static const char *vm_cpus(const json_t *vm)
         return cpus[0] ? cpus : "-";
 }
 
-/* "net0:loopback" */
+static bool is_blk(const json_t *dev)
+{
+        return !strcmp(elvis_json_str(dev, "type"), "blk");
+}
+
+/* "net0:loopback", "data:blk/file" */
 static void device_label(const json_t *dev, char *buf, size_t size)
 {
-        snprintf(buf, size, "%s:%s", elvis_json_str(dev, "id"), elvis_json_str(dev, "backend"));
+        snprintf(buf, size, "%s:%s%s", elvis_json_str(dev, "id"), is_blk(dev) ? "blk/" : "",
+                 elvis_json_str(dev, "backend"));
 }
 
 /* ELVIS's own CPUs, or those an orchestrator pinned the vCPUs to (vcpu-pinning respect) */
@@ -142,9 +148,19 @@ static void print_vm(struct elvis_ctl *x, const json_t *vm)
                 char scs[256];
                 tap = json_object_get(d, "tap");
                 device_sidecores(d, scs, sizeof(scs));
-                printf("  device %s: %s%s%s, %lld queue pair(s)\n", elvis_json_str(d, "id"),
-                       elvis_json_str(d, "backend"), json_is_string(tap) ? " " : "",
-                       json_is_string(tap) ? json_string_value(tap) : "", elvis_json_int(d, "queues"));
+                if (is_blk(d) && !strcmp(elvis_json_str(d, "backend"), "file"))
+                        printf("  device %s: blk file %s%s, %lld virtqueue(s)\n", elvis_json_str(d, "id"),
+                               elvis_json_str(d, "path"), json_is_true(json_object_get(d, "readonly")) ?
+                               " (read-only)" : "", elvis_json_int(d, "queues"));
+                else if (is_blk(d))
+                        printf("  device %s: blk %s, %lld bytes%s, %lld virtqueue(s)\n", elvis_json_str(d, "id"),
+                               elvis_json_str(d, "backend"), elvis_json_int(d, "size"),
+                               json_is_true(json_object_get(d, "readonly")) ? " (read-only)" : "",
+                               elvis_json_int(d, "queues"));
+                else
+                        printf("  device %s: %s%s%s, %lld queue pair(s)\n", elvis_json_str(d, "id"),
+                               elvis_json_str(d, "backend"), json_is_string(tap) ? " " : "",
+                               json_is_string(tap) ? json_string_value(tap) : "", elvis_json_int(d, "queues"));
                 printf("    socket:    %s\n    sidecores: %s\n", elvis_json_str(d, "socket"), scs);
         }
 }
@@ -255,12 +271,24 @@ int elvis_cmd_vm_set(struct elvis_ctl *x, int argc, char **argv)
         return r;
 }
 
+/* The guest's name for the n-th ELVIS disk: vdb, vdc, ... (vda is left to the domain's
+ * boot disk), then vdaa after vdz as libvirt counts. */
+static void disk_name(unsigned n, char *buf, size_t size)
+{
+        n += 1;
+        if (n < 26)
+                snprintf(buf, size, "vd%c", 'a' + n);
+        else
+                snprintf(buf, size, "vd%c%c", 'a' + (int)(n / 26 - 1) % 26, 'a' + (int)(n % 26));
+}
+
 /* The libvirt domain XML pieces that connect a domain to ELVIS's data plane. */
 int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
 {
         json_t *vm, *h, *d, *pol;
         char path[512];
         const char *kind;
+        unsigned disk;
         bool vhost;
         size_t i;
         int r;
@@ -278,13 +306,53 @@ int elvis_cmd_vm_xml(struct elvis_ctl *x, int argc, char **argv)
         if (elvis_json_int(vm, "vcpus") && elvis_json_str(vm, "cpus")[0])
                 printf("<!-- elvis-manager pins its %lld vCPU(s) to CPUs %s and its emulator threads to the "
                        "reserved CPUs -->\n", elvis_json_int(vm, "vcpus"), elvis_json_str(vm, "cpus"));
-        printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'/>\n"
-               "</metadata>\n", elvis_json_int(pol, "weight"), elvis_json_str(pol, "exitless"));
         vhost = !strcmp(kind, "user") || !strcmp(kind, "user-process");
+        printf("<metadata>\n  <elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1' weight='%lld' exitless='%s'",
+               elvis_json_int(pol, "weight"), elvis_json_str(pol, "exitless"));
+        /* a vhostuser <disk> names no image: libvirt adoption reads it from here (inside the
+         * policy: libvirt keeps one <metadata> element per namespace) */
+        disk = 0;
+        json_array_foreach(json_object_get(vm, "devices"), i, d)
+                if (vhost && is_blk(d)) {
+                        char dev[8];
+                        if (!disk)
+                                printf(">\n");
+                        disk_name(disk++, dev, sizeof(dev));
+                        if (!strcmp(elvis_json_str(d, "backend"), "file"))
+                                printf("    <elvis:disk target='%s' id='%s' backend='file' path='%s' readonly='%s' "
+                                       "queues='%lld'/>\n", dev, elvis_json_str(d, "id"), elvis_json_str(d, "path"),
+                                       json_is_true(json_object_get(d, "readonly")) ? "yes" : "no",
+                                       elvis_json_int(d, "queues"));
+                        else
+                                printf("    <elvis:disk target='%s' id='%s' backend='null' size='%lld' readonly='%s' "
+                                       "queues='%lld'/>\n", dev, elvis_json_str(d, "id"), elvis_json_int(d, "size"),
+                                       json_is_true(json_object_get(d, "readonly")) ? "yes" : "no",
+                                       elvis_json_int(d, "queues"));
+                }
+        printf(disk ? "  </elvis:policy>\n</metadata>\n" : "/>\n</metadata>\n");
         if (vhost)
                 printf("<memoryBacking>\n  <source type='memfd'/>\n  <access mode='shared'/>\n</memoryBacking>\n");
         printf("<devices>\n");
+        disk = 0;
         json_array_foreach(json_object_get(vm, "devices"), i, d) {
+                if (is_blk(d)) {
+                        char dev[8];
+                        if (!vhost) {
+                                printf("  <!-- device %s (blk): the %s data plane cannot serve it -->\n",
+                                       elvis_json_str(d, "id"), kind);
+                                continue;
+                        }
+                        disk_name(disk++, dev, sizeof(dev));
+                        /* vhost-user-blk: the data plane is the whole disk (image, format,
+                         * read-only flag); QEMU dials again every second while it restarts */
+                        printf("  <disk type='vhostuser' device='disk'>\n    <driver name='qemu' type='raw'");
+                        if (elvis_json_int(d, "queues") > 1)
+                                printf(" queues='%lld'", elvis_json_int(d, "queues"));
+                        printf("/>\n    <source type='unix' path='%s'>\n"
+                               "      <reconnect enabled='yes' timeout='1'/>\n    </source>\n"
+                               "    <target dev='%s' bus='virtio'/>\n  </disk>\n", elvis_json_str(d, "socket"), dev);
+                        continue;
+                }
                 if (vhost) {
                         /* QEMU dials again every second while the data plane restarts */
                         printf("  <interface type='vhostuser'>\n    <source type='unix' path='%s' mode='client'>\n"

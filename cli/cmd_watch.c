@@ -27,6 +27,7 @@ static const struct elvis_column top_sidecore_columns[] = {
 static const struct elvis_column top_queue_columns[] = {
         { "VM", ELVIS_COL_STR, .key = "vm_name" },
         { "DEVICE", ELVIS_COL_STR, .key = "device" },
+        { "TYPE", ELVIS_COL_STR, .key = "type" },
         { "Q", ELVIS_COL_INT, .key = "queue" },
         { "SIDECORE", ELVIS_COL_INT, .key = "sidecore" },
         { "PKTS/S", ELVIS_COL_REAL, .key = "pps" },

@@ -30,7 +30,8 @@ const struct elvis_command elvis_commands[] = {
         { "vm", "add", elvis_cmd_vm_add,
           "NAME [--vcpus N] [--domain D] [--weight W] [--exitless auto|always|never] [--vmm-uid UID] [--vmm-gid GID] "
           "[--device SPEC]... [--dry-run]",
-          "add a VM; SPEC is key=value,... with keys id, backend (tap|loopback|null), tap, queues" },
+          "add a VM; SPEC is key=value,... with keys id, type (net|blk), backend (net: tap|loopback|null; "
+          "blk: file|null), tap, adopt, path, readonly, size, queues" },
         { "vm", "show", elvis_cmd_vm_show, "ID|NAME", "show a VM" },
         { "vm", "set", elvis_cmd_vm_set, "ID|NAME key=value...", "change a VM's name, weight or exitless" },
         { "vm", "remove", elvis_cmd_vm_remove, "ID|NAME", "remove a VM, releasing its CPUs and queues" },

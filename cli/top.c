@@ -65,6 +65,7 @@ static json_t *queue_rates(const json_t *p, const json_t *o, double secs)
         copy(r, o, "vm");
         copy(r, o, "vm_name");
         copy(r, o, "device");
+        copy(r, o, "type");
         copy(r, o, "queue");
         copy(r, o, "sidecore");
         copy(r, o, "state");

@@ -4,9 +4,11 @@
 #include <elvis/tunables.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define STATE_FORMAT "elvis-state"
@@ -186,11 +188,18 @@ static json_t *device_to_json(const struct elvis_device *d)
         json_t *j = json_object(), *scs = json_array();
 
         json_object_set_new(j, "id", json_string(d->id));
-        json_object_set_new(j, "type", json_string("net"));
+        json_object_set_new(j, "type", json_string(elvis_device_type_name(d->type)));
         json_object_set_new(j, "backend", json_string(elvis_backend_name(d->backend)));
-        json_object_set_new(j, "tap", d->backend == ELVIS_BACKEND_TAP ? json_string(d->tap) : json_null());
-        if (d->backend == ELVIS_BACKEND_TAP)
-                json_object_set_new(j, "adopt", json_boolean(d->tap_adopt));
+        if (d->type == ELVIS_DEVICE_BLK) {
+                json_object_set_new(j, "path", d->backend == ELVIS_BACKEND_FILE ? json_string(d->path) : json_null());
+                json_object_set_new(j, "readonly", json_boolean(d->readonly));
+                if (d->backend == ELVIS_BACKEND_NULL)
+                        json_object_set_new(j, "size", json_integer((json_int_t)d->size_bytes));
+        } else {
+                json_object_set_new(j, "tap", d->backend == ELVIS_BACKEND_TAP ? json_string(d->tap) : json_null());
+                if (d->backend == ELVIS_BACKEND_TAP)
+                        json_object_set_new(j, "adopt", json_boolean(d->tap_adopt));
+        }
         json_object_set_new(j, "queues", json_integer(d->queues));
         json_object_set_new(j, "socket", d->socket[0] ? json_string(d->socket) : json_null());
         for (unsigned q = 0; q < d->queues; q++)
@@ -199,13 +208,101 @@ static json_t *device_to_json(const struct elvis_device *d)
         return j;
 }
 
+int elvis_size_parse(const char *s, uint64_t *ret)
+{
+        unsigned long long v;
+        unsigned shift = 0;
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno)
+                return -ERANGE;
+        switch (*end) {
+        case '\0': break;
+        case 'K': case 'k': shift = 10; end++; break;
+        case 'M': case 'm': shift = 20; end++; break;
+        case 'G': case 'g': shift = 30; end++; break;
+        case 'T': case 't': shift = 40; end++; break;
+        default: return -EINVAL;
+        }
+        if (*end == 'i' && shift)
+                end++;
+        if (*end == 'B' && shift)
+                end++;
+        if (*end)
+                return -EINVAL;
+        if (v > (ELVIS_BLK_SIZE_MAX >> shift))
+                return -ERANGE;
+        *ret = (uint64_t)v << shift;
+        return 0;
+}
+
+/* A blk device's size: bytes as an integer, or a string with a K, M, G or T suffix
+ * (powers of 1024); whole 512-byte sectors, at least one. */
+static int get_size(const json_t *obj, const char *what, uint64_t *ret, struct elvis_err *e)
+{
+        json_t *v = json_object_get(obj, "size");
+        uint64_t x;
+
+        if (!v)
+                return 0;
+        if (json_is_integer(v) && json_integer_value(v) >= 0) {
+                x = (uint64_t)json_integer_value(v);
+        } else if (!json_is_string(v) || elvis_size_parse(json_string_value(v), &x) < 0) {
+                return elvis_err_set(e, -EINVAL,
+                                     "%s: size must be bytes, or a number with a K, M, G or T suffix (\"8G\"), up to "
+                                     "%llu TiB", what, (unsigned long long)(ELVIS_BLK_SIZE_MAX >> 40));
+        }
+        if (x == 0 || x % 512 || x > ELVIS_BLK_SIZE_MAX)
+                return elvis_err_set(e, -EINVAL, "%s: size must be a positive multiple of 512 bytes, at most %llu TiB",
+                                     what, (unsigned long long)(ELVIS_BLK_SIZE_MAX >> 40));
+        *ret = x;
+        return 1;
+}
+
+/* The fields of a blk device (path, readonly, size); none of a net device's. */
+static int blk_from_json(const json_t *j, const char *what, struct elvis_device *d, struct elvis_err *e)
+{
+        json_t *ro = json_object_get(j, "readonly");
+        int r;
+
+        if (json_object_get(j, "tap") || json_object_get(j, "adopt"))
+                return elvis_err_set(e, -EINVAL, "%s: tap and adopt are only valid for net devices", what);
+        r = get_string(j, "path", what, d->path, sizeof(d->path), false, true, e);
+        if (r < 0)
+                return r;
+        if (d->backend == ELVIS_BACKEND_FILE && !d->path[0])
+                return elvis_err_set(e, -EINVAL, "%s: a blk device with backend \"file\" needs a path (its image)",
+                                     what);
+        if (d->backend != ELVIS_BACKEND_FILE && d->path[0])
+                return elvis_err_set(e, -EINVAL, "%s: path is only valid with backend \"file\"", what);
+        if (d->path[0] && d->path[0] != '/')
+                return elvis_err_set(e, -EINVAL, "%s: path must be absolute, got '%.200s'", what, d->path);
+        if (ro && !json_is_boolean(ro))
+                return elvis_err_set(e, -EINVAL, "%s: readonly must be true or false", what);
+        d->readonly = ro && json_is_true(ro);
+        if (d->backend == ELVIS_BACKEND_NULL) {
+                d->size_bytes = ELVIS_BLK_SIZE_DEFAULT;
+                r = get_size(j, what, &d->size_bytes, e);
+                if (r < 0)
+                        return r;
+        } else if (json_object_get(j, "size") && !json_is_null(json_object_get(j, "size"))) {
+                return elvis_err_set(e, -EINVAL, "%s: size is only valid with backend \"null\" (a file's size is "
+                                     "its image's)", what);
+        }
+        return 0;
+}
+
 static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsigned index, struct elvis_device *d,
                             struct elvis_err *e)
 {
-        static const char *const keys[] = { "id",     "type",   "backend",   "tap", "adopt",
-                                            "queues", "socket", "sidecores", NULL };
+        static const char *const keys[] = { "id",   "type",     "backend", "tap",    "adopt",     "path",
+                                            "readonly", "size", "queues",  "socket", "sidecores", NULL };
         static const char *const readonly[] = { "socket", "sidecores", NULL };
-        char what[48], type[16];
+        char what[48];
         unsigned long long u;
         int r, x;
 
@@ -216,9 +313,15 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
         if (mode != ELVIS_DECODE_STATE && (r = reject_readonly(j, readonly, what, e)) < 0)
                 return r;
         memset(d, 0, sizeof(*d));
-        d->backend = ELVIS_BACKEND_TAP;
+        d->type = ELVIS_DEVICE_NET;
+        r = get_enum(j, "type", what, elvis_device_type_parse, "net, blk", &x, e);
+        if (r < 0)
+                return r;
+        if (r)
+                d->type = x;
+        d->backend = d->type == ELVIS_DEVICE_BLK ? ELVIS_BACKEND_FILE : ELVIS_BACKEND_TAP;
         d->queues = 1;
-        snprintf(d->id, sizeof(d->id), "net%u", index);
+        snprintf(d->id, sizeof(d->id), "%s%u", d->type == ELVIS_DEVICE_BLK ? "blk" : "net", index);
         r = get_string(j, "id", what, d->id, sizeof(d->id), mode == ELVIS_DECODE_STATE, false, e);
         if (r < 0)
                 return r;
@@ -226,17 +329,24 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
                 return elvis_err_set(e, -EINVAL,
                                      "%s: id must start with a letter and contain only letters, digits, '-' and '_' (max %d)",
                                      what, ELVIS_DEVICE_ID_MAX - 1);
-        r = get_string(j, "type", what, type, sizeof(type), false, false, e);
-        if (r < 0 || (r && strcmp(type, "net") != 0))
-                return elvis_err_set(e, -EINVAL, "%s: type must be \"net\"", what);
-        r = get_enum(j, "backend", what, elvis_backend_parse, "tap, loopback, null", &x, e);
+        r = get_enum(j, "backend", what, elvis_backend_parse,
+                     d->type == ELVIS_DEVICE_BLK ? "file, null" : "tap, loopback, null", &x, e);
         if (r < 0)
                 return r;
         if (r)
                 d->backend = x;
         if (!elvis_backend_serves(d->type, d->backend))
-                return elvis_err_set(e, -EINVAL, "%s: backend \"%s\" cannot serve a %s device", what,
-                                     elvis_backend_name(d->backend), elvis_device_type_name(d->type));
+                return elvis_err_set(e, -EINVAL, "%s: backend \"%s\" cannot serve a %s device (%s)", what,
+                                     elvis_backend_name(d->backend), elvis_device_type_name(d->type),
+                                     d->type == ELVIS_DEVICE_BLK ? "blk: file or null" : "net: tap, loopback or null");
+        if (d->type == ELVIS_DEVICE_BLK) {
+                r = blk_from_json(j, what, d, e);
+                if (r < 0)
+                        return r;
+                goto queues;
+        }
+        if (json_object_get(j, "path") || json_object_get(j, "readonly") || json_object_get(j, "size"))
+                return elvis_err_set(e, -EINVAL, "%s: path, readonly and size are only valid for blk devices", what);
         r = get_string(j, "tap", what, d->tap, sizeof(d->tap), false, true, e);
         if (r < 0)
                 return r;
@@ -254,6 +364,7 @@ static int device_from_json(const json_t *j, enum elvis_decode_mode mode, unsign
                 if (d->tap_adopt && (d->backend != ELVIS_BACKEND_TAP || !d->tap[0]))
                         return elvis_err_set(e, -EINVAL, "%s: adopt needs backend \"tap\" and a tap name", what);
         }
+queues:
         r = get_uint(j, "queues", what, 1, ELVIS_MAX_QUEUES, false, &u, e);
         if (r < 0)
                 return r;

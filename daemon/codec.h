@@ -30,3 +30,9 @@ json_t *elvis_state_to_json(const struct elvis_state *s);
  * no CPU used twice). s must be initialised; it is only changed on success. */
 int elvis_state_from_json(const json_t *j, struct elvis_state *s, struct elvis_err *e);
 json_t *elvis_cpuset_to_json(const elvis_cpuset *set);
+
+/* blk null backend: 1 GiB unless a size is given; at most 1 PiB. */
+#define ELVIS_BLK_SIZE_DEFAULT (1ull << 30)
+#define ELVIS_BLK_SIZE_MAX (1ull << 50)
+/* "4096", "64M", "8G", "1TiB": bytes (K, M, G, T are powers of 1024); 0, -EINVAL or -ERANGE. */
+int elvis_size_parse(const char *s, uint64_t *ret);

@@ -73,6 +73,8 @@ static const struct option_def options[] = {
         { "run-dir", T_PATH, OFF(run_dir), "/run/elvis", false, false, "DIR", "runtime files, vhost-user sockets" },
         { "vhost-user-dir", T_PATHS, OFF(vhost_user_dirs), "", false, false, "DIR",
           "also allow vhost-user sockets here (repeatable; run-dir is always allowed)" },
+        { "image-dir", T_PATHS, OFF(image_dirs), "/var/lib/elvis/images", false, false, "DIR",
+          "blk devices' images must be under one of these (repeatable; replaces the default)" },
         { "vmm-user", T_IDENTITY, OFF(vmm_user), "", false, false, "USER[:GROUP]",
           "who may connect to vhost-user sockets when a VM does not say (root always may)" },
         { "dataplane", T_DATAPLANE, OFF(dataplane), "auto", false, false, "auto|user|kernel|user-process",

@@ -26,6 +26,7 @@ struct elvis_config {
         char *state_dir;
         char *run_dir;
         char *vhost_user_dirs;          /* more directories for vhost-user sockets, one per line */
+        char *image_dirs;               /* where blk images may be, one per line */
         char *vmm_user;                 /* USER[:GROUP] */
         char *dataplane;
         char *libvirt_uri;

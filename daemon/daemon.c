@@ -55,6 +55,7 @@ void elvis_manager_free(struct elvis_manager *m)
         elvis_control_stop(m);
         if (m->dp_ops && m->dp)
                 m->dp_ops->close(m->dp);
+        elvis_images_fini(&m->images);
         elvis_loop_free(m->loop);
         elvis_state_fini(&m->state);
         if (m->store.dirfd >= 0)
@@ -309,6 +310,7 @@ int elvis_manager_start(struct elvis_manager *m)
         } else if (errno != EEXIST) {
                 return elvis_log_errno(LOG_ERR, errno, "cannot create run-dir %s: %m", m->cfg.run_dir);
         }
+        elvis_manager_images_reopen(m);
         dataplane_open(m);
         dataplane_restore(m);
         r = elvis_loop_add_signal(m->loop, SIGTERM, on_signal, m, NULL);

@@ -238,6 +238,210 @@ void elvis_domxml_vm_name(const char *domain, char *out, size_t size)
         out[n] = '\0';
 }
 
+unsigned elvis_domxml_devices(const struct elvis_domain_info *info, struct elvis_device devs[ELVIS_MAX_DEVICES])
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < info->nifaces && n < ELVIS_MAX_DEVICES; i++, n++) {
+                struct elvis_device *d = &devs[n];
+                memset(d, 0, sizeof(*d));
+                snprintf(d->id, sizeof(d->id), "net%u", i);
+                d->type = ELVIS_DEVICE_NET;
+                d->backend = ELVIS_BACKEND_TAP;
+                d->queues = 1;
+                snprintf(d->socket, sizeof(d->socket), "%s", info->sockets[i]);
+        }
+        for (unsigned i = 0; i < info->ndisks && n < ELVIS_MAX_DEVICES; i++, n++) {
+                const struct elvis_domain_disk *k = &info->disks[i];
+                struct elvis_device *d = &devs[n];
+                memset(d, 0, sizeof(*d));
+                if (k->id[0])
+                        snprintf(d->id, sizeof(d->id), "%s", k->id);
+                else
+                        snprintf(d->id, sizeof(d->id), "blk%u", n);
+                d->type = ELVIS_DEVICE_BLK;
+                d->backend = k->backend;
+                d->readonly = k->readonly;
+                d->size_bytes = k->size_bytes;
+                d->queues = k->queues;
+                snprintf(d->path, sizeof(d->path), "%s", k->path);
+                snprintf(d->socket, sizeof(d->socket), "%s", k->socket);
+        }
+        return n;
+}
+
+/* An unsigned attribute of n in lo..hi; 0 when absent (*ret untouched), 1, or -EINVAL. */
+static int uint_prop(xmlNodePtr n, const char *name, unsigned long long lo, unsigned long long hi,
+                     unsigned long long *ret)
+{
+        xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+        unsigned long long x;
+        char *end;
+        int r = 0;
+
+        if (!v)
+                return 0;
+        x = strtoull((const char *)v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end || x < lo || x > hi)
+                r = -EINVAL;
+        else
+                *ret = x, r = 1;
+        xmlFree(v);
+        return r;
+}
+
+/* <elvis:disk target= id= backend= path= size= readonly= queues=/> for disk k, whose
+ * target and socket are set; 0, or -EINVAL with a message. */
+static int disk_meta(xmlNodePtr n, struct elvis_domain_disk *k, char *err, size_t errlen)
+{
+        xmlChar *v;
+        unsigned long long u;
+        int r = 0;
+
+        k->backend = ELVIS_BACKEND_FILE;
+        if ((v = xmlGetProp(n, (const xmlChar *)"backend"))) {
+                if (!strcmp((const char *)v, "null"))
+                        k->backend = ELVIS_BACKEND_NULL;
+                else if (strcmp((const char *)v, "file"))
+                        r = -EINVAL;
+                xmlFree(v);
+                if (r < 0) {
+                        snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> backend is not file or null",
+                                 k->target);
+                        return r;
+                }
+        }
+        if ((v = xmlGetProp(n, (const xmlChar *)"id"))) {
+                if (!elvis_device_id_valid((const char *)v) || strlen((const char *)v) >= sizeof(k->id))
+                        r = -EINVAL;
+                else
+                        snprintf(k->id, sizeof(k->id), "%s", (const char *)v);
+                xmlFree(v);
+                if (r < 0) {
+                        snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> id is not a device id",
+                                 k->target);
+                        return r;
+                }
+        }
+        if ((v = xmlGetProp(n, (const xmlChar *)"path"))) {
+                if (v[0] != '/' || strlen((const char *)v) >= sizeof(k->path) || k->backend != ELVIS_BACKEND_FILE)
+                        r = -EINVAL;
+                else
+                        snprintf(k->path, sizeof(k->path), "%s", (const char *)v);
+                xmlFree(v);
+                if (r < 0) {
+                        snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> path must be an absolute "
+                                 "image path (backend file only)", k->target);
+                        return r;
+                }
+        }
+        if (k->backend == ELVIS_BACKEND_FILE && !k->path[0]) {
+                snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> needs the image's path", k->target);
+                return -EINVAL;
+        }
+        u = 1ull << 30;
+        r = uint_prop(n, "size", 512, 1ull << 50, &u);
+        if (r < 0 || (r > 0 && (k->backend != ELVIS_BACKEND_NULL || u % 512))) {
+                snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> size must be bytes in whole "
+                         "512-byte sectors (backend null only)", k->target);
+                return -EINVAL;
+        }
+        if (k->backend == ELVIS_BACKEND_NULL)
+                k->size_bytes = u;
+        if ((v = xmlGetProp(n, (const xmlChar *)"readonly"))) {
+                if (!strcmp((const char *)v, "yes"))
+                        k->readonly = true;
+                else if (strcmp((const char *)v, "no"))
+                        r = -EINVAL;
+                xmlFree(v);
+                if (r < 0) {
+                        snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> readonly is not yes or no",
+                                 k->target);
+                        return r;
+                }
+        }
+        u = 0;
+        if (uint_prop(n, "queues", 1, ELVIS_MAX_QUEUES, &u) < 0 || (u && k->queues && u != k->queues)) {
+                snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> queues must be 1 to %d and agree "
+                         "with the disk's <driver queues>", k->target, ELVIS_MAX_QUEUES);
+                return -EINVAL;
+        }
+        if (!k->queues)
+                k->queues = u ? (unsigned)u : 1;
+        return 0;
+}
+
+/* <disk type='vhostuser'> elements with an <elvis:disk> naming their target. The
+ * <elvis:disk> elements are children of <elvis:policy>: libvirt keeps one element per
+ * namespace in <metadata> (the first), and what is inside it. */
+static int parse_disks(xmlXPathContextPtr ctx, struct elvis_domain_info *info, char *err, size_t errlen)
+{
+        xmlXPathObjectPtr meta = xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/elvis:policy/elvis:disk", ctx);
+        int r = 0;
+
+        for (int i = 0; meta && meta->nodesetval && i < meta->nodesetval->nodeNr && r == 0; i++) {
+                xmlNodePtr n = meta->nodesetval->nodeTab[i];
+                xmlChar *target = xmlGetProp(n, (const xmlChar *)"target");
+                struct elvis_domain_disk k = { 0 };
+                char expr[200];
+                char *sock, *q;
+
+                if (!target || !target[0] || strlen((const char *)target) >= sizeof(k.target) ||
+                    strchr((const char *)target, '\'')) {
+                        snprintf(err, errlen, "domain metadata: an <elvis:disk> has no valid target (vdX)");
+                        xmlFree(target);
+                        r = -EINVAL;
+                        break;
+                }
+                snprintf(k.target, sizeof(k.target), "%s", (const char *)target);
+                xmlFree(target);
+                for (unsigned d = 0; d < info->ndisks; d++)
+                        if (!strcmp(info->disks[d].target, k.target)) {
+                                snprintf(err, errlen, "domain metadata: two <elvis:disk> name target '%s'", k.target);
+                                r = -EINVAL;
+                        }
+                if (r < 0)
+                        break;
+                snprintf(expr, sizeof(expr), "string(/domain/devices/disk[@type='vhostuser'][target/@dev='%s']"
+                         "/source/@path)", k.target);
+                sock = xpath_string(ctx, expr);
+                if (!sock || sock[0] != '/' || strlen(sock) >= sizeof(k.socket)) {
+                        snprintf(err, errlen, "domain metadata: <elvis:disk target='%s'> names no <disk "
+                                 "type='vhostuser'> with that target and an absolute socket path", k.target);
+                        free(sock);
+                        r = -EINVAL;
+                        break;
+                }
+                snprintf(k.socket, sizeof(k.socket), "%s", sock);
+                free(sock);
+                snprintf(expr, sizeof(expr), "string(/domain/devices/disk[@type='vhostuser'][target/@dev='%s']"
+                         "/driver/@queues)", k.target);
+                if ((q = xpath_string(ctx, expr))) {
+                        char *end;
+                        unsigned long v = strtoul(q, &end, 10);
+                        if (*end || v < 1 || v > ELVIS_MAX_QUEUES) {
+                                snprintf(err, errlen, "domain XML: disk %s has <driver queues='%.16s'>, not 1 to %d",
+                                         k.target, q, ELVIS_MAX_QUEUES);
+                                r = -EINVAL;
+                        }
+                        k.queues = (unsigned)v;
+                        free(q);
+                        if (r < 0)
+                                break;
+                }
+                if ((r = disk_meta(n, &k, err, errlen)) < 0)
+                        break;
+                if (info->nifaces + info->ndisks >= ELVIS_MAX_DEVICES) {
+                        snprintf(err, errlen, "domain XML: more than %d ELVIS devices", ELVIS_MAX_DEVICES);
+                        r = -EINVAL;
+                        break;
+                }
+                info->disks[info->ndisks++] = k;
+        }
+        xmlXPathFreeObject(meta);
+        return r;
+}
+
 int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *ret, char *err, size_t errlen)
 {
         struct elvis_domain_info info = { .policy = { ELVIS_WEIGHT_DEFAULT, ELVIS_EXITLESS_AUTO } };
@@ -359,6 +563,9 @@ int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *re
                                 goto out;
                 }
         }
+        r = parse_disks(ctx, &info, err, errlen);
+        if (r < 0)
+                goto out;
         *ret = info;
         r = 0;
 out:

@@ -18,6 +18,21 @@ struct elvis_domain_info {
         uint32_t vmm_uid, vmm_gid;
         unsigned nifaces;
         char sockets[ELVIS_MAX_DEVICES][ELVIS_PATH_MAX];        /* vhostuser source paths */
+        /* vhost-user-blk disks: a <disk type='vhostuser'> is ELVIS's when an <elvis:disk>
+         * inside <elvis:policy> names its target (libvirt's disk has no image to name); other
+         * vhostuser disks are someone else's and left out. nifaces + ndisks is at most
+         * ELVIS_MAX_DEVICES. */
+        unsigned ndisks;
+        struct elvis_domain_disk {
+                char socket[ELVIS_PATH_MAX];    /* <source path> */
+                char target[16];                /* <target dev> */
+                char id[ELVIS_DEVICE_ID_MAX];   /* metadata id, or empty */
+                enum elvis_backend backend;     /* file or null */
+                char path[ELVIS_IMAGE_PATH_MAX];        /* file: the image */
+                uint64_t size_bytes;            /* null: the size */
+                bool readonly;
+                unsigned queues;
+        } disks[ELVIS_MAX_DEVICES];
         /* The pins the XML states (an orchestrator's, under vcpu-pinning respect): the union
          * of <cputune><vcpupin cpuset>, and <vcpu cpuset>, which applies to every vCPU
          * without a vcpupin of its own (when some vCPU lacks one, vcpu_cpuset_applies). */
@@ -40,5 +55,10 @@ int elvis_domxml_globs_check(const char *allow, char *err, size_t errlen);
 /* A valid ELVIS VM name derived from a domain name (letters first, odd characters '-'). */
 void elvis_domxml_vm_name(const char *domain, char *out, size_t size);
 
-/* 0, or -EINVAL with a message. Bad policy attributes are errors, not defaults. */
+/* The devices a domain brings: its vhost-user interfaces (net0, net1, ...) then its
+ * ELVIS disks (their metadata id, or blk<index>); returns how many were written. */
+unsigned elvis_domxml_devices(const struct elvis_domain_info *info, struct elvis_device devs[ELVIS_MAX_DEVICES]);
+
+/* 0, or -EINVAL with a message. Bad policy attributes are errors, not defaults; so are
+ * bad <elvis:disk> attributes and an <elvis:disk> whose target is no vhostuser disk. */
 int elvis_domxml_parse(const char *xml, size_t len, struct elvis_domain_info *ret, char *err, size_t errlen);

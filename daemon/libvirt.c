@@ -685,13 +685,7 @@ static uint32_t adopt(struct elvis_manager *m, virDomainPtr dom, enum elvis_migr
         snprintf(vm.domain, sizeof(vm.domain), "%s", info.uuid[0] ? info.uuid : info.name);
         vm.vcpus = info.vcpus;
         vm.policy = info.policy;
-        vm.ndevices = info.nifaces;
-        for (unsigned i = 0; i < info.nifaces; i++) {
-                snprintf(vm.devices[i].id, sizeof(vm.devices[i].id), "net%u", i);
-                vm.devices[i].backend = ELVIS_BACKEND_TAP;
-                vm.devices[i].queues = 1;
-                snprintf(vm.devices[i].socket, sizeof(vm.devices[i].socket), "%s", info.sockets[i]);
-        }
+        vm.ndevices = elvis_domxml_devices(&info, vm.devices);
         if (elvis_config_respects_pins(&m->cfg) && read_pins(m, dom, &vm.pinned) < 0) {
                 elvis_cpuset sets[2] = { info.vcpupin, info.vcpu_cpuset };
                 vm.pinned = elvis_placement_pinned_cpus(sets, info.vcpu_cpuset_applies ? 2 : 1, &m->topo.online);

@@ -52,7 +52,11 @@ static void dp_device_from(const struct elvis_manager *m, const struct elvis_sta
                 .vm_id = vm->id,
                 .vm_name = vm->name,
                 .device_id = d->id,
+                .type = d->type,
                 .backend = d->backend,
+                .path = d->type == ELVIS_DEVICE_BLK && d->path[0] ? d->path : NULL,
+                .readonly = d->readonly,
+                .size_bytes = d->size_bytes,
                 .tap = d->tap,
                 .tap_adopt = d->tap_adopt,
                 .vmm_uid = uid_set ? (int64_t)uid : -1,
@@ -82,6 +86,14 @@ static int apply_step(struct elvis_manager *m, const struct elvis_state *b, cons
                 if (!dev)
                         return -ENOENT;
                 dp_device_from(m, b, vm, dev, &cfg);
+                if (sp->kind == ELVIS_STEP_DEVICE_ATTACH && dev->type == ELVIS_DEVICE_BLK &&
+                    dev->backend == ELVIS_BACKEND_FILE) {
+                        /* the image is the manager's to open, under the image-dir rules */
+                        struct elvis_image *img = elvis_images_find(&m->images, vm->id, dev->id);
+                        if (!img)
+                                return -EBADF;
+                        cfg.image_fd = &img->fd;
+                }
                 return sp->kind == ELVIS_STEP_DEVICE_ATTACH ? ops->device_attach(dp, &cfg) :
                         ops->device_set_policy(dp, vm->id, dev->id, cfg.weight, cfg.exitless);
         case ELVIS_STEP_QUEUE_ASSIGN:
@@ -441,18 +453,74 @@ static int fill_from_domain(struct elvis_manager *m, struct elvis_vm *vm, const 
                 vm->vmm_gid_set = info.vmm_gid_set;
                 vm->vmm_gid = info.vmm_gid;
         }
-        if (!vm->ndevices) {
-                vm->ndevices = info.nifaces;
-                for (unsigned i = 0; i < info.nifaces; i++) {
-                        struct elvis_device *d = &vm->devices[i];
-                        memset(d, 0, sizeof(*d));
-                        snprintf(d->id, sizeof(d->id), "net%u", i);
-                        d->backend = ELVIS_BACKEND_TAP;
-                        d->queues = 1;
-                        snprintf(d->socket, sizeof(d->socket), "%s", info.sockets[i]);
+        if (!vm->ndevices)
+                vm->ndevices = elvis_domxml_devices(&info, vm->devices);
+        return 0;
+}
+
+/* Opens vm's images (blk file devices) into the manager's table, refusing paths outside
+ * the image-dir rules and an image another device writes (or that this one would write
+ * while another reads it). On failure none of vm's images stay open. */
+static int open_images(struct elvis_manager *m, struct elvis_vm *vm, struct elvis_err *e)
+{
+        for (unsigned d = 0; d < vm->ndevices; d++) {
+                struct elvis_device *dev = &vm->devices[d];
+                const struct elvis_image *owner = NULL;
+                char canon[ELVIS_IMAGE_PATH_MAX], why[512];
+                int fd, r;
+
+                if (dev->type != ELVIS_DEVICE_BLK || dev->backend != ELVIS_BACKEND_FILE)
+                        continue;
+                r = elvis_image_open(dev->path, m->cfg.image_dirs, dev->readonly, &fd, canon, why, sizeof(why));
+                if (r < 0) {
+                        elvis_images_drop_vm(&m->images, vm->id);
+                        return elvis_err_set(e, r, "device %s: %s", dev->id, why);
+                }
+                memcpy(dev->path, canon, strlen(canon) + 1);
+                r = elvis_images_add(&m->images, vm->id, dev->id, fd, dev->readonly, &owner);
+                if (r == -EEXIST) {
+                        const struct elvis_vm *ovm = owner->vm == vm->id ? vm : elvis_state_vm(&m->state, owner->vm);
+                        r = elvis_err_set(e, -EEXIST,
+                                          "device %s: image %s is already used by VM '%s' device %s (an image "
+                                          "written by one device is used by no other)", dev->id, dev->path,
+                                          ovm ? ovm->name : "?", owner->device);
+                }
+                if (r < 0) {
+                        elvis_images_drop_vm(&m->images, vm->id);
+                        return r == -EEXIST ? r : elvis_err_set(e, r, "device %s: %s", dev->id, strerror(-r));
                 }
         }
         return 0;
+}
+
+unsigned elvis_manager_images_reopen(struct elvis_manager *m)
+{
+        unsigned failed = 0;
+
+        for (unsigned i = 0; i < m->state.nvms; i++) {
+                struct elvis_vm *vm = &m->state.vms[i];
+                for (unsigned d = 0; d < vm->ndevices; d++) {
+                        struct elvis_device *dev = &vm->devices[d];
+                        const struct elvis_image *owner = NULL;
+                        char canon[ELVIS_IMAGE_PATH_MAX], why[512];
+                        int fd, r;
+
+                        if (dev->type != ELVIS_DEVICE_BLK || dev->backend != ELVIS_BACKEND_FILE ||
+                            elvis_images_find(&m->images, vm->id, dev->id))
+                                continue;
+                        r = elvis_image_open(dev->path, m->cfg.image_dirs, dev->readonly, &fd, canon, why,
+                                             sizeof(why));
+                        if (r == 0 && (r = elvis_images_add(&m->images, vm->id, dev->id, fd, dev->readonly, &owner)) < 0)
+                                snprintf(why, sizeof(why), "image %s: %s", dev->path,
+                                         r == -EEXIST ? "another device uses it" : strerror(-r));
+                        if (r < 0) {
+                                log_at(LOG_ERR, ELVIS_LOG_DEVICE(vm->id, vm->name, dev->id),
+                                       "VM %u device %s is not served: %s", vm->id, dev->id, why);
+                                failed++;
+                        }
+                }
+        }
+        return failed;
 }
 
 int elvis_manager_vm_add_domain(struct elvis_manager *m, struct elvis_vm *vm, const struct elvis_domain_info *info,
@@ -528,6 +596,13 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                                 elvis_state_fini(&next);
                                 return r;
                         }
+                if (dev->type == ELVIS_DEVICE_BLK && !vhost_user_plane(m)) {
+                        r = elvis_err_set(e, -EINVAL,
+                                          "device %s: the %s data plane cannot serve blk devices (vhost-user-blk "
+                                          "needs --dataplane user or user-process)", dev->id, m->dp_kind);
+                        elvis_state_fini(&next);
+                        return r;
+                }
                 memset(dev->sidecore, 0, sizeof(dev->sidecore));
                 /* a socket path only comes from the libvirt domain (the VMM connects there) */
                 if (vhost_user_plane(m) && dev->socket[0]) {
@@ -563,15 +638,23 @@ int elvis_manager_vm_add(struct elvis_manager *m, struct elvis_vm *vm, bool dry_
                         dev->socket[0] = '\0';
                 }
         }
+        r = open_images(m, nvm, e);
+        if (r < 0) {
+                elvis_state_fini(&next);
+                return r;
+        }
         next.nvms++;
         next.next_vm_id++;
         assign_queues(m, &next, true);  /* unserved queues are reported when committed */
         *vm = *nvm;
         if (dry_run) {
+                elvis_images_drop_vm(&m->images, vm->id);
                 elvis_state_fini(&next);
                 return 0;
         }
         r = commit(m, &next, e);
+        if (r < 0)
+                elvis_images_drop_vm(&m->images, vm->id);
         if (r == 0 && elvis_config_respects_pins(&m->cfg) && vm->domain[0])
                 log_at(LOG_NOTICE, ELVIS_LOG_VM(vm->id, vm->name),
                        "VM %u '%s' added: %u vCPU(s) pinned by the orchestrator to CPUs %s, %u device(s)", vm->id,
@@ -694,8 +777,10 @@ int elvis_manager_vm_remove(struct elvis_manager *m, uint32_t id, struct elvis_e
         assign_queues(m, &next, true);  /* the cores it frees may serve queues that had none */
         drop_idle_automatic(&next);
         r = commit(m, &next, e);
-        if (r == 0)
+        if (r == 0) {
+                elvis_images_drop_vm(&m->images, id);   /* the data plane has let go of its copies */
                 log_at(LOG_NOTICE, ELVIS_LOG_VM(id, name), "VM %u '%s' removed", id, name);
+        }
         return r;
 }
 

@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "images.h"
 #include "loop.h"
 #include "store.h"
 
@@ -69,6 +70,7 @@ struct elvis_manager {
         unsigned nlisteners;
         struct elvis_libvirt *libvirt;
         struct elvis_control *control;
+        struct elvis_images images;     /* blk file devices' images, open while the device exists */
         uint64_t start_ns;
         time_t start_wall;
         struct elvis_loop_source *watchdog;
@@ -126,6 +128,10 @@ int elvis_manager_apply_plan(struct elvis_manager *m, const struct elvis_plan *p
  * logged); returns the first error. Used to restore a saved state at startup. */
 int elvis_manager_reconcile(struct elvis_manager *m, const struct elvis_state *from, const struct elvis_state *to,
                             struct elvis_err *e);
+/* Opens the images of the blk devices in the current state (after a restart), under the
+ * image-dir rules of now; a device whose image cannot be opened is logged and left out
+ * of the data plane. Returns how many failed. */
+unsigned elvis_manager_images_reopen(struct elvis_manager *m);
 /* Called after every committed change (systemd STATUS=). */
 void elvis_manager_changed(struct elvis_manager *m);
 

@@ -179,8 +179,9 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
         for (unsigned i = 0; r == 0 && i < st.nqueues; i++) {
                 const struct elvis_dp_queue_stats *q = &st.queues[i];
                 struct elvis_vm *vm = elvis_state_vm(&m->state, q->vm_id);
-                json_t *o = json_pack("{s:i, s:s, s:s, s:i, s:o, s:s, s:b}", "vm", (int)q->vm_id, "vm_name",
-                                      vm ? vm->name : "", "device", q->device, "queue", (int)q->queue, "sidecore",
+                json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o, s:s, s:b}", "vm", (int)q->vm_id, "vm_name",
+                                      vm ? vm->name : "", "device", q->device, "type",
+                                      elvis_device_type_name(q->type), "queue", (int)q->queue, "sidecore",
                                       q->sidecore ? json_integer(q->sidecore) : json_null(), "state",
                                       queue_state_name(q->state), "polling", q->polling);
                 json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

@@ -68,21 +68,40 @@ static int check_payload(uint16_t type, const void *p, char *why, size_t len)
         case ELVIS_DPP_DEVICE_ATTACH: {
                 const struct elvis_dpp_device *d = p;
                 if (!str_ok(d->vm_name, sizeof(d->vm_name), false) || !str_ok(d->device_id, sizeof(d->device_id), true) ||
-                    !str_ok(d->tap, sizeof(d->tap), false) || !str_ok(d->socket_path, sizeof(d->socket_path), true))
+                    !str_ok(d->tap, sizeof(d->tap), false) || !str_ok(d->socket_path, sizeof(d->socket_path), true) ||
+                    !str_ok(d->path, sizeof(d->path), false))
                         return fail(-EBADMSG, why, len, "device: a name or path is empty or not terminated");
-                if (d->backend >= __ELVIS_BACKEND_MAX || d->exitless >= __ELVIS_EXITLESS_MAX)
-                        return fail(-EINVAL, why, len, "device: backend %u or exitless %u out of range", d->backend,
-                                    d->exitless);
+                if (d->type >= __ELVIS_DEVICE_TYPE_MAX || d->backend >= __ELVIS_BACKEND_MAX ||
+                    d->exitless >= __ELVIS_EXITLESS_MAX)
+                        return fail(-EINVAL, why, len, "device: type %u, backend %u or exitless %u out of range", d->type,
+                                    d->backend, d->exitless);
+                if (!elvis_backend_serves(d->type, d->backend))
+                        return fail(-EINVAL, why, len, "device: backend %s cannot serve a %s device",
+                                    elvis_backend_name(d->backend), elvis_device_type_name(d->type));
                 if (d->queues < 1 || d->queues > ELVIS_MAX_QUEUES)
-                        return fail(-EINVAL, why, len, "device: %u queue pairs (1..%u)", d->queues, ELVIS_MAX_QUEUES);
+                        return fail(-EINVAL, why, len, "device: %u queues (1..%u)", d->queues, ELVIS_MAX_QUEUES);
                 if (d->weight < ELVIS_WEIGHT_MIN || d->weight > ELVIS_WEIGHT_MAX)
                         return fail(-EINVAL, why, len, "device: weight %u out of range", d->weight);
                 if (d->backend == ELVIS_BACKEND_TAP && !elvis_ifname_valid(d->tap))
                         return fail(-EINVAL, why, len, "device: a tap device needs a valid interface name");
-                if (d->flags & ~ELVIS_DPP_DEV_TAP_ADOPT)
+                if (d->flags & ~(ELVIS_DPP_DEV_TAP_ADOPT | ELVIS_DPP_DEV_READONLY))
                         return fail(-EINVAL, why, len, "device: unknown flags %#x", d->flags);
                 if (d->vmm_uid < -1 || d->vmm_gid < -1 || d->vmm_uid > UINT32_MAX || d->vmm_gid > UINT32_MAX)
                         return fail(-EINVAL, why, len, "device: VMM uid/gid out of range");
+                if (d->type == ELVIS_DEVICE_NET) {
+                        if (d->flags & ELVIS_DPP_DEV_READONLY || d->path[0] || d->size_bytes || d->image_dev ||
+                            d->image_ino)
+                                return fail(-EINVAL, why, len, "device: a net device has no image, size or readonly");
+                        return 0;
+                }
+                if (d->tap[0] || d->flags & ELVIS_DPP_DEV_TAP_ADOPT)
+                        return fail(-EINVAL, why, len, "device: a blk device has no tap");
+                if (d->backend == ELVIS_BACKEND_FILE && (!d->path[0] || d->size_bytes))
+                        return fail(-EINVAL, why, len, "device: a blk file device needs a path and no size");
+                if (d->backend == ELVIS_BACKEND_NULL &&
+                    (d->path[0] || d->image_dev || d->image_ino || !d->size_bytes || d->size_bytes % 512))
+                        return fail(-EINVAL, why, len,
+                                    "device: a blk null device needs a size in whole sectors and no image");
                 return 0;
         }
         case ELVIS_DPP_DEVICE_DETACH:
@@ -157,13 +176,11 @@ int elvis_dpp_check_request(const void *buf, size_t len, unsigned nfds, struct e
         r = check_payload(h.type, p, why, whylen);
         if (r < 0)
                 return r;
-        if (h.type == ELVIS_DPP_DEVICE_ATTACH && ((const struct elvis_dpp_device *)p)->backend == ELVIS_BACKEND_TAP)
-                want = ((const struct elvis_dpp_device *)p)->queues;
-        else
-                want = 0;
+        want = h.type == ELVIS_DPP_DEVICE_ATTACH ? elvis_dpp_device_nfds(p) : 0;
         if (nfds != want)
-                return fail(-EBADF, why, whylen, "type %u carries %zu file descriptor(s) (a tap's queues), got %u",
-                            h.type, want, nfds);
+                return fail(-EBADF, why, whylen,
+                            "type %u carries %zu file descriptor(s) (a tap's queues or a blk image), got %u", h.type,
+                            want, nfds);
         return 0;
 }
 
@@ -278,6 +295,13 @@ ssize_t elvis_dpp_recv(int sock, void *buf, size_t cap, int *ret_fds, unsigned m
         return n;
 }
 
+unsigned elvis_dpp_device_nfds(const struct elvis_dpp_device *w)
+{
+        if (w->type == ELVIS_DEVICE_NET && w->backend == ELVIS_BACKEND_TAP)
+                return w->queues;
+        return w->type == ELVIS_DEVICE_BLK && w->backend == ELVIS_BACKEND_FILE ? 1 : 0;
+}
+
 static void copy_str(char *dst, size_t cap, const char *src)
 {
         snprintf(dst, cap, "%s", src ? src : "");
@@ -291,13 +315,16 @@ void elvis_dpp_device_from(struct elvis_dpp_device *w, const struct elvis_dp_dev
         w->queues = d->queues;
         w->weight = d->weight;
         w->exitless = d->exitless;
-        w->flags = d->tap_adopt ? ELVIS_DPP_DEV_TAP_ADOPT : 0;
+        w->flags = (d->tap_adopt ? ELVIS_DPP_DEV_TAP_ADOPT : 0) | (d->readonly ? ELVIS_DPP_DEV_READONLY : 0);
         w->vmm_uid = d->vmm_uid;
         w->vmm_gid = d->vmm_gid;
+        w->type = d->type;
+        w->size_bytes = d->size_bytes;
         copy_str(w->vm_name, sizeof(w->vm_name), d->vm_name);
         copy_str(w->device_id, sizeof(w->device_id), d->device_id);
         copy_str(w->tap, sizeof(w->tap), d->tap);
         copy_str(w->socket_path, sizeof(w->socket_path), d->socket_path);
+        copy_str(w->path, sizeof(w->path), d->path);
 }
 
 void elvis_dpp_device_to(struct elvis_dp_device *d, const struct elvis_dpp_device *w)
@@ -306,9 +333,13 @@ void elvis_dpp_device_to(struct elvis_dp_device *d, const struct elvis_dpp_devic
                 .vm_id = w->vm_id,
                 .vm_name = w->vm_name,
                 .device_id = w->device_id,
+                .type = (enum elvis_device_type)w->type,
                 .backend = (enum elvis_backend)w->backend,
                 .tap = w->tap,
                 .tap_adopt = w->flags & ELVIS_DPP_DEV_TAP_ADOPT,
+                .path = w->path[0] ? w->path : NULL,
+                .readonly = w->flags & ELVIS_DPP_DEV_READONLY,
+                .size_bytes = w->size_bytes,
                 .queues = w->queues,
                 .socket_path = w->socket_path,
                 .weight = w->weight,
@@ -344,7 +375,7 @@ void elvis_dpp_queue_stats_from(struct elvis_dpp_queue_stats *w, const struct el
 {
         *w = (struct elvis_dpp_queue_stats){
                 .vm_id = q->vm_id, .queue = q->queue, .sidecore = q->sidecore, .state = q->state,
-                .flags = q->polling ? ELVIS_DPP_Q_POLLING : 0,
+                .flags = q->polling ? ELVIS_DPP_Q_POLLING : 0, .type = q->type,
                 .rx_packets = q->rx_packets, .rx_bytes = q->rx_bytes, .tx_packets = q->tx_packets,
                 .tx_bytes = q->tx_bytes, .kicks = q->kicks, .interrupts = q->interrupts, .polls = q->polls,
                 .empty_polls = q->empty_polls, .busy_ns = q->busy_ns, .wait_ns = q->wait_ns,
@@ -361,6 +392,7 @@ void elvis_dpp_queue_stats_to(struct elvis_dp_queue_stats *q, const struct elvis
                 .state = w->state < __ELVIS_DP_QUEUE_STATE_MAX ? (enum elvis_dp_queue_state)w->state :
                                                                  ELVIS_QUEUE_ERROR,
                 .polling = w->flags & ELVIS_DPP_Q_POLLING,
+                .type = w->type < __ELVIS_DEVICE_TYPE_MAX ? (enum elvis_device_type)w->type : ELVIS_DEVICE_NET,
                 .rx_packets = w->rx_packets, .rx_bytes = w->rx_bytes, .tx_packets = w->tx_packets,
                 .tx_bytes = w->tx_bytes, .kicks = w->kicks, .interrupts = w->interrupts, .polls = w->polls,
                 .empty_polls = w->empty_polls, .busy_ns = w->busy_ns, .wait_ns = w->wait_ns,

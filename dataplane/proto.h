@@ -21,7 +21,8 @@
 #include <sys/types.h>
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
-/* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version */
+/* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version;
+ * 4: queue drops, blk devices (type, image fd) */
 #define ELVIS_DPP_VERSION 4u
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
@@ -53,7 +54,8 @@ enum elvis_dpp_type {
         /* state changes */
         ELVIS_DPP_SIDECORE_CREATE = 32, /* struct elvis_dpp_sidecore */
         ELVIS_DPP_SIDECORE_DESTROY,     /* struct elvis_dpp_sidecore (cpu ignored) */
-        ELVIS_DPP_DEVICE_ATTACH,        /* struct elvis_dpp_device; a tap: + one fd per queue pair */
+        ELVIS_DPP_DEVICE_ATTACH,        /* struct elvis_dpp_device; a tap: + one fd per queue pair; a blk
+                                         * file: + the image's fd */
         ELVIS_DPP_DEVICE_DETACH,        /* struct elvis_dpp_queue_ref (queue ignored) */
         ELVIS_DPP_DEVICE_SET_POLICY,    /* struct elvis_dpp_policy */
         ELVIS_DPP_QUEUE_ASSIGN,         /* struct elvis_dpp_queue_ref */
@@ -95,23 +97,28 @@ struct elvis_dpp_sidecore {
 };
 ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_sidecore, 8);
 
-#define ELVIS_DPP_DEV_TAP_ADOPT (1u << 0)     /* the manager adopted an existing interface */
+#define ELVIS_DPP_DEV_TAP_ADOPT (1u << 0)     /* net: the manager adopted an existing interface */
+#define ELVIS_DPP_DEV_READONLY (1u << 1)      /* blk: a read-only disk (a file's fd is O_RDONLY) */
 
 struct elvis_dpp_device {
         uint32_t vm_id;
-        uint32_t backend;               /* enum elvis_backend */
-        uint32_t queues;                /* 1..ELVIS_MAX_QUEUES */
+        uint32_t backend;               /* enum elvis_backend, one that serves type */
+        uint32_t queues;                /* 1..ELVIS_MAX_QUEUES: net queue pairs, blk virtqueues */
         uint32_t weight;                /* ELVIS_WEIGHT_MIN..MAX */
         uint32_t exitless;              /* enum elvis_exitless */
         uint32_t flags;                 /* ELVIS_DPP_DEV_* */
         int64_t vmm_uid, vmm_gid;       /* -1: anyone */
         char vm_name[ELVIS_VM_NAME_MAX];
         char device_id[ELVIS_DEVICE_ID_MAX];
-        char tap[ELVIS_IFNAME_MAX];
+        char tap[ELVIS_IFNAME_MAX];     /* net, tap backend; else empty */
         char socket_path[ELVIS_PATH_MAX];
-        uint32_t reserved;
+        uint32_t type;                  /* enum elvis_device_type (version 4) */
+        /* blk (version 4); zero for net */
+        uint64_t size_bytes;            /* null backend: whole 512-byte sectors; file: 0 */
+        uint64_t image_dev, image_ino;  /* file backend: the image's st_dev and st_ino, as the fd says */
+        char path[ELVIS_IMAGE_PATH_MAX];        /* file backend: the image, for display (never opened) */
 };
-ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_device, 248);
+ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_device, 528);
 
 /* LIST_DEVICES: a device as attached, with what was applied to it since. */
 struct elvis_dpp_device_item {
@@ -120,7 +127,7 @@ struct elvis_dpp_device_item {
         uint32_t start_rate[ELVIS_MAX_QUEUES];
         uint32_t stop_idle_ms[ELVIS_MAX_QUEUES];
 };
-ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_device_item, 440);
+ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_device_item, 720);
 
 struct elvis_dpp_queue_ref {
         uint32_t vm_id;
@@ -178,7 +185,7 @@ struct elvis_dpp_queue_stats {
         uint32_t sidecore;
         uint32_t state;                 /* enum elvis_dp_queue_state */
         uint32_t flags;                 /* ELVIS_DPP_Q_* */
-        uint32_t reserved;
+        uint32_t type;                  /* enum elvis_device_type (version 4) */
         char device_id[ELVIS_DEVICE_ID_MAX];
         uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, kicks, interrupts, polls, empty_polls;
         uint64_t busy_ns, wait_ns, wait_samples, errors, signals_deferred;
@@ -197,7 +204,8 @@ bool elvis_dpp_is_observation(uint16_t type);
 size_t elvis_dpp_request_size(uint16_t type);
 
 /* Checks a received request: header, size, strings, enums and how many fds came along
- * (a tap's DEVICE_ATTACH: one per queue pair; anything else: none). On failure returns
+ * (a tap's DEVICE_ATTACH: one per queue pair; a blk file's: one, the image; anything
+ * else: none). On failure returns
  * a negative errno and says why in why; ret_hdr is filled whenever the header could be
  * read (so the error reply can carry the id). What the fds are is the server's check. */
 int elvis_dpp_check_request(const void *buf, size_t len, unsigned nfds, struct elvis_dpp_hdr *ret_hdr, char *why,
@@ -221,7 +229,11 @@ int elvis_dpp_send(int sock, const void *msg, size_t len, const int *fds, unsign
  * caller closes them. */
 ssize_t elvis_dpp_recv(int sock, void *buf, size_t cap, int *ret_fds, unsigned max, unsigned *ret_nfds);
 
-/* Conversions between the wire and the data-plane interface. */
+/* How many fds a DEVICE_ATTACH of w carries. */
+unsigned elvis_dpp_device_nfds(const struct elvis_dpp_device *w);
+
+/* Conversions between the wire and the data-plane interface (image_dev and image_ino
+ * are the caller's to fill, image_fd too). */
 void elvis_dpp_device_from(struct elvis_dpp_device *w, const struct elvis_dp_device *d);
 /* d's strings point into w. */
 void elvis_dpp_device_to(struct elvis_dp_device *d, const struct elvis_dpp_device *w);

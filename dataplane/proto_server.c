@@ -5,9 +5,11 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -223,6 +225,33 @@ static int check_tap_fds(const struct elvis_dpp_device *w, const int *fds, unsig
         return 0;
 }
 
+/* A blk file device's image comes from the manager, which opened it under its image-dir
+ * rules: a regular file or block device, open read-only exactly when the device is, and
+ * the very file the request names (st_dev and st_ino). */
+static int check_image_fd(const struct elvis_dpp_device *w, int fd, char *why, size_t len)
+{
+        bool ro = w->flags & ELVIS_DPP_DEV_READONLY;
+        struct stat st;
+        int fl;
+
+        if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+                snprintf(why, len, "image of device %s: not a regular file or block device", w->device_id);
+                return -EINVAL;
+        }
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) != (ro ? O_RDONLY : O_RDWR)) {
+                snprintf(why, len, "image of device %s: not open %s", w->device_id,
+                         ro ? "read-only" : "for reading and writing");
+                return -EINVAL;
+        }
+        if ((uint64_t)st.st_dev != w->image_dev || (uint64_t)st.st_ino != w->image_ino) {
+                snprintf(why, len, "image of device %s: the fd is another file than the request names",
+                         w->device_id);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* State changes: the operation, then the record when it succeeded. */
 static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, const void *p, const int *fds,
                   unsigned nfds, char *why, size_t whylen)
@@ -255,10 +284,17 @@ static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, con
                 struct elvis_dp_device d;
                 if (find_dev(s, w->vm_id, w->device_id))
                         return -EEXIST;
-                if ((r = check_tap_fds(w, fds, nfds, why, whylen)) < 0)
+                if (w->type == ELVIS_DEVICE_BLK) {
+                        if (nfds && (r = check_image_fd(w, fds[0], why, whylen)) < 0)
+                                return r;
+                } else if ((r = check_tap_fds(w, fds, nfds, why, whylen)) < 0) {
                         return r;
+                }
                 elvis_dpp_device_to(&d, w);
-                d.tap_fds = nfds ? fds : NULL;
+                if (w->type == ELVIS_DEVICE_BLK)
+                        d.image_fd = nfds ? &fds[0] : NULL;
+                else
+                        d.tap_fds = nfds ? fds : NULL;
                 r = ops->device_attach(s->dp, &d);
                 if (r == 0 && (r = add_dev(s, w)) < 0)
                         ops->device_detach(s->dp, w->vm_id, w->device_id);

@@ -20,6 +20,7 @@
 
 #include "dp_log.h"
 #include "proto.h"
+#include "remote_obs.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -33,29 +34,41 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define CALL_TIMEOUT_S 5
+#define CALL_TIMEOUT_S 2
 #define READY_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 10000u
 #define STABLE_NS (10ull * 1000000000ull)       /* up this long: the next loss restarts at once */
 #define DRAIN_TIMEOUT_MS 10000                  /* for a data plane of another version to stop */
+#define UNRESPONSIVE_NS (1000ull * 1000000ull)  /* silent this long: failed, and changes are refused */
+#define HUNG_NS (30ull * 1000000000ull)         /* silent this long: killed, and restarted as if lost */
 
 struct rdev {
         struct elvis_dpp_device_item it;
         uint32_t unconfirmed;           /* queues whose adopted placement the manager has not restated */
+        int image_fd;                   /* blk file: our duplicate of the manager's image, for replays; else -1 */
 };
 
+static void mirror_free(struct rdev *v, unsigned n)
+{
+        for (unsigned i = 0; i < n; i++)
+                if (v[i].image_fd >= 0)
+                        close(v[i].image_fd);
+        free(v);
+}
+
 struct rdp {
-        int sock;                       /* -1: lost */
+        struct dpp_chan ch;             /* state-changing calls; ch.sock -1: lost */
+        struct dpp_observer *obs;       /* health and counters (remote_obs.h); NULL in tests on a given fd */
         char run_dir[ELVIS_PATH_MAX];
         bool pin;
-        uint32_t next_id;
         pid_t pid;                      /* the data plane's, from HELLO */
         unsigned peer_version;          /* of a data plane that answered HELLO with another version */
         uint64_t connected_ns;
@@ -76,8 +89,6 @@ struct rdp {
         unsigned npre_sc;
         struct elvis_dpp_device_item *pre_dev;
         unsigned npre_dev;
-        _Alignas(8) unsigned char out[ELVIS_DPP_MSG_MAX];
-        _Alignas(8) unsigned char in[ELVIS_DPP_MSG_MAX];
 };
 
 static uint64_t now_ns(void)
@@ -97,9 +108,9 @@ static void lost(struct rdp *k, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
-        if (k->sock >= 0)
-                close(k->sock);
-        k->sock = -1;
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
+        k->ch.sock = -1;
         if (now_ns() - k->connected_ns > STABLE_NS)
                 k->backoff_ms = 0;
         k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -118,42 +129,29 @@ static int call_fds(struct rdp *k, uint16_t type, const void *payload, size_t le
 {
         const struct elvis_dpp_result *res;
         const void *body;
-        size_t blen, n;
+        size_t blen;
         char why[ELVIS_DPP_REASON_MAX];
-        uint32_t id;
+        unsigned version = 0;
+        uint64_t silent;
         int r;
 
-        if (k->sock < 0)
+        if (k->ch.sock < 0)
                 return -ENOTCONN;
-        id = ++k->next_id;
-        n = elvis_dpp_encode(k->out, type, id, payload, len);
-        r = elvis_dpp_send(k->sock, k->out, n, fds, nfds);
-        if (r < 0) {
-                lost(k, "sending: %s", strerror(-r));
-                return -ENOTCONN;
+        /* the observer has waited on it for a while: no change waits too */
+        if (k->obs && (silent = dpp_observer_silent_ns(k->obs, why, sizeof(why))) > UNRESPONSIVE_NS) {
+                log_warning("elvis-dataplane pid %d has not answered for %.1f s: request %u not sent", (int)k->pid,
+                            (double)silent / 1e9, type);
+                return -ETIMEDOUT;
         }
-        for (;;) {
-                int rfds[ELVIS_DPP_FDS_MAX];
-                unsigned nr;
-                ssize_t got = elvis_dpp_recv(k->sock, k->in, sizeof(k->in), rfds, ELVIS_DPP_FDS_MAX, &nr);
-                for (unsigned i = 0; i < nr; i++)
-                        close(rfds[i]);
-                if (got <= 0) {
-                        lost(k, "%s", got == 0 ? "it closed the connection" :
-                                      got == -EAGAIN ? "no answer within " "5 s" : strerror((int)-got));
-                        return -ENOTCONN;
-                }
-                r = elvis_dpp_check_reply(k->in, (size_t)got, type, id, &res, &body, &blen, why, sizeof(why));
-                if (r == -EPROTO && type == ELVIS_DPP_HELLO) {
-                        /* another version: the connection stays, to drain it (attach_plane) */
-                        k->peer_version = ((const struct elvis_dpp_hdr *)k->in)->version;
-                        return -EPROTO;
-                }
-                if (r < 0) {
-                        lost(k, "bad reply: %s", why);
-                        return r == -EPROTO ? -EPROTO : -ENOTCONN;
-                }
-                break;
+        r = dpp_chan_call(&k->ch, type, payload, len, fds, nfds, &res, &body, &blen, &version, why, sizeof(why));
+        if (r == -EPROTO && type == ELVIS_DPP_HELLO && version && version != ELVIS_DPP_VERSION) {
+                /* another version: the connection stays, to drain it (attach_plane) */
+                k->peer_version = version;
+                return -EPROTO;
+        }
+        if (r < 0) {
+                lost(k, "%s%s", r == -EPROTO ? "bad reply: " : "", why);
+                return r;
         }
         if (res->error < 0) {
                 log_info("elvis-dataplane refused request %u: %s", type, res->reason);
@@ -174,67 +172,28 @@ static int call(struct rdp *k, uint16_t type, const void *payload, size_t len, c
         return call_fds(k, type, payload, len, NULL, 0, ret_res, ret_body, ret_len);
 }
 
-/* Reads a paged list into a fresh array (caller frees). */
+/* Reads a paged list into a fresh array (caller frees); a transport failure or pages
+ * that do not add up lose the data plane. */
 static int read_pages(struct rdp *k, uint16_t type, size_t item, void **ret, unsigned *ret_n)
 {
-        unsigned char *arr = NULL;
-        unsigned n = 0, total = 0;
+        char why[160];
         int r;
 
-        do {
-                struct elvis_dpp_page pg = { .start = n };
-                const struct elvis_dpp_result *res;
-                const void *body;
-                size_t blen;
-                r = call(k, type, &pg, sizeof(pg), &res, &body, &blen);
-                if (r < 0)
-                        goto fail;
-                if (blen != (size_t)res->count * item || (n == 0 && res->total > 1u << 20) ||
-                    (n > 0 && res->total != total) || res->count > res->total - n ||
-                    (res->count == 0 && n < res->total)) {
-                        lost(k, "a list page of request %u does not add up", type);
-                        r = -ENOTCONN;
-                        goto fail;
-                }
-                if (n == 0) {
-                        total = res->total;
-                        arr = malloc(total ? (size_t)total * item : 1);
-                        if (!arr) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                }
-                memcpy(arr + (size_t)n * item, body, blen);
-                n += res->count;
-        } while (n < total);
-        *ret = arr;
-        *ret_n = n;
-        return 0;
-fail:
-        free(arr);
+        if (k->ch.sock < 0)
+                return -ENOTCONN;
+        r = dpp_chan_pages(&k->ch, type, item, ret, ret_n, why, sizeof(why));
+        if (r == -ENOTCONN || r == -EPROTO || r == -EBADMSG) {
+                lost(k, "%s", why);
+                return r == -EPROTO ? -EPROTO : -ENOTCONN;
+        }
+        if (r < 0)
+                log_info("elvis-dataplane refused list %u: %s", type, why);
         return r;
 }
 
 static int connect_to(const char *path)
 {
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = CALL_TIMEOUT_S };
-        int fd;
-
-        if (strlen(path) >= sizeof(a.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(a.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        return fd;
+        return dpp_connect(path, CALL_TIMEOUT_S * 1000);
 }
 
 /* Starts elvis-dataplane detached (it outlives us) and waits until it listens. */
@@ -357,23 +316,23 @@ static int drain(struct rdp *k)
         const struct elvis_dpp_result *res = (const void *)(buf + sizeof(*h));
         struct ucred cred = { 0 };
         socklen_t cl = sizeof(cred);
-        uint32_t id = ++k->next_id;
-        size_t n = elvis_dpp_encode(k->out, ELVIS_DPP_STOP, id, NULL, 0);
+        uint32_t id = ++k->ch.next_id;
+        size_t n = elvis_dpp_encode(k->ch.out, ELVIS_DPP_STOP, id, NULL, 0);
         bool stopped = false;
         ssize_t got;
         int r;
 
-        if (getsockopt(k->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+        if (getsockopt(k->ch.sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
                 cred.pid = 0;
         log_warning("elvis-dataplane in %s (pid %d) speaks protocol version %u, this manager %u: draining and "
                     "replacing it; its guests reconnect to the new one", k->run_dir, (int)cred.pid, k->peer_version,
                     ELVIS_DPP_VERSION);
-        if (elvis_dpp_send(k->sock, k->out, n, NULL, 0) == 0 &&
-            (got = recv(k->sock, buf, sizeof(buf), 0)) >= (ssize_t)(sizeof(*h) + sizeof(*res)))
+        if (elvis_dpp_send(k->ch.sock, k->ch.out, n, NULL, 0) == 0 &&
+            (got = recv(k->ch.sock, buf, sizeof(buf), 0)) >= (ssize_t)(sizeof(*h) + sizeof(*res)))
                 stopped = h->magic == ELVIS_DPP_MAGIC && h->type == (ELVIS_DPP_STOP | ELVIS_DPP_REPLY) && h->id == id &&
                           res->error == 0;
-        close(k->sock);
-        k->sock = -1;
+        close(k->ch.sock);
+        k->ch.sock = -1;
         if (!stopped) {
                 if (!is_dataplane(cred.pid)) {
                         log_error("elvis-dataplane in %s does not understand STOP and its process is unknown: stop "
@@ -417,28 +376,28 @@ static int attach_plane(struct rdp *k)
                         log_error("cannot connect to elvis-dataplane at %s: %s", path, strerror(-fd));
                         return fd;
                 }
-                k->sock = fd;
+                k->ch.sock = fd;
                 k->connected_ns = now_ns();
                 r = handshake(k);
                 /* only an older data plane is drained: a newer one came with a package this
                  * manager predates (restart the manager), and stopping it would be undone by
                  * its socket unit at once, over and over */
-                if (r == -EPROTO && k->sock >= 0 && k->peer_version > ELVIS_DPP_VERSION) {
+                if (r == -EPROTO && k->ch.sock >= 0 && k->peer_version > ELVIS_DPP_VERSION) {
                         log_error("elvis-dataplane in %s speaks protocol version %u, newer than this manager's %u: "
                                   "left running; restart elvis-manager to use it",
                                   k->run_dir, k->peer_version, ELVIS_DPP_VERSION);
                         goto fail;
                 }
-                if (r == -EPROTO && attempt == 0 && k->sock >= 0 && (r = drain(k)) == 0)
+                if (r == -EPROTO && attempt == 0 && k->ch.sock >= 0 && (r = drain(k)) == 0)
                         continue;
                 if (r < 0)
                         goto fail;
                 return 0;
         }
 fail:
-        if (k->sock >= 0)
-                close(k->sock);
-        k->sock = -1;
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
+        k->ch.sock = -1;
         return r;
 }
 
@@ -453,7 +412,7 @@ static int handshake(struct rdp *k)
         int r;
 
         r = call(k, ELVIS_DPP_HELLO, &hello, sizeof(hello), NULL, &body, &blen);
-        if (r == -EPROTO && k->sock >= 0)
+        if (r == -EPROTO && k->ch.sock >= 0)
                 return r;       /* another version: attach_plane drains it */
         if (r < 0 || blen != sizeof(hello)) {
                 r = r < 0 ? r : -EPROTO;
@@ -581,25 +540,34 @@ static int do_sidecore_create(struct rdp *k, uint32_t id, int cpu)
         return 0;
 }
 
+/* Identical but for weight and exitless mode: a blk device serves the same image (by
+ * st_dev and st_ino, not only by name) or the same null disk. */
 static bool same_device(const struct elvis_dpp_device *a, const struct elvis_dpp_device *b)
 {
-        return a->backend == b->backend && a->queues == b->queues && a->flags == b->flags &&
+        return a->type == b->type && a->backend == b->backend && a->queues == b->queues && a->flags == b->flags &&
                a->vmm_uid == b->vmm_uid && a->vmm_gid == b->vmm_gid && strcmp(a->tap, b->tap) == 0 &&
-               strcmp(a->socket_path, b->socket_path) == 0 && strcmp(a->vm_name, b->vm_name) == 0;
+               strcmp(a->socket_path, b->socket_path) == 0 && strcmp(a->vm_name, b->vm_name) == 0 &&
+               a->size_bytes == b->size_bytes && a->image_dev == b->image_dev && a->image_ino == b->image_ino &&
+               strcmp(a->path, b->path) == 0;
 }
 
-static int mirror_add(struct rdp *k, const struct elvis_dpp_device_item *it, uint32_t unconfirmed)
+/* Takes image_fd over. */
+static int mirror_add(struct rdp *k, const struct elvis_dpp_device_item *it, uint32_t unconfirmed, int image_fd)
 {
         if (k->ndev == k->capdev) {
                 unsigned cap = k->capdev ? k->capdev * 2 : 16;
                 void *n = realloc(k->dev, (size_t)cap * sizeof(*k->dev));
-                if (!n)
+                if (!n) {
+                        if (image_fd >= 0)
+                                close(image_fd);
                         return -ENOMEM;
+                }
                 k->dev = n;
                 k->capdev = cap;
         }
         k->dev[k->ndev].it = *it;
         k->dev[k->ndev].unconfirmed = unconfirmed;
+        k->dev[k->ndev].image_fd = image_fd;
         k->ndev++;
         return 0;
 }
@@ -614,11 +582,18 @@ static int policy(struct rdp *k, uint32_t vm, const char *id, unsigned weight, u
 
 /* DEVICE_ATTACH. A tap's queues are opened here, where CAP_NET_ADMIN is, under the rules
  * the in-process plane applies (tap.c), and passed along; elvis-dataplane keeps its
- * duplicates, ours are closed whatever the outcome. */
-static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w)
+ * duplicates, ours are closed whatever the outcome. A blk file's image was opened by the
+ * manager (image_fd) and goes along as it is. */
+static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w, int image_fd)
 {
         int fds[ELVIS_MAX_QUEUES], r;
-        unsigned n = w->backend == ELVIS_BACKEND_TAP ? w->queues : 0;
+        unsigned n = w->type == ELVIS_DEVICE_NET && w->backend == ELVIS_BACKEND_TAP ? w->queues : 0;
+
+        if (elvis_dpp_device_nfds(w) == 1 && w->type == ELVIS_DEVICE_BLK) {
+                if (image_fd < 0)
+                        return -EBADF;
+                return call_fds(k, ELVIS_DPP_DEVICE_ATTACH, w, sizeof(*w), &image_fd, 1, NULL, NULL, NULL);
+        }
 
         if (n && (r = elvis_tap_open(w->tap, n, w->flags & ELVIS_DPP_DEV_TAP_ADOPT, fds)) < 0) {
                 if (r == -EEXIST)
@@ -634,20 +609,23 @@ static int attach_with_taps(struct rdp *k, const struct elvis_dpp_device *w)
         return r;
 }
 
-static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
+/* image_fd (blk file; else -1) is borrowed: the mirror keeps a duplicate. */
+static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w, int image_fd)
 {
         struct elvis_dpp_device_item it = { .dev = *w };
         uint32_t unconfirmed = 0;
-        int i = pre_dev_index(k, w->vm_id, w->device_id), r;
+        int i = pre_dev_index(k, w->vm_id, w->device_id), r, dup_fd = -1;
 
         if (find_dev(k, w->vm_id, w->device_id))
                 return -EEXIST;
+        if (image_fd >= 0 && (dup_fd = fcntl(image_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                return -errno;
         if (i >= 0 && same_device(&k->pre_dev[i].dev, w)) {
                 /* the guest keeps its connection: take the device over as it runs */
                 it = k->pre_dev[i];
                 if ((it.dev.weight != w->weight || it.dev.exitless != w->exitless) &&
                     (r = policy(k, w->vm_id, w->device_id, w->weight, w->exitless)) < 0)
-                        return r;
+                        goto fail;
                 it.dev.weight = w->weight;
                 it.dev.exitless = w->exitless;
                 for (unsigned q = 0; q < w->queues; q++)
@@ -657,11 +635,14 @@ static int do_device_attach(struct rdp *k, const struct elvis_dpp_device *w)
                 log_info("VM %u device %s: adopted, already served by elvis-dataplane", w->vm_id, w->device_id);
         } else {
                 if (i >= 0 && (r = drop_pre_dev(k, (unsigned)i)) < 0)
-                        return r;
-                if ((r = attach_with_taps(k, w)) < 0)
-                        return r;
+                        goto fail;
+                if ((r = attach_with_taps(k, w, image_fd)) < 0)
+                        goto fail;
         }
-        r = mirror_add(k, &it, unconfirmed);
+        return mirror_add(k, &it, unconfirmed, dup_fd);
+fail:
+        if (dup_fd >= 0)
+                close(dup_fd);
         return r;
 }
 
@@ -748,7 +729,7 @@ static int replay(struct rdp *k)
         for (unsigned i = 0; r == 0 && i < ndev; i++) {
                 struct elvis_dpp_device_item *it = &dev[i].it;
                 struct rdev *d;
-                r = do_device_attach(k, &it->dev);
+                r = do_device_attach(k, &it->dev, dev[i].image_fd);
                 d = r == 0 ? find_dev(k, it->dev.vm_id, it->dev.device_id) : NULL;
                 for (unsigned q = 0; d && r == 0 && q < it->dev.queues; q++) {
                         if (it->sidecore[q] != d->it.sidecore[q] || (d->unconfirmed & (1u << q)))
@@ -762,16 +743,16 @@ static int replay(struct rdp *k)
                 r = sweep(k);
         if (r < 0) {
                 /* keep the full mirror for the next attempt */
-                free(k->dev);
+                mirror_free(k->dev, k->ndev);
                 k->dev = dev;
                 k->ndev = k->capdev = ndev;
                 memcpy(k->sc, sc, sizeof(sc[0]) * nsc);
                 k->nsc = nsc;
-                if (k->sock >= 0)
+                if (k->ch.sock >= 0)
                         lost(k, "re-creating its devices: %s", strerror(-r));
                 return r;
         }
-        free(dev);
+        mirror_free(dev, ndev);
         return 0;
 }
 
@@ -787,20 +768,26 @@ int elvis_remote_dp_open_fd(int fd, const struct elvis_dp_config *cfg, void **re
 
         if (!k)
                 return -ENOMEM;
-        k->sock = -1;
+        k->ch.sock = -1;
         snprintf(k->run_dir, sizeof(k->run_dir), "%s", cfg->run_dir ? cfg->run_dir : "");
         k->pin = cfg->pin;
         if (fd >= 0) {
                 /* tests: an already connected socket, nothing to start */
-                k->sock = fd;
+                k->ch.sock = fd;
                 k->connected_ns = now_ns();
                 r = handshake(k);
         } else {
                 r = attach_plane(k);
         }
+        if (r == 0 && fd < 0) {
+                char path[ELVIS_PATH_MAX + 32];
+
+                snprintf(path, sizeof(path), "%s/%s", k->run_dir, ELVIS_DPP_SOCKET_NAME);
+                r = dpp_observer_start(path, &k->obs);
+        }
         if (r < 0) {
-                if (k->sock >= 0)
-                        close(k->sock);
+                if (k->ch.sock >= 0)
+                        close(k->ch.sock);
                 free(k->pre_sc);
                 free(k->pre_dev);
                 free(k);
@@ -820,12 +807,23 @@ static void remote_close(void *p)
         struct rdp *k = p;
 
         /* elvis-dataplane keeps serving: the next manager adopts it */
-        if (k->sock >= 0)
-                close(k->sock);
+        dpp_observer_stop(k->obs);
+        if (k->ch.sock >= 0)
+                close(k->ch.sock);
         free(k->pre_sc);
         free(k->pre_dev);
-        free(k->dev);
+        mirror_free(k->dev, k->ndev);
         free(k);
+}
+
+/* Observation no longer uses the main connection, so its end is looked for here: EOF (or
+ * anything unasked for) means the data plane went. Never waits. */
+static void check_closed(struct rdp *k)
+{
+        struct pollfd pf = { .fd = k->ch.sock, .events = POLLIN };
+
+        if (k->ch.sock >= 0 && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLIN | POLLHUP | POLLERR)))
+                lost(k, "it closed the connection");
 }
 
 static int remote_health(void *p, char *detail, size_t len)
@@ -834,18 +832,35 @@ static int remote_health(void *p, char *detail, size_t len)
         const void *body;
         size_t blen;
         char d[ELVIS_DPP_DETAIL_MAX] = "";
+        uint64_t silent;
         int r;
 
-        if (k->sock < 0) {
+        check_closed(k);
+        if (k->ch.sock < 0) {
                 uint64_t now = now_ns();
                 snprintf(detail, len, "failed: %s; restart %u in %llu ms", k->lost_reason, k->restarts + 1,
                          (unsigned long long)(k->next_try_ns > now ? (k->next_try_ns - now) / 1000000u : 0));
                 return -ENOTCONN;
         }
+        if (k->obs) {
+                /* the observer's last answer: a health probe never waits on the data plane */
+                if ((silent = dpp_observer_silent_ns(k->obs, d, sizeof(d))) > UNRESPONSIVE_NS) {
+                        snprintf(detail, len, "elvis-dataplane pid %d: not answering for %.1f s%s%s", (int)k->pid,
+                                 (double)silent / 1e9, d[0] ? ": " : "", d);
+                        return -ETIMEDOUT;
+                }
+                r = dpp_observer_health(k->obs, d, sizeof(d));
+                if (r == -EAGAIN) {
+                        snprintf(detail, len, "elvis-dataplane pid %d: connected", (int)k->pid);
+                        return 0;
+                }
+                snprintf(detail, len, "elvis-dataplane pid %d: %s", (int)k->pid, d);
+                return r;
+        }
         r = call(k, ELVIS_DPP_HEALTH, NULL, 0, NULL, &body, &blen);
         if (r == 0 && blen == sizeof(d))
                 memcpy(d, body, sizeof(d) - 1);
-        if (r < 0 && k->sock < 0)
+        if (r < 0 && k->ch.sock < 0)
                 return remote_health(p, detail, len);
         snprintf(detail, len, "elvis-dataplane pid %d: %s", (int)k->pid, r < 0 ? strerror(-r) : d);
         return r;
@@ -881,10 +896,17 @@ static int remote_device_attach(void *p, const struct elvis_dp_device *dev)
         if (!dev->socket_path || !dev->socket_path[0] || dev->queues < 1 || dev->queues > ELVIS_MAX_QUEUES ||
             strlen(dev->socket_path) >= sizeof(w.socket_path))
                 return -EINVAL;
-        if (dev->type != ELVIS_DEVICE_NET)
-                return -EOPNOTSUPP;     /* the protocol carries no blk device yet */
         elvis_dpp_device_from(&w, dev);
-        return do_device_attach(p, &w);
+        if (dev->type == ELVIS_DEVICE_BLK && dev->backend == ELVIS_BACKEND_FILE) {
+                struct stat st;
+                /* elvis-dataplane never opens an image: the manager passes it */
+                if (!dev->image_fd || fstat(*dev->image_fd, &st) < 0)
+                        return -EBADF;
+                w.image_dev = (uint64_t)st.st_dev;
+                w.image_ino = (uint64_t)st.st_ino;
+                return do_device_attach(p, &w, *dev->image_fd);
+        }
+        return do_device_attach(p, &w, -1);
 }
 
 static int remote_device_detach(void *p, uint32_t vm, const char *id)
@@ -898,8 +920,11 @@ static int remote_device_detach(void *p, uint32_t vm, const char *id)
         r = call(k, ELVIS_DPP_DEVICE_DETACH, &ref, sizeof(ref), NULL, NULL, NULL);
         if (r == -ENOTCONN)
                 r = forget_while_lost(k, "device of VM", vm);
-        if (r == 0 && d)
+        if (r == 0 && d) {
+                if (d->image_fd >= 0)
+                        close(d->image_fd);
                 *d = k->dev[--k->ndev];
+        }
         return r;
 }
 
@@ -955,37 +980,23 @@ static int remote_queue_set_poll(void *p, uint32_t vm, const char *id, unsigned 
 static int remote_stats_read(void *p, struct elvis_dp_stats *st)
 {
         struct rdp *k = p;
-        struct elvis_dpp_sidecore_stats *sc = NULL;
-        struct elvis_dpp_queue_stats *qs = NULL;
-        void *arr;
+        void *sc = NULL, *qs = NULL;
         unsigned nsc = 0, nq = 0;
         int r;
 
         memset(st, 0, sizeof(*st));
-        if ((r = read_pages(k, ELVIS_DPP_STATS_SIDECORES, sizeof(*sc), &arr, &nsc)) < 0)
+        check_closed(k);
+        if (k->ch.sock < 0)
+                return -ENOTCONN;
+        if (k->obs)
+                return dpp_observer_stats(k->obs, st);
+        if ((r = read_pages(k, ELVIS_DPP_STATS_SIDECORES, sizeof(struct elvis_dpp_sidecore_stats), &sc, &nsc)) < 0)
                 return r;
-        sc = arr;
-        if ((r = read_pages(k, ELVIS_DPP_STATS_QUEUES, sizeof(*qs), &arr, &nq)) < 0) {
-                free(sc);
-                return r;
-        }
-        qs = arr;
-        st->sidecores = calloc(nsc ? nsc : 1, sizeof(*st->sidecores));
-        st->queues = calloc(nq ? nq : 1, sizeof(*st->queues));
-        if (!st->sidecores || !st->queues) {
-                free(sc);
-                free(qs);
-                elvis_dp_stats_fini(st);
-                return -ENOMEM;
-        }
-        st->timestamp_ns = nsc ? sc[0].timestamp_ns : nq ? qs[0].timestamp_ns : now_ns();
-        for (unsigned i = 0; i < nsc; i++)
-                elvis_dpp_sidecore_stats_to(&st->sidecores[st->nsidecores++], &sc[i]);
-        for (unsigned i = 0; i < nq; i++)
-                elvis_dpp_queue_stats_to(&st->queues[st->nqueues++], &qs[i]);
+        if ((r = read_pages(k, ELVIS_DPP_STATS_QUEUES, sizeof(struct elvis_dpp_queue_stats), &qs, &nq)) == 0)
+                r = dpp_stats_build(st, sc, nsc, qs, nq, now_ns());
         free(sc);
         free(qs);
-        return 0;
+        return r;
 }
 
 /* The control tick: a lost data plane is reconnected or restarted (with backoff) and
@@ -994,7 +1005,8 @@ static int remote_sync(void *p)
 {
         struct rdp *k = p;
 
-        if (k->sock < 0) {
+        check_closed(k);
+        if (k->ch.sock < 0) {
                 if (now_ns() < k->next_try_ns)
                         return -ENOTCONN;
                 k->restarts++;
@@ -1005,6 +1017,15 @@ static int remote_sync(void *p)
                 log_notice("elvis-dataplane pid %d: connected again (attempt %u); re-applying %u sidecore(s) and %u "
                            "device(s)", (int)k->pid, k->restarts, k->nsc, k->ndev);
                 return replay(k);
+        }
+        if (k->obs && dpp_observer_silent_ns(k->obs, NULL, 0) > HUNG_NS && is_dataplane(k->pid)) {
+                /* alive but not answering (stopped, deadlocked): it serves nobody well; a
+                 * new one gets the devices, and front ends reconnect */
+                log_error("elvis-dataplane pid %d has not answered for %llu s: killing it", (int)k->pid,
+                          (unsigned long long)(HUNG_NS / 1000000000ull));
+                kill(k->pid, SIGKILL);
+                lost(k, "hung, killed");
+                return -ENOTCONN;
         }
         return k->swept ? 0 : sweep(k);
 }

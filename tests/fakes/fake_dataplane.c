@@ -6,10 +6,12 @@
 #include "fake_dataplane.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define MAX_SC 256
@@ -23,6 +25,7 @@ struct fake_dev {
         uint32_t sc[ELVIS_MAX_QUEUES];
         unsigned weight;
         enum elvis_exitless exitless;
+        enum elvis_device_type type;
 };
 
 struct fake {
@@ -155,6 +158,24 @@ static int fake_device_attach(void *dp, const struct elvis_dp_device *dev)
                         d->queues = dev->queues;
                         d->weight = dev->weight;
                         d->exitless = dev->exitless;
+                        d->type = dev->type;
+                        if (dev->type == ELVIS_DEVICE_BLK) {
+                                /* what a blk device got: its image as the manager opened it */
+                                struct stat st = { 0 };
+                                int mode = dev->image_fd ? fcntl(*dev->image_fd, F_GETFL) : -1;
+                                if (dev->image_fd && fstat(*dev->image_fd, &st) < 0)
+                                        return -EBADF;
+                                record("device_attach %u %s type=blk queues=%u backend=%s socket=%s path=%s "
+                                       "readonly=%d size=%llu image_fd=%s ino=%llu", dev->vm_id, dev->device_id,
+                                       dev->queues, elvis_backend_name(dev->backend),
+                                       dev->socket_path && *dev->socket_path ? dev->socket_path : "-",
+                                       dev->path ? dev->path : "-", dev->readonly,
+                                       (unsigned long long)dev->size_bytes,
+                                       mode < 0 ? "none" : (mode & O_ACCMODE) == O_RDONLY ? "rdonly" :
+                                       (mode & O_ACCMODE) == O_RDWR ? "rdwr" : "other",
+                                       (unsigned long long)st.st_ino);
+                                return 0;
+                        }
                         record("device_attach %u %s queues=%u backend=%s socket=%s%s", dev->vm_id, dev->device_id,
                                dev->queues, elvis_backend_name(dev->backend),
                                dev->socket_path && *dev->socket_path ? dev->socket_path : "-",
@@ -261,6 +282,7 @@ static int fake_stats_read(void *dp, struct elvis_dp_stats *ret)
                         struct elvis_dp_queue_stats *s = &ret->queues[k++];
                         s->vm_id = f->devs[d].vm;
                         snprintf(s->device, sizeof(s->device), "%s", f->devs[d].id);
+                        s->type = f->devs[d].type;
                         s->queue = q;
                         s->sidecore = f->devs[d].sc[q];
                         s->state = ELVIS_QUEUE_READY;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TOPO ELVIS_SOURCE_DIR "/tests/data/topo-4numa-nic.xml"
@@ -221,7 +222,7 @@ Test(cli, sidecores_policy_stats_top_metrics)
         free(out), free(err);
         cr_assert_eq(CLI(&out, &err, "stats"), 0);
         cr_assert(strstr(out, "SIDECORE  CPU  QUEUES"), "%s", out);
-        cr_assert(strstr(out, "a   net0    0  1         ready  yes"), "%s", out);
+        cr_assert(strstr(out, "a   net0    net   0  1         ready  yes"), "%s", out);
         free(out), free(err);
         /* no terminal here: one frame over one interval, then exit 0 */
         cr_assert_eq(CLI(&out, &err, "top", "--interval", "0.2"), 0, "%s", err);
@@ -302,6 +303,89 @@ Test(cli, vm_xml_is_a_valid_libvirt_domain_part)
         cr_assert(strstr(out, "weight='300'"), "%s", out);
         cr_assert(strstr(out, "mode='client'>\n      <reconnect enabled='yes' timeout='1'/>\n    </source>"),
                   "QEMU reconnects when the daemon restarts: %s", out);
+        assert_valid_domain(out);
+        free(out), free(err);
+}
+
+/* A VM with a disk and a NIC: `vm add --device type=blk,...`, `vm show`, `vm list`, the
+ * queue type in `top` and `stats`, and `vm xml` with a vhostuser <disk> that libvirt's
+ * schema accepts. */
+static struct daemon bd;
+static char blk_images[160], blk_arg[200];
+
+static void blk_setup(void)
+{
+        daemon_init(&bd, ELVIS_MANAGER_FAKE);
+        daemon_arg(&bd, "--topology-xml");
+        daemon_arg(&bd, TOPO);
+        snprintf(blk_images, sizeof(blk_images), "%s/images", bd.dir);
+        cr_assert_eq(mkdir(blk_images, 0755), 0);
+        snprintf(blk_arg, sizeof(blk_arg), "--image-dir=%s", blk_images);
+        daemon_arg(&bd, blk_arg);
+        cr_assert_eq(daemon_start(&bd), 0);
+}
+
+static void blk_teardown(void)
+{
+        cr_expect_eq(daemon_stop(&bd), 0);
+        daemon_cleanup(&bd);
+}
+
+Test(cli_blk, a_vm_with_a_disk_and_a_nic, .init = blk_setup, .fini = blk_teardown, .timeout = 60)
+{
+        char *out, *err, spec[300], img[200];
+        FILE *f;
+
+        snprintf(img, sizeof(img), "%s/db.img", blk_images);
+        f = fopen(img, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        snprintf(spec, sizeof(spec), "type=blk,backend=file,path=%s,readonly=true,queues=2", img);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "sidecore", "add", "--cpu", "9", NULL }), 0,
+                     "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "vm", "add", "db", "--device", spec, "--device",
+                                                                     "id=scratch,type=blk,backend=null,size=64M",
+                                                                     "--device", "backend=loopback", NULL }),
+                     0, "%s", err);
+        cr_assert(strstr(out, "device blk0: blk file "), "%s", out);
+        cr_assert(strstr(out, "/db.img (read-only), 2 virtqueue(s)"), "%s", out);
+        cr_assert(strstr(out, "device scratch: blk null, 67108864 bytes, 1 virtqueue(s)"), "%s", out);
+        cr_assert(strstr(out, "device net2: loopback, 1 queue pair(s)"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "vm", "list", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "blk0:blk/file") && strstr(out, "scratch:blk/null") && strstr(out, "net2:loopback"),
+                  "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "stats", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "db  blk0     blk   0") && strstr(out, "db  blk0     blk   1") &&
+                  strstr(out, "db  net2     net   0"), "%s", out);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "top", "--once", "--interval", "0.1", NULL }), 0,
+                     "%s", err);
+        cr_assert(strstr(out, "TYPE") && strstr(out, "scratch  blk") && strstr(out, "net2     net"), "%s", out);
+        free(out), free(err);
+        /* bad specs: a usage error before any request, or the API's 400 */
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "vm", "add", "x", "--device", "type=disk",
+                                                                     NULL }), 2);
+        cr_assert(strstr(err, "type must be one of: net blk"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "vm", "add", "x", "--device",
+                                                                     "type=blk,backend=tap", NULL }), 1);
+        cr_assert(strstr(err, "cannot serve a blk device"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(run_cli(&bd, &out, &err, (const char *const[]){ "vm", "xml", "db", NULL }), 0, "%s", err);
+        cr_assert(strstr(out, "<disk type='vhostuser' device='disk'>\n    <driver name='qemu' type='raw' "
+                              "queues='2'/>\n    <source type='unix' path='"), "%s", out);
+        cr_assert(strstr(out, "-blk0.sock'>\n      <reconnect enabled='yes' timeout='1'/>\n    </source>\n"
+                              "    <target dev='vdb' bus='virtio'/>\n  </disk>"), "%s", out);
+        cr_assert(strstr(out, "<target dev='vdc' bus='virtio'/>"), "%s", out);
+        cr_assert(strstr(out, "exitless='auto'>\n    <elvis:disk target='vdb' id='blk0' backend='file' path='"), "%s",
+                  out);
+        cr_assert(strstr(out, "  </elvis:policy>\n</metadata>"), "%s", out);
+        cr_assert(strstr(out, "readonly='yes' queues='2'/>"), "%s", out);
+        cr_assert(strstr(out, "target='vdc' id='scratch' backend='null' size='67108864'"), "%s", out);
+        cr_assert(strstr(out, "<interface type='vhostuser'>"), "%s", out);
         assert_valid_domain(out);
         free(out), free(err);
 }

@@ -240,6 +240,76 @@ Test(dpproc, dataplane_kill9_is_contained_and_restarted)
         free(sock);
 }
 
+/* One API request, timed: its status; it must answer within 1 s. */
+static long timed(const char *method, const char *path, const char *body, char **ret_body)
+{
+        struct resp r;
+        uint64_t t0 = now_ms();
+        long status;
+
+        cr_assert_eq(http_json(&d, method, path, body, &r), 0, "%s %s: the API answers", method, path);
+        cr_assert_lt(now_ms() - t0, 1000, "%s %s took %llu ms", method, path, (unsigned long long)(now_ms() - t0));
+        status = r.status;
+        if (ret_body)
+                *ret_body = strdup(r.body ? r.body : "");
+        resp_free(&r);
+        return status;
+}
+
+/* elvis-dataplane stops answering (SIGSTOP) without closing anything: the API keeps
+ * answering within 1 s, health says so after a second of silence, changes are refused
+ * with 503 at once instead of waiting; it is served again once it answers; and one that
+ * stays silent for 30 s is killed and replaced, its front ends served by the new one. */
+Test(dpproc, a_silent_data_plane_never_stalls_the_api)
+{
+        char *sock = add_vm("frozen"), detail[256], *body = NULL, *log;
+        const char *args[] = { GUEST, "--socket", NULL, "--mode", "stream", "--seconds", "2", NULL };
+        const char *vm = "{\"name\":\"late\",\"devices\":[{\"backend\":\"null\"}]}";
+        pid_t dp, now = 0;
+        bool ok = false;
+        double ms;
+
+        args[2] = sock;
+        dp = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && dp > 0, "%s", detail);
+        dp_pid = dp;
+        cr_assert_eq(kill(dp, SIGSTOP), 0);
+        for (uint64_t t0 = now_ms(); !strstr(detail, "not answering");) {
+                cr_assert_lt(now_ms() - t0, 5000, "health never said the data plane is silent: %s", detail);
+                health_pid(detail, sizeof(detail), &ok, &ms);
+                cr_assert_lt(ms, 1000, "GET /v1/health took %.0f ms", ms);
+        }
+        cr_assert_not(ok, "a silent data plane is not healthy: %s", detail);
+        cr_assert_eq(timed("GET", "/v1/stats", NULL, NULL), 200);
+        cr_assert_eq(timed("GET", "/v1/vms", NULL, NULL), 200);
+        cr_assert_eq(timed("GET", "/metrics", NULL, NULL), 200);
+        cr_assert_eq(timed("POST", "/v1/vms", vm, &body), 503, "a change is refused while it is silent: %s", body);
+        free(body);
+        cr_assert_eq(kill(dp, SIGCONT), 0);
+        for (uint64_t t0 = now_ms(); !ok;) {
+                cr_assert_lt(now_ms() - t0, 5000, "not healthy again: %s", detail);
+                now = health_pid(detail, sizeof(detail), &ok, &ms);
+        }
+        cr_assert_eq(now, dp, "the same data plane, answering again");
+        cr_assert_eq(timed("POST", "/v1/vms", vm, &body), 201, "%s", body);
+        free(body);
+        /* silent for good: killed after 30 s and replaced */
+        cr_assert_eq(kill(dp, SIGSTOP), 0);
+        ok = false;
+        for (uint64_t t0 = now_ms(); !(ok && now > 0 && now != dp);) {
+                cr_assert_lt(now_ms() - t0, 60000, "the hung data plane was not replaced: %s", detail);
+                now = health_pid(detail, sizeof(detail), &ok, &ms);
+                cr_assert_lt(ms, 1000, "GET /v1/health took %.0f ms", ms);
+                usleep(200000);
+        }
+        dp_pid = now;
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "killing it"), "%s", log);
+        free(log);
+        expect_echo(args, "served by the data plane that replaced the hung one");
+        free(sock);
+}
+
 /* Removing a VM while elvis-dataplane does not answer (stopped here with SIGSTOP) is not
  * refused: the VM goes from the state at once, and from the data plane once it answers
  * again (its socket disappears). */

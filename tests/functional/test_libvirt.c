@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct elvis_dataplane_entry dataplanes[] = { { "user", &elvis_fake_dataplane }, { NULL, NULL } };
@@ -27,10 +28,10 @@ static void quiet(void *u, virErrorPtr e) {}
 
 static void start(const char *pinning)
 {
-        char sock[128], state[128], run[128], pin[32];
+        char sock[128], state[128], run[128], pin[32], images[160], imgarg[200];
         char *argv[] = { "elvis-manager", "--config", "", "--socket", sock, "--state-dir", state, "--run-dir", run,
                          "--libvirt-uri", "test:///default", "--topology-xml", ELVIS_SOURCE_DIR "/tests/data/topo-2x4.xml",
-                         "--reserved-cpus", "0", "--log-level", "warning", pin, NULL };
+                         "--reserved-cpus", "0", "--log-level", "warning", pin, imgarg, NULL };
         struct elvis_config_errors errs = { 0 };
         enum elvis_config_action action;
 
@@ -40,8 +41,11 @@ static void start(const char *pinning)
         snprintf(state, sizeof(state), "%s/state", dir);
         snprintf(run, sizeof(run), "%s/run", dir);
         snprintf(pin, sizeof(pin), "--vcpu-pinning=%s", pinning);
-        cr_assert_eq(elvis_manager_new(18, argv, dataplanes, &m), 0);
-        cr_assert_eq(elvis_config_load(18, argv, &m->cfg, &action, &errs), 0);
+        snprintf(images, sizeof(images), "%s/images", dir);
+        cr_assert_eq(mkdir(images, 0755), 0);
+        snprintf(imgarg, sizeof(imgarg), "--image-dir=%s", images);
+        cr_assert_eq(elvis_manager_new(19, argv, dataplanes, &m), 0);
+        cr_assert_eq(elvis_config_load(19, argv, &m->cfg, &action, &errs), 0);
         elvis_log_set_level(LOG_WARNING);
         cr_assert_eq(elvis_manager_start(m), 0);
         virSetErrorFunc(NULL, quiet);
@@ -261,6 +265,82 @@ Test(libvirt, domain_xml_from_the_hook)
         snprintf(vm.domain, sizeof(vm.domain), "outside");
         cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), -EACCES);
         cr_assert(strstr(e.detail, "outside run-dir"), "%s", e.detail);
+}
+
+/* A domain with vhostuser disks is adopted with a blk device for each disk an
+ * <elvis:disk> names (its image from there: libvirt's disk element has none), under the
+ * same image-dir rules as the API; a vhostuser disk without one is someone else's. */
+static bool disky_adopted(void) { return m->state.nvms == 1; }
+
+Test(libvirt, vhostuser_disks_are_adopted_as_blk_devices)
+{
+        char xml[3072], img[128];
+        const struct elvis_device *d;
+        virDomainPtr dom;
+        FILE *f;
+
+        snprintf(img, sizeof(img), "%s/images/disky.img", dir);
+        f = fopen(img, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        snprintf(xml, sizeof(xml),
+                 "<domain type='test'><name>disky</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
+                 "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'>"
+                 "<elvis:disk target='vdb' backend='file' path='%s' readonly='yes'/>"
+                 "<elvis:disk target='vdc' id='scratch' backend='null' size='1048576'/></elvis:policy></metadata>"
+                 "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking><devices>"
+                 "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw' queues='2'/>"
+                 "<source type='unix' path='%s/run/disky-vdb.sock'><reconnect enabled='yes' timeout='1'/></source>"
+                 "<target dev='vdb' bus='virtio'/></disk>"
+                 "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw'/>"
+                 "<source type='unix' path='%s/run/disky-vdc.sock'/><target dev='vdc' bus='virtio'/></disk>"
+                 "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw'/>"
+                 "<source type='unix' path='/run/someone-else.sock'/><target dev='vdd' bus='virtio'/></disk>"
+                 "</devices></domain>", img, dir, dir);
+        dom = virDomainDefineXML(conn, xml);
+        cr_assert_not_null(dom, "%s", virGetLastErrorMessage());
+        cr_assert_eq(virDomainCreate(dom), 0, "%s", virGetLastErrorMessage());
+        cr_assert(run_until(disky_adopted), "the STARTED event adopted the domain");
+        cr_assert_eq(m->state.vms[0].ndevices, 2, "vdd is not ELVIS's");
+        d = &m->state.vms[0].devices[0];
+        cr_assert_eq(d->type, ELVIS_DEVICE_BLK);
+        cr_assert_eq(d->backend, ELVIS_BACKEND_FILE);
+        cr_assert_str_eq(d->path, img);
+        cr_assert(d->readonly);
+        cr_assert_eq(d->queues, 2, "the disk's <driver queues>");
+        cr_assert(strstr(d->socket, "/run/disky-vdb.sock"), "%s", d->socket);
+        cr_assert_not_null(elvis_images_find(&m->images, m->state.vms[0].id, d->id), "the manager opened the image");
+        d = &m->state.vms[0].devices[1];
+        cr_assert_str_eq(d->id, "scratch");
+        cr_assert_eq(d->backend, ELVIS_BACKEND_NULL);
+        cr_assert_eq(d->size_bytes, 1048576);
+        virDomainDestroy(dom);
+        virDomainUndefine(dom);
+        virDomainFree(dom);
+        cr_assert(run_until(no_vms), "stop/undefine released it again");
+        cr_assert_eq(m->images.n, 0, "and closed its image");
+}
+
+/* The same rules as the API: an image outside every image-dir is refused, naming it. */
+Test(libvirt, a_disk_image_outside_image_dir_is_refused)
+{
+        struct elvis_domain_info info;
+        struct elvis_vm vm = { .numa = -1, .policy = { 100, ELVIS_EXITLESS_AUTO } };
+        struct elvis_err e = { 0 };
+        char err[256], xml[1024];
+
+        snprintf(xml, sizeof(xml),
+                 "<domain><name>escape</name><vcpu>1</vcpu><metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'>"
+                 "<elvis:disk target='vdb' path='/etc/shadow'/></elvis:policy></metadata>"
+                 "<devices><disk type='vhostuser' device='disk'><source type='unix' path='%s/run/e.sock'/>"
+                 "<target dev='vdb' bus='virtio'/></disk></devices></domain>", dir);
+        cr_assert_eq(elvis_domxml_parse(xml, strlen(xml), &info, err, sizeof(err)), 0, "%s", err);
+        snprintf(vm.name, sizeof(vm.name), "escape");
+        snprintf(vm.domain, sizeof(vm.domain), "escape");
+        cr_assert_eq(elvis_manager_vm_add_domain(m, &vm, &info, false, &e), -EACCES);
+        cr_assert(strstr(e.detail, "'/etc/shadow' is outside every image-dir"), "%s", e.detail);
+        cr_assert_eq(m->state.nvms, 0);
+        cr_assert_eq(m->images.n, 0);
 }
 
 /* A domain defined and started from the test's own connection: name, vCPUs, optional metadata. */

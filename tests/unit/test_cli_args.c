@@ -102,16 +102,30 @@ Test(cli_args, device_specs)
         d = NULL;
         cr_assert_eq(elvis_arg_parse_device("backend=null", &d, err, sizeof(err)), 0);
         json_decref(d);
+        d = NULL;
+        cr_assert_eq(elvis_arg_parse_device("type=blk,backend=file,path=/var/lib/elvis/images/a.img,readonly=true,"
+                                            "queues=4", &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(json_string_value(json_object_get(d, "type")), "blk");
+        cr_assert_str_eq(json_string_value(json_object_get(d, "backend")), "file");
+        cr_assert_str_eq(json_string_value(json_object_get(d, "path")), "/var/lib/elvis/images/a.img");
+        cr_assert(json_is_true(json_object_get(d, "readonly")));
+        cr_assert_eq(json_integer_value(json_object_get(d, "queues")), 4);
+        json_decref(d);
+        d = NULL;
+        cr_assert_eq(elvis_arg_parse_device("type=blk,backend=null,size=8G", &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(json_string_value(json_object_get(d, "size")), "8G", "the API parses sizes");
+        json_decref(d);
 
         static const char *const bad[] = { "", "backend", "backend=tap,", "backend=foo", "speed=1", "queues=two",
-                                           NULL };
+                                           "type=disk", "readonly=perhaps", NULL };
         for (const char *const *b = bad; *b; b++) {
                 d = NULL;
                 cr_assert_eq(elvis_arg_parse_device(*b, &d, err, sizeof(err)), -EINVAL, "'%s' was accepted", *b);
                 cr_assert_null(d, "ret set on failure for '%s'", *b);
         }
         elvis_arg_parse_device("speed=1", &d, err, sizeof(err));
-        cr_assert_str_eq(err, "unknown --device key 'speed'; valid keys: id backend tap queues adopt");
+        cr_assert_str_eq(err, "unknown --device key 'speed'; valid keys: id type backend tap queues adopt path readonly "
+                              "size");
 }
 
 Test(cli_args, messages_fit_small_buffers)

@@ -67,7 +67,7 @@ Test(codec, vm_create_rejects_bad_input)
         expect_bad("{\"name\":\"a\",\"devices\":{}}", ELVIS_DECODE_CREATE, "must be an array");
         expect_bad("{\"name\":\"a\",\"devices\":[{\"queues\":0}]}", ELVIS_DECODE_CREATE, "between 1 and 16");
         expect_bad("{\"name\":\"a\",\"devices\":[{\"queues\":17}]}", ELVIS_DECODE_CREATE, "between 1 and 16");
-        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\"}]}", ELVIS_DECODE_CREATE, "type must be \"net\"");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"scsi\"}]}", ELVIS_DECODE_CREATE, "one of net, blk");
         expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"loopback\",\"tap\":\"t0\"}]}", ELVIS_DECODE_CREATE,
                    "only valid with backend");
         expect_bad("{\"name\":\"a\",\"devices\":[{\"tap\":\"a/b\"}]}", ELVIS_DECODE_CREATE, "not a valid interface");
@@ -388,4 +388,123 @@ Test(codec, vmm_identity_and_tap_adoption)
                    "adopt");
         expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"tap\",\"tap\":\"tap%d\"}]}", ELVIS_DECODE_CREATE,
                    "tap is not a valid interface name");
+}
+
+/* blk devices: type defaults to net; a blk device's id, backend, size and fields. */
+Test(codec, blk_device_create)
+{
+        struct elvis_vm vm;
+        struct elvis_err e = { 0 };
+
+        cr_assert_eq(decode_vm("{\"name\":\"db\",\"devices\":[{},{\"type\":\"blk\",\"path\":\"/srv/i/a.img\"},"
+                               "{\"type\":\"blk\",\"backend\":\"null\",\"queues\":4},"
+                               "{\"type\":\"blk\",\"backend\":\"null\",\"size\":\"64M\",\"readonly\":true},"
+                               "{\"type\":\"blk\",\"backend\":\"file\",\"path\":\"/srv/i/b.img\",\"readonly\":true,"
+                               "\"id\":\"data\",\"queues\":2}]}",
+                               ELVIS_DECODE_CREATE, &vm, &e), 0, "%s", e.detail);
+        cr_assert_eq(vm.ndevices, 5);
+        cr_assert_eq(vm.devices[0].type, ELVIS_DEVICE_NET);
+        cr_assert_str_eq(vm.devices[0].id, "net0");
+        cr_assert_eq(vm.devices[1].type, ELVIS_DEVICE_BLK);
+        cr_assert_str_eq(vm.devices[1].id, "blk1");
+        cr_assert_eq(vm.devices[1].backend, ELVIS_BACKEND_FILE);
+        cr_assert_str_eq(vm.devices[1].path, "/srv/i/a.img");
+        cr_assert_not(vm.devices[1].readonly);
+        cr_assert_eq(vm.devices[2].backend, ELVIS_BACKEND_NULL);
+        cr_assert_eq(vm.devices[2].size_bytes, 1ull << 30, "1 GiB by default");
+        cr_assert_eq(vm.devices[2].queues, 4);
+        cr_assert_eq(vm.devices[3].size_bytes, 64ull << 20);
+        cr_assert(vm.devices[3].readonly);
+        cr_assert_str_eq(vm.devices[4].id, "data");
+        cr_assert(vm.devices[4].readonly);
+        cr_assert_eq(vm.devices[4].queues, 2);
+}
+
+Test(codec, blk_device_rejects_bad_combinations)
+{
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\"}]}", ELVIS_DECODE_CREATE, "needs a path");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"tap\"}]}", ELVIS_DECODE_CREATE,
+                   "cannot serve a blk device");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"loopback\"}]}", ELVIS_DECODE_CREATE,
+                   "cannot serve a blk device");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"backend\":\"file\"}]}", ELVIS_DECODE_CREATE,
+                   "cannot serve a net device");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"path\":\"/i/a\",\"tap\":\"t0\"}]}",
+                   ELVIS_DECODE_CREATE, "only valid for net devices");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"adopt\":true}]}",
+                   ELVIS_DECODE_CREATE, "only valid for net devices");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"path\":\"/i/a\"}]}", ELVIS_DECODE_CREATE, "only valid for blk");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"readonly\":true}]}", ELVIS_DECODE_CREATE, "only valid for blk");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"size\":512}]}", ELVIS_DECODE_CREATE, "only valid for blk");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"path\":\"a.img\"}]}", ELVIS_DECODE_CREATE,
+                   "must be absolute");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"path\":\"/i/a\"}]}",
+                   ELVIS_DECODE_CREATE, "only valid with backend \"file\"");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"path\":\"/i/a\",\"size\":\"1G\"}]}",
+                   ELVIS_DECODE_CREATE, "only valid with backend \"null\"");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"path\":\"/i/a\",\"readonly\":\"yes\"}]}",
+                   ELVIS_DECODE_CREATE, "readonly must be true or false");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"size\":0}]}",
+                   ELVIS_DECODE_CREATE, "positive multiple of 512");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"size\":1000}]}",
+                   ELVIS_DECODE_CREATE, "positive multiple of 512");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"size\":\"8X\"}]}",
+                   ELVIS_DECODE_CREATE, "K, M, G or T suffix");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"size\":-512}]}",
+                   ELVIS_DECODE_CREATE, "K, M, G or T suffix");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"size\":\"2048T\"}]}",
+                   ELVIS_DECODE_CREATE, "K, M, G or T suffix");
+        expect_bad("{\"name\":\"a\",\"devices\":[{\"type\":\"blk\",\"backend\":\"null\",\"queues\":17}]}",
+                   ELVIS_DECODE_CREATE, "between 1 and 16");
+}
+
+Test(codec, size_parse)
+{
+        uint64_t v = 0;
+
+        cr_assert_eq(elvis_size_parse("4096", &v), 0);
+        cr_assert_eq(v, 4096);
+        cr_assert_eq(elvis_size_parse("8G", &v), 0);
+        cr_assert_eq(v, 8ull << 30);
+        cr_assert_eq(elvis_size_parse("1TiB", &v), 0);
+        cr_assert_eq(v, 1ull << 40);
+        cr_assert_eq(elvis_size_parse("512k", &v), 0);
+        cr_assert_eq(v, 512ull << 10);
+        cr_assert_eq(elvis_size_parse("", &v), -EINVAL);
+        cr_assert_eq(elvis_size_parse("G", &v), -EINVAL);
+        cr_assert_eq(elvis_size_parse("1 G", &v), -EINVAL);
+        cr_assert_eq(elvis_size_parse("-1", &v), -EINVAL);
+        cr_assert_eq(elvis_size_parse("1B", &v), -EINVAL);
+        cr_assert_eq(elvis_size_parse("99999999999999999999", &v), -ERANGE);
+        cr_assert_eq(elvis_size_parse("1025T", &v), -ERANGE);
+}
+
+/* A blk device written to the state file reads back the same. */
+Test(codec, blk_device_state_roundtrip)
+{
+        struct elvis_vm vm, back;
+        struct elvis_err e = { 0 };
+        json_t *j;
+
+        cr_assert_eq(decode_vm("{\"name\":\"db\",\"devices\":[{\"type\":\"blk\",\"path\":\"/srv/i/a.img\",\"readonly\":true,"
+                               "\"queues\":3},{\"type\":\"blk\",\"backend\":\"null\",\"size\":\"2G\"}]}",
+                               ELVIS_DECODE_CREATE, &vm, &e), 0, "%s", e.detail);
+        vm.id = 3;
+        j = elvis_vm_to_json(&vm);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "devices"), 0), "type")),
+                         "blk");
+        cr_assert_null(json_object_get(json_array_get(json_object_get(j, "devices"), 0), "tap"));
+        cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(j, "devices"), 1), "size")),
+                     2ll << 30);
+        memset(&back, 0, sizeof(back));
+        cr_assert_eq(elvis_vm_from_json(j, ELVIS_DECODE_STATE, &back, &e), 0, "%s", e.detail);
+        json_decref(j);
+        cr_assert_eq(back.devices[0].type, ELVIS_DEVICE_BLK);
+        cr_assert_eq(back.devices[0].backend, ELVIS_BACKEND_FILE);
+        cr_assert_str_eq(back.devices[0].path, "/srv/i/a.img");
+        cr_assert(back.devices[0].readonly);
+        cr_assert_eq(back.devices[0].queues, 3);
+        cr_assert_eq(back.devices[1].backend, ELVIS_BACKEND_NULL);
+        cr_assert_eq(back.devices[1].size_bytes, 2ull << 30);
+        cr_assert_not(back.devices[1].readonly);
 }

@@ -92,6 +92,7 @@ ParameterizedTestParameters(config, golden)
                 { "bad-multiple" },
                 { "bad-tls-missing" },
                 { "bad-vhost-user-dir" },
+                { "bad-image-dir" },
                 { "bad-vmm-user" },
                 { "bad-adopt-domains" },
                 { "bad-vcpu-pinning" },
@@ -292,6 +293,28 @@ Test(config, metrics_listen_repeats)
         cr_assert_eq(elvis_config_load(7, tls_alone, &c, &action, &e), -EINVAL);
         cr_assert_eq(e.n, 1);
         cr_assert_str_eq(e.lines[0], "--metrics-tls-cert: metrics-tls-cert is set but there is no metrics-listen to use it");
+        elvis_config_errors_fini(&e);
+}
+
+/* --image-dir: /var/lib/elvis/images unless given; each occurrence adds one, replacing the default. */
+Test(config, image_dir_default_and_repeats)
+{
+        char *none[] = { "elvis-manager", "--config", "", NULL };
+        char *two[] = { "elvis-manager", "--config", "", "--image-dir", "/srv/a", "--image-dir=/srv/b", NULL };
+        char *file[] = { "elvis-manager", "--config", DATA "/ok-full.conf", NULL };
+        struct elvis_config c;
+        struct elvis_config_errors e = { 0 };
+        enum elvis_config_action action;
+
+        cr_assert_eq(elvis_config_load(3, none, &c, &action, &e), 0);
+        cr_assert_str_eq(c.image_dirs, "/var/lib/elvis/images");
+        elvis_config_fini(&c);
+        cr_assert_eq(elvis_config_load(6, two, &c, &action, &e), 0);
+        cr_assert_str_eq(c.image_dirs, "/srv/a\n/srv/b");
+        elvis_config_fini(&c);
+        cr_assert_eq(elvis_config_load(3, file, &c, &action, &e), 0);
+        cr_assert_str_eq(c.image_dirs, "/var/lib/elvis/images\n/srv/images");
+        elvis_config_fini(&c);
         elvis_config_errors_fini(&e);
 }
 

@@ -70,6 +70,94 @@ Test(domxml, rejects_bad_documents)
         bad("<!DOCTYPE d [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><domain><name>&e;</name></domain>", "no <name>");
 }
 
+/* vhost-user-blk: a vhostuser <disk> is ELVIS's when an <elvis:disk> names its target,
+ * which also says what libvirt cannot: the image (or a null disk's size), read-only. */
+#define DISKS_META                                                                                         \
+        "<metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'>"                                 \
+        "<elvis:disk target='vdb' id='data' backend='file' "                                                \
+        "path='/var/lib/elvis/images/db.img' readonly='yes' queues='4'/>"                                   \
+        "<elvis:disk target='vdc' backend='null' size='1048576'/>"                                          \
+        "</elvis:policy></metadata>"
+#define DISK(dev, sock, extra)                                                                             \
+        "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw'" extra "/>"                  \
+        "<source type='unix' path='" sock "'><reconnect enabled='yes' timeout='1'/></source>"             \
+        "<target dev='" dev "' bus='virtio'/></disk>"
+
+Test(domxml, vhostuser_disks_with_elvis_metadata)
+{
+        const char *x = "<domain><name>db</name><vcpu>1</vcpu>" DISKS_META "<devices>"
+                        "<disk type='file' device='disk'><source file='/boot.img'/><target dev='vda'/></disk>"
+                        DISK("vdb", "/run/elvis/db-vdb.sock", " queues='4'") DISK("vdc", "/run/elvis/db-vdc.sock", "")
+                        DISK("vdd", "/run/spdk/theirs.sock", "")
+                        "<interface type='vhostuser'><source type='unix' path='/run/elvis/n.sock' mode='client'/>"
+                        "</interface></devices></domain>";
+        struct elvis_device devs[ELVIS_MAX_DEVICES];
+        struct elvis_domain_info i;
+        char err[256];
+
+        cr_assert_eq(elvis_domxml_parse(x, strlen(x), &i, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(i.nifaces, 1);
+        cr_assert_eq(i.ndisks, 2, "vdd has no <elvis:disk>: someone else's");
+        cr_assert(i.has_policy);
+        cr_assert_str_eq(i.disks[0].socket, "/run/elvis/db-vdb.sock");
+        cr_assert_eq(i.disks[0].backend, ELVIS_BACKEND_FILE);
+        cr_assert_str_eq(i.disks[0].path, "/var/lib/elvis/images/db.img");
+        cr_assert(i.disks[0].readonly);
+        cr_assert_eq(i.disks[0].queues, 4);
+        cr_assert_eq(i.disks[1].backend, ELVIS_BACKEND_NULL);
+        cr_assert_eq(i.disks[1].size_bytes, 1048576);
+        cr_assert_eq(i.disks[1].queues, 1);
+        cr_assert_not(i.disks[1].readonly);
+        cr_assert_eq(elvis_domxml_devices(&i, devs), 3);
+        cr_assert_str_eq(devs[0].id, "net0");
+        cr_assert_eq(devs[0].type, ELVIS_DEVICE_NET);
+        cr_assert_str_eq(devs[1].id, "data");
+        cr_assert_eq(devs[1].type, ELVIS_DEVICE_BLK);
+        cr_assert_str_eq(devs[1].path, "/var/lib/elvis/images/db.img");
+        cr_assert_str_eq(devs[1].socket, "/run/elvis/db-vdb.sock");
+        cr_assert_eq(devs[1].queues, 4);
+        cr_assert_str_eq(devs[2].id, "blk2");
+        cr_assert_eq(devs[2].size_bytes, 1048576);
+}
+
+Test(domxml, rejects_bad_disk_metadata)
+{
+#define EL "<elvis:disk "
+#define WRAP(meta, dev)                                                                                     \
+        "<domain><name>x</name><metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'>" meta       \
+        "</elvis:policy></metadata><devices>" dev "</devices></domain>"
+        bad(WRAP(EL "target='vdb' path='/i/a.img'/>", ""), "names no <disk type='vhostuser'>");
+        bad(WRAP(EL "target='vdb' path='/i/a.img'/>", "<disk type='file'><source file='/x'/><target dev='vdb'/></disk>"),
+            "names no <disk type='vhostuser'>");
+        bad(WRAP(EL "path='/i/a.img'/>", DISK("vdb", "/run/elvis/s.sock", "")), "no valid target");
+        bad(WRAP(EL "target='vdb'/>", DISK("vdb", "/run/elvis/s.sock", "")), "needs the image's path");
+        bad(WRAP(EL "target='vdb' path='rel.img'/>", DISK("vdb", "/run/elvis/s.sock", "")), "absolute image path");
+        bad(WRAP(EL "target='vdb' backend='tap'/>", DISK("vdb", "/run/elvis/s.sock", "")), "not file or null");
+        bad(WRAP(EL "target='vdb' backend='null' size='1000'/>", DISK("vdb", "/run/elvis/s.sock", "")), "size");
+        bad(WRAP(EL "target='vdb' path='/i/a' size='4096'/>", DISK("vdb", "/run/elvis/s.sock", "")), "size");
+        bad(WRAP(EL "target='vdb' path='/i/a' readonly='maybe'/>", DISK("vdb", "/run/elvis/s.sock", "")), "readonly");
+        bad(WRAP(EL "target='vdb' path='/i/a' id='1x'/>", DISK("vdb", "/run/elvis/s.sock", "")), "id");
+        bad(WRAP(EL "target='vdb' path='/i/a' queues='2'/>", DISK("vdb", "/run/elvis/s.sock", " queues='4'")),
+            "agree");
+        bad(WRAP(EL "target='vdb' path='/i/a'/>", DISK("vdb", "/run/elvis/s.sock", " queues='99'")), "queues");
+        bad(WRAP(EL "target='vdb' path='/i/a'/>", DISK("vdb", "rel.sock", "")), "absolute socket path");
+        bad(WRAP(EL "target='vdb' path='/i/a'/>" EL "target='vdb' path='/i/b'/>", DISK("vdb", "/run/elvis/s.sock", "")),
+            "two <elvis:disk>");
+        bad(WRAP(EL "target=\"vd'b\" path='/i/a'/>", DISK("vdb", "/run/elvis/s.sock", "")), "no valid target");
+        {
+                /* outside <elvis:policy> (where libvirt would drop it): not read */
+                const char *x = "<domain><name>x</name><metadata><elvis:policy xmlns:elvis='https://elvis.dev/xmlns/1'/>"
+                                "<elvis:disk xmlns:elvis='https://elvis.dev/xmlns/1' target='vdb' path='/i/a'/>"
+                                "</metadata><devices>" DISK("vdb", "/run/elvis/s.sock", "") "</devices></domain>";
+                struct elvis_domain_info i;
+                char err[256];
+                cr_assert_eq(elvis_domxml_parse(x, strlen(x), &i, err, sizeof(err)), 0, "%s", err);
+                cr_assert_eq(i.ndisks, 0);
+        }
+#undef EL
+#undef WRAP
+}
+
 Test(domxml, vm_names_from_domain_names)
 {
         char out[64];

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct elvis_dataplane_ops *fake = &elvis_fake_dataplane;
@@ -639,4 +640,241 @@ Test(dpproto, a_lost_data_plane_is_reported)
         cr_assert(strstr(detail, "failed") && strstr(detail, "lost"), "%s", detail);
         ops->close(rdp);
         close(p[1]);
+}
+
+/* ---- blk devices (version 4) ---- */
+
+static char image_path[64];
+
+/* A scratch image file, open as the manager opens one. */
+static int image_open(int flags)
+{
+        int fd;
+
+        if (!image_path[0]) {
+                snprintf(image_path, sizeof(image_path), "/tmp/test_dpproto_img.XXXXXX");
+                fd = mkstemp(image_path);
+                cr_assert_geq(fd, 0);
+                cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+                close(fd);
+        }
+        fd = open(image_path, flags | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        return fd;
+}
+
+static void image_remove(void)
+{
+        if (image_path[0])
+                unlink(image_path);
+        image_path[0] = '\0';
+}
+
+static struct elvis_dpp_device blk_device(uint32_t vm, const char *id, int image_fd)
+{
+        struct elvis_dpp_device d = device(vm, id, 2);
+        struct stat st;
+
+        d.type = ELVIS_DEVICE_BLK;
+        if (image_fd < 0) {
+                d.backend = ELVIS_BACKEND_NULL;
+                d.size_bytes = 1 << 20;
+                return d;
+        }
+        d.backend = ELVIS_BACKEND_FILE;
+        cr_assert_eq(fstat(image_fd, &st), 0);
+        d.image_dev = st.st_dev;
+        d.image_ino = st.st_ino;
+        snprintf(d.path, sizeof(d.path), "%s", image_path);
+        return d;
+}
+
+static int attach_raw(const struct elvis_dpp_device *d, uint32_t id, const int *fds, unsigned nfds,
+                      char *reason, size_t len)
+{
+        _Alignas(8) unsigned char m[ELVIS_DPP_MSG_MAX];
+        struct elvis_dpp_hdr h;
+        size_t n = elvis_dpp_encode(m, ELVIS_DPP_DEVICE_ATTACH, id, d, sizeof(*d));
+        const struct elvis_dpp_result *res = raw_fds(m, n, fds, nfds, &h);
+
+        cr_assert_eq(h.id, id);
+        if (reason)
+                snprintf(reason, len, "%s", res->reason);
+        return res->error;
+}
+
+/* The wire form of a blk device carries its type, backend, readonly, size and path, and
+ * a queue's counters its type. */
+Test(dpproto, blk_device_encode_decode)
+{
+        struct elvis_dp_device in = dp_device(3, "disk", 4), out;
+        struct elvis_dp_queue_stats qs = { .vm_id = 3, .type = ELVIS_DEVICE_BLK, .queue = 2, .rx_bytes = 4096 }, qo;
+        struct elvis_dpp_queue_stats wq;
+        struct elvis_dpp_device w;
+
+        in.type = ELVIS_DEVICE_BLK;
+        in.backend = ELVIS_BACKEND_FILE;
+        in.path = "/var/lib/elvis/images/a.img";
+        in.readonly = true;
+        elvis_dpp_device_from(&w, &in);
+        cr_assert_eq(w.type, ELVIS_DEVICE_BLK);
+        cr_assert(w.flags & ELVIS_DPP_DEV_READONLY);
+        cr_assert_eq(elvis_dpp_device_nfds(&w), 1, "a file's image goes along");
+        elvis_dpp_device_to(&out, &w);
+        cr_assert_eq(out.type, ELVIS_DEVICE_BLK);
+        cr_assert_eq(out.backend, ELVIS_BACKEND_FILE);
+        cr_assert(out.readonly);
+        cr_assert_str_eq(out.path, "/var/lib/elvis/images/a.img");
+        cr_assert_null(out.image_fd, "the fd is the server's to set");
+        cr_assert_eq(out.queues, 4);
+        in.backend = ELVIS_BACKEND_NULL;
+        in.path = NULL;
+        in.readonly = false;
+        in.size_bytes = 8ull << 30;
+        elvis_dpp_device_from(&w, &in);
+        cr_assert_eq(elvis_dpp_device_nfds(&w), 0);
+        cr_assert_not(w.flags & ELVIS_DPP_DEV_READONLY);
+        elvis_dpp_device_to(&out, &w);
+        cr_assert_eq(out.size_bytes, 8ull << 30);
+        cr_assert_null(out.path);
+        snprintf(qs.device, sizeof(qs.device), "disk");
+        elvis_dpp_queue_stats_from(&wq, &qs, 1);
+        elvis_dpp_queue_stats_to(&qo, &wq);
+        cr_assert_eq(qo.type, ELVIS_DEVICE_BLK);
+        cr_assert_eq(qo.rx_bytes, 4096);
+        wq.type = 99;
+        elvis_dpp_queue_stats_to(&qo, &wq);
+        cr_assert_eq(qo.type, ELVIS_DEVICE_NET, "an unknown type reads as net, not out of range");
+}
+
+/* A blk file's DEVICE_ATTACH carries exactly its image, which must be the file it names,
+ * open as readonly says; a null disk carries nothing. Bad enums and combinations are
+ * refused. Nothing refused reaches the data plane; every fd is closed. */
+Test(dpproto, blk_attach_checks_its_image_and_fields)
+{
+        int rw = image_open(O_RDWR), ro = image_open(O_RDONLY), p[2], two[2], before;
+        struct elvis_dpp_device d;
+        char why[ELVIS_DPP_REASON_MAX], *log;
+
+        cr_assert_eq(pipe(p), 0);
+        before = count_fds();
+        d = blk_device(1, "d0", rw);
+        cr_assert_eq(attach_raw(&d, 1, NULL, 0, why, sizeof(why)), -EBADF, "no image");
+        two[0] = rw;
+        two[1] = rw;
+        cr_assert_eq(attach_raw(&d, 2, two, 2, why, sizeof(why)), -EBADF, "two fds");
+        cr_assert_eq(attach_raw(&d, 3, &p[0], 1, why, sizeof(why)), -EINVAL, "a pipe");
+        cr_assert(strstr(why, "not a regular file"), "%s", why);
+        cr_assert_eq(attach_raw(&d, 4, &ro, 1, why, sizeof(why)), -EINVAL, "read-only fd for a writable disk");
+        cr_assert(strstr(why, "not open for reading and writing"), "%s", why);
+        d.image_ino++;
+        cr_assert_eq(attach_raw(&d, 5, &rw, 1, why, sizeof(why)), -EINVAL, "another file");
+        cr_assert(strstr(why, "another file"), "%s", why);
+        d = blk_device(1, "d0", rw);
+        d.flags |= ELVIS_DPP_DEV_READONLY;
+        cr_assert_eq(attach_raw(&d, 6, &rw, 1, why, sizeof(why)), -EINVAL, "writable fd for a read-only disk");
+        /* fields */
+        d = blk_device(1, "d0", rw);
+        d.type = __ELVIS_DEVICE_TYPE_MAX;
+        cr_assert_eq(attach_raw(&d, 7, &rw, 1, why, sizeof(why)), -EINVAL);
+        d = blk_device(1, "d0", rw);
+        d.backend = ELVIS_BACKEND_TAP;
+        snprintf(d.tap, sizeof(d.tap), "tap0");
+        cr_assert_eq(attach_raw(&d, 8, &rw, 1, why, sizeof(why)), -EINVAL, "blk over a tap");
+        cr_assert(strstr(why, "cannot serve a blk"), "%s", why);
+        d = blk_device(1, "d0", rw);
+        d.path[0] = '\0';
+        cr_assert_eq(attach_raw(&d, 9, &rw, 1, why, sizeof(why)), -EINVAL, "file without a path");
+        d = blk_device(1, "d0", rw);
+        memset(d.path, 'p', sizeof(d.path));
+        cr_assert_eq(attach_raw(&d, 10, &rw, 1, why, sizeof(why)), -EBADMSG, "path not terminated");
+        d = blk_device(1, "d0", -1);
+        d.size_bytes = 1000;
+        cr_assert_eq(attach_raw(&d, 11, NULL, 0, why, sizeof(why)), -EINVAL, "not whole sectors");
+        d.size_bytes = 0;
+        cr_assert_eq(attach_raw(&d, 12, NULL, 0, why, sizeof(why)), -EINVAL, "no size");
+        d = blk_device(1, "d0", -1);
+        cr_assert_eq(attach_raw(&d, 13, &rw, 1, why, sizeof(why)), -EBADF, "a null disk carries no fd");
+        d = blk_device(1, "d0", -1);
+        d.flags |= ELVIS_DPP_DEV_TAP_ADOPT;
+        cr_assert_eq(attach_raw(&d, 14, NULL, 0, why, sizeof(why)), -EINVAL);
+        d = device(1, "n0", 1);
+        d.flags |= ELVIS_DPP_DEV_READONLY;
+        cr_assert_eq(attach_raw(&d, 15, NULL, 0, why, sizeof(why)), -EINVAL, "a read-only net device");
+        d = device(1, "n0", 1);
+        d.size_bytes = 512;
+        cr_assert_eq(attach_raw(&d, 16, NULL, 0, why, sizeof(why)), -EINVAL, "a net device with a size");
+        log = fake_log();
+        cr_assert_not(strstr(log, "device_attach"), "a refused request reached the data plane: %s", log);
+        free(log);
+        /* and the good ones */
+        d = blk_device(1, "d0", rw);
+        cr_assert_eq(attach_raw(&d, 20, &rw, 1, why, sizeof(why)), 0, "%s", why);
+        d = blk_device(1, "d1", ro);
+        d.flags |= ELVIS_DPP_DEV_READONLY;
+        cr_assert_eq(attach_raw(&d, 21, &ro, 1, why, sizeof(why)), 0, "%s", why);
+        d = blk_device(1, "d2", -1);
+        cr_assert_eq(attach_raw(&d, 22, NULL, 0, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(count_fds(), before, "every fd that came along was closed");
+        log = fake_log();
+        cr_assert(strstr(log, "device_attach 1 d0 type=blk queues=2 backend=file") && strstr(log, "image_fd=rdwr"),
+                  "%s", log);
+        cr_assert(strstr(log, "device_attach 1 d1 type=blk") && strstr(log, "readonly=1") &&
+                  strstr(log, "image_fd=rdonly"), "%s", log);
+        cr_assert(strstr(log, "device_attach 1 d2 type=blk queues=2 backend=null") && strstr(log, "size=1048576") &&
+                  strstr(log, "image_fd=none"), "%s", log);
+        free(log);
+        close(p[0]);
+        close(p[1]);
+        close(rw);
+        close(ro);
+        image_remove();
+}
+
+/* The manager's side passes the image it was given, keeps one duplicate while the
+ * device exists (to give it again to a data plane that restarts), and lists blk devices
+ * so that a restarted manager claims an identical one without attaching it again; a
+ * device on another image is attached anew. */
+Test(dpproto, blk_client_passes_the_image_and_adopts)
+{
+        const struct elvis_dataplane_ops *ops = &elvis_remote_dataplane;
+        struct elvis_dp_device a = dp_device(1, "blk0", 2), n = dp_device(2, "blk0", 1);
+        int img = image_open(O_RDWR), before, base;
+        struct client c1, c2;
+        char *log;
+
+        a.type = n.type = ELVIS_DEVICE_BLK;
+        a.backend = ELVIS_BACKEND_FILE;
+        a.path = image_path;
+        a.image_fd = NULL;
+        n.backend = ELVIS_BACKEND_NULL;
+        n.size_bytes = 1 << 30;
+        n.socket_path = "/run/x/n.sock";
+        base = count_fds();
+        client_open(&c1);
+        cr_assert_eq(ops->device_attach(c1.rdp, &a), -EBADF, "the manager side never opens an image by path");
+        a.image_fd = &img;
+        before = count_fds();
+        cr_assert_eq(ops->device_attach(c1.rdp, &a), 0);
+        cr_assert_eq(count_fds(), before + 1, "one duplicate kept for replays");
+        cr_assert_eq(ops->device_attach(c1.rdp, &n), 0);
+        client_close(&c1);
+        cr_assert_eq(count_fds(), base, "closing the client closes it");
+
+        client_open(&c2);
+        cr_assert_eq(ops->device_attach(c2.rdp, &a), 0);
+        n.size_bytes = 2ull << 30;      /* a null disk of another size is another device */
+        cr_assert_eq(ops->device_attach(c2.rdp, &n), 0);
+        cr_assert_eq(ops->sync(c2.rdp), 0);
+        log = fake_log();
+        cr_assert_eq(count_lines(log, "device_attach 1 blk0"), 1, "the blk device was adopted:\n%s", log);
+        cr_assert_eq(count_lines(log, "device_attach 2 blk0"), 2, "the changed one attached again:\n%s", log);
+        cr_assert(strstr(log, "device_detach 2 blk0"), "%s", log);
+        free(log);
+        before = count_fds();
+        cr_assert_eq(ops->device_detach(c2.rdp, 1, "blk0"), 0);
+        cr_assert_eq(count_fds(), before - 1, "the duplicate goes with the device");
+        client_close(&c2);
+        close(img);
+        image_remove();
 }

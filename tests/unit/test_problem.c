@@ -15,6 +15,8 @@ Test(problem, errno_map)
         cr_assert_eq(elvis_http_status_for_errno(-E2BIG), 413);
         cr_assert_eq(elvis_http_status_for_errno(-EACCES), 403);
         cr_assert_eq(elvis_http_status_for_errno(-EIO), 500);
+        cr_assert_eq(elvis_http_status_for_errno(-ENOTCONN), 503, "the data plane is lost");
+        cr_assert_eq(elvis_http_status_for_errno(-ETIMEDOUT), 503, "the data plane does not answer");
         cr_assert_eq(elvis_http_status_for_errno(EINVAL), 400, "positive errno works too");
 }
 
