@@ -77,8 +77,9 @@ static const struct option_def options[] = {
           "blk devices' images must be under one of these (repeatable; replaces the default)" },
         { "vmm-user", T_IDENTITY, OFF(vmm_user), "", false, false, "USER[:GROUP]",
           "who may connect to vhost-user sockets when a VM does not say (root always may)" },
-        { "dataplane", T_DATAPLANE, OFF(dataplane), "auto", false, false, "auto|user|kernel|user-process",
-          "data plane (auto: kernel if /dev/elvis exists, else user; user-process: user in elvis-dataplane)" },
+        { "dataplane", T_DATAPLANE, OFF(dataplane), "auto", false, false, "auto|user-process|kernel|user",
+          "data plane (auto: kernel if /dev/elvis exists, else user-process, the user-space data plane in "
+          "elvis-dataplane; user: in elvis-manager itself, for development, tests and benchmarks)" },
         { "libvirt-uri", T_STRING, OFF(libvirt_uri), "qemu:///system", false, false, "URI|none",
           "libvirt connection for vCPU pinning" },
         { "adopt-domains", T_GLOBS, OFF(adopt_domains), "", true, false, "GLOB[,GLOB...]",
@@ -413,7 +414,7 @@ static int apply(const struct option_def *o, const char *v, const char *origin, 
                 return 0;
         case T_DATAPLANE:
                 if (strcmp(v, "auto") && strcmp(v, "user") && strcmp(v, "kernel") && strcmp(v, "user-process")) {
-                        add_error(errors, "%s: dataplane must be auto, user, kernel or user-process; got '%s'", origin,
+                        add_error(errors, "%s: dataplane must be auto, user-process, kernel or user; got '%s'", origin,
                                   v);
                         return -EINVAL;
                 }

@@ -98,10 +98,17 @@ static void dataplane_open(struct elvis_manager *m)
         bool automatic = strcmp(kind, "auto") == 0;
         int r;
 
+        /* auto: elvis.ko when it is loaded, else elvis-dataplane; never the in-process
+         * plane, which maps guest memory into the process that parses HTTP, TLS and XML
+         * and whose restart disconnects every guest */
         if (automatic) {
                 ops = find_dataplane(m, "kernel");
-                kind = ops && ops->available && ops->available() ? "kernel" : "user";
+                kind = ops && ops->available && ops->available() ? "kernel" : "user-process";
         }
+        if (strcmp(kind, "user") == 0)
+                log_warning("dataplane = user: the in-process data plane (for development, tests and benchmarks) maps "
+                            "guest memory into elvis-manager, and restarting it disconnects every vhost-user guest; "
+                            "the default, user-process, runs it in elvis-dataplane");
         snprintf(m->dp_kind, sizeof(m->dp_kind), "%s", kind);
         ops = find_dataplane(m, kind);
         if (!ops) {
@@ -119,12 +126,13 @@ static void dataplane_open(struct elvis_manager *m)
         }
         elvis_dp_set_logger(elvis_logv);        /* the data plane logs through the daemon's logger */
         r = ops->open(&cfg, &m->dp);
-        if (r < 0 && automatic && strcmp(kind, "kernel") == 0 && (ops = find_dataplane(m, "user"))) {
+        if (r < 0 && automatic && strcmp(kind, "kernel") == 0 && (ops = find_dataplane(m, "user-process"))) {
                 /* auto: a module that cannot be driven (permissions, another ABI) is no
                  * reason to serve nothing */
-                log_warning("elvis.ko is loaded but cannot be driven (%s): using the user-space data plane",
+                log_warning("elvis.ko is loaded but cannot be driven (%s): using the user-space data plane in "
+                            "elvis-dataplane",
                             strerror(-r));
-                kind = "user";
+                kind = "user-process";
                 snprintf(m->dp_kind, sizeof(m->dp_kind), "%s", kind);
                 r = ops->open(&cfg, &m->dp);
         }

@@ -1,6 +1,7 @@
-/* elvis-manager-fake: the real daemon with the fake data plane registered as "user",
- * for functional tests of the control path; also as "kernel" when asked for by
- * "--dataplane kernel" (never for auto, which must keep choosing "user"). With
+/* elvis-manager-fake: the real daemon with the fake data plane registered as
+ * "user-process" (what auto picks without elvis.ko) and "user", for functional tests of
+ * the control path; also as "kernel" when asked for by "--dataplane kernel" (never for
+ * auto, which must keep choosing "user-process"). With
  * ELVIS_FAKE_KERNEL=unusable a "kernel" data plane is present but cannot be opened,
  * as elvis.ko is for a daemon without CAP_NET_ADMIN. */
 #include "../../api/api.h"
@@ -31,17 +32,20 @@ static const struct elvis_dataplane_ops unusable_kernel = {
 };
 
 static const struct elvis_dataplane_entry with_unusable_kernel[] = {
+        { "user-process", &elvis_fake_dataplane },
         { "user", &elvis_fake_dataplane },
         { "kernel", &unusable_kernel },
         { NULL, NULL },
 };
 
 static const struct elvis_dataplane_entry user_only[] = {
+        { "user-process", &elvis_fake_dataplane },
         { "user", &elvis_fake_dataplane },
         { NULL, NULL },
 };
 
 static const struct elvis_dataplane_entry with_kernel[] = {
+        { "user-process", &elvis_fake_dataplane },
         { "user", &elvis_fake_dataplane },
         { "kernel", &elvis_fake_dataplane },
         { NULL, NULL },

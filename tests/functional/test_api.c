@@ -75,7 +75,7 @@ Test(api, health_with_fake_dataplane)
         json_t *h = get("/v1/health", 200);
 
         cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
-        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "dataplane"), "kind")), "user");
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "dataplane"), "kind")), "user-process");
         cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "dataplane"), "implementation")), "fake");
         cr_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "dataplane"), "state")), "running");
         cr_assert(json_is_string(json_object_get(h, "version")));

@@ -54,7 +54,7 @@ Test(cli, status_and_topology)
 
         cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
         cr_assert(strstr(out, "status:     ok"), "%s", out);
-        cr_assert(strstr(out, "data plane: user (running)"), "%s", out);
+        cr_assert(strstr(out, "data plane: user-process (running)"), "%s", out);
         free(out), free(err);
         cr_assert_eq(CLI(&out, &err, "topology"), 0);
         cr_assert(strstr(out, "0    0     0     0-1       reserved"), "%s", out);

@@ -47,7 +47,7 @@ TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 90);
 Test(daemon, notify_ready_status_stopping)
 {
         cr_assert_eq(daemon_start(&d), 0);
-        cr_assert(daemon_wait_notify(&d, "STATUS=0 VMs, 0 sidecores, user data plane running", 5000), "%s",
+        cr_assert(daemon_wait_notify(&d, "STATUS=0 VMs, 0 sidecores, user-process data plane running", 5000), "%s",
                   d.notify_log);
         {
                 struct resp r;
@@ -64,17 +64,37 @@ Test(daemon, notify_ready_status_stopping)
 
 /* auto prefers elvis.ko, but a module the daemon cannot drive must not leave it serving
  * nothing; asking for the kernel data plane explicitly reports the failure instead. */
-Test(daemon, auto_falls_back_to_user_when_the_module_cannot_be_driven)
+Test(daemon, auto_falls_back_to_user_process_when_the_module_cannot_be_driven)
 {
         struct resp r;
 
         daemon_env(&d, "ELVIS_FAKE_KERNEL=unusable");
         cr_assert_eq(daemon_start(&d), 0);
-        cr_assert(daemon_wait_notify(&d, "user data plane running", 5000), "%s", d.notify_log);
+        cr_assert(daemon_wait_notify(&d, "user-process data plane running", 5000), "%s", d.notify_log);
         cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0);
-        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "kind")), "user");
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "kind")),
+                         "user-process");
         cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "state")), "running");
         resp_free(&r);
+        cr_assert_eq(daemon_stop(&d), 0);
+}
+
+/* The in-process plane stays an explicit choice (development, tests, benchmarks), and
+ * the daemon says what it costs. */
+Test(daemon, explicit_user_is_the_in_process_plane_and_says_so)
+{
+        struct resp r;
+        char *log;
+
+        daemon_arg(&d, "--dataplane");
+        daemon_arg(&d, "user");
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "kind")), "user");
+        resp_free(&r);
+        log = daemon_log(&d);
+        cr_assert(strstr(log, "the in-process data plane"), "%s", log);
+        free(log);
         cr_assert_eq(daemon_stop(&d), 0);
 }
 

@@ -822,3 +822,46 @@ Test(dpversion, a_data_plane_of_a_later_version_is_left_running)
         cr_assert_eq(waitpid(newer, NULL, WNOHANG), 0, "and has not exited");
         close(err);
 }
+
+TestSuite(dpdefault, .fini = teardown, .timeout = 120);
+
+/* The default (no --dataplane, no elvis.ko): the user-space data plane runs in an
+ * elvis-dataplane process the manager starts, never inside the manager. */
+Test(dpdefault, without_elvis_ko_the_default_is_the_elvis_dataplane_process)
+{
+        const char *args[] = { GUEST, "--socket", NULL, "--mode", "stream", "--seconds", "2", NULL };
+        char detail[256], path[64], comm[32] = "", *sock, *log;
+        struct resp r;
+        bool ok;
+        double ms;
+        FILE *f;
+
+        if (access("/dev/elvis", F_OK) == 0)
+                cr_skip_test("elvis.ko is loaded here: auto picks the kernel data plane");
+        daemon_init(&d, ELVIS_MANAGER);
+        cr_assert_eq(daemon_start(&d), 0);
+        cr_assert_eq(http_json(&d, "GET", "/v1/health", NULL, &r), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "dataplane"), "kind")),
+                         "user-process", "%s", r.body);
+        resp_free(&r);
+        dp_pid = health_pid(detail, sizeof(detail), &ok, &ms);
+        cr_assert(ok && dp_pid > 0, "health names the elvis-dataplane pid: %s", detail);
+        cr_assert_neq(dp_pid, d.pid, "the data plane is not the manager");
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)dp_pid);
+        f = fopen(path, "r");
+        cr_assert_not_null(f, "pid %d runs", (int)dp_pid);
+        cr_assert_not_null(fgets(comm, sizeof(comm), f));
+        fclose(f);
+        cr_assert_str_eq(comm, "elvis-dataplane\n");
+        sock = add_vm("default");
+        args[2] = sock;
+        expect_echo(args, "served by the default data plane");
+        log = daemon_log(&d);
+        cr_assert_null(strstr(log, "in-process data plane"), "no in-process warning by default:\n%s", log);
+        free(log);
+        free(sock);
+        cr_assert_eq(daemon_stop(&d), 0);
+        cr_assert_eq(kill(dp_pid, 0), 0, "the data plane outlives the manager");
+        dataplane_end(dp_pid);
+        dp_pid = 0;
+}

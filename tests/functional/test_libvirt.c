@@ -19,7 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const struct elvis_dataplane_entry dataplanes[] = { { "user", &elvis_fake_dataplane }, { NULL, NULL } };
+/* the fake under the name auto picks without elvis.ko, as elvis-manager-fake does */
+static const struct elvis_dataplane_entry dataplanes[] = { { "user-process", &elvis_fake_dataplane },
+                                                           { "user", &elvis_fake_dataplane },
+                                                           { NULL, NULL } };
 static struct elvis_manager *m;
 static virConnectPtr conn;
 static char dir[64];
