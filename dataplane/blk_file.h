@@ -3,8 +3,9 @@
  *
  * One back end per disk, with its own ring: a slow disk fills only its own ring, so no
  * request waits behind another VM's I/O. Submissions are queued during a turn and handed
- * to the kernel once at its end (dp_blk_file_kick); buffered files are submitted with
- * IOSQE_ASYNC, so the submitting call never waits for the disk either. Completions are
+ * to the kernel once at its end (dp_blk_file_kick); io_uring tries buffered I/O without
+ * blocking and hands what would block to its workers, so the submitting call never waits
+ * for the disk either (a page-cache hit is copied in the call). Completions are
  * reaped without waiting (dp_blk_file_reap), by the sidecore, in its turns.
  *
  * O_DIRECT by default where the file system takes it (tmpfs does not: the back end says
