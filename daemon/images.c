@@ -1,6 +1,7 @@
 /* Disk images: the image-dir rules, opening beneath a directory with openat2, and the
  * table of images the manager holds open (the data planes get duplicates). */
 #include "images.h"
+#include "paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,36 +12,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* "/a//b/./c" -> "/a/b/c"; 1 when a ".." component is there (nothing written then). */
-static int normalize(const char *in, size_t n, char *out, size_t outlen)
-{
-        size_t o = 0, i = 0;
-
-        while (i < n) {
-                size_t k;
-                while (i < n && in[i] == '/')
-                        i++;
-                for (k = i; k < n && in[k] != '/'; k++)
-                        ;
-                if (k == i)
-                        break;
-                if (k - i == 2 && in[i] == '.' && in[i + 1] == '.')
-                        return 1;
-                if (!(k - i == 1 && in[i] == '.')) {
-                        if (o + 1 + (k - i) + 1 > outlen)
-                                return -ENAMETOOLONG;
-                        out[o++] = '/';
-                        memcpy(out + o, in + i, k - i);
-                        o += k - i;
-                }
-                i = k;
-        }
-        if (o == 0)
-                out[o++] = '/';
-        out[o] = '\0';
-        return 0;
-}
 
 static int open_beneath(int dirfd, const char *rel, int flags)
 {
@@ -126,8 +97,8 @@ int elvis_image_open(const char *path, const char *dirs, bool readonly, int *ret
                 snprintf(why, whylen, "image path '%.200s' is not absolute", path);
                 return -EINVAL;
         }
-        r = normalize(path, strlen(path), norm, sizeof(norm));
-        if (r == 1) {
+        r = elvis_path_normalize(path, strlen(path), norm, sizeof(norm));
+        if (r == -EINVAL) {
                 snprintf(why, whylen, "image path '%.200s' must not contain '..'", path);
                 return -EINVAL;
         }
@@ -141,7 +112,7 @@ int elvis_image_open(const char *path, const char *dirs, bool readonly, int *ret
                 size_t n = strcspn(d, "\n"), dl;
                 const char *rel;
 
-                r = normalize(d, n, dir, sizeof(dir));
+                r = elvis_path_normalize(d, n, dir, sizeof(dir));
                 d += n + (d[n] == '\n');
                 if (r != 0)
                         continue;       /* config validation refuses these */

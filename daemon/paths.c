@@ -13,8 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* "/a//b/./c" -> "/a/b/c"; ".." is refused rather than resolved. */
-static int normalize_dir(const char *in, size_t n, char *out, size_t outlen)
+int elvis_path_normalize(const char *in, size_t n, char *out, size_t outlen)
 {
         size_t o = 0, i = 0;
 
@@ -91,7 +90,7 @@ static int canonical(const char *path, char *ret, size_t len, char *why, size_t 
                 snprintf(why, whylen, "vhost-user socket path '%.200s' does not end in a file name", path);
                 return -EINVAL;
         }
-        r = normalize_dir(path, (size_t)(slash - path), norm, sizeof(norm));
+        r = elvis_path_normalize(path, (size_t)(slash - path), norm, sizeof(norm));
         if (r < 0) {
                 snprintf(why, whylen, "vhost-user socket path '%.200s' must not contain '..'", path);
                 return -EINVAL;

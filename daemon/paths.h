@@ -2,6 +2,11 @@
 #pragma once
 #include <stddef.h>
 
+/* The first n bytes of in, made canonical: "/a//b/./c" -> "/a/b/c" (an empty path is "/").
+ * 0, -EINVAL when a ".." component is there (refused rather than resolved: links make it
+ * mean something else), -ENAMETOOLONG when out (outlen bytes) is too short. */
+int elvis_path_normalize(const char *in, size_t n, char *out, size_t outlen);
+
 struct elvis_socket_rules {
         const char *run_dir;            /* always allowed */
         const char *extra_dirs;         /* vhost-user-dir entries, one per line, or NULL */
