@@ -71,21 +71,22 @@ elvis-vtest --list | grep -q "^device $kdev .* weight 300 " || fail "the VM's we
 echo "DAEMON: VM web's queue (module device $kdev) is on daemon sidecore $sc, module sidecore $(ksidecore "$kdev"), CPU $cpu"
 
 # /v1/stats carries the module's counters for that queue, and they grow
-row() { ctl stats | awk '$1 == "web" && $2 == "n0" && $3 == 0'; }
+# (columns: VM DEVICE TYPE Q SIDECORE STATE POLLING TX-PKTS ...)
+row() { ctl stats | awk '$1 == "web" && $2 == "n0" && $3 == "net" && $4 == 0'; }
 grows() {
-	a=$(row | awk '{ print $7 }')
+	a=$(row | awk '{ print $8 }')
 	sleep 0.5
-	b=$(row | awk '{ print $7 }')
+	b=$(row | awk '{ print $8 }')
 	[ -n "$a" ] && [ "$b" -gt "$a" ]
 }
 until_ok 30 grows || fail "/v1/stats does not show web/n0/0 transmitting: $(row)"
 # shellcheck disable=SC2046 # the row's columns become $1...
 set -- $(row)
-{ [ "$4" = "$sc" ] && [ "$5" = ready ]; } || fail "/v1/stats row: $*"
+{ [ "$5" = "$sc" ] && [ "$6" = ready ]; } || fail "/v1/stats row: $*"
 mtx() { elvis-vtest --list | awk -v d="$kdev" '$1 == "device" && $2 == d { print $18 }'; }
 # the daemon's figure lies between two readings of the module's, taken before and after
 before_tx=$(mtx)
-daemon_tx=$(row | awk '{ print $7 }')
+daemon_tx=$(row | awk '{ print $8 }')
 module_tx=$(mtx)
 { [ "$before_tx" -le "$daemon_tx" ] && [ "$daemon_tx" -le "$module_tx" ] && [ "$daemon_tx" -gt 0 ]; } ||
 	fail "/v1/stats tx_packets $daemon_tx is not between the module's $before_tx and $module_tx"
