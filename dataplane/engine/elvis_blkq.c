@@ -115,18 +115,10 @@ int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
                 v->live = false;
                 return 0;
         }
-        r = elvis_vring_init(&v->vr, q->mem, v->num, v->desc, v->avail, v->used, v->base,
-                             q->features & (1ull << ELVIS_VQ_FEAT_EVENT_IDX),
-                             q->features & (1ull << ELVIS_VQ_FEAT_INDIRECT_DESC), why);
-        if (r < 0) {
+        if ((r = elvis_qvq_start(v, q->mem, q->features, why)) < 0) {
                 abandon(q);     /* kept for a restart that failed: nobody answers them now */
-                v->live = false;
-                v->vr.error = 0;
-                elvis_vring_fail(&v->vr, r, *why);
                 return r;
         }
-        v->live = true;
-        v->err_signalled = false;
         q->blocked = false;
         q->ring_num = v->num;
         q->ring_desc = v->desc;

@@ -168,17 +168,8 @@ int elvis_netq_refresh(struct elvis_netq *q, int vq, bool want, const char **why
                 v->live = false;
                 return 0;
         }
-        r = elvis_vring_init(&v->vr, q->mem, v->num, v->desc, v->avail, v->used, v->base,
-                             q->features & (1ull << ELVIS_NET_FEAT_EVENT_IDX),
-                             q->features & (1ull << ELVIS_NET_FEAT_INDIRECT_DESC), why);
-        if (r < 0) {
-                v->live = false;
-                v->vr.error = 0;
-                elvis_vring_fail(&v->vr, r, *why);
+        if ((r = elvis_qvq_start(v, q->mem, q->features, why)) < 0)
                 return r;
-        }
-        v->live = true;
-        v->err_signalled = false;
         elvis_netq_log_update(q);
         if (q->sched.mode == ELVIS_NETQ_POLL)
                 elvis_vring_notify_disable(&v->vr);

@@ -37,6 +37,27 @@ struct elvis_qvq {
         bool err_signalled;
 };
 
+/* Starts v's ring from its configuration, with the features the driver acked. On failure
+ * the ring is stopped with the error latched (what the queue's error path reports) and
+ * the error returned; on success it is live with its error notification re-armed. */
+static inline int elvis_qvq_start(struct elvis_qvq *v, const struct elvis_vring_mem *mem, u64 features,
+                                  const char **why)
+{
+        int r = elvis_vring_init(&v->vr, mem, v->num, v->desc, v->avail, v->used, v->base,
+                                 features & (1ull << ELVIS_VQ_FEAT_EVENT_IDX),
+                                 features & (1ull << ELVIS_VQ_FEAT_INDIRECT_DESC), why);
+
+        if (r < 0) {
+                v->live = false;
+                v->vr.error = 0;
+                elvis_vring_fail(&v->vr, r, *why);
+                return r;
+        }
+        v->live = true;
+        v->err_signalled = false;
+        return 0;
+}
+
 /* Single-writer counters (the thread serving the queue); readers take snapshots. A blk
  * queue counts reads as rx, writes as tx, other requests in tx_packets. */
 struct elvis_qstats {
