@@ -38,16 +38,7 @@ static void teardown(void)
 
 TestSuite(dynamic, .init = setup, .fini = teardown, .timeout = 240);
 
-static unsigned nsidecores(void)
-{
-        struct resp r;
-        unsigned n;
-
-        cr_assert_eq(http_json(&d, "GET", "/v1/sidecores", NULL, &r), 0);
-        n = (unsigned)json_array_size(json_object_get(r.json, "sidecores"));
-        resp_free(&r);
-        return n;
-}
+static long nsidecores(void) { return http_count(&d, "/v1/sidecores", "sidecores"); }
 
 /* Starts an emulator streaming count packets; returns its pid, output to a pipe. */
 static pid_t stream(const char *sock, const char *count, int *out)
@@ -148,7 +139,7 @@ Test(dynamic, sidecores_follow_the_load)
         for (int v = 0; v < 4; v++)
                 finish(pids[v], fds[v], names[v]);
         /* idle again: back to one sidecore (after the cold period) */
-        cr_assert(wait_for(back_to_one, 90), "sidecores were not released when idle (%u left)", nsidecores());
+        cr_assert(wait_for(back_to_one, 90), "sidecores were not released when idle (%ld left)", nsidecores());
         /* no more decisions from here on: the journal and /metrics must agree */
         cr_assert_eq(http_json(&d, "PATCH", "/v1/policy", "{\"mode\":\"static\"}", &r), 0);
         cr_assert_eq(r.status, 200, "%s", r.body);

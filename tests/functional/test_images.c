@@ -93,31 +93,22 @@ static void added(const char *name, const char *path, bool readonly)
         resp_free(&r);
 }
 
-static unsigned nvms(void)
-{
-        struct resp r;
-        unsigned n;
-
-        cr_assert_eq(http_json(&d, "GET", "/v1/vms", NULL, &r), 0);
-        n = (unsigned)json_array_size(json_object_get(r.json, "vms"));
-        resp_free(&r);
-        return n;
-}
 
 /* A refusal: the status, a problem naming the image and the rule, nothing added. */
 static void refused(const char *path, bool readonly, long status, const char *rule)
 {
-        unsigned before = nvms();
+        long before = http_count(&d, "/v1/vms", "vms");
         const char *detail;
         struct resp r;
 
+        cr_assert_geq(before, 0, "GET /v1/vms answers");
         cr_assert_eq(add_vm("refused", path, readonly, &r), status, "%s: %s", path, r.body);
         cr_assert_str_eq(r.content_type, "application/problem+json");
         detail = json_string_value(json_object_get(r.json, "detail"));
         cr_assert_not_null(detail);
         cr_assert(strstr(detail, rule), "the detail names the rule (%s): %s", rule, detail);
         resp_free(&r);
-        cr_assert_eq(nvms(), before, "nothing was added");
+        cr_assert_eq(http_count(&d, "/v1/vms", "vms"), before, "nothing was added");
 }
 
 /* The fake data plane's record of attaches: the line of device dev of VM vm. */
@@ -332,7 +323,7 @@ Test(images, dry_run_opens_and_closes)
         cr_assert_eq(r.status, 200, "%s", r.body);
         resp_free(&r);
         cr_assert_not(daemon_holds(ino_of(a)));
-        cr_assert_eq(nvms(), 0);
+        cr_assert_eq(http_count(&d, "/v1/vms", "vms"), 0);
 }
 
 /* state.json keeps blk devices; after a restart the manager opens their images again and
@@ -398,7 +389,7 @@ Test(images, kernel_data_plane_refuses_blk)
         cr_assert_eq(r.status, 400, "%s", r.body);
         cr_assert(strstr(r.body, "kernel data plane cannot serve blk devices"), "%s", r.body);
         resp_free(&r);
-        cr_assert_eq(nvms(), 0);
+        cr_assert_eq(http_count(&d, "/v1/vms", "vms"), 0);
 }
 
 /* A data plane that refuses the device: the VM is not added and its image not kept. */
@@ -413,7 +404,7 @@ Test(images, a_refused_attach_keeps_no_image)
         cr_assert_eq(daemon_start(&d), 0);
         cr_assert_neq(add_vm("vm1", a, false, &r), 201, "%s", r.body);
         resp_free(&r);
-        cr_assert_eq(nvms(), 0);
+        cr_assert_eq(http_count(&d, "/v1/vms", "vms"), 0);
         cr_assert_not(daemon_holds(ino_of(a)), "the image was closed with the failed transaction");
 }
 
@@ -440,7 +431,7 @@ Test(images, a_missing_image_after_restart_is_reported)
         cr_assert_eq(unlink(a), 0);
         unlink(fake_log);
         cr_assert_eq(daemon_start(&d), 0);
-        cr_assert_eq(nvms(), 1, "the VM is still there");
+        cr_assert_eq(http_count(&d, "/v1/vms", "vms"), 1, "the VM is still there");
         line = attach_line(1, "blk0");
         cr_assert_null(line, "no image, no attach: %s", line);
         line = attach_line(1, "net1");

@@ -422,6 +422,17 @@ int http_json(struct daemon *d, const char *method, const char *path, const char
         return http(d, method, path, body ? "application/json" : NULL, body, body ? strlen(body) : 0, r);
 }
 
+long http_count(struct daemon *d, const char *path, const char *key)
+{
+        struct resp r;
+        long n = -1;
+
+        if (http_json(d, "GET", path, NULL, &r) == 0 && json_is_array(json_object_get(r.json, key)))
+                n = (long)json_array_size(json_object_get(r.json, key));
+        resp_free(&r);
+        return n;
+}
+
 void resp_free(struct resp *r)
 {
         free(r->body);

@@ -76,6 +76,9 @@ int http(struct daemon *d, const char *method, const char *path, const char *con
 /* JSON request with Content-Type application/json. */
 int http_json(struct daemon *d, const char *method, const char *path, const char *body, struct resp *r);
 void resp_free(struct resp *r);
+/* GET path and the size of the array under key in its JSON (the VMs of /v1/vms, say);
+ * -1 when no JSON answer came or key is not an array. */
+long http_count(struct daemon *d, const char *path, const char *key);
 
 /* Runs elvisctl --socket SOCK ARGS; returns its exit status, output in out and err (caller frees). */
 int run_cli(struct daemon *d, char **out, char **err, const char *const *args);
