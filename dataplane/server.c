@@ -375,7 +375,7 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 unsigned progress = 0;
-                bool all_notify = true, tx_blocked = false;
+                bool all_notify = true, tx_blocked = false, disk_wait = false;
 
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
@@ -404,6 +404,7 @@ static void *server_main(void *arg)
                                 if (dp_qp_sched(qp)->mode == ELVIS_TURN_POLL)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
+                                disk_wait |= qp->bq && qp->bq->q.inflight;
                         }
                         /* read under the lock: the control thread may reset the pair */
                         spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
@@ -423,6 +424,14 @@ static void *server_main(void *arg)
                         continue;
                 }
                 STAT_ADD(s->st.idle_ns, end - start);
+                /* Only disk requests outstanding: what completes them may be an io_uring
+                 * worker (a page-cache read cannot be done without blocking, so the kernel
+                 * hands it to a worker), and a worker inherits the sidecore's CPU. Spinning
+                 * on would keep it off that CPU until the scheduler's slice ends (up to
+                 * milliseconds): give the CPU up for it instead. With nothing else runnable
+                 * on the CPU this returns at once. */
+                if (disk_wait && !all_notify)
+                        sched_yield();
                 if (!all_notify || !s->nslots) {
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
