@@ -1,6 +1,7 @@
 /* Server threads: sidecores (pinned, many queue pairs of many VMs, adaptive polling,
  * deficit round robin by VM weight) and vanilla threads (one per device, notification
- * driven, like stock vhost-net). Both run the same loop; a vanilla server never polls. */
+ * driven, like stock vhost-net). Both run the same loop; a vanilla server polls only for
+ * vanilla_busyloop_us after its rings went empty, as vhost-net's busyloop_timeout. */
 #include "dp.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,12 +358,46 @@ static bool prepare_sleep(struct dp_server *s)
         return !pending;
 }
 
+static long involuntary_switches(void)
+{
+        struct rusage ru;
+
+        return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
+/* vhost-net's busyloop_timeout for a vanilla thread whose rings just went empty: keep
+ * polling them, guest notifications still off, for vanilla_busyloop_us before turning
+ * them back on and sleeping. As vhost-net stops at need_resched(), the wait ends early
+ * when another thread wants this CPU: each iteration yields, and a switch away (counted
+ * as involuntary for a yield) ends it. *until is the window's end, 0 when none is open.
+ * True: poll the rings again. */
+static bool vanilla_busyloop(struct dp_server *s, uint64_t now, uint64_t *until, long *switches)
+{
+        unsigned us = atomic_load_explicit(&s->dp->params.vanilla_busyloop_us, memory_order_relaxed);
+
+        if (!us)
+                return false;
+        if (!*until) {
+                *until = now + (uint64_t)us * 1000u;
+                *switches = involuntary_switches();
+                return true;
+        }
+        if (now < *until) {
+                sched_yield();
+                if (involuntary_switches() == *switches)
+                        return true;
+        }
+        *until = 0;
+        return false;
+}
+
 static void *server_main(void *arg)
 {
         struct dp_server *s = arg;
         struct epoll_event ev[64];
         unsigned rounds = 0;
-        uint64_t last_events = 0;
+        uint64_t last_events = 0, busy_until = 0;
+        long switches = 0;
 
         atomic_store(&s->tid, gettid());
         dp_watch_enter(s->dp, &s->watch, s->vanilla ? "vanilla thread" : "sidecore");
@@ -416,6 +452,7 @@ static void *server_main(void *arg)
                 s->rr++;
                 end = dp_now_ns();
                 if (progress) {
+                        busy_until = 0;
                         STAT_ADD(s->st.busy_ns, end - start);
                         if (++rounds % EVENT_CHECK_ROUNDS == 0) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
@@ -451,6 +488,8 @@ static void *server_main(void *arg)
                         STAT_ADD(s->st.idle_ns, dp_now_ns() - end);
                         continue;
                 }
+                if (s->vanilla && vanilla_busyloop(s, end, &busy_until, &switches))
+                        continue;
                 if (!prepare_sleep(s))
                         continue;
                 atomic_store(&s->sleeping, true);
