@@ -612,8 +612,11 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         if (log_change)
                 log_info("VM %u device %s: dirty logging of every guest write %s (rings keep running)", dev->vm_id,
                          dev->id, f & BIT(F_LOG_ALL) ? "on" : "off");
-        if (!only_log)
+        if (!only_log) {
+                log_info("VM %u device %s: virtio features %#llx negotiated", dev->vm_id, dev->id,
+                         (unsigned long long)f);
                 dp_tap_configure(dev);
+        }
         return 0;
 }
 
