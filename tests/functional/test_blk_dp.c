@@ -749,3 +749,158 @@ Test(blk, without_the_inflight_region_kill9_loses_or_repeats)
         }
         cr_assert(found, "kills at depth 32 without the region lost and repeated nothing: %s", out);
 }
+
+/* A VMM that writes garbage into the inflight region before it hands it over: the queue
+ * stops when its ring starts (nothing is executed from the region), counted as an error,
+ * while a healthy VM on the same sidecore verifies throughout. */
+Test(blk, a_hostile_inflight_region_stops_only_its_queue)
+{
+        static const char *const kinds[] = { "inflight-version", "inflight-flag", "inflight-count", "inflight-batch" };
+        struct elvis_dp_queue_stats q;
+        char out[1024], args[128];
+        uint64_t errors = 0;
+        FILE *good;
+
+        make_image("good");
+        make_image("bad");
+        cr_assert_eq(attach(1, "good", ELVIS_BACKEND_FILE, "good", 1, 1, NULL), 0);
+        cr_assert_eq(attach(2, "bad", ELVIS_BACKEND_FILE, "bad", 1, 1, NULL), 0);
+        good = guest_start(1, "good", "--mode verify --depth 8 --seconds 4");
+        cr_assert_not_null(good);
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+                snprintf(args, sizeof(args), "--hostile %s", kinds[i]);
+                cr_assert_eq(guest(2, "bad", args, out, sizeof(out)), 0, "%s: %s", kinds[i], out);
+                cr_assert(strstr(out, "\"answered\": false"), "%s: %s", kinds[i], out);
+                queue_stats(2, "bad", 0, &q);
+                cr_assert_eq(q.errors, errors + 1, "%s: the queue stops", kinds[i]);
+                cr_assert_eq(q.rx_packets + q.tx_packets, 0, "%s: nothing was executed from the region", kinds[i]);
+                errors = q.errors;
+        }
+        cr_assert_eq(guest_end(good, out, sizeof(out)), 0, "the healthy VM: %s", out);
+        verified(out);
+        queue_stats(1, "good", 0, &q);
+        cr_assert_eq(q.errors + q.drops, 0);
+        /* and a region that adds up serves the same device again */
+        cr_assert_eq(guest(2, "bad", "--mode verify --inflight --seconds 1", out, sizeof(out)), 0, "%s", out);
+        verified(out);
+}
+
+enum { GET_INFLIGHT_FD = 31, SET_INFLIGHT_FD = 32 };
+
+struct inflight_msg {
+        uint64_t mmap_size, mmap_offset;
+        uint16_t num_queues, queue_size;
+        uint32_t pad;
+};
+
+static void vu_send_fd(int fd, uint32_t req, uint32_t flags, const void *p, uint32_t n, int pass)
+{
+        uint8_t b[12 + 64];
+        uint32_t h[3] = { req, 1 | flags, n };
+        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+        struct iovec iov = { b, 12 + n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        memcpy(b, h, 12);
+        memcpy(b + 12, p, n);
+        if (pass >= 0) {
+                struct cmsghdr *cm;
+
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+        }
+        cr_assert_eq(sendmsg(fd, &mh, 0), (ssize_t)(12 + n));
+}
+
+/* GET_INFLIGHT_FD's reply: its payload and the fd it carries (-1: none). */
+static int vu_recv_fd(int fd, struct inflight_msg *im, int *ret_fd)
+{
+        uint8_t b[12 + 64];
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { b, sizeof(b) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        uint32_t h[3];
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+        *ret_fd = -1;
+        cr_assert_geq(n, 12);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_type == SCM_RIGHTS)
+                        memcpy(ret_fd, CMSG_DATA(cm), sizeof(int));
+        memcpy(h, b, 12);
+        cr_assert_eq(h[0], GET_INFLIGHT_FD);
+        memcpy(im, b + 12, sizeof(*im));
+        return (int)h[2];
+}
+
+/* SET_INFLIGHT_FD answered (REPLY_ACK): 0 accepted, else refused. */
+static uint64_t set_inflight(int fd, const struct inflight_msg *im, int pass)
+{
+        uint64_t ack = 99;
+
+        vu_send_fd(fd, SET_INFLIGHT_FD, 8, im, sizeof(*im), pass);
+        cr_assert_eq(vu_recv(fd, SET_INFLIGHT_FD, &ack, 8), 8);
+        return ack;
+}
+
+Test(blk, inflight_messages_are_checked)
+{
+        struct inflight_msg im = { 0, 0, 2, 128, 0 }, got;
+        uint64_t pf;
+        int fd, region, other;
+        struct stat st;
+        uint16_t hdr[4];
+
+        cr_assert_eq(attach(1, "d0", ELVIS_BACKEND_NULL, NULL, 2, 0, NULL), 0);
+        fd = vu_connect("d0");
+        pf = vu_u64(fd, GET_PROTOCOL_FEATURES);
+        cr_assert(pf & (1ull << 12), "INFLIGHT_SHMFD for a disk");
+        pf = 1ull << 3 | 1ull << 12;
+        vu_send(fd, SET_PROTOCOL_FEATURES, 0, &pf, 8);
+        /* a region of two queues of 128: a sealed memfd, formatted */
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        cr_assert_eq(vu_recv_fd(fd, &got, &region), (int)sizeof(im));
+        cr_assert_geq(region, 0, "the reply carries the region");
+        cr_assert_eq(got.mmap_size, 2 * 2112, "two queues of 16 + 128 * 16 bytes, aligned to 64");
+        cr_assert_eq(got.mmap_offset, 0);
+        cr_assert_eq(fstat(region, &st), 0);
+        cr_assert_eq((uint64_t)st.st_size, got.mmap_size);
+        cr_assert(fcntl(region, F_GET_SEALS) & F_SEAL_SHRINK, "sealed against shrinking");
+        cr_assert_eq(pread(region, hdr, 8, 2112 + 8), 8);
+        cr_assert_eq(hdr[0], 1, "version");
+        cr_assert_eq(hdr[1], 128, "desc_num");
+        /* more queues than the device has, a ring size no ring has: mmap_size 0 */
+        im.num_queues = 3;
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        cr_assert_eq(vu_recv_fd(fd, &got, &other), (int)sizeof(im));
+        cr_assert_eq(got.mmap_size, 0);
+        cr_assert_eq(other, -1);
+        im = (struct inflight_msg){ 0, 0, 2, 100, 0 };
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        vu_recv_fd(fd, &got, &other);
+        cr_assert_eq(got.mmap_size, 0);
+        /* SET_INFLIGHT_FD: the region back is taken */
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 128, 0 };
+        cr_assert_eq(set_inflight(fd, &im, region), 0);
+        /* a size the file does not have, an offset beyond it, a region too small for its
+         * queues, a ring size no ring has, a file that is no memfd: refused */
+        im.mmap_offset = 4096;
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        im = (struct inflight_msg){ 2112, 0, 2, 128, 0 };
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 96, 0 };
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        other = open("/dev/null", O_RDWR | O_CLOEXEC);
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 128, 0 };
+        cr_assert_neq(set_inflight(fd, &im, other), 0);
+        close(other);
+        /* and the connection still answers */
+        cr_assert_eq(vu_u64(fd, GET_QUEUE_NUM), 2);
+        close(region);
+        close(fd);
+}
