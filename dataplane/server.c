@@ -43,6 +43,10 @@ struct dp_slot {
          * capacity at each generation): the round reads them without every pair's lock */
         bool busy;
         u32 weight, ring_cap;                      /* a ring was live when last looked at under the lock */
+        /* what its last turn moved and when it last had work: an interactive queue
+         * (elvis_drr_sparse) shortens everybody's turns */
+        u32 moved;
+        uint64_t last_work;
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -230,6 +234,8 @@ static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_R
         n = qp->bq ? elvis_blkq_turn(&qp->bq->q, &t) : elvis_netq_turn(&qp->q, &t);
         sl->busy = dp_qp_sched(qp)->drr.busy;
         sl->weight = t.weight;
+        sl->moved = n;
+        sl->last_work = dp_qp_sched(qp)->last_work_ns;
         STAT_ADD(s->st.polls, 1);
         if (n)
                 STAT_ADD(s->st.packets, n);
@@ -416,9 +422,14 @@ static void *server_main(void *arg)
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
                 elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
-                for (unsigned k = 0; k < s->nslots && !s->vanilla; k++)
-                        if (s->slots[k]->live && s->slots[k]->busy)
-                                elvis_drr_round_fit(&s->drr, s->slots[k]->weight, s->slots[k]->ring_cap);
+                for (unsigned k = 0; k < s->nslots && !s->vanilla; k++) {
+                        struct dp_slot *sl = s->slots[k];
+
+                        if (sl->live && sl->busy)
+                                elvis_drr_round_fit(&s->drr, sl->weight, sl->ring_cap);
+                        if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start))
+                                elvis_drr_round_interactive(&s->drr);
+                }
                 for (unsigned k = 0; k < s->nslots; k++) {
                         struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
                         struct dp_qp *qp = sl->qp;

@@ -118,6 +118,8 @@ struct elvis_work {
 	bool (*run)(struct elvis_work *w, const struct elvis_drr_round *round, struct elvis_work_result *res);
 	u32 weight, ring_cap;           /* WRITE_ONCE by run(), READ_ONCE by the round */
 	bool busy;
+	u32 moved;                      /* by its last turn, and when it last had work: */
+	u64 last_work;                  /* an interactive work shortens every turn (elvis_drr_sparse) */
 };
 
 /* What LIST_QUEUES shows of a device that only its owner's ioctls and turns change:

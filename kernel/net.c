@@ -447,6 +447,8 @@ static unsigned int turn(struct elvis_net *net, const struct elvis_drr_round *ro
 	WRITE_ONCE(net->work.weight, t.weight);
 	WRITE_ONCE(net->work.ring_cap, elvis_netq_ring_cap(q));
 	WRITE_ONCE(net->work.busy, q->sched.drr.busy);
+	WRITE_ONCE(net->work.moved, total);
+	WRITE_ONCE(net->work.last_work, q->sched.last_work_ns);
 	/* more may be waiting: another turn before notifications go back on */
 	if (total)
 		set_bit(ELVIS_NET_PENDING, &net->pending);

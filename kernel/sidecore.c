@@ -14,18 +14,23 @@
  * so a work removed from the list is no longer touched once its remover has the lock. The
  * round never waits for a work: run() trylocks its back end's state and skips it when
  * someone else has it (that holder wakes us when it lets go). Each round sizes the DRR
- * unit so that the busiest-weighted busy work's quantum fits its rings (elvis_drr.h). */
+ * unit so that the busiest-weighted busy work's quantum fits its rings, and caps it
+ * while an interactive work waits among backlogged ones (elvis_drr.h). */
 static unsigned int round_once(struct elvis_sidecore *sc, bool *ret_sleepable, bool *ret_tx_blocked)
 {
 	struct elvis_work *w;
 	unsigned int progress = 0;
 	bool sleepable = true, tx_blocked = false;
+	u64 now = elvis_now_ns();
 
 	mutex_lock(&sc->lock);
 	elvis_drr_round_begin(&sc->drr, READ_ONCE(elvis_params.budget_packets));
-	list_for_each_entry(w, &sc->works, node)
+	list_for_each_entry(w, &sc->works, node) {
 		if (READ_ONCE(w->busy))
 			elvis_drr_round_fit(&sc->drr, READ_ONCE(w->weight), READ_ONCE(w->ring_cap));
+		if (elvis_drr_sparse(READ_ONCE(w->moved), READ_ONCE(w->last_work), now))
+			elvis_drr_round_interactive(&sc->drr);
+	}
 	list_for_each_entry(w, &sc->works, node) {
 		struct elvis_work_result res = { 0 };
 

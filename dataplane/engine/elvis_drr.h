@@ -42,6 +42,31 @@ static inline void elvis_drr_round_fit(struct elvis_drr_round *r, u32 weight, u3
                 r->unit = limit ? limit : 1;
 }
 
+/* Latency next to throughput. A queue that had work lately (within ELVIS_DRR_SPARSE_NS)
+ * but little of it (its last turn moved at most ELVIS_DRR_SPARSE_ITEMS) is interactive: a
+ * request-response guest, whose every request waits for the turns of the backlogged
+ * queues ahead of it in the round. While one is there, the unit is capped so that a
+ * turn at the default weight moves at most ELVIS_DRR_SPARSE_PACKETS: every quantum
+ * shrinks by the same factor, so the shares hold, and the interactive queue waits for
+ * a round of short turns instead of long ones. What it costs the backlogged queues is a
+ * turn's fixed cost more often (measured in bench/RESULTS.md, "Latency isolation"). */
+#define ELVIS_DRR_SPARSE_NS 2000000ull
+#define ELVIS_DRR_SPARSE_ITEMS 4u
+#define ELVIS_DRR_SPARSE_PACKETS 32u
+
+static inline bool elvis_drr_sparse(u32 moved, u64 last_work_ns, u64 now)
+{
+        return moved <= ELVIS_DRR_SPARSE_ITEMS && last_work_ns && now - last_work_ns < ELVIS_DRR_SPARSE_NS;
+}
+
+static inline void elvis_drr_round_interactive(struct elvis_drr_round *r)
+{
+        u64 limit = (u64)ELVIS_DRR_SPARSE_PACKETS << ELVIS_DRR_FRAC;
+
+        if (limit < r->unit)
+                r->unit = limit;
+}
+
 /* Credits a queue for its turn; returns the whole packets it may move now (0 while a
  * small weight accumulates). */
 static inline u32 elvis_drr_grant(const struct elvis_drr_round *r, struct elvis_drr_queue *q, u32 weight,

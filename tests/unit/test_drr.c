@@ -99,3 +99,42 @@ Test(drr, the_budget_applies_when_rings_are_big_enough)
         cr_assert_eq(q.credit, 0, "a queue that found nothing forfeits its credit");
         cr_assert(!q.busy);
 }
+
+/* An interactive queue (little work, lately) next to backlogged ones: their turns shrink
+ * to ELVIS_DRR_SPARSE_PACKETS at the default weight, and their shares still hold. */
+Test(drr, an_interactive_queue_shortens_every_turn_and_the_shares_hold)
+{
+        struct simq qs[3] = { { .weight = 100, .ring_cap = 1024 }, { .weight = 200, .ring_cap = 1024 },
+                              { .weight = 300, .ring_cap = 1024 } };
+        struct elvis_drr_round r;
+        u64 now = 10 * ELVIS_DRR_SPARSE_NS;
+
+        cr_assert(elvis_drr_sparse(1, now - 1000, now), "one request lately: interactive");
+        cr_assert(elvis_drr_sparse(0, now - ELVIS_DRR_SPARSE_NS + 1, now));
+        cr_assert_not(elvis_drr_sparse(ELVIS_DRR_SPARSE_ITEMS + 1, now - 1000, now), "a backlogged turn is not");
+        cr_assert_not(elvis_drr_sparse(0, now - ELVIS_DRR_SPARSE_NS, now), "idle for long: not interactive");
+        cr_assert_not(elvis_drr_sparse(0, 0, now), "never had work");
+
+        elvis_drr_round_begin(&r, 128);
+        elvis_drr_round_interactive(&r);
+        cr_assert_eq(r.unit, (u64)ELVIS_DRR_SPARSE_PACKETS << ELVIS_DRR_FRAC);
+        for (unsigned round = 0; round < 20000; round++) {
+                elvis_drr_round_begin(&r, 128);
+                for (unsigned i = 0; i < 3; i++)
+                        elvis_drr_round_fit(&r, qs[i].weight, qs[i].ring_cap);
+                elvis_drr_round_interactive(&r);
+                for (unsigned i = 0; i < 3; i++) {
+                        u32 g = elvis_drr_grant(&r, &qs[i].q, qs[i].weight, qs[i].ring_cap);
+
+                        cr_assert_leq(g, ELVIS_DRR_SPARSE_PACKETS * qs[i].weight / 100 + 1,
+                                      "queue %u's turn is short: %u", i, g);
+                        qs[i].moved += g;
+                        elvis_drr_charge(&qs[i].q, g, false);
+                }
+        }
+        expect_shares(qs, 3, 0.01);
+        /* and a small budget is never raised by it */
+        elvis_drr_round_begin(&r, 8);
+        elvis_drr_round_interactive(&r);
+        cr_assert_eq(r.unit, (u64)8 << ELVIS_DRR_FRAC);
+}
