@@ -17,6 +17,8 @@
 
 #define EVENT_CHECK_ROUNDS 64           /* while busy, look at kicks every so many rounds */
 #define EVENT_CHECK_NS 20000ull         /* while polling idle rings, every 20 us */
+#define TAP_CHECK_ROUNDS 4              /* while busy, with taps of quiet queues watched instead of read */
+#define QUIET_PEEK_ROUNDS 4             /* while busy, a quiet queue is peeked at every so many rounds */
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
 #define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
 
@@ -41,6 +43,9 @@ struct dp_slot {
          * capacity at each generation): the round reads them without every pair's lock */
         bool busy;
         u32 weight, ring_cap;                      /* a ring was live when last looked at under the lock */
+        /* quiet: its last look was a peek that found nothing (see peek()); polling: its mode
+         * then; tap_ready: the tap reported data since its last turn */
+        bool quiet, polling, tap_ready;
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -90,13 +95,13 @@ static void sig_fd_set(int *slot, int fd)
 
 /* qp->lock held: follow the queue pair's current fds (dups keep numbers stable, and let
  * the server notify the guest after it released qp->lock). */
-static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
+static bool sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         uint32_t gen = atomic_load(&qp->gen);
 
         if (gen == sl->reg_gen)
-                return;
+                return false;
         sig_fd_set(&sl->sig_fds[0], qp->rx.call_fd);
         sig_fd_set(&sl->sig_fds[1], qp->tx.call_fd);
         sig_fd_set(&sl->sig_fds[2], qp->rx.err_fd);
@@ -112,6 +117,7 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp
         sl->live = dp_qp_live(qp);
         /* ring sizes and liveness change only with a generation bump */
         sl->ring_cap = dp_qp_ring_cap(qp);
+        return true;
 }
 
 /* Frees a slot and drops the device reference it held: possibly the last one, which
@@ -259,6 +265,39 @@ static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl, uint64_t *
         return n;
 }
 
+/* Instead of a turn, for a queue whose last turn or peek found nothing: true if a turn now
+ * would find nothing either (the model's peek, elvis_netq_idle or elvis_blkq_idle, under
+ * a SIGBUS guard), nor anything in its tap. A tap is not read here: it is watched in the
+ * server's epoll, whose EPOLLIN sets tap_ready (handle_events), and re-armed when a turn
+ * had left it unwatched (a frame waiting for receive buffers). qp->lock held. */
+static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *ret_tap) DP_REQUIRES(sl->qp->lock)
+{
+        struct dp_qp *qp = sl->qp;
+        struct dp_guard *g = &dp_guard_tls;
+        bool idle;
+
+        if (now >= dp_qp_sched(qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
+                return false;
+        if (!qp->bq && qp->tap_fd >= 0 && qp->q.vq[ELVIS_NETQ_RX].live && !qp->q.rxlen) {
+                if (sl->tap_ready)
+                        return false;
+                reg_events(s, &sl->regs[REG_TAP], EPOLLIN);
+                if (sl->regs[REG_TAP].events != EPOLLIN)
+                        return false;
+                *ret_tap = true;
+        }
+        g->dev = qp->dev;
+        if (sigsetjmp(g->jb, 0)) {
+                dp_qp_memory_fault(qp);
+                return false;
+        }
+        g->armed = 1;
+        idle = qp->bq ? elvis_blkq_idle(&qp->bq->q, now, STAT_GET(qp->st.kicks)) :
+                        elvis_netq_idle(&qp->q, now, STAT_GET(qp->st.kicks));
+        g->armed = 0;
+        return idle;
+}
+
 static void flush_signals(struct dp_slot *sl)
 {
         if (atomic_load_explicit(&sl->qp->signal, memory_order_relaxed))
@@ -293,7 +332,8 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
                         continue;
                 }
                 if (g->kind == REG_TAP) {
-                        /* data waits in the tap: the next round reads it */
+                        /* data waits in the tap: the slot's next look turns it, which reads it */
+                        g->slot->tap_ready = true;
                         continue;
                 }
                 on_kick(g->slot, g->fd);
@@ -360,7 +400,7 @@ static void *server_main(void *arg)
 {
         struct dp_server *s = arg;
         struct epoll_event ev[64];
-        unsigned rounds = 0;
+        unsigned rounds = 0, last_progress = 0;
         uint64_t last_events = 0;
 
         atomic_store(&s->tid, gettid());
@@ -375,7 +415,9 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 unsigned progress = 0;
-                bool all_notify = true, tx_blocked = false;
+                bool all_notify = true, tx_blocked = false, taps = false;
+                /* after a round that moved packets, quiet queues wait their turn to be peeked */
+                bool busy = last_progress && !s->vanilla;
 
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
@@ -384,26 +426,47 @@ static void *server_main(void *arg)
                         if (s->slots[k]->live && s->slots[k]->busy)
                                 elvis_drr_round_fit(&s->drr, s->slots[k]->weight, s->slots[k]->ring_cap);
                 for (unsigned k = 0; k < s->nslots; k++) {
-                        struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
+                        unsigned idx = (s->rr + k) % s->nslots;
+                        struct dp_slot *sl = s->slots[idx];
                         struct dp_qp *qp = sl->qp;
-                        bool spent;
+                        bool spent, fresh;
 
                         /* a queue pair without a live ring becomes live only with a generation
                          * bump: until then skip it without taking its lock, so many idle or
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
                                 continue;
+                        /* a quiet queue next to busy ones: peeked every QUIET_PEEK_ROUNDS
+                         * rounds (its slot number staggers them), its new work picked up
+                         * within that many rounds */
+                        if (sl->quiet && busy && (s->rr + idx) % QUIET_PEEK_ROUNDS) {
+                                all_notify &= !sl->polling;
+                                continue;
+                        }
                         if (!dp_mutex_trylock(&sl->qp->lock)) {
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
-                        sync_fds(s, sl);
+                        fresh = sync_fds(s, sl);
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
-                                progress += guarded_turn(s, sl, &now);
-                                if (dp_qp_sched(qp)->mode == ELVIS_TURN_POLL)
+                                bool tap = false;
+
+                                sl->quiet = !fresh && peek(s, sl, now, &tap);
+                                if (sl->quiet) {
+                                        STAT_ADD(s->st.polls, 1);
+                                        STAT_ADD(s->st.empty_polls, 1);
+                                        taps |= tap;
+                                } else {
+                                        sl->tap_ready = false;
+                                        progress += guarded_turn(s, sl, &now);
+                                }
+                                sl->polling = dp_qp_sched(qp)->mode == ELVIS_TURN_POLL;
+                                if (sl->polling)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
+                        } else {
+                                sl->quiet = false;
                         }
                         /* read under the lock: the control thread may reset the pair */
                         spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
@@ -413,10 +476,12 @@ static void *server_main(void *arg)
                                 sched_yield();  /* the budget ran out: let the other device threads run */
                 }
                 s->rr++;
+                last_progress = progress;
                 end = dp_now_ns();
                 if (progress) {
                         STAT_ADD(s->st.busy_ns, end - start);
-                        if (++rounds % EVENT_CHECK_ROUNDS == 0) {
+                        /* kicks every so often; tap data on a quiet queue sooner */
+                        if (++rounds % EVENT_CHECK_ROUNDS == 0 || (taps && rounds % TAP_CHECK_ROUNDS == 0)) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
                                 handle_events(s, ev, n);
                         }
@@ -427,7 +492,7 @@ static void *server_main(void *arg)
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
                          * look at kicks and the control eventfd every so often instead */
-                        if (s->nslots && end - last_events < EVENT_CHECK_NS)
+                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !taps)
                                 continue;
                         last_events = end;
                         if (!s->nslots) {
