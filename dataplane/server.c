@@ -200,6 +200,11 @@ static enum elvis_turn_exitless effective(const struct dp_server *s, const struc
         return s->vanilla ? ELVIS_NETQ_NEVER : (enum elvis_turn_exitless)atomic_load(&qp->dev->exitless);
 }
 
+static inline const struct elvis_sched *sched_of(const struct dp_qp *qp) DP_REQUIRES(qp->lock)
+{
+        return qp->bq ? &qp->bq->q.sched : &qp->q.sched;
+}
+
 /* One turn on a slot: the device model's (engine/elvis_net.c, engine/elvis_blkq.c), with this plane's
  * parameters and budget. qp->lock held. Returns packets moved. */
 static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_REQUIRES(sl->qp->lock)
@@ -276,7 +281,7 @@ static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *re
         struct dp_guard *g = &dp_guard_tls;
         bool idle;
 
-        if (now >= dp_qp_sched(qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
+        if (now >= sched_of(qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
                 return false;
         if (!qp->bq && qp->tap_fd >= 0 && qp->q.vq[ELVIS_NETQ_RX].live && !qp->q.rxlen) {
                 if (sl->tap_ready)
@@ -447,7 +452,7 @@ static void *server_main(void *arg)
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
-                        fresh = sync_fds(s, sl);
+                        fresh = atomic_load_explicit(&qp->gen, memory_order_acquire) != sl->reg_gen && sync_fds(s, sl);
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
                                 bool tap = false;
@@ -461,7 +466,7 @@ static void *server_main(void *arg)
                                         sl->tap_ready = false;
                                         progress += guarded_turn(s, sl, &now);
                                 }
-                                sl->polling = dp_qp_sched(qp)->mode == ELVIS_TURN_POLL;
+                                sl->polling = sched_of(qp)->mode == ELVIS_TURN_POLL;
                                 if (sl->polling)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;

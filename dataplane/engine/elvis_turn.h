@@ -14,9 +14,11 @@
 
 #define ELVIS_TURN_KICK_WINDOW_NS 10000000ull   /* kick rate is measured over 10 ms windows */
 /* An idle queue is peeked at (elvis_netq_idle, elvis_blkq_idle) instead of turned; a full
- * turn still comes at least this often, for what only a turn applies: a new policy, the
- * kick window. */
+ * turn still comes once both this time and this many peeks have passed, for what only a
+ * turn applies: a new policy, the kick window. (Peeks too: a sidecore slowed down, under
+ * a debugger or valgrind, keeps its proportions.) */
 #define ELVIS_TURN_RECHECK_NS 1000000ull
+#define ELVIS_TURN_RECHECK_PEEKS 64u
 
 /* transport feature bits every model's rings read */
 #define ELVIS_VQ_FEAT_LOG_ALL 26                /* VHOST_F_LOG_ALL: log every guest write */
@@ -86,6 +88,7 @@ struct elvis_sched {
         enum elvis_turn_mode mode;
         u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
         u64 quiet_until;                        /* after an empty turn: peeks may stand in for turns until then */
+        u64 recheck_ns;                         /* and, up to ELVIS_TURN_RECHECK_PEEKS peeks, until then */
         u64 kicks_seen;                         /* guest kicks at the last turn */
         u64 peeks;                              /* empty polls by peek since the last turn (counted there) */
         struct elvis_drr_queue drr;
@@ -100,11 +103,13 @@ static inline void elvis_sched_reset(struct elvis_sched *s)
 
 /* May a peek stand in for a turn now? Only after a turn that moved nothing (so an idle
  * queue banks no DRR credit: that turn forfeited it), with no guest kick since, before the
- * idle clock would return a polling queue to notifications and at most
- * ELVIS_TURN_RECHECK_NS after that turn. The model's peek checks its rings. */
+ * idle clock would return a polling queue to notifications, and until the recheck is due
+ * (ELVIS_TURN_RECHECK_NS and ELVIS_TURN_RECHECK_PEEKS after that turn). The model's peek
+ * checks its rings. */
 static inline bool elvis_sched_quiet(const struct elvis_sched *s, u64 now, u64 kicks)
 {
-        return now < s->quiet_until && kicks == s->kicks_seen;
+        return now < s->quiet_until && kicks == s->kicks_seen &&
+               (now < s->recheck_ns || s->peeks < ELVIS_TURN_RECHECK_PEEKS);
 }
 
 /* A peek found nothing: an empty poll (counted at the next turn), and the queue's wait
@@ -199,11 +204,9 @@ static inline bool elvis_sched_end(struct elvis_sched *s, struct elvis_qstats *s
         /* peeks may stand in for turns after an empty one, until the recheck period ends
          * or the idle clock would stop polling (a turn must do that) */
         s->quiet_until = 0;
-        if (!total && !idle) {
-                s->quiet_until = t1 + ELVIS_TURN_RECHECK_NS;
-                if (t->exitless == ELVIS_TURN_AUTO && s->mode == ELVIS_TURN_POLL &&
-                    s->last_work_ns + t->poll_stop_idle_ns < s->quiet_until)
-                        s->quiet_until = s->last_work_ns + t->poll_stop_idle_ns + 1;
-        }
+        s->recheck_ns = t1 + ELVIS_TURN_RECHECK_NS;
+        if (!total && !idle)
+                s->quiet_until = t->exitless == ELVIS_TURN_AUTO && s->mode == ELVIS_TURN_POLL ?
+                                         s->last_work_ns + t->poll_stop_idle_ns + 1 : ~0ull;
         return idle;
 }

@@ -484,8 +484,11 @@ Test(netq, a_peek_stands_in_for_empty_turns_until_the_guest_adds_work)
         cr_assert_eq(p->q.sched.drr.credit, 0, "an idle queue banks no credit");
         cr_assert(elvis_netq_idle(&p->q, now + 10000, 0));
         cr_assert_not(elvis_netq_idle(&p->q, now + 10000, 1), "a kick needs a turn (the kick rate)");
+        cr_assert(elvis_netq_idle(&p->q, now + 9000 + ELVIS_TURN_RECHECK_NS, 0), "not before enough peeks");
+        for (unsigned k = 2; k < ELVIS_TURN_RECHECK_PEEKS; k++)
+                cr_assert(elvis_netq_idle(&p->q, now + 10000 + k, 0), "peek %u", k);
         cr_assert_not(elvis_netq_idle(&p->q, now + 9000 + ELVIS_TURN_RECHECK_NS, 0),
-                      "a full turn comes at least every ELVIS_TURN_RECHECK_NS");
+                      "a full turn once ELVIS_TURN_RECHECK_NS and ELVIS_TURN_RECHECK_PEEKS have passed");
 }
 
 Test(netq, a_peek_sees_receive_buffers_for_a_waiting_frame_and_latched_errors)
