@@ -459,6 +459,7 @@ static void *server_main(void *arg)
 
                                 sl->quiet = !fresh && peek(s, sl, now, &tap);
                                 if (sl->quiet) {
+                                        sl->busy = false;       /* the peek forfeited its credit */
                                         STAT_ADD(s->st.polls, 1);
                                         STAT_ADD(s->st.empty_polls, 1);
                                         taps |= tap;

@@ -87,7 +87,7 @@ struct elvis_turn {
 struct elvis_sched {
         enum elvis_turn_mode mode;
         u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
-        u64 quiet_until;                        /* after an empty turn: peeks may stand in for turns until then */
+        u64 quiet_until;                        /* peeks may stand in for turns until then */
         u64 recheck_ns;                         /* and, up to ELVIS_TURN_RECHECK_PEEKS peeks, until then */
         u64 kicks_seen;                         /* guest kicks at the last turn */
         u64 peeks;                              /* empty polls by peek since the last turn (counted there) */
@@ -101,8 +101,7 @@ static inline void elvis_sched_reset(struct elvis_sched *s)
         s->mode = ELVIS_TURN_NOTIFY;
 }
 
-/* May a peek stand in for a turn now? Only after a turn that moved nothing (so an idle
- * queue banks no DRR credit: that turn forfeited it), with no guest kick since, before the
+/* May a peek stand in for a turn now? With no guest kick since the last turn, before the
  * idle clock would return a polling queue to notifications, and until the recheck is due
  * (ELVIS_TURN_RECHECK_NS and ELVIS_TURN_RECHECK_PEEKS after that turn). The model's peek
  * checks its rings. */
@@ -112,12 +111,16 @@ static inline bool elvis_sched_quiet(const struct elvis_sched *s, u64 now, u64 k
                (now < s->recheck_ns || s->peeks < ELVIS_TURN_RECHECK_PEEKS);
 }
 
-/* A peek found nothing: an empty poll (counted at the next turn), and the queue's wait
- * for service restarts now, as after an empty turn. */
+/* A peek found nothing: what an empty turn does to the schedule. An empty poll (counted
+ * at the next turn); the queue is idle, so a credit left from a busy turn is forfeited, as
+ * in DRR (elvis_drr_charge): an idle queue banks nothing; its wait for service restarts
+ * now. */
 static inline void elvis_sched_peeked(struct elvis_sched *s, u64 now)
 {
         s->peeks++;
         s->last_turn_ns = now;
+        s->drr.busy = false;
+        s->drr.credit = 0;
 }
 
 /* The mode the policy and the guest's kick rate want now (the kick window advances). */
@@ -205,7 +208,7 @@ static inline bool elvis_sched_end(struct elvis_sched *s, struct elvis_qstats *s
          * or the idle clock would stop polling (a turn must do that) */
         s->quiet_until = 0;
         s->recheck_ns = t1 + ELVIS_TURN_RECHECK_NS;
-        if (!total && !idle)
+        if (!idle)
                 s->quiet_until = t->exitless == ELVIS_TURN_AUTO && s->mode == ELVIS_TURN_POLL ?
                                          s->last_work_ns + t->poll_stop_idle_ns + 1 : ~0ull;
         return idle;
