@@ -823,3 +823,120 @@ Test(userdp, stolen_time_of_a_shared_cpu)
                      after - before, (double)(t1 - t0) / 1e9, cpu);
         free(sock);
 }
+
+/* Counts the queues in state (from /v1/stats) and returns the one of VM name, if any. */
+static json_t *queues_in(const char *state, const char *name, int *ret_n)
+{
+        json_t *qs, *q, *found = NULL;
+        struct resp r;
+        size_t i;
+
+        *ret_n = 0;
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        qs = json_object_get(r.json, "queues");
+        json_array_foreach(qs, i, q) {
+                if (!strcmp(json_string_value(json_object_get(q, "state")) ?: "", state))
+                        (*ret_n)++;
+                if (name && !strcmp(json_string_value(json_object_get(q, "vm_name")) ?: "", name))
+                        found = json_incref(q);
+        }
+        resp_free(&r);
+        return found;
+}
+
+static json_t *sidecore0(void)
+{
+        struct resp r;
+        json_t *s;
+
+        cr_assert_eq(http_json(&d, "GET", "/v1/stats", NULL, &r), 0);
+        s = json_incref(json_array_get(json_object_get(r.json, "sidecores"), 0));
+        resp_free(&r);
+        return s;
+}
+
+/* One sidecore, 64 connected devices: 63 with a front end that posts receive buffers and
+ * sends nothing (they are peeked, not turned), one that asks and waits for each answer
+ * (loopback request-response), so that every request is new work on a queue that was
+ * idle. Every request is answered, none after a recheck period (1 ms) at the median; and
+ * once everything is idle, adaptive polling still puts the queues back on notifications:
+ * the sidecore sleeps, and the next requests come with guest kicks and wake-ups. */
+Test(userdp, new_work_next_to_63_connected_idle_queues)
+{
+        const char *idle_argv[2 * 63 + 8] = { GUEST, "--mode", "rx", "--seconds", "90" };
+        char *socks[63], *sock, name[16];
+        long long kicks, wakeups;
+        struct resp r;
+        size_t argc = 5;
+        json_t *j, *q, *s;
+        pid_t idle;
+        int st, live = 0;
+
+        cr_assert_eq(http_json(&d, "PUT", "/v1/policy",
+                               "{\"max_sidecores\":1,\"poll_stop_idle_ms\":50,\"poll_start_rate\":100}", &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        resp_free(&r);
+        for (int i = 0; i < 63; i++) {
+                snprintf(name, sizeof(name), "idle%d", i);
+                socks[i] = add_vm(name, "{\"backend\":\"null\"}", "auto");
+                idle_argv[argc++] = "--socket";
+                idle_argv[argc++] = socks[i];
+        }
+        sock = add_vm("asker", "{\"backend\":\"loopback\"}", "auto");
+        idle = fork();
+        if (idle == 0) {
+                execv(GUEST, (char *const *)idle_argv);
+                _exit(127);
+        }
+        cr_assert_gt(idle, 0);
+        for (int i = 0; i < 500 && live < 63; i++) {
+                json_decref(queues_in("ready", NULL, &live));
+                usleep(20000);
+        }
+        cr_assert_geq(live, 63, "the idle front ends connected (%d of 63)", live);
+
+        j = GUEST_RUN(sock, &st, "--mode", "rr", "--count", "2000", "--seconds", "60");
+        cr_assert_eq(st, 0);
+        cr_assert_eq(n(j, "rr_count"), 2000, "every request answered: %s", json_dumps(j, 0));
+        cr_assert_lt(n(j, "p50_ns"), 1000000, "picked up within rounds, not at a recheck: p50 %lld ns",
+                     n(j, "p50_ns"));
+        json_decref(j);
+        q = queues_in("ready", "asker", &live);
+        cr_assert_not_null(q);
+        cr_assert_eq(live, 63, "the idle queues are still connected (the asker left)");
+        kicks = n(q, "kicks");
+        json_decref(q);
+
+        /* idle: every queue back on notifications, and the sidecore sleeps */
+        for (int i = 0;; i++) {
+                s = sidecore0();
+                if (json_is_true(json_object_get(s, "sleeping")))
+                        break;
+                json_decref(s);
+                cr_assert_lt(i, 500, "the sidecore never went to sleep next to 63 idle queues");
+                usleep(10000);
+        }
+        wakeups = n(s, "wakeups");
+        json_decref(s);
+        q = queues_in("ready", "idle0", &live);
+        cr_assert_not(json_is_true(json_object_get(q, "polling")), "an idle queue is on notifications");
+        json_decref(q);
+        /* a new front end on the sleeping sidecore: its kicks wake it, nothing is lost */
+        j = GUEST_RUN(sock, &st, "--mode", "rr", "--count", "5", "--seconds", "20");
+        cr_assert_eq(st, 0);
+        cr_assert_eq(n(j, "rr_count"), 5, "every request answered: %s", json_dumps(j, 0));
+        cr_assert_gt(n(j, "kicks"), 0, "the guest kicked: notifications were on");
+        json_decref(j);
+        q = queues_in("ready", "asker", &live);
+        s = sidecore0();
+        cr_assert_neq(n(q, "kicks"), kicks, "the kicks reached the queue");
+        cr_assert_gt(n(s, "wakeups"), wakeups, "a kick woke the sidecore");
+        json_decref(q);
+        json_decref(s);
+
+        kill(idle, SIGTERM);
+        waitpid(idle, NULL, 0);
+        for (int i = 0; i < 63; i++)
+                free(socks[i]);
+        free(sock);
+}
