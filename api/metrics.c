@@ -106,6 +106,9 @@ static void queue_labels(FILE *f, json_t *o)
         label_escape(f, json_string_value(json_object_get(o, "vm_name")));
         fputs("\",device=\"", f);
         label_escape(f, json_string_value(json_object_get(o, "device")));
+        /* net or blk: a disk's rx/tx are reads/writes, so dashboards split by it */
+        fputs("\",type=\"", f);
+        label_escape(f, json_is_string(json_object_get(o, "type")) ? json_string_value(json_object_get(o, "type")) : "net");
         fprintf(f, "\",queue=\"%lld\",sidecore=\"", (long long)json_integer_value(json_object_get(o, "queue")));
         if (json_is_integer(sc))
                 fprintf(f, "%lld", (long long)json_integer_value(sc));

@@ -27,6 +27,7 @@ const struct elvis_arg_key elvis_arg_policy_keys[] = {
         { "budget_bytes", ELVIS_ARG_INT, NULL, NULL, NULL },
         { "poll_start_rate", ELVIS_ARG_INT, NULL, NULL, NULL },
         { "poll_stop_idle_ms", ELVIS_ARG_INT, NULL, NULL, NULL },
+        { "vanilla_busyloop_us", ELVIS_ARG_INT, NULL, NULL, NULL },
         { "scale_up_idle", ELVIS_ARG_NUMBER, NULL, NULL, NULL },
         { "scale_down_idle", ELVIS_ARG_NUMBER, NULL, NULL, NULL },
         { "improvement_threshold", ELVIS_ARG_NUMBER, NULL, NULL, NULL },

@@ -157,6 +157,7 @@ static void dataplane_restore(struct elvis_manager *m)
                 .budget_bytes = m->state.policy.budget_bytes,
                 .poll_start_rate = m->state.policy.poll_start_rate,
                 .poll_stop_idle_ms = m->state.policy.poll_stop_idle_ms,
+                .vanilla_busyloop_us = m->state.policy.vanilla_busyloop_us,
         };
 
         if (m->dp_status != ELVIS_DP_RUNNING)

@@ -108,6 +108,7 @@ static int apply_step(struct elvis_manager *m, const struct elvis_state *b, cons
                         .budget_bytes = b->policy.budget_bytes,
                         .poll_start_rate = b->policy.poll_start_rate,
                         .poll_stop_idle_ms = b->policy.poll_stop_idle_ms,
+                        .vanilla_busyloop_us = b->policy.vanilla_busyloop_us,
                 };
                 return ops->set_params(dp, &p);
         }

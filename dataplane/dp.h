@@ -231,6 +231,7 @@ struct dp_server {
 
 struct dp_params {
         _Atomic unsigned budget_packets, budget_bytes, poll_start_rate, poll_stop_idle_ms;
+        _Atomic unsigned vanilla_busyloop_us;   /* vanilla threads: poll emptied rings this long (server.c) */
 };
 
 struct dp_user {

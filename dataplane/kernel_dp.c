@@ -710,7 +710,9 @@ static int kernel_set_params(void *p, const struct elvis_dp_params *params)
 {
         struct kdp *k = p;
         /* the module's ranges are narrower: at least 1 kick/s (0 would mean "poll from the
-         * first kick", which 1 kick/s is in effect), at most 16 MiB per turn */
+         * first kick", which 1 kick/s is in effect), at most 16 MiB per turn;
+         * vanilla_busyloop_us is the user plane's: elvis.ko serves exitless never
+         * queues on its sidecores, without a thread per device */
         struct elvis_ioc_poll g = {
                 .scope = ELVIS_POLL_SCOPE_GLOBAL,
                 .mask = ELVIS_POLL_SET_START_RATE | ELVIS_POLL_SET_STOP_IDLE | ELVIS_POLL_SET_BUDGET_PACKETS |

@@ -22,8 +22,8 @@
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
 /* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version;
- * 4: queue drops, blk devices (type, image fd) */
-#define ELVIS_DPP_VERSION 4u
+ * 4: queue drops, blk devices (type, image fd); 5: SET_PARAMS carries vanilla_busyloop_us */
+#define ELVIS_DPP_VERSION 5u
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
 #define ELVIS_DPP_LOCK_NAME "dataplane.lock"
@@ -161,8 +161,9 @@ struct elvis_dpp_params {
         uint32_t budget_bytes;
         uint32_t poll_start_rate;
         uint32_t poll_stop_idle_ms;
+        uint32_t vanilla_busyloop_us;
 };
-ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_params, 16);
+ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_params, 20);
 
 #define ELVIS_DPP_SC_SLEEPING (1u << 0)
 #define ELVIS_DPP_SC_STOLEN_KNOWN (1u << 1)

@@ -327,7 +327,8 @@ static int change(struct elvis_dpp_server *s, const struct elvis_dpp_hdr *h, con
                 const struct elvis_dpp_params *w = p;
                 struct elvis_dp_params prm = { .budget_packets = w->budget_packets, .budget_bytes = w->budget_bytes,
                                                .poll_start_rate = w->poll_start_rate,
-                                               .poll_stop_idle_ms = w->poll_stop_idle_ms };
+                                               .poll_stop_idle_ms = w->poll_stop_idle_ms,
+                                               .vanilla_busyloop_us = w->vanilla_busyloop_us };
                 return ops->set_params(s->dp, &prm);
         }
         case ELVIS_DPP_QUEUE_SET_POLL: {

@@ -956,7 +956,8 @@ static int remote_set_params(void *p, const struct elvis_dp_params *params)
         struct rdp *k = p;
         struct elvis_dpp_params w = { .budget_packets = params->budget_packets, .budget_bytes = params->budget_bytes,
                                       .poll_start_rate = params->poll_start_rate,
-                                      .poll_stop_idle_ms = params->poll_stop_idle_ms };
+                                      .poll_stop_idle_ms = params->poll_stop_idle_ms,
+                                      .vanilla_busyloop_us = params->vanilla_busyloop_us };
         int r = call(k, ELVIS_DPP_SET_PARAMS, &w, sizeof(w), NULL, NULL, NULL);
 
         if (r == 0) {

@@ -1,6 +1,7 @@
 /* Server threads: sidecores (pinned, many queue pairs of many VMs, adaptive polling,
  * deficit round robin by VM weight) and vanilla threads (one per device, notification
- * driven, like stock vhost-net). Both run the same loop; a vanilla server never polls. */
+ * driven, like stock vhost-net). Both run the same loop; a vanilla server polls only for
+ * vanilla_busyloop_us after its rings went empty, as vhost-net's busyloop_timeout. */
 #include "dp.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -401,12 +403,46 @@ static bool prepare_sleep(struct dp_server *s)
         return !pending;
 }
 
+static long involuntary_switches(void)
+{
+        struct rusage ru;
+
+        return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
+/* vhost-net's busyloop_timeout for a vanilla thread whose rings just went empty: keep
+ * polling them, guest notifications still off, for vanilla_busyloop_us before turning
+ * them back on and sleeping. As vhost-net stops at need_resched(), the wait ends early
+ * when another thread wants this CPU: each iteration yields, and a switch away (counted
+ * as involuntary for a yield) ends it. *until is the window's end, 0 when none is open.
+ * True: poll the rings again. */
+static bool vanilla_busyloop(struct dp_server *s, uint64_t now, uint64_t *until, long *switches)
+{
+        unsigned us = atomic_load_explicit(&s->dp->params.vanilla_busyloop_us, memory_order_relaxed);
+
+        if (!us)
+                return false;
+        if (!*until) {
+                *until = now + (uint64_t)us * 1000u;
+                *switches = involuntary_switches();
+                return true;
+        }
+        if (now < *until) {
+                sched_yield();
+                if (involuntary_switches() == *switches)
+                        return true;
+        }
+        *until = 0;
+        return false;
+}
+
 static void *server_main(void *arg)
 {
         struct dp_server *s = arg;
         struct epoll_event ev[64];
         unsigned rounds = 0, last_progress = 0;
-        uint64_t last_events = 0;
+        uint64_t last_events = 0, busy_until = 0;
+        long switches = 0;
 
         atomic_store(&s->tid, gettid());
         dp_watch_enter(s->dp, &s->watch, s->vanilla ? "vanilla thread" : "sidecore");
@@ -420,7 +456,7 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 unsigned progress = 0;
-                bool all_notify = true, tx_blocked = false, taps = false;
+                bool all_notify = true, tx_blocked = false, disk_wait = false, taps = false;
                 /* after a round that moved packets, quiet queues wait their turn to be peeked */
                 bool busy = last_progress && !s->vanilla;
 
@@ -471,6 +507,7 @@ static void *server_main(void *arg)
                                 if (sl->polling)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
+                                disk_wait |= qp->bq && qp->bq->q.inflight;
                         } else {
                                 sl->quiet = false;
                         }
@@ -485,6 +522,7 @@ static void *server_main(void *arg)
                 last_progress = progress;
                 end = dp_now_ns();
                 if (progress) {
+                        busy_until = 0;
                         STAT_ADD(s->st.busy_ns, end - start);
                         /* kicks every so often; tap data on a quiet queue sooner */
                         if (++rounds % EVENT_CHECK_ROUNDS == 0 || (taps && rounds % TAP_CHECK_ROUNDS == 0)) {
@@ -494,6 +532,14 @@ static void *server_main(void *arg)
                         continue;
                 }
                 STAT_ADD(s->st.idle_ns, end - start);
+                /* Only disk requests outstanding: what completes them may be an io_uring
+                 * worker (a page-cache read cannot be done without blocking, so the kernel
+                 * hands it to a worker), and a worker inherits the sidecore's CPU. Spinning
+                 * on would keep it off that CPU until the scheduler's slice ends (up to
+                 * milliseconds): give the CPU up for it instead. With nothing else runnable
+                 * on the CPU this returns at once. */
+                if (disk_wait && !all_notify)
+                        sched_yield();
                 if (!all_notify || !s->nslots) {
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
@@ -513,6 +559,8 @@ static void *server_main(void *arg)
                         STAT_ADD(s->st.idle_ns, dp_now_ns() - end);
                         continue;
                 }
+                if (s->vanilla && vanilla_busyloop(s, end, &busy_until, &switches))
+                        continue;
                 if (!prepare_sleep(s))
                         continue;
                 atomic_store(&s->sleeping, true);

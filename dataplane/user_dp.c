@@ -390,6 +390,7 @@ static int user_set_params(void *p, const struct elvis_dp_params *params)
         atomic_store(&dp->params.budget_bytes, params->budget_bytes);
         atomic_store(&dp->params.poll_start_rate, params->poll_start_rate);
         atomic_store(&dp->params.poll_stop_idle_ms, params->poll_stop_idle_ms);
+        atomic_store(&dp->params.vanilla_busyloop_us, params->vanilla_busyloop_us);
         return 0;
 }
 

@@ -93,7 +93,8 @@ size_t elvis_reconcile_diff(const struct elvis_state *a, const struct elvis_stat
                         add(&o, ELVIS_STEP_SIDECORE_DESTROY, 0, NULL, 0, a->sidecores[i].id, a->sidecores[i].cpu);
         if (a->policy.budget_packets != b->policy.budget_packets || a->policy.budget_bytes != b->policy.budget_bytes ||
             a->policy.poll_start_rate != b->policy.poll_start_rate ||
-            a->policy.poll_stop_idle_ms != b->policy.poll_stop_idle_ms)
+            a->policy.poll_stop_idle_ms != b->policy.poll_stop_idle_ms ||
+            a->policy.vanilla_busyloop_us != b->policy.vanilla_busyloop_us)
                 add(&o, ELVIS_STEP_PARAMS, 0, NULL, 0, 0, -1);
         return o.n;
 }

@@ -22,6 +22,9 @@ const struct elvis_tunable elvis_tunables[] = {
           "kick rate that switches a queue to polling (exitless auto)"),
         U(poll_stop_idle_ms, 1, 600000, ELVIS_POLL_STOP_IDLE_MS_DEFAULT, "ms",
           "idle time that switches a polled queue back to notifications"),
+        U(vanilla_busyloop_us, 0, 100000, 0, "us",
+          "exitless never: a device thread polls its emptied rings this long before it sleeps (vhost-net's "
+          "busyloop_timeout; 0: off)"),
         D(scale_up_idle, 0, 1, 0.12, 0, 1, "add a sidecore when the busiest is idle less than this (IOcm)"),
         D(scale_down_idle, 0, 1, 0.80, 1, 0, "remove one when all are idle more than this (IOcm)"),
         D(improvement_threshold, 0, 1, 0.25, 0, 0, "rebalance only for at least this much less imbalance (OVS)"),

@@ -24,6 +24,7 @@ struct emu_vq {
         uint16_t nfree;
         int kick_fd, call_fd, err_fd;
         uint64_t kicks, interrupts;
+        uint64_t kick_ns;               /* guest time in kicks: the eventfd write, or the modelled exit */
 };
 
 struct emu_desc {
@@ -49,7 +50,11 @@ struct emu_opts {
         unsigned ring;
         unsigned mem_mb;
         bool no_event_idx, no_mrg, no_indirect;
-        uint64_t exit_cost_ns;          /* modelled cost of an exit, 0 = none */
+        /* Modelled exit costs, 0 = none. A kick takes exit_cost_ns of guest time in all,
+         * the eventfd write included (spun in place of it, not on top); an interrupt adds
+         * irq_cost_ns where it is taken (0: posted interrupts, free to the guest). */
+        uint64_t exit_cost_ns;
+        uint64_t irq_cost_ns;
         int timeout_ms;                 /* per control reply */
         unsigned linger_ms;             /* hostile: stay connected this long after the verdict */
 };

@@ -1,6 +1,7 @@
 /* elvis-guest: command-line front end of the guest emulator.
  *   elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [options]
  * Prints one JSON line per device with what it measured; exits non-zero on failure.
+ * SIGINT or SIGTERM ends the run early, with its figures printed.
  * Several sockets (stream and rx modes) are driven round robin by this one process, as
  * if each guest had a vCPU of its own: no ring waits for a time slice of its guest. */
 #include "emu.h"
@@ -9,12 +10,22 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* SIGINT or SIGTERM: stop sending and report, as at the end of --seconds */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+        (void)sig;
+        stop_requested = 1;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -35,7 +46,7 @@ static double cpu_seconds(void)
 static void print_result(struct emu *e, const char *mode, double secs, double cpus, const struct emu_opts *o,
                          const uint64_t *lat, size_t nlat)
 {
-        uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0;
+        uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0, kick_ns = 0;
 
         for (unsigned i = 0; i < e->nqp; i++) {
                 emu_drain_irqs(e, &e->qp[i].rx);
@@ -43,6 +54,7 @@ static void print_result(struct emu *e, const char *mode, double secs, double cp
                 tx += e->qp[i].tx_packets;
                 rx += e->qp[i].rx_packets;
                 kicks += e->qp[i].tx.kicks + e->qp[i].rx.kicks;
+                kick_ns += e->qp[i].tx.kick_ns + e->qp[i].rx.kick_ns;
                 irqs += e->qp[i].tx.interrupts + e->qp[i].rx.interrupts;
                 lost += e->qp[i].lost;
                 dup += e->qp[i].dup_or_reordered;
@@ -51,14 +63,14 @@ static void print_result(struct emu *e, const char *mode, double secs, double cp
                "\"tx_pps\": %.0f, \"rx_pps\": %.0f, \"kicks\": %llu, \"interrupts\": %llu, "
                "\"kicks_per_1000_packets\": %.3f, \"interrupts_per_1000_packets\": %.3f, \"lost\": %llu, "
                "\"dup_or_reordered\": %llu, \"in_flight\": %llu, \"event_idx\": %s, \"mrg_rxbuf\": %s, "
-               "\"cpu_seconds\": %.3f, \"exit_cost_ns\": %llu",
+               "\"cpu_seconds\": %.3f, \"exit_cost_ns\": %llu, \"irq_cost_ns\": %llu, \"kick_ns\": %llu",
                mode, e->o.socket, secs, (unsigned long long)tx, (unsigned long long)rx, (double)tx / secs,
                (double)rx / secs, (unsigned long long)kicks, (unsigned long long)irqs,
                tx + rx ? 1000.0 * (double)kicks / (double)(tx + rx) : 0.0,
                tx + rx ? 1000.0 * (double)irqs / (double)(tx + rx) : 0.0, (unsigned long long)lost,
                (unsigned long long)dup, (unsigned long long)(e->qp[0].tx_seq - e->qp[0].rx_expect),
                emu_has_event_idx(e) ? "true" : "false", (e->features & (1ull << 15)) ? "true" : "false", cpus,
-               (unsigned long long)o->exit_cost_ns);
+               (unsigned long long)o->exit_cost_ns, (unsigned long long)o->irq_cost_ns, (unsigned long long)kick_ns);
         if (e->log) {
                 uint64_t checked = 0, missing = 0;
                 for (unsigned i = 0; i < e->nqp; i++) {
@@ -69,10 +81,14 @@ static void print_result(struct emu *e, const char *mode, double secs, double cp
                        (unsigned long long)checked, (unsigned long long)missing,
                        (unsigned long long)emu_log_stray(e));
         }
-        if (nlat)
-                printf(", \"rr_count\": %zu, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu", nlat,
-                       (unsigned long long)lat[nlat / 2], (unsigned long long)lat[nlat * 99 / 100],
-                       (unsigned long long)lat[nlat * 999 / 1000]);
+        if (nlat) {
+                double sum = 0;
+                for (size_t i = 0; i < nlat; i++)
+                        sum += (double)lat[i];
+                printf(", \"rr_count\": %zu, \"mean_ns\": %.0f, \"p50_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu",
+                       nlat, sum / (double)nlat, (unsigned long long)lat[nlat / 2],
+                       (unsigned long long)lat[nlat * 99 / 100], (unsigned long long)lat[nlat * 999 / 1000]);
+        }
         printf("}\n");
 }
 
@@ -82,8 +98,10 @@ static void usage(void)
                 "usage: elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [--kind K]\n"
                 "       [--linger S] [--seconds S] [--count N]\n"
                 "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
-                "       [--exit-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n"
-                "       [--dirty-log]   (stream: dirty logging on for the middle third, as a migration does)\n");
+                "       [--exit-cost-ns N] [--irq-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n"
+                "       [--dirty-log]   (stream: dirty logging on for the middle third, as a migration does)\n"
+                "  --exit-cost-ns: a kick takes N ns of guest time in all (the eventfd write spun up to N);\n"
+                "  --irq-cost-ns: each interrupt taken adds N ns (0: posted interrupts)\n");
 }
 
 int main(int argc, char **argv)
@@ -94,7 +112,7 @@ int main(int argc, char **argv)
                 { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
                 { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
                 { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "linger", 1, 0, 'L' }, { "help", 0, 0, 'h' },
-                { "dirty-log", 0, 0, 'D' },
+                { "dirty-log", 0, 0, 'D' }, { "irq-cost-ns", 1, 0, 'X' },
                 { 0, 0, 0, 0 },
         };
         struct emu_opts o = { .queues = 1, .ring = 256 };
@@ -133,6 +151,7 @@ int main(int argc, char **argv)
                 case 'c': cpu = atoi(optarg); break;
                 case 'w': wait = optarg; break;
                 case 'x': o.exit_cost_ns = strtoull(optarg, NULL, 10); break;
+                case 'X': o.irq_cost_ns = strtoull(optarg, NULL, 10); break;
                 case 'k': kind = optarg; break;
                 case 'E': o.no_event_idx = true; break;
                 case 'G': o.no_mrg = true; break;
@@ -167,6 +186,8 @@ int main(int argc, char **argv)
                         return 1;
                 }
         }
+        signal(SIGINT, on_stop);
+        signal(SIGTERM, on_stop);
         cpu0 = cpu_seconds();
         start = emu_now_ns();
         end = start + (uint64_t)(seconds * 1e9);
@@ -179,7 +200,7 @@ int main(int argc, char **argv)
                                 emu_irq(&devs[d], &devs[d].qp[i].rx, false);
                                 emu_irq(&devs[d], &devs[d].qp[i].tx, false);
                         }
-                while (emu_now_ns() < end && (!count || sent < count)) {
+                while (emu_now_ns() < end && (!count || sent < count) && !stop_requested) {
                         /* the middle third of the count (or of the time) runs with logging on */
                         unsigned third = count ? (unsigned)(3 * sent / count) : (unsigned)(3 * (emu_now_ns() - start) / (end - start));
                         if (dirty_log && log_phase < 2 && third > log_phase) {
@@ -237,7 +258,7 @@ int main(int argc, char **argv)
                 bool poll_wait = !strcmp(wait, "poll");
                 size_t cap = 1 << 20;
                 lat = malloc(cap * sizeof(*lat));
-                while (emu_now_ns() < end && (!count || nlat < count) && nlat < cap) {
+                while (emu_now_ns() < end && (!count || nlat < count) && nlat < cap && !stop_requested) {
                         uint64_t t0 = emu_now_ns(), deadline = t0 + 2000000000ull;
                         emu_irq(ep, &ep->qp[0].rx, !poll_wait);
                         if (!emu_tx(ep, 0, 1, size)) {

@@ -46,6 +46,7 @@ struct elvis_dp_params {
         unsigned budget_bytes;
         unsigned poll_start_rate;       /* kicks/s */
         unsigned poll_stop_idle_ms;
+        unsigned vanilla_busyloop_us;   /* exitless never: polling of emptied rings before sleep */
 };
 
 struct elvis_dp_sidecore_stats {

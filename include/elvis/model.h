@@ -122,6 +122,7 @@ struct elvis_policy {
         unsigned budget_bytes;
         unsigned poll_start_rate;       /* kicks/s that switch a queue to polling */
         unsigned poll_stop_idle_ms;     /* idle time that switches a queue back to notifications */
+        unsigned vanilla_busyloop_us;   /* exitless never: poll an emptied ring this long before sleeping */
         double scale_up_idle;           /* add a sidecore when pool idle ratio stays below */
         double scale_down_idle;         /* remove one when the rest would stay above */
         double improvement_threshold;   /* minimum relative gain for a rebalance */

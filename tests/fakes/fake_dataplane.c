@@ -239,8 +239,9 @@ static int fake_set_params(void *dp, const struct elvis_dp_params *p)
 
         if (r < 0)
                 return r;
-        record("set_params budget_packets=%u budget_bytes=%u poll_start_rate=%u poll_stop_idle_ms=%u",
-               p->budget_packets, p->budget_bytes, p->poll_start_rate, p->poll_stop_idle_ms);
+        record("set_params budget_packets=%u budget_bytes=%u poll_start_rate=%u poll_stop_idle_ms=%u "
+               "vanilla_busyloop_us=%u",
+               p->budget_packets, p->budget_bytes, p->poll_start_rate, p->poll_stop_idle_ms, p->vanilla_busyloop_us);
         return 0;
 }
 

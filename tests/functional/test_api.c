@@ -437,14 +437,14 @@ Test(api, stats_and_metrics)
         cr_assert_eq(r.status, 200);
         cr_assert(strstr(r.content_type, "text/plain"), "%s", r.content_type);
         cr_assert(strstr(r.body, "# TYPE elvis_queue_kicks_total counter"));
-        cr_assert(strstr(r.body, "elvis_queue_kicks_total{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+        cr_assert(strstr(r.body, "elvis_queue_kicks_total{vm=\"1\",vm_name=\"web1\",device=\"net0\",type=\"net\",queue=\"0\","
                                  "sidecore=\"1\"} "), "%s", r.body);
         cr_assert(strstr(r.body, "elvis_sidecore_busy_seconds_total{sidecore=\"1\",cpu=\""));
         cr_assert(strstr(r.body, "elvis_vm_busy_seconds_total{vm=\"1\",vm_name=\"web1\"}"));
         cr_assert(strstr(r.body, "elvis_dataplane_up 1"));
-        cr_assert(strstr(r.body, "\nelvis_queue_connected{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+        cr_assert(strstr(r.body, "\nelvis_queue_connected{vm=\"1\",vm_name=\"web1\",device=\"net0\",type=\"net\",queue=\"0\","
                                  "sidecore=\"1\"} 1\n"), "the fake's queues are ready");
-        cr_assert(strstr(r.body, "\nelvis_queue_error{vm=\"1\",vm_name=\"web1\",device=\"net0\",queue=\"0\","
+        cr_assert(strstr(r.body, "\nelvis_queue_error{vm=\"1\",vm_name=\"web1\",device=\"net0\",type=\"net\",queue=\"0\","
                                  "sidecore=\"1\"} 0\n"));
         /* every policy's series exists before its first decision */
         cr_assert(strstr(r.body, "\nelvis_decisions_total{policy=\"scaling\",outcome=\"applied\"} 0\n"));

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include "../lib/harness.h"
+#include "../../dataplane/proto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -772,13 +773,19 @@ TestSuite(dpversion, .fini = sandbox_fini, .timeout = 120);
 
 Test(dpversion, a_data_plane_of_version_2_is_sent_sigterm_and_replaced)
 {
-        other_version_is_replaced("2", "stopped (SIGTERM)", "answered request 64 of version 4\n");
+        char says[64];
+
+        snprintf(says, sizeof(says), "answered request 64 of version %u\n", ELVIS_DPP_VERSION);
+        other_version_is_replaced("2", "stopped (SIGTERM)", says);
 }
 
 /* the upgrade from the previous release: version 3 knows STOP */
 Test(dpversion, a_data_plane_of_version_3_is_sent_stop_and_replaced)
 {
-        other_version_is_replaced("3", "stopped (STOP)", "answered request 64 of version 4: stopping\n");
+        char says[64];
+
+        snprintf(says, sizeof(says), "answered request 64 of version %u: stopping\n", ELVIS_DPP_VERSION);
+        other_version_is_replaced("3", "stopped (STOP)", says);
 }
 
 /* A newer data plane came with a package this manager predates: stopping it would be
@@ -786,7 +793,7 @@ Test(dpversion, a_data_plane_of_version_3_is_sent_stop_and_replaced)
  * says to restart itself. */
 Test(dpversion, a_data_plane_of_a_later_version_is_left_running)
 {
-        char detail[256], *log = NULL;
+        char detail[256], later[16], *log = NULL;
         pid_t newer;
         bool ok = true;
         double ms;
@@ -802,7 +809,8 @@ Test(dpversion, a_data_plane_of_a_later_version_is_left_running)
         cr_assert_eq(daemon_stop(&d), 0);
         dataplane_end(dp_pid);
         dp_pid = 0;
-        newer = probes[0] = probe_start(d.run_dir, "--probe-speak", "5", &err);
+        snprintf(later, sizeof(later), "%u", ELVIS_DPP_VERSION + 1);
+        newer = probes[0] = probe_start(d.run_dir, "--probe-speak", later, &err);
         cr_assert_eq(daemon_start(&d), 0);
         /* the manager's attempt is logged; the data plane is never stopped */
         for (int i = 0; i < 100; i++) {

@@ -183,6 +183,11 @@ Test(images, opened_by_the_manager_and_passed_to_the_data_plane)
         cr_assert_str_eq(json_string_value(json_object_get(dev, "path")), want);
         cr_assert(json_is_true(json_object_get(dev, "readonly")));
         resp_free(&r);
+        /* Prometheus tells a disk's queues from a NIC's */
+        cr_assert_eq(http_json(&d, "GET", "/metrics", NULL, &r), 0);
+        cr_assert(strstr(r.body, "elvis_queue_rx_packets_total{vm=\"2\",vm_name=\"vmb\",device=\"blk0\",type=\"blk\","),
+                  "%s", r.body);
+        resp_free(&r);
         /* held while the device exists, let go with it */
         cr_assert(daemon_holds(ino_of(a)));
         cr_assert_eq(http_json(&d, "DELETE", "/v1/vms/vma", NULL, &r), 0);

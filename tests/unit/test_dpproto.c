@@ -480,7 +480,7 @@ Test(dpproto, client_and_server_end_to_end)
 {
         const struct elvis_dataplane_ops *ops = &elvis_remote_dataplane;
         struct elvis_dp_stats st;
-        struct elvis_dp_params prm = { 64, 65536, 500, 200 };
+        struct elvis_dp_params prm = { 64, 65536, 500, 200, 50 };
         struct client c;
         char detail[256], id[8];
         char *log;
@@ -508,7 +508,8 @@ Test(dpproto, client_and_server_end_to_end)
         elvis_dp_stats_fini(&st);
         log = fake_log();
         cr_assert(strstr(log, "device_set_policy 1 n3 weight=300 exitless=never"), "%s", log);
-        cr_assert(strstr(log, "set_params budget_packets=64"), "%s", log);
+        cr_assert(strstr(log, "set_params budget_packets=64 budget_bytes=65536 poll_start_rate=500 "
+                             "poll_stop_idle_ms=200 vanilla_busyloop_us=50"), "every parameter crossed: %s", log);
         free(log);
         client_close(&c);
 }
