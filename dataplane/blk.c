@@ -7,9 +7,21 @@
  * control thread never waits for a disk: the ring stops at once, what the disk already
  * finished is answered, the rest is abandoned (the model drops their completions, the back
  * end copies nothing for them). A guest that stops a ring with requests in flight gets no
- * answer for them, as after a reset; QEMU's in-flight tracking (INFLIGHT_SHMFD) is not
- * offered. A ring restarted in place (a new memory table: memory hot-plug) keeps its
- * requests, which complete into it.
+ * answer for them, as after a reset, unless the front end keeps an inflight region
+ * (INFLIGHT_SHMFD, below). A ring restarted in place (a new memory table: memory
+ * hot-plug) keeps its requests, which complete into it.
+ *
+ * Inflight tracking (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD). A disk completes out of
+ * order, so a back end that dies (kill -9, a crash) with requests in flight would have
+ * the front end restart the ring from the used index: a request popped before one that
+ * completed later would never be fetched again, one completed and published would be
+ * fetched and done twice. The front end keeps a region we format (GET_INFLIGHT_FD) and
+ * hands it to the next back end (SET_INFLIGHT_FD); the queue model records in it every
+ * head it pops, the used entries it writes and the index it publishes (inflight.h, the
+ * spec's layout), and a ring that starts afresh executes again, oldest first, what the
+ * region says is in flight (engine/elvis_blkq.h). The same holds for a ring stopped and
+ * started again by the front end: its abandoned requests are executed again once the
+ * disk gave the old copies back.
  *
  * A request the kernel still works on may name guest memory by its address in this
  * process, so while a disk holds requests a guest mapping the control thread gives up is
@@ -152,6 +164,7 @@ bool dp_blk_close(struct dp_device *dev)
                 if (b->file && !dp_blk_file_release(b->file))
                         clean = false;
                 free(b->slots);
+                free(b->heads);
                 free(b);
                 dev->qp[i].bq = NULL;
         }
@@ -308,6 +321,72 @@ unsigned int elvis_blkq_port_reap(struct elvis_blkq *q, unsigned int max)
         struct dp_blkq *b = bq_of(q);
 
         return b->file ? dp_blk_file_reap(b->file, file_done, q, max) : 0;
+}
+
+void elvis_blkq_port_track(struct elvis_blkq *q, enum elvis_blkq_track what, u16 v)
+{
+        struct dp_inflight *t = &bq_of(q)->inflight;
+
+        dp_assert_held(&bq_of(q)->qp->lock);
+        switch (what) {
+        case ELVIS_BLKQ_POPPED:
+                dp_inflight_popped(t, v);
+                break;
+        case ELVIS_BLKQ_UNPOPPED:
+                dp_inflight_unpopped(t, v);
+                break;
+        case ELVIS_BLKQ_DONE:
+                dp_inflight_done(t, v);
+                break;
+        case ELVIS_BLKQ_PUBLISHED:
+                dp_inflight_published(t, v);
+                break;
+        }
+}
+
+int elvis_blkq_port_recover(struct elvis_blkq *q, u16 guest_used, const u16 **ret_heads, u32 *ret_n,
+                            const char **why)
+{
+        struct dp_blkq *b = bq_of(q);
+        struct dp_qp *qp = b->qp;
+        int n;
+
+        dp_assert_held(&qp->lock);
+        if (!b->inflight.r)
+                return 0;
+        if (q->vq.num != b->inflight.num) {
+                *why = "the inflight region is for rings of another size";
+                return -EINVAL;
+        }
+        n = dp_inflight_recover(&b->inflight, guest_used, b->heads, why);
+        if (n < 0)
+                return n;
+        if (n)
+                log_info("VM %u device %s queue %u: %d requests a back end before left in flight are executed again",
+                         qp->dev->vm_id, qp->dev->id, qp->index, n);
+        *ret_heads = b->heads;
+        *ret_n = (u32)n;
+        return 1;
+}
+
+int dp_blk_inflight_attach(struct dp_qp *qp, void *region, uint16_t queue_size)
+{
+        struct dp_blkq *b = qp->bq;
+        u16 *heads;
+
+        dp_assert_held(&qp->lock);
+        if (!b)
+                return 0;
+        if (!region) {
+                memset(&b->inflight, 0, sizeof(b->inflight));
+                return 0;
+        }
+        heads = realloc(b->heads, (size_t)queue_size * sizeof(*heads));
+        if (!heads)
+                return -ENOMEM;
+        b->heads = heads;
+        dp_inflight_attach(&b->inflight, region, (uint16_t)qp->index, queue_size);
+        return 0;
 }
 
 void elvis_blkq_port_abandon(struct elvis_blkq *q)

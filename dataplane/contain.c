@@ -50,10 +50,10 @@ static bool in_range(const struct dp_region_map *m, const void *addr)
         return m->addr && (const char *)addr >= (const char *)m->addr && (const char *)addr < (const char *)m->addr + m->len;
 }
 
-/* guest memory, or the dirty log (a file the VMM may shrink just the same) */
+/* guest memory, the dirty log or the inflight region (files the VMM may shrink just the same) */
 static bool in_device_memory(const struct dp_device *dev, const void *addr)
 {
-        if (dev && in_range(&dev->log_map, addr))
+        if (dev && (in_range(&dev->log_map, addr) || in_range(&dev->inflight_map, addr)))
                 return true;
         for (unsigned i = 0; dev && i < ELVIS_MEM_MAX_REGIONS; i++) {
                 if (in_range(&dev->maps[i], addr))

@@ -27,6 +27,7 @@
 
 #include "dp_log.h"
 #include "dp_lock.h"
+#include "inflight.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -65,6 +66,7 @@
 #define PF_REPLY_ACK 3
 #define PF_BACKEND_REQ 5
 #define PF_CONFIG 9
+#define PF_INFLIGHT_SHMFD 12
 #define PF_STATUS 16
 
 /* Counters of this plane; the device model's are in qp->q.st. */
@@ -107,6 +109,8 @@ struct dp_blkq {
         struct dp_qp *qp;
         struct dp_blk_file *file;       /* file back end; NULL: null back end */
         int efd;                        /* the file back end's completion eventfd, or -1 */
+        struct dp_inflight inflight;    /* INFLIGHT_SHMFD: the VMM's record of this queue, or none */
+        u16 *heads;                     /* its queue_size heads to execute again (the model's resubmit) */
         u16 free[ELVIS_BLKQ_DEPTH_MAX];
         struct elvis_blkq_slot *slots;
         struct elvis_blkq q;            /* large: last */
@@ -177,6 +181,7 @@ struct dp_device {
         struct elvis_vring_mem mem;
         struct dp_region_map maps[ELVIS_MEM_MAX_REGIONS];
         struct dp_region_map log_map;   /* the VMM's dirty log (SET_LOG_BASE), or none */
+        struct dp_region_map inflight_map;      /* blk: the VMM's inflight region (SET_INFLIGHT_FD), or none */
         struct dp_qp qp[ELVIS_MAX_QUEUES];
         struct dp_server *vanilla;      /* exitless never: the device's own thread */
         struct dp_device *next;
@@ -349,6 +354,9 @@ enum dp_blk_keep {
 void dp_blk_unmap(struct dp_device *dev, const struct dp_region_map *m, enum dp_blk_keep keep);
 /* Releases reserved mappings once the device has nothing in flight (busy false). */
 void dp_blk_unquarantine(struct dp_device *dev, bool busy);
+/* Tracks the virtqueue of qp in queue qp->index of an inflight region of queue_size
+ * entries a queue (region NULL: no tracking); the ring must not be live. 0 or -ENOMEM. */
+int dp_blk_inflight_attach(struct dp_qp *qp, void *region, uint16_t queue_size) DP_REQUIRES(qp->lock);
 /* The blk device's config space, GET_CONFIG's bytes. */
 void dp_blk_config(const struct dp_device *dev, uint8_t out[ELVIS_BLK_CONFIG_SIZE]);
 

@@ -48,6 +48,13 @@ void dp_inflight_popped(struct dp_inflight *t, uint16_t head)
         __atomic_store_n(&t->r->desc[head].inflight, 1, __ATOMIC_RELEASE);
 }
 
+void dp_inflight_unpopped(struct dp_inflight *t, uint16_t head)
+{
+        if (!t->r || head >= t->num)
+                return;
+        WRITE1(t->r->desc[head].inflight, 0);
+}
+
 void dp_inflight_done(struct dp_inflight *t, uint16_t head)
 {
         if (!t->r || head >= t->num)
@@ -105,13 +112,16 @@ int dp_inflight_recover(struct dp_inflight *t, uint16_t guest_used, uint16_t *he
         /* a batch the old back end published in the guest's used ring but did not clear */
         if (used != guest_used) {
                 uint16_t done = (uint16_t)(guest_used - used);
+                bool any = false;
 
-                if (done > t->num) {
+                for (uint16_t i = 0; i < t->num && !any; i++)
+                        any = READ1(r->desc[i].inflight) != 0;
+                if (done > t->num && any) {
                         *why = "the used index moved further than a ring holds since the inflight region saw it";
                         return -EINVAL;
                 }
                 h = READ1(r->last_batch_head);
-                for (uint16_t i = 0; i < done; i++) {
+                for (uint16_t i = 0; i < done && any; i++) {
                         if (h >= t->num) {
                                 *why = "the inflight region's last batch leads outside the ring";
                                 return -EINVAL;

@@ -57,6 +57,8 @@ void dp_inflight_attach(struct dp_inflight *t, void *region, uint16_t q, uint16_
 
 /* A head was popped. */
 void dp_inflight_popped(struct dp_inflight *t, uint16_t head);
+/* A head popped went back to the avail ring before anything was done with it. */
+void dp_inflight_unpopped(struct dp_inflight *t, uint16_t head);
 /* A head's used entry was written, not yet published: it joins the batch. */
 void dp_inflight_done(struct dp_inflight *t, uint16_t head);
 /* The used index now published is used_idx: the batch is no longer in flight. */
@@ -66,5 +68,6 @@ void dp_inflight_published(struct dp_inflight *t, uint16_t used_idx);
  * guest memory. Settles a batch that was being published when the old back end died, then
  * fills heads (room for t->num) with the requests still in flight, oldest first. Returns
  * how many, or -EINVAL with why when the region is inconsistent (the queue must then not
- * be served from it). */
+ * be served from it). A region with nothing in flight takes any used index (a fresh one
+ * given to a ring that already ran: a new back end after a migration). */
 int dp_inflight_recover(struct dp_inflight *t, uint16_t guest_used, uint16_t *heads, const char **why);

@@ -69,6 +69,8 @@ static const char *const always[] = {
         "fchownat", "umask", "flock", "fsync", "fdatasync", "getdents64", "access", "faccessat", "faccessat2",
         /* memory: guest memory, thread stacks, malloc */
         "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+        /* vhost-user-blk's inflight regions (GET_INFLIGHT_FD): a sealed memfd of a set size */
+        "memfd_create", "ftruncate",
         /* threads, their signals and scheduling */
         "futex", "set_robust_list", "get_robust_list", "rseq", "set_tid_address", "exit", "exit_group", "gettid",
         "getpid", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "sigaltstack",

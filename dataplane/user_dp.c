@@ -97,6 +97,8 @@ void dp_device_put(struct dp_device *dev)
         free(dev->quarantine);          /* the list; what it lists stays reserved when a disk held on */
         if (dev->log_map.addr)
                 munmap(dev->log_map.addr, dev->log_map.len);
+        if (dev->inflight_map.addr)
+                munmap(dev->inflight_map.addr, dev->inflight_map.len);
         if (dev->backend_req_fd >= 0)
                 close(dev->backend_req_fd);
         for (unsigned i = 0; i < ELVIS_MAX_QUEUES; i++)

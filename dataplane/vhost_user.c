@@ -24,7 +24,8 @@ enum {
         SET_LOG_FD = 7, SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10, GET_VRING_BASE = 11,
         SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14, GET_PROTOCOL_FEATURES = 15,
         SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18, SET_BACKEND_REQ_FD = 21,
-        GET_CONFIG = 24, SET_CONFIG = 25, RESET_DEVICE = 34, SET_STATUS = 39, GET_STATUS = 40,
+        GET_CONFIG = 24, SET_CONFIG = 25, GET_INFLIGHT_FD = 31, SET_INFLIGHT_FD = 32, RESET_DEVICE = 34,
+        SET_STATUS = 39, GET_STATUS = 40,
 };
 
 #define HDR_SIZE 12
@@ -74,7 +75,7 @@ static uint64_t next_id = 1;    /* epoll tags; never reused, so a stale event fi
 
 static uint64_t offered_protocol(const struct dp_device *dev)
 {
-        return OFFERED_PROTOCOL | (dev->type == ELVIS_DEVICE_BLK ? BIT(PF_CONFIG) : 0);
+        return OFFERED_PROTOCOL | (dev->type == ELVIS_DEVICE_BLK ? BIT(PF_CONFIG) | BIT(PF_INFLIGHT_SHMFD) : 0);
 }
 
 static uint64_t offered_features(const struct dp_device *dev)
@@ -95,7 +96,8 @@ static const char *request_name(uint32_t r)
                 [SET_VRING_ERR] = "SET_VRING_ERR", [GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
                 [SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES", [GET_QUEUE_NUM] = "GET_QUEUE_NUM",
                 [SET_VRING_ENABLE] = "SET_VRING_ENABLE", [SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
-                [GET_CONFIG] = "GET_CONFIG", [SET_CONFIG] = "SET_CONFIG", [RESET_DEVICE] = "RESET_DEVICE",
+                [GET_CONFIG] = "GET_CONFIG", [SET_CONFIG] = "SET_CONFIG", [GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
+                [SET_INFLIGHT_FD] = "SET_INFLIGHT_FD", [RESET_DEVICE] = "RESET_DEVICE",
                 [SET_STATUS] = "SET_STATUS", [GET_STATUS] = "GET_STATUS",
         };
         return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown request";
@@ -179,6 +181,7 @@ static void reset_device(struct dp_device *dev)
                 struct dp_qp *qp = &dev->qp[i];
                 dp_assert_held(&qp->lock);      /* lock_all */
                 dp_qp_reset(qp);
+                dp_blk_inflight_attach(qp, NULL, 0);
                 atomic_store(&qp->signal, 0);
                 atomic_fetch_add(&qp->gen, 1);
                 dp_qp_publish(qp);
@@ -187,6 +190,8 @@ static void reset_device(struct dp_device *dev)
         unmap_memory(dev, busy);
         unmap_log(dev);         /* dp_qp_reset dropped every pair's pointer into it */
         unlock_all(dev);
+        unmap_vmm(&dev->inflight_map);  /* no tracker points into it now */
+        dev->inflight_map = (struct dp_region_map){ 0 };
         dev->features = 0;
         dev->features_set = false;
         dev->protocol_features = 0;
@@ -282,10 +287,14 @@ static int set_mem_table(struct dp_device *dev, const struct msg *m, const char 
 
 /* ---- replies ---- */
 
-static int send_reply(struct dp_conn *c, const struct msg *m, const void *payload, uint32_t size)
+/* A reply, with one fd when fd >= 0. */
+static int send_reply_fd(struct dp_conn *c, const struct msg *m, const void *payload, uint32_t size, int fd)
 {
         uint8_t buf[HDR_SIZE + CONFIG_HDR + CONFIG_MAX];
+        char cbuf[CMSG_SPACE(sizeof(int))];
         uint32_t flags = FLAG_VERSION | FLAG_REPLY;
+        struct iovec iov = { buf, HDR_SIZE + size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t w;
 
         memcpy(buf, &m->request, 4);
@@ -293,8 +302,25 @@ static int send_reply(struct dp_conn *c, const struct msg *m, const void *payloa
         memcpy(buf + 8, &size, 4);
         if (size)
                 memcpy(buf + HDR_SIZE, payload, size);
-        w = send(c->fd, buf, HDR_SIZE + size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (fd >= 0) {
+                struct cmsghdr *cm;
+
+                memset(cbuf, 0, sizeof(cbuf));
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        }
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         return w == (ssize_t)(HDR_SIZE + size) ? 0 : -EPIPE;
+}
+
+static int send_reply(struct dp_conn *c, const struct msg *m, const void *payload, uint32_t size)
+{
+        return send_reply_fd(c, m, payload, size, -1);
 }
 
 static int reply_u64(struct dp_conn *c, const struct msg *m, uint64_t v)
@@ -612,8 +638,11 @@ static int set_features(struct dp_device *dev, const struct msg *m, const char *
         if (log_change)
                 log_info("VM %u device %s: dirty logging of every guest write %s (rings keep running)", dev->vm_id,
                          dev->id, f & BIT(F_LOG_ALL) ? "on" : "off");
-        if (!only_log)
+        if (!only_log) {
+                log_info("VM %u device %s: virtio features %#llx negotiated", dev->vm_id, dev->id,
+                         (unsigned long long)f);
                 dp_tap_configure(dev);
+        }
         return 0;
 }
 
@@ -648,6 +677,164 @@ static int get_config(struct dp_device *dev, struct dp_conn *c, const struct msg
         for (uint32_t i = 0; i < size; i++)
                 out[CONFIG_HDR + i] = off + i < sizeof(cfg) ? cfg[off + i] : 0;
         return send_reply(c, m, out, CONFIG_HDR + size);
+}
+
+/* ---- inflight tracking (vhost-user-blk, INFLIGHT_SHMFD; see blk.c) ---- */
+
+struct inflight_msg {
+        uint64_t mmap_size, mmap_offset;
+        uint16_t num_queues, queue_size;
+        uint32_t pad;           /* the struct's C size, which QEMU sends */
+};
+
+/* What the front end asks for must fit the device: its queues, a ring size it can have. */
+static int inflight_shape(const struct dp_device *dev, const struct inflight_msg *im, const char **why)
+{
+        if (dev->type != ELVIS_DEVICE_BLK) {
+                *why = "only block devices track requests in flight";
+                return -EOPNOTSUPP;
+        }
+        if (im->num_queues == 0 || im->num_queues > dev->nqp) {
+                *why = "num_queues is 0 or more than the device's queues";
+                return -EINVAL;
+        }
+        if (im->queue_size == 0 || im->queue_size > ELVIS_VRING_MAX_NUM || (im->queue_size & (im->queue_size - 1))) {
+                *why = "queue_size must be a power of two between 1 and 32768";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* GET_INFLIGHT_FD: a fresh region in a memfd sealed against resizing, formatted, for the
+ * front end to keep across our restarts. A request we cannot serve is answered with
+ * mmap_size 0, which the front end takes as "no tracking". */
+static int get_inflight_fd(struct dp_device *dev, struct dp_conn *c, const struct msg *m, const char **why)
+{
+        struct inflight_msg im = { 0 };
+        size_t size;
+        void *p;
+        int fd, r;
+
+        if (m->size != sizeof(im)) {
+                *why = "payload size is wrong for this request";
+                r = -EINVAL;
+                goto refuse;
+        }
+        memcpy(&im, m->payload, sizeof(im));
+        if ((r = inflight_shape(dev, &im, why)) < 0)
+                goto refuse;
+        size = (size_t)im.num_queues * dp_inflight_queue_size(im.queue_size);
+        fd = memfd_create("elvis-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0) {
+                *why = "cannot create the inflight region";
+                r = -errno;
+                goto refuse;
+        }
+        if (ftruncate(fd, (off_t)size) < 0 ||
+            (p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+                *why = "cannot size or map the inflight region";
+                r = -errno;
+                close(fd);
+                goto refuse;
+        }
+        dp_inflight_format(p, im.num_queues, im.queue_size);
+        munmap(p, size);
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+                *why = "cannot seal the inflight region";
+                r = -errno;
+                close(fd);
+                goto refuse;
+        }
+        im.mmap_size = size;
+        im.mmap_offset = 0;
+        r = send_reply_fd(c, m, &im, sizeof(im), fd);
+        close(fd);
+        if (r == 0)
+                log_info("VM %u device %s: inflight region of %u queues of %u entries for the front end", dev->vm_id,
+                         dev->id, im.num_queues, im.queue_size);
+        return r;
+refuse:
+        im.mmap_size = 0;
+        im.mmap_offset = 0;
+        return send_reply(c, m, &im, sizeof(im)) < 0 ? -EPIPE : r;
+}
+
+/* SET_INFLIGHT_FD: the region a front end kept (ours, or an earlier back end's), before
+ * the rings start. Its shape is checked here; what it says is checked when a ring starts
+ * (dp_inflight_recover), and every access to it is under the SIGBUS guard. */
+static int set_inflight_fd(struct dp_device *dev, const struct msg *m, const char **why)
+{
+        struct inflight_msg im;
+        struct dp_region_map map, old;
+        struct stat st;
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t need, align, map_off, lead;
+        bool live = false;
+        int r = 0;
+
+        if ((r = need_size(m, sizeof(im), why)) < 0)
+                return r;
+        memcpy(&im, m->payload, sizeof(im));
+        if (m->nfds != 1) {
+                *why = "exactly one file descriptor expected (the inflight region)";
+                return -EINVAL;
+        }
+        if ((r = inflight_shape(dev, &im, why)) < 0)
+                return r;
+        need = (uint64_t)im.num_queues * dp_inflight_queue_size(im.queue_size);
+        if (im.mmap_size < need) {
+                *why = "the region is smaller than num_queues queues of queue_size entries";
+                return -EINVAL;
+        }
+        if (dp_vmm_memfd_check(m->fds[0], &st, why) < 0) {
+                *why = "the inflight region must be a memfd, tmpfs or hugetlbfs file";
+                return -EINVAL;
+        }
+        /* a mapping past the end of the file would fault (SIGBUS) on first access */
+        if (im.mmap_offset + need < im.mmap_offset || im.mmap_offset + need > (uint64_t)st.st_size) {
+                *why = "the region is larger than its file or its offset lies beyond the end";
+                return -EINVAL;
+        }
+        align = st.st_blksize > page ? (uint64_t)st.st_blksize : (uint64_t)page;
+        map_off = im.mmap_offset & ~(align - 1);
+        lead = im.mmap_offset - map_off;
+        map.len = (need + lead + align - 1) & ~(align - 1);
+        map.addr = mmap(NULL, map.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[0], (off_t)map_off);
+        if (map.addr == MAP_FAILED) {
+                *why = "cannot map the inflight region";
+                return -errno;
+        }
+        lock_all(dev);
+        for (unsigned i = 0; i < dev->nqp; i++) {
+                dp_assert_held(&dev->qp[i].lock);       /* lock_all */
+                live |= dp_qp_live(&dev->qp[i]);
+        }
+        if (live) {
+                *why = "the rings are running: the inflight region comes before they start";
+                r = -EBUSY;
+        }
+        for (unsigned i = 0; i < dev->nqp && r == 0; i++) {
+                dp_assert_held(&dev->qp[i].lock);       /* lock_all */
+                r = dp_blk_inflight_attach(&dev->qp[i], i < im.num_queues ? (char *)map.addr + lead : NULL,
+                                           im.queue_size);
+        }
+        if (r < 0 && !live) {
+                /* no queue keeps a pointer into a region refused */
+                for (unsigned i = 0; i < dev->nqp; i++) {
+                        dp_assert_held(&dev->qp[i].lock);       /* lock_all */
+                        dp_blk_inflight_attach(&dev->qp[i], NULL, 0);
+                }
+                *why = "out of memory";
+        }
+        old = r == 0 ? dev->inflight_map : map;
+        if (r == 0)
+                dev->inflight_map = map;
+        unlock_all(dev);
+        unmap_vmm(&old);
+        if (r == 0)
+                log_info("VM %u device %s: inflight region of %u queues of %u entries from the front end", dev->vm_id,
+                         dev->id, im.num_queues, im.queue_size);
+        return r;
 }
 
 /* Handles one complete message; returns 0, or -errno with why set (the caller answers). */
@@ -743,6 +930,11 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
         case GET_CONFIG:
                 *replied = true;
                 return get_config(dev, c, m, why);
+        case GET_INFLIGHT_FD:
+                *replied = true;
+                return get_inflight_fd(dev, c, m, why);
+        case SET_INFLIGHT_FD:
+                return set_inflight_fd(dev, m, why);
         case SET_CONFIG:
                 /* writeback and the other writable fields are not offered */
                 *why = "the config space is read-only";
@@ -756,7 +948,7 @@ static int handle(struct dp_conn *c, struct msg *m, bool *replied, const char **
 static bool request_has_reply(const struct dp_device *dev, uint32_t request)
 {
         return request == GET_FEATURES || request == GET_PROTOCOL_FEATURES || request == GET_VRING_BASE ||
-               request == GET_QUEUE_NUM || request == GET_STATUS || request == GET_CONFIG ||
+               request == GET_QUEUE_NUM || request == GET_STATUS || request == GET_CONFIG || request == GET_INFLIGHT_FD ||
                (request == SET_LOG_BASE && (dev->protocol_features & BIT(PF_LOG_SHMFD)));
 }
 

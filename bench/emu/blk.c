@@ -9,24 +9,41 @@
  *   zeroed or never written; blocks after a discard are not checked until rewritten).
  * iops: random reads or writes of --bs bytes at --depth per queue; completions per second,
  *   latency percentiles, notifications per 1,000 requests.
+ * ids: random 4 KiB writes over the first --blocks blocks (default 1024) at --depth per
+ *   queue, no two in flight on one block, each with a payload unique to the request (its
+ *   id and block); every used entry must answer a request in flight, each exactly once.
+ *   --model PATH writes what the disk's first --blocks blocks must hold at the end.
+ * --inflight: negotiates INFLIGHT_SHMFD, asks the back end for a region once
+ *   (GET_INFLIGHT_FD) and hands it over at every connection (SET_INFLIGHT_FD), as QEMU does.
+ * --reconnect: when the back end goes (it died), connects again (for up to 15 s), and
+ *   starts the rings from the used index, as QEMU does; the workload goes on. The JSON
+ *   line counts the reconnects and the requests in flight when the back end went.
  * hostile: --hostile KIND posts one malformed request on queue 0 and reports what became
  *   of it: "answered" with its status (beyond, overflow, unaligned, segments, unsupported:
  *   a device must answer IOERR or UNSUPP and go on, which a good read after it shows), or
  *   not answered within a second (ro-status, bad-addr, loop: no answer is possible, the
- *   device stops the queue). Exits 0 either way; the caller judges.
+ *   device stops the queue; inflight-version, inflight-flag, inflight-count and
+ *   inflight-batch hand over an inflight region with garbage in it first, which the
+ *   device must refuse by stopping the queue). Exits 0 either way; the caller judges.
  * The driver polls the used rings (interrupts off), kicks as the device asks. Prints one
  * JSON line; exits 1 on a failure (a request error, a mismatch, a stall). */
 #include "emu.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16,
-       GET_QUEUE_NUM = 17, GET_CONFIG = 24 };
+       GET_QUEUE_NUM = 17, GET_CONFIG = 24, GET_INFLIGHT_FD = 31, SET_INFLIGHT_FD = 32 };
 
 #define F_SEG_MAX 2
 #define F_RO 5
@@ -41,6 +58,7 @@ enum { GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, GET_PROTOCOL_FEATURES 
 #define PF_MQ 0
 #define PF_REPLY_ACK 3
 #define PF_CONFIG 9
+#define PF_INFLIGHT_SHMFD 12
 
 #define T_IN 0u
 #define T_OUT 1u
@@ -62,6 +80,7 @@ struct slot {
         bool busy;
         uint32_t type, nblocks, gen;
         uint64_t block, t0;
+        uint64_t id;                    /* ids mode */
 };
 
 struct queue {
@@ -82,6 +101,20 @@ static unsigned nblocks;
 static uint64_t reads, writes, flushes, zeroes, discards, errors, mismatches;
 static uint64_t *lat;
 static size_t nlat, lat_cap;
+/* inflight tracking and reconnects */
+static bool want_inflight, reconnect_mode;
+static const char *garbage;             /* --hostile inflight-*: what to scribble in the region */
+static struct {
+        uint64_t mmap_size, mmap_offset;
+        uint16_t num_queues, queue_size;
+        uint32_t pad;
+} inflight;
+static int inflight_fd = -1;
+static unsigned ring_size;
+static uint64_t reconnects, inflight_at_loss, region_at_loss;
+/* ids mode */
+static bool ids_mode;
+static uint64_t next_id = 1, *owner, submitted, completed, duplicates, out_of_order, last_done_id;
 
 static uint64_t rnd(void)
 {
@@ -100,9 +133,67 @@ static uint64_t pattern(uint64_t block, uint32_t g, unsigned word)
         return v ^ v >> 29;
 }
 
-static int negotiate(const char *sock, unsigned queues, unsigned ring)
+/* Scribbles on the region as a hostile VMM would (--hostile inflight-*). */
+static void scribble(uint8_t *r)
 {
-        struct emu_opts o = { .socket = sock, .queues = 1, .ring = ring, .mem_mb = 0 };
+        uint16_t v;
+
+        if (!strcmp(garbage, "inflight-version")) {
+                v = 9;
+                memcpy(r + 8, &v, 2);
+        } else if (!strcmp(garbage, "inflight-flag")) {
+                r[16 + 16 * 1] = 3;                     /* desc[1].inflight: a flag */
+        } else if (!strcmp(garbage, "inflight-count")) {
+                /* every head in flight, while the guest made none available */
+                for (unsigned i = 0; i < ring_size; i++) {
+                        uint64_t counter = i + 1;
+                        r[16 + 16 * i] = 1;
+                        memcpy(r + 16 + 16 * i + 8, &counter, 8);
+                }
+        } else if (!strcmp(garbage, "inflight-batch")) {
+                /* a request in flight, and a used index further than a ring holds */
+                v = 999;
+                memcpy(r + 12, &v, 2);
+                v = 0x8000;
+                memcpy(r + 14, &v, 2);
+                r[16] = 1;
+        }
+}
+
+/* GET_INFLIGHT_FD once (the region is kept across back ends), SET_INFLIGHT_FD every time. */
+static int hand_over_inflight(void)
+{
+        uint32_t req, len;
+        int r;
+
+        if (inflight_fd < 0) {
+                inflight.num_queues = (uint16_t)nq;
+                inflight.queue_size = (uint16_t)ring_size;
+                inflight.mmap_size = inflight.mmap_offset = 0;
+                if (emu_send(&e, GET_INFLIGHT_FD, 0, &inflight, sizeof(inflight), NULL, 0) ||
+                    (r = emu_recv_fd(&e, &req, &inflight, sizeof(inflight), &len, &inflight_fd)) < 0 ||
+                    req != GET_INFLIGHT_FD || len != sizeof(inflight) || !inflight.mmap_size || inflight_fd < 0) {
+                        snprintf(e.error, sizeof(e.error), "GET_INFLIGHT_FD failed");
+                        return -1;
+                }
+                if (garbage) {
+                        uint8_t *m = mmap(NULL, inflight.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, inflight_fd,
+                                          (off_t)inflight.mmap_offset);
+                        if (m == MAP_FAILED) {
+                                snprintf(e.error, sizeof(e.error), "cannot map the inflight region");
+                                return -1;
+                        }
+                        scribble(m);
+                        munmap(m, inflight.mmap_size);
+                }
+        }
+        return emu_msg_set(&e, SET_INFLIGHT_FD, &inflight, sizeof(inflight), &inflight_fd, 1);
+}
+
+/* Features, protocol features, memory, the inflight region and the rings: on the first
+ * connection (again false) or on a new one after the back end went. */
+static int handshake(unsigned queues, bool again)
+{
         uint64_t offered, pf, want;
         struct {
                 uint32_t offset, size, flags;
@@ -111,20 +202,37 @@ static int negotiate(const char *sock, unsigned queues, unsigned ring)
         uint32_t req, len;
         size_t off = 0;
 
-        o.mem_mb = (unsigned)((queues * (size_t)depth * SLOT_STRIDE + queues * (ring * 24ull + 16384)) >> 20) + 8;
-        if (emu_mem_connect(&e, &o) || emu_msg_get_u64(&e, GET_FEATURES, &offered))
+        e.protocol_features = 0;
+        if (emu_msg_get_u64(&e, GET_FEATURES, &offered))
                 return -1;
         want = 1ull << F_VERSION_1 | 1ull << F_PROTOCOL | 1ull << F_SEG_MAX | 1ull << F_BLK_SIZE | 1ull << F_FLUSH |
                1ull << F_RO | 1ull << F_DISCARD | 1ull << F_WRITE_ZEROES | 1ull << F_EVENT_IDX;
         if (queues > 1)
                 want |= 1ull << F_MQ;
+        if (again && (offered & want) != features) {
+                snprintf(e.error, sizeof(e.error), "the back end came back with other features");
+                return -1;
+        }
         features = offered & want;
         if (!(features & (1ull << F_PROTOCOL)) || emu_msg_get_u64(&e, GET_PROTOCOL_FEATURES, &pf))
                 return -1;
-        pf &= 1ull << PF_MQ | 1ull << PF_REPLY_ACK | 1ull << PF_CONFIG;
+        pf &= 1ull << PF_MQ | 1ull << PF_REPLY_ACK | 1ull << PF_CONFIG | (want_inflight ? 1ull << PF_INFLIGHT_SHMFD : 0);
+        if (want_inflight && !(pf & (1ull << PF_INFLIGHT_SHMFD))) {
+                snprintf(e.error, sizeof(e.error), "the back end does not offer INFLIGHT_SHMFD");
+                return -1;
+        }
         if (emu_send(&e, SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0))
                 return -1;
         e.protocol_features = pf;
+        if (again) {
+                if (emu_msg_set(&e, SET_OWNER, NULL, 0, NULL, 0) || emu_msg_set(&e, SET_FEATURES, &features, 8, NULL, 0) ||
+                    emu_mem_table(&e) || (want_inflight && hand_over_inflight()))
+                        return -1;
+                for (unsigned i = 0; i < nq; i++)
+                        if (emu_vq_restart(&e, &q[i].vq, i))
+                                return -1;
+                return 0;
+        }
         if (!(pf & (1ull << PF_CONFIG))) {
                 snprintf(e.error, sizeof(e.error), "the back end has no GET_CONFIG");
                 return -1;
@@ -163,7 +271,7 @@ static int negotiate(const char *sock, unsigned queues, unsigned ring)
                 snprintf(e.error, sizeof(e.error), "guest memory too small");
                 return -1;
         }
-        if (emu_mem_table(&e))
+        if (emu_mem_table(&e) || (want_inflight && hand_over_inflight()))
                 return -1;
         for (unsigned i = 0; i < nq; i++) {
                 if (emu_vq_start(&e, &q[i].vq, i))
@@ -171,6 +279,67 @@ static int negotiate(const char *sock, unsigned queues, unsigned ring)
                 emu_irq(&e, &q[i].vq, false);
         }
         return 0;
+}
+
+static int negotiate(const char *sock, unsigned queues, unsigned ring)
+{
+        struct emu_opts o = { .socket = sock, .queues = 1, .ring = ring, .mem_mb = 0 };
+
+        ring_size = ring;
+        o.mem_mb = (unsigned)((queues * (size_t)depth * SLOT_STRIDE + queues * (ring * 24ull + 16384)) >> 20) + 8;
+        if (emu_mem_connect(&e, &o))
+                return -1;
+        return handshake(queues, false);
+}
+
+static unsigned reap(unsigned qi);
+
+/* The back end's end of the connection is gone (it died, or dropped us). */
+static bool back_end_gone(void)
+{
+        struct pollfd p = { .fd = e.sock, .events = POLLRDHUP };
+
+        return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A new connection to whatever back end listens on the socket now, within 15 s. */
+static int reconnect(unsigned long long *done)
+{
+        uint64_t end = emu_now_ns() + 15000000000ull;
+        struct timespec pause = { 0, 5 * 1000 * 1000 };
+
+        /* what the back end answered before it went is ours; the rest was in flight */
+        for (unsigned i = 0; i < nq; i++) {
+                *done += reap(i);
+                inflight_at_loss += q[i].inflight;
+        }
+        if (inflight_fd >= 0) {
+                /* and of those, what the back end had taken: what the next one executes again */
+                const uint8_t *m = mmap(NULL, inflight.mmap_size, PROT_READ, MAP_SHARED, inflight_fd,
+                                        (off_t)inflight.mmap_offset);
+
+                if (m != MAP_FAILED) {
+                        for (unsigned k = 0; k < nq; k++)
+                                for (unsigned i = 0; i < ring_size; i++)
+                                        region_at_loss += m[inflight.mmap_size / nq * k + 16 + 16 * i] == 1;
+                        munmap((void *)m, inflight.mmap_size);
+                }
+        }
+        close(e.sock);
+        e.sock = -1;
+        for (;;) {
+                if (emu_connect(&e) == 0)
+                        break;
+                if (e.sock >= 0)
+                        close(e.sock);
+                e.sock = -1;
+                if (emu_now_ns() > end)
+                        return -1;
+                /* nothing announces a listening socket: try again shortly */
+                nanosleep(&pause, NULL);
+        }
+        reconnects++;
+        return handshake(nq, true);
 }
 
 static uint8_t *slot_mem(unsigned qi, unsigned s)
@@ -224,6 +393,36 @@ static void post(unsigned qi, unsigned s, uint32_t type, uint64_t sector, uint32
 static bool verify_mode;
 static bool writes_mode;
 
+/* ids mode: word w of the block a request writes holds its id and block first, then a
+ * pattern of both, so that no two requests write the same bytes */
+static uint64_t ids_word(uint64_t id, uint64_t block, unsigned w)
+{
+        if (w == 0)
+                return id;
+        if (w == 1)
+                return block;
+        return pattern(block, (uint32_t)id, w) ^ id << 40;
+}
+
+/* What the first nblocks blocks must hold: the last write completed on each. */
+static int write_model(const char *path)
+{
+        FILE *f = fopen(path, "w");
+        uint64_t buf[BLOCK / 8];
+
+        if (!f)
+                return -1;
+        for (unsigned b = 0; b < nblocks; b++) {
+                for (unsigned w = 0; w < BLOCK / 8; w++)
+                        buf[w] = owner[b] ? ids_word(owner[b], b, w) : 0;
+                if (fwrite(buf, sizeof(buf), 1, f) != 1) {
+                        fclose(f);
+                        return -1;
+                }
+        }
+        return fclose(f);
+}
+
 /* Starts one request in a free slot of queue qi. */
 static void start(unsigned qi, unsigned s)
 {
@@ -232,6 +431,28 @@ static void start(unsigned qi, unsigned s)
         uint8_t *data = slot_mem(qi, s) + 4096;
 
         sl->t0 = emu_now_ns();
+        if (ids_mode) {
+                uint64_t b = rnd() % nblocks;
+
+                for (unsigned tries = 0; busy[b]; tries++) {
+                        if (tries == 8)
+                                return;         /* the slot waits for the next round */
+                        b = rnd() % nblocks;
+                }
+                sl->type = T_OUT;
+                sl->block = b;
+                sl->nblocks = 1;
+                sl->id = next_id++;
+                for (unsigned w = 0; w < BLOCK / 8; w++) {
+                        uint64_t v = ids_word(sl->id, b, w);
+                        memcpy(data + w * 8, &v, 8);
+                }
+                busy[b] = 1;
+                sl->busy = true;
+                submitted++;
+                post(qi, s, T_OUT, b * per, BLOCK);
+                return;
+        }
         if (!verify_mode) {
                 uint64_t units = capacity * 512 / bs;
                 uint64_t at = (rnd() % (units ? units : 1)) * (bs / 512);
@@ -312,7 +533,11 @@ static unsigned reap(unsigned qi)
                 unsigned s = id / 3;
                 vq->used_last++;
                 if (id % 3 || s >= depth || !q[qi].slot[s].busy) {
-                        errors++;
+                        /* no request of ours waits for this: answered twice, or made up */
+                        if (ids_mode)
+                                duplicates++;
+                        else
+                                errors++;
                         continue;
                 }
                 struct slot *sl = &q[qi].slot[s];
@@ -327,6 +552,13 @@ static unsigned reap(unsigned qi)
                 case T_FLUSH: flushes++; break;
                 case T_DISCARD: discards++; break;
                 default: zeroes++; break;
+                }
+                if (ids_mode && !status) {
+                        owner[sl->block] = sl->id;
+                        completed++;
+                        out_of_order += sl->id < last_done_id;
+                        if (sl->id > last_done_id)
+                                last_done_id = sl->id;
                 }
                 if (verify_mode && !status)
                         for (unsigned k = 0; k < sl->nblocks; k++)
@@ -399,6 +631,10 @@ static int hostile(const char *kind)
                 vq->avail[2 + (vq->avail_idx & (vq->num - 1))] = d;
                 vq->avail_idx++;
                 q[0].inflight++;
+        } else if (!strncmp(kind, "inflight-", 9)) {
+                /* the region was refused when the ring started: nothing answers now */
+                answerable = false;
+                post(0, 0, T_IN, 0, 4096);
         } else if (!strcmp(kind, "ro-status") || !strcmp(kind, "bad-addr") || !strcmp(kind, "loop")) {
                 answerable = false;
                 if (!strcmp(kind, "ro-status")) {
@@ -441,9 +677,11 @@ int main(int argc, char **argv)
         static const struct option opts[] = {
                 { "socket", 1, 0, 's' }, { "mode", 1, 0, 'm' }, { "queues", 1, 0, 'q' }, { "depth", 1, 0, 'd' },
                 { "seconds", 1, 0, 'S' }, { "count", 1, 0, 'n' }, { "bs", 1, 0, 'b' }, { "rw", 1, 0, 'w' },
-                { "ring", 1, 0, 'r' }, { "cpu", 1, 0, 'c' }, { "hostile", 1, 0, 'H' }, { 0, 0, 0, 0 },
+                { "ring", 1, 0, 'r' }, { "cpu", 1, 0, 'c' }, { "hostile", 1, 0, 'H' }, { "inflight", 0, 0, 'i' },
+                { "reconnect", 0, 0, 'R' }, { "blocks", 1, 0, 'B' }, { "model", 1, 0, 'M' }, { 0, 0, 0, 0 },
         };
-        const char *sock = NULL, *mode = "verify", *rw = "randread", *hostile_kind = NULL;
+        const char *sock = NULL, *mode = "verify", *rw = "randread", *hostile_kind = NULL, *model = NULL;
+        unsigned want_blocks = 1024;
         unsigned queues = 1, ring = 256;
         double seconds = 2;
         unsigned long long count = 0, done = 0;
@@ -463,13 +701,23 @@ int main(int argc, char **argv)
                 case 'r': ring = (unsigned)atoi(optarg); break;
                 case 'c': cpu = atoi(optarg); break;
                 case 'H': hostile_kind = optarg; break;
+                case 'i': want_inflight = true; break;
+                case 'R': reconnect_mode = true; break;
+                case 'B': want_blocks = (unsigned)atoi(optarg); break;
+                case 'M': model = optarg; break;
                 default: fprintf(stderr, "elvis-guest-blk: see the comment at the top of bench/emu/blk.c\n"); return 2;
                 }
         }
         verify_mode = !strcmp(mode, "verify");
+        ids_mode = !strcmp(mode, "ids");
         writes_mode = !strcmp(rw, "randwrite");
+        if (hostile_kind && !strncmp(hostile_kind, "inflight-", 9)) {
+                want_inflight = true;
+                garbage = hostile_kind;
+        }
         if (!sock || !queues || queues > MAX_Q || !depth || 3 * depth > ring || bs < 512 || bs > MAX_BS || bs % 512 ||
-            seconds <= 0 || seconds > 3600 || (!verify_mode && strcmp(mode, "iops"))) {
+            seconds <= 0 || seconds > 3600 || (!verify_mode && !ids_mode && strcmp(mode, "iops")) ||
+            want_blocks < 2 * depth * queues || want_blocks > VERIFY_BLOCKS || (model && !ids_mode)) {
                 fprintf(stderr, "elvis-guest-blk: bad arguments\n");
                 return 2;
         }
@@ -481,22 +729,33 @@ int main(int argc, char **argv)
         }
         if (hostile_kind)
                 return hostile(hostile_kind);
-        if (verify_mode && (features & (1ull << F_RO))) {
+        if ((verify_mode || ids_mode) && (features & (1ull << F_RO))) {
                 printf("{\"error\": \"the disk is read-only: verify needs to write\"}\n");
                 return 1;
         }
         nblocks = (unsigned)(capacity * 512 / BLOCK < VERIFY_BLOCKS ? capacity * 512 / BLOCK : VERIFY_BLOCKS);
+        if (ids_mode && want_blocks < nblocks)
+                nblocks = want_blocks;
         gen = calloc(nblocks + 1, sizeof(*gen));
+        owner = calloc(nblocks + 1, sizeof(*owner));
         busy = calloc(nblocks + 1, 1);
         lat_cap = 1 << 20;
         lat = malloc(lat_cap * sizeof(*lat));
-        if (!gen || !busy || !lat || (verify_mode && nblocks < 8)) {
+        if (!gen || !owner || !busy || !lat || ((verify_mode || ids_mode) && nblocks < 8)) {
                 printf("{\"error\": \"the disk is too small or out of memory\"}\n");
                 return 1;
         }
         t0 = last_progress = emu_now_ns();
         end = t0 + (uint64_t)(seconds * 1e9);
         while (emu_now_ns() < end && (!count || done < count)) {
+                if (reconnect_mode && back_end_gone()) {
+                        if (reconnect(&done) < 0) {
+                                fprintf(stderr, "elvis-guest-blk: the back end did not come back: %s\n", e.error);
+                                errors++;
+                                break;
+                        }
+                        last_progress = emu_now_ns();
+                }
                 for (unsigned i = 0; i < nq; i++) {
                         for (unsigned s = 0; s < depth && (!count || done + q[i].inflight < count); s++)
                                 if (!q[i].slot[s].busy)
@@ -519,6 +778,9 @@ int main(int argc, char **argv)
         /* what is in flight completes (bounded) before the rings stop */
         for (uint64_t stop = emu_now_ns() + 5000000000ull; emu_now_ns() < stop;) {
                 unsigned left = 0;
+
+                if (reconnect_mode && back_end_gone() && reconnect(&done) < 0)
+                        break;
                 for (unsigned i = 0; i < nq; i++) {
                         done += reap(i);
                         left += q[i].inflight;
@@ -526,20 +788,31 @@ int main(int argc, char **argv)
                 if (!left)
                         break;
         }
+        unsigned long long missing = 0;
         for (unsigned i = 0; i < nq; i++)
-                if (q[i].inflight)
-                        errors++;
+                missing += q[i].inflight;
+        if (missing && !ids_mode)
+                errors++;
+        if (model && write_model(model) < 0) {
+                fprintf(stderr, "elvis-guest-blk: cannot write the model to %s\n", model);
+                errors++;
+        }
         qsort(lat, nlat, sizeof(*lat), cmp_u64);
         printf("{\"mode\": \"%s\", \"socket\": \"%s\", \"capacity_sectors\": %llu, \"blk_size\": %u, \"queues\": %u, "
                "\"depth\": %u, \"seconds\": %.3f, \"requests\": %llu, \"iops\": %.0f, \"reads\": %llu, \"writes\": %llu, "
                "\"flushes\": %llu, \"write_zeroes\": %llu, \"discards\": %llu, \"errors\": %llu, \"mismatches\": %llu, "
-               "\"kicks_per_1000\": %.2f, \"p50_ns\": %llu, \"p99_ns\": %llu, \"features\": \"%#llx\"}\n",
+               "\"kicks_per_1000\": %.2f, \"p50_ns\": %llu, \"p99_ns\": %llu, \"features\": \"%#llx\", "
+               "\"submitted\": %llu, \"completed\": %llu, \"duplicates\": %llu, \"missing\": %llu, "
+               "\"reconnects\": %llu, \"inflight_at_loss\": %llu, \"region_at_loss\": %llu, \"out_of_order\": %llu}\n",
                mode, sock, (unsigned long long)capacity, blk_size, nq, depth, secs, done, (double)done / secs,
                (unsigned long long)reads, (unsigned long long)writes, (unsigned long long)flushes,
                (unsigned long long)zeroes, (unsigned long long)discards, (unsigned long long)errors,
                (unsigned long long)mismatches, done ? 1000.0 * (double)kicks / (double)done : 0.0,
                (unsigned long long)(nlat ? lat[nlat / 2] : 0), (unsigned long long)(nlat ? lat[nlat * 99 / 100] : 0),
-               (unsigned long long)features);
+               (unsigned long long)features, (unsigned long long)submitted, (unsigned long long)completed,
+               (unsigned long long)duplicates, missing, (unsigned long long)reconnects,
+               (unsigned long long)inflight_at_loss, (unsigned long long)region_at_loss,
+               (unsigned long long)out_of_order);
         emu_close(&e);
-        return errors || mismatches || !done ? 1 : 0;
+        return errors || mismatches || duplicates || missing || !done ? 1 : 0;
 }

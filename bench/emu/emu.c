@@ -150,6 +150,36 @@ int emu_recv(struct emu *e, uint32_t *request, void *payload, uint32_t max, uint
         return 0;
 }
 
+int emu_recv_fd(struct emu *e, uint32_t *request, void *payload, uint32_t max, uint32_t *size, int *fd)
+{
+        uint32_t hdr[3];
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { hdr, 12 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        struct pollfd p = { .fd = e->sock, .events = POLLIN };
+        ssize_t n;
+        int r;
+
+        *fd = -1;
+        if (poll(&p, 1, e->o.timeout_ms) <= 0)
+                return -ETIMEDOUT;
+        n = recvmsg(e->sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n <= 0)
+                return -EPIPE;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(fd, CMSG_DATA(cm), sizeof(int));
+        if (n < 12 && (r = read_full(e, (char *)hdr + n, 12 - (size_t)n, e->o.timeout_ms)) < 0)
+                return r;
+        if (hdr[2] > max)
+                return -EPROTO;
+        if ((r = read_full(e, payload, hdr[2], e->o.timeout_ms)) < 0)
+                return r;
+        *request = hdr[0];
+        *size = hdr[2];
+        return 0;
+}
+
 static int get_u64(struct emu *e, uint32_t request, uint64_t *v)
 {
         uint32_t req, size;
@@ -216,7 +246,7 @@ static void vq_layout(struct emu *e, struct emu_vq *vq, size_t *off)
         vq->err_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
-static int start_vq(struct emu *e, struct emu_vq *vq, uint32_t index)
+static int start_vq(struct emu *e, struct emu_vq *vq, uint32_t index, uint16_t base)
 {
         uint32_t state[2] = { index, vq->num };
         struct {
@@ -228,7 +258,7 @@ static int start_vq(struct emu *e, struct emu_vq *vq, uint32_t index)
 
         if (set(e, SET_VRING_NUM, state, 8, NULL, 0) || set(e, SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0))
                 return -1;
-        state[1] = 0;
+        state[1] = base;
         if (set(e, SET_VRING_BASE, state, 8, NULL, 0))
                 return -1;
         file = index;
@@ -285,7 +315,16 @@ void emu_vq_setup(struct emu *e, struct emu_vq *vq, size_t *off)
 
 int emu_vq_start(struct emu *e, struct emu_vq *vq, uint32_t index)
 {
-        return start_vq(e, vq, index);
+        return start_vq(e, vq, index, 0);
+}
+
+int emu_vq_restart(struct emu *e, struct emu_vq *vq, uint32_t index)
+{
+        /* QEMU after a back end it lost: the ring resumes from the used index */
+        if (start_vq(e, vq, index, __atomic_load_n(&vq->used[1], __ATOMIC_ACQUIRE)))
+                return -1;
+        eventfd_write(vq->kick_fd, 1);
+        return 0;
 }
 
 int emu_mem_table(struct emu *e)
@@ -344,7 +383,7 @@ int emu_open(struct emu *e, const struct emu_opts *o)
                 return -1;
         for (unsigned i = 0; i < e->nqp; i++) {
                 emu_rx_post_all(e, i);
-                if (start_vq(e, &e->qp[i].rx, 2 * i) || start_vq(e, &e->qp[i].tx, 2 * i + 1))
+                if (start_vq(e, &e->qp[i].rx, 2 * i, 0) || start_vq(e, &e->qp[i].tx, 2 * i + 1, 0))
                         return -1;
         }
         return 0;

@@ -87,6 +87,9 @@ int emu_msg_get_u64(struct emu *e, uint32_t request, uint64_t *v);
 int emu_mem_table(struct emu *e);
 void emu_vq_setup(struct emu *e, struct emu_vq *vq, size_t *off);
 int emu_vq_start(struct emu *e, struct emu_vq *vq, uint32_t index);
+/* Starts a ring again on a new connection from the used index in guest memory (what QEMU
+ * does after losing its back end), and kicks it once. */
+int emu_vq_restart(struct emu *e, struct emu_vq *vq, uint32_t index);
 void emu_vq_publish(struct emu *e, struct emu_vq *vq);
 
 /* Dirty logging as QEMU drives it for a migration: on, a log covering guest memory
@@ -102,6 +105,8 @@ int emu_send(struct emu *e, uint32_t request, uint32_t flags, const void *payloa
              unsigned nfds);
 /* Reads one reply: 0 with the payload, -ETIMEDOUT, -EPIPE (closed), -EPROTO. */
 int emu_recv(struct emu *e, uint32_t *request, void *payload, uint32_t max, uint32_t *size);
+/* The same for a reply that may carry one fd (*fd, -1 if none). */
+int emu_recv_fd(struct emu *e, uint32_t *request, void *payload, uint32_t max, uint32_t *size, int *fd);
 
 /* Driver. All of these are bounded: they never wait without a deadline. */
 unsigned emu_tx(struct emu *e, unsigned qp, unsigned count, unsigned size);    /* posts up to count packets */

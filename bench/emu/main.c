@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* SIGINT or SIGTERM: stop sending and report, as at the end of --seconds */
@@ -44,7 +45,7 @@ static double cpu_seconds(void)
 
 /* One JSON line for device e; cpus is its share of this process's CPU time. */
 static void print_result(struct emu *e, const char *mode, double secs, double cpus, const struct emu_opts *o,
-                         const uint64_t *lat, size_t nlat)
+                         const uint64_t *lat, size_t nlat, uint64_t after_idle_ns)
 {
         uint64_t tx = 0, rx = 0, kicks = 0, irqs = 0, lost = 0, dup = 0, kick_ns = 0;
 
@@ -89,17 +90,45 @@ static void print_result(struct emu *e, const char *mode, double secs, double cp
                        nlat, sum / (double)nlat, (unsigned long long)lat[nlat / 2],
                        (unsigned long long)lat[nlat * 99 / 100], (unsigned long long)lat[nlat * 999 / 1000]);
         }
+        if (after_idle_ns)
+                printf(", \"after_idle_ns\": %llu", (unsigned long long)after_idle_ns);
         printf("}\n");
+}
+
+/* One request on the first queue and its reply: 1 and *ret_ns its latency, 0 when the
+ * transmit ring was full (reclaimed, try again), -1 when no reply came within 2 s. */
+static int rr_once(struct emu *ep, unsigned size, bool poll_wait, uint64_t *ret_ns)
+{
+        uint64_t t0 = emu_now_ns(), deadline = t0 + 2000000000ull;
+
+        emu_irq(ep, &ep->qp[0].rx, !poll_wait);
+        if (!emu_tx(ep, 0, 1, size)) {
+                emu_tx_reclaim(ep, 0);
+                return 0;
+        }
+        while (!emu_rx(ep, 0) && emu_now_ns() < deadline)
+                if (!poll_wait)
+                        emu_wait_irq(ep, &ep->qp[0].rx, 100);
+        if (emu_now_ns() >= deadline) {
+                fprintf(stderr, "elvis-guest: no reply within 2 s\n");
+                return -1;
+        }
+        *ret_ns = emu_now_ns() - t0;
+        emu_tx_reclaim(ep, 0);
+        return 1;
 }
 
 static void usage(void)
 {
         fprintf(stderr,
                 "usage: elvis-guest --socket PATH [--socket PATH...] [--mode stream|rr|rx|hostile] [--kind K]\n"
-                "       [--linger S] [--seconds S] [--count N]\n"
+                "       [--linger S] [--seconds S] [--count N] [--idle S]\n"
                 "       [--size B] [--queues N] [--ring N] [--mem-mb N] [--cpu N] [--wait poll|interrupt]\n"
                 "       [--exit-cost-ns N] [--irq-cost-ns N] [--no-event-idx] [--no-mrg] [--no-indirect] [--batch N] [--work-ns N]\n"
                 "       [--dirty-log]   (stream: dirty logging on for the middle third, as a migration does)\n"
+                "       [--idle S]      (rr: then S s idle, every socket still connected, and one more request,\n"
+                "                        timed apart as after_idle_ns; prints {\"idle\": true} when the idle time starts;\n"
+                "                        several sockets: requests on the first, the others connected and idle)\n"
                 "  --exit-cost-ns: a kick takes N ns of guest time in all (the eventfd write spun up to N);\n"
                 "  --irq-cost-ns: each interrupt taken adds N ns (0: posted interrupts)\n");
 }
@@ -112,12 +141,12 @@ int main(int argc, char **argv)
                 { "cpu", 1, 0, 'c' }, { "wait", 1, 0, 'w' }, { "exit-cost-ns", 1, 0, 'x' }, { "kind", 1, 0, 'k' },
                 { "no-event-idx", 0, 0, 'E' }, { "no-mrg", 0, 0, 'G' }, { "no-indirect", 0, 0, 'I' },
                 { "batch", 1, 0, 'b' }, { "work-ns", 1, 0, 'W' }, { "linger", 1, 0, 'L' }, { "help", 0, 0, 'h' },
-                { "dirty-log", 0, 0, 'D' }, { "irq-cost-ns", 1, 0, 'X' },
+                { "dirty-log", 0, 0, 'D' }, { "irq-cost-ns", 1, 0, 'X' }, { "idle", 1, 0, 'i' },
                 { 0, 0, 0, 0 },
         };
         struct emu_opts o = { .queues = 1, .ring = 256 };
         const char *mode = "stream", *wait = "interrupt", *kind = NULL;
-        double seconds = 2.0;
+        double seconds = 2.0, idle = 0;
         unsigned long long count = 0, work_ns = 0;
         unsigned size = 64, batch = 32;
         int cpu = -1, c;
@@ -127,7 +156,7 @@ int main(int argc, char **argv)
         const char *sockets[EMU_MAX_DEVICES];
         unsigned ndev = 0;
         struct emu *ep = &devs[0];
-        uint64_t start, end, stopped = 0, *lat = NULL;
+        uint64_t start, end, stopped = 0, *lat = NULL, after_idle = 0;
         size_t nlat = 0;
         double cpu0, secs, cpus;
         int rc = 0;
@@ -160,11 +189,12 @@ int main(int argc, char **argv)
                 case 'W': work_ns = strtoull(optarg, NULL, 10); break;
                 case 'L': o.linger_ms = (unsigned)(atof(optarg) * 1000); break;
                 case 'D': dirty_log = true; break;
+                case 'i': idle = atof(optarg); break;
                 default: usage(); return 2;
                 }
         }
         if (!ndev || seconds <= 0 || seconds > 3600 || !batch ||
-            (ndev > 1 && strcmp(mode, "stream") && strcmp(mode, "rx"))) {
+            (ndev > 1 && strcmp(mode, "stream") && strcmp(mode, "rx") && !(idle > 0 && !strcmp(mode, "rr")))) {
                 usage();
                 return 2;
         }
@@ -257,25 +287,29 @@ int main(int argc, char **argv)
         } else if (!strcmp(mode, "rr")) {
                 bool poll_wait = !strcmp(wait, "poll");
                 size_t cap = 1 << 20;
+                int r;
                 lat = malloc(cap * sizeof(*lat));
                 while (emu_now_ns() < end && (!count || nlat < count) && nlat < cap && !stop_requested) {
-                        uint64_t t0 = emu_now_ns(), deadline = t0 + 2000000000ull;
-                        emu_irq(ep, &ep->qp[0].rx, !poll_wait);
-                        if (!emu_tx(ep, 0, 1, size)) {
-                                emu_tx_reclaim(ep, 0);
-                                continue;
-                        }
-                        while (!emu_rx(ep, 0) && emu_now_ns() < deadline)
-                                if (!poll_wait)
-                                        emu_wait_irq(ep, &ep->qp[0].rx, 100);
-                        if (emu_now_ns() >= deadline) {
-                                fprintf(stderr, "elvis-guest: no reply within 2 s\n");
+                        r = rr_once(ep, size, poll_wait, &lat[nlat]);
+                        if (r < 0)
                                 break;
-                        }
-                        lat[nlat++] = emu_now_ns() - t0;
-                        emu_tx_reclaim(ep, 0);
+                        nlat += (size_t)r;
                 }
                 qsort(lat, nlat, sizeof(*lat), cmp_u64);
+                if (idle > 0) {
+                        struct timespec ts = { (time_t)idle, (long)((idle - (double)(time_t)idle) * 1e9) };
+
+                        /* the guest sleeps: no request and no polling, every socket connected */
+                        stopped = emu_now_ns();
+                        printf("{\"idle\": true}\n");
+                        fflush(stdout);
+                        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                ;
+                        while ((r = rr_once(ep, size, poll_wait, &after_idle)) == 0)
+                                ;
+                        if (r < 0)
+                                rc = 1;
+                }
         } else {
                 usage();
                 rc = 2;
@@ -283,7 +317,7 @@ int main(int argc, char **argv)
         secs = (double)((stopped ? stopped : emu_now_ns()) - start) / 1e9;
         cpus = cpu_seconds() - cpu0;
         for (unsigned d = 0; rc == 0 && d < ndev; d++)
-                print_result(&devs[d], mode, secs, cpus / ndev, &o, lat, nlat);
+                print_result(&devs[d], mode, secs, cpus / ndev, &o, lat, nlat, d ? 0 : after_idle);
         free(lat);
         for (unsigned d = 0; d < ndev; d++)
                 emu_close(&devs[d]);

@@ -42,6 +42,9 @@ static void abandon(struct elvis_blkq *q)
                 elvis_blkq_port_abandon(q);
         q->active = 0;
         q->epoch++;
+        /* what was not executed again yet stays in flight in the plane's record */
+        q->resubmit = NULL;
+        q->nresubmit = q->resubmitted = 0;
 }
 
 void elvis_blkq_reset(struct elvis_blkq *q)
@@ -88,8 +91,37 @@ static void signal_guest(struct elvis_blkq *q)
                 elvis_blkq_error(q);
                 return;
         }
+        elvis_blkq_port_track(q, ELVIS_BLKQ_PUBLISHED, v->vr.published_used);
         if (v->vr.published_used != before && elvis_vring_need_signal(&v->vr))
                 elvis_blkq_port_notify(q, ELVIS_BLKQ_SIG_CALL);
+}
+
+/* A ring that starts afresh: what an earlier back end left in flight goes first, and
+ * the avail ring resumes after it (the spec's last_avail = used index + in flight). */
+static int recover(struct elvis_blkq *q, const char **why)
+{
+        struct elvis_vring *vr = &q->vq.vr;
+        const u16 *heads = NULL;
+        u32 n = 0;
+        int r = elvis_blkq_port_recover(q, vr->used_idx, &heads, &n, why);
+
+        if (r <= 0)
+                return r;
+        if (n > vr->num) {
+                *why = "the inflight record holds more requests than the ring";
+                return -EINVAL;
+        }
+        vr->last_avail_idx = vr->avail_idx = (u16)(vr->used_idx + n);
+        /* the guest made every one of them available: the avail index is not behind */
+        if (elvis_vring_pending(vr) < 0) {
+                vr->error = 0;
+                *why = "the inflight record has more requests in flight than the guest made available";
+                return -EINVAL;
+        }
+        q->resubmit = heads;
+        q->nresubmit = n;
+        q->resubmitted = 0;
+        return 0;
 }
 
 int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
@@ -117,6 +149,11 @@ int elvis_blkq_refresh(struct elvis_blkq *q, bool want, const char **why)
         }
         if ((r = elvis_qvq_start(v, q->mem, q->features, why)) < 0) {
                 abandon(q);     /* kept for a restart that failed: nobody answers them now */
+                return r;
+        }
+        if (!in_place && (r = recover(q, why)) < 0) {
+                v->live = false;
+                elvis_vring_fail(&v->vr, r, *why);
                 return r;
         }
         q->blocked = false;
@@ -169,6 +206,7 @@ static bool answer(struct elvis_blkq *q, const struct elvis_blk_req *r, u8 statu
                 elvis_blkq_error(q);
                 return false;
         }
+        elvis_blkq_port_track(q, ELVIS_BLKQ_DONE, r->head);
         count(q, r, status);
         return true;
 }
@@ -205,13 +243,27 @@ static int start_one(struct elvis_blkq *q, u64 *bytes)
         struct elvis_blkq_slot *s;
         u32 idx, written = 0;
         u8 status = ELVIS_BLK_S_OK;
+        bool again = q->resubmitted < q->nresubmit;
         int r;
 
         if (!q->nfree) {
                 q->blocked = true;
                 return 0;
         }
-        r = elvis_vring_pop(&v->vr, &q->chain, ELVIS_CHAIN_ANY);
+        if (again) {
+                /* an abandoned copy of it may still be on the disk: that one ends first */
+                if (q->inflight > q->active) {
+                        q->blocked = true;
+                        return 0;
+                }
+                r = elvis_vring_pop_head(&v->vr, q->resubmit[q->resubmitted], &q->chain, ELVIS_CHAIN_ANY);
+                if (r > 0)
+                        q->resubmitted++;
+        } else {
+                r = elvis_vring_pop(&v->vr, &q->chain, ELVIS_CHAIN_ANY);
+                if (r > 0)
+                        elvis_blkq_port_track(q, ELVIS_BLKQ_POPPED, q->chain.head);
+        }
         if (r <= 0) {
                 if (r < 0)
                         elvis_blkq_error(q);
@@ -239,7 +291,12 @@ static int start_one(struct elvis_blkq *q, u64 *bytes)
         r = elvis_blkq_port_submit(q, &s->req, idx, &status);
         if (r == -EAGAIN) {
                 slot_put(q, idx);
-                elvis_vring_unpop(&v->vr, 1);
+                if (again) {
+                        q->resubmitted--;
+                } else {
+                        elvis_blkq_port_track(q, ELVIS_BLKQ_UNPOPPED, s->req.head);
+                        elvis_vring_unpop(&v->vr, 1);
+                }
                 q->blocked = true;
                 return 0;
         }
@@ -317,6 +374,7 @@ bool elvis_blkq_enable_notify(struct elvis_blkq *q)
                 elvis_blkq_error(q);
                 return false;
         }
-        /* a full back end wakes its sidecore with a completion, not with a kick */
-        return more && !q->blocked;
+        /* a full back end wakes its sidecore with a completion, not with a kick; requests
+         * to execute again need none */
+        return (more || q->resubmitted < q->nresubmit) && !q->blocked;
 }

@@ -19,6 +19,15 @@
  * back end may still use them (reserved and inaccessible once abandoned, mapped as they
  * were while requests may still complete through them).
  *
+ * Inflight tracking (vhost-user INFLIGHT_SHMFD): the plane may record, in memory the VMM
+ * keeps across back-end restarts, which heads are in flight (port_track: popped before
+ * the back end sees them, done when their used entry is written, published with the used
+ * index). A ring that starts afresh asks the plane what an earlier back end left in
+ * flight (port_recover) and executes those heads again, oldest first and before any new
+ * avail entry, with last_avail at used index + their number; while abandoned requests of
+ * this queue are still on the disk, it waits for them first, so one request never runs
+ * twice at once.
+ *
  * Locking: none here; one thread at a time per queue (the caller's lock). */
 #pragma once
 #include "elvis_blk.h"
@@ -51,6 +60,8 @@ struct elvis_blkq {
         u32 depth, nfree;
         u32 inflight;                           /* started, not given back by the back end (abandoned included) */
         u32 active;                             /* of those, the ones the ring still waits for */
+        const u16 *resubmit;                    /* heads to execute again (port_recover), the plane's */
+        u32 nresubmit, resubmitted;
         u16 *free;                              /* depth entries, the plane's */
         struct elvis_blkq_slot *slots;          /* depth entries, the plane's */
         struct elvis_chain chain;               /* large: last */
@@ -74,6 +85,21 @@ void elvis_blkq_port_notify(struct elvis_blkq *q, unsigned int sig);
 /* The queue's state changed (stopped after an error: stopped true; the mode changed). */
 void elvis_blkq_port_changed(struct elvis_blkq *q, bool stopped);
 u64 elvis_blkq_port_now(void);
+
+enum elvis_blkq_track {
+        ELVIS_BLKQ_POPPED,      /* v: a head taken from the avail ring, before the back end sees it */
+        ELVIS_BLKQ_UNPOPPED,    /* v: that head went back to the avail ring (the back end was full) */
+        ELVIS_BLKQ_DONE,        /* v: a head whose used entry was written, not yet published */
+        ELVIS_BLKQ_PUBLISHED,   /* v: the used index now published */
+};
+/* Inflight tracking; a plane that does none ignores it. */
+void elvis_blkq_port_track(struct elvis_blkq *q, enum elvis_blkq_track what, u16 v);
+/* The ring starts afresh and guest_used is its used index: 0 without tracking; 1 with
+ * tracking, *ret_n heads (at most the ring's size, each below it, the plane's array) to
+ * execute again oldest first; negative with why when the record cannot be trusted (the
+ * ring then does not start). */
+int elvis_blkq_port_recover(struct elvis_blkq *q, u16 guest_used, const u16 **ret_heads, u32 *ret_n,
+                            const char **why);
 
 /* ---- the model ---- */
 

@@ -314,25 +314,13 @@ static int walk_indirect(struct elvis_vring *vr, struct elvis_chain *c, const st
         }
 }
 
-int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_chain_dir dir)
+/* The chain at head into c, every descriptor checked. */
+static int walk_chain(struct elvis_vring *vr, u16 head, struct elvis_chain *c, enum elvis_chain_dir dir)
 {
-        u16 head, i;
         u32 seen = 0;
+        u16 i;
         int r;
 
-        if (ev_unlikely(vr->error))
-                return vr->error;
-        if (vr->last_avail_idx == vr->avail_idx) {
-                r = elvis_vring_pending(vr);
-                if (r <= 0)
-                        return r;
-        }
-        /* the avail index was read before the ring entry it covers */
-        ev_rmb();
-        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, vr->last_avail_idx)), &head))
-                return elvis_vring_fail(vr, -EFAULT, "cannot read avail ring");
-        if (head >= vr->num)
-                return elvis_vring_fail(vr, -EPROTO, "avail ring entry is out of the ring");
         c->head = head;
         c->nout = c->nin = 0;
         c->out_len = c->in_len = 0;
@@ -363,8 +351,44 @@ int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_ch
                 if (i >= vr->num)
                         return elvis_vring_fail(vr, -EPROTO, "descriptor next is out of the ring");
         }
+        return 0;
+}
+
+int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_chain_dir dir)
+{
+        u16 head;
+        int r;
+
+        if (ev_unlikely(vr->error))
+                return vr->error;
+        if (vr->last_avail_idx == vr->avail_idx) {
+                r = elvis_vring_pending(vr);
+                if (r <= 0)
+                        return r;
+        }
+        /* the avail index was read before the ring entry it covers */
+        ev_rmb();
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, vr->last_avail_idx)), &head))
+                return elvis_vring_fail(vr, -EFAULT, "cannot read avail ring");
+        if (head >= vr->num)
+                return elvis_vring_fail(vr, -EPROTO, "avail ring entry is out of the ring");
+        r = walk_chain(vr, head, c, dir);
+        if (r < 0)
+                return r;
         vr->last_avail_idx++;
         return 1;
+}
+
+int elvis_vring_pop_head(struct elvis_vring *vr, u16 head, struct elvis_chain *c, enum elvis_chain_dir dir)
+{
+        int r;
+
+        if (ev_unlikely(vr->error))
+                return vr->error;
+        if (head >= vr->num)
+                return elvis_vring_fail(vr, -EPROTO, "a head to execute again is out of the ring");
+        r = walk_chain(vr, head, c, dir);
+        return r < 0 ? r : 1;
 }
 
 void elvis_vring_unpop(struct elvis_vring *vr, u16 n)

@@ -106,6 +106,10 @@ int elvis_vring_init(struct elvis_vring *vr, const struct elvis_vring_mem *mem, 
 int elvis_vring_pending(struct elvis_vring *vr);
 /* 1 with a chain, 0 when empty, negative error (latched). */
 int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_chain_dir dir);
+/* The chain at head, with every check pop makes, without taking an avail entry: a
+ * request an earlier back end popped and never completed, executed again (vhost-user
+ * inflight tracking). 1, or a negative error (latched). */
+int elvis_vring_pop_head(struct elvis_vring *vr, u16 head, struct elvis_chain *c, enum elvis_chain_dir dir);
 /* Returns the last n popped chains to the ring (they will be popped again). */
 void elvis_vring_unpop(struct elvis_vring *vr, u16 n);
 int elvis_vring_push(struct elvis_vring *vr, u16 head, u32 len);

@@ -96,7 +96,7 @@ static int attach(uint32_t vm, const char *id, enum elvis_backend be, const char
 
 static FILE *guest_start(uint32_t vm, const char *id, const char *args)
 {
-        char cmd[512];
+        char cmd[1024];
 
         snprintf(cmd, sizeof(cmd), "timeout 60 %s --socket %s/vm%u-%s.sock %s", GUEST, dir, vm, id, args);
         return popen(cmd, "r");
@@ -539,12 +539,74 @@ Test(blk, readonly_disk)
         cr_assert_gt(field(out, "errors"), 0, "%s", out);
 }
 
+/* The user plane as elvis-dataplane runs it, in a child: its capabilities and seccomp
+ * allow-list (sandbox.c), the image as an fd, io_uring for the I/O, serving the file disk
+ * "d0" of VM 1 with queues virtqueues on one sidecore; its log goes to dir/plane.log.
+ * Returns once it serves. */
+static pid_t sandboxed_plane(const char *img, const char *sock, unsigned queues)
+{
+        int ready[2], fd;
+        char c = 0;
+        pid_t pid;
+
+        cr_assert_eq(pipe(ready), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                struct elvis_dp_config cfg = { .run_dir = dir };
+                struct elvis_dp_device d = { .vm_id = 1, .vm_name = "vm", .device_id = "d0", .type = ELVIS_DEVICE_BLK,
+                                             .backend = ELVIS_BACKEND_FILE, .queues = queues, .socket_path = sock,
+                                             .weight = 100, .vmm_uid = -1, .vmm_gid = -1, .path = img,
+                                             .image_fd = &fd };
+                char log[256];
+                int lfd;
+
+                c = 'x';
+                close(ready[0]);
+                path_of(log, sizeof(log), "plane.log");
+                lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (lfd < 0 || dup2(lfd, 2) < 0)
+                        _exit(6);
+                fd = open(img, O_RDWR | O_CLOEXEC);
+                if (fd < 0 || elvis_dp_drop_caps() < 0 || elvis_dp_seccomp() < 0)
+                        _exit(3);
+                /* what the sandbox refuses still is refused */
+                if (socket(AF_INET, SOCK_STREAM, 0) >= 0 || errno != EPERM)
+                        _exit(4);
+                if (elvis_user_dataplane.open(&cfg, &dp) < 0 || elvis_user_dataplane.sidecore_create(dp, 1, -1) < 0 ||
+                    elvis_user_dataplane.device_attach(dp, &d) < 0)
+                        c = 'f';
+                for (unsigned i = 0; i < queues && c == 'x'; i++)
+                        if (elvis_user_dataplane.queue_assign(dp, 1, "d0", i, 1) < 0)
+                                c = 'f';
+                if (write(ready[1], &c, 1) != 1)
+                        _exit(5);
+                for (;;)
+                        sleep(1000);    /* the parent kills it */
+        }
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &c, 1), 1, "the sandboxed child died before serving");
+        close(ready[0]);
+        cr_assert_eq(c, 'x', "the sandboxed plane could not set up the disk");
+        return pid;
+}
+
+static void plane_kill(pid_t pid)
+{
+        int st;
+
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        /* an exiting process ends its io_uring requests before it can be reaped: nothing
+         * of the dead plane reaches the disk after this */
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+}
+
 /* The plane under elvis-dataplane's own capabilities and seccomp allow-list (sandbox.c),
  * as the process runs it: the image comes as an fd, io_uring does the I/O. */
 Test(blk, served_under_the_sandbox)
 {
         char p[256], out[1024], sock[256];
-        int ready[2], fd;
+        int fd;
         pid_t pid;
 
         make_image("img");
@@ -552,40 +614,9 @@ Test(blk, served_under_the_sandbox)
         snprintf(sock, sizeof(sock), "%s/vm1-d0.sock", dir);
         elvis_user_dataplane.close(dp);
         dp = NULL;
-        cr_assert_eq(pipe(ready), 0);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                struct elvis_dp_config cfg = { .run_dir = dir };
-                struct elvis_dp_device d = { .vm_id = 1, .vm_name = "vm", .device_id = "d0", .type = ELVIS_DEVICE_BLK,
-                                             .backend = ELVIS_BACKEND_FILE, .queues = 2, .socket_path = sock,
-                                             .weight = 100, .vmm_uid = -1, .vmm_gid = -1, .path = p, .image_fd = &fd };
-                char c = 'x';
-
-                fd = open(p, O_RDWR | O_CLOEXEC);
-                if (fd < 0 || elvis_dp_drop_caps() < 0 || elvis_dp_seccomp() < 0)
-                        _exit(3);
-                /* what the sandbox refuses still is refused */
-                if (socket(AF_INET, SOCK_STREAM, 0) >= 0 || errno != EPERM)
-                        _exit(4);
-                if (elvis_user_dataplane.open(&cfg, &dp) < 0 || elvis_user_dataplane.sidecore_create(dp, 1, -1) < 0 ||
-                    elvis_user_dataplane.device_attach(dp, &d) < 0 ||
-                    elvis_user_dataplane.queue_assign(dp, 1, "d0", 0, 1) < 0 ||
-                    elvis_user_dataplane.queue_assign(dp, 1, "d0", 1, 1) < 0)
-                        c = 'f';
-                if (write(ready[1], &c, 1) != 1)
-                        _exit(5);
-                for (;;)
-                        sleep(1000);    /* the parent kills it */
-        }
-        close(ready[1]);
-        char c = 0;
-        cr_assert_eq(read(ready[0], &c, 1), 1, "the sandboxed child died before serving");
-        close(ready[0]);
-        cr_assert_eq(c, 'x', "the sandboxed plane could not set up the disk");
+        pid = sandboxed_plane(p, sock, 2);
         int r = guest(1, "d0", "--mode verify --queues 2 --depth 16 --seconds 2", out, sizeof(out));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        plane_kill(pid);
         cr_assert_eq(r, 0, "%s", out);
         verified(out);
         /* the child's seccomp filter held: its data landed in the image */
@@ -599,4 +630,277 @@ Test(blk, served_under_the_sandbox)
         }
         close(fd);
         cr_assert(any, "nothing was written to the image");
+}
+
+/* ---- inflight tracking (INFLIGHT_SHMFD) across kill -9 of the data plane ---- */
+
+/* A file's first len bytes, NUL-terminated (the rest of a shorter file reads as zeros). */
+static char *slurp(const char *path, size_t len)
+{
+        char *buf = calloc(1, len + 1);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        size_t got = 0;
+
+        cr_assert_not_null(buf);
+        cr_assert_geq(fd, 0, "%s", path);
+        while (got < len && (n = read(fd, buf + got, len - got)) > 0)
+                got += (size_t)n;
+        close(fd);
+        return buf;
+}
+
+static bool files_equal(const char *a, const char *b, size_t len)
+{
+        char *x = slurp(a, len), *y = slurp(b, len);
+        bool same = memcmp(x, y, len) == 0;
+
+        free(x);
+        free(y);
+        return same;
+}
+
+#define KILLS 8
+
+/* Depth-32 random writes, each with its own id in its payload, while the sandboxed plane
+ * is killed with -9 KILLS times and started again; the emulator reconnects as QEMU does
+ * (with or without handing over its inflight region). Its JSON line in out; whether the
+ * image's first 4 MiB equal the emulator's model, in *same. */
+static int writes_across_kills(bool inflight, char *out, size_t n, bool *same)
+{
+        char img[256], sock[256], model[256], args[384];
+        struct timespec ts;
+        FILE *f;
+        pid_t pid;
+        int r;
+
+        make_image("img");
+        path_of(img, sizeof(img), "img");
+        path_of(model, sizeof(model), "model");
+        snprintf(sock, sizeof(sock), "%s/vm1-d0.sock", dir);
+        if (dp)
+                elvis_user_dataplane.close(dp);
+        dp = NULL;
+        pid = sandboxed_plane(img, sock, 1);
+        snprintf(args, sizeof(args), "--mode ids --depth 32 --ring 128 --blocks 1024 --seconds 6 --reconnect %s --model %s",
+                 inflight ? "--inflight" : "", model);
+        f = guest_start(1, "d0", args);
+        cr_assert_not_null(f);
+        for (unsigned k = 0; k < KILLS; k++) {
+                /* not a synchronisation: the writes run a while between kills, which land
+                 * wherever the workload happens to be */
+                ts = (struct timespec){ 0, (250 + 61 * (long)(k % 5)) * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+                plane_kill(pid);
+                pid = sandboxed_plane(img, sock, 1);
+        }
+        r = guest_end(f, out, n);
+        plane_kill(pid);
+        *same = files_equal(img, model, 1024 * 4096);
+        return r;
+}
+
+Test(blk, inflight_region_kill9_loses_and_repeats_nothing)
+{
+        char out[2048], log[256], *text;
+        long long taken = 0;
+
+        /* until a kill found the plane with requests taken (a busy machine leaves it
+         * waiting for CPU now and then); every run must be right */
+        for (unsigned attempt = 0; attempt < 3 && !taken; attempt++) {
+                bool same = false;
+                int r = writes_across_kills(true, out, sizeof(out), &same);
+
+                cr_log_info("with the region: %s", out);
+                cr_assert_eq(r, 0, "%s", out);
+                cr_assert_eq(field(out, "reconnects"), KILLS, "%s", out);
+                cr_assert_gt(field(out, "submitted"), 1000, "%s", out);
+                cr_assert_eq(field(out, "completed"), field(out, "submitted"), "every request completed: %s", out);
+                cr_assert_eq(field(out, "duplicates"), 0, "none answered twice: %s", out);
+                cr_assert_eq(field(out, "missing"), 0, "none lost: %s", out);
+                cr_assert_eq(field(out, "errors"), 0, "%s", out);
+                cr_assert(same, "the image is the emulator's model byte for byte");
+                taken = field(out, "region_at_loss");
+        }
+        cr_assert_gt(taken, 0, "no kill found requests taken by the plane: %s", out);
+        /* the new planes did execute again what the dead ones left in flight */
+        path_of(log, sizeof(log), "plane.log");
+        text = slurp(log, 1 << 20);
+        cr_assert(strstr(text, "are executed again"), "%s", text);
+        cr_assert(strstr(text, "inflight region of 1 queues of 128 entries from the front end"), "%s", text);
+        free(text);
+}
+
+/* The same kills with a front end that keeps no region (QEMU restarts the ring from the
+ * used index): a disk completes out of order, so a request is lost, or answered or
+ * written twice. This is what makes the test above able to fail. */
+Test(blk, without_the_inflight_region_kill9_loses_or_repeats)
+{
+        char out[2048];
+        bool same = true, found = false;
+
+        for (unsigned attempt = 0; attempt < 4 && !found; attempt++) {
+                int r = writes_across_kills(false, out, sizeof(out), &same);
+
+                cr_log_info("without the region: %s (image %s the model)", out, same ? "equals" : "differs from");
+                cr_assert_eq(field(out, "reconnects"), KILLS, "%s", out);
+                found = field(out, "duplicates") > 0 || field(out, "missing") > 0 || !same;
+                cr_assert(!found || r != 0 || !same, "the emulator says so itself, or the image does: %s", out);
+        }
+        cr_assert(found, "kills at depth 32 without the region lost and repeated nothing: %s", out);
+}
+
+/* A VMM that writes garbage into the inflight region before it hands it over: the queue
+ * stops when its ring starts (nothing is executed from the region), counted as an error,
+ * while a healthy VM on the same sidecore verifies throughout. */
+Test(blk, a_hostile_inflight_region_stops_only_its_queue)
+{
+        static const char *const kinds[] = { "inflight-version", "inflight-flag", "inflight-count", "inflight-batch" };
+        struct elvis_dp_queue_stats q;
+        char out[1024], args[128];
+        uint64_t errors = 0;
+        FILE *good;
+
+        make_image("good");
+        make_image("bad");
+        cr_assert_eq(attach(1, "good", ELVIS_BACKEND_FILE, "good", 1, 1, NULL), 0);
+        cr_assert_eq(attach(2, "bad", ELVIS_BACKEND_FILE, "bad", 1, 1, NULL), 0);
+        good = guest_start(1, "good", "--mode verify --depth 8 --seconds 4");
+        cr_assert_not_null(good);
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+                snprintf(args, sizeof(args), "--hostile %s", kinds[i]);
+                cr_assert_eq(guest(2, "bad", args, out, sizeof(out)), 0, "%s: %s", kinds[i], out);
+                cr_assert(strstr(out, "\"answered\": false"), "%s: %s", kinds[i], out);
+                queue_stats(2, "bad", 0, &q);
+                cr_assert_eq(q.errors, errors + 1, "%s: the queue stops", kinds[i]);
+                cr_assert_eq(q.rx_packets + q.tx_packets, 0, "%s: nothing was executed from the region", kinds[i]);
+                errors = q.errors;
+        }
+        cr_assert_eq(guest_end(good, out, sizeof(out)), 0, "the healthy VM: %s", out);
+        verified(out);
+        queue_stats(1, "good", 0, &q);
+        cr_assert_eq(q.errors + q.drops, 0);
+        /* and a region that adds up serves the same device again */
+        cr_assert_eq(guest(2, "bad", "--mode verify --inflight --seconds 1", out, sizeof(out)), 0, "%s", out);
+        verified(out);
+}
+
+enum { GET_INFLIGHT_FD = 31, SET_INFLIGHT_FD = 32 };
+
+struct inflight_msg {
+        uint64_t mmap_size, mmap_offset;
+        uint16_t num_queues, queue_size;
+        uint32_t pad;
+};
+
+static void vu_send_fd(int fd, uint32_t req, uint32_t flags, const void *p, uint32_t n, int pass)
+{
+        uint8_t b[12 + 64];
+        uint32_t h[3] = { req, 1 | flags, n };
+        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+        struct iovec iov = { b, 12 + n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        memcpy(b, h, 12);
+        memcpy(b + 12, p, n);
+        if (pass >= 0) {
+                struct cmsghdr *cm;
+
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+        }
+        cr_assert_eq(sendmsg(fd, &mh, 0), (ssize_t)(12 + n));
+}
+
+/* GET_INFLIGHT_FD's reply: its payload and the fd it carries (-1: none). */
+static int vu_recv_fd(int fd, struct inflight_msg *im, int *ret_fd)
+{
+        uint8_t b[12 + 64];
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { b, sizeof(b) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+        uint32_t h[3];
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+        *ret_fd = -1;
+        cr_assert_geq(n, 12);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_type == SCM_RIGHTS)
+                        memcpy(ret_fd, CMSG_DATA(cm), sizeof(int));
+        memcpy(h, b, 12);
+        cr_assert_eq(h[0], GET_INFLIGHT_FD);
+        memcpy(im, b + 12, sizeof(*im));
+        return (int)h[2];
+}
+
+/* SET_INFLIGHT_FD answered (REPLY_ACK): 0 accepted, else refused. */
+static uint64_t set_inflight(int fd, const struct inflight_msg *im, int pass)
+{
+        uint64_t ack = 99;
+
+        vu_send_fd(fd, SET_INFLIGHT_FD, 8, im, sizeof(*im), pass);
+        cr_assert_eq(vu_recv(fd, SET_INFLIGHT_FD, &ack, 8), 8);
+        return ack;
+}
+
+Test(blk, inflight_messages_are_checked)
+{
+        struct inflight_msg im = { 0, 0, 2, 128, 0 }, got;
+        uint64_t pf;
+        int fd, region, other;
+        struct stat st;
+        uint16_t hdr[4];
+
+        cr_assert_eq(attach(1, "d0", ELVIS_BACKEND_NULL, NULL, 2, 0, NULL), 0);
+        fd = vu_connect("d0");
+        pf = vu_u64(fd, GET_PROTOCOL_FEATURES);
+        cr_assert(pf & (1ull << 12), "INFLIGHT_SHMFD for a disk");
+        pf = 1ull << 3 | 1ull << 12;
+        vu_send(fd, SET_PROTOCOL_FEATURES, 0, &pf, 8);
+        /* a region of two queues of 128: a sealed memfd, formatted */
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        cr_assert_eq(vu_recv_fd(fd, &got, &region), (int)sizeof(im));
+        cr_assert_geq(region, 0, "the reply carries the region");
+        cr_assert_eq(got.mmap_size, 2 * 2112, "two queues of 16 + 128 * 16 bytes, aligned to 64");
+        cr_assert_eq(got.mmap_offset, 0);
+        cr_assert_eq(fstat(region, &st), 0);
+        cr_assert_eq((uint64_t)st.st_size, got.mmap_size);
+        cr_assert(fcntl(region, F_GET_SEALS) & F_SEAL_SHRINK, "sealed against shrinking");
+        cr_assert_eq(pread(region, hdr, 8, 2112 + 8), 8);
+        cr_assert_eq(hdr[0], 1, "version");
+        cr_assert_eq(hdr[1], 128, "desc_num");
+        /* more queues than the device has, a ring size no ring has: mmap_size 0 */
+        im.num_queues = 3;
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        cr_assert_eq(vu_recv_fd(fd, &got, &other), (int)sizeof(im));
+        cr_assert_eq(got.mmap_size, 0);
+        cr_assert_eq(other, -1);
+        im = (struct inflight_msg){ 0, 0, 2, 100, 0 };
+        vu_send(fd, GET_INFLIGHT_FD, 0, &im, sizeof(im));
+        vu_recv_fd(fd, &got, &other);
+        cr_assert_eq(got.mmap_size, 0);
+        /* SET_INFLIGHT_FD: the region back is taken */
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 128, 0 };
+        cr_assert_eq(set_inflight(fd, &im, region), 0);
+        /* a size the file does not have, an offset beyond it, a region too small for its
+         * queues, a ring size no ring has, a file that is no memfd: refused */
+        im.mmap_offset = 4096;
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        im = (struct inflight_msg){ 2112, 0, 2, 128, 0 };
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 96, 0 };
+        cr_assert_neq(set_inflight(fd, &im, region), 0);
+        other = open("/dev/null", O_RDWR | O_CLOEXEC);
+        im = (struct inflight_msg){ 2 * 2112, 0, 2, 128, 0 };
+        cr_assert_neq(set_inflight(fd, &im, other), 0);
+        close(other);
+        /* and the connection still answers */
+        cr_assert_eq(vu_u64(fd, GET_QUEUE_NUM), 2);
+        close(region);
+        close(fd);
 }

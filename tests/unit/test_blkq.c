@@ -40,6 +40,14 @@ static struct {
         unsigned npending;
         bool complete;                  /* async: the pending ones are done */
         unsigned kicks, abandons, notified[16], changed;
+        /* inflight tracking: what the model told, and what a recovery hands it */
+        struct { enum elvis_blkq_track what; u16 v; } track[64];
+        unsigned ntrack;
+        bool tracking;
+        int recover_err;
+        u16 recover_heads[8];
+        u32 nrecover;
+        bool submitted_untracked;       /* the back end saw a new head the record did not have */
 } *b;
 
 static struct {
@@ -61,9 +69,47 @@ u64 elvis_netq_port_now(void)
         return clock_ns += 1000;
 }
 
+/* Whether the record holds head as popped and not yet done. */
+static bool tracked_in_flight(u16 head)
+{
+        bool in = false;
+
+        for (unsigned i = 0; i < b->ntrack; i++)
+                if (b->track[i].v == head && b->track[i].what != ELVIS_BLKQ_PUBLISHED)
+                        in = b->track[i].what == ELVIS_BLKQ_POPPED;
+        for (unsigned i = 0; i < b->nrecover; i++)
+                in |= b->recover_heads[i] == head;
+        return in;
+}
+
+void elvis_blkq_port_track(struct elvis_blkq *q, enum elvis_blkq_track what, u16 v)
+{
+        (void)q;
+        if (b->ntrack < 64)
+                b->track[b->ntrack++] = (typeof(b->track[0])){ what, v };
+}
+
+int elvis_blkq_port_recover(struct elvis_blkq *q, u16 guest_used, const u16 **ret_heads, u32 *ret_n,
+                            const char **why)
+{
+        (void)q;
+        (void)guest_used;
+        if (!b || !b->tracking)
+                return 0;
+        if (b->recover_err) {
+                *why = "a record that does not add up";
+                return b->recover_err;
+        }
+        *ret_heads = b->recover_heads;
+        *ret_n = b->nrecover;
+        return 1;
+}
+
 int elvis_blkq_port_submit(struct elvis_blkq *q, const struct elvis_blk_req *r, u32 tag, u8 *status)
 {
         (void)q;
+        if (b->tracking && !tracked_in_flight(r->head))
+                b->submitted_untracked = true;
         if (b->async) {
                 if (b->npending == b->limit)
                         return -EAGAIN;
@@ -428,6 +474,134 @@ static void weights_hold(u32 wnet, u32 wblk)
         double want = (double)wblk / wnet, got = (double)moved_blk / moved_net;
         cr_assert(got > want * 0.95 && got < want * 1.05, "weights net %u : blk %u gave %u:%u items (%.2f)", wnet, wblk,
                   moved_net, moved_blk, got);
+}
+
+/* ---- inflight tracking (the plane's record, INFLIGHT_SHMFD) ---- */
+
+static int track_at(enum elvis_blkq_track what, u16 v)
+{
+        for (unsigned i = 0; i < b->ntrack; i++)
+                if (b->track[i].what == what && b->track[i].v == v)
+                        return (int)i;
+        return -1;
+}
+
+static uint32_t used_id(unsigned k)
+{
+        return ((uint32_t *)(mem + BLK_RING + 0x2000 + 4))[2 * (k % BLK_NUM)];
+}
+
+Test(blkq, heads_are_recorded_before_the_back_end_sees_them_and_cleared_when_published)
+{
+        b->tracking = true;
+        b->async = true;
+        offer(ELVIS_BLK_T_IN, 0, 4096, false);          /* head 0 */
+        offer(ELVIS_BLK_T_OUT, 8, 4096, false);         /* head 4 */
+        cr_assert_eq(blk_turn(NULL, 100), 2);
+        cr_assert_not(b->submitted_untracked, "the back end saw a head the record did not hold");
+        cr_assert_eq(track_at(ELVIS_BLKQ_POPPED, 0), 0);
+        cr_assert_eq(track_at(ELVIS_BLKQ_POPPED, 4), 1);
+        cr_assert_eq(b->ntrack, 2, "nothing done, nothing published yet");
+        b->complete = true;
+        blk_turn(NULL, 100);
+        cr_assert_eq(blk_used(), 2);
+        cr_assert_geq(track_at(ELVIS_BLKQ_DONE, 0), 2);
+        cr_assert_geq(track_at(ELVIS_BLKQ_DONE, 4), 2);
+        cr_assert_eq(track_at(ELVIS_BLKQ_PUBLISHED, 2), 4, "published after both used entries");
+        /* a full back end: the head goes back to the ring, and out of the record */
+        b->complete = false;
+        b->limit = 0;
+        offer(ELVIS_BLK_T_IN, 16, 4096, false);         /* head 8 */
+        blk_turn(NULL, 100);
+        cr_assert_eq(b->q.vq.vr.last_avail_idx, 2);
+        cr_assert_gt(track_at(ELVIS_BLKQ_UNPOPPED, 8), track_at(ELVIS_BLKQ_POPPED, 8));
+        cr_assert_geq(track_at(ELVIS_BLKQ_POPPED, 8), 0);
+}
+
+/* A back end popped heads 0, 4 and 8, completed 4 (the guest saw it) and died: the next
+ * one executes 0 and 8 again, in the record's order, before the avail ring's next (12),
+ * and takes nothing twice. */
+Test(blkq, a_ring_that_starts_afresh_executes_what_was_in_flight_first)
+{
+        const char *why = NULL;
+
+        for (int i = 0; i < 4; i++)
+                offer(ELVIS_BLK_T_IN, (uint64_t)i * 8, 4096, false);
+        ((uint32_t *)(mem + BLK_RING + 0x2000 + 4))[0] = 4;
+        *u16_at(BLK_RING + 0x2000 + 2) = 1;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, false, &why), 0);
+        b->tracking = true;
+        b->recover_heads[0] = 8;
+        b->recover_heads[1] = 0;
+        b->nrecover = 2;
+        b->q.vq.base = 1;                               /* what the front end sets: the used index */
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), 0, "%s", why);
+        cr_assert_eq(b->q.vq.vr.last_avail_idx, 3, "used index + in flight");
+        cr_assert_eq(blk_turn(NULL, 100), 3);
+        cr_assert_eq(blk_used(), 4);
+        cr_assert_eq(used_id(1), 8);
+        cr_assert_eq(used_id(2), 0);
+        cr_assert_eq(used_id(3), 12);
+        cr_assert_eq(track_at(ELVIS_BLKQ_POPPED, 8), -1, "already in the record");
+        cr_assert_geq(track_at(ELVIS_BLKQ_POPPED, 12), 0);
+        cr_assert_not(b->submitted_untracked);
+        cr_assert_eq(blk_turn(NULL, 100), 0, "nothing twice");
+}
+
+Test(blkq, a_record_that_does_not_add_up_stops_the_ring)
+{
+        const char *why = NULL;
+
+        offer(ELVIS_BLK_T_IN, 0, 4096, false);
+        cr_assert_eq(elvis_blkq_refresh(&b->q, false, &why), 0);
+        b->tracking = true;
+        b->recover_err = -EINVAL;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), -EINVAL);
+        cr_assert_not(elvis_blkq_live(&b->q));
+        cr_assert_not_null(why);
+        /* more in flight than the guest made available: the avail ring would be skipped */
+        b->recover_err = 0;
+        b->recover_heads[0] = 0;
+        b->recover_heads[1] = 4;
+        b->nrecover = 2;
+        why = NULL;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), -EINVAL);
+        cr_assert_not(elvis_blkq_live(&b->q));
+        cr_assert(strstr(why, "more requests in flight"), "%s", why);
+        /* and a bad head among them fails as a bad avail entry would */
+        b->recover_heads[0] = BLK_NUM + 3;
+        b->nrecover = 1;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), 0, "%s", why);
+        blk_turn(NULL, 100);
+        cr_assert_not(elvis_blkq_live(&b->q));
+        cr_assert_eq(blk_used(), 0);
+}
+
+/* A ring stopped with a request on the disk and started again: the request is executed
+ * again only once the disk gave the abandoned copy back. */
+Test(blkq, a_request_executed_again_waits_for_its_abandoned_copy)
+{
+        const char *why = NULL;
+        unsigned s;
+
+        b->async = true;
+        s = offer(ELVIS_BLK_T_IN, 0, 4096, false);
+        cr_assert_eq(blk_turn(NULL, 100), 1);
+        cr_assert_eq(elvis_blkq_refresh(&b->q, false, &why), 0);
+        cr_assert_eq(b->abandons, 1);
+        b->tracking = true;
+        b->recover_heads[0] = 0;
+        b->nrecover = 1;
+        cr_assert_eq(elvis_blkq_refresh(&b->q, true, &why), 0, "%s", why);
+        cr_assert_eq(blk_turn(NULL, 100), 0, "the old copy is still on the disk");
+        cr_assert_eq(b->npending, 1);
+        cr_assert_not(elvis_blkq_enable_notify(&b->q), "a completion wakes the queue, not a kick");
+        b->complete = true;
+        cr_assert_eq(blk_turn(NULL, 100), 1, "the copy came back; the request runs again");
+        cr_assert_eq(blk_used(), 0, "the abandoned copy answered nothing");
+        blk_turn(NULL, 100);
+        cr_assert_eq(blk_used(), 1);
+        cr_assert_eq(slot_mem(s)[4608], ELVIS_BLK_S_OK);
 }
 
 Test(blkq, weights_hold_between_a_net_and_a_blk_queue_1_3)

@@ -114,6 +114,8 @@ Test(inflight, a_region_the_vmm_scribbled_on_is_refused)
         r->desc[2].inflight = 7;
         cr_assert_eq(recover(0), -EINVAL, "inflight is a flag");
         r->desc[2].inflight = 0;
+        /* with a request in flight, the used index and the last batch must add up */
+        r->desc[3].inflight = 1;
         cr_assert_eq(recover(QS + 1), -EINVAL, "the guest's used index is further than a ring holds");
         r->last_batch_head = 200;
         cr_assert_eq(recover(1), -EINVAL, "a last batch outside the ring");
@@ -121,5 +123,27 @@ Test(inflight, a_region_the_vmm_scribbled_on_is_refused)
         r->desc[0].next = 500;
         cr_assert_eq(recover(2), -EINVAL, "a batch chain leading outside the ring");
         r->desc[0].next = 0;
+        r->desc[3].inflight = 0;
         cr_assert_eq(recover(0), 0, "consistent again: nothing in flight");
+}
+
+/* A fresh region given to a ring that already ran (a new back end after a migration):
+ * nothing is in flight, so any used index is taken, and the region follows it. */
+Test(inflight, a_fresh_region_takes_any_used_index)
+{
+        cr_assert_eq(recover(1000), 0, "%s", why ? why : "");
+        cr_assert_eq(t.r->used_idx, 1000);
+        dp_inflight_popped(&t, 4);
+        cr_assert_eq(recover(1000), 1);
+        cr_assert_eq(heads[0], 4);
+}
+
+/* A head given back to the avail ring is not in flight. */
+Test(inflight, an_unpopped_head_is_not_in_flight)
+{
+        dp_inflight_popped(&t, 1);
+        dp_inflight_popped(&t, 2);
+        dp_inflight_unpopped(&t, 2);
+        cr_assert_eq(recover(0), 1);
+        cr_assert_eq(heads[0], 1);
 }
