@@ -520,6 +520,9 @@ static void *server_main(void *arg)
                 }
                 s->rr++;
                 last_progress = progress;
+                STAT_ADD(s->st.rounds, 1);
+                if (!progress)
+                        STAT_ADD(s->st.empty_rounds, 1);
                 end = dp_now_ns();
                 if (progress) {
                         busy_until = 0;
