@@ -377,9 +377,13 @@ Test(userdp, vanilla_busyloop_takes_fewer_kicks)
         paced_vanilla_stream(sock, 50, &guest_on, &queue_on);
         cr_log_info("kicks for 5000 paced frames: %lld (queue %lld) without busy polling, %lld (queue %lld) with 50 us",
                     guest_off, queue_off, guest_on, queue_on);
-        cr_assert_gt(guest_off, 1000, "without busy polling the thread sleeps between frames: %lld kicks", guest_off);
-        cr_assert_lt(guest_on * 4, guest_off, "with it, far fewer kicks: %lld against %lld", guest_on, guest_off);
-        cr_assert_lt(queue_on * 4, queue_off, "the queue counts them too: %lld against %lld", queue_on, queue_off);
+        /* Unloaded, nearly every one of the 5000 frames takes a kick without the window and
+         * under 1% with it. On a loaded machine the thread is slow to get back to sleep, so
+         * fewer frames find it asleep, and a polling thread gives its CPU up sooner: the
+         * bounds leave room for that, and still fail if the window changes nothing. */
+        cr_assert_gt(guest_off, 250, "without busy polling the thread sleeps between frames: %lld kicks", guest_off);
+        cr_assert_lt(guest_on * 3, guest_off, "with it, far fewer kicks: %lld against %lld", guest_on, guest_off);
+        cr_assert_lt(queue_on * 3, queue_off, "the queue counts them too: %lld against %lld", queue_on, queue_off);
         /* out of range: refused, and the setting stays */
         cr_assert_eq(http_json(&d, "PUT", "/v1/policy", "{\"vanilla_busyloop_us\":100001}", &r), 0);
         cr_assert_eq(r.status, 400, "%s", r.body);
@@ -833,7 +837,7 @@ static double metric(const char *prefix)
 Test(userdp, metrics_show_a_stopped_queue)
 {
         char *evil = add_vm("evil", "{\"backend\":\"loopback\"}", "always");
-        const char *q = "{vm=\"1\",vm_name=\"evil\",device=\"net0\",queue=\"0\",sidecore=\"1\"} ";
+        const char *q = "{vm=\"1\",vm_name=\"evil\",device=\"net0\",type=\"net\",queue=\"0\",sidecore=\"1\"} ";
         char error[160], connected[160], errors[160];
         pid_t pid;
         int st;
@@ -895,7 +899,7 @@ Test(userdp, stolen_time_of_a_shared_cpu)
                 _exit(127);
         }
         cr_assert_gt(guest_pid, 0);
-        snprintf(connected, sizeof(connected), "elvis_queue_connected{vm=\"1\",vm_name=\"poll\",device=\"net0\","
+        snprintf(connected, sizeof(connected), "elvis_queue_connected{vm=\"1\",vm_name=\"poll\",device=\"net0\",type=\"net\","
                                                "queue=\"0\",sidecore=\"1\"} ");
         for (int i = 0; i < 500 && metric(connected) != 1; i++)
                 usleep(20000);
