@@ -32,6 +32,9 @@ static const struct metric sidecore_metrics[] = {
         /* user data plane only: absent where the data plane cannot measure it */
         { "stolen_ns", "elvis_sidecore_stolen_seconds_total", "counter", 1e-9,
           "Time the sidecore was ready to run while another task held its CPU." },
+        { "rounds", "elvis_sidecore_rounds_total", "counter", 1, "Passes of the sidecore over its queues." },
+        { "empty_rounds", "elvis_sidecore_empty_rounds_total", "counter", 1,
+          "Passes of the sidecore over its queues that moved nothing." },
 };
 
 static const struct metric queue_metrics[] = {

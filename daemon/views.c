@@ -174,6 +174,10 @@ json_t *elvis_manager_stats(struct elvis_manager *m)
                         (json_int_t)s->wakeups);
                 if (s->stolen_known)
                         json_object_set_new(o, "stolen_ns", json_integer((json_int_t)s->stolen_ns));
+                if (s->rounds_known) {
+                        json_object_set_new(o, "rounds", json_integer((json_int_t)s->rounds));
+                        json_object_set_new(o, "empty_rounds", json_integer((json_int_t)s->empty_rounds));
+                }
                 json_array_append_new(scs, o);
         }
         for (unsigned i = 0; r == 0 && i < st.nqueues; i++) {

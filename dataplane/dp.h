@@ -229,6 +229,7 @@ struct dp_server {
         unsigned rr;                    /* round-robin start */
         struct {
                 uint64_t polls, empty_polls, busy_ns, idle_ns, packets, bytes, wakeups;
+                uint64_t rounds, empty_rounds;  /* passes over the slots; those that moved nothing */
         } st;
         _Atomic bool sleeping;
         struct dp_server *next;

@@ -354,10 +354,11 @@ void elvis_dpp_sidecore_stats_from(struct elvis_dpp_sidecore_stats *w, const str
 {
         *w = (struct elvis_dpp_sidecore_stats){
                 .id = s->id, .cpu = s->cpu, .nqueues = s->nqueues,
-                .flags = (s->sleeping ? ELVIS_DPP_SC_SLEEPING : 0) | (s->stolen_known ? ELVIS_DPP_SC_STOLEN_KNOWN : 0),
+                .flags = (s->sleeping ? ELVIS_DPP_SC_SLEEPING : 0) | (s->stolen_known ? ELVIS_DPP_SC_STOLEN_KNOWN : 0) |
+                         (s->rounds_known ? ELVIS_DPP_SC_ROUNDS_KNOWN : 0),
                 .polls = s->polls, .empty_polls = s->empty_polls, .busy_ns = s->busy_ns, .idle_ns = s->idle_ns,
                 .packets = s->packets, .bytes = s->bytes, .wakeups = s->wakeups, .stolen_ns = s->stolen_ns,
-                .timestamp_ns = ts,
+                .timestamp_ns = ts, .rounds = s->rounds, .empty_rounds = s->empty_rounds,
         };
 }
 
@@ -368,6 +369,8 @@ void elvis_dpp_sidecore_stats_to(struct elvis_dp_sidecore_stats *s, const struct
                 .polls = w->polls, .empty_polls = w->empty_polls, .busy_ns = w->busy_ns, .idle_ns = w->idle_ns,
                 .packets = w->packets, .bytes = w->bytes, .wakeups = w->wakeups,
                 .stolen_known = w->flags & ELVIS_DPP_SC_STOLEN_KNOWN, .stolen_ns = w->stolen_ns,
+                .rounds_known = w->flags & ELVIS_DPP_SC_ROUNDS_KNOWN, .rounds = w->rounds,
+                .empty_rounds = w->empty_rounds,
         };
 }
 

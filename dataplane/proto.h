@@ -22,8 +22,9 @@
 
 #define ELVIS_DPP_MAGIC 0x454c5644u     /* "DVLE" little endian: ELVD */
 /* 2: DEVICE_ATTACH of a tap carries its queue fds; 3: HELLO and STOP in every version;
- * 4: queue drops, blk devices (type, image fd); 5: SET_PARAMS carries vanilla_busyloop_us */
-#define ELVIS_DPP_VERSION 5u
+ * 4: queue drops, blk devices (type, image fd); 5: SET_PARAMS carries vanilla_busyloop_us;
+ * 6: sidecore stats carry rounds and empty rounds */
+#define ELVIS_DPP_VERSION 6u
 #define ELVIS_DPP_MSG_MAX 16384u        /* a whole datagram, header included */
 #define ELVIS_DPP_SOCKET_NAME "dataplane.sock"
 #define ELVIS_DPP_LOCK_NAME "dataplane.lock"
@@ -167,6 +168,7 @@ ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_params, 20);
 
 #define ELVIS_DPP_SC_SLEEPING (1u << 0)
 #define ELVIS_DPP_SC_STOLEN_KNOWN (1u << 1)
+#define ELVIS_DPP_SC_ROUNDS_KNOWN (1u << 2)     /* version 6 */
 
 struct elvis_dpp_sidecore_stats {
         uint32_t id;
@@ -175,8 +177,9 @@ struct elvis_dpp_sidecore_stats {
         uint32_t flags;                 /* ELVIS_DPP_SC_* */
         uint64_t polls, empty_polls, busy_ns, idle_ns, packets, bytes, wakeups, stolen_ns;
         uint64_t timestamp_ns;          /* CLOCK_MONOTONIC of the read */
+        uint64_t rounds, empty_rounds;  /* since version 6, with ELVIS_DPP_SC_ROUNDS_KNOWN */
 };
-ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_sidecore_stats, 88);
+ELVIS_DPP_ASSERT_SIZE(struct elvis_dpp_sidecore_stats, 104);
 
 #define ELVIS_DPP_Q_POLLING (1u << 0)
 

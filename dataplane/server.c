@@ -19,6 +19,8 @@
 
 #define EVENT_CHECK_ROUNDS 64           /* while busy, look at kicks every so many rounds */
 #define EVENT_CHECK_NS 20000ull         /* while polling idle rings, every 20 us */
+#define TAP_CHECK_ROUNDS 4              /* while busy, with taps of quiet queues watched instead of read */
+#define QUIET_PEEK_ROUNDS 4             /* while busy, a quiet queue is peeked at every so many rounds */
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
 #define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
 
@@ -47,6 +49,9 @@ struct dp_slot {
          * (elvis_drr_sparse) shortens everybody's turns */
         u32 moved;
         uint64_t last_work;
+        /* quiet: its last look was a peek that found nothing (see peek()); polling: its mode
+         * then; tap_ready: the tap reported data since its last turn */
+        bool quiet, polling, tap_ready;
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -96,13 +101,13 @@ static void sig_fd_set(int *slot, int fd)
 
 /* qp->lock held: follow the queue pair's current fds (dups keep numbers stable, and let
  * the server notify the guest after it released qp->lock). */
-static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
+static bool sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
 {
         struct dp_qp *qp = sl->qp;
         uint32_t gen = atomic_load(&qp->gen);
 
         if (gen == sl->reg_gen)
-                return;
+                return false;
         sig_fd_set(&sl->sig_fds[0], qp->rx.call_fd);
         sig_fd_set(&sl->sig_fds[1], qp->tx.call_fd);
         sig_fd_set(&sl->sig_fds[2], qp->rx.err_fd);
@@ -118,6 +123,7 @@ static void sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp
         sl->live = dp_qp_live(qp);
         /* ring sizes and liveness change only with a generation bump */
         sl->ring_cap = dp_qp_ring_cap(qp);
+        return true;
 }
 
 /* Frees a slot and drops the device reference it held: possibly the last one, which
@@ -200,6 +206,11 @@ static enum elvis_turn_exitless effective(const struct dp_server *s, const struc
         return s->vanilla ? ELVIS_NETQ_NEVER : (enum elvis_turn_exitless)atomic_load(&qp->dev->exitless);
 }
 
+static inline const struct elvis_sched *sched_of(const struct dp_qp *qp) DP_REQUIRES(qp->lock)
+{
+        return qp->bq ? &qp->bq->q.sched : &qp->q.sched;
+}
+
 /* One turn on a slot: the device model's (engine/elvis_net.c, engine/elvis_blkq.c), with this plane's
  * parameters and budget. qp->lock held. Returns packets moved. */
 static unsigned turn(struct dp_server *s, struct dp_slot *sl, uint64_t now) DP_REQUIRES(sl->qp->lock)
@@ -267,6 +278,39 @@ static unsigned guarded_turn(struct dp_server *s, struct dp_slot *sl, uint64_t *
         return n;
 }
 
+/* Instead of a turn, for a queue whose last turn or peek found nothing: true if a turn now
+ * would find nothing either (the model's peek, elvis_netq_idle or elvis_blkq_idle, under
+ * a SIGBUS guard), nor anything in its tap. A tap is not read here: it is watched in the
+ * server's epoll, whose EPOLLIN sets tap_ready (handle_events), and re-armed when a turn
+ * had left it unwatched (a frame waiting for receive buffers). qp->lock held. */
+static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *ret_tap) DP_REQUIRES(sl->qp->lock)
+{
+        struct dp_qp *qp = sl->qp;
+        struct dp_guard *g = &dp_guard_tls;
+        bool idle;
+
+        if (now >= sched_of(qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
+                return false;
+        if (!qp->bq && qp->tap_fd >= 0 && qp->q.vq[ELVIS_NETQ_RX].live && !qp->q.rxlen) {
+                if (sl->tap_ready)
+                        return false;
+                reg_events(s, &sl->regs[REG_TAP], EPOLLIN);
+                if (sl->regs[REG_TAP].events != EPOLLIN)
+                        return false;
+                *ret_tap = true;
+        }
+        g->dev = qp->dev;
+        if (sigsetjmp(g->jb, 0)) {
+                dp_qp_memory_fault(qp);
+                return false;
+        }
+        g->armed = 1;
+        idle = qp->bq ? elvis_blkq_idle(&qp->bq->q, now, STAT_GET(qp->st.kicks)) :
+                        elvis_netq_idle(&qp->q, now, STAT_GET(qp->st.kicks));
+        g->armed = 0;
+        return idle;
+}
+
 static void flush_signals(struct dp_slot *sl)
 {
         if (atomic_load_explicit(&sl->qp->signal, memory_order_relaxed))
@@ -301,7 +345,8 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
                         continue;
                 }
                 if (g->kind == REG_TAP) {
-                        /* data waits in the tap: the next round reads it */
+                        /* data waits in the tap: the slot's next look turns it, which reads it */
+                        g->slot->tap_ready = true;
                         continue;
                 }
                 on_kick(g->slot, g->fd);
@@ -401,7 +446,7 @@ static void *server_main(void *arg)
 {
         struct dp_server *s = arg;
         struct epoll_event ev[64];
-        unsigned rounds = 0;
+        unsigned rounds = 0, last_progress = 0;
         uint64_t last_events = 0, busy_until = 0;
         long switches = 0;
 
@@ -417,7 +462,9 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 unsigned progress = 0;
-                bool all_notify = true, tx_blocked = false, disk_wait = false;
+                bool all_notify = true, tx_blocked = false, disk_wait = false, taps = false;
+                /* after a round that moved packets, quiet queues wait their turn to be peeked */
+                bool busy = last_progress && !s->vanilla;
 
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
@@ -431,27 +478,49 @@ static void *server_main(void *arg)
                                 elvis_drr_round_interactive(&s->drr);
                 }
                 for (unsigned k = 0; k < s->nslots; k++) {
-                        struct dp_slot *sl = s->slots[(s->rr + k) % s->nslots];
+                        unsigned idx = (s->rr + k) % s->nslots;
+                        struct dp_slot *sl = s->slots[idx];
                         struct dp_qp *qp = sl->qp;
-                        bool spent;
+                        bool spent, fresh;
 
                         /* a queue pair without a live ring becomes live only with a generation
                          * bump: until then skip it without taking its lock, so many idle or
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
                                 continue;
+                        /* a quiet queue next to busy ones: peeked every QUIET_PEEK_ROUNDS
+                         * rounds (its slot number staggers them), its new work picked up
+                         * within that many rounds */
+                        if (sl->quiet && busy && (s->rr + idx) % QUIET_PEEK_ROUNDS) {
+                                all_notify &= !sl->polling;
+                                continue;
+                        }
                         if (!dp_mutex_trylock(&sl->qp->lock)) {
                                 all_notify = false;     /* the control thread is reconfiguring it */
                                 continue;
                         }
-                        sync_fds(s, sl);
+                        fresh = atomic_load_explicit(&qp->gen, memory_order_acquire) != sl->reg_gen && sync_fds(s, sl);
                         sl->live = dp_qp_live(qp);
                         if (sl->live) {
-                                progress += guarded_turn(s, sl, &now);
-                                if (dp_qp_sched(qp)->mode == ELVIS_TURN_POLL)
+                                bool tap = false;
+
+                                sl->quiet = !fresh && peek(s, sl, now, &tap);
+                                if (sl->quiet) {
+                                        sl->busy = false;       /* the peek forfeited its credit */
+                                        STAT_ADD(s->st.polls, 1);
+                                        STAT_ADD(s->st.empty_polls, 1);
+                                        taps |= tap;
+                                } else {
+                                        sl->tap_ready = false;
+                                        progress += guarded_turn(s, sl, &now);
+                                }
+                                sl->polling = sched_of(qp)->mode == ELVIS_TURN_POLL;
+                                if (sl->polling)
                                         all_notify = false;
                                 tx_blocked |= qp->q.tx_blocked;
                                 disk_wait |= qp->bq && qp->bq->q.inflight;
+                        } else {
+                                sl->quiet = false;
                         }
                         /* read under the lock: the control thread may reset the pair */
                         spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
@@ -461,11 +530,16 @@ static void *server_main(void *arg)
                                 sched_yield();  /* the budget ran out: let the other device threads run */
                 }
                 s->rr++;
+                last_progress = progress;
+                STAT_ADD(s->st.rounds, 1);
+                if (!progress)
+                        STAT_ADD(s->st.empty_rounds, 1);
                 end = dp_now_ns();
                 if (progress) {
                         busy_until = 0;
                         STAT_ADD(s->st.busy_ns, end - start);
-                        if (++rounds % EVENT_CHECK_ROUNDS == 0) {
+                        /* kicks every so often; tap data on a quiet queue sooner */
+                        if (++rounds % EVENT_CHECK_ROUNDS == 0 || (taps && rounds % TAP_CHECK_ROUNDS == 0)) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
                                 handle_events(s, ev, n);
                         }
@@ -484,7 +558,7 @@ static void *server_main(void *arg)
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
                          * look at kicks and the control eventfd every so often instead */
-                        if (s->nslots && end - last_events < EVENT_CHECK_NS)
+                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !taps)
                                 continue;
                         last_events = end;
                         if (!s->nslots) {

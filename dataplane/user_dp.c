@@ -483,6 +483,9 @@ static int user_stats_read(void *p, struct elvis_dp_stats *st)
                 o->idle_ns = STAT_GET(s->st.idle_ns);
                 o->packets = STAT_GET(s->st.packets);
                 o->wakeups = STAT_GET(s->st.wakeups);
+                o->rounds_known = true;
+                o->rounds = STAT_GET(s->st.rounds);
+                o->empty_rounds = STAT_GET(s->st.empty_rounds);
                 o->stolen_known = dp_server_run_delay(s, &o->stolen_ns) == 0;
         }
         for (struct dp_device *d = dp->devices; d; d = d->next)

@@ -354,6 +354,15 @@ unsigned int elvis_blkq_turn(struct elvis_blkq *q, const struct elvis_turn *t)
         return total;
 }
 
+bool elvis_blkq_idle(struct elvis_blkq *q, u64 now, u64 kicks)
+{
+        if (!q->vq.live || !elvis_sched_quiet(&q->sched, now, kicks) || q->inflight || q->blocked ||
+            !elvis_vring_quiet(&q->vq.vr, true))
+                return false;
+        elvis_sched_peeked(&q->sched, now);
+        return true;
+}
+
 bool elvis_blkq_enable_notify(struct elvis_blkq *q)
 {
         bool more;

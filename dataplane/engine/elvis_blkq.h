@@ -124,6 +124,10 @@ void elvis_blkq_log_update(struct elvis_blkq *q);
 void elvis_blkq_set_mode(struct elvis_blkq *q, enum elvis_turn_mode mode);
 /* One turn; returns the requests started or answered. */
 unsigned int elvis_blkq_turn(struct elvis_blkq *q, const struct elvis_turn *t);
+/* Instead of a turn, for a queue that had nothing: true if a turn now would find nothing
+ * (elvis_sched_quiet; nothing in flight to reap, the back end not full, no new request in
+ * the ring), counted as an empty poll. False: turn it. */
+bool elvis_blkq_idle(struct elvis_blkq *q, u64 now, u64 kicks);
 /* Guest kicks back on after an empty turn; true if requests arrived meanwhile (and the
  * back end has room for them). */
 bool elvis_blkq_enable_notify(struct elvis_blkq *q);

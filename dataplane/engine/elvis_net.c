@@ -521,6 +521,21 @@ unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_turn *t)
         return total;
 }
 
+bool elvis_netq_idle(struct elvis_netq *q, u64 now, u64 kicks)
+{
+        struct elvis_qvq *tx = &q->vq[ELVIS_NETQ_TX], *rx = &q->vq[ELVIS_NETQ_RX];
+
+        if (!elvis_sched_quiet(&q->sched, now, kicks) || q->tx_owed || q->tx_blocked || q->faulted)
+                return false;
+        /* a loopback frame waiting for receive buffers holds TX back: only RX can move it */
+        if (tx->live && !elvis_vring_quiet(&tx->vr, !q->tx_waits_rx))
+                return false;
+        if (rx->live && !elvis_vring_quiet(&rx->vr, q->rxlen || q->tx_waits_rx))
+                return false;
+        elvis_sched_peeked(&q->sched, now);
+        return true;
+}
+
 bool elvis_netq_enable_notify(struct elvis_netq *q)
 {
         bool pending = false;

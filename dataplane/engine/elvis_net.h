@@ -111,6 +111,13 @@ void elvis_netq_set_mode(struct elvis_netq *q, enum elvis_turn_mode mode);
  * TX then RX batches until it or the work runs out, used rings published and the guest
  * interrupted if it asked; a queue idle long enough stops polling. Packets moved. */
 unsigned int elvis_netq_turn(struct elvis_netq *q, const struct elvis_turn *t);
+/* Instead of a turn, for a queue that had nothing: true if a turn now would find nothing
+ * in the rings and change nothing (elvis_sched_quiet; no frame owed, refused or faulted;
+ * no new TX buffer; for a frame that waits, no new receive buffer), counted as an empty
+ * poll. It reads one avail index or two and writes no guest memory. What the back end may
+ * hold for the receive ring (a tap's data) is the plane's to know: it turns the queue
+ * when there is any. False: turn it. */
+bool elvis_netq_idle(struct elvis_netq *q, u64 now, u64 kicks);
 /* Guest kicks back on after a turn that found nothing. True if work arrived meanwhile
  * (no kick will come for it). Receive kicks are wanted only while a frame waits. */
 bool elvis_netq_enable_notify(struct elvis_netq *q);

@@ -13,6 +13,12 @@
 #include "elvis_vring.h"
 
 #define ELVIS_TURN_KICK_WINDOW_NS 10000000ull   /* kick rate is measured over 10 ms windows */
+/* An idle queue is peeked at (elvis_netq_idle, elvis_blkq_idle) instead of turned; a full
+ * turn still comes once both this time and this many peeks have passed, for what only a
+ * turn applies: a new policy, the kick window. (Peeks too: a sidecore slowed down, under
+ * a debugger or valgrind, keeps its proportions.) */
+#define ELVIS_TURN_RECHECK_NS 1000000ull
+#define ELVIS_TURN_RECHECK_PEEKS 64u
 
 /* transport feature bits every model's rings read */
 #define ELVIS_VQ_FEAT_LOG_ALL 26                /* VHOST_F_LOG_ALL: log every guest write */
@@ -81,6 +87,10 @@ struct elvis_turn {
 struct elvis_sched {
         enum elvis_turn_mode mode;
         u64 last_work_ns, last_turn_ns, window_start_ns, window_kicks;
+        u64 quiet_until;                        /* peeks may stand in for turns until then */
+        u64 recheck_ns;                         /* and, up to ELVIS_TURN_RECHECK_PEEKS peeks, until then */
+        u64 kicks_seen;                         /* guest kicks at the last turn */
+        u64 peeks;                              /* empty polls by peek since the last turn (counted there) */
         struct elvis_drr_queue drr;
         s64 deficit_packets, deficit_bytes;     /* what is left of this turn's grant */
 };
@@ -89,6 +99,28 @@ static inline void elvis_sched_reset(struct elvis_sched *s)
 {
         memset(s, 0, sizeof(*s));
         s->mode = ELVIS_TURN_NOTIFY;
+}
+
+/* May a peek stand in for a turn now? With no guest kick since the last turn, before the
+ * idle clock would return a polling queue to notifications, and until the recheck is due
+ * (ELVIS_TURN_RECHECK_NS and ELVIS_TURN_RECHECK_PEEKS after that turn). The model's peek
+ * checks its rings. */
+static inline bool elvis_sched_quiet(const struct elvis_sched *s, u64 now, u64 kicks)
+{
+        return now < s->quiet_until && kicks == s->kicks_seen &&
+               (now < s->recheck_ns || s->peeks < ELVIS_TURN_RECHECK_PEEKS);
+}
+
+/* A peek found nothing: what an empty turn does to the schedule. An empty poll (counted
+ * at the next turn); the queue is idle, so a credit left from a busy turn is forfeited, as
+ * in DRR (elvis_drr_charge): an idle queue banks nothing; its wait for service restarts
+ * now. */
+static inline void elvis_sched_peeked(struct elvis_sched *s, u64 now)
+{
+        s->peeks++;
+        s->last_turn_ns = now;
+        s->drr.busy = false;
+        s->drr.credit = 0;
 }
 
 /* The mode the policy and the guest's kick rate want now (the kick window advances). */
@@ -149,7 +181,11 @@ static inline bool elvis_sched_end(struct elvis_sched *s, struct elvis_qstats *s
 {
         bool idle;
 
-        ev_stat_add(st->polls, 1);
+        ev_stat_add(st->polls, 1 + s->peeks);
+        if (s->peeks)
+                ev_stat_add(st->empty_polls, s->peeks);
+        s->peeks = 0;
+        s->kicks_seen = t->kicks;
         if (total) {
                 ev_stat_add(st->busy_ns, t1 - t->now);
                 /* how long the queue waited for this turn since its last one ended */
@@ -168,5 +204,12 @@ static inline bool elvis_sched_end(struct elvis_sched *s, struct elvis_qstats *s
         idle = t->exitless == ELVIS_TURN_AUTO && s->mode == ELVIS_TURN_POLL && t1 > s->last_work_ns &&
                t1 - s->last_work_ns > t->poll_stop_idle_ns;
         s->last_turn_ns = t1;
+        /* peeks may stand in for turns after an empty one, until the recheck period ends
+         * or the idle clock would stop polling (a turn must do that) */
+        s->quiet_until = 0;
+        s->recheck_ns = t1 + ELVIS_TURN_RECHECK_NS;
+        if (!idle)
+                s->quiet_until = t->exitless == ELVIS_TURN_AUTO && s->mode == ELVIS_TURN_POLL ?
+                                         s->last_work_ns + t->poll_stop_idle_ns + 1 : ~0ull;
         return idle;
 }

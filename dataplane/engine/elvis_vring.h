@@ -128,6 +128,17 @@ static inline bool elvis_vring_notify_disable_due(const struct elvis_vring *vr)
         return vr->notify_enabled || (vr->event_idx && (u16)(vr->last_avail_idx - vr->event_written) > 0x4000);
 }
 bool elvis_vring_notify_enable(struct elvis_vring *vr);
+/* A peek for an idle ring: false if a turn has anything to do with it (an error latched,
+ * guest kicks on, used entries unpublished), or, with look, if the guest's avail index
+ * moved or cannot be read. Reads nothing else and latches nothing: a turn validates. */
+static inline bool elvis_vring_quiet(const struct elvis_vring *vr, bool look)
+{
+        u16 idx;
+
+        if (vr->error || vr->notify_enabled || vr->used_idx != vr->published_used)
+                return false;
+        return !look || (!ev_load16(ev_uptr_add(vr->avail, 2), &idx) && idx == vr->last_avail_idx);
+}
 /* Marks the guest pages of [gpa, gpa + len) dirty, one atomic OR per log byte touched.
  * 0, or -EFAULT: no log, the range wraps, or a bit lies beyond log->size (nothing after
  * the first such bit is written). */

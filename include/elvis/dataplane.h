@@ -62,6 +62,12 @@ struct elvis_dp_sidecore_stats {
          * kernel's run-queue delay of its thread). Only when stolen_known. */
         bool stolen_known;
         uint64_t stolen_ns;
+        /* Passes of the sidecore's loop over its queues, and those that moved nothing (a
+         * polling sidecore's empty look at every queue, or the look before it sleeps). A
+         * per-sidecore unit of work that means the same whatever a pass does for an idle
+         * queue (a turn or a peek). Only when rounds_known (the user data plane). */
+        bool rounds_known;
+        uint64_t rounds, empty_rounds;
 };
 
 enum elvis_dp_queue_state {

@@ -613,3 +613,26 @@ Test(blkq, weights_hold_between_a_net_and_a_blk_queue_5_1)
 {
         weights_hold(500, 100);
 }
+
+Test(blkq, a_peek_stands_in_for_empty_turns_until_a_request_or_a_completion)
+{
+        u64 now;
+
+        b->async = true;
+        blk_turn(NULL, 100);
+        now = clock_ns;
+        cr_assert(elvis_blkq_idle(&b->q, now + 1, 0), "an empty turn, then peeks");
+        offer(ELVIS_BLK_T_IN, 8, 4096, false);
+        cr_assert_not(elvis_blkq_idle(&b->q, now + 2, 0), "a new request needs a turn");
+        cr_assert_eq(blk_turn(NULL, 100), 1);
+        cr_assert_eq(blk_turn(NULL, 100), 0, "started, not done");
+        cr_assert_not(elvis_blkq_idle(&b->q, clock_ns + 1, 0), "a request in flight: turns reap");
+        b->complete = true;
+        blk_turn(NULL, 100);
+        cr_assert_eq(blk_used(), 1, "completed by a turn");
+        blk_turn(NULL, 100);
+        cr_assert(elvis_blkq_idle(&b->q, clock_ns + 1, 0));
+        cr_assert_eq(b->q.st.empty_polls, 5, "four empty turns and the first peek; the last peek not yet");
+        blk_turn(NULL, 100);
+        cr_assert_eq(b->q.st.empty_polls, 7, "counted with the next turn");
+}

@@ -454,3 +454,90 @@ Test(netq, a_hostile_log_stops_the_ring_it_would_have_covered)
         cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 0, "and publishes nothing");
         cr_assert_eq(log[2], 0, "nothing written past the log");
 }
+
+/* A turn at a given time with a given kick count and policy (the sidecore's inputs). */
+static unsigned turn_at(struct pair *p, u64 now, u64 kicks, enum elvis_turn_exitless exitless)
+{
+        struct elvis_turn t = { .now = now, .kicks = kicks, .exitless = exitless, .poll_start_rate = 1000,
+                                .poll_stop_idle_ns = 5000000, .weight = 100, .budget_packets = 64,
+                                .budget_bytes = 65536 };
+        return elvis_netq_turn(&p->q, &t);
+}
+
+Test(netq, a_peek_stands_in_for_empty_turns_until_the_guest_adds_work)
+{
+        struct pair *p = &pairs[0];
+        u64 now = 1000000;
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        cr_assert_not(elvis_netq_idle(&p->q, now, 0), "no turn yet: one must look first");
+        cr_assert_eq(turn_at(p, now, 0, ELVIS_NETQ_ALWAYS), 0);
+        for (int k = 1; k <= 5; k++)
+                cr_assert(elvis_netq_idle(&p->q, now + (u64)k * 1000, 0), "peek %d after an empty turn", k);
+        offer(p, ELVIS_NETQ_TX, 60, 0);
+        cr_assert_not(elvis_netq_idle(&p->q, now + 6000, 0), "a new TX buffer needs a turn");
+        p->q.sched.drr.credit = 5 << ELVIS_DRR_FRAC;
+        p->q.sched.drr.busy = true;
+        cr_assert_eq(turn_at(p, now + 7000, 0, ELVIS_NETQ_ALWAYS), 1);
+        cr_assert(elvis_netq_idle(&p->q, now + 8000, 0), "after a busy turn, a peek finds the ring empty");
+        cr_assert_not(p->q.sched.drr.busy, "and the queue idle");
+        cr_assert_eq(p->q.sched.drr.credit, 0, "an idle queue banks no credit");
+        cr_assert_eq(turn_at(p, now + 9000, 0, ELVIS_NETQ_ALWAYS), 0);
+        cr_assert_eq(p->q.st.polls, 3 + 6, "peeks count as polls");
+        cr_assert_eq(p->q.st.empty_polls, 2 + 6, "and as empty ones");
+        cr_assert(elvis_netq_idle(&p->q, now + 10000, 0));
+        cr_assert_not(elvis_netq_idle(&p->q, now + 10000, 1), "a kick needs a turn (the kick rate)");
+        cr_assert(elvis_netq_idle(&p->q, now + 9000 + ELVIS_TURN_RECHECK_NS, 0), "not before enough peeks");
+        for (unsigned k = 2; k < ELVIS_TURN_RECHECK_PEEKS; k++)
+                cr_assert(elvis_netq_idle(&p->q, now + 10000 + k, 0), "peek %u", k);
+        cr_assert_not(elvis_netq_idle(&p->q, now + 9000 + ELVIS_TURN_RECHECK_NS, 0),
+                      "a full turn once ELVIS_TURN_RECHECK_NS and ELVIS_TURN_RECHECK_PEEKS have passed");
+}
+
+Test(netq, a_peek_sees_receive_buffers_for_a_waiting_frame_and_latched_errors)
+{
+        struct pair *p = &pairs[0];
+        struct ring *r;
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        backend_frame(p, 0, 100);
+        cr_assert_eq(turn_at(p, 1000, 0, ELVIS_NETQ_ALWAYS), 0);
+        cr_assert_eq(p->q.rxlen, 100, "the frame waits for receive buffers");
+        cr_assert(elvis_netq_idle(&p->q, 2000, 0));
+        offer(p, ELVIS_NETQ_RX, BUFSZ, 0);
+        cr_assert_not(elvis_netq_idle(&p->q, 3000, 0), "receive buffers for the waiting frame need a turn");
+        cr_assert_eq(turn_at(p, 4000, 0, ELVIS_NETQ_ALWAYS), 1);
+        cr_assert_eq(turn_at(p, 5000, 0, ELVIS_NETQ_ALWAYS), 0);
+        /* an avail index gone wild: the peek only says "turn", the turn validates and stops the ring */
+        r = &p->r[ELVIS_NETQ_TX];
+        *u16_at(r->avail + 2) = (uint16_t)(r->avail_idx + NUM + 1);
+        cr_assert_not(elvis_netq_idle(&p->q, 6000, 0));
+        cr_assert_eq(p->q.vq[ELVIS_NETQ_TX].vr.error, 0, "the peek latches nothing");
+        turn_at(p, 7000, 0, ELVIS_NETQ_ALWAYS);
+        cr_assert_not(p->q.vq[ELVIS_NETQ_TX].live, "the turn stopped it");
+        cr_assert_eq(p->notified[ELVIS_NETQ_SIG_ERR_TX], 1);
+}
+
+Test(netq, a_peeked_queue_still_returns_to_notifications_when_idle)
+{
+        struct pair *p = &pairs[0];
+        u64 now = 1000000, stop = 5000000;
+        unsigned peeks = 0;
+
+        setup_pair(p, 0, 1ull << ELVIS_NET_FEAT_VERSION_1);
+        p->q.sched.mode = ELVIS_NETQ_POLL;
+        offer(p, ELVIS_NETQ_TX, 60, 0);
+        cr_assert_eq(turn_at(p, now, 0, ELVIS_NETQ_AUTO), 1);
+        /* a sidecore loop: a turn whenever the peek says so, every 10 us */
+        for (u64 t = now + 10000; t < now + 2 * stop && p->q.sched.mode == ELVIS_NETQ_POLL; t += 10000) {
+                if (elvis_netq_idle(&p->q, t, 0))
+                        peeks++;
+                else
+                        turn_at(p, t, 0, ELVIS_NETQ_AUTO);
+        }
+        cr_assert_eq(p->q.sched.mode, ELVIS_NETQ_NOTIFY, "back to notifications");
+        cr_assert_leq(p->q.sched.last_turn_ns - p->q.sched.last_work_ns, stop + 20000,
+                      "within a round of the idle time (%llu ns)",
+                      (unsigned long long)(p->q.sched.last_turn_ns - p->q.sched.last_work_ns));
+        cr_assert_gt(peeks, 350, "peeks stood in for most turns (%u)", peeks);
+}
