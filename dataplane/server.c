@@ -21,6 +21,7 @@
 #define EVENT_CHECK_NS 20000ull         /* while polling idle rings, every 20 us */
 #define TAP_CHECK_ROUNDS 4              /* while busy, with taps of quiet queues watched instead of read */
 #define QUIET_PEEK_ROUNDS 4             /* while busy, a quiet queue is peeked at every so many rounds */
+#define SPARSE_EXTRA_LOOKS 4            /* an interactive queue's looks between backlogged turns, a round */
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
 #define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
 
@@ -52,6 +53,8 @@ struct dp_slot {
         /* quiet: its last look was a peek that found nothing (see peek()); polling: its mode
          * then; tap_ready: the tap reported data since its last turn */
         bool quiet, polling, tap_ready;
+        /* looks it had this round after backlogged turns, as an interactive queue */
+        unsigned extra;
 };
 
 static void reg_drop(struct dp_server *s, struct reg *g)
@@ -289,7 +292,7 @@ static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *re
         struct dp_guard *g = &dp_guard_tls;
         bool idle;
 
-        if (now >= sched_of(qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
+        if (now >= sched_of(sl->qp)->quiet_until || atomic_load_explicit(&qp->vmm_fd_stuck, memory_order_relaxed))
                 return false;
         if (!qp->bq && qp->tap_fd >= 0 && qp->q.vq[ELVIS_NETQ_RX].live && !qp->q.rxlen) {
                 if (sl->tap_ready)
@@ -301,7 +304,7 @@ static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *re
         }
         g->dev = qp->dev;
         if (sigsetjmp(g->jb, 0)) {
-                dp_qp_memory_fault(qp);
+                dp_qp_memory_fault(sl->qp);
                 return false;
         }
         g->armed = 1;
@@ -442,6 +445,57 @@ static bool vanilla_busyloop(struct dp_server *s, uint64_t now, uint64_t *until,
         return false;
 }
 
+/* What a round gathers from its looks at the slots. */
+struct round_acc {
+        unsigned progress;
+        bool all_notify, tx_blocked, disk_wait, taps;
+};
+
+/* One look at a slot in a round: a peek when it was quiet (peek()), else the model's
+ * turn. Returns what it moved. */
+static unsigned look(struct dp_server *s, struct dp_slot *sl, uint64_t *now, struct round_acc *acc)
+{
+        struct dp_qp *qp = sl->qp;
+        unsigned moved = 0;
+        bool spent, fresh;
+
+        if (!dp_mutex_trylock(&sl->qp->lock)) {
+                acc->all_notify = false;        /* the control thread is reconfiguring it */
+                return 0;
+        }
+        fresh = atomic_load_explicit(&qp->gen, memory_order_acquire) != sl->reg_gen && sync_fds(s, sl);
+        sl->live = dp_qp_live(qp);
+        if (sl->live) {
+                bool tap = false;
+
+                sl->quiet = !fresh && peek(s, sl, *now, &tap);
+                if (sl->quiet) {
+                        sl->busy = false;       /* the peek forfeited its credit */
+                        STAT_ADD(s->st.polls, 1);
+                        STAT_ADD(s->st.empty_polls, 1);
+                        acc->taps |= tap;
+                } else {
+                        sl->tap_ready = false;
+                        moved = guarded_turn(s, sl, now);
+                        acc->progress += moved;
+                }
+                sl->polling = sched_of(sl->qp)->mode == ELVIS_TURN_POLL;
+                if (sl->polling)
+                        acc->all_notify = false;
+                acc->tx_blocked |= qp->q.tx_blocked;
+                acc->disk_wait |= qp->bq && qp->bq->q.inflight;
+        } else {
+                sl->quiet = false;
+        }
+        /* read under the lock: the control thread may reset the pair */
+        spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
+        dp_mutex_unlock(&sl->qp->lock);
+        flush_signals(sl);
+        if (spent)
+                sched_yield();  /* the budget ran out: let the other device threads run */
+        return moved;
+}
+
 static void *server_main(void *arg)
 {
         struct dp_server *s = arg;
@@ -461,8 +515,8 @@ static void *server_main(void *arg)
         }
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
-                unsigned progress = 0;
-                bool all_notify = true, tx_blocked = false, disk_wait = false, taps = false;
+                struct round_acc acc = { .all_notify = true };
+                unsigned interactive = 0;
                 /* after a round that moved packets, quiet queues wait their turn to be peeked */
                 bool busy = last_progress && !s->vanilla;
 
@@ -474,72 +528,54 @@ static void *server_main(void *arg)
 
                         if (sl->live && sl->busy)
                                 elvis_drr_round_fit(&s->drr, sl->weight, sl->ring_cap);
-                        if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start))
+                        sl->extra = 0;
+                        if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start)) {
                                 elvis_drr_round_interactive(&s->drr);
+                                interactive++;
+                        }
                 }
                 for (unsigned k = 0; k < s->nslots; k++) {
                         unsigned idx = (s->rr + k) % s->nslots;
                         struct dp_slot *sl = s->slots[idx];
-                        struct dp_qp *qp = sl->qp;
-                        bool spent, fresh;
+                        unsigned moved;
 
                         /* a queue pair without a live ring becomes live only with a generation
                          * bump: until then skip it without taking its lock, so many idle or
                          * unconnected devices cost the busy ones next to nothing */
-                        if (!sl->live && atomic_load(&qp->gen) == sl->reg_gen)
+                        if (!sl->live && atomic_load(&sl->qp->gen) == sl->reg_gen)
                                 continue;
                         /* a quiet queue next to busy ones: peeked every QUIET_PEEK_ROUNDS
                          * rounds (its slot number staggers them), its new work picked up
                          * within that many rounds */
                         if (sl->quiet && busy && (s->rr + idx) % QUIET_PEEK_ROUNDS) {
-                                all_notify &= !sl->polling;
+                                acc.all_notify &= !sl->polling;
                                 continue;
                         }
-                        if (!dp_mutex_trylock(&sl->qp->lock)) {
-                                all_notify = false;     /* the control thread is reconfiguring it */
-                                continue;
-                        }
-                        fresh = atomic_load_explicit(&qp->gen, memory_order_acquire) != sl->reg_gen && sync_fds(s, sl);
-                        sl->live = dp_qp_live(qp);
-                        if (sl->live) {
-                                bool tap = false;
+                        moved = look(s, sl, &now, &acc);
+                        /* after a backlogged turn, the interactive queues get a look: their
+                         * requests wait for one short turn, not a round of them */
+                        if (interactive && moved > ELVIS_DRR_SPARSE_ITEMS)
+                                for (unsigned m = 0; m < s->nslots; m++) {
+                                        struct dp_slot *t = s->slots[m];
 
-                                sl->quiet = !fresh && peek(s, sl, now, &tap);
-                                if (sl->quiet) {
-                                        sl->busy = false;       /* the peek forfeited its credit */
-                                        STAT_ADD(s->st.polls, 1);
-                                        STAT_ADD(s->st.empty_polls, 1);
-                                        taps |= tap;
-                                } else {
-                                        sl->tap_ready = false;
-                                        progress += guarded_turn(s, sl, &now);
+                                        if (t != sl && t->live && t->extra < SPARSE_EXTRA_LOOKS &&
+                                            elvis_drr_sparse(t->moved, t->last_work, start)) {
+                                                t->extra++;
+                                                look(s, t, &now, &acc);
+                                        }
                                 }
-                                sl->polling = sched_of(qp)->mode == ELVIS_TURN_POLL;
-                                if (sl->polling)
-                                        all_notify = false;
-                                tx_blocked |= qp->q.tx_blocked;
-                                disk_wait |= qp->bq && qp->bq->q.inflight;
-                        } else {
-                                sl->quiet = false;
-                        }
-                        /* read under the lock: the control thread may reset the pair */
-                        spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
-                        dp_mutex_unlock(&sl->qp->lock);
-                        flush_signals(sl);
-                        if (spent)
-                                sched_yield();  /* the budget ran out: let the other device threads run */
                 }
                 s->rr++;
-                last_progress = progress;
+                last_progress = acc.progress;
                 STAT_ADD(s->st.rounds, 1);
-                if (!progress)
+                if (!acc.progress)
                         STAT_ADD(s->st.empty_rounds, 1);
                 end = dp_now_ns();
-                if (progress) {
+                if (acc.progress) {
                         busy_until = 0;
                         STAT_ADD(s->st.busy_ns, end - start);
                         /* kicks every so often; tap data on a quiet queue sooner */
-                        if (++rounds % EVENT_CHECK_ROUNDS == 0 || (taps && rounds % TAP_CHECK_ROUNDS == 0)) {
+                        if (++rounds % EVENT_CHECK_ROUNDS == 0 || (acc.taps && rounds % TAP_CHECK_ROUNDS == 0)) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
                                 handle_events(s, ev, n);
                         }
@@ -552,13 +588,13 @@ static void *server_main(void *arg)
                  * on would keep it off that CPU until the scheduler's slice ends (up to
                  * milliseconds): give the CPU up for it instead. With nothing else runnable
                  * on the CPU this returns at once. */
-                if (disk_wait && !all_notify)
+                if (acc.disk_wait && !acc.all_notify)
                         sched_yield();
-                if (!all_notify || !s->nslots) {
+                if (!acc.all_notify || !s->nslots) {
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
                          * look at kicks and the control eventfd every so often instead */
-                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !taps)
+                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !acc.taps)
                                 continue;
                         last_events = end;
                         if (!s->nslots) {
@@ -579,7 +615,7 @@ static void *server_main(void *arg)
                         continue;
                 atomic_store(&s->sleeping, true);
                 {
-                        int n = epoll_wait(s->epfd, ev, 64, tx_blocked ? 1 : -1);
+                        int n = epoll_wait(s->epfd, ev, 64, acc.tx_blocked ? 1 : -1);
                         uint64_t woke = dp_now_ns();
                         atomic_store(&s->sleeping, false);
                         STAT_ADD(s->st.wakeups, 1);
