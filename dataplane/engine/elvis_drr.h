@@ -52,7 +52,7 @@ static inline void elvis_drr_round_fit(struct elvis_drr_round *r, u32 weight, u3
  * turn's fixed cost more often (measured in bench/RESULTS.md, "Latency isolation"). */
 #define ELVIS_DRR_SPARSE_NS 2000000ull
 #define ELVIS_DRR_SPARSE_ITEMS 4u
-#define ELVIS_DRR_SPARSE_PACKETS 32u
+#define ELVIS_DRR_SPARSE_PACKETS 16u
 
 static inline bool elvis_drr_sparse(u32 moved, u64 last_work_ns, u64 now)
 {

@@ -271,6 +271,21 @@ Test(blk, bad_images_refused)
         cr_assert_eq(attach(1, "d0", ELVIS_BACKEND_FILE, "img", 1, 1, NULL), 0);
 }
 
+/* VM 1 (image "good") verifying its writes for 4 s, and VM 2 (image "bad") attached on the
+ * same sidecore for a hostile front end: the good guest's stream, to end with guest_end. */
+static FILE *good_next_to_bad(void)
+{
+        FILE *good;
+
+        make_image("good");
+        make_image("bad");
+        cr_assert_eq(attach(1, "good", ELVIS_BACKEND_FILE, "good", 1, 1, NULL), 0);
+        cr_assert_eq(attach(2, "bad", ELVIS_BACKEND_FILE, "bad", 1, 1, NULL), 0);
+        good = guest_start(1, "good", "--mode verify --depth 8 --seconds 4");
+        cr_assert_not_null(good);
+        return good;
+}
+
 /* One bad VM on the sidecore: each kind of malformed request or ring, while a healthy VM
  * verifies next to it. */
 Test(blk, hostile_requests_and_rings)
@@ -287,12 +302,7 @@ Test(blk, hostile_requests_and_rings)
         FILE *good;
         uint64_t errors = 0, drops = 0;
 
-        make_image("good");
-        make_image("bad");
-        cr_assert_eq(attach(1, "good", ELVIS_BACKEND_FILE, "good", 1, 1, NULL), 0);
-        cr_assert_eq(attach(2, "bad", ELVIS_BACKEND_FILE, "bad", 1, 1, NULL), 0);
-        good = guest_start(1, "good", "--mode verify --depth 8 --seconds 4");
-        cr_assert_not_null(good);
+        good = good_next_to_bad();
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
                 snprintf(args, sizeof(args), "--hostile %s", kinds[i].kind);
                 cr_assert_eq(guest(2, "bad", args, out, sizeof(out)), 0, "%s: %s", kinds[i].kind, out);
@@ -748,12 +758,7 @@ Test(blk, a_hostile_inflight_region_stops_only_its_queue)
         uint64_t errors = 0;
         FILE *good;
 
-        make_image("good");
-        make_image("bad");
-        cr_assert_eq(attach(1, "good", ELVIS_BACKEND_FILE, "good", 1, 1, NULL), 0);
-        cr_assert_eq(attach(2, "bad", ELVIS_BACKEND_FILE, "bad", 1, 1, NULL), 0);
-        good = guest_start(1, "good", "--mode verify --depth 8 --seconds 4");
-        cr_assert_not_null(good);
+        good = good_next_to_bad();
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
                 snprintf(args, sizeof(args), "--hostile %s", kinds[i]);
                 cr_assert_eq(guest(2, "bad", args, out, sizeof(out)), 0, "%s: %s", kinds[i], out);
