@@ -102,6 +102,17 @@ static void sig_fd_set(int *slot, int fd)
         *slot = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
+/* Kicks still unread on a kick fd about to be replaced: counted now, or a session that
+ * ended before the sidecore read its eventfd (it found the work in the ring) would never
+ * show them. */
+static void drain_kicks(struct dp_slot *sl, struct reg *g)
+{
+        uint64_t v = 0;
+
+        if (g->fd >= 0 && dp_vmm_drain(g->fd, &v) == 0 && v)
+                STAT_ADD(sl->qp->st.kicks, v);
+}
+
 /* qp->lock held: follow the queue pair's current fds (dups keep numbers stable, and let
  * the server notify the guest after it released qp->lock). */
 static bool sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp->lock)
@@ -115,6 +126,8 @@ static bool sync_fds(struct dp_server *s, struct dp_slot *sl) DP_REQUIRES(sl->qp
         sig_fd_set(&sl->sig_fds[1], qp->tx.call_fd);
         sig_fd_set(&sl->sig_fds[2], qp->rx.err_fd);
         sig_fd_set(&sl->sig_fds[3], qp->tx.err_fd);
+        drain_kicks(sl, &sl->regs[REG_TX_KICK]);
+        drain_kicks(sl, &sl->regs[REG_RX_KICK]);
         reg_set(s, &sl->regs[REG_TX_KICK], qp->tx.ring->live ? qp->tx.kick_fd : -1, EPOLLIN);
         reg_set(s, &sl->regs[REG_RX_KICK], qp->rx.ring->live ? qp->rx.kick_fd : -1, EPOLLIN);
         reg_set(s, &sl->regs[REG_TAP], qp->rx.ring->live ? qp->tap_fd : -1, EPOLLIN);
