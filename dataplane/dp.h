@@ -226,6 +226,9 @@ struct dp_server {
         /* owned by the server thread */
         struct dp_slot *slots[DP_MAX_SLOTS];
         unsigned nslots;
+        /* this round's interactive slots (elvis_drr_sparse at its start), in slot order */
+        struct dp_slot *sparse[DP_MAX_SLOTS];
+        unsigned nsparse;
         unsigned rr;                    /* round-robin start */
         struct {
                 uint64_t polls, empty_polls, busy_ns, idle_ns, packets, bytes, wakeups;

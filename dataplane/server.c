@@ -529,13 +529,13 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 struct round_acc acc = { .all_notify = true };
-                unsigned interactive = 0;
                 /* after a round that moved packets, quiet queues wait their turn to be peeked */
                 bool busy = last_progress && !s->vanilla;
 
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
                 elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
+                s->nsparse = 0;
                 for (unsigned k = 0; k < s->nslots && !s->vanilla; k++) {
                         struct dp_slot *sl = s->slots[k];
 
@@ -544,7 +544,7 @@ static void *server_main(void *arg)
                         sl->extra = 0;
                         if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start)) {
                                 elvis_drr_round_interactive(&s->drr);
-                                interactive++;
+                                s->sparse[s->nsparse++] = sl;
                         }
                 }
                 for (unsigned k = 0; k < s->nslots; k++) {
@@ -567,10 +567,12 @@ static void *server_main(void *arg)
                         moved = look(s, sl, &now, &acc);
                         /* after a backlogged turn, the interactive queues get a look: their
                          * requests wait for one short turn, not a round of them */
-                        if (interactive && moved > ELVIS_DRR_SPARSE_ITEMS)
-                                for (unsigned m = 0; m < s->nslots; m++) {
-                                        struct dp_slot *t = s->slots[m];
+                        if (moved > ELVIS_DRR_SPARSE_ITEMS)
+                                for (unsigned m = 0; m < s->nsparse; m++) {
+                                        struct dp_slot *t = s->sparse[m];
 
+                                        /* still interactive: its own look this round may
+                                         * have found it backlogged */
                                         if (t != sl && t->live && t->extra < SPARSE_EXTRA_LOOKS &&
                                             elvis_drr_sparse(t->moved, t->last_work, start)) {
                                                 t->extra++;
