@@ -327,19 +327,24 @@ static int reconnect(unsigned long long *done)
         }
         close(e.sock);
         e.sock = -1;
+        /* as QEMU does: a back end that goes again during the handshake is reconnected to
+         * in turn (nothing announces a listening socket: try again shortly); every back end
+         * connected to counts */
         for (;;) {
-                if (emu_connect(&e) == 0)
+                int r = emu_connect(&e);
+
+                if (r == 0)
+                        reconnects++;
+                if (r == 0 && handshake(nq, true) == 0)
                         break;
                 if (e.sock >= 0)
                         close(e.sock);
                 e.sock = -1;
                 if (emu_now_ns() > end)
                         return -1;
-                /* nothing announces a listening socket: try again shortly */
                 nanosleep(&pause, NULL);
         }
-        reconnects++;
-        return handshake(nq, true);
+        return 0;
 }
 
 static uint8_t *slot_mem(unsigned qi, unsigned s)
