@@ -360,6 +360,12 @@ static inline bool tx_complete(struct elvis_netq *q, u16 head, u64 len)
         return true;
 }
 
+/* How far ahead of the chain being sent tx_batch has the next frames fetched: small
+ * frames from a guest on another CPU are each a cache miss, and a copy per frame one
+ * after another waits for every one of them in turn (bench/RESULTS.md, "per-device
+ * cost"). */
+#define TX_PREFETCH_AHEAD 4
+
 /* Frames completed in a batch are counted once at its end: the counters are shared
  * cache lines that readers snapshot. */
 static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
@@ -369,6 +375,7 @@ static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
         unsigned int n = 0, hl = elvis_netq_hdr_len(q);
         u64 bytes = 0, drops = 0;
         s64 deficit = q->sched.deficit_bytes;
+        bool first = true;
 
         if (q->tx_owed && v->live) {
                 u64 len = q->tx_owed_len;
@@ -388,6 +395,13 @@ static unsigned int tx_batch(struct elvis_netq *q, unsigned int limit)
                                 elvis_netq_error(q, ELVIS_NETQ_TX);
                         break;
                 }
+                /* the frames of the chains behind this one start on their way into the
+                 * cache while this one is copied (the first pop has read the avail index) */
+                if (first)
+                        for (u16 a = 0; a + 1 < TX_PREFETCH_AHEAD; a++)
+                                elvis_vring_prefetch(&v->vr, a);
+                first = false;
+                elvis_vring_prefetch(&v->vr, TX_PREFETCH_AHEAD - 1);
                 len = c->out_len;
                 if (ev_unlikely(len < hl || len > ELVIS_NET_MAX_FRAME)) {
                         drops++;

@@ -8,6 +8,7 @@
 #ifdef __KERNEL__
 #include <linux/compiler.h>
 #include <linux/errno.h>
+#include <linux/prefetch.h>
 #include <linux/string.h>
 #include <linux/types.h>
 #include <linux/uaccess.h>
@@ -61,6 +62,8 @@ int ev_log_or8(ev_uptr p, u8 bits);
 #define ev_unlikely(x) unlikely(x)
 /* single-writer counter: readers see whole values */
 #define ev_stat_add(field, n) WRITE_ONCE(field, READ_ONCE(field) + (n))
+/* a hint: never faults, whatever the address */
+#define ev_prefetch(p) prefetch((const void __force *)(p))
 
 #else /* user space */
 
@@ -131,5 +134,7 @@ static inline int ev_log_or8(ev_uptr p, u8 bits)
 /* single-writer counter: readers see whole values */
 #define ev_stat_add(field, n) \
         __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+/* a hint: never faults, whatever the address */
+#define ev_prefetch(p) __builtin_prefetch((const void *)(p))
 
 #endif

@@ -379,6 +379,33 @@ int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_ch
         return 1;
 }
 
+void elvis_vring_prefetch(struct elvis_vring *vr, u16 ahead)
+{
+        struct elvis_vring_desc d;
+        struct elvis_iov seg;
+        u32 len, n;
+        u64 addr;
+        u16 head;
+
+        if (vr->error || (u16)(vr->avail_idx - vr->last_avail_idx) <= ahead)
+                return;
+        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, (u16)(vr->last_avail_idx + ahead))), &head) ||
+            head >= vr->num)
+                return;
+        if (ev_copy_from(&d, ev_uptr_add(vr->desc, (u64)head * sizeof(d)), sizeof(d)))
+                return;
+        addr = ev_le64(d.addr);
+        len = ev_le32(d.len);
+        if (ev_le16(d.flags) & ELVIS_VRING_DESC_F_INDIRECT || !len)
+                return;
+        /* the first two cache lines: a small frame and its header */
+        if (elvis_mem_map(vr->mem, addr, len < 128 ? len : 128, &seg, 1, &n) < 0)
+                return;
+        ev_prefetch(seg.base);
+        if (seg.len > 64)
+                ev_prefetch(ev_uptr_add(seg.base, 64));
+}
+
 int elvis_vring_pop_head(struct elvis_vring *vr, u16 head, struct elvis_chain *c, enum elvis_chain_dir dir)
 {
         int r;

@@ -106,6 +106,12 @@ int elvis_vring_init(struct elvis_vring *vr, const struct elvis_vring_mem *mem, 
 int elvis_vring_pending(struct elvis_vring *vr);
 /* 1 with a chain, 0 when empty, negative error (latched). */
 int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_chain_dir dir);
+/* A hint for a batch of small chains: the start of the buffer of the chain `ahead`
+ * entries after the next one to pop is fetched into the cache, so that serving the
+ * chains before it overlaps the misses a copy of each would take one after another.
+ * Only avail entries already seen are looked at; anything odd is left to the pop, which
+ * reads and checks everything again. Never fails, changes nothing. */
+void elvis_vring_prefetch(struct elvis_vring *vr, u16 ahead);
 /* The chain at head, with every check pop makes, without taking an avail entry: a
  * request an earlier back end popped and never completed, executed again (vhost-user
  * inflight tracking). 1, or a negative error (latched). */

@@ -554,3 +554,42 @@ Test(vring, a_used_ring_log_address_that_wraps_stops_the_ring)
         cr_assert(strstr(vr.error_what, "dirty log"), "%s", vr.error_what);
         cr_assert_eq(bits_set(bytes, sizeof(bytes)), 0, "no page marked for a wrapped address");
 }
+
+/* The prefetch hint reads ahead of the pop and changes nothing: whatever the guest wrote
+ * ahead (a head out of the ring, a buffer outside memory, an indirect table, a zero
+ * length), the ring's state and error stay as they were, and the pops that follow find
+ * every chain and every error as they would have without it. */
+Test(vring, prefetch_changes_nothing)
+{
+        set_desc(0, GPA + BUF, 76, 0, 0);
+        set_desc(1, GPA + MEM + 4096, 64, 0, 0);              /* outside guest memory */
+        set_desc(2, GPA + BUF + 256, 16, ELVIS_VRING_DESC_F_INDIRECT, 0);
+        set_desc(3, GPA + BUF + 512, 0, 0, 0);
+        offer(0);
+        offer(3);
+        offer(1);
+        offer(2);
+        *avail_ring(4) = 200;                                   /* a head out of the ring */
+        *avail_idx() = 5;
+        cr_assert_eq(elvis_vring_pending(&vr), 5);
+        for (uint16_t a = 0; a < 10; a++) {
+                uint16_t last = vr.last_avail_idx, avail = vr.avail_idx;
+
+                elvis_vring_prefetch(&vr, a);
+                cr_assert_eq(vr.last_avail_idx, last);
+                cr_assert_eq(vr.avail_idx, avail);
+                cr_assert_eq(vr.error, 0, "a hint never stops the ring (ahead %u)", a);
+        }
+        cr_assert_eq(elvis_vring_pop(&vr, &chain, ELVIS_CHAIN_READ), 1);
+        cr_assert_eq(chain.head, 0);
+        cr_assert_eq(chain.out_len, 76);
+        elvis_vring_prefetch(&vr, 0);
+        elvis_vring_prefetch(&vr, 2);
+        cr_assert_eq(elvis_vring_pop(&vr, &chain, ELVIS_CHAIN_READ), 1, "the zero-length chain is still there");
+        cr_assert_eq(chain.head, 3);
+        cr_assert_eq(vr.error, 0);
+        /* the buffer outside memory: the pop, not the hint, stops the ring */
+        expect_error(ELVIS_CHAIN_READ, -EFAULT, "outside guest memory");
+        elvis_vring_prefetch(&vr, 0);
+        cr_assert_lt(elvis_vring_pop(&vr, &chain, ELVIS_CHAIN_READ), 0, "a stopped ring stays stopped");
+}
