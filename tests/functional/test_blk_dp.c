@@ -96,6 +96,22 @@ static int attach(uint32_t vm, const char *id, enum elvis_backend be, const char
         return 0;
 }
 
+/* argv[0] run with its standard output thrown away; its pid. */
+static pid_t spawn_quiet(char *const argv[])
+{
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+
+                dup2(null, STDOUT_FILENO);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        cr_assert_gt(pid, 0);
+        return pid;
+}
+
 static FILE *guest_start(uint32_t vm, const char *id, const char *args)
 {
         char cmd[1024];
@@ -402,15 +418,9 @@ Test(blk, front_end_dies_with_requests_in_flight)
                 int st;
 
                 queue_stats(1, "d0", 0, &before);
-                pid_t pid = fork();
-                if (pid == 0) {
-                        int null = open("/dev/null", O_WRONLY);
-                        dup2(null, STDOUT_FILENO);
-                        execl(GUEST, GUEST, "--socket", sock, "--mode", "iops", "--rw", "randwrite", "--bs", "65536",
-                              "--depth", "32", "--queues", "2", "--ring", "128", "--seconds", "30", (char *)NULL);
-                        _exit(127);
-                }
-                cr_assert_gt(pid, 0);
+                char *const argv[] = { GUEST, "--socket", sock, "--mode", "iops", "--rw", "randwrite", "--bs", "65536",
+                                       "--depth", "32", "--queues", "2", "--ring", "128", "--seconds", "30", NULL };
+                pid_t pid = spawn_quiet(argv);
                 /* killed once its writes reach the disk, a little later each time */
                 for (int t = 0;; t++) {
                         queue_stats(1, "d0", 0, &q);
@@ -969,15 +979,9 @@ Test(blk, requests_on_a_quiet_queue_next_to_a_busy_net_queue)
         nd.socket_path = sock;
         cr_assert_eq(elvis_user_dataplane.device_attach(dp, &nd), 0);
         cr_assert_eq(elvis_user_dataplane.queue_assign(dp, 2, "net0", 0, 1), 0);
-        stream = fork();
-        if (stream == 0) {
-                int null = open("/dev/null", O_WRONLY);
-                dup2(null, STDOUT_FILENO);
-                execl(NET_GUEST, NET_GUEST, "--socket", sock, "--mode", "stream", "--size", "1400", "--batch", "64",
-                      "--seconds", "60", (char *)NULL);
-                _exit(127);
-        }
-        cr_assert_gt(stream, 0);
+        char *const argv[] = { NET_GUEST, "--socket", sock, "--mode", "stream", "--size", "1400", "--batch", "64",
+                               "--seconds", "60", NULL };
+        stream = spawn_quiet(argv);
         /* the stream runs before the disk's requests start */
         for (int i = 0;; i++) {
                 queue_stats(2, "net0", 0, &n0);
