@@ -222,6 +222,12 @@ static inline u16 slot(const struct elvis_vring *vr, u16 idx)
         return (u16)(idx & (u16)(vr->num - 1));
 }
 
+/* The avail ring's entry for index idx: the head the guest offered there. */
+static inline int avail_head(const struct elvis_vring *vr, u16 idx, u16 *head)
+{
+        return ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, idx)), head);
+}
+
 int elvis_vring_pending(struct elvis_vring *vr)
 {
         u16 idx, n;
@@ -368,7 +374,7 @@ int elvis_vring_pop(struct elvis_vring *vr, struct elvis_chain *c, enum elvis_ch
         }
         /* the avail index was read before the ring entry it covers */
         ev_rmb();
-        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, vr->last_avail_idx)), &head))
+        if (avail_head(vr, vr->last_avail_idx, &head))
                 return elvis_vring_fail(vr, -EFAULT, "cannot read avail ring");
         if (head >= vr->num)
                 return elvis_vring_fail(vr, -EPROTO, "avail ring entry is out of the ring");
@@ -389,8 +395,7 @@ void elvis_vring_prefetch(struct elvis_vring *vr, u16 ahead)
 
         if (vr->error || (u16)(vr->avail_idx - vr->last_avail_idx) <= ahead)
                 return;
-        if (ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, (u16)(vr->last_avail_idx + ahead))), &head) ||
-            head >= vr->num)
+        if (avail_head(vr, (u16)(vr->last_avail_idx + ahead), &head) || head >= vr->num)
                 return;
         if (ev_copy_from(&d, ev_uptr_add(vr->desc, (u64)head * sizeof(d)), sizeof(d)))
                 return;
