@@ -20,7 +20,6 @@
 #define EVENT_CHECK_ROUNDS 64           /* while busy, look at kicks every so many rounds */
 #define EVENT_CHECK_NS 20000ull         /* while polling idle rings, every 20 us */
 #define TAP_CHECK_ROUNDS 4              /* while busy, with taps of quiet queues watched instead of read */
-#define QUIET_PEEK_ROUNDS 4             /* while busy, a quiet queue is peeked at every so many rounds */
 #define SPARSE_EXTRA_LOOKS 4            /* an interactive queue's looks between backlogged turns, a round */
 #define VANILLA_PACKETS 256             /* vhost-net's VHOST_NET_PKT_WEIGHT */
 #define VANILLA_BYTES 0x80000           /* vhost-net's VHOST_NET_WEIGHT */
@@ -53,6 +52,9 @@ struct dp_slot {
         /* quiet: its last look was a peek that found nothing (see peek()); polling: its mode
          * then; tap_ready: the tap reported data since its last turn */
         bool quiet, polling, tap_ready;
+        /* while others are busy, a queue idle for longer than ELVIS_DRR_SPARSE_NS is not
+         * peeked again before this time (elvis_drr_quiet_due); a kick or tap data clears it */
+        uint64_t next_peek;
         /* looks it had this round after backlogged turns, as an interactive queue */
         unsigned extra;
 };
@@ -343,6 +345,7 @@ static void on_kick(struct dp_slot *sl, int fd)
                 atomic_store(&qp->vmm_fd_stuck, true);
         if (v)
                 STAT_ADD(qp->st.kicks, v);
+        sl->next_peek = 0;      /* a kicked queue waits ELVIS_QUIET_PEEK_ROUNDS rounds at most */
 }
 
 static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
@@ -363,6 +366,7 @@ static void handle_events(struct dp_server *s, struct epoll_event *ev, int n)
                 if (g->kind == REG_TAP) {
                         /* data waits in the tap: the slot's next look turns it, which reads it */
                         g->slot->tap_ready = true;
+                        g->slot->next_peek = 0;
                         continue;
                 }
                 on_kick(g->slot, g->fd);
@@ -484,6 +488,7 @@ static unsigned look(struct dp_server *s, struct dp_slot *sl, uint64_t *now, str
                 sl->quiet = !fresh && peek(s, sl, *now, &tap);
                 if (sl->quiet) {
                         sl->busy = false;       /* the peek forfeited its credit */
+                        sl->next_peek = *now + ELVIS_IDLE_PEEK_NS;
                         STAT_ADD(s->st.polls, 1);
                         STAT_ADD(s->st.empty_polls, 1);
                         acc->taps |= tap;
@@ -557,10 +562,9 @@ static void *server_main(void *arg)
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&sl->qp->gen) == sl->reg_gen)
                                 continue;
-                        /* a quiet queue next to busy ones: peeked every QUIET_PEEK_ROUNDS
-                         * rounds (its slot number staggers them), its new work picked up
-                         * within that many rounds */
-                        if (sl->quiet && busy && (s->rr + idx) % QUIET_PEEK_ROUNDS) {
+                        /* a quiet queue next to busy ones: looked at when elvis_drr_quiet_due */
+                        if (sl->quiet && busy &&
+                            !elvis_drr_quiet_due(s->rr + idx, now, sl->last_work, sl->next_peek)) {
                                 acc.all_notify &= !sl->polling;
                                 continue;
                         }

@@ -138,3 +138,51 @@ Test(drr, an_interactive_queue_shortens_every_turn_and_the_shares_hold)
         elvis_drr_round_interactive(&r);
         cr_assert_eq(r.unit, (u64)8 << ELVIS_DRR_FRAC);
 }
+
+/* Quiet queues next to busy ones, simulated over 10 ms of 1 us rounds: one that had work
+ * lately is looked at every ELVIS_QUIET_PEEK_ROUNDS rounds; one idle for longer than an
+ * interactive gap at most once per ELVIS_IDLE_PEEK_NS after its last peek, and again
+ * within ELVIS_QUIET_PEEK_ROUNDS rounds once a kick clears its wait. */
+static unsigned looks(u64 start, u64 last_work, u64 kick_at, u64 *first_after_kick)
+{
+        u64 next_peek = 0;
+        unsigned n = 0;
+
+        *first_after_kick = 0;
+        for (u32 round = 0; round < 10000; round++) {
+                u64 now = start + round * 1000ull;
+
+                if (kick_at && now >= kick_at && now - 1000 < kick_at)
+                        next_peek = 0;          /* the kick's event, as on_kick does */
+                if (!elvis_drr_quiet_due(round + 3, now, last_work, next_peek))
+                        continue;
+                n++;
+                next_peek = now + ELVIS_IDLE_PEEK_NS;
+                if (kick_at && now >= kick_at && !*first_after_kick)
+                        *first_after_kick = now;
+        }
+        return n;
+}
+
+Test(drr, a_long_idle_queue_is_peeked_less_often_next_to_busy_ones)
+{
+        u64 start = 100 * ELVIS_DRR_SPARSE_NS, first;
+        unsigned recent, idle, never, kicked;
+
+        /* worked 1 ms before the window: every 4th round until 2 ms have passed, then the floor */
+        recent = looks(start, start - 1000000, 0, &first);
+        idle = looks(start, start - 5 * ELVIS_DRR_SPARSE_NS, 0, &first);
+        never = looks(start, 0, 0, &first);
+        cr_assert_eq(never, idle, "never worked is idle: %u against %u", never, idle);
+        /* 10 ms of 1 us rounds: 2500 looks at every 4th round; 10 ms / 50 us = 200 at the floor,
+         * a look landing on the first 4th round at or after it (52 us apart) */
+        cr_assert(idle >= 190 && idle <= 201, "a long idle queue: %u looks in 10 ms", idle);
+        cr_assert(recent >= 250 + 150 && recent <= 250 + 201,
+                  "1 ms of every 4th round while interactive, then the floor: %u", recent);
+        /* a kick 5.0105 ms in: looked at within 4 rounds, not at the end of the 50 us wait */
+        kicked = looks(start, 0, start + 5010500, &first);
+        cr_assert_geq(kicked, idle, "the kick took no look away");
+        cr_assert(first >= start + 5010500 && first - (start + 5010500) <= 4000,
+                  "the kicked queue was looked at %llu ns after the kick",
+                  (unsigned long long)(first - (start + 5010500)));
+}
