@@ -16,6 +16,7 @@
 
 struct elvis_drr_round {
         u64 unit;                       /* packets per weight unit this round, << ELVIS_DRR_FRAC, / 100 */
+        bool interactive;               /* an interactive queue is waiting: no turn beyond its quantum */
 };
 
 struct elvis_drr_queue {
@@ -27,6 +28,7 @@ struct elvis_drr_queue {
 static inline void elvis_drr_round_begin(struct elvis_drr_round *r, u32 budget_packets)
 {
         r->unit = (u64)(budget_packets ? budget_packets : 1) << ELVIS_DRR_FRAC;
+        r->interactive = false;
 }
 
 /* A busy queue of this weight whose rings hold ring_cap packets at once: lowers the unit
@@ -48,8 +50,11 @@ static inline void elvis_drr_round_fit(struct elvis_drr_round *r, u32 weight, u3
  * queues ahead of it in the round. While one is there, the unit is capped so that a
  * turn at the default weight moves at most ELVIS_DRR_SPARSE_PACKETS: every quantum
  * shrinks by the same factor, so the shares hold, and the interactive queue waits for
- * a round of short turns instead of long ones. What it costs the backlogged queues is a
- * turn's fixed cost more often (measured in bench/RESULTS.md, "Latency isolation"). */
+ * a round of short turns instead of long ones. Credit a backlogged queue banked while its
+ * guest refilled behind it (elvis_drr_charge) stays banked meanwhile: a turn spends at
+ * most this round's quantum, or one banked turn would be as long as the rounds this
+ * shortens. What it costs the backlogged queues is a turn's fixed cost more often
+ * (measured in bench/RESULTS.md, "Latency isolation"). */
 #define ELVIS_DRR_SPARSE_NS 2000000ull
 #define ELVIS_DRR_SPARSE_ITEMS 4u
 #define ELVIS_DRR_SPARSE_PACKETS 16u
@@ -84,6 +89,7 @@ static inline void elvis_drr_round_interactive(struct elvis_drr_round *r)
 
         if (limit < r->unit)
                 r->unit = limit;
+        r->interactive = true;
 }
 
 /* Credits a queue for its turn; returns the whole packets it may move now (0 while a
@@ -92,10 +98,13 @@ static inline u32 elvis_drr_grant(const struct elvis_drr_round *r, struct elvis_
                                   u32 ring_cap)
 {
         s64 cap = (s64)(2 * (u64)(ring_cap ? ring_cap : 1)) << ELVIS_DRR_FRAC;
+        s64 quantum = (s64)(r->unit * weight / 100);
 
-        q->credit += (s64)(r->unit * weight / 100);
+        q->credit += quantum;
         if (q->credit > cap)
                 q->credit = cap;        /* a queue never saves up more than two ringfuls */
+        if (r->interactive && q->credit > quantum + ((s64)1 << ELVIS_DRR_FRAC))
+                return (u32)((quantum >> ELVIS_DRR_FRAC) + 1);
         return (u32)(q->credit >> ELVIS_DRR_FRAC);
 }
 

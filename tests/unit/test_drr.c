@@ -186,3 +186,28 @@ Test(drr, a_long_idle_queue_is_peeked_less_often_next_to_busy_ones)
                   "the kicked queue was looked at %llu ns after the kick",
                   (unsigned long long)(first - (start + 5010500)));
 }
+
+/* Credit a queue banked while its guest refilled behind it (turns that ran dry having
+ * moved some) does not make a long turn while an interactive queue waits: the grant is
+ * the round's quantum; the bank is still there once the interactive queue has gone. */
+Test(drr, banked_credit_waits_while_an_interactive_queue_is_there)
+{
+        struct elvis_drr_queue q = { 0 };
+        struct elvis_drr_round r;
+        u32 g;
+
+        for (int i = 0; i < 8; i++) {           /* 8 turns of 128 granted, 10 moved each */
+                elvis_drr_round_begin(&r, 128);
+                g = elvis_drr_grant(&r, &q, 100, 64);
+                elvis_drr_charge(&q, g < 10 ? g : 10, true);
+        }
+        cr_assert_geq(q.credit >> ELVIS_DRR_FRAC, 100, "credit banked: %lld", (long long)(q.credit >> ELVIS_DRR_FRAC));
+        elvis_drr_round_begin(&r, 128);
+        elvis_drr_round_interactive(&r);
+        g = elvis_drr_grant(&r, &q, 100, 64);
+        cr_assert_leq(g, ELVIS_DRR_SPARSE_PACKETS + 1, "an interactive round's turn: %u", g);
+        elvis_drr_charge(&q, g, false);
+        elvis_drr_round_begin(&r, 128);
+        g = elvis_drr_grant(&r, &q, 100, 64);
+        cr_assert_gt(g, 64, "the bank is spent once the interactive queue has gone: %u", g);
+}
