@@ -534,8 +534,9 @@ static void *server_main(void *arg)
         while (!atomic_load(&s->stop)) {
                 uint64_t start = dp_now_ns(), end, now = start;
                 struct round_acc acc = { .all_notify = true };
-                /* after a round that moved packets, quiet queues wait their turn to be peeked */
-                bool busy = last_progress && !s->vanilla;
+                /* after a round that moved packets, quiet queues wait their turn to be peeked;
+                 * while any queue had work lately, long-idle ones wait (elvis_drr_quiet_due) */
+                bool busy = last_progress && !s->vanilla, recent = false;
 
                 apply_pending(s);
                 /* this round's unit: every busy queue's quantum must fit its rings */
@@ -547,6 +548,8 @@ static void *server_main(void *arg)
                         if (sl->live && sl->busy)
                                 elvis_drr_round_fit(&s->drr, sl->weight, sl->ring_cap);
                         sl->extra = 0;
+                        if (sl->live && sl->last_work + ELVIS_DRR_SPARSE_NS > start)
+                                recent = true;
                         if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start)) {
                                 elvis_drr_round_interactive(&s->drr);
                                 s->sparse[s->nsparse++] = sl;
@@ -562,9 +565,9 @@ static void *server_main(void *arg)
                          * unconnected devices cost the busy ones next to nothing */
                         if (!sl->live && atomic_load(&sl->qp->gen) == sl->reg_gen)
                                 continue;
-                        /* a quiet queue next to busy ones: looked at when elvis_drr_quiet_due */
-                        if (sl->quiet && busy &&
-                            !elvis_drr_quiet_due(s->rr + idx, now, sl->last_work, sl->next_peek)) {
+                        /* a quiet queue: looked at when elvis_drr_quiet_due */
+                        if (sl->quiet &&
+                            !elvis_drr_quiet_due(s->rr + idx, busy, recent, now, sl->last_work, sl->next_peek)) {
                                 acc.all_notify &= !sl->polling;
                                 continue;
                         }

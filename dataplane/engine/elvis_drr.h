@@ -64,22 +64,28 @@ static inline bool elvis_drr_sparse(u32 moved, u64 last_work_ns, u64 now)
         return moved <= ELVIS_DRR_SPARSE_ITEMS && last_work_ns && now - last_work_ns < ELVIS_DRR_SPARSE_NS;
 }
 
-/* Next to busy queues, a queue whose last look found nothing (a quiet one) is looked at
- * (peeked) in one round of ELVIS_QUIET_PEEK_ROUNDS (slot: its round-robin position plus the
- * round number, which staggers them), so new work on it waits that many rounds at most.
- * One with no work for longer than an interactive queue's gap (ELVIS_DRR_SPARSE_NS, or
- * never) also waits ELVIS_IDLE_PEEK_NS after its last peek (next_peek_ns; 0 once a kick or
- * tap data came): with short rounds next to many idle devices the peeks would otherwise
- * take a quarter of the sidecore (bench/RESULTS.md, "Per-device cost"), and a queue
- * silent that long pays more for a wake-up from sleep anyway. A round with no busy queue
- * peeks every quiet one: nothing else waits for the sidecore then. */
+/* Whether a queue whose last look found nothing (a quiet one) is looked at (peeked) this
+ * round. Next to busy queues (busy: the last round moved something), in one round of
+ * ELVIS_QUIET_PEEK_ROUNDS (slot: its round-robin position plus the round number, which
+ * staggers them), so new work on it waits that many rounds at most. A quiet queue with no
+ * work for longer than an interactive queue's gap (ELVIS_DRR_SPARSE_NS, or never) also
+ * waits ELVIS_IDLE_PEEK_NS after its last peek (next_peek_ns; 0 once a kick or tap data
+ * came) while any queue on the sidecore had work within that gap (recent), busy round or
+ * not: with short rounds next to many idle devices the peeks took a quarter of the
+ * sidecore, and a round of them between a guest's bursts delays the next pickup
+ * (bench/RESULTS.md, "Per-device cost"); a queue silent that long pays more for a wake-up
+ * from sleep anyway. With no recent work anywhere, every quiet queue is peeked every
+ * round: nothing else waits for the sidecore. */
 #define ELVIS_QUIET_PEEK_ROUNDS 4u
 #define ELVIS_IDLE_PEEK_NS 50000ull
 
-static inline bool elvis_drr_quiet_due(u32 slot, u64 now, u64 last_work_ns, u64 next_peek_ns)
+static inline bool elvis_drr_quiet_due(u32 slot, bool busy, bool recent, u64 now, u64 last_work_ns,
+                                       u64 next_peek_ns)
 {
-        if (slot % ELVIS_QUIET_PEEK_ROUNDS)
+        if (busy && slot % ELVIS_QUIET_PEEK_ROUNDS)
                 return false;
+        if (!busy && !recent)
+                return true;
         return now >= next_peek_ns || last_work_ns + ELVIS_DRR_SPARSE_NS > now;
 }
 

@@ -154,7 +154,7 @@ static unsigned looks(u64 start, u64 last_work, u64 kick_at, u64 *first_after_ki
 
                 if (kick_at && now >= kick_at && now - 1000 < kick_at)
                         next_peek = 0;          /* the kick's event, as on_kick does */
-                if (!elvis_drr_quiet_due(round + 3, now, last_work, next_peek))
+                if (!elvis_drr_quiet_due(round + 3, true, true, now, last_work, next_peek))
                         continue;
                 n++;
                 next_peek = now + ELVIS_IDLE_PEEK_NS;
@@ -210,4 +210,23 @@ Test(drr, banked_credit_waits_while_an_interactive_queue_is_there)
         elvis_drr_round_begin(&r, 128);
         g = elvis_drr_grant(&r, &q, 100, 64);
         cr_assert_gt(g, 64, "the bank is spent once the interactive queue has gone: %u", g);
+}
+
+/* Rounds that moved nothing: with work lately on some queue (a guest between bursts), a
+ * long-idle quiet queue still waits ELVIS_IDLE_PEEK_NS, an interactive one is looked at
+ * every round; with no work lately anywhere, every quiet queue every round. */
+Test(drr, between_bursts_only_long_idle_queues_wait)
+{
+        u64 now = 100 * ELVIS_DRR_SPARSE_NS;
+
+        for (u32 slot = 0; slot < 4; slot++) {
+                cr_assert(elvis_drr_quiet_due(slot, false, true, now, now - 1000, now + 1000),
+                          "interactive, slot %u: every round", slot);
+                cr_assert_not(elvis_drr_quiet_due(slot, false, true, now, 0, now + 1000),
+                              "long idle, peeked 49 us ago, slot %u: waits", slot);
+                cr_assert(elvis_drr_quiet_due(slot, false, true, now, 0, now), "long idle, its wait over");
+                cr_assert(elvis_drr_quiet_due(slot, false, false, now, 0, now + 1000),
+                          "nothing recent anywhere, slot %u: every round", slot);
+        }
+        cr_assert_not(elvis_drr_quiet_due(1, true, true, now, now - 1000, 0), "busy: every 4th round only");
 }
