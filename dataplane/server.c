@@ -542,21 +542,27 @@ static void *server_main(void *arg)
                 /* this round's unit: every busy queue's quantum must fit its rings */
                 elvis_drr_round_begin(&s->drr, atomic_load(&s->dp->params.budget_packets));
                 s->nsparse = 0;
+                /* a slot idle for long costs this walk two loads and no store */
                 for (unsigned k = 0; k < s->nslots && !s->vanilla; k++) {
                         struct dp_slot *sl = s->slots[k];
 
-                        if (sl->live && sl->busy)
+                        if (!sl->live)
+                                continue;
+                        if (sl->busy)
                                 elvis_drr_round_fit(&s->drr, sl->weight, sl->ring_cap);
-                        sl->extra = 0;
-                        if (sl->live && sl->last_work + ELVIS_DRR_SPARSE_NS > start)
-                                recent = true;
-                        if (sl->live && elvis_drr_sparse(sl->moved, sl->last_work, start)) {
+                        if (sl->last_work + ELVIS_DRR_SPARSE_NS <= start)
+                                continue;
+                        recent = true;
+                        if (elvis_drr_sparse(sl->moved, sl->last_work, start)) {
                                 elvis_drr_round_interactive(&s->drr);
+                                sl->extra = 0;  /* looks are counted for interactive slots only */
                                 s->sparse[s->nsparse++] = sl;
                         }
                 }
-                for (unsigned k = 0; k < s->nslots; k++) {
-                        unsigned idx = (s->rr + k) % s->nslots;
+                /* round robin from s->rr; the index wraps by a compare, not a division per
+                 * slot (a profile with 64 slots had the division among the round's top costs) */
+                for (unsigned k = 0, n = s->nslots, idx = n ? s->rr % n : 0; k < n;
+                     k++, idx = idx + 1 == n ? 0 : idx + 1) {
                         struct dp_slot *sl = s->slots[idx];
                         unsigned moved;
 
