@@ -550,7 +550,7 @@ static void *server_main(void *arg)
                                 continue;
                         if (sl->busy)
                                 elvis_drr_round_fit(&s->drr, sl->weight, sl->ring_cap);
-                        if (sl->last_work + ELVIS_DRR_SPARSE_NS <= start)
+                        if (!elvis_drr_recent(sl->last_work, start))
                                 continue;
                         recent = true;
                         if (elvis_drr_sparse(sl->moved, sl->last_work, start)) {

@@ -59,9 +59,15 @@ static inline void elvis_drr_round_fit(struct elvis_drr_round *r, u32 weight, u3
 #define ELVIS_DRR_SPARSE_ITEMS 4u
 #define ELVIS_DRR_SPARSE_PACKETS 16u
 
+/* Had work within an interactive queue's gap (a queue that never had any: no). */
+static inline bool elvis_drr_recent(u64 last_work_ns, u64 now)
+{
+        return last_work_ns && now - last_work_ns < ELVIS_DRR_SPARSE_NS;
+}
+
 static inline bool elvis_drr_sparse(u32 moved, u64 last_work_ns, u64 now)
 {
-        return moved <= ELVIS_DRR_SPARSE_ITEMS && last_work_ns && now - last_work_ns < ELVIS_DRR_SPARSE_NS;
+        return moved <= ELVIS_DRR_SPARSE_ITEMS && elvis_drr_recent(last_work_ns, now);
 }
 
 /* Whether a queue whose last look found nothing (a quiet one) is looked at (peeked) this
@@ -86,7 +92,7 @@ static inline bool elvis_drr_quiet_due(u32 slot, bool busy, bool recent, u64 now
                 return false;
         if (!busy && !recent)
                 return true;
-        return now >= next_peek_ns || last_work_ns + ELVIS_DRR_SPARSE_NS > now;
+        return now >= next_peek_ns || elvis_drr_recent(last_work_ns, now);
 }
 
 static inline void elvis_drr_round_interactive(struct elvis_drr_round *r)
