@@ -329,10 +329,13 @@ static bool peek(struct dp_server *s, struct dp_slot *sl, uint64_t now, bool *re
         return idle;
 }
 
-static void flush_signals(struct dp_slot *sl)
+/* True if there were notifications to write. */
+static bool flush_signals(struct dp_slot *sl)
 {
-        if (atomic_load_explicit(&sl->qp->signal, memory_order_relaxed))
-                dp_qp_flush_signals(sl->qp, sl->sig_fds);
+        if (!atomic_load_explicit(&sl->qp->signal, memory_order_relaxed))
+                return false;
+        dp_qp_flush_signals(sl->qp, sl->sig_fds);
+        return true;
 }
 
 /* The kick rate the device model turns into polling is counted here. */
@@ -466,6 +469,7 @@ static bool vanilla_busyloop(struct dp_server *s, uint64_t now, uint64_t *until,
 struct round_acc {
         unsigned progress;
         bool all_notify, tx_blocked, disk_wait, taps;
+        bool clock_fresh;       /* the last look ended on a clock read (a turn that did work) */
 };
 
 /* One look at a slot in a round: a peek when it was quiet (peek()), else the model's
@@ -476,6 +480,7 @@ static unsigned look(struct dp_server *s, struct dp_slot *sl, uint64_t *now, str
         unsigned moved = 0;
         bool spent, fresh;
 
+        acc->clock_fresh = false;
         if (!dp_mutex_trylock(&sl->qp->lock)) {
                 acc->all_notify = false;        /* the control thread is reconfiguring it */
                 return 0;
@@ -496,6 +501,7 @@ static unsigned look(struct dp_server *s, struct dp_slot *sl, uint64_t *now, str
                         sl->tap_ready = false;
                         moved = guarded_turn(s, sl, now);
                         acc->progress += moved;
+                        acc->clock_fresh = moved > 0;
                 }
                 sl->polling = sched_of(sl->qp)->mode == ELVIS_TURN_POLL;
                 if (sl->polling)
@@ -508,7 +514,9 @@ static unsigned look(struct dp_server *s, struct dp_slot *sl, uint64_t *now, str
         /* read under the lock: the control thread may reset the pair */
         spent = s->vanilla && dp_qp_sched(qp)->deficit_packets <= 0;
         dp_mutex_unlock(&sl->qp->lock);
-        flush_signals(sl);
+        /* eventfd writes and a yield take time the turn's clock read did not see */
+        if (flush_signals(sl) || spent)
+                acc->clock_fresh = false;
         if (spent)
                 sched_yield();  /* the budget ran out: let the other device threads run */
         return moved;
@@ -519,7 +527,7 @@ static void *server_main(void *arg)
         struct dp_server *s = arg;
         struct epoll_event ev[64];
         unsigned rounds = 0, last_progress = 0;
-        uint64_t last_events = 0, busy_until = 0;
+        uint64_t last_events = 0, busy_until = 0, next_start = 0;
         long switches = 0;
 
         atomic_store(&s->tid, gettid());
@@ -532,8 +540,14 @@ static void *server_main(void *arg)
                         log_warning("sidecore %u: cannot pin to CPU %d", s->id, s->cpu);
         }
         while (!atomic_load(&s->stop)) {
-                uint64_t start = dp_now_ns(), end, now = start;
+                /* A clock read costs as much as a few frames (about 30 ns in a VM): a round
+                 * that follows another with nothing in between starts where that one ended,
+                 * and a round whose last look was a turn that did work ends at that turn's
+                 * end (bench/RESULTS.md, "forward path"). Busy and idle time still add up. */
+                uint64_t start = next_start ? next_start : dp_now_ns(), end, now = start;
                 struct round_acc acc = { .all_notify = true };
+
+                next_start = 0;
                 /* after a round that moved packets, quiet queues wait their turn to be peeked;
                  * while any queue had work lately, long-idle ones wait (elvis_drr_quiet_due) */
                 bool busy = last_progress && !s->vanilla, recent = false;
@@ -598,7 +612,7 @@ static void *server_main(void *arg)
                 STAT_ADD(s->st.rounds, 1);
                 if (!acc.progress)
                         STAT_ADD(s->st.empty_rounds, 1);
-                end = dp_now_ns();
+                end = acc.clock_fresh ? now : dp_now_ns();
                 if (acc.progress) {
                         busy_until = 0;
                         STAT_ADD(s->st.busy_ns, end - start);
@@ -606,6 +620,8 @@ static void *server_main(void *arg)
                         if (++rounds % EVENT_CHECK_ROUNDS == 0 || (acc.taps && rounds % TAP_CHECK_ROUNDS == 0)) {
                                 int n = epoll_wait(s->epfd, ev, 64, 0);
                                 handle_events(s, ev, n);
+                        } else {
+                                next_start = end;
                         }
                         continue;
                 }
@@ -622,8 +638,11 @@ static void *server_main(void *arg)
                         int n;
                         /* polling: a syscall per empty round would slow the next pickup down;
                          * look at kicks and the control eventfd every so often instead */
-                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !acc.taps)
+                        if (s->nslots && end - last_events < EVENT_CHECK_NS && !acc.taps) {
+                                if (!acc.disk_wait)     /* no yield above */
+                                        next_start = end;
                                 continue;
+                        }
                         last_events = end;
                         if (!s->nslots) {
                                 /* nothing to serve: sleep until the daemon changes the list */

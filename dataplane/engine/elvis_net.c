@@ -207,6 +207,12 @@ static int num_buffers_rw(const struct elvis_iov *iov, u32 niov, u8 bytes[2], bo
 {
         u32 off = NUM_BUFFERS_OFF, k = 0;
 
+        if (ev_likely(niov && iov[0].len >= NUM_BUFFERS_OFF + 2)) {    /* one access */
+                ev_uptr p = ev_uptr_add(iov[0].base, NUM_BUFFERS_OFF);
+
+                return (write ? ev_copy_to(p, bytes, 2) : ev_copy_from(bytes, p, 2)) ? -EFAULT : 0;
+        }
+
         for (u32 i = 0; i < niov && k < 2; i++) {
                 while (k < 2 && off < iov[i].len) {
                         ev_uptr p = ev_uptr_add(iov[i].base, off);
@@ -250,7 +256,8 @@ int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
         struct elvis_chain *c = &q->rx_chain;
         bool mrg = q->features & (1ull << ELVIS_NET_FEAT_MRG_RXBUF);
         unsigned int hl = elvis_netq_hdr_len(q);
-        struct elvis_iov first[8];
+        struct elvis_iov first_copy[8];
+        const struct elvis_iov *first = NULL;  /* the first buffer's segments */
         u32 nfirst = 0;
         u64 off = 0;
         u16 popped = 0, used = 0;
@@ -263,6 +270,13 @@ int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
         while (off < len) {
                 u64 n;
 
+                /* a frame that needs a second buffer: the pop reuses the chain, keep the
+                 * first buffer's segments for num_buffers (most frames fit one buffer
+                 * and pay no copy) */
+                if (used == 1) {
+                        memcpy(first_copy, first, nfirst * sizeof(first[0]));
+                        first = first_copy;
+                }
                 r = elvis_vring_pop(&v->vr, c, ELVIS_CHAIN_WRITE);
                 if (r < 0)
                         goto fail;
@@ -280,7 +294,7 @@ int elvis_netq_deliver(struct elvis_netq *q, u8 *data, u32 len)
                 }
                 if (used == 0) {
                         nfirst = c->nin < 8 ? c->nin : 8;
-                        memcpy(first, &c->iov[c->nout], nfirst * sizeof(first[0]));
+                        first = &c->iov[c->nout];
                         /* without mergeable buffers num_buffers is left as the guest had it,
                          * as vhost-net and QEMU do: tun does not write it either */
                         if (!mrg && hl == ELVIS_NET_HDR_LEN_MRG &&

@@ -228,6 +228,29 @@ static inline int avail_head(const struct elvis_vring *vr, u16 idx, u16 *head)
         return ev_load16(ev_uptr_add(vr->avail, AVAIL_RING + 2u * slot(vr, idx)), head);
 }
 
+/* How many newly published chains' first descriptors pending() starts fetching. */
+#define PREFETCH_DESCS 32
+
+/* The descriptors of the entries the guest just published, [from, to), start on their way
+ * into the cache at once: each was written by the guest on another CPU, and a walk of one
+ * chain after another would wait for every miss in turn (a profile of the forward path had
+ * a fifth of its samples there). An entry is read, never trusted: one out of the ring is
+ * skipped and left to the pop. */
+static void prefetch_descs(const struct elvis_vring *vr, u16 from, u16 to)
+{
+        u16 n = (u16)(to - from);
+
+        if (n > PREFETCH_DESCS)
+                n = PREFETCH_DESCS;
+        for (u16 k = 0; k < n; k++) {
+                u16 head;
+
+                if (avail_head(vr, (u16)(from + k), &head) || head >= vr->num)
+                        return;
+                ev_prefetch(ev_uptr_add(vr->desc, (u64)head * sizeof(struct elvis_vring_desc)));
+        }
+}
+
 int elvis_vring_pending(struct elvis_vring *vr)
 {
         u16 idx, n;
@@ -239,6 +262,7 @@ int elvis_vring_pending(struct elvis_vring *vr)
         n = (u16)(idx - vr->last_avail_idx);
         if (ev_unlikely(n > vr->num))
                 return elvis_vring_fail(vr, -EPROTO, "avail index moved by more than the ring size");
+        prefetch_descs(vr, vr->avail_idx, idx);
         vr->avail_idx = idx;
         return n;
 }
