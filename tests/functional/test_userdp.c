@@ -972,11 +972,13 @@ static json_t *sidecore0(void)
  * the sidecore sleeps, and the next requests come with guest kicks and wake-ups. */
 Test(userdp, new_work_next_to_63_connected_idle_queues)
 {
-        const char *idle_argv[2 * 63 + 8] = { GUEST, "--mode", "rx", "--seconds", "90" };
+        /* 8 MB of guest memory each (rings and receive buffers need about 1 MB): 63 front
+         * ends at the emulator's default 64 MB had 4 GB to zero before the last connected */
+        const char *idle_argv[2 * 63 + 10] = { GUEST, "--mode", "rx", "--seconds", "90", "--mem-mb", "8" };
         char *socks[63], *sock, name[16];
         long long kicks, wakeups;
         struct resp r;
-        size_t argc = 5;
+        size_t argc = 7;
         json_t *j, *q, *s;
         pid_t idle;
         int st, live = 0;
@@ -998,9 +1000,18 @@ Test(userdp, new_work_next_to_63_connected_idle_queues)
                 _exit(127);
         }
         cr_assert_gt(idle, 0);
-        for (int i = 0; i < 500 && live < 63; i++) {
+        /* 63 handshakes one after another: up to 60 s on a loaded host, and the emulator
+         * must still be there (one that gave up is a failure of its own) */
+        for (int i = 0; i < 3000 && live < 63; i++) {
+                if (waitpid(idle, &st, WNOHANG) == idle)
+                        cr_assert_fail("the idle front ends' emulator exited (status %d) with %d of 63 connected", st,
+                                       live);
                 json_decref(queues_in("ready", NULL, &live));
                 usleep(20000);
+        }
+        if (live < 63) {        /* before teardown removes the sockets under it */
+                kill(idle, SIGKILL);
+                waitpid(idle, NULL, 0);
         }
         cr_assert_geq(live, 63, "the idle front ends connected (%d of 63)", live);
 
