@@ -207,20 +207,16 @@ static int num_buffers_rw(const struct elvis_iov *iov, u32 niov, u8 bytes[2], bo
 {
         u32 off = NUM_BUFFERS_OFF, k = 0;
 
-        if (ev_likely(niov && iov[0].len >= NUM_BUFFERS_OFF + 2)) {    /* one access */
-                ev_uptr p = ev_uptr_add(iov[0].base, NUM_BUFFERS_OFF);
-
-                return (write ? ev_copy_to(p, bytes, 2) : ev_copy_from(bytes, p, 2)) ? -EFAULT : 0;
-        }
-
+        /* one access per segment the two bytes fall in (one, for most drivers) */
         for (u32 i = 0; i < niov && k < 2; i++) {
-                while (k < 2 && off < iov[i].len) {
+                if (off < iov[i].len) {
+                        u32 n = iov[i].len - off < 2 - k ? iov[i].len - off : 2 - k;
                         ev_uptr p = ev_uptr_add(iov[i].base, off);
 
-                        if (write ? ev_copy_to(p, &bytes[k], 1) : ev_copy_from(&bytes[k], p, 1))
+                        if (write ? ev_copy_to(p, &bytes[k], n) : ev_copy_from(&bytes[k], p, n))
                                 return -EFAULT;
-                        k++;
-                        off++;
+                        k += n;
+                        off += n;
                 }
                 off -= iov[i].len;
         }

@@ -259,6 +259,37 @@ Test(netq, mergeable_buffers_carry_their_count)
         cr_assert_eq(*u32_at(p->r[ELVIS_NETQ_RX].used + 16), 36);
 }
 
+/* num_buffers wherever the guest split its first buffer: here bytes 0-9 of the header in
+ * one descriptor and the rest in the next, the frame then running into a second buffer. */
+Test(netq, num_buffers_is_written_across_the_first_buffers_segments)
+{
+        struct pair *p = &pairs[0];
+        struct ring *r = &p->r[ELVIS_NETQ_RX];
+        struct elvis_vring_desc *d;
+        uint32_t buf, buf2;
+
+        setup_pair(p, 0, (1ull << ELVIS_NET_FEAT_VERSION_1) | (1ull << ELVIS_NET_FEAT_MRG_RXBUF));
+        d = (struct elvis_vring_desc *)(mem + r->desc);
+        buf = r->buf;
+        buf2 = r->buf + 2 * BUFSZ;
+        d[0] = (struct elvis_vring_desc){ GPA + buf, 10, ELVIS_VRING_DESC_F_WRITE | ELVIS_VRING_DESC_F_NEXT, 1 };
+        d[1] = (struct elvis_vring_desc){ GPA + buf + 1024, 1024, ELVIS_VRING_DESC_F_WRITE, 0 };
+        d[2] = (struct elvis_vring_desc){ GPA + buf2, BUFSZ, ELVIS_VRING_DESC_F_WRITE, 0 };
+        u16_at(r->avail + 4)[0] = 0;
+        u16_at(r->avail + 4)[1] = 2;
+        r->avail_idx = 2;
+        *u16_at(r->avail + 2) = 2;
+        backend_frame(p, 0x33, 1100);
+        cr_assert_eq(turn(p, NULL, 100), 1);
+        cr_assert_eq(used_idx(p, ELVIS_NETQ_RX), 2, "one frame, two buffers");
+        cr_assert_eq(mem[buf + 1024], 2, "num_buffers' low byte, in the first buffer's second segment");
+        cr_assert_eq(mem[buf + 1025], 0);
+        cr_assert_eq(mem[buf + 1026], 0x33, "the frame after the header");
+        cr_assert_eq(mem[buf2], 0x33);
+        cr_assert_eq(*u32_at(r->used + 8), 1034);
+        cr_assert_eq(*u32_at(r->used + 16), 66);
+}
+
 Test(netq, a_frame_without_room_waits_and_asks_for_rx_kicks)
 {
         struct pair *p = &pairs[0];
